@@ -1,0 +1,5 @@
+"""``python -m qkdnet`` runs the command-line interface."""
+
+from qkdnet.cli import app
+
+app()

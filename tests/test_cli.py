@@ -1,0 +1,163 @@
+"""The ``qkdnet`` command line as a user drives it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from qkdnet.cli import app, parse_losses
+from qkdnet.errors import ParameterError
+
+runner = CliRunner()
+
+
+def _json(*args: str) -> list[dict[str, object]]:
+    result = runner.invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows: list[dict[str, object]] = json.loads(result.stdout)
+    return rows
+
+
+def test_skr_json_has_a_row_per_type_and_loss() -> None:
+    """Default: all seven types; JSON rows carry type, loss_db, skr_bps, plob_bps."""
+    rows = _json("skr", "--loss", "0:20:5")
+    assert {r["type"] for r in rows} == {"I", "II", "III", "IV", "V", "VI", "VII"}
+    assert len(rows) == 7 * 5
+    for row in rows:
+        assert {"type", "loss_db", "skr_bps", "plob_bps"} <= row.keys()
+    at_zero = [r for r in rows if r["loss_db"] == 0]
+    assert all(r["plob_bps"] is None for r in at_zero)  # infinite bound: JSON null
+
+
+def test_skr_at_mean_backbone_loss_matches_the_library() -> None:
+    """The command reports the same rate the model computes."""
+    [row] = _json("skr", "--type", "I", "--loss", "18.61")
+    assert row["loss_db"] == 18.61
+    assert 70e3 < float(row["skr_bps"]) < 80e3  # type: ignore[arg-type]
+
+
+def test_field_values_lower_the_rate() -> None:
+    """--field uses the pessimistic field corner."""
+    [ideal] = _json("skr", "--type", "II", "--loss", "18.61")
+    [field] = _json("skr", "--type", "II", "--loss", "18.61", "--field")
+    assert float(field["skr_bps"]) < 0.5 * float(ideal["skr_bps"])  # type: ignore[arg-type]
+
+
+def test_set_overrides_a_parameter_only_where_it_applies() -> None:
+    """--set mu=0.6 changes the DV types and leaves the CV types alone."""
+    base = {r["type"]: r["skr_bps"] for r in _json("skr", "--loss", "10")}
+    changed = {r["type"]: r["skr_bps"] for r in _json("skr", "--loss", "10", "--set", "mu=0.6")}
+    assert changed["I"] != base["I"]
+    assert changed["VI"] == base["VI"]
+
+
+def test_block_size_gives_finite_key_and_asymptotic_for_comparison() -> None:
+    """With --block-size each row carries both rates; finite is the smaller."""
+    [row] = _json("skr", "--type", "IV", "--loss", "18.61", "--block-size", "1e8")
+    assert 0 < float(row["skr_bps"]) < float(row["asymptotic_skr_bps"])  # type: ignore[arg-type]
+
+
+def test_csv_output_parses_with_a_header() -> None:
+    """CSV is one header line and a row per point."""
+    result = runner.invoke(app, ["skr", "--type", "V,VI", "--loss", "0,10", "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["type"] for r in rows] == ["V", "V", "VI", "VI"]
+
+
+def test_table_output_shows_rates_with_units() -> None:
+    """The table is for people: rates carry units."""
+    result = runner.invoke(app, ["skr", "--type", "I", "--loss", "18.61"])
+    assert result.exit_code == 0
+    assert "kbit/s" in result.stdout
+
+
+def test_reach_gives_limits_and_target_losses() -> None:
+    """reach lists each type's maximum loss and the loss at a target rate, the latter less."""
+    rows = _json("reach", "--target-skr", "10000")
+    assert len(rows) == 7
+    for row in rows:
+        assert float(row["loss_at_target_db"]) < float(row["max_loss_db"])  # type: ignore[arg-type]
+
+
+def test_devices_lists_parameters_with_meanings() -> None:
+    """devices --params documents every parameter of every type."""
+    rows = _json("devices", "--params")
+    assert {"type": "I", "parameter": "mu", "value": 0.5} .items() <= next(
+        r for r in rows if r["type"] == "I" and r["parameter"] == "mu").items()
+    assert all(r["meaning"] for r in rows)
+
+
+def test_plot_writes_both_figures_and_their_data(tmp_path: Path) -> None:
+    """--plot DIR writes Fig. 3 and Fig. 4 as PNG with the CSV behind each."""
+    result = runner.invoke(app, ["skr", "--plot", str(tmp_path / "figs")])
+    assert result.exit_code == 0, result.output
+    for stem, types in (("fig3_backbone", {"I", "II", "III", "IV"}),
+                        ("fig4_metro", {"V", "VI", "VII"})):
+        png = tmp_path / "figs" / f"{stem}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.stat().st_size > 20_000
+        rows = list(csv.DictReader((tmp_path / "figs" / f"{stem}.csv").open()))
+        assert {r["type"] for r in rows} == types
+        assert all(float(r["skr_field_worst_bps"]) <= float(r["skr_ideal_bps"]) for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["skr", "--loss", "-3"], "--loss=-3"),
+        (["skr", "--loss", "ten"], "--loss=ten"),
+        (["skr", "--loss", "10:0"], "--loss=10:0"),
+        (["skr", "--type", "VIII"], "type=VIII"),
+        (["skr", "--set", "e_d=0.5"], "e_d=0.5"),
+        (["skr", "--set", "nu=0.6"], "nu=0.6"),
+        (["skr", "--set", "p_mu=0.9"], "p_mu+p_nu+p_vac="),
+        (["skr", "--set", "colour=blue"], "--set=colour=blue"),
+        (["skr", "--type", "I", "--block-size", "1000"], "--block-size=1000"),
+        (["skr", "--format", "xml"], "--format=xml"),
+        (["reach", "--target-skr", "-5"], "--target-skr=-5"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_parameter_with_exit_code_2(
+    args: list[str], named: str
+) -> None:
+    """Each mistake gets exit code 2 and one line on stderr naming what is wrong."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("qkdnet: error: ")
+    assert named in lines[0]
+    assert result.stdout == ""
+
+
+def test_block_size_error_says_what_would_work() -> None:
+    """The refusal of a too-small block gives the minimum that would yield key."""
+    result = runner.invoke(app, ["skr", "--type", "I", "--block-size", "1000"])
+    assert "needs at least" in result.stderr
+
+
+def test_loss_ranges_include_their_end() -> None:
+    """0:40:10 is 0, 10, 20, 30, 40."""
+    assert list(parse_losses("0:40:10")) == [0, 10, 20, 30, 40]
+    with pytest.raises(ParameterError):
+        parse_losses("0:10:0")
+
+
+def test_installed_entry_point_exits_2_on_bad_input() -> None:
+    """The real ``qkdnet`` executable, as a shell would run it."""
+    exe = shutil.which("qkdnet") or str(Path(sys.executable).with_name("qkdnet"))
+    done = subprocess.run([exe, "skr", "--type", "X"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "qkdnet: error: type=X is not allowed: device type must be one of "
+        "I, II, III, IV, V, VI, VII"
+    )
