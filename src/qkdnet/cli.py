@@ -159,7 +159,8 @@ def skr_command(
     set_: SetOption = None,
     fmt: FormatOption = "table",
     plot: Annotated[Path | None, typer.Option(help="Write the paper's Fig. 3 and Fig. 4 "
-                                              "(PNG + CSV) into this folder.")] = None,
+                                              "(PNG + CSV) into this folder; they always "
+                                              "show every type, ideal and field.")] = None,
 ) -> None:
     """Secure key rate of the device types against channel loss, with the PLOB bound."""
     console = Console(soft_wrap=True)
