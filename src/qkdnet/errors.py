@@ -1,7 +1,8 @@
 """The project's exception tree.
 
     QkdnetError
-     └── ParameterError   a value is outside the range a model or command accepts
+     ├── ParameterError   a value is outside the range a model or command accepts
+     └── ScenarioError    a network or scenario (file) is inconsistent or malformed
 
 Every error message names the offending parameter and the allowed range, on one line, and
 never contains key material.
@@ -32,3 +33,25 @@ def _show(value: object) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+class ScenarioError(QkdnetError, ValueError):
+    """A scenario is malformed: names the file, the line, the path in it and the problem.
+
+    ``path`` is the place in the document, like ``qkd_links[3].b``; ``source`` and
+    ``line`` are filled in when the scenario came from a file.
+    """
+
+    def __init__(self, path: str, problem: str, source: str | None = None,
+                 line: int | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        self.source = source
+        self.line = line
+        where = ":".join(str(x) for x in (source, line) if x is not None)
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}{path}: {problem}" if path else f"{prefix}{problem}")
+
+    def located(self, source: str, line: int | None) -> ScenarioError:
+        """The same error, placed in ``source`` at ``line``."""
+        return ScenarioError(self.path, self.problem, source, line)

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from qkdnet.errors import ParameterError
-from qkdnet.quantum.devices import CATALOGUE, device_type, device_types
+from qkdnet.quantum.devices import BACKBONE_TYPES, CATALOGUE, device_type, device_types
 from qkdnet.quantum.field import DV_FIELD, draw_field_params, pessimistic_params
 from qkdnet.quantum.params import CVParams, DecoyBB84Params
 from qkdnet.quantum.rates import skr
+from qkdnet.topology.device_types import CV_DEVICE_TYPES, DEVICE_TYPES
 
 # (repetition rate Hz, detector efficiency, detection) as reported by Chen et al. 2025
 PAPER = {
@@ -83,3 +84,10 @@ def test_field_links_sit_between_pessimistic_and_ideal(name: str) -> None:
     field = skr(device, loss, draw_field_params(device, seed=3, size=500))
     assert np.all(field <= skr(device, 12.0) + 1e-9)
     assert np.all(field >= skr(device, 12.0, pessimistic_params(device)) - 1e-9)
+
+
+def test_catalogue_agrees_with_the_networks_record_of_types() -> None:
+    """The topology's type names, domains and CV/DV split are the catalogue's."""
+    assert tuple(CATALOGUE) == DEVICE_TYPES
+    assert tuple(n for n, d in CATALOGUE.items() if d.is_cv) == CV_DEVICE_TYPES
+    assert tuple(n for n, d in CATALOGUE.items() if d.domain == "backbone") == BACKBONE_TYPES

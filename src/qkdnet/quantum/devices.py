@@ -14,6 +14,11 @@ from typing import Any, Literal
 
 from qkdnet.errors import ParameterError
 from qkdnet.quantum.params import CVParams, DecoyBB84Params, ProtocolParams
+from qkdnet.topology.device_types import (
+    BACKBONE_DEVICE_TYPES,
+    DEVICE_TYPES,
+    METRO_DEVICE_TYPES,
+)
 
 Domain = Literal["backbone", "metro"]
 
@@ -71,8 +76,8 @@ CATALOGUE: dict[str, DeviceType] = {
     )
 }
 
-BACKBONE_TYPES = ("I", "II", "III", "IV")
-METRO_TYPES = ("V", "VI", "VII")
+BACKBONE_TYPES = BACKBONE_DEVICE_TYPES
+METRO_TYPES = METRO_DEVICE_TYPES
 _ARABIC = {str(i): name for i, name in enumerate(CATALOGUE, start=1)}
 
 
@@ -81,7 +86,7 @@ def device_type(name: str) -> DeviceType:
     key = name.strip().upper()
     key = _ARABIC.get(key, key)
     if key not in CATALOGUE:
-        raise ParameterError("type", name, "device type must be one of I, II, III, IV, V, VI, VII")
+        raise ParameterError("type", name, "device type must be one of " + ", ".join(DEVICE_TYPES))
     return CATALOGUE[key]
 
 

@@ -1,0 +1,249 @@
+"""Scenario files: a network written in YAML or JSON, validated on load.
+
+The format (``qkdnet_scenario: 1``), with defaults where a field may be left out::
+
+    qkdnet_scenario: 1
+    name: my-network
+    regions: [{id: north, name: North}]              # optional
+    nodes:
+      - {id: a, name: A, kind: backbone_access, lat: 39.9, lon: 116.4, city: A, region: north}
+    qkd_links:
+      - {a: a, b: b, length_km: 70, loss_db: 18.6,   # loss_db: 0.2 dB/km x length if absent
+         device_type: I, device_pairs: 1, multiplexing: wdm, time_share: 1.0,
+         field: {e_d: 0.01, dark_count_hz: 800, f_ec: 1.4}}   # id: "a--b" if absent
+    km_links:                                        # absent: one direct KM-link per QKD-link
+      - {id: km-a-c, a: a, b: c, kind: remote, path: [a--b, b--c]}
+    domains:
+      - {id: backbone, kind: backbone, name: Backbone, nodes: [a, b, c]}
+
+Errors name the file, the line, the path in the document and the problem:
+``net.yaml:14: qkd_links[2].b: unknown node 'xyz'``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from qkdnet.errors import ScenarioError
+from qkdnet.topology.model import (
+    Domain,
+    DomainKind,
+    KMLink,
+    KMLinkKind,
+    Multiplexing,
+    Network,
+    Node,
+    NodeKind,
+    QKDLink,
+    Region,
+)
+from qkdnet.topology.validation import validated
+
+FORMAT_VERSION = 1
+DEFAULT_ATTENUATION_DB_PER_KM = 0.2
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegionSpec(_Spec):
+    id: str
+    name: str = ""
+
+
+class NodeSpec(_Spec):
+    id: str
+    name: str = ""
+    kind: NodeKind
+    lat: float
+    lon: float
+    city: str = ""
+    region: str = ""
+
+
+class QKDLinkSpec(_Spec):
+    id: str | None = None
+    a: str
+    b: str
+    length_km: float
+    loss_db: float | None = None
+    device_type: str
+    device_pairs: int = 1
+    multiplexing: Multiplexing = Multiplexing.WDM
+    time_share: float = 1.0
+    field: dict[str, float] = {}
+
+
+class KMLinkSpec(_Spec):
+    id: str | None = None
+    a: str
+    b: str
+    kind: KMLinkKind
+    path: list[str] = []
+
+
+class DomainSpec(_Spec):
+    id: str
+    kind: DomainKind
+    name: str = ""
+    nodes: list[str]
+
+
+class ScenarioSpec(_Spec):
+    qkdnet_scenario: Literal[1]
+    name: str
+    notes: str = ""
+    regions: list[RegionSpec] = []
+    nodes: list[NodeSpec]
+    qkd_links: list[QKDLinkSpec] = []
+    km_links: list[KMLinkSpec] | None = None
+    domains: list[DomainSpec] = []
+
+
+def network_from_spec(spec: ScenarioSpec) -> Network:
+    """The model of a parsed document, validated (errors carry document paths)."""
+    links = tuple(
+        QKDLink(s.id or f"{s.a}--{s.b}", s.a, s.b, s.length_km,
+                s.loss_db if s.loss_db is not None
+                else DEFAULT_ATTENUATION_DB_PER_KM * s.length_km,
+                s.device_type, s.device_pairs, s.multiplexing, s.time_share,
+                MappingProxyType(dict(s.field)))
+        for s in spec.qkd_links
+    )
+    if spec.km_links is None:
+        km_links = tuple(KMLink(f"km:{lk.a}~{lk.b}", lk.a, lk.b, KMLinkKind.DIRECT, (lk.id,))
+                         for lk in links)
+    else:
+        km_links = tuple(KMLink(s.id or f"km:{s.a}~{s.b}", s.a, s.b, s.kind, tuple(s.path))
+                         for s in spec.km_links)
+    return validated(Network(
+        spec.name,
+        tuple(Node(s.id, s.name or s.id, s.kind, s.lat, s.lon, s.city, s.region)
+              for s in spec.nodes),
+        links, km_links,
+        tuple(Domain(s.id, s.kind, s.name or s.id, frozenset(s.nodes)) for s in spec.domains),
+        tuple(Region(s.id, s.name or s.id) for s in spec.regions),
+        spec.notes,
+    ))
+
+
+def network_to_document(network: Network) -> dict[str, Any]:
+    """Plain data in the file format; loading it gives back an equal network."""
+    return {
+        "qkdnet_scenario": FORMAT_VERSION,
+        "name": network.name,
+        "notes": network.notes,
+        "regions": [{"id": r.id, "name": r.name} for r in network.regions],
+        "nodes": [{"id": n.id, "name": n.name, "kind": n.kind.value, "lat": n.lat,
+                   "lon": n.lon, "city": n.city, "region": n.region} for n in network.nodes],
+        "qkd_links": [
+            {"id": lk.id, "a": lk.a, "b": lk.b, "length_km": lk.length_km,
+             "loss_db": lk.loss_db, "device_type": lk.device_type,
+             "device_pairs": lk.device_pairs, "multiplexing": lk.multiplexing.value,
+             "time_share": lk.time_share, "field": dict(lk.field)}
+            for lk in network.qkd_links
+        ],
+        "km_links": [{"id": k.id, "a": k.a, "b": k.b, "kind": k.kind.value,
+                      "path": list(k.path)} for k in network.km_links],
+        "domains": [{"id": d.id, "kind": d.kind.value, "name": d.name,
+                     "nodes": sorted(d.nodes)} for d in network.domains],
+    }
+
+
+def save_network(network: Network, path: Path) -> Path:
+    """Write ``network`` as YAML (``.yaml``/``.yml``) or JSON (``.json``)."""
+    document = network_to_document(network)
+    if path.suffix == ".json":
+        text = json.dumps(document, indent=1)
+    else:
+        text = yaml.dump(document, Dumper=_dumper(), sort_keys=False, default_flow_style=None,
+                         allow_unicode=True, width=100)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_network(path: Path) -> Network:
+    """Read and validate a scenario file; every problem is a ScenarioError naming
+    the file, the line and the path in the document."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError("", f"cannot read scenario: {exc.strerror}", source) from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_loader())
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ScenarioError("", f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
+                            + " ".join(str(exc).split()), source, _error_line(exc)) from None
+    try:
+        return network_from_spec(ScenarioSpec.model_validate(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = _dotted(first["loc"])
+        raise ScenarioError(where, first["msg"], source,
+                            line_of(text, first["loc"])) from None
+    except ScenarioError as exc:
+        raise exc.located(source, line_of(text, _parse_dotted(exc.path))) from None
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _parse_dotted(path: str) -> tuple[int | str, ...]:
+    parts: list[int | str] = []
+    for piece in path.replace("[", ".[").split("."):
+        if piece.startswith("["):
+            parts.append(int(piece.strip("[]")))
+        elif piece:
+            parts.append(piece)
+    return tuple(parts)
+
+
+def line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the deepest element of ``loc`` found in the document (YAML or JSON,
+    which YAML reads too); None if the text cannot be composed."""
+    try:
+        node = yaml.compose(text, Loader=_loader())
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = [(k, v) for k, v in node.value if k.value == part]
+            if not found:
+                break
+            line, node = found[0][0].start_mark.line + 1, found[0][1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _error_line(exc: Exception) -> int | None:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return int(mark.line) + 1
+    return getattr(exc, "lineno", None)
+
+
+def _loader() -> type[yaml.SafeLoader]:
+    # libyaml's loader is several times faster where PyYAML was built with it
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _dumper() -> type[yaml.SafeDumper]:
+    return getattr(yaml, "CSafeDumper", yaml.SafeDumper)
