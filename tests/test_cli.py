@@ -161,3 +161,94 @@ def test_installed_entry_point_exits_2_on_bad_input() -> None:
         "qkdnet: error: type=X is not allowed: device type must be one of "
         "I, II, III, IV, V, VI, VII"
     )
+
+
+# --- qkdnet topology ---------------------------------------------------------------------
+
+
+def test_topology_summary_json_has_the_headline_figures() -> None:
+    """The JSON object carries the paper's headline figures for cn-qcn."""
+    result = runner.invoke(app, ["topology", "summary", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["backbone_nodes"] == 145
+    assert figures["backbone_links"] == 144
+    assert figures["access_nodes"] == 41 and figures["relay_nodes"] == 104
+    assert figures["bsbn_nodes"] == 32
+    assert figures["metro_networks"] == 20 and figures["metro_access_nodes"] == 36
+    assert figures["user_nodes"] >= 800 and figures["ground_stations"] == 6
+    assert abs(figures["backbone_fibre_km"] - 10_103) < 101
+    assert abs(figures["mean_backbone_link_loss_db"] - 18.61) < 0.1
+
+
+def test_topology_export_yaml_reloads_as_a_scenario(tmp_path: Path) -> None:
+    """export --format yaml writes a scenario file that summary reads back identically."""
+    out = tmp_path / "cn.yaml"
+    assert runner.invoke(app, ["topology", "export", "-f", "yaml", "-o", str(out)]).exit_code == 0
+    built_in = runner.invoke(app, ["topology", "summary", "-f", "json"]).stdout
+    from_file = runner.invoke(app, ["topology", "summary", "-f", "json", "--scenario", str(out)])
+    assert json.loads(from_file.stdout) == json.loads(built_in)
+
+
+def test_topology_export_graphml_reads_back_in_networkx(tmp_path: Path) -> None:
+    """The GraphML export has one node per node and one edge per QKD-link."""
+    import networkx as nx
+
+    out = tmp_path / "cn.graphml"
+    assert runner.invoke(app, ["topology", "export", "-o", str(out)]).exit_code == 0
+    figures = json.loads(runner.invoke(app, ["topology", "summary", "-f", "json"]).stdout)
+    g = nx.read_graphml(out)
+    assert (g.number_of_nodes(), g.number_of_edges()) == (figures["nodes"],
+                                                          figures["qkd_links"])
+
+
+def test_topology_map_writes_a_png(tmp_path: Path) -> None:
+    """map -o FILE.png draws the network."""
+    out = tmp_path / "map.png"
+    result = runner.invoke(app, ["topology", "map", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_topology_generate_writes_a_loadable_network_of_that_size(tmp_path: Path) -> None:
+    """generate --nodes N --seed S writes a scenario with N nodes; same seed, same file."""
+    first, again = tmp_path / "a.json", tmp_path / "b.json"
+    for out in (first, again):
+        result = runner.invoke(app, ["topology", "generate", "--nodes", "500", "--seed", "3",
+                                     "-o", str(out)])
+        assert result.exit_code == 0, result.output
+    assert first.read_text() == again.read_text()
+    figures = json.loads(runner.invoke(
+        app, ["topology", "summary", "-f", "json", "--scenario", str(first)]).stdout)
+    assert figures["nodes"] == 500
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["topology", "summary", "--scenario", "atlantis"], "--scenario: 'atlantis'"),
+        (["topology", "export", "-f", "kml", "-o", "x.kml"], "--format=kml"),
+        (["topology", "generate", "--nodes", "3", "-o", "x.yaml"], "--nodes=3"),
+    ],
+)
+def test_topology_bad_input_is_one_line_with_exit_code_2(args: list[str], named: str) -> None:
+    """Unknown scenarios, formats and sizes are refused with the parameter named."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and named in result.stderr
+
+
+def test_a_bad_scenario_file_is_refused_naming_file_line_and_path(tmp_path: Path) -> None:
+    """The user sees where in their file the problem is."""
+    bad = tmp_path / "net.yaml"
+    bad.write_text(
+        "qkdnet_scenario: 1\nname: t\nnodes:\n"
+        "  - {id: a, kind: backbone_access, lat: 30, lon: 110}\n"
+        "  - {id: b, kind: backbone_access, lat: 31, lon: 111}\n"
+        "qkd_links:\n"
+        "  - {a: a, b: c, length_km: 70, device_type: I}\n"
+    )
+    result = runner.invoke(app, ["topology", "summary", "--scenario", str(bad)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"qkdnet: error: {bad}:7: qkd_links[0].b: unknown node 'c'")

@@ -116,14 +116,15 @@ def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
 
 
-def _rows(name: str) -> Iterator[dict[str, str]]:
+def data_rows(name: str) -> Iterator[dict[str, str]]:
+    """The rows of one of the scenario's data files (``cities.csv``, ...)."""
     text = (resources.files("qkdnet.topology") / "data" / name).read_text(encoding="utf-8")
     yield from csv.DictReader(text.splitlines())
 
 
 def _cities() -> dict[str, City]:
     return {r["city"]: City(r["city"], r["province"], float(r["lat"]), float(r["lon"]))
-            for r in _rows("cities.csv")}
+            for r in data_rows("cities.csv")}
 
 
 def _routes() -> list[Route]:
@@ -131,7 +132,7 @@ def _routes() -> list[Route]:
         Route(r["domain"], (r["from"], *[v for v in r["via"].split(";") if v], r["to"]),
               int(r["links"]) if r["links"] else None,
               float(r["fibre_km"]) if r["fibre_km"] else None)
-        for r in _rows("cn_qcn_routes.csv")
+        for r in data_rows("cn_qcn_routes.csv")
     ]
 
 
@@ -278,7 +279,7 @@ def _metro_link(b: _Builder, x: str, y: str, device_type: str, **extra: object) 
 
 
 def _lay_metros(b: _Builder) -> None:
-    for row in _rows("cn_qcn_metros.csv"):
+    for row in data_rows("cn_qcn_metros.csv"):
         city = b.cities[row["city"]]
         attach = slug(row["attach"])
         domain = f"metro-{slug(city.name)}"
@@ -316,7 +317,7 @@ def _lay_users(b: _Builder, access: str, domain: str) -> None:
 
 def _lay_sites(b: _Builder) -> None:
     stations = []
-    for row in _rows("cn_qcn_sites.csv"):
+    for row in data_rows("cn_qcn_sites.csv"):
         kind = NodeKind(row["kind"])
         node = Node(row["id"], row["name"], kind, float(row["lat"]), float(row["lon"]),
                     row["name"].split(" ")[0], _REGION_OF[row["province"]])

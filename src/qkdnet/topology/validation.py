@@ -6,11 +6,11 @@ entry (``qkd_links[3].b``) and the problem in words.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from qkdnet.errors import ScenarioError
 from qkdnet.topology.device_types import DEVICE_TYPES, FIELD_PARAMETERS
-from qkdnet.topology.model import KMLinkKind, Network, NodeKind
+from qkdnet.topology.model import KMLinkKind, Network, Node, NodeKind
 
 
 def validated(network: Network) -> Network:
@@ -51,11 +51,7 @@ def _check_qkd_links(network: Network) -> None:
     pairs: set[frozenset[str]] = set()
     for i, lk in enumerate(network.qkd_links):
         at = f"qkd_links[{i}]"
-        for end in ("a", "b"):
-            if getattr(lk, end) not in nodes:
-                raise ScenarioError(f"{at}.{end}", f"unknown node {getattr(lk, end)!r}")
-        if lk.a == lk.b:
-            raise ScenarioError(f"{at}.b", f"link joins node {lk.a!r} to itself")
+        _check_ends(at, lk.a, lk.b, nodes, "link")
         pair = frozenset(lk.ends)
         if pair in pairs:
             raise ScenarioError(at, f"second link between {lk.a!r} and {lk.b!r}; use "
@@ -78,16 +74,20 @@ def _check_qkd_links(network: Network) -> None:
                                     + ", ".join(FIELD_PARAMETERS))
 
 
+def _check_ends(at: str, a: str, b: str, nodes: Mapping[str, Node], what: str) -> None:
+    for end, node in (("a", a), ("b", b)):
+        if node not in nodes:
+            raise ScenarioError(f"{at}.{end}", f"unknown node {node!r}")
+    if a == b:
+        raise ScenarioError(f"{at}.b", f"{what} joins node {a!r} to itself")
+
+
 def _check_km_links(network: Network) -> None:
     _check_unique("km_links", (k.id for k in network.km_links))
     nodes, links = network.node, network.link
     for i, km in enumerate(network.km_links):
         at = f"km_links[{i}]"
-        for end in ("a", "b"):
-            if getattr(km, end) not in nodes:
-                raise ScenarioError(f"{at}.{end}", f"unknown node {getattr(km, end)!r}")
-        if km.a == km.b:
-            raise ScenarioError(f"{at}.b", f"KM-link joins node {km.a!r} to itself")
+        _check_ends(at, km.a, km.b, nodes, "KM-link")
         for j, link_id in enumerate(km.path):
             if link_id not in links:
                 raise ScenarioError(f"{at}.path[{j}]", f"unknown QKD-link {link_id!r}")
