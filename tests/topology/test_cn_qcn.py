@@ -211,14 +211,3 @@ def test_city_ids_are_plain() -> None:
     assert slug("Xiong'an") == "xiongan"
     assert slug("Suzhou (Anhui)") == "suzhou-anhui"
 
-
-def test_the_example_scenario_in_examples_loads() -> None:
-    """The README's example file is a valid scenario with its ring intact."""
-    from pathlib import Path
-
-    from qkdnet.topology.scenario_file import load_network
-
-    example = Path(__file__).resolve().parents[2] / "examples" / "three-city-ring.yaml"
-    net = load_network(example)
-    assert len(edge_disjoint_paths(net, "hefei", "shanghai")) == 2
-    assert net.link["sh-m1--sh-u1"].multiplexing is Multiplexing.OPTICAL_SWITCH

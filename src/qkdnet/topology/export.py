@@ -20,13 +20,16 @@ def to_graphml_graph(network: Network) -> nx.Graph:
             domains.setdefault(member, []).append(d.id)
     g = nx.Graph(name=network.name)
     for n in network.nodes:
-        g.add_node(n.id, name=n.name, kind=n.kind.value, lat=n.lat, lon=n.lon, city=n.city,
+        # float() throughout: a whole number would otherwise declare a second, integer key
+        g.add_node(n.id, name=n.name, kind=n.kind.value, lat=float(n.lat), lon=float(n.lon),
+                   city=n.city,
                    region=n.region, domains=",".join(sorted(domains.get(n.id, []))))
     for lk in network.qkd_links:
-        g.add_edge(lk.a, lk.b, id=lk.id, length_km=lk.length_km, loss_db=lk.loss_db,
-                   device_type=lk.device_type, device_pairs=lk.device_pairs,
-                   multiplexing=lk.multiplexing.value, time_share=lk.time_share,
-                   **{f"field_{k}": v for k, v in lk.field.items()})
+        g.add_edge(lk.a, lk.b, id=lk.id, length_km=float(lk.length_km),
+                   loss_db=float(lk.loss_db), device_type=lk.device_type,
+                   device_pairs=lk.device_pairs, multiplexing=lk.multiplexing.value,
+                   time_share=float(lk.time_share),
+                   **{f"field_{k}": float(v) for k, v in lk.field.items()})
     return g
 
 

@@ -177,6 +177,8 @@ def load_network(path: Path) -> Network:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError("", f"cannot read scenario: {exc.strerror}", source) from None
+    except UnicodeDecodeError:
+        raise ScenarioError("", "cannot read scenario: not UTF-8 text", source) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_loader())
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
@@ -185,7 +187,9 @@ def load_network(path: Path) -> Network:
     try:
         return network_from_spec(ScenarioSpec.model_validate(data))
     except ValidationError as exc:
-        first = exc.errors()[0]
+        # A misspelt key also makes its correct spelling "missing": name the misspelling.
+        errors = exc.errors()
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         where = _dotted(first["loc"])
         raise ScenarioError(where, first["msg"], source,
                             line_of(text, first["loc"])) from None
@@ -212,12 +216,13 @@ def _parse_dotted(path: str) -> tuple[int | str, ...]:
 
 def line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
     """1-based line of the deepest element of ``loc`` found in the document (YAML or JSON,
-    which YAML reads too); None if the text cannot be composed."""
+    which YAML reads too): the document's first line when not even the first part is there;
+    None if the text cannot be composed."""
     try:
         node = yaml.compose(text, Loader=_loader())
     except yaml.YAMLError:
         return None
-    line = None
+    line = 1 if node is None else node.start_mark.line + 1
     for part in loc:
         if isinstance(node, yaml.MappingNode):
             found = [(k, v) for k, v in node.value if k.value == part]
