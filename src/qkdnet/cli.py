@@ -6,6 +6,7 @@ and its allowed range, and exit with code 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -32,6 +33,9 @@ app = typer.Typer(
 topology_app = typer.Typer(help="The network as data: summary, exports, map, generator.",
                            no_args_is_help=True)
 app.add_typer(topology_app, name="topology")
+pki_app = typer.Typer(help="Certificates for trying the KMEs: a CA, KME and SAE certificates.",
+                      no_args_is_help=True)
+app.add_typer(pki_app, name="pki")
 _T = TypeVar("_T")
 
 TypeOption = Annotated[
@@ -341,3 +345,84 @@ def topology_generate(
     from qkdnet.topology.scenario_file import save_network
 
     _guard(lambda: print(save_network(generate_network(nodes, seed), output)))
+
+
+@pki_app.command("init")
+def pki_init(
+    folder: Annotated[Path, typer.Argument(help="Folder for ca.crt, kme/ and sae/.")],
+    scenario: ScenarioOption = "cn-qcn",
+    all_nodes: Annotated[bool, typer.Option(help="Certificates for every node's KME, user "
+                                            "nodes without SAEs too.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing PKI.")] = False,
+) -> None:
+    """Create a CA and the KME and SAE certificates of a scenario (SAE ID = certificate
+    CN and URI SAN sae-id:<id>)."""
+    from qkdnet.live.keynet import served_nodes
+    from qkdnet.live.pki import init_pki
+    from qkdnet.topology.scenarios import open_network
+
+    def make() -> None:
+        network = open_network(scenario)
+        pki = init_pki(folder, served_nodes(network, all_nodes), [s.id for s in network.saes],
+                       overwrite=overwrite)
+        print(f"{pki.ca_cert} ({len(pki.kme_ids)} KMEs, {len(pki.sae_ids)} SAEs)")
+
+    _guard(make)
+
+
+@app.command("serve")
+def serve_command(
+    folder: Annotated[Path, typer.Option("--dir", "-d", help="Data folder: key stores, PKI, "
+                                         "manifest.json.")] = Path("qkdnet-live"),
+    scenario: ScenarioOption = "cn-qcn",
+    speedup: Annotated[float, typer.Option(help="Make key this many times faster than "
+                                           "the modelled rates.")] = 1.0,
+    prefill_bits: Annotated[int, typer.Option(help="Key (bits) each KM-link starts with.")
+                            ] = 0,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    all_nodes: Annotated[bool, typer.Option(help="A KME on every node, user nodes without "
+                                            "SAEs too.")] = False,
+    manifest: Annotated[Path | None, typer.Option(help="Where to write the manifest "
+                                                  "(default DIR/manifest.json).")] = None,
+    pool_capacity_bits: Annotated[int, typer.Option(help="Key each KM-link end holds at "
+                                                    "most (bits); full pools stop filling.")
+                                  ] = 2**20,
+) -> None:
+    """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
+    one SQLite key store per KME, key emulators filling the pools. Ctrl-C stops."""
+    import asyncio
+    import signal
+
+    from qkdnet.live.serve import ServeOptions, serve
+    from qkdnet.topology.scenarios import open_network
+
+    def run() -> None:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if not speedup > 0:
+            raise ParameterError("--speedup", speedup, "must be > 0")
+        if prefill_bits < 0:
+            raise ParameterError("--prefill-bits", prefill_bits, "must be >= 0")
+        if pool_capacity_bits < 2**13:
+            raise ParameterError("--pool-capacity-bits", pool_capacity_bits,
+                                 "must be at least 8192 (one key block)")
+        network = open_network(scenario)
+        options = ServeOptions(folder, host, speedup, prefill_bits, all_nodes, manifest,
+                               pool_capacity_bits)
+
+        def ready(m: dict[str, Any]) -> None:
+            print(f"{len(m['kmes'])} KMEs serving; manifest "
+                  f"{manifest or folder / 'manifest.json'}", flush=True)
+
+        async def main() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+            await serve(network, options, ready)
+
+        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+            asyncio.run(main())
+
+    _guard(run)

@@ -2,7 +2,13 @@
 
     QkdnetError
      ├── ParameterError   a value is outside the range a model or command accepts
-     └── ScenarioError    a network or scenario (file) is inconsistent or malformed
+     ├── ScenarioError    a network or scenario (file) is inconsistent or malformed
+     └── KeyStoreError    a key store refuses an operation (messages never hold key material)
+          ├── PoolFull        back-pressure: no room for more key on a KM-link
+          ├── NotEnoughKey    a pool holds fewer bits than asked for
+          ├── PadMismatch     the peer named pad units this store does not hold (desync)
+          ├── KeyNotFound     no key held under that key_ID
+          └── NotAuthorized   the caller is not the SAE the key is held for
 
 Every error message names the offending parameter and the allowed range, on one line, and
 never contains key material.
@@ -55,3 +61,27 @@ class ScenarioError(QkdnetError, ValueError):
     def located(self, source: str, line: int | None) -> ScenarioError:
         """The same error, placed in ``source`` at ``line``."""
         return ScenarioError(self.path, self.problem, source, line)
+
+
+class KeyStoreError(QkdnetError):
+    """A key store refuses an operation; nothing was changed."""
+
+
+class PoolFull(KeyStoreError):
+    """Back-pressure: the KM-link's pool is at its capacity."""
+
+
+class NotEnoughKey(KeyStoreError):
+    """The pool holds fewer bits than the operation needs."""
+
+
+class PadMismatch(KeyStoreError):
+    """Pad units named by the peer are not (or no longer) in this store."""
+
+
+class KeyNotFound(KeyStoreError):
+    """No key is held under the key_ID."""
+
+
+class NotAuthorized(KeyStoreError):
+    """The caller is not the SAE the key was reserved for."""

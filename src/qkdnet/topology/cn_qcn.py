@@ -39,6 +39,7 @@ from qkdnet.topology.device_types import (
     draw_link_fields,
 )
 from qkdnet.topology.model import (
+    SAE,
     Domain,
     DomainKind,
     KMLink,
@@ -69,6 +70,14 @@ GROUND_STATION_FIBRE_KM = 30.0
 BACKBONE_TYPE_WEIGHTS = (0.35, 0.15, 0.35, 0.15)
 METRO_TYPE_WEIGHTS = (0.5, 0.25, 0.25)
 EARTH_RADIUS_KM = 6371.0
+
+#: Applications attached to nodes, for trying key delivery end to end (not from the paper).
+SAES = (
+    SAE("sae-harbin", "harbin", "Application in Harbin"),
+    SAE("sae-shenzhen", "shenzhen", "Application in Shenzhen"),
+    SAE("sae-beijing", "beijing", "Application in Beijing"),
+    SAE("sae-shanghai-user", "shanghai-m1-u1", "Application at a Shanghai user node"),
+)
 
 #: Management regions (one EMS each) by province.
 REGIONS = {
@@ -365,4 +374,5 @@ def build_cn_qcn(seed: int = DEFAULT_SEED) -> Network:
     return validated(Network(
         "cn-qcn", tuple(b.nodes.values()), tuple(b.links), tuple(b.km_links), _domains(b),
         tuple(Region(rid, name) for rid, (name, _) in REGIONS.items()), __doc__ or "",
+        SAES,
     ))

@@ -118,6 +118,15 @@ class Domain:
 
 
 @dataclass(frozen=True, slots=True)
+class SAE:
+    """A secure application entity (an end-user system) attached to a node's KME."""
+
+    id: str
+    node: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Region:
     """A management region: one EMS collects from its nodes."""
 
@@ -137,6 +146,7 @@ class Network:
     domains: tuple[Domain, ...] = ()
     regions: tuple[Region, ...] = ()
     notes: str = ""
+    saes: tuple[SAE, ...] = ()
 
     @cached_property
     def node(self) -> Mapping[str, Node]:
@@ -152,6 +162,11 @@ class Network:
     def km_link(self) -> Mapping[str, KMLink]:
         """KM-links by id."""
         return MappingProxyType({k.id: k for k in self.km_links})
+
+    @cached_property
+    def sae(self) -> Mapping[str, SAE]:
+        """SAEs by id."""
+        return MappingProxyType({s.id: s for s in self.saes})
 
     @cached_property
     def domain(self) -> Mapping[str, Domain]:

@@ -15,6 +15,8 @@ The format (``qkdnet_scenario: 1``), with defaults where a field may be left out
       - {id: km-a-c, a: a, b: c, kind: remote, path: [a--b, b--c]}
     domains:
       - {id: backbone, kind: backbone, name: Backbone, nodes: [a, b, c]}
+    saes:                                            # applications and their nodes
+      - {id: sae-a, node: a, name: Bank A}
 
 Errors name the file, the line, the path in the document and the problem:
 ``net.yaml:14: qkd_links[2].b: unknown node 'xyz'``.
@@ -32,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qkdnet.errors import ScenarioError
 from qkdnet.topology.model import (
+    SAE,
     Domain,
     DomainKind,
     KMLink,
@@ -96,6 +99,12 @@ class DomainSpec(_Spec):
     nodes: list[str]
 
 
+class SAESpec(_Spec):
+    id: str
+    node: str
+    name: str = ""
+
+
 class ScenarioSpec(_Spec):
     qkdnet_scenario: Literal[1]
     name: str
@@ -105,6 +114,7 @@ class ScenarioSpec(_Spec):
     qkd_links: list[QKDLinkSpec] = []
     km_links: list[KMLinkSpec] | None = None
     domains: list[DomainSpec] = []
+    saes: list[SAESpec] = []
 
 
 def network_from_spec(spec: ScenarioSpec) -> Network:
@@ -131,6 +141,7 @@ def network_from_spec(spec: ScenarioSpec) -> Network:
         tuple(Domain(s.id, s.kind, s.name or s.id, frozenset(s.nodes)) for s in spec.domains),
         tuple(Region(s.id, s.name or s.id) for s in spec.regions),
         spec.notes,
+        tuple(SAE(s.id, s.node, s.name) for s in spec.saes),
     ))
 
 
@@ -154,6 +165,7 @@ def network_to_document(network: Network) -> dict[str, Any]:
                       "path": list(k.path)} for k in network.km_links],
         "domains": [{"id": d.id, "kind": d.kind.value, "name": d.name,
                      "nodes": sorted(d.nodes)} for d in network.domains],
+        "saes": [{"id": s.id, "node": s.node, "name": s.name} for s in network.saes],
     }
 
 

@@ -21,6 +21,7 @@ def validated(network: Network) -> Network:
     _check_qkd_links(network)
     _check_km_links(network)
     _check_domains(network)
+    _check_saes(network)
     return network
 
 
@@ -115,6 +116,13 @@ def _check_walk(at: str, start: str, end: str, path: Sequence[str], network: Net
         here = link.other(here)
     if here != end:
         raise ScenarioError(f"{at}.path", f"path ends at {here!r}, not at {end!r}")
+
+
+def _check_saes(network: Network) -> None:
+    _check_unique("saes", (s.id for s in network.saes))
+    for i, sae in enumerate(network.saes):
+        if sae.node not in network.node:
+            raise ScenarioError(f"saes[{i}].node", f"unknown node {sae.node!r}")
 
 
 def _check_domains(network: Network) -> None:

@@ -1,0 +1,156 @@
+"""A QKD device emulator: identical random key blocks for both ends of a KM-link, made at a
+modelled secure key rate.
+
+Time is the caller's: :meth:`KeyEmulator.blocks` takes ``now`` (s) and returns the whole
+blocks completed since the previous call; the bits of an unfinished block carry over.
+:meth:`KeyEmulator.next_block_at` tells a driver when to call next. The count is computed
+from the time since the last rate change, not summed step by step, so it does not drift
+whatever the step sizes.
+
+Material is from :func:`secrets.token_bytes`; with a ``seed`` it is SHAKE-256 of the seed,
+the KM-link id and the block number instead, so a run repeats exactly (and two KM-links with
+the same seed still get different key). Seeded key is for tests and the twin, never for use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+
+from qkdnet.errors import ParameterError
+from qkdnet.keys.pool import UNIT_BYTES
+from qkdnet.keys.supply import KeyBlock
+from qkdnet.quantum import device_type, skr
+from qkdnet.topology.model import QKDLink
+
+
+class KeyEmulator:
+    """Key blocks of ``block_bytes`` bytes for ``km_link`` at ``rate_bps`` × ``speedup``
+    bit/s from time ``start`` (s); block numbers count up from ``first_block``. Implements
+    :class:`~qkdnet.keys.supply.KeySource`."""
+
+    def __init__(self, km_link: str, rate_bps: float, block_bytes: int = 1024,
+                 speedup: float = 1.0, seed: int | bytes | None = None,
+                 start: float = 0.0, first_block: int = 0) -> None:
+        if block_bytes <= 0 or block_bytes % UNIT_BYTES:
+            raise ParameterError("block_bytes", block_bytes,
+                                 f"must be a positive multiple of {UNIT_BYTES}")
+        if not speedup > 0 or not math.isfinite(speedup):
+            raise ParameterError("speedup", speedup, "must be > 0 and finite")
+        if not math.isfinite(start):
+            raise ParameterError("start", start, "must be a finite time (s)")
+        self.km_link = km_link
+        self.block_bytes = block_bytes
+        self.speedup = speedup
+        self._seed = _seed_bytes(seed)
+        self._rate = _checked_rate(rate_bps)
+        self._anchor_time = start  # time of the last rate change
+        self._anchor_bits = 0.0  # bits made from start up to _anchor_time
+        self._last = start  # time of the last call
+        self._next_block = 0  # count of blocks handed out
+        self._first = first_block  # number of the first block (a restart resumes past 0)
+
+    @property
+    def rate_bps(self) -> float:
+        """The modelled secure key rate (bit/s), before ``speedup``."""
+        return self._rate
+
+    @property
+    def block_bits(self) -> int:
+        """Bits per block."""
+        return self.block_bytes * 8
+
+    def blocks(self, now: float) -> list[KeyBlock]:
+        """The whole blocks completed since the last call, up to ``now`` (s), in block
+        order. A ``now`` earlier than the last call's raises ParameterError (a ValueError)."""
+        self._advance(now)
+        made = self._made(now)
+        out = [self._block(n) for n in range(self._next_block, made)]
+        self._next_block = max(made, self._next_block)
+        return out
+
+    def set_rate(self, rate_bps: float, now: float) -> None:
+        """Change the rate from ``now`` (s) on; bits made before ``now`` are kept."""
+        rate = _checked_rate(rate_bps)
+        self._advance(now)
+        self._anchor_bits = self._bits(now)
+        self._anchor_time = now
+        self._rate = rate
+
+    def next_block_at(self) -> float:
+        """The earliest time (s) at which :meth:`blocks` returns at least one block, at the
+        present rate; ``math.inf`` at rate 0."""
+        if self._made(self._last) > self._next_block:
+            return self._last
+        speed = self._rate * self.speedup
+        if speed == 0:
+            return math.inf
+        needed = (self._next_block + 1) * self.block_bits - self._anchor_bits
+        t = max(self._anchor_time + needed / speed, self._last)
+        while self._made(t) <= self._next_block:  # step past float rounding
+            t = math.nextafter(t, math.inf)
+        return t
+
+    def _advance(self, now: float) -> None:
+        if not now >= self._last:
+            raise ParameterError("now", now,
+                                 f"time never goes back: must be >= {self._last:g} s")
+        self._last = now
+
+    def _bits(self, now: float) -> float:
+        return self._anchor_bits + (now - self._anchor_time) * self._rate * self.speedup
+
+    def _made(self, now: float) -> int:
+        return math.floor(self._bits(now) / self.block_bits)
+
+    def _block(self, number: int) -> KeyBlock:
+        if self._seed is None:
+            material = secrets.token_bytes(self.block_bytes)
+        else:
+            link = self.km_link.encode()
+            h = hashlib.shake_256(_framed(self._seed) + _framed(link)
+                                  + (self._first + number).to_bytes(8, "big"))
+            material = h.digest(self.block_bytes)
+        return KeyBlock(self.km_link, self._first + number, material)
+
+    def __repr__(self) -> str:
+        return (f"KeyEmulator(km_link={self.km_link!r}, rate_bps={self._rate:g}, "
+                f"block_bytes={self.block_bytes}, speedup={self.speedup:g}, "
+                f"seeded={self._seed is not None})")
+
+
+def link_rate_bps(link: QKDLink) -> float:
+    """The secure key rate (bit/s) that ``link`` delivers to its KM-link: the device type's
+    SKR at the link's loss, with the link's own field parameters applied to the device's
+    calibration, times the device pairs and the link's share of an optical switch."""
+    device = device_type(link.device_type)
+    params = device.params.replace(**dict(link.field))
+    return float(skr(device, link.loss_db, params)) * link.time_share * link.device_pairs
+
+
+def emulator_for_link(link: QKDLink, km_link_id: str, speedup: float = 1.0,
+                      seed: int | bytes | None = None, block_bytes: int = 1024,
+                      start: float = 0.0, first_block: int = 0) -> KeyEmulator:
+    """An emulator for KM-link ``km_link_id`` producing key at :func:`link_rate_bps`."""
+    return KeyEmulator(km_link_id, link_rate_bps(link), block_bytes, speedup, seed, start,
+                       first_block)
+
+
+def _checked_rate(rate_bps: float) -> float:
+    if not rate_bps >= 0 or not math.isfinite(rate_bps):
+        raise ParameterError("rate_bps", rate_bps, "must be >= 0 bit/s and finite")
+    return float(rate_bps)
+
+
+def _seed_bytes(seed: int | bytes | None) -> bytes | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bytes):
+        return b"bytes:" + seed
+    return b"int:" + str(int(seed)).encode()
+
+
+def _framed(data: bytes) -> bytes:
+    """``data`` with its length in front, so concatenations cannot collide."""
+    return len(data).to_bytes(8, "big") + data

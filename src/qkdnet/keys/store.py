@@ -1,0 +1,413 @@
+"""The durable key store: :class:`SQLiteKeyStore` keeps one node's key pools and held keys
+in a SQLite file, and the rules both key stores share (:func:`check_block`,
+:func:`check_ranges`, :func:`coalesce`, :func:`check_release`).
+
+Why SQLite: every public method is one ``BEGIN IMMEDIATE … COMMIT`` transaction, so a crash
+(even SIGKILL) at any point leaves a deposit whole or absent, a take deleting exactly what
+it returned, and a release done once. The file is in WAL mode; ``synchronous=NORMAL`` keeps
+every committed transaction across a process crash, ``FULL`` also across a power loss (one
+fsync per commit, slower).
+
+Key material is overwritten when it is used: ``PRAGMA secure_delete=ON`` zeroes deleted
+rows and freed pages. Until the next checkpoint an older copy of a page can still lie in the
+``-wal`` file; the WAL is checkpointed automatically every 1000 pages and truncated when it
+restarts (``journal_size_limit=0``), and :meth:`SQLiteKeyStore.checkpoint` (run by
+:meth:`~SQLiteKeyStore.close`) wipes it at once. Copies the file system or the disk keeps
+underneath are out of reach of any user-space store.
+
+Tables: ``pools`` (unused units per KM-link and direction, kept with every change so
+:meth:`~SQLiteKeyStore.room` never counts rows), ``blocks`` (every block ever deposited, so
+a replayed block never refills used units), ``units`` (one row of UNIT_BYTES per unused
+unit) and ``held_keys``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from itertools import pairwise
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from qkdnet.errors import (
+    KeyNotFound,
+    KeyStoreError,
+    NotAuthorized,
+    NotEnoughKey,
+    PadMismatch,
+    ParameterError,
+    PoolFull,
+)
+from qkdnet.keys.pool import UNIT_BYTES, HeldKey, UnitRange
+
+#: Accepted values of ``synchronous``: NORMAL survives a process crash, FULL a power loss.
+SYNCHRONOUS = ("NORMAL", "FULL")
+SCHEMA_VERSION = "1"
+#: Seconds a transaction waits for another process holding the file's write lock.
+BUSY_TIMEOUT_S = 5.0
+#: Block, unit and range numbers stay below this (SQLite integers are 64-bit).
+MAX_NUMBER = 2**62
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS pools (
+        km_link TEXT NOT NULL, outbound INTEGER NOT NULL, units INTEGER NOT NULL,
+        PRIMARY KEY (km_link, outbound)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS blocks (
+        km_link TEXT NOT NULL, block INTEGER NOT NULL, outbound INTEGER NOT NULL,
+        units INTEGER NOT NULL, PRIMARY KEY (km_link, block),
+        FOREIGN KEY (km_link, outbound) REFERENCES pools (km_link, outbound)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS units (
+        km_link TEXT NOT NULL, block INTEGER NOT NULL, unit INTEGER NOT NULL,
+        outbound INTEGER NOT NULL, material BLOB NOT NULL,
+        PRIMARY KEY (km_link, block, unit),
+        FOREIGN KEY (km_link, block) REFERENCES blocks (km_link, block)) WITHOUT ROWID""",
+    # the sender's take: the first outbound units of a link in (block, unit) order
+    """CREATE INDEX IF NOT EXISTS units_outbound ON units (km_link, block, unit)
+        WHERE outbound = 1""",
+    """CREATE TABLE IF NOT EXISTS held_keys (
+        key_id TEXT PRIMARY KEY, master_sae TEXT NOT NULL, slave_sae TEXT NOT NULL,
+        material BLOB NOT NULL) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS held_keys_pair ON held_keys (master_sae, slave_sae)",
+)
+
+_SEEN = "SELECT 1 FROM blocks WHERE km_link = ? AND block = ?"
+_STORED = "SELECT COALESCE(SUM(units), 0) FROM pools WHERE km_link = ?"
+_POOL = "SELECT units FROM pools WHERE km_link = ? AND outbound = ?"
+_NEW_POOL = "INSERT OR IGNORE INTO pools (km_link, outbound, units) VALUES (?, ?, 0)"
+_ADD_BLOCK = "INSERT INTO blocks (km_link, block, outbound, units) VALUES (?, ?, ?, ?)"
+_ADD_UNIT = "INSERT INTO units (km_link, block, unit, outbound, material) VALUES (?, ?, ?, ?, ?)"
+_CHANGE_POOL = "UPDATE pools SET units = units + ? WHERE km_link = ? AND outbound = ?"
+_FIRST_OUT = """SELECT block, unit, material FROM units INDEXED BY units_outbound
+    WHERE km_link = ? AND outbound = 1 ORDER BY block, unit LIMIT ?"""
+_RANGE_IN = """SELECT material FROM units WHERE km_link = ? AND block = ? AND unit >= ?
+    AND unit < ? AND outbound = 0 ORDER BY unit"""
+_DROP_UNITS = "DELETE FROM units WHERE km_link = ? AND block = ? AND unit >= ? AND unit < ?"
+_HOLD = """INSERT INTO held_keys (key_id, master_sae, slave_sae, material)
+    VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"""
+_HELD = "SELECT key_id, master_sae, slave_sae, material FROM held_keys WHERE key_id = ?"
+_FORGET = "DELETE FROM held_keys WHERE key_id = ?"
+_COUNT = "SELECT COUNT(*) FROM held_keys WHERE master_sae = ? AND slave_sae = ?"
+_LINKS = "SELECT DISTINCT km_link FROM pools ORDER BY km_link"
+_NEXT_BLOCK = "SELECT COALESCE(MAX(block) + 1, 0) FROM blocks WHERE km_link = ?"
+_BLOCK_UNITS = """SELECT unit FROM units WHERE km_link = ? AND block = ? AND outbound = ?
+    ORDER BY unit"""
+
+
+class SQLiteKeyStore:
+    """The key store of ``node`` in the SQLite file ``path`` (created if missing).
+
+    Each KM-link's pool holds at most ``capacity_bytes_per_link`` bytes, inbound and
+    outbound together (PoolFull beyond: back-pressure). ``synchronous`` is ``"NORMAL"``
+    (committed work survives a process crash) or ``"FULL"`` (it also survives a power
+    loss). A file belongs to one node: opening it for another raises KeyStoreError. Use
+    from one thread; several processes may open the file one after another (or wait up to
+    :data:`BUSY_TIMEOUT_S` for each other).
+    """
+
+    def __init__(self, path: Path, node: str, capacity_bytes_per_link: int = 64 * 2**20,
+                 synchronous: str = "NORMAL") -> None:
+        if synchronous not in SYNCHRONOUS:
+            raise ParameterError("synchronous", synchronous, "NORMAL or FULL")
+        if capacity_bytes_per_link < UNIT_BYTES:
+            raise ParameterError("capacity_bytes_per_link", capacity_bytes_per_link,
+                                 f"at least {UNIT_BYTES} bytes")
+        self.node = node
+        self.path = Path(path)
+        self.capacity = capacity_bytes_per_link
+        self._conn: sqlite3.Connection | None = _connect(self.path, synchronous)
+        try:
+            self._create_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    # --- pools ---------------------------------------------------------------------------
+
+    def deposit(self, km_link: str, block: int, material: bytes, outbound: bool) -> None:
+        """Store block ``block`` of ``km_link`` (a positive multiple of UNIT_BYTES). A block
+        deposited before is a no-op, even once its units are used; PoolFull when the link's
+        pool would exceed its capacity."""
+        units = check_block(km_link, block, material)
+        direction = int(outbound)
+        with self._tx() as db:
+            if db.execute(_SEEN, (km_link, block)).fetchone() is not None:
+                return
+            self._check_room(db, km_link, block, len(material))
+            db.executemany(_NEW_POOL, ((km_link, 0), (km_link, 1)))
+            db.execute(_ADD_BLOCK, (km_link, block, direction, units))
+            db.executemany(_ADD_UNIT, ((km_link, block, i, direction,
+                                        material[i * UNIT_BYTES:(i + 1) * UNIT_BYTES])
+                                       for i in range(units)))
+            db.execute(_CHANGE_POOL, (units, km_link, direction))
+
+    def room(self, km_link: str) -> int:
+        """How many more bytes the link's pool accepts before PoolFull."""
+        return max(0, self.capacity - self._stored(self._db(), km_link))
+
+    def pool_bytes(self, km_link: str, outbound: bool) -> int:
+        """Unused bytes of the link's outbound (or inbound) pool."""
+        row = self._db().execute(_POOL, (km_link, int(outbound))).fetchone()
+        return 0 if row is None else int(row[0]) * UNIT_BYTES
+
+    def take_outbound(self, km_link: str, units: int) -> tuple[tuple[UnitRange, ...], bytes]:
+        """Take and delete the first ``units`` outbound units in (block, unit) order:
+        their ranges (consecutive units of a block as one range) and their bytes.
+        NotEnoughKey, taking nothing, if the pool holds fewer."""
+        if units < 0:
+            raise KeyStoreError(f"units={units} is not allowed: at least 0")
+        with self._tx() as db:
+            rows = db.execute(_FIRST_OUT, (km_link, min(units, MAX_NUMBER))).fetchall()
+            if len(rows) < units:
+                raise NotEnoughKey(f"KM-link {km_link!r} holds {len(rows)} outbound units; "
+                                   f"{units} asked for")
+            ranges = coalesce((block, unit) for block, unit, _ in rows)
+            _drop(db, km_link, ranges, outbound=True)
+        return ranges, b"".join(row[2] for row in rows)
+
+    def take_inbound(self, km_link: str, ranges: tuple[UnitRange, ...]) -> bytes:
+        """Take and delete exactly the named inbound units, in range order. PadMismatch,
+        taking nothing, if any is malformed, named twice, outbound, used or never held."""
+        check_ranges(km_link, ranges)
+        with self._tx() as db:
+            parts = [_inbound(db, km_link, r) for r in ranges]
+            _drop(db, km_link, ranges, outbound=False)
+        return b"".join(parts)
+
+    def links(self) -> list[str]:
+        """The KM-links that ever had a block deposited, sorted."""
+        return [row[0] for row in self._db().execute(_LINKS)]
+
+    def next_block(self, km_link: str) -> int:
+        """One past the highest block number ever deposited on ``km_link`` (0 if none):
+        where a key supply resumes after a restart."""
+        return int(self._db().execute(_NEXT_BLOCK, (km_link,)).fetchone()[0])
+
+    def discard_block(self, km_link: str, block: int) -> None:
+        """Delete what is left of ``block`` (its number stays known, so it is never taken
+        again): for a block that only this end received before a crash."""
+        with self._tx() as db:
+            for direction in (0, 1):
+                units = [row[0] for row in db.execute(_BLOCK_UNITS, (km_link, block,
+                                                                     direction))]
+                if units:
+                    _drop(db, km_link, coalesce((block, u) for u in units),
+                          outbound=bool(direction))
+
+    # --- held keys -----------------------------------------------------------------------
+
+    def hold_key(self, key: HeldKey) -> None:
+        """Keep ``key`` for its slave SAE; KeyStoreError if its key_ID is already held."""
+        with self._tx() as db:
+            done = db.execute(_HOLD, (key.key_id, key.master_sae, key.slave_sae,
+                                      key.material))
+            if done.rowcount != 1:
+                raise KeyStoreError(f"key_ID {key.key_id!r} is already held")
+
+    def release_keys(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
+        """Hand the keys to ``caller`` in the order asked and delete them, all or none:
+        KeyNotFound if any is not held for ``master_sae``, NotAuthorized if ``caller`` is
+        not the slave SAE of one, KeyStoreError if a key_ID is asked for twice."""
+        with self._tx() as db:
+            found = [_held(db.execute(_HELD, (key_id,)).fetchone()) for key_id in key_ids]
+            keys = check_release(key_ids, found, master_sae, caller)
+            db.executemany(_FORGET, ((key_id,) for key_id in key_ids))
+        return keys
+
+    def held_count(self, master_sae: str, slave_sae: str) -> int:
+        """How many keys are held for the pair."""
+        return int(self._db().execute(_COUNT, (master_sae, slave_sae)).fetchone()[0])
+
+    # --- the file ------------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate the WAL to zero bytes, so no
+        older copy of a used unit is left in it (unless another connection reads)."""
+        self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def close(self) -> None:
+        """Checkpoint and close the file; further calls raise KeyStoreError."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            pass  # another process reads the file: its WAL stays until it checkpoints
+        finally:
+            conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteKeyStore({str(self.path)!r}, node={self.node!r})"
+
+    # --- inside --------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise KeyStoreError(f"key store {str(self.path)!r} is closed")
+        return self._conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole, or rolled back on any exception (a
+        SQLite error becomes a KeyStoreError)."""
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(db)
+            raise KeyStoreError(f"key store {str(self.path)!r}: {exc}") from exc
+        except BaseException:
+            _rollback(db)
+            raise
+
+    def _create_schema(self) -> None:
+        with self._tx() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.executemany("INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
+                           (("schema", SCHEMA_VERSION), ("node", self.node)))
+            meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+        if meta["schema"] != SCHEMA_VERSION:
+            raise KeyStoreError(f"{str(self.path)!r} has schema {meta['schema']}; "
+                                f"this qkdnet reads schema {SCHEMA_VERSION}")
+        if meta["node"] != self.node:
+            raise KeyStoreError(f"{str(self.path)!r} is the key store of node "
+                                f"{meta['node']!r}, not of {self.node!r}")
+
+    def _stored(self, db: sqlite3.Connection, km_link: str) -> int:
+        return int(db.execute(_STORED, (km_link,)).fetchone()[0]) * UNIT_BYTES
+
+    def _check_room(self, db: sqlite3.Connection, km_link: str, block: int, size: int) -> None:
+        stored = self._stored(db, km_link)
+        if stored + size > self.capacity:
+            raise PoolFull(f"KM-link {km_link!r} holds {stored} of {self.capacity} bytes; "
+                           f"block {block} of {size} bytes does not fit")
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    """Open ``path`` in autocommit mode (transactions are explicit) with the store's
+    pragmas, checking that WAL and secure_delete took effect."""
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise KeyStoreError(f"cannot open key store {str(path)!r}: {exc}") from exc
+    try:
+        _configure(conn, path, synchronous)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _configure(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        secure = conn.execute("PRAGMA secure_delete = ON").fetchone()[0]
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA journal_size_limit = 0")
+    except sqlite3.Error as exc:
+        raise KeyStoreError(f"cannot open key store {str(path)!r}: {exc}") from exc
+    if str(mode).lower() != "wal" or secure != 1:
+        raise KeyStoreError(f"key store {str(path)!r}: needs journal_mode=wal and "
+                            f"secure_delete=1, got {mode} and {secure}")
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+def _inbound(db: sqlite3.Connection, km_link: str, r: UnitRange) -> bytes:
+    """The bytes of inbound range ``r``; PadMismatch unless every unit is held."""
+    rows = db.execute(_RANGE_IN, (km_link, r.block, r.start, r.start + r.count)).fetchall()
+    if len(rows) != r.count:
+        raise PadMismatch(f"KM-link {km_link!r}: units {r.start}..{r.start + r.count - 1} of "
+                          f"block {r.block} are not all held inbound")
+    return b"".join(row[0] for row in rows)
+
+
+def _drop(db: sqlite3.Connection, km_link: str, ranges: Sequence[UnitRange],
+          outbound: bool) -> None:
+    """Delete the units of ``ranges`` (all known to be held) and shrink the pool."""
+    db.executemany(_DROP_UNITS, ((km_link, r.block, r.start, r.start + r.count)
+                                 for r in ranges))
+    units = sum(r.count for r in ranges)
+    db.execute(_CHANGE_POOL, (-units, km_link, int(outbound)))
+
+
+def _held(row: tuple[str, str, str, bytes] | None) -> HeldKey | None:
+    return None if row is None else HeldKey(row[0], row[1], row[2], bytes(row[3]))
+
+
+# --- rules both key stores share -----------------------------------------------------------
+
+def check_block(km_link: str, block: int, material: bytes) -> int:
+    """The number of units in a block to deposit; KeyStoreError if the block number is
+    negative or ``material`` is not a positive multiple of UNIT_BYTES."""
+    if not 0 <= block < MAX_NUMBER:
+        raise KeyStoreError(f"block={block} on KM-link {km_link!r} is not allowed: "
+                            "block numbers are >= 0 and < 2**62")
+    size = len(material)
+    if size == 0 or size % UNIT_BYTES:
+        raise KeyStoreError(f"block {block} on KM-link {km_link!r} has {size} bytes: "
+                            f"a block holds a positive multiple of {UNIT_BYTES} bytes")
+    return size // UNIT_BYTES
+
+
+def check_ranges(km_link: str, ranges: Sequence[UnitRange]) -> None:
+    """PadMismatch if a range is malformed (start < 0, count < 1, a number past
+    :data:`MAX_NUMBER`) or two ranges overlap."""
+    for r in ranges:
+        if not (0 <= r.block < MAX_NUMBER and 0 <= r.start < MAX_NUMBER
+                and 0 < r.count < MAX_NUMBER):
+            raise PadMismatch(f"KM-link {km_link!r}: malformed pad range block={r.block} "
+                              f"start={r.start} count={r.count}")
+    ordered = sorted(ranges, key=lambda r: (r.block, r.start))
+    for a, b in pairwise(ordered):
+        if a.block == b.block and a.start + a.count > b.start:
+            raise PadMismatch(f"KM-link {km_link!r}: pad ranges name units of block "
+                              f"{a.block} twice (from unit {b.start})")
+
+
+def coalesce(units: Iterable[tuple[int, int]]) -> tuple[UnitRange, ...]:
+    """``(block, unit)`` pairs as ranges: consecutive units of one block become one range."""
+    runs: list[list[int]] = []  # [block, start, count]
+    for block, unit in units:
+        if runs and runs[-1][0] == block and runs[-1][1] + runs[-1][2] == unit:
+            runs[-1][2] += 1
+        else:
+            runs.append([block, unit, 1])
+    return tuple(UnitRange(*run) for run in runs)
+
+
+def check_release(key_ids: Sequence[str], found: Sequence[HeldKey | None], master_sae: str,
+                  caller: str) -> list[HeldKey]:
+    """The keys ``found`` for ``key_ids`` if ``caller`` may take all of them: KeyStoreError
+    for a repeated key_ID, KeyNotFound for one not held for ``master_sae`` (whatever
+    ``caller``), then NotAuthorized for one whose slave SAE is not ``caller``."""
+    if len(set(key_ids)) != len(key_ids):
+        raise KeyStoreError("key_IDs asked for more than once: each key is released once")
+    keys: list[HeldKey] = []
+    for key_id, key in zip(key_ids, found, strict=True):
+        if key is None or key.master_sae != master_sae:
+            raise KeyNotFound(f"no key held under key_ID {key_id!r} for master SAE "
+                              f"{master_sae!r}")
+        keys.append(key)
+    for key in keys:
+        if key.slave_sae != caller:
+            raise NotAuthorized(f"SAE {caller!r} is not the slave SAE of key_ID "
+                                f"{key.key_id!r}")
+    return keys

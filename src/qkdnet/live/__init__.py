@@ -1,0 +1,1 @@
+"""The wall-clock driver: KME services, transport, `qkdnet serve`."""

@@ -1,0 +1,107 @@
+"""``qkdnet serve``: the KMEs of a scenario on loopback, in one process.
+
+Every served node gets its Key Manager, its own SQLite key store and its own KME on its own
+port (ETSI GS QKD 014 over mutual TLS); emulators fill the KM-link pools at the modelled
+key rates. A manifest JSON tells applications where everything is::
+
+    {"scenario": ..., "ca": "<pki>/ca.crt", "pid": 1234,
+     "kmes": {"<node>": {"url": "https://127.0.0.1:<port>", "port": <port>,
+                          "cert": ..., "key": ..., "store": ...}},
+     "saes": {"<sae>": {"node": "<node>", "kme_url": ..., "cert": ..., "key": ...}}}
+
+The data folder keeps the stores and the PKI, so a restart resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
+from qkdnet.live.kme_app import make_kme_app
+from qkdnet.live.pki import Pki, init_pki, load_pki
+from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
+from qkdnet.topology.model import Network
+
+PUMP_INTERVAL_S = 0.05
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How to serve: where the data lives, how fast key is made, which address to use."""
+
+    folder: Path
+    host: str = "127.0.0.1"
+    speedup: float = 1.0
+    prefill_bits: int = 0
+    all_nodes: bool = False
+    manifest: Path | None = None
+    pool_capacity_bits: int = DEFAULT_CAPACITY_BYTES * 8
+
+
+def pki_for(network: Network, folder: Path, all_nodes: bool = False) -> Pki:
+    """The PKI under ``folder``, made for the network's KMEs and SAEs if not there yet."""
+    if (folder / "ca.crt").exists():
+        return load_pki(folder)
+    return init_pki(folder, served_nodes(network, all_nodes), [s.id for s in network.saes])
+
+
+async def serve(network: Network, options: ServeOptions,
+                ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Serve until cancelled; ``ready`` gets the manifest once every KME listens."""
+    nodes = served_nodes(network, options.all_nodes)
+    pki = pki_for(network, options.folder / "pki", options.all_nodes)
+    keynet = KeyNetwork(network, options.folder / "stores", nodes,
+                        capacity_bytes_per_link=options.pool_capacity_bits // 8)
+    loop = asyncio.get_running_loop()
+    keynet.start_supply(loop.time(), options.speedup, options.prefill_bits)
+    keynet.pump(loop.time())
+    servers = {n: make_server(make_kme_app(keynet, n), options.host, 0,
+                              server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert))
+               for n in nodes}
+    manifest = _manifest(network, options, pki, servers)
+    _write_json(options.manifest or options.folder / "manifest.json", manifest)
+    pump = asyncio.create_task(_pump(keynet))
+    if ready is not None:
+        ready(manifest)
+    try:
+        await serve_many(servers.values())
+    finally:
+        pump.cancel()
+        keynet.close()
+
+
+async def _pump(keynet: KeyNetwork) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(PUMP_INTERVAL_S)
+        keynet.pump(loop.time())
+
+
+def _manifest(network: Network, options: ServeOptions, pki: Pki,
+              servers: dict[str, TlsServer]) -> dict[str, Any]:
+    url = {n: f"https://{options.host}:{s.port}" for n, s in servers.items()}
+    return {
+        "scenario": network.name,
+        "pid": os.getpid(),
+        "ca": str(pki.ca_cert),
+        "kmes": {n: {"url": url[n], "port": s.port, "cert": str(pki.kme_cert(n)),
+                     "key": str(pki.kme_key(n)),
+                     "store": str(options.folder / "stores" / f"{n}.sqlite")}
+                 for n, s in servers.items()},
+        "saes": {s.id: {"node": s.node, "kme_url": url.get(s.node), "cert": str(pki.sae_cert(s.id)),
+                        "key": str(pki.sae_key(s.id))} for s in network.saes},
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically: readers never see half a manifest."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,227 @@
+"""Serving an ASGI app over mutual TLS with uvicorn, the client certificate in the scope.
+
+uvicorn puts nothing about TLS into the ASGI scope. :class:`ClientCertProtocol`, an
+``H11Protocol``, reads the peer certificate once per connection (after the handshake) and
+wraps the app for that connection so that every request on it carries::
+
+    scope["extensions"]["tls"]["client_cert_der"]   # bytes, or None on a plain connection
+
+(other extensions, and other keys of ``"tls"``, are kept). Apps read it with
+:func:`client_certificate`, and turn it into an SAE ID with
+:func:`qkdnet.live.pki.sae_id_from_certificate`. A caller without a certificate from the
+trusted CA never gets that far: :func:`server_ssl_context` requires one, so the handshake
+fails before HTTP starts.
+
+Several servers in one loop (one per KME, each with its own port)::
+
+    servers = [make_server(app_of[k], "127.0.0.1", 0, server_ssl_context(crt, key, ca))
+               for k in kmes]
+    ports = [s.port for s in servers]     # known at once: make_server binds the socket
+    await serve_many(servers)             # returns once every server has shut down
+
+:func:`stop` (or setting ``server.should_exit = True``; any thread may, uvicorn polls it
+every 0.1 s) ends them: open connections are closed, requests in progress get up to
+``shutdown_timeout_s`` to finish. Cancelling the task that runs :func:`serve_many` (which is
+what ``asyncio.run`` does on Ctrl-C) shuts the servers down the same graceful way before the
+cancellation goes on. uvicorn's own signal handlers are not installed: signals are the
+business of whoever runs the loop.
+
+Port 0: :func:`make_server` binds and listens on the socket itself and hands it to uvicorn,
+so ``server.port`` is the real port before the loop even starts, and a client that connects
+early waits in the listen backlog instead of being refused.
+
+Needs uvicorn >= 0.47 (``Config(ssl_context_factory=...)``) so that the server uses exactly
+the ``ssl.SSLContext`` it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Mapping,
+    MutableMapping,
+)
+from pathlib import Path
+from typing import Any, cast
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = [
+    "CLOSE_GRACE_S",
+    "ASGIApp",
+    "ClientCertProtocol",
+    "TlsServer",
+    "client_certificate",
+    "make_server",
+    "serve_many",
+    "server_ssl_context",
+    "stop",
+    "with_client_certificate",
+]
+
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Message]],
+     Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
+"""An ASGI 3 application (Starlette's and FastAPI's apps are ones)."""
+
+CLOSE_GRACE_S = 1.0
+"""Seconds an idle client has, at shutdown, to answer the TLS close before it is cut."""
+
+
+def server_ssl_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
+    """A server context for mutual TLS: TLS >= 1.2, the client must present a certificate
+    that chains to ``ca``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(cafile=ca)
+    return context
+
+
+def client_certificate(scope: Mapping[str, Any]) -> bytes | None:
+    """The DER client certificate of the connection a request came on; None if there is
+    none (a plain-HTTP server, or an app not served by :func:`make_server`)."""
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    der = tls.get("client_cert_der") if isinstance(tls, Mapping) else None
+    return der if isinstance(der, bytes) and der else None
+
+
+class ClientCertProtocol(H11Protocol):
+    """uvicorn's h11 protocol, adding the client certificate to every request's scope."""
+
+    def connection_made(  # type: ignore[override]
+        self, transport: asyncio.Transport
+    ) -> None:
+        """Called once per connection, after the TLS handshake: wrap the app for it."""
+        super().connection_made(transport)
+        tls = cast(ssl.SSLObject | None, transport.get_extra_info("ssl_object"))
+        der = tls.getpeercert(binary_form=True) if tls is not None else None
+        self.app = with_client_certificate(self.app, der)
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown, but an idle connection is cut if the TLS close has
+        not finished after ``CLOSE_GRACE_S``.
+
+        asyncio waits up to 30 s for the client's close_notify, which a client idling in a
+        connection pool never sends; the server's shutdown would wait as long and then
+        leave the socket open.
+        """
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.transport.is_closing():  # closed after keep-alive: long flushed
+            self.transport.abort()
+            return
+        super().shutdown()
+        if idle:
+            self.loop.call_later(CLOSE_GRACE_S, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if self in self.connections:
+            self.transport.abort()
+
+
+def with_client_certificate(
+    app: Callable[[Any, Any, Any], Awaitable[None]], der: bytes | None
+) -> Callable[[Any, Any, Any], Coroutine[Any, Any, None]]:
+    """``app`` with ``scope["extensions"]["tls"]["client_cert_der"] = der`` on every call
+    (other extensions and ``"tls"`` keys kept; the caller's scope is not changed).
+
+    The server does this per connection; tests can use it to call a KME app as a given SAE
+    without TLS (for example through ``httpx.ASGITransport``).
+    """
+
+    async def with_client_cert(scope: Any, receive: Any, send: Any) -> None:
+        extensions = dict(scope.get("extensions") or {})
+        extensions["tls"] = {**(extensions.get("tls") or {}), "client_cert_der": der}
+        await app({**scope, "extensions": extensions}, receive, send)
+
+    return with_client_cert
+
+
+class TlsServer(uvicorn.Server):
+    """A uvicorn server on a socket bound in advance (see :func:`make_server`), without
+    uvicorn's signal handling."""
+
+    def __init__(self, config: uvicorn.Config, sock: socket.socket) -> None:
+        super().__init__(config)
+        self.socket = sock
+        self._port = int(sock.getsockname()[1])
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on (the real one when asked for port 0)."""
+        return self._port
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve on the bound socket until ``should_exit``; closes the socket on return."""
+        try:
+            await super().serve(sockets=[self.socket] if sockets is None else sockets)
+        finally:
+            self.socket.close()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        """Install nothing: several servers share a loop, and its owner handles signals."""
+        yield
+
+
+def make_server(app: ASGIApp, host: str, port: int, ssl_context: ssl.SSLContext, *,
+                keep_alive_s: int = 30, shutdown_timeout_s: int = 5) -> TlsServer:
+    """A server for ``app`` on ``host``:``port`` (0: any free port, see ``.port``) over TLS.
+
+    HTTP/1.1 with keep-alive (idle connections closed after ``keep_alive_s``); no lifespan
+    events, websockets, proxy headers or access log. uvicorn's loggers are set to warnings
+    only and otherwise left to the application's logging setup.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=1024)
+    try:
+        config = uvicorn.Config(
+            app, host=host, port=int(sock.getsockname()[1]), http=ClientCertProtocol,
+            ws="none", lifespan="off", log_config=None, log_level="warning", access_log=False,
+            proxy_headers=False, timeout_keep_alive=keep_alive_s,
+            timeout_graceful_shutdown=shutdown_timeout_s,
+            ssl_context_factory=lambda _config, _default: ssl_context,
+        )
+        return TlsServer(config, sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def stop(servers: Iterable[uvicorn.Server]) -> None:
+    """Ask every server to shut down (safe from any thread)."""
+    for server in servers:
+        server.should_exit = True
+
+
+async def serve_many(servers: Iterable[TlsServer]) -> None:
+    """Run every server in this loop until all have shut down.
+
+    When one server fails, the others are stopped and its error is raised; when this task is
+    cancelled, all are stopped gracefully before the cancellation goes on.
+    """
+    servers = list(servers)
+    if not servers:
+        return
+    tasks = [asyncio.create_task(s.serve(), name=f"tls-server:{s.port}") for s in servers]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        stop(servers)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
