@@ -211,3 +211,9 @@ def test_city_ids_are_plain() -> None:
     assert slug("Xiong'an") == "xiongan"
     assert slug("Suzhou (Anhui)") == "suzhou-anhui"
 
+
+
+def test_applications_sit_in_harbin_and_shenzhen(net: Network) -> None:
+    """The built-in scenario names SAEs at Harbin and Shenzhen (and a third, in Beijing)."""
+    at = {s.node for s in net.saes}
+    assert {"harbin", "shenzhen", "beijing"} <= at

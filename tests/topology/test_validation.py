@@ -187,3 +187,17 @@ def test_the_first_broken_rule_is_the_one_reported() -> None:
     links[1] = replace(links[1], loss_db=-1.0)
     links[3] = replace(links[3], length_km=0.0)
     assert _refusal(replace(GOOD, qkd_links=tuple(links))).path == "qkd_links[1].loss_db"
+
+
+def test_an_sae_on_an_unknown_node_is_refused() -> None:
+    """Applications attach to nodes of the network."""
+    from dataclasses import replace
+
+    from qkdnet.errors import ScenarioError
+    from qkdnet.topology.cn_qcn import build_cn_qcn
+    from qkdnet.topology.model import SAE
+
+    network = build_cn_qcn()
+    with pytest.raises(ScenarioError) as error:
+        validated(replace(network, saes=(*network.saes, SAE("sae-x", "atlantis"))))
+    assert error.value.path.startswith("saes[") and "unknown node" in error.value.problem

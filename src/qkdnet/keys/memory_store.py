@@ -16,8 +16,14 @@ from types import TracebackType
 from typing import Self
 
 from qkdnet.errors import KeyStoreError, NotEnoughKey, PadMismatch, ParameterError, PoolFull
-from qkdnet.keys.pool import UNIT_BYTES, HeldKey, UnitRange
-from qkdnet.keys.store import check_block, check_ranges, check_release
+from qkdnet.keys.pool import (
+    UNIT_BYTES,
+    HeldKey,
+    UnitRange,
+    check_block,
+    check_ranges,
+    check_release,
+)
 
 
 @dataclass(slots=True)

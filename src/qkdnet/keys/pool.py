@@ -12,12 +12,18 @@ takes exactly those units. Every unit is used once and deleted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Protocol
+
+from qkdnet.errors import KeyNotFound, KeyStoreError, NotAuthorized, PadMismatch
 
 #: Key material is stored, taken and deleted in units of this many bytes (256 bits).
 UNIT_BYTES = 32
 UNIT_BITS = UNIT_BYTES * 8
+#: Block, unit and count numbers stay below this (they fit SQLite's integers).
+MAX_NUMBER = 2**62
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +81,65 @@ class KeyStore(Protocol):
 
     def held_count(self, master_sae: str, slave_sae: str) -> int:
         """How many keys are held for the pair."""
+
+
+# --- rules every store applies the same way ---------------------------------------------
+
+
+def check_block(km_link: str, block: int, material: bytes) -> int:
+    """The number of units in a block to deposit; KeyStoreError if the block number is
+    negative or ``material`` is not a positive multiple of UNIT_BYTES."""
+    if not 0 <= block < MAX_NUMBER:
+        raise KeyStoreError(f"block={block} on KM-link {km_link!r} is not allowed: "
+                            "block numbers are >= 0 and < 2**62")
+    size = len(material)
+    if size == 0 or size % UNIT_BYTES:
+        raise KeyStoreError(f"block {block} on KM-link {km_link!r} has {size} bytes: "
+                            f"a block holds a positive multiple of {UNIT_BYTES} bytes")
+    return size // UNIT_BYTES
+
+
+def check_ranges(km_link: str, ranges: Sequence[UnitRange]) -> None:
+    """PadMismatch if a range is malformed (start < 0, count < 1, a number past
+    :data:`MAX_NUMBER`) or two ranges overlap."""
+    for r in ranges:
+        if not (0 <= r.block < MAX_NUMBER and 0 <= r.start < MAX_NUMBER
+                and 0 < r.count < MAX_NUMBER):
+            raise PadMismatch(f"KM-link {km_link!r}: malformed pad range block={r.block} "
+                              f"start={r.start} count={r.count}")
+    ordered = sorted(ranges, key=lambda r: (r.block, r.start))
+    for a, b in pairwise(ordered):
+        if a.block == b.block and a.start + a.count > b.start:
+            raise PadMismatch(f"KM-link {km_link!r}: pad ranges name units of block "
+                              f"{a.block} twice (from unit {b.start})")
+
+
+def coalesce(units: Iterable[tuple[int, int]]) -> tuple[UnitRange, ...]:
+    """``(block, unit)`` pairs as ranges: consecutive units of one block become one range."""
+    runs: list[list[int]] = []  # [block, start, count]
+    for block, unit in units:
+        if runs and runs[-1][0] == block and runs[-1][1] + runs[-1][2] == unit:
+            runs[-1][2] += 1
+        else:
+            runs.append([block, unit, 1])
+    return tuple(UnitRange(*run) for run in runs)
+
+
+def check_release(key_ids: Sequence[str], found: Sequence[HeldKey | None], master_sae: str,
+                  caller: str) -> list[HeldKey]:
+    """The keys ``found`` for ``key_ids`` if ``caller`` may take all of them: KeyStoreError
+    for a repeated key_ID, KeyNotFound for one not held for ``master_sae`` (whatever
+    ``caller``), then NotAuthorized for one whose slave SAE is not ``caller``."""
+    if len(set(key_ids)) != len(key_ids):
+        raise KeyStoreError("key_IDs asked for more than once: each key is released once")
+    keys: list[HeldKey] = []
+    for key_id, key in zip(key_ids, found, strict=True):
+        if key is None or key.master_sae != master_sae:
+            raise KeyNotFound(f"no key held under key_ID {key_id!r} for master SAE "
+                              f"{master_sae!r}")
+        keys.append(key)
+    for key in keys:
+        if key.slave_sae != caller:
+            raise NotAuthorized(f"SAE {caller!r} is not the slave SAE of key_ID "
+                                f"{key.key_id!r}")
+    return keys

@@ -24,23 +24,29 @@ unit) and ``held_keys``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from itertools import pairwise
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from qkdnet.errors import (
-    KeyNotFound,
     KeyStoreError,
-    NotAuthorized,
     NotEnoughKey,
     PadMismatch,
     ParameterError,
     PoolFull,
 )
-from qkdnet.keys.pool import UNIT_BYTES, HeldKey, UnitRange
+from qkdnet.keys.pool import (
+    MAX_NUMBER,
+    UNIT_BYTES,
+    HeldKey,
+    UnitRange,
+    check_block,
+    check_ranges,
+    check_release,
+    coalesce,
+)
 
 #: Accepted values of ``synchronous``: NORMAL survives a process crash, FULL a power loss.
 SYNCHRONOUS = ("NORMAL", "FULL")
@@ -48,7 +54,6 @@ SCHEMA_VERSION = "1"
 #: Seconds a transaction waits for another process holding the file's write lock.
 BUSY_TIMEOUT_S = 5.0
 #: Block, unit and range numbers stay below this (SQLite integers are 64-bit).
-MAX_NUMBER = 2**62
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -353,61 +358,3 @@ def _held(row: tuple[str, str, str, bytes] | None) -> HeldKey | None:
 
 
 # --- rules both key stores share -----------------------------------------------------------
-
-def check_block(km_link: str, block: int, material: bytes) -> int:
-    """The number of units in a block to deposit; KeyStoreError if the block number is
-    negative or ``material`` is not a positive multiple of UNIT_BYTES."""
-    if not 0 <= block < MAX_NUMBER:
-        raise KeyStoreError(f"block={block} on KM-link {km_link!r} is not allowed: "
-                            "block numbers are >= 0 and < 2**62")
-    size = len(material)
-    if size == 0 or size % UNIT_BYTES:
-        raise KeyStoreError(f"block {block} on KM-link {km_link!r} has {size} bytes: "
-                            f"a block holds a positive multiple of {UNIT_BYTES} bytes")
-    return size // UNIT_BYTES
-
-
-def check_ranges(km_link: str, ranges: Sequence[UnitRange]) -> None:
-    """PadMismatch if a range is malformed (start < 0, count < 1, a number past
-    :data:`MAX_NUMBER`) or two ranges overlap."""
-    for r in ranges:
-        if not (0 <= r.block < MAX_NUMBER and 0 <= r.start < MAX_NUMBER
-                and 0 < r.count < MAX_NUMBER):
-            raise PadMismatch(f"KM-link {km_link!r}: malformed pad range block={r.block} "
-                              f"start={r.start} count={r.count}")
-    ordered = sorted(ranges, key=lambda r: (r.block, r.start))
-    for a, b in pairwise(ordered):
-        if a.block == b.block and a.start + a.count > b.start:
-            raise PadMismatch(f"KM-link {km_link!r}: pad ranges name units of block "
-                              f"{a.block} twice (from unit {b.start})")
-
-
-def coalesce(units: Iterable[tuple[int, int]]) -> tuple[UnitRange, ...]:
-    """``(block, unit)`` pairs as ranges: consecutive units of one block become one range."""
-    runs: list[list[int]] = []  # [block, start, count]
-    for block, unit in units:
-        if runs and runs[-1][0] == block and runs[-1][1] + runs[-1][2] == unit:
-            runs[-1][2] += 1
-        else:
-            runs.append([block, unit, 1])
-    return tuple(UnitRange(*run) for run in runs)
-
-
-def check_release(key_ids: Sequence[str], found: Sequence[HeldKey | None], master_sae: str,
-                  caller: str) -> list[HeldKey]:
-    """The keys ``found`` for ``key_ids`` if ``caller`` may take all of them: KeyStoreError
-    for a repeated key_ID, KeyNotFound for one not held for ``master_sae`` (whatever
-    ``caller``), then NotAuthorized for one whose slave SAE is not ``caller``."""
-    if len(set(key_ids)) != len(key_ids):
-        raise KeyStoreError("key_IDs asked for more than once: each key is released once")
-    keys: list[HeldKey] = []
-    for key_id, key in zip(key_ids, found, strict=True):
-        if key is None or key.master_sae != master_sae:
-            raise KeyNotFound(f"no key held under key_ID {key_id!r} for master SAE "
-                              f"{master_sae!r}")
-        keys.append(key)
-    for key in keys:
-        if key.slave_sae != caller:
-            raise NotAuthorized(f"SAE {caller!r} is not the slave SAE of key_ID "
-                                f"{key.key_id!r}")
-    return keys
