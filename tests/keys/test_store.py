@@ -725,3 +725,12 @@ def test_a_killed_process_leaves_the_store_consistent(tmp_path: Path) -> None:
         assert not present or not lost or max(lost) < min(present)
         accounted |= lost | set(present)
     assert len(_read_log(log)[1]) > 0
+
+
+def test_held_for_names_the_pair_without_the_material(make: Make) -> None:
+    """A KME can tell whose a key is (to answer 401 rather than 400) without taking it."""
+    store = make("A")
+    store.hold_key(HeldKey("k1", "sae-m", "sae-s", unit(0, 0, "k1")))
+    assert store.held_for("k1") == ("sae-m", "sae-s")
+    assert store.held_for("k2") is None
+    assert store.held_count("sae-m", "sae-s") == 1

@@ -187,6 +187,12 @@ class MemoryKeyStore:
         self._check_open()
         return self._pairs[master_sae, slave_sae]
 
+    def held_for(self, key_id: str) -> tuple[str, str] | None:
+        """The (master, slave) SAE pair a key_ID is held for, None if it is not held."""
+        self._check_open()
+        key = self._held.get(key_id)
+        return None if key is None else (key.master_sae, key.slave_sae)
+
     # --- life ----------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -82,6 +82,9 @@ class KeyStore(Protocol):
     def held_count(self, master_sae: str, slave_sae: str) -> int:
         """How many keys are held for the pair."""
 
+    def held_for(self, key_id: str) -> tuple[str, str] | None:
+        """The (master, slave) SAE pair a key_ID is held for, None if it is not held."""
+
 
 # --- rules every store applies the same way ---------------------------------------------
 

@@ -95,6 +95,7 @@ _HOLD = """INSERT INTO held_keys (key_id, master_sae, slave_sae, material)
 _HELD = "SELECT key_id, master_sae, slave_sae, material FROM held_keys WHERE key_id = ?"
 _FORGET = "DELETE FROM held_keys WHERE key_id = ?"
 _COUNT = "SELECT COUNT(*) FROM held_keys WHERE master_sae = ? AND slave_sae = ?"
+_PAIR_OF = "SELECT master_sae, slave_sae FROM held_keys WHERE key_id = ?"
 _LINKS = "SELECT DISTINCT km_link FROM pools ORDER BY km_link"
 _NEXT_BLOCK = "SELECT COALESCE(MAX(block) + 1, 0) FROM blocks WHERE km_link = ?"
 _BLOCK_UNITS = """SELECT unit FROM units WHERE km_link = ? AND block = ? AND outbound = ?
@@ -224,6 +225,11 @@ class SQLiteKeyStore:
     def held_count(self, master_sae: str, slave_sae: str) -> int:
         """How many keys are held for the pair."""
         return int(self._db().execute(_COUNT, (master_sae, slave_sae)).fetchone()[0])
+
+    def held_for(self, key_id: str) -> tuple[str, str] | None:
+        """The (master, slave) SAE pair a key_ID is held for, None if it is not held."""
+        row = self._db().execute(_PAIR_OF, (key_id,)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
 
     # --- the file ------------------------------------------------------------------------
 

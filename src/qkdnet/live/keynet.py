@@ -104,6 +104,8 @@ class KeyNetwork:
                         route.source, RelayAbort(key_id, master_sae, slave_sae)))
             self._run()
             raise ApiError(503, NOT_ENOUGH_KEY)
+        log.info("relayed %d keys of %d bits for %s -> %s over %d hops", number, size,
+                 master_sae, slave_sae, route.hops)
         return [(i, r) for i, r in zip(ids, results, strict=True) if isinstance(r, bytes)]
 
     def dec_keys(self, caller_sae: str, master_sae: str, key_ids: list[str]
@@ -115,10 +117,23 @@ class KeyNetwork:
         try:
             held = self.stores[node].release_keys(key_ids, master_sae, caller_sae)
         except KeyNotFound:
+            if self._held_for_another(key_ids, master_sae, caller_sae):
+                raise ApiError(401, "keys were not requested for this SAE") from None
             raise ApiError(400, KEYS_NOT_FOUND) from None
         except NotAuthorized:
             raise ApiError(401, "keys were not requested for this SAE") from None
+        log.info("released %d keys of %s to %s", len(held), master_sae, caller_sae)
         return [(k.key_id, k.material) for k in held]
+
+    def _held_for_another(self, key_ids: list[str], master_sae: str, caller_sae: str) -> bool:
+        """Whether some key is held, anywhere, for ``master_sae`` and another slave: the
+        caller is then not authorised (401) rather than asking for unknown keys (400)."""
+        for store in self.stores.values():
+            for key_id in key_ids:
+                pair = store.held_for(key_id)
+                if pair is not None and pair[0] == master_sae and pair[1] != caller_sae:
+                    return True
+        return False
 
     def stored_key_count(self, master_sae: str, slave_sae: str, size: int,
                          limit: int) -> int:
