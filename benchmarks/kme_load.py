@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import dataclasses
 import json
@@ -35,7 +36,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,7 +185,7 @@ def stop_server(server: Server) -> None:
         server.process.wait()
 
 
-@contextmanager
+@contextlib.contextmanager
 def serving(folder: Path, scenario: Path, args: argparse.Namespace) -> Iterator[Server]:
     """The server, stopped whatever happens."""
     server = start_server(folder, scenario, args.prefill_bits, args.pool_capacity_bits,
@@ -206,10 +206,9 @@ def wait_settled(server: Server, slave: str, limit_s: float, quiet_s: float = 2.
     with server.session(MASTER) as session:
         while time.monotonic() - start < limit_s:
             began = time.monotonic()
-            try:  # the event loop may be held up for longer than a call's timeout
+            # the event loop may be held up for longer than a call's timeout
+            with contextlib.suppress(requests.Timeout):
                 session.get(url, timeout=CALL_TIMEOUT_S).raise_for_status()
-            except requests.Timeout:
-                pass
             now = time.monotonic()
             if now - began > slow_s:
                 quiet_since = now
@@ -239,18 +238,23 @@ def http_load(server: Server, label: str, hops: int, master: str, slave: str,
         with lock:
             return next(budget, None) is not None
 
+    def call(session: requests.Session) -> bool:
+        try:
+            reply = session.post(url, json=body, timeout=CALL_TIMEOUT_S)
+        except requests.RequestException:
+            return False
+        return reply.status_code == 200 and len(reply.json()["keys"]) == 1
+
     def client() -> None:
         with server.session(master) as session:
             for _ in range(WARM_UP_CALLS):
-                session.post(url, json=body, timeout=CALL_TIMEOUT_S)
+                call(session)
             start_line.wait()
             mine, bad = [], 0
             while more():
                 began = time.perf_counter()
-                reply = session.post(url, json=body, timeout=CALL_TIMEOUT_S)
-                took = time.perf_counter() - began
-                if reply.status_code == 200 and len(reply.json()["keys"]) == 1:
-                    mine.append(took)
+                if call(session):
+                    mine.append(time.perf_counter() - began)
                 else:
                     bad += 1
         with lock:
@@ -353,8 +357,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="client threads")
     parser.add_argument("--relay-calls", type=int, default=300,
                         help="64-hop Get key calls, over HTTP and in process")
-    parser.add_argument("--prefill-bits", type=int, default=4_000_000)
-    parser.add_argument("--pool-capacity-bits", type=int, default=2**24)
+    parser.add_argument("--prefill-bits", type=int, default=1_000_000)
+    parser.add_argument("--pool-capacity-bits", type=int, default=2**21)
     parser.add_argument("--settle-limit", type=float, default=600.0,
                         help="longest wait for the server to settle after start (s)")
     parser.add_argument("--profile", action="store_true",

@@ -734,3 +734,15 @@ def test_held_for_names_the_pair_without_the_material(make: Make) -> None:
     assert store.held_for("k1") == ("sae-m", "sae-s")
     assert store.held_for("k2") is None
     assert store.held_count("sae-m", "sae-s") == 1
+
+
+def test_checkpoints_can_be_left_to_the_owner(tmp_path: Path) -> None:
+    """A store opened without automatic checkpoints leaves them to its owner, whose
+    checkpoint() empties the WAL file."""
+    store = SQLiteKeyStore(tmp_path / "a.sqlite", "A", auto_checkpoint=False)
+    assert store._db().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    store.deposit(LINK, 0, material(0, 64), outbound=True)
+    assert (tmp_path / "a.sqlite-wal").stat().st_size > 0
+    store.checkpoint()
+    assert (tmp_path / "a.sqlite-wal").stat().st_size == 0
+    store.close()

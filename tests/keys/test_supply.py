@@ -260,3 +260,11 @@ def test_a_missing_key_folder_is_an_error_naming_it(tmp_path: Path) -> None:
     """A folder that is not there is reported with its path."""
     with pytest.raises(ScenarioError, match="missing"):
         KeyFileSource(tmp_path / "missing", LINK).blocks(0.0)
+
+
+def test_skipping_lets_blocks_go_unmade_and_never_reuses_their_numbers() -> None:
+    """A full pool discards what the device makes meanwhile; numbering goes on past it."""
+    emulator = KeyEmulator("l", 8192.0, block_bytes=1024)
+    assert emulator.skip(3.0) == 3
+    [block] = emulator.blocks(4.0)
+    assert block.block == 3

@@ -70,6 +70,15 @@ class KeyEmulator:
         self._next_block = max(made, self._next_block)
         return out
 
+    def skip(self, now: float) -> int:
+        """Let the blocks completed up to ``now`` (s) go unmade, as a device whose key
+        buffer is full discards key; their numbers are never used. Returns how many."""
+        self._advance(now)
+        made = self._made(now)
+        skipped = max(made - self._next_block, 0)
+        self._next_block = max(made, self._next_block)
+        return skipped
+
     def set_rate(self, rate_bps: float, now: float) -> None:
         """Change the rate from ``now`` (s) on; bits made before ``now`` are kept."""
         rate = _checked_rate(rate_bps)

@@ -114,7 +114,7 @@ class SQLiteKeyStore:
     """
 
     def __init__(self, path: Path, node: str, capacity_bytes_per_link: int = 64 * 2**20,
-                 synchronous: str = "NORMAL") -> None:
+                 synchronous: str = "NORMAL", auto_checkpoint: bool = True) -> None:
         if synchronous not in SYNCHRONOUS:
             raise ParameterError("synchronous", synchronous, "NORMAL or FULL")
         if capacity_bytes_per_link < UNIT_BYTES:
@@ -124,6 +124,9 @@ class SQLiteKeyStore:
         self.path = Path(path)
         self.capacity = capacity_bytes_per_link
         self._conn: sqlite3.Connection | None = _connect(self.path, synchronous)
+        if not auto_checkpoint:
+            # the owner calls checkpoint() at quiet moments instead of some write paying
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         try:
             self._create_schema()
         except BaseException:
@@ -235,7 +238,8 @@ class SQLiteKeyStore:
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and truncate the WAL to zero bytes, so no
-        older copy of a used unit is left in it (unless another connection reads)."""
+        older copy of a used unit is left in it (unless another connection reads). A store
+        opened with ``auto_checkpoint=False`` relies on its owner calling this."""
         self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def close(self) -> None:

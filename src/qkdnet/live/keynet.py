@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -72,8 +73,9 @@ class KeyNetwork:
         self.network = network
         self.nodes = list(nodes)
         folder.mkdir(parents=True, exist_ok=True)
-        self.stores = {n: SQLiteKeyStore(folder / f"{n}.sqlite", n, capacity_bytes_per_link)
-                       for n in self.nodes}
+        # checkpoints happen in pump(), one store at a time, not inside a relay
+        self.stores = {n: SQLiteKeyStore(folder / f"{n}.sqlite", n, capacity_bytes_per_link,
+                                         auto_checkpoint=False) for n in self.nodes}
         self.managers = {n: KeyManager(n, self.stores[n], timeout_s=timeout_s)
                          for n in self.nodes}
         served = set(self.nodes)
@@ -81,6 +83,8 @@ class KeyNetwork:
         self._waiting: dict[str, asyncio.Future[bytes]] = {}
         self._queue: deque[tuple[str, Event]] = deque()
         self._supplies: list[_Supply] = []
+        self._next_supply = 0
+        self._next_checkpoint = 0
 
     # --- key delivery, for the KMEs ---------------------------------------------------------
 
@@ -222,13 +226,46 @@ class KeyNetwork:
             self._supplies.append(_Supply(km.id, km.a, km.b, emulator_for_link(
                 link, km.id, speedup=speedup, start=now - ahead, first_block=max(resume))))
 
-    def pump(self, now: float) -> int:
-        """Deliver the blocks every emulator has made up to ``now`` (s); returns how many
-        blocks were deposited (blocks a full pool cannot take are dropped at both ends)."""
+    def pump(self, now: float, budget_s: float | None = None) -> int:
+        """Deliver the blocks the emulators have made up to ``now`` (s); returns how many
+        were deposited. A link whose pool is full at either end discards its new blocks
+        unmade. With ``budget_s`` the work stops after about that much CPU time and the
+        next call goes on with the links not yet served (they keep their blocks), so the
+        event loop is never held long."""
+        deadline = None if budget_s is None else time.perf_counter() + budget_s
+        self._checkpoint_next()
         deposited = 0
-        for s in self._supplies:
-            for block in s.emulator.blocks(now):
-                deposited += deliver(block, self.stores[s.a], self.stores[s.b])
+        for _ in range(len(self._supplies)):
+            s = self._supplies[self._next_supply]
+            self._next_supply = (self._next_supply + 1) % len(self._supplies)
+            deposited += self._supply(s, now, deadline)
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+        return deposited
+
+    def checkpoint_all(self) -> None:
+        """Checkpoint every store (after a large prefill, before serving)."""
+        for store in self.stores.values():
+            store.checkpoint()
+
+    def _checkpoint_next(self) -> None:
+        """Checkpoint one store per pump, in turn, so used key leaves the WAL files."""
+        if self.nodes:
+            self._next_checkpoint = (self._next_checkpoint + 1) % len(self.nodes)
+            self.stores[self.nodes[self._next_checkpoint]].checkpoint()
+
+    def _supply(self, s: _Supply, now: float, deadline: float | None) -> int:
+        """Deposit a link's new blocks; past ``deadline`` the rest are lost, as key is when
+        a device's buffer overflows."""
+        a, b = self.stores[s.a], self.stores[s.b]
+        if min(a.room(s.km_link), b.room(s.km_link)) < s.emulator.block_bytes:
+            s.emulator.skip(now)
+            return 0
+        deposited = 0
+        for block in s.emulator.blocks(now):
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            deposited += deliver(block, a, b)
         return deposited
 
     def close(self) -> None:

@@ -29,6 +29,8 @@ from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ss
 from qkdnet.topology.model import Network
 
 PUMP_INTERVAL_S = 0.05
+#: CPU time one pump may take before it yields to the KMEs (s).
+PUMP_BUDGET_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ async def serve(network: Network, options: ServeOptions,
     loop = asyncio.get_running_loop()
     keynet.start_supply(loop.time(), options.speedup, options.prefill_bits)
     keynet.pump(loop.time())
+    keynet.checkpoint_all()
     servers = {n: make_server(make_kme_app(keynet, n), options.host, 0,
                               server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert))
                for n in nodes}
@@ -80,7 +83,7 @@ async def _pump(keynet: KeyNetwork) -> None:
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
-        keynet.pump(loop.time())
+        keynet.pump(loop.time(), PUMP_BUDGET_S)
 
 
 def _manifest(network: Network, options: ServeOptions, pki: Pki,

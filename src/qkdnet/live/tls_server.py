@@ -107,6 +107,11 @@ class ClientCertProtocol(H11Protocol):
     ) -> None:
         """Called once per connection, after the TLS handshake: wrap the app for it."""
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # asyncio sets TCP_NODELAY only on sockets made with proto=IPPROTO_TCP; without
+            # it h11's separate header and body records wait ~40 ms for a delayed ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tls = cast(ssl.SSLObject | None, transport.get_extra_info("ssl_object"))
         der = tls.getpeercert(binary_form=True) if tls is not None else None
         self.app = with_client_certificate(self.app, der)
