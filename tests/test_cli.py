@@ -252,3 +252,33 @@ def test_a_bad_scenario_file_is_refused_naming_file_line_and_path(tmp_path: Path
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         f"qkdnet: error: {bad}:7: qkd_links[0].b: unknown node 'c'")
+
+
+# --- qkdnet pki / serve -----------------------------------------------------------------
+
+
+def test_pki_init_makes_certificates_for_every_kme_and_sae(tmp_path: Path) -> None:
+    """pki init writes a CA and one certificate per served node and per SAE; a second
+    run refuses to overwrite it."""
+    out = tmp_path / "pki"
+    result = runner.invoke(app, ["pki", "init", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "ca.crt").is_file()
+    assert (out / "sae" / "sae-harbin.crt").is_file() and (out / "kme" / "harbin.crt").is_file()
+    again = runner.invoke(app, ["pki", "init", str(out)])
+    assert again.exit_code == 2 and str(out) in again.stderr
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["serve", "--speedup", "0"], "--speedup=0"),
+    (["serve", "--prefill-bits", "-1"], "--prefill-bits=-1"),
+    (["serve", "--pool-capacity-bits", "100"], "--pool-capacity-bits=100"),
+    (["serve", "--scenario", "atlantis"], "--scenario"),
+])
+def test_serve_refuses_bad_options_before_starting(args: list[str], named: str,
+                                                   tmp_path: Path) -> None:
+    """Impossible settings are refused with the option named, nothing started."""
+    result = runner.invoke(app, [*args, "--dir", str(tmp_path / "d")])
+    assert result.exit_code == 2
+    assert named in result.stderr
+    assert not (tmp_path / "d" / "manifest.json").exists()
