@@ -25,11 +25,9 @@ import asyncio
 import contextlib
 import cProfile
 import dataclasses
-import json
 import math
 import os
 import pstats
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,12 +44,11 @@ from qkdnet.keys.emulator import link_rate_bps
 from qkdnet.keys.manager import pad_units
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.live.keynet import KeyNetwork, served_nodes
+from qkdnet.live.launch import CA_BUNDLE_VARIABLES, ServeProcess, start_serve
 from qkdnet.topology.model import SAE, KMLinkKind, Network
 from qkdnet.topology.scenario_file import load_network, save_network
 from qkdnet.topology.scenarios import open_network
 
-#: How the server is started (a script may replace it, e.g. to try a patched server).
-SERVE = [sys.executable, "-m", "qkdnet", "serve"]
 EXPORT = [sys.executable, "-m", "qkdnet", "topology", "export", "-f", "yaml", "-o"]
 KEYS = "/api/v1/keys"
 KEY_BITS = 256
@@ -64,8 +61,7 @@ TARGET_RELAY_S = 0.100
 CALL_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 600.0
 WARM_UP_CALLS = 5
-# requests lets these override a session's verify=; the KMEs' CA is in no system bundle
-CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
 
 
 @dataclass(frozen=True)
@@ -93,26 +89,26 @@ class Row:
 
 @dataclass
 class Server:
-    """A running ``qkdnet serve`` and its manifest."""
+    """A running ``qkdnet serve``, and how long it took to start and to settle."""
 
-    process: subprocess.Popen[bytes]
-    manifest: dict[str, Any]
-    log: Path
+    served: ServeProcess
     started_s: float = 0.0
     settled_s: float = 0.0
 
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.served.manifest
+
     def session(self, sae: str) -> requests.Session:
         """A keep-alive session that authenticates as ``sae``."""
-        entry = self.manifest["saes"][sae]
         session = requests.Session()
         session.trust_env = False
-        session.cert = (entry["cert"], entry["key"])
-        session.verify = self.manifest["ca"]
+        session.cert, session.verify = self.served.tls(sae)
         return session
 
     def enc_keys_url(self, master: str, slave: str) -> str:
         """Where ``master`` asks for keys shared with ``slave``."""
-        return f"{self.manifest['saes'][master]['kme_url']}{KEYS}/{slave}/enc_keys"
+        return f"{self.served.kme_url(master)}{KEYS}/{slave}/enc_keys"
 
 
 # --- the scenario ------------------------------------------------------------------------
@@ -148,41 +144,19 @@ def bench_scenario(folder: Path) -> tuple[Path, str]:
 def start_server(folder: Path, scenario: Path, prefill_bits: int, capacity_bits: int,
                  profile: Path | None) -> Server:
     """Start ``qkdnet serve`` and wait for its manifest."""
-    data = folder / "live"
-    manifest = data / "manifest.json"
-    options = ["--dir", str(data), "--scenario", str(scenario),
-               "--prefill-bits", str(prefill_bits), "--pool-capacity-bits", str(capacity_bits)]
-    command = [*SERVE, *options] if profile is None else \
-        [SERVE[0], "-m", "cProfile", "-o", str(profile), *SERVE[1:], *options]
-    log = folder / "serve.log"
-    env = {k: v for k, v in os.environ.items() if k not in CA_BUNDLE_VARIABLES}
+    python = [sys.executable] if profile is None else \
+        [sys.executable, "-m", "cProfile", "-o", str(profile)]
     start = time.monotonic()
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = Server(process, {}, log)
-    try:
-        while not manifest.exists():
-            if process.poll() is not None or time.monotonic() - start > START_TIMEOUT_S:
-                raise RuntimeError(f"qkdnet serve did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        server.manifest = json.loads(manifest.read_text())
-    except BaseException:
-        stop_server(server)
-        raise
-    server.started_s = time.monotonic() - start
-    return server
+    served = start_serve(folder / "live", str(scenario),
+                         ["--prefill-bits", str(prefill_bits),
+                          "--pool-capacity-bits", str(capacity_bits)],
+                         logs=folder / "serve", timeout_s=START_TIMEOUT_S, python=python)
+    return Server(served, started_s=time.monotonic() - start)
 
 
 def stop_server(server: Server) -> None:
     """SIGTERM, then SIGKILL if it has not exited after 30 s."""
-    if server.process.poll() is not None:
-        return
-    server.process.send_signal(signal.SIGTERM)
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    server.served.stop(30)
 
 
 @contextlib.contextmanager

@@ -6,12 +6,7 @@ was ever handed out twice, across the restarts."""
 from __future__ import annotations
 
 import base64
-import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +18,7 @@ import pytest
 import requests
 
 from qkdnet.keys.store import SQLiteKeyStore
+from qkdnet.live.launch import CA_BUNDLE_VARIABLES, ServeFailed, ServeProcess, start_serve
 
 SCENARIO = """\
 qkdnet_scenario: 1
@@ -47,35 +43,19 @@ START_TIMEOUT_S = 30.0
 CALL_TIMEOUT_S = 10.0
 BATCH = 128  # the KME's max_key_per_request
 KEYS = "/api/v1/keys"
-# requests lets these override a session's verify=; the KMEs' CA is not in any bundle
-CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-@dataclass
-class Served:
-    """One run of ``qkdnet serve``: the process, its manifest and its log files."""
+def open_session(served: ServeProcess, sae: str) -> requests.Session:
+    """A keep-alive session that authenticates as ``sae``."""
+    session = requests.Session()
+    session.trust_env = False
+    session.cert, session.verify = served.tls(sae)
+    return session
 
-    process: subprocess.Popen[bytes]
-    manifest: dict[str, Any]
-    stdout: Path
-    stderr: Path
 
-    def session(self, sae: str) -> requests.Session:
-        """A keep-alive session that authenticates as ``sae``."""
-        entry = self.manifest["saes"][sae]
-        session = requests.Session()
-        session.trust_env = False
-        session.cert = (entry["cert"], entry["key"])
-        session.verify = self.manifest["ca"]
-        return session
-
-    def url(self, sae: str) -> str:
-        """The base URL of the KME that ``sae`` is attached to."""
-        return f"{self.manifest['saes'][sae]['kme_url']}{KEYS}"
-
-    def log(self) -> str:
-        """What the server wrote to stdout and stderr so far."""
-        return self.stdout.read_text() + self.stderr.read_text()
+def keys_api(served: ServeProcess, sae: str) -> str:
+    """The keys API of the KME that ``sae`` is attached to."""
+    return served.kme_url(sae) + KEYS
 
 
 @dataclass
@@ -98,34 +78,22 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield tmp_path / "live"
 
 
-def _start(folder: Path, run: int) -> Served:
+def _start(folder: Path, run: int) -> ServeProcess:
     """Start ``qkdnet serve`` on ``folder`` and wait for a fresh manifest."""
-    manifest = folder / "manifest.json"
-    manifest.unlink(missing_ok=True)
-    out, err = folder.parent / f"serve-{run}.out", folder.parent / f"serve-{run}.err"
-    env = {k: v for k, v in os.environ.items() if k not in CA_BUNDLE_VARIABLES}
-    command = [sys.executable, "-m", "qkdnet", "serve", "--dir", str(folder),
-               "--scenario", str(folder.parent / "crash.yaml"),
-               "--prefill-bits", "2000000", "--pool-capacity-bits", "4000000"]
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
-    served = Served(process, {}, out, err)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not manifest.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            pytest.fail(f"run {run}: the server did not start:\n{served.log()}")
-        time.sleep(0.02)
-    served.manifest = json.loads(manifest.read_text())
-    assert served.manifest["pid"] == process.pid
+    try:
+        served = start_serve(folder, str(folder.parent / "crash.yaml"),
+                             ["--prefill-bits", "2000000", "--pool-capacity-bits", "4000000"],
+                             logs=folder.parent / f"serve-{run}", timeout_s=START_TIMEOUT_S)
+    except ServeFailed as exc:
+        pytest.fail(f"run {run}: {exc}")
+    assert served.manifest["pid"] == served.process.pid
     return served
 
 
-def _stream_keys(served: Served, stream: Stream) -> None:
+def _stream_keys(served: ServeProcess, stream: Stream) -> None:
     """Get key (one 256-bit key per call) as the master until the server is gone."""
-    url = f"{served.url(MASTER)}/{SLAVE}/enc_keys"
-    with served.session(MASTER) as session:
+    url = f"{keys_api(served, MASTER)}/{SLAVE}/enc_keys"
+    with open_session(served, MASTER) as session:
         while True:
             try:
                 reply = session.post(url, json={"number": 1, "size": 256},
@@ -151,30 +119,29 @@ def _kill_cycle(folder: Path, run: int, stream: Stream, rng: random.Random) -> i
     time.sleep(rng.uniform(0.3, 1.5))
     assert served.process.poll() is None, f"run {run} died on its own:\n{served.log()}"
     stream.killed.set()
-    served.process.send_signal(signal.SIGKILL)
-    served.process.wait()
+    served.kill()
     client.join(CALL_TIMEOUT_S + 5)
     assert not client.is_alive(), "the client still waits for a killed server"
     _assert_clean_log(served, run)
     return len(stream.received) - before
 
 
-def _assert_clean_log(served: Served, run: int) -> None:
+def _assert_clean_log(served: ServeProcess, run: int) -> None:
     log = served.log()
     assert "KMEs serving" in log, f"run {run}:\n{log}"
     assert "Traceback" not in log and " ERROR " not in log, f"run {run}:\n{log}"
 
 
-def _dec_keys(served: Served, session: requests.Session, ids: list[str]) -> requests.Response:
+def _dec_keys(served: ServeProcess, session: requests.Session, ids: list[str]) -> requests.Response:
     body = {"key_IDs": [{"key_ID": i} for i in ids]}
-    return session.post(f"{served.url(SLAVE)}/{MASTER}/dec_keys", json=body,
+    return session.post(f"{keys_api(served, SLAVE)}/{MASTER}/dec_keys", json=body,
                         timeout=CALL_TIMEOUT_S)
 
 
-def _fetch_all(served: Served, ids: list[str]) -> dict[str, bytes]:
+def _fetch_all(served: ServeProcess, ids: list[str]) -> dict[str, bytes]:
     """Every key of ``ids`` from the slave's KME, as the slave, in batches."""
     fetched: dict[str, bytes] = {}
-    with served.session(SLAVE) as session:
+    with open_session(served, SLAVE) as session:
         for i in range(0, len(ids), BATCH):
             batch = ids[i:i + BATCH]
             reply = _dec_keys(served, session, batch)
@@ -185,27 +152,21 @@ def _fetch_all(served: Served, ids: list[str]) -> dict[str, bytes]:
     return fetched
 
 
-def _second_fetch_statuses(served: Served, ids: list[str]) -> set[int]:
-    with served.session(SLAVE) as session:
+def _second_fetch_statuses(served: ServeProcess, ids: list[str]) -> set[int]:
+    with open_session(served, SLAVE) as session:
         return {_dec_keys(served, session, [i]).status_code for i in ids}
 
 
-def _status(served: Served) -> dict[str, Any]:
-    with served.session(MASTER) as session:
-        reply = session.get(f"{served.url(MASTER)}/{SLAVE}/status", timeout=CALL_TIMEOUT_S)
+def _status(served: ServeProcess) -> dict[str, Any]:
+    with open_session(served, MASTER) as session:
+        reply = session.get(f"{keys_api(served, MASTER)}/{SLAVE}/status", timeout=CALL_TIMEOUT_S)
     assert reply.status_code == 200, reply.text
     result: dict[str, Any] = reply.json()
     return result
 
 
-def _stop(served: Served) -> None:
-    served.process.send_signal(signal.SIGTERM)
-    try:
-        code = served.process.wait(timeout=15)
-    finally:
-        if served.process.poll() is None:
-            served.process.kill()
-            served.process.wait()
+def _stop(served: ServeProcess) -> None:
+    code = served.stop(15)
     assert code == 0, served.log()
 
 

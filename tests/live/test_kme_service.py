@@ -13,12 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +28,7 @@ from qkdsec.client import ETSI014Client, KeysContainer
 from qkdsec.doctor import run_all
 
 from qkdnet.keys.routing import ShortestPathRouter
+from qkdnet.live.launch import CA_BUNDLE_VARIABLES, ServeFailed, start_serve
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.paths import shortest_path
 
@@ -40,8 +36,7 @@ API = "/api/v1/keys"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 CALL_TIMEOUT_S = 30.0
-# requests lets these override verify=; the KMEs' CA is in no bundle
-CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
 STATUS_FIELDS = {"source_KME_ID", "target_KME_ID", "master_SAE_ID", "slave_SAE_ID",
                  "key_size", "stored_key_count", "max_key_count", "max_key_per_request",
                  "max_key_size", "min_key_size", "max_SAE_ID_count"}
@@ -68,42 +63,18 @@ saes:
 
 # --- the server ---------------------------------------------------------------------------
 
-def _env_without_ca_bundle() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in CA_BUNDLE_VARIABLES}
-
-
 @contextmanager
 def serving(folder: Path, scenario: str, *options: str) -> Iterator[dict[str, Any]]:
     """Run ``qkdnet serve`` on ``folder`` (logs in serve.out and serve.err there) and yield
     its manifest; SIGTERM at the end."""
-    command = [sys.executable, "-m", "qkdnet", "serve", "--dir", str(folder),
-               "--scenario", scenario, *options]
-    with (folder / "serve.out").open("wb") as out, (folder / "serve.err").open("wb") as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err,
-                                   env=_env_without_ca_bundle())
     try:
-        yield _wait_for_manifest(process, folder)
+        served = start_serve(folder, scenario, options, timeout_s=START_TIMEOUT_S)
+    except ServeFailed as exc:
+        pytest.fail(str(exc))
+    try:
+        yield served.manifest
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_for_manifest(process: subprocess.Popen[bytes], folder: Path) -> dict[str, Any]:
-    manifest = folder / "manifest.json"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not manifest.exists():
-        if process.poll() is not None:
-            pytest.fail(f"qkdnet serve exited with {process.returncode}:\n"
-                        + (folder / "serve.err").read_text())
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {manifest} after {START_TIMEOUT_S} s")
-        time.sleep(0.1)
-    data: dict[str, Any] = json.loads(manifest.read_text())
-    return data
+        served.stop(STOP_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
