@@ -46,14 +46,23 @@ def edge_disjoint_paths(network: Network, source: str, target: str, k: int = 2,
     if k < 1:
         raise ParameterError("k", k, "at least 1 path")
     g = _connected_graph(network, source, target, weight)
+    paths = disjoint_paths_in(g, source, target, k, None if weight == "hops" else weight)
+    return sorted(paths, key=lambda p: (path_weight(network, p, weight), len(p), p))
+
+
+def disjoint_paths_in(g: nx.Graph, source: str, target: str, k: int,
+                      weight: str | None) -> list[list[str]]:
+    """Up to ``k`` edge-disjoint paths of least total edge attribute ``weight`` (None:
+    hops) in any undirected graph whose ``source`` reaches ``target``: the min-cost flow
+    behind :func:`edge_disjoint_paths`, for callers with weights of their own (the control
+    layer's key-aware cost)."""
     if source == target:
         return [[source]]
     arcs = _flow_graph(g, weight)
     n = min(k, nx.maximum_flow_value(arcs, source, target))
     arcs.nodes[source]["demand"], arcs.nodes[target]["demand"] = -n, n
     _, flow = nx.network_simplex(arcs, demand="demand", capacity="capacity", weight="cost")
-    paths = _decompose(flow, source, target, n)
-    return sorted(paths, key=lambda p: (path_weight(network, p, weight), len(p), p))
+    return _decompose(flow, source, target, n)
 
 
 def path_links(network: Network, nodes: Sequence[str]) -> list[QKDLink]:
@@ -125,8 +134,9 @@ def _nx_weight(weight: str) -> str | None:
     return None if weight == "hops" else weight
 
 
-def _flow_graph(g: nx.Graph, weight: str) -> nx.DiGraph:
-    """Two unit-capacity arcs per QKD-link, costed in metres or millidB.
+def _flow_graph(g: nx.Graph, weight: str | None) -> nx.DiGraph:
+    """Two unit-capacity arcs per edge, costed in thousandths of the weight (metres,
+    millidB) or in hops when ``weight`` is None.
 
     Every arc also costs 1 on top of the scaled weight, which is first multiplied by more
     than the number of arcs: the optimum is unchanged in weight, ties go to fewer hops, and
@@ -135,7 +145,7 @@ def _flow_graph(g: nx.Graph, weight: str) -> nx.DiGraph:
     arcs = nx.DiGraph()
     hop_scale = 2 * g.number_of_edges() + 1
     for u, v, data in g.edges(data=True):
-        scaled = 1 if weight == "hops" else round(data[weight] * _COST_SCALE)
+        scaled = 1 if weight is None else round(data[weight] * _COST_SCALE)
         cost = scaled * hop_scale + 1
         arcs.add_edge(u, v, capacity=1, cost=cost)
         arcs.add_edge(v, u, capacity=1, cost=cost)

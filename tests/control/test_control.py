@@ -1,0 +1,128 @@
+"""The control layer: key-aware routing per domain, stitching across domains, protection."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path as FilePath
+
+import pytest
+
+from qkdnet.control.level2 import Level2Controller
+from qkdnet.control.link_state import KMLinkState, key_aware_cost
+from qkdnet.control.protection import Demand, ProtectionController
+from qkdnet.control.router import ControlRouter, controllers_for
+from qkdnet.keys.routing import Router
+from qkdnet.live.keynet import KeyNetwork, served_nodes
+from qkdnet.topology.cn_qcn import build_cn_qcn
+from qkdnet.topology.model import Network
+
+
+@pytest.fixture(scope="module")
+def net() -> Network:
+    return build_cn_qcn()
+
+
+def _disjoint(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    return not set(a) & set(b)
+
+
+def test_cost_grows_as_key_runs_short_and_excludes_what_cannot_serve() -> None:
+    """Plenty of key costs about one hop; scarce key costs more; too little or down, none."""
+    plenty = key_aware_cost(KMLinkState("k", 1e9), 512)
+    scarce = key_aware_cost(KMLinkState("k", 600), 512)
+    assert plenty is not None and scarce is not None and 1.0 <= plenty < scarce
+    assert key_aware_cost(KMLinkState("k", 100), 512) is None
+    assert key_aware_cost(KMLinkState("k", 1e9, up=False), 512) is None
+    assert key_aware_cost(KMLinkState("k", 100, rate_bps=1e4), 512) is not None  # refills
+
+
+def test_working_and_backup_paths_are_edge_disjoint(net: Network) -> None:
+    """Beijing-Wuhan: the working path and its backup share no KM-link; one runs along the
+    chain through Zhengzhou, the other round the ring through Jinan and Hefei."""
+    routes = controllers_for(net).protected("beijing", "wuhan", 512)
+    assert routes is not None and routes.backup is not None
+    assert _disjoint(routes.working.km_links, routes.backup.km_links)
+    both = {*routes.working.nodes, *routes.backup.nodes}
+    assert {"zhengzhou", "jinan", "hefei"} <= both
+
+
+def test_a_chain_has_no_backup(net: Network) -> None:
+    """Harbin-Beijing is a single chain: a working path, no backup."""
+    routes = controllers_for(net).protected("harbin", "beijing", 512)
+    assert routes is not None and routes.backup is None
+
+
+def test_key_aware_cost_avoids_an_empty_km_link(net: Network) -> None:
+    """Empty a KM-link of the working path: the new route goes round it."""
+    l1 = controllers_for(net)
+    before = l1.route("beijing", "wuhan", 512)
+    assert before is not None
+    empty = before.km_links[len(before.km_links) // 2]
+    l1.update(KMLinkState(empty, key_bits=0.0))
+    after = l1.route("beijing", "wuhan", 512)
+    assert after is not None and empty not in after.km_links
+
+
+def test_level2_stays_inside_its_domain(net: Network) -> None:
+    """A Level-2 controller only uses KM-links with both ends in its domain."""
+    l2 = Level2Controller(net, net.domain["backbone"])
+    routes = l2.protected("harbin", "shenzhen", 512)
+    assert routes is not None
+    assert set(routes.working.nodes) <= net.domain["backbone"].nodes
+    assert len(routes.working.km_links) == 64
+
+
+def test_level1_stitches_a_metro_the_backbone_and_another_metro(net: Network) -> None:
+    """User in the Beijing metro to user in the Shanghai metro: every hop lies inside one
+    domain, and the route passes through metro, backbone or BSBN, and metro domains."""
+    path = controllers_for(net).route("beijing-m1-u1", "shanghai-m1-u1", 512)
+    assert path is not None
+    assert path.nodes[0] == "beijing-m1-u1" and path.nodes[-1] == "shanghai-m1-u1"
+    domains_used = []
+    for km in path.km_links:
+        link = net.km_link[km]
+        [domain] = [d.id for d in net.domains
+                    if link.a in d.nodes and link.b in d.nodes] or [None]
+        domains_used.append(domain)
+    assert domains_used[0] == "metro-beijing" and domains_used[-1] == "metro-shanghai"
+    assert {"backbone", "bsbn"} & set(domains_used)
+
+
+def test_failure_switches_to_backup_then_reroutes_then_restores(net: Network) -> None:
+    """A KM-link of the working path fails: the demand moves to its backup; the backup
+    fails too: no route is left; a repair brings the demand back."""
+    control = ProtectionController(controllers_for(net))
+    control.add(Demand("d", "beijing", "wuhan"))
+    working, backup = control.active("d"), control.backup("d")
+    assert working is not None and backup is not None
+    [change] = control.handle(KMLinkState(working.km_links[3], 0.0, up=False))
+    assert change.reason == "switched to backup" and change.path == backup
+    [change] = control.handle(KMLinkState(backup.km_links[3], 0.0, up=False))
+    assert change.reason == "no route" and control.active("d") is None
+    [change] = control.handle(KMLinkState(working.km_links[3], 1e9, up=True))
+    assert change.reason == "restored" and control.active("d") is not None
+
+
+def test_a_failure_elsewhere_changes_nothing(net: Network) -> None:
+    """Only demands whose active route uses the failed KM-link move."""
+    control = ProtectionController(controllers_for(net))
+    control.add(Demand("d", "beijing", "wuhan"))
+    assert control.handle(KMLinkState("km:harbin~harbin-changchun-r1", 0.0, up=False)) == []
+
+
+def test_the_key_management_layer_can_route_through_the_control_layer(
+        tmp_path: FilePath) -> None:
+    """ControlRouter is a keys Router: a key network relays over its routes."""
+    network = build_cn_qcn()
+    router: Router = ControlRouter(network)
+    keynet = KeyNetwork(network, tmp_path / "stores", served_nodes(network), router=router)
+
+    async def relay() -> list[tuple[str, bytes]]:
+        loop = asyncio.get_running_loop()
+        keynet.start_supply(loop.time(), prefill_bits=20_000)
+        keynet.pump(loop.time())
+        return await keynet.enc_keys("sae-harbin", "sae-beijing", 1, 256)
+
+    [(key_id, key)] = asyncio.run(relay())
+    assert keynet.dec_keys("sae-beijing", "sae-harbin", [key_id]) == [(key_id, key)]
+    keynet.close()
