@@ -3,6 +3,8 @@ interface: KMs ask it for relay routes instead of the simple shortest path."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from qkdnet.control.level1 import Level1Controller
 from qkdnet.control.level2 import Level2Controller
 from qkdnet.control.link_state import KMLinkState
@@ -36,7 +38,12 @@ class ControlRouter:
 
     def update(self, state: KMLinkState) -> None:
         """New KM-link state: routes are recomputed on their next use."""
-        self.level1.update(state)
+        self.update_all([state])
+
+    def update_all(self, states: Iterable[KMLinkState]) -> None:
+        """A batch of KM-link states (one report of the whole network)."""
+        for state in states:
+            self.level1.update(state)
         self._cache.clear()
 
     def route(self, source: str, destination: str) -> Route:

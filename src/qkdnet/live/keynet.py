@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from qkdnet.control.link_state import KMLinkState
 from qkdnet.errors import KeyNotFound, NotAuthorized, ScenarioError
 from qkdnet.keys.emulator import KeyEmulator, emulator_for_link, link_rate_bps
 from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, ApiError, new_key_id
@@ -242,6 +243,14 @@ class KeyNetwork:
             if deadline is not None and time.perf_counter() > deadline:
                 break
         return deposited
+
+    def link_states(self) -> list[KMLinkState]:
+        """What the control layer is told of each supplied KM-link: the key its tighter
+        direction can still relay (bits), the modelled refill (bit/s), and up."""
+        return [KMLinkState(s.km_link, 8.0 * min(self.stores[s.a].pool_bytes(s.km_link, True),
+                                                 self.stores[s.b].pool_bytes(s.km_link, True)),
+                            s.emulator.rate_bps * s.emulator.speedup)
+                for s in self._supplies]
 
     def checkpoint_all(self) -> None:
         """Checkpoint every store (after a large prefill, before serving)."""

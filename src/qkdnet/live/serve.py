@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qkdnet.control.router import ControlRouter
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
 from qkdnet.live.kme_app import make_kme_app
 from qkdnet.live.pki import Pki, init_pki, load_pki
@@ -31,6 +32,8 @@ from qkdnet.topology.model import Network
 PUMP_INTERVAL_S = 0.05
 #: CPU time one pump may take before it yields to the KMEs (s).
 PUMP_BUDGET_S = 0.005
+#: How often KM-link state reaches the control layer (s).
+STATE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ async def serve(network: Network, options: ServeOptions,
     """Serve until cancelled; ``ready`` gets the manifest once every KME listens."""
     nodes = served_nodes(network, options.all_nodes)
     pki = pki_for(network, options.folder / "pki", options.all_nodes)
-    keynet = KeyNetwork(network, options.folder / "stores", nodes,
+    router = ControlRouter(network)
+    keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
                         capacity_bytes_per_link=options.pool_capacity_bits // 8)
     loop = asyncio.get_running_loop()
     keynet.start_supply(loop.time(), options.speedup, options.prefill_bits)
@@ -69,7 +73,7 @@ async def serve(network: Network, options: ServeOptions,
                for n in nodes}
     manifest = _manifest(network, options, pki, servers)
     _write_json(options.manifest or options.folder / "manifest.json", manifest)
-    pump = asyncio.create_task(_pump(keynet))
+    pump = asyncio.create_task(_pump(keynet, router))
     if ready is not None:
         ready(manifest)
     try:
@@ -79,11 +83,16 @@ async def serve(network: Network, options: ServeOptions,
         keynet.close()
 
 
-async def _pump(keynet: KeyNetwork) -> None:
+async def _pump(keynet: KeyNetwork, router: ControlRouter) -> None:
+    """Fill the pools, and tell the control layer about them every STATE_INTERVAL_S."""
     loop = asyncio.get_running_loop()
+    reported = loop.time()
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
         keynet.pump(loop.time(), PUMP_BUDGET_S)
+        if loop.time() - reported >= STATE_INTERVAL_S:
+            reported = loop.time()
+            router.update_all(keynet.link_states())
 
 
 def _manifest(network: Network, options: ServeOptions, pki: Pki,
