@@ -25,9 +25,10 @@ Errors name the file, the line, the path in the document and the problem:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -49,6 +50,8 @@ from qkdnet.topology.model import (
 from qkdnet.topology.validation import validated
 
 FORMAT_VERSION = 1
+S = TypeVar("S", bound=BaseModel)
+T = TypeVar("T")
 DEFAULT_ATTENUATION_DB_PER_KM = 0.2
 
 
@@ -184,6 +187,13 @@ def save_network(network: Network, path: Path) -> Path:
 def load_network(path: Path) -> Network:
     """Read and validate a scenario file; every problem is a ScenarioError naming
     the file, the line and the path in the document."""
+    return load_document(path, ScenarioSpec, network_from_spec)
+
+
+def load_document(path: Path, model: type[S], build: Callable[[S], T]) -> T:
+    """Read a YAML or JSON document, check it against ``model`` and ``build`` the result;
+    every problem, including a ScenarioError that ``build`` raises with a document path,
+    comes out as a ScenarioError naming the file and the line."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -197,26 +207,30 @@ def load_network(path: Path) -> Network:
         raise ScenarioError("", f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
                             + " ".join(str(exc).split()), source, _error_line(exc)) from None
     try:
-        return network_from_spec(ScenarioSpec.model_validate(data))
+        return build(model.model_validate(data))
     except ValidationError as exc:
         # A misspelt key also makes its correct spelling "missing": name the misspelling.
         errors = exc.errors()
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-        where = _dotted(first["loc"])
+        where = document_path(first["loc"])
         raise ScenarioError(where, first["msg"], source,
                             line_of(text, first["loc"])) from None
     except ScenarioError as exc:
-        raise exc.located(source, line_of(text, _parse_dotted(exc.path))) from None
+        if exc.source is not None:  # already placed in another file (a referenced one)
+            raise
+        raise exc.located(source, line_of(text, parse_document_path(exc.path))) from None
 
 
-def _dotted(loc: tuple[int | str, ...]) -> str:
+def document_path(loc: tuple[int | str, ...]) -> str:
+    """``("qkd_links", 3, "b")`` as ``qkd_links[3].b``."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _parse_dotted(path: str) -> tuple[int | str, ...]:
+def parse_document_path(path: str) -> tuple[int | str, ...]:
+    """``qkd_links[3].b`` as ``("qkd_links", 3, "b")``."""
     parts: list[int | str] = []
     for piece in path.replace("[", ".[").split("."):
         if piece.startswith("["):
