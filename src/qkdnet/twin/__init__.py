@@ -1,0 +1,1 @@
+"""The digital twin: simulated-time driver, scenarios and reports."""
