@@ -746,13 +746,3 @@ def test_checkpoints_can_be_left_to_the_owner(tmp_path: Path) -> None:
     store.checkpoint()
     assert (tmp_path / "a.sqlite-wal").stat().st_size == 0
     store.close()
-
-
-def test_several_blocks_deposit_together_or_not_at_all(make: Make) -> None:
-    """deposit_many stores a batch in one go; a batch that does not fit stores nothing."""
-    store = make("A", capacity_bytes_per_link=4 * UNIT_BYTES)
-    store.deposit_many(LINK, [(0, material(0, 1), True), (1, material(1, 1), False)])
-    assert store.pool_bytes(LINK, True) == store.pool_bytes(LINK, False) == UNIT_BYTES
-    with pytest.raises(PoolFull):
-        store.deposit_many(LINK, [(2, material(2, 1), True), (3, material(3, 2), True)])
-    assert store.pool_bytes(LINK, True) == UNIT_BYTES

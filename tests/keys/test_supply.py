@@ -14,7 +14,7 @@ from qkdnet.keys.emulator import KeyEmulator, emulator_for_link, link_rate_bps
 from qkdnet.keys.keyfile import KeyFileSource
 from qkdnet.keys.memory_store import MemoryKeyStore
 from qkdnet.keys.pool import UNIT_BYTES
-from qkdnet.keys.supply import KeyBlock, KeySource, deliver, deliver_all, outbound_at
+from qkdnet.keys.supply import KeyBlock, KeySource, deliver, outbound_at
 from qkdnet.quantum import device_type, skr
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.model import Multiplexing, Network
@@ -268,13 +268,3 @@ def test_skipping_lets_blocks_go_unmade_and_never_reuses_their_numbers() -> None
     assert emulator.skip(3.0) == 3
     [block] = emulator.blocks(4.0)
     assert block.block == 3
-
-
-def test_deliver_all_stores_what_both_ends_have_room_for() -> None:
-    """A batch larger than the room left is cut at the same block at both ends."""
-    a, b = MemoryKeyStore("a", 3 * 1024), MemoryKeyStore("b", 3 * 1024)
-    blocks = KeyEmulator("l", 8192.0, block_bytes=1024, seed=1).blocks(5.0)
-    assert len(blocks) == 5
-    assert deliver_all(blocks, a, b) == 3
-    assert a.pool_bytes("l", True) + a.pool_bytes("l", False) == 3 * 1024
-    assert b.pool_bytes("l", True) == a.pool_bytes("l", False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -99,26 +98,16 @@ class MemoryKeyStore:
         """Store block ``block`` of ``km_link`` (a positive multiple of UNIT_BYTES). A block
         deposited before is a no-op, even once its units are used; PoolFull when the link's
         pool would exceed its capacity."""
-        self.deposit_many(km_link, [(block, material, outbound)])
-
-    def deposit_many(self, km_link: str, blocks: Sequence[tuple[int, bytes, bool]]) -> None:
-        """Deposit several ``(block, material, outbound)`` blocks: all or none (PoolFull if
-        they do not all fit)."""
-        checked = [(b, m, o, check_block(km_link, b, m)) for b, m, o in blocks]
+        units = check_block(km_link, block, material)
         link = self._link(km_link)
-        seen = set() if link is None else set(link.seen)
-        fresh = [c for c in checked if c[0] not in seen]
+        if link is not None and block in link.seen:
+            return
         stored = self._stored(link)
-        size = sum(len(m) for _, m, _, _ in fresh)
-        if stored + size > self.capacity:
+        if stored + len(material) > self.capacity:
             raise PoolFull(f"KM-link {km_link!r} holds {stored} of {self.capacity} bytes; "
-                           f"{len(fresh)} blocks of {size} bytes do not fit")
-        for block, material, outbound, units in fresh:
-            if block in seen:  # named twice in this call
-                continue
-            seen.add(block)
-            new = _Block(outbound, bytearray(material), bytearray(b"\x01" * units), units)
-            self._links.setdefault(km_link, _Link()).add(block, new)
+                           f"block {block} of {len(material)} bytes does not fit")
+        new = _Block(outbound, bytearray(material), bytearray(b"\x01" * units), units)
+        self._links.setdefault(km_link, _Link()).add(block, new)
 
     def room(self, km_link: str) -> int:
         """How many more bytes the link's pool accepts before PoolFull."""

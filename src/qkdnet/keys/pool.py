@@ -59,9 +59,6 @@ class KeyStore(Protocol):
         """Store a block of QKD-key (a multiple of UNIT_BYTES). Depositing the same block
         again is a no-op; raises PoolFull when the link's capacity would be exceeded."""
 
-    def deposit_many(self, km_link: str, blocks: Sequence[tuple[int, bytes, bool]]) -> None:
-        """Deposit several ``(block, material, outbound)`` blocks at once: all or none."""
-
     def room(self, km_link: str) -> int:
         """How many more bytes the link's pool accepts before PoolFull."""
 

@@ -139,24 +139,18 @@ class SQLiteKeyStore:
         """Store block ``block`` of ``km_link`` (a positive multiple of UNIT_BYTES). A block
         deposited before is a no-op, even once its units are used; PoolFull when the link's
         pool would exceed its capacity."""
-        self.deposit_many(km_link, [(block, material, outbound)])
-
-    def deposit_many(self, km_link: str, blocks: Sequence[tuple[int, bytes, bool]]) -> None:
-        """Deposit several ``(block, material, outbound)`` blocks in one transaction: all
-        or none (PoolFull if they do not all fit)."""
-        checked = [(b, m, o, check_block(km_link, b, m)) for b, m, o in blocks]
+        units = check_block(km_link, block, material)
+        direction = int(outbound)
         with self._tx() as db:
+            if db.execute(_SEEN, (km_link, block)).fetchone() is not None:
+                return
+            self._check_room(db, km_link, block, len(material))
             db.executemany(_NEW_POOL, ((km_link, 0), (km_link, 1)))
-            for block, material, outbound, units in checked:
-                if db.execute(_SEEN, (km_link, block)).fetchone() is not None:
-                    continue
-                self._check_room(db, km_link, block, len(material))
-                direction = int(outbound)
-                db.execute(_ADD_BLOCK, (km_link, block, direction, units))
-                db.executemany(_ADD_UNIT, ((km_link, block, i, direction,
-                                            material[i * UNIT_BYTES:(i + 1) * UNIT_BYTES])
-                                           for i in range(units)))
-                db.execute(_CHANGE_POOL, (units, km_link, direction))
+            db.execute(_ADD_BLOCK, (km_link, block, direction, units))
+            db.executemany(_ADD_UNIT, ((km_link, block, i, direction,
+                                        material[i * UNIT_BYTES:(i + 1) * UNIT_BYTES])
+                                       for i in range(units)))
+            db.execute(_CHANGE_POOL, (units, km_link, direction))
 
     def room(self, km_link: str) -> int:
         """How many more bytes the link's pool accepts before PoolFull."""

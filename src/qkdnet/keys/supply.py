@@ -19,7 +19,6 @@ device writes into a folder). Sources are sans-I/O with respect to time: the dri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -75,24 +74,9 @@ def deliver(block: KeyBlock, a_store: KeyStore, b_store: KeyStore) -> bool:
     nothing is deposited and the result is False (the two ends never diverge); True once
     both hold it. Depositing a block again is a no-op in the store, so a retry is safe.
     """
-    return deliver_all([block], a_store, b_store) == 1
-
-
-def deliver_all(blocks: Sequence[KeyBlock], a_store: KeyStore, b_store: KeyStore) -> int:
-    """Deposit as many of ``blocks`` (all of one KM-link, in order) as both ends have room
-    for, in one transaction per end; returns how many. The rest are not deposited anywhere,
-    so the two ends never diverge."""
-    if not blocks:
-        return 0
-    km_link = blocks[0].km_link
-    room = min(a_store.room(km_link), b_store.room(km_link))
-    take: list[KeyBlock] = []
-    for block in blocks:
-        room -= len(block.material)
-        if room < 0:
-            break
-        take.append(block)
-    for store, end_a in ((a_store, True), (b_store, False)):
-        store.deposit_many(km_link, [(b.block, b.material, outbound_at(b.block, end_a))
-                                     for b in take])
-    return len(take)
+    size = len(block.material)
+    if a_store.room(block.km_link) < size or b_store.room(block.km_link) < size:
+        return False
+    a_store.deposit(block.km_link, block.block, block.material, outbound_at(block.block, True))
+    b_store.deposit(block.km_link, block.block, block.material, outbound_at(block.block, False))
+    return True

@@ -37,7 +37,7 @@ from qkdnet.keys.messages import (
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.keys.routing import Router, ShortestPathRouter
 from qkdnet.keys.store import SQLiteKeyStore
-from qkdnet.keys.supply import deliver_all
+from qkdnet.keys.supply import deliver
 from qkdnet.topology.model import KMLinkKind, Network, NodeKind
 
 log = logging.getLogger("qkdnet.keys")
@@ -45,9 +45,6 @@ log = logging.getLogger("qkdnet.keys")
 #: Pool size per KM-link end (1 Mbit): a metro CV link makes megabits per second, and an
 #: SQLite store holds key in 32-byte units, so pools stay small and full ones stop filling.
 DEFAULT_CAPACITY_BYTES = 2**17
-#: Blocks one link deposits per pump at most (1 KiB each): more is lost, as key is when a
-#: device's buffer overflows, so one fast link cannot hold the event loop.
-MAX_BLOCKS_PER_PUMP = 64
 
 
 @dataclass(frozen=True)
@@ -273,10 +270,12 @@ class KeyNetwork:
         if min(a.room(s.km_link), b.room(s.km_link)) < s.emulator.block_bytes:
             s.emulator.skip(now)
             return 0
-        if deadline is not None and time.perf_counter() > deadline:
-            s.emulator.skip(now)
-            return 0
-        return deliver_all(s.emulator.blocks(now)[:MAX_BLOCKS_PER_PUMP], a, b)
+        deposited = 0
+        for block in s.emulator.blocks(now):
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            deposited += deliver(block, a, b)
+        return deposited
 
     def close(self) -> None:
         """Close every store."""
