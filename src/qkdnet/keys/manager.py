@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qkdnet.errors import KeyNotFound, KeyStoreError
 from qkdnet.keys.messages import (
@@ -192,8 +192,7 @@ class KeyManager:
         ranges, pad = self.store.take_outbound(route.km_links[hop], pad_units(size_bits))
         unsealed = ForwardKey(key_id, size_bits, master, slave, route, hop, ranges,
                               xor(key, pad[: len(key)]), b"")
-        return ForwardKey(key_id, size_bits, master, slave, route, hop, ranges,
-                          unsealed.ciphertext, _seal_tag(pad[-UNIT_BYTES:], unsealed))
+        return replace(unsealed, tag=_seal_tag(pad[-UNIT_BYTES:], unsealed))
 
 
 def _header(message: ForwardKey) -> bytes:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qkdnet.control.link_state import KMLinkState
@@ -285,7 +285,5 @@ class KeyNetwork:
 
 def _restricted(network: Network, nodes: set[str]) -> Network:
     """``network`` with only the KM-links between served nodes (for routing)."""
-    from dataclasses import replace
-
     return replace(network, km_links=tuple(k for k in network.km_links
                                            if k.a in nodes and k.b in nodes))
