@@ -30,11 +30,15 @@ class Level1Controller:
                 seen[node] = seen.get(node, 0) + 1
         self.gateways = frozenset(n for n, count in seen.items() if count > 1)
         self._state: dict[str, KMLinkState] = {}
+        self._owners: dict[str, list[Level2Controller]] = {}
+        for l2 in self.level2s:
+            for km in l2.km_links:
+                self._owners.setdefault(km, []).append(l2)
 
     def update(self, state: KMLinkState) -> None:
-        """Pass a KM-link's state to the Level-2 controller that owns it."""
+        """Pass a KM-link's state to the Level-2 controllers that route over it."""
         self._state[state.km_link] = state
-        for l2 in self.level2s:
+        for l2 in self._owners.get(state.km_link, ()):
             l2.update(state)
 
     def usable(self, path: Path, need_bits: float) -> bool:

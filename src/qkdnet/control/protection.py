@@ -4,6 +4,7 @@ precomputed route survives it is rerouted (or reported unserved)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from qkdnet.control.level1 import Level1Controller
@@ -57,13 +58,21 @@ class ProtectionController:
 
     def handle(self, state: KMLinkState) -> list[RouteChanged]:
         """Take a KM-link state report; return the demands whose route changed."""
-        self.level1.update(state)
+        return self.handle_all([state])
+
+    def handle_all(self, states: Iterable[KMLinkState]) -> list[RouteChanged]:
+        """Take a batch of KM-link state reports (one KM's or one period's) and check
+        every demand once; return the demands whose route changed."""
+        any_up = False
+        for state in states:
+            self.level1.update(state)
+            any_up = any_up or state.up
         changes = []
         for demand in self._demands.values():
             active = self.active(demand.id)
             if active is not None and not self.level1.usable(active, demand.need_bits):
                 changes.append(self._recover(demand))
-            elif active is None and state.up:
+            elif active is None and any_up:
                 route = self.level1.protected(demand.source, demand.target, demand.need_bits)
                 if route is not None:
                     self._routes[demand.id] = route

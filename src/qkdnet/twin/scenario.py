@@ -5,11 +5,20 @@ and what-if changes; checked before any simulation runs.
     network: cn-qcn                 # a built-in name, or a scenario file beside this one
     weeks: 10
     seed: 1
-    demands:                        # SAE pairs' key consumption between two nodes (bit/s)
-      - {id: otp-1, source: harbin, target: shenzhen, rate_bps: 10000}
+    demands:                        # SAE pairs' key consumption between two nodes (bit/s),
+      - {id: otp-1, source: harbin, target: shenzhen, rate_bps: 10000, key_bits: 4096}
+    segments: [harbin, beijing, wuhan] # a watched backbone path, cut into segments here
     faults:                         # on top of the random ones: cut this link at this time
       - {link: beijing--xiongan, at_h: 100, duration_h: 3}
     remove_links: [hefei--luan]     # what-if: as if these QKD-links did not exist
+    add_device_pairs: {tieling--shenyang: 1}  # what-if: more device pairs on a link
+    random_faults: true             # the calibrated fault process (twin/faults.py)
+    dynamics: true                  # day-night drift and vibration bursts (twin/dynamics.py)
+    step_s: 300                     # resolution of key rates and pools (s)
+    pool_bits: 100000000            # each KM-link's key pool holds at most this (bits)
+
+Without ``demands`` and ``segments`` a ``cn-qcn`` run takes :data:`CN_QCN_DEMANDS` and
+:data:`CN_QCN_SEGMENTS` (the paper's Harbin-Beijing-Wuhan-Guangzhou-Shenzhen path).
 
 Errors name the file, the line and the path: ``twin.yaml:9: faults[0].link: unknown
 QKD-link 'x'``; a demand between nodes no route joins, a negative duration and a fault
@@ -26,7 +35,7 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
 from qkdnet.errors import ScenarioError
-from qkdnet.topology.model import KMLinkKind, Network
+from qkdnet.topology.model import Network
 from qkdnet.topology.scenario_file import load_document
 from qkdnet.topology.scenarios import BUILT_IN, open_network
 
@@ -43,6 +52,7 @@ class DemandSpec(_Spec):
     source: str
     target: str
     rate_bps: float = 8000.0
+    key_bits: int = 256
 
 
 class FaultSpec(_Spec):
@@ -56,19 +66,43 @@ class TwinSpec(_Spec):
     network: str = "cn-qcn"
     weeks: float = 10.0
     seed: int = 1
-    demands: list[DemandSpec] = []
+    demands: list[DemandSpec] | None = None
+    segments: list[str] | None = None
     faults: list[FaultSpec] = []
     remove_links: list[str] = []
+    add_device_pairs: dict[str, int] = {}
+    random_faults: bool = True
+    dynamics: bool = True
+    step_s: float = 300.0
+    pool_bits: float = 1e8
 
 
 @dataclass(frozen=True, slots=True)
 class TwinDemand:
-    """Key consumed between two nodes at ``rate_bps`` (bit/s) for the whole run."""
+    """Key consumed between two nodes at ``rate_bps`` (bit/s) for the whole run, in keys
+    of ``key_bits``; a demand of rate 0 is a watched service (routed, never consuming)."""
 
     id: str
     source: str
     target: str
     rate_bps: float
+    key_bits: int = 256
+
+
+#: Key services on the built-in network (assumed; the paper names the kinds, not the
+#: pairs): one-time-pad lines between metro access nodes and AES key refresh (a 256-bit
+#: key a second) between user nodes across the country.
+CN_QCN_DEMANDS = (
+    TwinDemand("otp-beijing-shanghai", "beijing-m1", "shanghai-m1", 8_000.0, 4096),
+    TwinDemand("otp-guangzhou-shenzhen", "guangzhou-m1", "shenzhen-m1", 8_000.0, 4096),
+    TwinDemand("otp-hefei-hangzhou", "hefei-m1", "hangzhou-m1", 12_000.0, 4096),
+    TwinDemand("aes-harbin-shenzhen", "harbin-m1-u1", "shenzhen-m1-u1", 256.0, 256),
+    TwinDemand("aes-beijing-guangzhou", "beijing-m2-u3", "guangzhou-m2-u2", 256.0, 256),
+    TwinDemand("aes-shanghai-shenyang", "shanghai-m2-u5", "shenyang-m1-u1", 256.0, 256),
+    TwinDemand("aes-wuhan-jinan", "wuhan-m1-u4", "jinan-m2-u2", 256.0, 256),
+)
+#: The paper's observed path, cut into its four segments (Fig. 5, Table 1).
+CN_QCN_SEGMENTS = ("harbin", "beijing", "wuhan", "guangzhou", "shenzhen")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +123,21 @@ class TwinScenario:
     seed: int
     demands: tuple[TwinDemand, ...] = ()
     faults: tuple[ScriptedFault, ...] = ()
+    segments: tuple[str, ...] = ()
+    random_faults: bool = True
+    dynamics: bool = True
+    step_s: float = 300.0
+    pool_bits: float = 1e8
+
+    @property
+    def weeks(self) -> int:
+        """Whole weeks in the run (at least 1): the windows of the weekly figures."""
+        return max(1, int(round(self.duration_s / WEEK_S)))
+
+
+def built_in_scenario(weeks: float = 10.0, seed: int = 1) -> TwinScenario:
+    """The main job: cn-qcn for ``weeks`` with its default demands and segments."""
+    return twin_scenario(TwinSpec(qkdnet_twin=1, weeks=weeks, seed=seed))
 
 
 def load_twin_scenario(path: Path) -> TwinScenario:
@@ -100,11 +149,26 @@ def twin_scenario(spec: TwinSpec, base: Path = Path(".")) -> TwinScenario:
     """The scenario of a parsed document, its network found by name or beside ``base``."""
     if not spec.weeks > 0:
         raise ScenarioError("weeks", f"the run must last more than 0 weeks, got {spec.weeks}")
-    network = _without_links(_network(spec.network, base), spec.remove_links)
+    if not 1 <= spec.step_s <= 3600:
+        raise ScenarioError("step_s", f"the step is 1 to 3600 s, got {spec.step_s}")
+    if not spec.pool_bits > 0:
+        raise ScenarioError("pool_bits", f"a pool holds more than 0 bits, got {spec.pool_bits}")
+    network = _with_pairs(_without_links(_network(spec.network, base), spec.remove_links),
+                          spec.add_device_pairs)
     duration = spec.weeks * WEEK_S
-    return TwinScenario(network, duration, spec.seed,
-                        tuple(_demand(network, i, d) for i, d in enumerate(spec.demands)),
-                        tuple(_fault(network, duration, i, f) for i, f in enumerate(spec.faults)))
+    built_in = spec.network == "cn-qcn"
+    if spec.demands is not None:
+        demands = tuple(_demand(network, i, d) for i, d in enumerate(spec.demands))
+    else:
+        demands = tuple(_checked(network, d) for d in CN_QCN_DEMANDS) if built_in else ()
+    if spec.segments is not None:
+        segments = _segments(network, spec.segments)
+    else:
+        segments = _segments(network, list(CN_QCN_SEGMENTS)) if built_in else ()
+    return TwinScenario(
+        network, duration, spec.seed, demands,
+        tuple(_fault(network, duration, i, f) for i, f in enumerate(spec.faults)),
+        segments, spec.random_faults, spec.dynamics, spec.step_s, spec.pool_bits)
 
 
 def _network(name: str, base: Path) -> Network:
@@ -127,23 +191,47 @@ def _without_links(network: Network, removed: list[str]) -> Network:
                    km_links=tuple(k for k in network.km_links if not gone & set(k.path)))
 
 
+def _with_pairs(network: Network, added: dict[str, int]) -> Network:
+    for link, pairs in added.items():
+        if link not in network.link:
+            raise ScenarioError(f"add_device_pairs.{link}", f"unknown QKD-link {link!r}")
+        if not pairs >= 1:
+            raise ScenarioError(f"add_device_pairs.{link}", f"add at least 1 pair, got {pairs}")
+    return replace(network, qkd_links=tuple(
+        replace(lk, device_pairs=lk.device_pairs + added.get(lk.id, 0))
+        for lk in network.qkd_links))
+
+
 def _demand(network: Network, i: int, spec: DemandSpec) -> TwinDemand:
-    for end in ("source", "target"):
-        if getattr(spec, end) not in network.node:
-            raise ScenarioError(f"demands[{i}].{end}", f"unknown node {getattr(spec, end)!r}")
     if not spec.rate_bps >= 0:
         raise ScenarioError(f"demands[{i}].rate_bps", "key rate must be >= 0 bit/s")
-    if not nx.has_path(_reach(network), spec.source, spec.target):
-        raise ScenarioError(f"demands[{i}]", f"no route joins {spec.source!r} and "
-                            f"{spec.target!r}: they are in disconnected parts of the network")
-    return TwinDemand(spec.id, spec.source, spec.target, spec.rate_bps)
+    if not spec.key_bits >= 1:
+        raise ScenarioError(f"demands[{i}].key_bits", "a key has at least 1 bit")
+    return _checked(network, TwinDemand(spec.id, spec.source, spec.target, spec.rate_bps,
+                                        spec.key_bits), f"demands[{i}]")
 
 
-def _reach(network: Network) -> nx.Graph:
-    """Which nodes key can travel between: the QKD-links and the satellite KM-links."""
-    g = nx.Graph(network.graph())
-    g.add_edges_from((k.a, k.b) for k in network.km_links if k.kind is KMLinkKind.SATELLITE)
-    return g
+def _checked(network: Network, demand: TwinDemand, where: str = "demands") -> TwinDemand:
+    for end in ("source", "target"):
+        if getattr(demand, end) not in network.node:
+            raise ScenarioError(f"{where}.{end}", f"unknown node {getattr(demand, end)!r}")
+    if not nx.has_path(network.graph(), demand.source, demand.target):
+        raise ScenarioError(where, f"no route joins {demand.source!r} and "
+                            f"{demand.target!r}: they are in disconnected parts of the network")
+    return demand
+
+
+def _segments(network: Network, waypoints: list[str]) -> tuple[str, ...]:
+    if len(waypoints) == 1:
+        raise ScenarioError("segments", "a watched path needs at least 2 nodes")
+    g = network.graph()
+    for i, node in enumerate(waypoints):
+        if node not in network.node:
+            raise ScenarioError(f"segments[{i}]", f"unknown node {node!r}")
+        if i and not nx.has_path(g, waypoints[i - 1], node):
+            raise ScenarioError(f"segments[{i}]", f"no QKD-link path joins "
+                                f"{waypoints[i - 1]!r} and {node!r}")
+    return tuple(waypoints)
 
 
 def _fault(network: Network, duration_s: float, i: int, spec: FaultSpec) -> ScriptedFault:
