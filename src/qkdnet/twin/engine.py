@@ -170,7 +170,7 @@ class _Run:
         events = self._events()
         step = sc.step_s
         steps = int(np.ceil(sc.duration_s / step))
-        per_day = max(1, int(round(DAY_S / step)))
+        per_day = max(1, round(DAY_S / step))
         weeks = sc.weeks
         rate_sum = np.zeros(n)
         seg_cols = self._segment_columns()
@@ -181,8 +181,8 @@ class _Run:
         samples: list[tuple[float, float, float]] = []
         next_report = REPORT_S
         for first in range(0, steps, per_day):
-            times = (first + np.arange(min(per_day, steps - first))) * step
-            widths = np.minimum(times + step, sc.duration_s) - times
+            times: FloatArray = (first + np.arange(min(per_day, steps - first), dtype=np.float64)) * step
+            widths: FloatArray = np.minimum(times + step, sc.duration_s) - times
             rates = self._rates(times, step) * self._up_share(times, widths)
             rate_sum += (rates * widths[:, None]).sum(0)
             week = np.minimum((times // WEEK_S).astype(np.intp), weeks - 1)

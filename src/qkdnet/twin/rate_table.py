@@ -41,12 +41,10 @@ class RateTable:
             field = {key: np.array([[lk.field.get(key, getattr(device.params, key))]
                                     for lk in chosen])
                      for key in {k for lk in chosen for k in lk.field}}
-            if device.is_cv:
-                field["xi"] = field.get("xi", np.full((len(rows), 1), device.params.xi)) \
-                    + CV_XI_PER_QBER * grid[None, :]
-            else:
-                field["e_d"] = field.get("e_d", np.full((len(rows), 1), device.params.e_d)) \
-                    + grid[None, :]
+            # The disturbance: excess noise for CV links, error rate for DV links.
+            name, per_qber = ("xi", CV_XI_PER_QBER) if device.is_cv else ("e_d", 1.0)
+            base = field.get(name, np.full((len(rows), 1), getattr(device.params, name)))
+            field[name] = base + per_qber * grid[None, :]
             loss = np.array([[lk.loss_db] for lk in chosen])
             scale = np.array([[lk.device_pairs * lk.time_share] for lk in chosen])
             self.rates[rows] = skr(device, loss, device.params.replace(**field)) * scale

@@ -27,6 +27,7 @@ outside the run are refused the same way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -131,8 +132,8 @@ class TwinScenario:
 
     @property
     def weeks(self) -> int:
-        """Whole weeks in the run (at least 1): the windows of the weekly figures."""
-        return max(1, int(round(self.duration_s / WEEK_S)))
+        """Weeks in the run, a last part-week counted (the windows of the weekly figures)."""
+        return max(1, math.ceil(self.duration_s / WEEK_S - 1e-9))
 
 
 def built_in_scenario(weeks: float = 10.0, seed: int = 1) -> TwinScenario:
