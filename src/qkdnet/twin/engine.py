@@ -181,7 +181,8 @@ class _Run:
         samples: list[tuple[float, float, float]] = []
         next_report = REPORT_S
         for first in range(0, steps, per_day):
-            times: FloatArray = (first + np.arange(min(per_day, steps - first), dtype=np.float64)) * step
+            count = min(per_day, steps - first)
+            times: FloatArray = (first + np.arange(count, dtype=np.float64)) * step
             widths: FloatArray = np.minimum(times + step, sc.duration_s) - times
             rates = self._rates(times, step) * self._up_share(times, widths)
             rate_sum += (rates * widths[:, None]).sum(0)
