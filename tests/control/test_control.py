@@ -103,6 +103,41 @@ def test_failure_switches_to_backup_then_reroutes_then_restores(net: Network) ->
     assert change.reason == "restored" and control.active("d") is not None
 
 
+def test_repair_of_the_working_route_reverts_the_demand_to_it(net: Network) -> None:
+    """Protection is revertive: once the failed KM-link of the planned working route is
+    repaired, the demand leaves its backup and returns to the route it was planned on."""
+    control = ProtectionController(controllers_for(net))
+    control.add(Demand("d", "beijing", "wuhan"))
+    working, backup = control.active("d"), control.backup("d")
+    assert working is not None and backup is not None
+    control.handle(KMLinkState(working.km_links[5], 0.0, up=False))
+    assert control.active("d") == backup
+    assert control.handle(KMLinkState(backup.km_links[0], 1e9, up=True)) == []
+    [change] = control.handle(KMLinkState(working.km_links[5], 1e9, up=True))
+    assert change.reason == "reverted to the working route"
+    assert control.active("d") == working and control.backup("d") == backup
+
+
+def test_a_drained_km_link_moves_the_demand_around_it(net: Network) -> None:
+    """A report that a KM-link of the route holds less key than one request moves the
+    demand to a route around it, though the link still refills (it would serve only its
+    refill); with no way around, the demand stays."""
+    control = ProtectionController(controllers_for(net))
+    control.add(Demand("d", "beijing", "wuhan", need_bits=4096))
+    working = control.active("d")
+    assert working is not None
+    drained = working.km_links[2]
+    [change] = control.handle(KMLinkState(drained, 0.0, rate_bps=5000.0))
+    assert change.reason == "rerouted around drained KM-links"
+    assert change.path is not None and drained not in change.path.km_links
+    chain = ProtectionController(controllers_for(net))
+    chain.add(Demand("c", "harbin", "beijing", need_bits=4096))
+    only = chain.active("c")
+    assert only is not None
+    assert chain.handle(KMLinkState(only.km_links[2], 0.0, rate_bps=5000.0)) == []
+    assert chain.active("c") == only
+
+
 def test_a_failure_elsewhere_changes_nothing(net: Network) -> None:
     """Only demands whose active route uses the failed KM-link move."""
     control = ProtectionController(controllers_for(net))

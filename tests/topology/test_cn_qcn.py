@@ -164,18 +164,41 @@ def test_six_ground_stations_and_one_om_centre(net: Network) -> None:
 
 
 def test_device_types_as_deployed(net: Network) -> None:
-    """Backbone and BSBN links carry types I-IV, metro and user links types V-VII, and each
-    link its own field parameters."""
+    """Backbone and BSBN links carry types I-IV, metro and user links types V-VII (type II
+    where a metro link is longer than metro devices reach), and each link its own field
+    parameters."""
     core = _backbone(net) | net.domain["bsbn"].nodes
+    long_metro = 0
     for lk in net.qkd_links:
         kinds = {net.node[lk.a].kind, net.node[lk.b].kind}
         if {lk.a, lk.b} <= core:
             assert lk.device_type in BACKBONE_DEVICE_TYPES
         if kinds & {NodeKind.METRO_ACCESS, NodeKind.USER}:
-            assert lk.device_type in METRO_DEVICE_TYPES
+            if lk.loss_db > 15:
+                assert lk.device_type == "II"
+                long_metro += 1
+            else:
+                assert lk.device_type in METRO_DEVICE_TYPES
+    assert long_metro >= 1  # Haikou's metro hangs off the Hainan ground station
     e_d = [lk.field["e_d"] for lk in net.links_within(_backbone(net))]
     assert len(set(e_d)) == len(e_d)
     assert all(0.005 <= x <= 0.02 for x in e_d)
+
+
+def test_lossy_spans_get_device_pairs_and_the_best_detectors(net: Network) -> None:
+    """A backbone span above the 20 dB budget carries enough WDM device pairs that pairs x
+    transmittance matches a 20 dB span (at most 4); above 26 dB it carries type II."""
+    core = _backbone(net) | net.domain["bsbn"].nodes
+    spans = [lk for lk in net.qkd_links if {lk.a, lk.b} <= core]
+    for lk in spans:
+        if lk.loss_db <= 20:
+            assert lk.device_pairs == 1
+        else:
+            assert lk.device_pairs * 10 ** (-lk.loss_db / 10) >= 10 ** -2 or lk.device_pairs == 4
+            assert (lk.device_pairs - 1) * 10 ** (-lk.loss_db / 10) < 10 ** -2
+        if lk.loss_db > 26:
+            assert lk.device_type == "II"
+    assert any(lk.device_pairs > 1 for lk in spans)
 
 
 def test_same_seed_same_network_other_seed_other_links(net: Network) -> None:

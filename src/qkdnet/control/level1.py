@@ -46,6 +46,12 @@ class Level1Controller:
         return all(key_aware_cost(self._state.get(km), need_bits) is not None
                    for km in path.km_links)
 
+    def drained(self, path: Path, need_bits: float) -> list[str]:
+        """The KM-links of ``path`` last reported holding less than ``need_bits`` of key
+        (they may still refill fast enough to be usable)."""
+        return [km for km in path.km_links
+                if (state := self._state.get(km)) is not None and state.key_bits < need_bits]
+
     def route(self, source: str, target: str, need_bits: float,
               avoid: Iterable[str] = ()) -> Path | None:
         """The cheapest stitched route for ``need_bits``; None if there is none."""

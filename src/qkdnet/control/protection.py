@@ -1,6 +1,8 @@
 """Protection switching: each demand keeps a working route and an edge-disjoint backup;
 when a KM-link of the active route fails the demand moves to the backup, and when no
-precomputed route survives it is rerouted (or reported unserved)."""
+precomputed route survives it is rerouted (or reported unserved). A route whose KM-link is
+reported drained (less key than one request) is moved around the drained KM-links when
+another route exists."""
 
 from __future__ import annotations
 
@@ -31,6 +33,12 @@ class RouteChanged:
     reason: str
 
 
+def _drained_now(path: Path, reported: dict[str, KMLinkState], need_bits: float) -> bool:
+    """Whether this batch reports a KM-link of ``path`` holding less than ``need_bits``."""
+    return any((state := reported.get(km)) is not None and state.key_bits < need_bits
+               for km in path.km_links)
+
+
 class ProtectionController:
     """Keeps the demands' routes protected as KM-link state changes (sans-I/O)."""
 
@@ -38,12 +46,13 @@ class ProtectionController:
         self.level1 = level1
         self._demands: dict[str, Demand] = {}
         self._routes: dict[str, Protected | None] = {}
+        self._planned: dict[str, Protected | None] = {}
 
     def add(self, demand: Demand) -> RouteChanged:
         """Route a new demand: its working path, with a backup where one exists."""
         self._demands[demand.id] = demand
-        self._routes[demand.id] = self.level1.protected(demand.source, demand.target,
-                                                        demand.need_bits)
+        self._routes[demand.id] = self._planned[demand.id] = self.level1.protected(
+            demand.source, demand.target, demand.need_bits)
         return RouteChanged(demand.id, self.active(demand.id), "routed")
 
     def active(self, demand_id: str) -> Path | None:
@@ -64,20 +73,53 @@ class ProtectionController:
         """Take a batch of KM-link state reports (one KM's or one period's) and check
         every demand once; return the demands whose route changed."""
         any_up = False
+        reported: dict[str, KMLinkState] = {}
         for state in states:
             self.level1.update(state)
+            reported[state.km_link] = state
             any_up = any_up or state.up
         changes = []
         for demand in self._demands.values():
             active = self.active(demand.id)
             if active is not None and not self.level1.usable(active, demand.need_bits):
                 changes.append(self._recover(demand))
+            elif (planned := self._revertible(demand, active, reported)) is not None:
+                self._routes[demand.id] = planned
+                changes.append(RouteChanged(demand.id, planned.working,
+                                            "reverted to the working route"))
+            elif active is not None and _drained_now(active, reported, demand.need_bits):
+                change = self._avoid_drained(demand, active)
+                if change is not None:
+                    changes.append(change)
             elif active is None and any_up:
                 route = self.level1.protected(demand.source, demand.target, demand.need_bits)
                 if route is not None:
                     self._routes[demand.id] = route
                     changes.append(RouteChanged(demand.id, route.working, "restored"))
         return changes
+
+    def _revertible(self, demand: Demand, active: Path | None,
+                    reported: dict[str, KMLinkState]) -> Protected | None:
+        """The demand's planned routes, when it has left its working route and a KM-link of
+        that route just came back with the whole route usable again (revertive
+        protection: the planned route is the one the operator dimensioned)."""
+        planned = self._planned.get(demand.id)
+        if planned is None or active is None or active == planned.working:
+            return None
+        back = any(km in reported and reported[km].up for km in planned.working.km_links)
+        if back and self.level1.usable(planned.working, demand.need_bits):
+            return planned
+        return None
+
+    def _avoid_drained(self, demand: Demand, active: Path) -> RouteChanged | None:
+        """A KM-link of the route just ran short: move to a route around the drained
+        KM-links if one exists (the pool would otherwise serve only what it refills)."""
+        drained = self.level1.drained(active, demand.need_bits)
+        better = self.level1.protected(demand.source, demand.target, demand.need_bits, drained)
+        if better is None:
+            return None
+        self._routes[demand.id] = better
+        return RouteChanged(demand.id, better.working, "rerouted around drained KM-links")
 
     def _recover(self, demand: Demand) -> RouteChanged:
         backup = self.backup(demand.id)

@@ -24,7 +24,8 @@ fill what the paper does not publish are the constants below, in one place:
 - Device pairs: a backbone span above the 20 dB loss budget gets WDM device pairs,
   ceil(10^((loss - 20) / 10)) of them, at most 4, so that pairs x transmittance is never
   below a budget span's (the paper: one KM-link may use one or more QKD-links). Spans
-  above 26 dB get type II, the most sensitive detectors (up-conversion, 20%).
+  above 26 dB get type II, the most sensitive detectors (up-conversion, 20%), and so does a
+  metro network's link above 15 dB (Haikou reaches the Hainan ground station over ~100 km).
 - Seed: the built-in network is one draw of all the above. DEFAULT_SEED is the draw whose
   Harbin-Shenzhen path reproduces the paper's observed segment minima (Fig. 5b) within
   25% in the twin; most draws give the same pattern with other luck at the weakest spans
@@ -75,6 +76,7 @@ FIXED_ROUTE_FACTOR = 1.39
 PAIR_LOSS_BUDGET_DB = 20.0
 MAX_DEVICE_PAIRS = 4
 LONG_SPAN_DB = 26.0
+METRO_DEVICE_MAX_LOSS_DB = 15.0
 LONG_SPAN_DEVICE_TYPE = "II"
 METRO_ROUTE_FACTOR = 1.3
 METRO_ATTENUATION_DB_PER_KM = 0.25
@@ -314,6 +316,8 @@ def _metro_link(b: _Builder, x: str, y: str, device_type: str, **extra: object) 
     p, q = b.nodes[x], b.nodes[y]
     length = max(METRO_ROUTE_FACTOR * great_circle_km(p.lat, p.lon, q.lat, q.lon), 1.0)
     loss = METRO_ATTENUATION_DB_PER_KM * length + CONNECTOR_LOSS_DB
+    if loss > METRO_DEVICE_MAX_LOSS_DB:  # a metro reached over long fibre: backbone devices
+        device_type = LONG_SPAN_DEVICE_TYPE
     return b.add_link(x, y, length, loss, device_type, **extra)
 
 

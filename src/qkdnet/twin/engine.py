@@ -91,7 +91,9 @@ class SegmentResult:
 @dataclass(frozen=True)
 class TwinResult:
     """Everything a run measured. Per-link arrays follow ``link_ids`` (the QKD-links; each
-    has its direct KM-link and pool)."""
+    has its direct KM-link and pool). Pools are sampled hourly at ``pool_times_s``: key in
+    all pools, the share of dry pools, and per demand (columns in ``services`` order) the
+    key in the emptiest pool of its route."""
 
     scenario: TwinScenario
     link_ids: tuple[str, ...]
@@ -108,6 +110,7 @@ class TwinResult:
     pool_times_s: FloatArray
     pool_total_bits: FloatArray
     pool_dry_fraction: FloatArray
+    pool_route_min_bits: FloatArray
     index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -178,7 +181,7 @@ class _Run:
         seg_steps = np.zeros(weeks)
         requested = {d.id: 0.0 for d in self.demands}
         served = {d.id: 0.0 for d in self.demands}
-        samples: list[tuple[float, float, float]] = []
+        samples: list[list[float]] = []
         next_report = REPORT_S
         for first in range(0, steps, per_day):
             count = min(per_day, steps - first)
@@ -207,8 +210,9 @@ class _Run:
                         hop_bits = need * pad_units(d.key_bits) * UNIT_BYTES * 8 / d.key_bits
                         served[d.id] += need * self.pools.draw(route, hop_bits)
                 if end >= next_report:
-                    samples.append((end, float(self.pools.pooled.sum()),
-                                    float(np.mean(self.pools.pooled < DRY_BITS))))
+                    samples.append([end, float(self.pools.pooled.sum()),
+                                    float(np.mean(self.pools.pooled < DRY_BITS)),
+                                    *(self._route_pool(d.id) for d in sc.demands)])
                     self._report_dry(end)
                     next_report += REPORT_S
             if progress is not None:
@@ -273,6 +277,13 @@ class _Run:
             up = {i for i in flipped.tolist() if not self._is_down(i, when)}
             self._report(when, [self._state(i, i in up) for i in flipped.tolist()])
 
+    def _route_pool(self, demand: str) -> float:
+        """Key (bits) in the emptiest pool of the demand's route; 0 without a route."""
+        route = self._route.get(demand)
+        if route is None:
+            return 0.0
+        return float(self.pools.pooled[route].min()) if route.size else self.pools.capacity_bits
+
     def _is_down(self, i: int, when: float) -> bool:
         return any(s.start <= when < s.end for s in self.link_outages.get(self.links[i].id, ()))
 
@@ -293,7 +304,7 @@ class _Run:
 
     def _result(self, mean_bps: FloatArray, seg_weekly: FloatArray,
                 requested: dict[str, float], served: dict[str, float],
-                samples: list[tuple[float, float, float]]) -> TwinResult:
+                samples: list[list[float]]) -> TwinResult:
         end = self.sc.duration_s
         for demand, since in self._down_since.items():
             if end > since:
@@ -311,14 +322,14 @@ class _Run:
                           services[_segment_id(a, b)])
             for s, (a, b) in enumerate(zip(self.sc.segments, self.sc.segments[1:],
                                            strict=False)))
-        pool = np.array(samples).reshape(-1, 3)
+        pool = np.array(samples).reshape(-1, 3 + len(self.sc.demands))
         p = self.pools
         return TwinResult(
             self.sc, tuple(lk.id for lk in self.links), self.table.static.copy(), mean_bps,
             p.made.copy(), p.used.copy(), p.pooled.copy(), p.discarded.copy(),
             self.link_outages, self.faults,
             tuple(services[d.id] for d in self.sc.demands), segments,
-            pool[:, 0], pool[:, 1], pool[:, 2])
+            pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:])
 
 
 def _segment_id(a: str, b: str) -> str:

@@ -141,9 +141,13 @@ def built_in_scenario(weeks: float = 10.0, seed: int = 1) -> TwinScenario:
     return twin_scenario(TwinSpec(qkdnet_twin=1, weeks=weeks, seed=seed))
 
 
-def load_twin_scenario(path: Path) -> TwinScenario:
-    """Read and check a twin scenario file (see the module docstring)."""
-    return load_document(path, TwinSpec, lambda spec: twin_scenario(spec, path.parent))
+def load_twin_scenario(path: Path, weeks: float | None = None,
+                       seed: int | None = None) -> TwinScenario:
+    """Read and check a twin scenario file (see the module docstring); ``weeks`` and
+    ``seed``, when given, replace the file's."""
+    given = {k: v for k, v in (("weeks", weeks), ("seed", seed)) if v is not None}
+    return load_document(path, TwinSpec,
+                         lambda spec: twin_scenario(spec.model_copy(update=given), path.parent))
 
 
 def twin_scenario(spec: TwinSpec, base: Path = Path(".")) -> TwinScenario:
