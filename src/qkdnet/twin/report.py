@@ -107,7 +107,7 @@ def _overview(result: TwinResult) -> str:
 
 def _fig5a(result: TwinResult, folder: Path) -> str:
     net = result.scenario.network
-    rows = []
+    rows: list[dict[str, Any]] = []
     for n, lk in enumerate(result.watched_links, start=1):
         i, link = result.index[lk], net.link[lk]
         seg = next(s for s in result.segments if lk in s.links)
@@ -173,12 +173,13 @@ def _table1(result: TwinResult, folder: Path) -> str:
     weeks = result.scenario.weeks
     names = [_segment_name(net, s.source, s.target) for s in result.segments]
     hours = [hours_per_week(s.service.outages, weeks) for s in result.segments]
-    rows = [{"week": w + 1, **{n: _r(h[w]) for n, h in zip(names, hours, strict=True)}}
-            for w in range(weeks)]
+    rows: list[dict[str, Any]] = [
+        {"week": w + 1, **{n: _r(h[w]) for n, h in zip(names, hours, strict=True)}}
+        for w in range(weeks)]
     rows.append({"week": "sum", **{n: _r(sum(h)) for n, h in zip(names, hours, strict=True)}})
     _csv(folder / "table1_hours_unserved.csv", rows)
     head = ["week", *names]
-    body = [[r[c] for c in head] for r in rows]
+    body: list[list[Any]] = [[r[c] for c in head] for r in rows]
     body.append(["paper sum", *_paper(PAPER_HOURS_UNSERVED, len(names))])
     return _section("Table 1: hours per week each segment could not serve keys",
                     "<p>A segment is unserved while the control layer finds no usable "
@@ -207,7 +208,7 @@ def _services(result: TwinResult, folder: Path) -> str:
 
 def _fig3_4(result: TwinResult, folder: Path) -> str:
     net = result.scenario.network
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, lk in enumerate(net.qkd_links):
         per_pair = lk.device_pairs * lk.time_share
         rows.append({"link": lk.id, "device_type": lk.device_type, "loss_db": lk.loss_db,
