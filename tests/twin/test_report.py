@@ -1,0 +1,155 @@
+"""`qkdnet twin` and its report folder: every figure and table is written with the data
+behind it, the page stands alone, the numbers agree with the run, and the same seed gives
+the same report."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from qkdnet.cli import app
+from qkdnet.twin.availability import hours_per_week, total
+from qkdnet.twin.engine import TwinResult, run_twin
+from qkdnet.twin.report import write_report
+from qkdnet.twin.scenario import HOUR_S, load_twin_scenario
+
+runner = CliRunner()
+
+SCENARIO = """\
+qkdnet_twin: 1
+network: cn-qcn
+weeks: 2
+seed: 5
+faults:
+  - {link: zhumadian--zhumadian-xinyang-r1, at_h: 30, duration_h: 2}
+  - {link: tieling--shenyang, at_h: 200, duration_h: 1.5}
+"""
+
+FILES = ("index.html", "summary.json", "fig5a_link_skr.png", "fig5a_link_skr.csv",
+         "fig5b_segment_skr.png", "fig5b_segment_skr.csv", "table1_hours_unserved.csv",
+         "fig3_4_measured_vs_ideal.png", "fig3_4_measured_vs_ideal.csv", "pools.png",
+         "pools.csv", "services.csv", "links.csv")
+
+
+@pytest.fixture(scope="module")
+def scenario_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("twin") / "short.yaml"
+    path.write_text(SCENARIO)
+    return path
+
+
+@pytest.fixture(scope="module")
+def result(scenario_file: Path) -> TwinResult:
+    return run_twin(load_twin_scenario(scenario_file))
+
+
+@pytest.fixture(scope="module")
+def report(result: TwinResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("report")
+    write_report(result, folder)
+    return folder
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_report_folder_holds_every_figure_with_its_data(report: Path) -> None:
+    for name in FILES:
+        assert (report / name).stat().st_size > 0, name
+    for png in report.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_page_stands_alone(report: Path) -> None:
+    """No file or network reference: the figures are embedded."""
+    page = (report / "index.html").read_text()
+    sources = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert page.count("<img") == 4
+    for heading in ("Fig. 5a", "Fig. 5b", "Table 1", "Fig. 3 and 4", "Availability",
+                    "Key pools", "Demands"):
+        assert heading in page
+
+
+def test_fig5a_lists_the_64_links_harbin_to_shenzhen(report: Path, result: TwinResult) -> None:
+    rows = _rows(report / "fig5a_link_skr.csv")
+    assert len(rows) == 64
+    assert rows[0]["link"].startswith("harbin--") and rows[-1]["link"].endswith("--shenzhen")
+    assert [r["segment"] for r in rows].count("Guangzhou–Shenzhen") == 2
+    for row in rows:
+        i = result.index[row["link"]]
+        assert float(row["average_skr_kbps"]) == pytest.approx(result.mean_bps[i] / 1e3,
+                                                               rel=1e-5)
+
+
+def test_table1_is_the_services_outages_per_week(report: Path, result: TwinResult) -> None:
+    rows = _rows(report / "table1_hours_unserved.csv")
+    assert [r["week"] for r in rows] == ["1", "2", "sum"]
+    for seg in result.segments:
+        name = next(k for k in rows[0] if k.startswith(result.scenario.network.node[
+            seg.source].name + "–"))
+        weekly = hours_per_week(seg.service.outages, 2)
+        assert [float(rows[w][name]) for w in range(2)] == pytest.approx(weekly, abs=1e-5)
+        assert float(rows[2][name]) == pytest.approx(total(seg.service.outages) / HOUR_S,
+                                                     abs=1e-5)
+    # The scripted cut on the Harbin-Beijing chain (tieling--shenyang) is in week 2.
+    assert float(rows[1]["Harbin–Beijing"]) >= 1.5 - 1e-6
+
+
+def test_links_csv_carries_the_key_accounting(report: Path) -> None:
+    rows = _rows(report / "links.csv")
+    assert len(rows) == 1062
+    made = sum(float(r["made_bits"]) for r in rows)
+    rest = sum(float(r["used_bits"]) + float(r["pooled_bits"]) + float(r["discarded_bits"])
+               for r in rows)
+    assert made > 0 and rest == pytest.approx(made, rel=1e-5)
+    assert sum(float(r["used_bits"]) for r in rows) > 0
+
+
+def test_field_links_sit_below_their_ideal_curve(report: Path) -> None:
+    rows = _rows(report / "fig3_4_measured_vs_ideal.csv")
+    below = [float(r["average_skr_per_pair_kbps"]) <= float(r["ideal_skr_kbps"]) * 1.0001
+             for r in rows]
+    assert all(below)
+
+
+def test_summary_matches_the_run(report: Path, result: TwinResult) -> None:
+    data = json.loads((report / "summary.json").read_text())
+    assert data["watched_links"] == 64
+    assert [s["links"] for s in data["segments"]] == [len(s.links) for s in result.segments]
+    assert data["max_conservation_error_bits"] < 1e-6 * data["key_made_bits"]
+
+
+def test_cli_runs_a_scenario_and_the_same_seed_gives_the_same_report(
+        scenario_file: Path, tmp_path: Path) -> None:
+    digests = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        done = runner.invoke(app, ["twin", "--scenario", str(scenario_file), "--out", str(out)])
+        assert done.exit_code == 0, done.output
+        assert "Harbin–Beijing" in done.output and "report:" in done.output
+        digests.append({f: hashlib.sha256((out / f).read_bytes()).hexdigest()
+                        for f in FILES})
+    assert digests[0] == digests[1]
+    other = tmp_path / "c"
+    assert runner.invoke(app, ["twin", "--scenario", str(scenario_file), "--seed", "6",
+                               "--out", str(other)]).exit_code == 0
+    assert (other / "links.csv").read_bytes() != (tmp_path / "a" / "links.csv").read_bytes()
+
+
+def test_cli_refuses_an_impossible_scenario_before_running(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("qkdnet_twin: 1\nweeks: 1\nfaults:\n"
+                   "  - {link: hefei--luan, at_h: 1, duration_h: -2}\n")
+    done = runner.invoke(app, ["twin", "--scenario", str(bad), "--out", str(tmp_path / "r")])
+    assert done.exit_code == 2
+    assert "bad.yaml:4: faults[0].duration_h" in done.output
+    assert not (tmp_path / "r").exists()
