@@ -14,7 +14,7 @@ from qkdnet.control.router import ControlRouter, controllers_for
 from qkdnet.keys.routing import Router
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.topology.cn_qcn import build_cn_qcn
-from qkdnet.topology.model import Network
+from qkdnet.topology.model import DomainKind, Network, NodeKind
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +78,49 @@ def test_level1_stitches_a_metro_the_backbone_and_another_metro(net: Network) ->
     path = controllers_for(net).route("beijing-m1-u1", "shanghai-m1-u1", 512)
     assert path is not None
     assert path.nodes[0] == "beijing-m1-u1" and path.nodes[-1] == "shanghai-m1-u1"
-    domains_used = []
+    domains_used: list[str | None] = []
     for km in path.km_links:
         link = net.km_link[km]
-        [domain] = [d.id for d in net.domains
-                    if link.a in d.nodes and link.b in d.nodes] or [None]
+        holders: list[str | None] = [d.id for d in net.domains
+                                     if link.a in d.nodes and link.b in d.nodes]
+        [domain] = holders or [None]
         domains_used.append(domain)
     assert domains_used[0] == "metro-beijing" and domains_used[-1] == "metro-shanghai"
     assert {"backbone", "bsbn"} & set(domains_used)
+
+
+def test_a_level1_controller_per_region_owns_its_metro_networks(net: Network) -> None:
+    """Each region has its Level-1 controller; its own Level-2s are the metro networks of
+    that region, the backbone and BSBN controllers are shared by all regions."""
+    control = controllers_for(net)
+    assert set(control.regional) == {r.id for r in net.regions}
+    owner = {}
+    for region, l1 in control.regional.items():
+        assert all(l2.domain.kind is DomainKind.METRO for l2 in l1.local)
+        for l2 in l1.local:
+            assert {net.node[n].region for n in l2.domain.nodes
+                    if net.node[n].kind in (NodeKind.METRO_ACCESS, NodeKind.USER)} == {region}
+            owner[l2.domain.id] = region
+        national = {l2.domain.id for l2 in l1.level2s if l2 not in l1.local}
+        assert {"backbone", "bsbn"} <= national
+    assert len(owner) == sum(d.kind is DomainKind.METRO for d in net.domains)
+    assert owner["metro-beijing"] != owner["metro-shanghai"]
+
+
+def test_regions_coordinate_a_route_across_them(net: Network) -> None:
+    """Beijing to Shanghai users: the route crosses two regions' metros and no third
+    region's metro; inside one region the region's own controller gives the same route."""
+    control = controllers_for(net)
+    path = control.route("beijing-m1-u1", "shanghai-m1-u1", 512)
+    assert path is not None
+    metros = {d.id for d in net.domains if d.kind is DomainKind.METRO
+              and any(n in d.nodes and net.node[n].kind in (NodeKind.USER,
+                                                            NodeKind.METRO_ACCESS)
+                      for n in path.nodes)}
+    assert metros == {"metro-beijing", "metro-shanghai"}
+    inside = control.route("shanghai-m1-u1", "shanghai-m2-u3", 512)
+    region = control.regional[net.node["shanghai-m1-u1"].region]
+    assert inside == region.route("shanghai-m1-u1", "shanghai-m2-u3", 512)
 
 
 def test_failure_switches_to_backup_then_reroutes_then_restores(net: Network) -> None:

@@ -1,17 +1,21 @@
-"""The Level-1 controller: key relay routes between domains, stitched from Level-2 paths.
+"""Level-1 controllers: key relay routes between domains, stitched from Level-2 paths.
 
-Gateways are nodes that belong to more than one domain (a backbone access node with a metro
-network, the nodes BSBN shares with the new backbone). Each Level-2 controller prices the
-paths between the gateways of its domain (and the demand's ends, if they are in it); the
-cheapest chain of such segments from source to target is the route. The backup is the
-cheapest route that avoids every KM-link of the working one, so the two are edge-disjoint
-even when they cross different domains (a ring closed through BSBN).
+A Level-1 controller serves one region: it stitches across the region's metro networks and
+the national domains (the backbone, BSBN) whose Level-2 controllers every region shares.
+Gateways are nodes that belong to more than one of its domains (a backbone access node with
+a metro network, the nodes BSBN shares with the new backbone). Each Level-2 controller
+prices the paths between the gateways of its domain (and the demand's ends, if they are in
+it); the cheapest chain of such segments from source to target is the route. The backup is
+the cheapest route that avoids every KM-link of the working one, so the two are
+edge-disjoint even when they cross different domains (a ring closed through BSBN).
+Routes between regions are coordinated by :mod:`qkdnet.control.coordination`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from typing import Protocol
 
 import networkx as nx
 
@@ -19,11 +23,28 @@ from qkdnet.control.level2 import Level2Controller, Path, Protected, as_path
 from qkdnet.control.link_state import KMLinkState, key_aware_cost
 
 
-class Level1Controller:
-    """Stitches routes across the domains of ``level2s`` (one per domain)."""
+class Level1(Protocol):
+    """What protection and the KMs need of the Level-1 layer: one region's controller or
+    the coordination of all regions."""
 
-    def __init__(self, level2s: Sequence[Level2Controller]) -> None:
+    def update(self, state: KMLinkState) -> None: ...
+    def usable(self, path: Path, need_bits: float) -> bool: ...
+    def drained(self, path: Path, need_bits: float) -> list[str]: ...
+    def route(self, source: str, target: str, need_bits: float,
+              avoid: Iterable[str] = ()) -> Path | None: ...
+    def protected(self, source: str, target: str, need_bits: float,
+                  avoid: Iterable[str] = ()) -> Protected | None: ...
+
+
+class Level1Controller:
+    """Stitches routes across the domains of ``level2s`` (one per domain); ``local`` are
+    the region's own (metro) Level-2 controllers among them, the rest are shared."""
+
+    def __init__(self, level2s: Sequence[Level2Controller], region: str = "",
+                 local: Collection[Level2Controller] = ()) -> None:
+        self.region = region
         self.level2s = list(level2s)
+        self.local = [l2 for l2 in self.level2s if l2 in local]
         seen: dict[str, int] = {}
         for l2 in self.level2s:
             for node in l2.domain.nodes:
@@ -57,16 +78,8 @@ class Level1Controller:
         """The cheapest stitched route for ``need_bits``; None if there is none."""
         if source == target:
             return Path((source,), (), 0.0)
-        skip = frozenset(avoid)
-        segments = nx.Graph()
-        for l2 in self.level2s:
-            self._add_segments(segments, l2, {source, target}, need_bits, skip)
-        if source not in segments or target not in segments or \
-                not nx.has_path(segments, source, target):
-            return None
-        hops = nx.shortest_path(segments, source, target, weight="cost")
-        return _join([segments.edges[a, b]["path"].oriented(a)
-                      for a, b in itertools.pairwise(hops)])
+        return cheapest(self.segments({source, target}, need_bits, frozenset(avoid)),
+                        source, target)
 
     def protected(self, source: str, target: str, need_bits: float,
                   avoid: Iterable[str] = ()) -> Protected | None:
@@ -77,17 +90,38 @@ class Level1Controller:
         backup = self.route(source, target, need_bits, {*avoid, *working.km_links})
         return Protected(working, backup)
 
-    def _add_segments(self, segments: nx.Graph, l2: Level2Controller, ends: set[str],
-                      need_bits: float, skip: frozenset[str]) -> None:
-        g = l2.graph(need_bits, skip)
-        points = [n for n in (self.gateways | ends) if n in l2.domain.nodes]
-        for p in points:
-            cost, nodes = nx.single_source_dijkstra(g, p, weight="cost")
-            for q in points:
-                if q == p or q not in cost:
-                    continue
-                if not segments.has_edge(p, q) or segments.edges[p, q]["cost"] > cost[q]:
-                    segments.add_edge(p, q, cost=cost[q], path=_Segment(as_path(g, nodes[q])))
+    def segments(self, points: Collection[str], need_bits: float, skip: frozenset[str],
+                 local_only: bool = False) -> nx.Graph:
+        """The priced Level-2 paths between this region's gateways and ``points`` (the
+        demand's ends, another region's gateways), over all its domains or only its own
+        (``local_only``): the graph routes are stitched on."""
+        segments = nx.Graph()
+        wanted = self.gateways | set(points)
+        for l2 in self.local if local_only else self.level2s:
+            _add_segments(segments, l2, wanted, need_bits, skip)
+        return segments
+
+
+def cheapest(segments: nx.Graph, source: str, target: str) -> Path | None:
+    """The cheapest chain of segments from ``source`` to ``target``, joined into one path."""
+    if source not in segments or target not in segments or \
+            not nx.has_path(segments, source, target):
+        return None
+    hops = nx.shortest_path(segments, source, target, weight="cost")
+    return _join([segments.edges[a, b]["path"].oriented(a) for a, b in itertools.pairwise(hops)])
+
+
+def _add_segments(segments: nx.Graph, l2: Level2Controller, wanted: Collection[str],
+                  need_bits: float, skip: frozenset[str]) -> None:
+    g = l2.graph(need_bits, skip)
+    points = sorted(n for n in wanted if n in l2.domain.nodes)  # ties break the same way
+    for p in points:
+        cost, nodes = nx.single_source_dijkstra(g, p, weight="cost")
+        for q in points:
+            if q == p or q not in cost:
+                continue
+            if not segments.has_edge(p, q) or segments.edges[p, q]["cost"] > cost[q]:
+                segments.add_edge(p, q, cost=cost[q], path=_Segment(as_path(g, nodes[q])))
 
 
 class _Segment:

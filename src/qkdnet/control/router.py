@@ -3,8 +3,10 @@ interface: KMs ask it for relay routes instead of the simple shortest path."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
+from qkdnet.control.coordination import Level1Coordination
 from qkdnet.control.level1 import Level1Controller
 from qkdnet.control.level2 import Level2Controller
 from qkdnet.control.link_state import KMLinkState
@@ -13,9 +15,10 @@ from qkdnet.keys.messages import Route
 from qkdnet.topology.model import Domain, DomainKind, KMLinkKind, Network
 
 
-def controllers_for(network: Network) -> Level1Controller:
-    """A Level-2 controller per domain of ``network`` (plus one for the KM-links no
-    domain holds, such as ground-station tails) under one Level-1 controller."""
+def controllers_for(network: Network) -> Level1Coordination:
+    """The control hierarchy of ``network``: a Level-2 controller per domain (plus one for
+    the KM-links no domain holds, such as ground-station tails), a Level-1 controller per
+    region over its metro networks and the national domains, and their coordination."""
     domains = list(network.domains)
     covered = {k.id for k in network.km_links for d in domains
                if k.a in d.nodes and k.b in d.nodes}
@@ -24,7 +27,17 @@ def controllers_for(network: Network) -> Level1Controller:
     if loose:
         domains.append(Domain("unassigned", DomainKind.BACKBONE, "KM-links in no domain",
                               frozenset(loose)))
-    return Level1Controller([Level2Controller(network, d) for d in domains])
+    level2s = [Level2Controller(network, d) for d in domains]
+    national = [l2 for l2 in level2s if l2.domain.kind is not DomainKind.METRO]
+    by_region: dict[str, list[Level2Controller]] = {n.region: [] for n in network.nodes}
+    for l2 in level2s:
+        if l2.domain.kind is DomainKind.METRO:
+            [(region, _)] = Counter(network.node[n].region
+                                    for n in l2.domain.nodes).most_common(1)
+            by_region[region].append(l2)
+    regional = [Level1Controller([*national, *metros], region, metros)
+                for region, metros in sorted(by_region.items())]
+    return Level1Coordination(regional, {n.id: n.region for n in network.nodes})
 
 
 class ControlRouter:
