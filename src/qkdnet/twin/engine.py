@@ -35,7 +35,7 @@ from qkdnet.topology.model import KMLinkKind
 from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.availability import Interval, Outages, outages
 from qkdnet.twin.dynamics import DAY_S, LinkDynamics
-from qkdnet.twin.faults import DEFAULT_MODEL, Fault, FaultModel, draw_faults, scripted_fault
+from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
 from qkdnet.twin.pools import KeyPools
 from qkdnet.twin.rate_table import RateTable
 from qkdnet.twin.scenario import WEEK_S, TwinDemand, TwinScenario
@@ -122,14 +122,13 @@ class TwinResult:
         return tuple(lk for s in self.segments for lk in s.links)
 
 
-def run_twin(scenario: TwinScenario, progress: Progress | None = None,
-             fault_model: FaultModel = DEFAULT_MODEL) -> TwinResult:
+def run_twin(scenario: TwinScenario, progress: Progress | None = None) -> TwinResult:
     """Run ``scenario``; ``progress(done_s, total_s)`` is called after each simulated day."""
-    return _Run(scenario, fault_model).run(progress)
+    return _Run(scenario).run(progress)
 
 
 class _Run:
-    def __init__(self, scenario: TwinScenario, fault_model: FaultModel) -> None:
+    def __init__(self, scenario: TwinScenario) -> None:
         self.sc = scenario
         net = scenario.network
         self.links = net.qkd_links
@@ -141,7 +140,7 @@ class _Run:
         n = len(self.links)
         self.dynamics = LinkDynamics(n, scenario.duration_s, scenario.seed + 1) \
             if scenario.dynamics else None
-        self.faults = self._faults(fault_model)
+        self.faults = self._faults(scenario.fault_model)
         self.link_outages = _link_outages(self.faults)
         self.pools = KeyPools(n, scenario.pool_bits)
         self.protection = ProtectionController(controllers_for(net))

@@ -13,6 +13,8 @@ and what-if changes; checked before any simulation runs.
     remove_links: [hefei--luan]     # what-if: as if these QKD-links did not exist
     add_device_pairs: {tieling--shenyang: 1}  # what-if: more device pairs on a link
     random_faults: true             # the calibrated fault process (twin/faults.py)
+    maintenance_every_h: 720        # maintenance windows: each link down once a period,
+    maintenance_h: 2                #   for this long, at a random phase (default: none)
     dynamics: true                  # day-night drift and vibration bursts (twin/dynamics.py)
     step_s: 300                     # resolution of key rates and pools (s)
     pool_bits: 100000000            # each KM-link's key pool holds at most this (bits)
@@ -39,6 +41,7 @@ from qkdnet.errors import ScenarioError
 from qkdnet.topology.model import Network
 from qkdnet.topology.scenario_file import load_document
 from qkdnet.topology.scenarios import BUILT_IN, open_network
+from qkdnet.twin.faults import DEFAULT_MODEL, FaultModel
 
 HOUR_S = 3600.0
 WEEK_S = 7 * 24 * HOUR_S
@@ -73,6 +76,8 @@ class TwinSpec(_Spec):
     remove_links: list[str] = []
     add_device_pairs: dict[str, int] = {}
     random_faults: bool = True
+    maintenance_every_h: float | None = None
+    maintenance_h: float = 2.0
     dynamics: bool = True
     step_s: float = 300.0
     pool_bits: float = 1e8
@@ -126,6 +131,7 @@ class TwinScenario:
     faults: tuple[ScriptedFault, ...] = ()
     segments: tuple[str, ...] = ()
     random_faults: bool = True
+    fault_model: FaultModel = DEFAULT_MODEL
     dynamics: bool = True
     step_s: float = 300.0
     pool_bits: float = 1e8
@@ -173,7 +179,21 @@ def twin_scenario(spec: TwinSpec, base: Path = Path(".")) -> TwinScenario:
     return TwinScenario(
         network, duration, spec.seed, demands,
         tuple(_fault(network, duration, i, f) for i, f in enumerate(spec.faults)),
-        segments, spec.random_faults, spec.dynamics, spec.step_s, spec.pool_bits)
+        segments, spec.random_faults, _fault_model(spec), spec.dynamics, spec.step_s,
+        spec.pool_bits)
+
+
+def _fault_model(spec: TwinSpec) -> FaultModel:
+    if spec.maintenance_every_h is None:
+        return DEFAULT_MODEL
+    if not spec.maintenance_h > 0:
+        raise ScenarioError("maintenance_h", f"a window lasts more than 0 h, got "
+                            f"{spec.maintenance_h}")
+    if not spec.maintenance_every_h > spec.maintenance_h:
+        raise ScenarioError("maintenance_every_h", f"the period must be longer than the "
+                            f"window ({spec.maintenance_h} h), got {spec.maintenance_every_h}")
+    return replace(DEFAULT_MODEL, maintenance_period_s=spec.maintenance_every_h * HOUR_S,
+                   maintenance_duration_s=spec.maintenance_h * HOUR_S)
 
 
 def _network(name: str, base: Path) -> Network:
