@@ -13,44 +13,18 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import networkx as nx
 
-from qkdnet.control.level1 import Level1Controller, cheapest
-from qkdnet.control.level2 import Level2Controller, Path, Protected
-from qkdnet.control.link_state import KMLinkState, key_aware_cost
+from qkdnet.control.level1 import KMLinkView, Level1Controller, cheapest
+from qkdnet.control.level2 import Path
 
 
-class Level1Coordination:
+class Level1Coordination(KMLinkView):
     """All regions' Level-1 controllers; ``region_of`` gives each node's region."""
 
     def __init__(self, regional: Sequence[Level1Controller],
                  region_of: Mapping[str, str]) -> None:
+        super().__init__(l2 for l1 in regional for l2 in l1.level2s)
         self.regional = {l1.region: l1 for l1 in regional}
         self.region_of = dict(region_of)
-        self._state: dict[str, KMLinkState] = {}
-        self._owners: dict[str, list[Level2Controller]] = {}
-        seen: set[int] = set()
-        for l1 in regional:
-            for l2 in l1.level2s:
-                if id(l2) in seen:
-                    continue
-                seen.add(id(l2))
-                for km in l2.km_links:
-                    self._owners.setdefault(km, []).append(l2)
-
-    def update(self, state: KMLinkState) -> None:
-        """Pass a KM-link's state to the Level-2 controllers that route over it."""
-        self._state[state.km_link] = state
-        for l2 in self._owners.get(state.km_link, ()):
-            l2.update(state)
-
-    def usable(self, path: Path, need_bits: float) -> bool:
-        """Whether every KM-link of ``path`` is up and holds ``need_bits`` of key."""
-        return all(key_aware_cost(self._state.get(km), need_bits) is not None
-                   for km in path.km_links)
-
-    def drained(self, path: Path, need_bits: float) -> list[str]:
-        """The KM-links of ``path`` last reported holding less than ``need_bits``."""
-        return [km for km in path.km_links
-                if (state := self._state.get(km)) is not None and state.key_bits < need_bits]
 
     def route(self, source: str, target: str, need_bits: float,
               avoid: Iterable[str] = ()) -> Path | None:
@@ -66,12 +40,3 @@ class Level1Coordination:
         segments = nx.compose(first.segments(ends | last.gateways, need_bits, skip),
                               last.segments(ends, need_bits, skip, local_only=True))
         return cheapest(segments, source, target)
-
-    def protected(self, source: str, target: str, need_bits: float,
-                  avoid: Iterable[str] = ()) -> Protected | None:
-        """A working route and an edge-disjoint backup (None where none exists)."""
-        working = self.route(source, target, need_bits, avoid)
-        if working is None:
-            return None
-        backup = self.route(source, target, need_bits, {*avoid, *working.km_links})
-        return Protected(working, backup)

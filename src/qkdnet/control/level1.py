@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Collection, Iterable, Sequence
-from typing import Protocol
 
 import networkx as nx
 
@@ -23,36 +22,15 @@ from qkdnet.control.level2 import Level2Controller, Path, Protected, as_path
 from qkdnet.control.link_state import KMLinkState, key_aware_cost
 
 
-class Level1(Protocol):
-    """What protection and the KMs need of the Level-1 layer: one region's controller or
-    the coordination of all regions."""
+class KMLinkView:
+    """What protection and the KMs use of the Level-1 layer (one region's controller or the
+    coordination of all regions): the KM-link state it routes with, passed on to the
+    Level-2 controllers that route over each KM-link; subclasses give :meth:`route`."""
 
-    def update(self, state: KMLinkState) -> None: ...
-    def usable(self, path: Path, need_bits: float) -> bool: ...
-    def drained(self, path: Path, need_bits: float) -> list[str]: ...
-    def route(self, source: str, target: str, need_bits: float,
-              avoid: Iterable[str] = ()) -> Path | None: ...
-    def protected(self, source: str, target: str, need_bits: float,
-                  avoid: Iterable[str] = ()) -> Protected | None: ...
-
-
-class Level1Controller:
-    """Stitches routes across the domains of ``level2s`` (one per domain); ``local`` are
-    the region's own (metro) Level-2 controllers among them, the rest are shared."""
-
-    def __init__(self, level2s: Sequence[Level2Controller], region: str = "",
-                 local: Collection[Level2Controller] = ()) -> None:
-        self.region = region
-        self.level2s = list(level2s)
-        self.local = [l2 for l2 in self.level2s if l2 in local]
-        seen: dict[str, int] = {}
-        for l2 in self.level2s:
-            for node in l2.domain.nodes:
-                seen[node] = seen.get(node, 0) + 1
-        self.gateways = frozenset(n for n, count in seen.items() if count > 1)
+    def __init__(self, level2s: Iterable[Level2Controller]) -> None:
         self._state: dict[str, KMLinkState] = {}
         self._owners: dict[str, list[Level2Controller]] = {}
-        for l2 in self.level2s:
+        for l2 in dict.fromkeys(level2s):  # a shared controller counts once
             for km in l2.km_links:
                 self._owners.setdefault(km, []).append(l2)
 
@@ -75,11 +53,9 @@ class Level1Controller:
 
     def route(self, source: str, target: str, need_bits: float,
               avoid: Iterable[str] = ()) -> Path | None:
-        """The cheapest stitched route for ``need_bits``; None if there is none."""
-        if source == target:
-            return Path((source,), (), 0.0)
-        return cheapest(self.segments({source, target}, need_bits, frozenset(avoid)),
-                        source, target)
+        """The cheapest route for ``need_bits`` avoiding the KM-links ``avoid``; None if
+        there is none."""
+        raise NotImplementedError
 
     def protected(self, source: str, target: str, need_bits: float,
                   avoid: Iterable[str] = ()) -> Protected | None:
@@ -89,6 +65,31 @@ class Level1Controller:
             return None
         backup = self.route(source, target, need_bits, {*avoid, *working.km_links})
         return Protected(working, backup)
+
+
+class Level1Controller(KMLinkView):
+    """Stitches routes across the domains of ``level2s`` (one per domain); ``local`` are
+    the region's own (metro) Level-2 controllers among them, the rest are shared."""
+
+    def __init__(self, level2s: Sequence[Level2Controller], region: str = "",
+                 local: Collection[Level2Controller] = ()) -> None:
+        super().__init__(level2s)
+        self.region = region
+        self.level2s = list(level2s)
+        self.local = [l2 for l2 in self.level2s if l2 in local]
+        seen: dict[str, int] = {}
+        for l2 in self.level2s:
+            for node in l2.domain.nodes:
+                seen[node] = seen.get(node, 0) + 1
+        self.gateways = frozenset(n for n, count in seen.items() if count > 1)
+
+    def route(self, source: str, target: str, need_bits: float,
+              avoid: Iterable[str] = ()) -> Path | None:
+        """The cheapest stitched route for ``need_bits``; None if there is none."""
+        if source == target:
+            return Path((source,), (), 0.0)
+        return cheapest(self.segments({source, target}, need_bits, frozenset(avoid)),
+                        source, target)
 
     def segments(self, points: Collection[str], need_bits: float, skip: frozenset[str],
                  local_only: bool = False) -> nx.Graph:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qkdnet.control.level1 import Level1
+from qkdnet.control.level1 import KMLinkView
 from qkdnet.control.level2 import Path, Protected
 from qkdnet.control.link_state import KMLinkState
 
@@ -42,7 +42,7 @@ def _drained_now(path: Path, reported: dict[str, KMLinkState], need_bits: float)
 class ProtectionController:
     """Keeps the demands' routes protected as KM-link state changes (sans-I/O)."""
 
-    def __init__(self, level1: Level1) -> None:
+    def __init__(self, level1: KMLinkView) -> None:
         self.level1 = level1
         self._demands: dict[str, Demand] = {}
         self._routes: dict[str, Protected | None] = {}
