@@ -214,9 +214,6 @@ def test_without_the_ring_the_service_is_down_exactly_as_long_as_the_fault(
     assert [reason for _, reason in service.route_changes] == ["routed", "no route", "restored"]
 
 
-@pytest.mark.xfail(strict=True, reason="engine: pools are reported to the control layer "
-                   "empty at t=0 and never again unless a pool crosses DRY_BITS or its "
-                   "link fails, so a demand unroutable at t=0 stays unrouted")
 def test_a_demand_too_big_for_the_empty_pools_at_the_start_is_routed_once_they_fill(
         load: Load, net: Network) -> None:
     """Pools start empty: a one-time-pad user whose own link makes under 4096 bit/s has no

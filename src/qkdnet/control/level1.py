@@ -34,6 +34,10 @@ class KMLinkView:
             for km in l2.km_links:
                 self._owners.setdefault(km, []).append(l2)
 
+    def state(self, km_link: str) -> KMLinkState | None:
+        """The last state reported for ``km_link`` (None: never reported)."""
+        return self._state.get(km_link)
+
     def update(self, state: KMLinkState) -> None:
         """Pass a KM-link's state to the Level-2 controllers that route over it."""
         self._state[state.km_link] = state

@@ -72,18 +72,23 @@ class ProtectionController:
     def handle_all(self, states: Iterable[KMLinkState]) -> list[RouteChanged]:
         """Take a batch of KM-link state reports (one KM's or one period's) and check
         every demand once; return the demands whose route changed."""
-        any_up = False
+        repaired: set[str] = set()  # KM-links back up after being down
+        refilled: dict[str, float] = {}  # KM-links whose key grew: the key they had before
         reported: dict[str, KMLinkState] = {}
         for state in states:
+            before = self.level1.state(state.km_link)
+            if state.up and (before is None or not before.up):
+                repaired.add(state.km_link)
+            elif before is not None and state.key_bits > before.key_bits:
+                refilled[state.km_link] = before.key_bits
             self.level1.update(state)
             reported[state.km_link] = state
-            any_up = any_up or state.up
         changes = []
         for demand in self._demands.values():
             active = self.active(demand.id)
             if active is not None and not self.level1.usable(active, demand.need_bits):
                 changes.append(self._recover(demand))
-            elif (planned := self._revertible(demand, active, reported)) is not None:
+            elif (planned := self._revertible(demand, active, repaired)) is not None:
                 self._routes[demand.id] = planned
                 changes.append(RouteChanged(demand.id, planned.working,
                                             "reverted to the working route"))
@@ -91,7 +96,10 @@ class ProtectionController:
                 change = self._avoid_drained(demand, active)
                 if change is not None:
                     changes.append(change)
-            elif active is None and any_up:
+            elif active is None and (repaired or any(
+                    before < demand.need_bits <= reported[km].key_bits
+                    for km, before in refilled.items())):
+                # Only news that can open a route is worth a new search.
                 route = self.level1.protected(demand.source, demand.target, demand.need_bits)
                 if route is not None:
                     self._routes[demand.id] = route
@@ -99,15 +107,15 @@ class ProtectionController:
         return changes
 
     def _revertible(self, demand: Demand, active: Path | None,
-                    reported: dict[str, KMLinkState]) -> Protected | None:
+                    repaired: set[str]) -> Protected | None:
         """The demand's planned routes, when it has left its working route and a KM-link of
-        that route just came back with the whole route usable again (revertive
-        protection: the planned route is the one the operator dimensioned)."""
+        that route was just repaired, the whole route usable again (revertive protection:
+        the planned route is the one the operator dimensioned)."""
         planned = self._planned.get(demand.id)
         if planned is None or active is None or active == planned.working:
             return None
-        back = any(km in reported and reported[km].up for km in planned.working.km_links)
-        if back and self.level1.usable(planned.working, demand.need_bits):
+        if repaired & set(planned.working.km_links) and \
+                self.level1.usable(planned.working, demand.need_bits):
             return planned
         return None
 

@@ -152,7 +152,7 @@ class _Run:
         self._outages: dict[str, list[Interval]] = {d.id: [] for d in self.demands}
         self._changes: dict[str, list[tuple[float, str]]] = {d.id: [] for d in self.demands}
         self._route: dict[str, IndexArray] = {}
-        self._dry = np.zeros(n, dtype=bool)
+        self._dry = np.ones(n, dtype=bool)  # pools start empty, as first reported
 
     def _faults(self, model: FaultModel) -> tuple[Fault, ...]:
         sc = self.sc
@@ -208,6 +208,7 @@ class _Run:
                     if route is not None:
                         hop_bits = need * pad_units(d.key_bits) * UNIT_BYTES * 8 / d.key_bits
                         served[d.id] += need * self.pools.draw(route, hop_bits)
+                self.pools.spill()
                 if end >= next_report:
                     samples.append([end, float(self.pools.pooled.sum()),
                                     float(np.mean(self.pools.pooled < DRY_BITS)),

@@ -30,9 +30,13 @@ class KeyPools:
         self.discarded = np.zeros(n)
 
     def deposit(self, bits: FloatArray) -> None:
-        """Add what each link made in one step (bits); what finds no room is discarded."""
+        """Add what each link made in one step (bits); until :meth:`spill` a pool may hold
+        more than its capacity, so the step's demand can use the step's key."""
         self.made += bits
         self.pooled += bits
+
+    def spill(self) -> None:
+        """Discard what does not fit in each pool (the end of a step)."""
         over = self.pooled - self.capacity_bits
         np.maximum(over, 0.0, out=over)
         self.discarded += over
@@ -44,12 +48,14 @@ class KeyPools:
         (source and target on one node) is served in full."""
         if links.size == 0 or bits <= 0:
             return 1.0
-        share = min(1.0, float(self.pooled[links].min()) / bits)
-        if share > 0:
-            taken = share * bits
-            self.pooled[links] -= taken
-            self.used[links] += taken
-        return share
+        held = self.pooled[links]
+        taken = min(bits, float(held.min()))
+        if taken <= 0:
+            return 0.0
+        # The emptiest pool gives exactly what it held: rounding never leaves it below 0.
+        self.pooled[links] = np.maximum(held - taken, 0.0)
+        self.used[links] += held - self.pooled[links]
+        return taken / bits
 
     def imbalance(self) -> FloatArray:
         """made - used - pooled - discarded per link (bits): zero up to rounding."""
