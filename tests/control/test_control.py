@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path as FilePath
+from typing import Any
 
 import pytest
 
-from qkdnet.control.level2 import Level2Controller
+from qkdnet.control.level2 import Level2Controller, Protected
 from qkdnet.control.link_state import KMLinkState, key_aware_cost
 from qkdnet.control.protection import Demand, ProtectionController
 from qkdnet.control.router import ControlRouter, controllers_for
@@ -171,6 +172,37 @@ def test_a_drained_km_link_moves_the_demand_around_it(net: Network) -> None:
     assert only is not None
     assert chain.handle(KMLinkState(only.km_links[2], 0.0, rate_bps=5000.0)) == []
     assert chain.active("c") == only
+
+
+def test_an_unroutable_demand_backs_off_but_its_own_repair_restores_it(net: Network) -> None:
+    """While a chain demand has no route, repairs elsewhere trigger searches that back
+    off (fewer and fewer); the repair of its own planned route restores it at once."""
+    level1 = controllers_for(net)
+    searches = 0
+    plain = level1.protected
+
+    def counted(*args: Any, **kwargs: Any) -> Protected | None:
+        nonlocal searches
+        searches += 1
+        return plain(*args, **kwargs)
+
+    level1.protected = counted  # type: ignore[method-assign]
+    control = ProtectionController(level1)
+    control.add(Demand("c", "harbin", "beijing"))
+    working = control.active("c")
+    assert working is not None
+    cut = working.km_links[4]
+    [change] = control.handle(KMLinkState(cut, 0.0, up=False))
+    assert change.path is None
+    elsewhere = "km:wuhan~wuhan-xianning-r1"
+    searches = 0
+    for _ in range(40):
+        control.handle(KMLinkState(elsewhere, 1e6, up=False))
+        control.handle(KMLinkState(elsewhere, 1e6, up=True))
+    assert 3 <= searches <= 8  # 40 pieces of news, searched after 0, 1, 2, 4, 8, 16 skips
+    assert control.active("c") is None
+    [change] = control.handle(KMLinkState(cut, 1e6, up=True))
+    assert change.reason == "restored" and control.active("c") is not None
 
 
 def test_a_failure_elsewhere_changes_nothing(net: Network) -> None:

@@ -47,6 +47,7 @@ class ProtectionController:
         self._demands: dict[str, Demand] = {}
         self._routes: dict[str, Protected | None] = {}
         self._planned: dict[str, Protected | None] = {}
+        self._backoff: dict[str, tuple[int, int]] = {}  # demand -> (batches to skip, step)
 
     def add(self, demand: Demand) -> RouteChanged:
         """Route a new demand: its working path, with a backup where one exists."""
@@ -99,12 +100,30 @@ class ProtectionController:
             elif active is None and (repaired or any(
                     before < demand.need_bits <= reported[km].key_bits
                     for km, before in refilled.items())):
-                # Only news that can open a route is worth a new search.
-                route = self.level1.protected(demand.source, demand.target, demand.need_bits)
-                if route is not None:
-                    self._routes[demand.id] = route
-                    changes.append(RouteChanged(demand.id, route.working, "restored"))
+                change = self._restore(demand, repaired)
+                if change is not None:
+                    changes.append(change)
         return changes
+
+    def _restore(self, demand: Demand, repaired: set[str]) -> RouteChanged | None:
+        """Search a route for an unrouted demand after news that may open one. A repair on
+        its planned route is always worth a search; other news is, but searches that keep
+        failing back off (1, 2, 4 ... 64 reports skipped), since on a large network each
+        costs a Level-1 computation."""
+        planned = self._planned.get(demand.id)
+        on_plan = planned is not None and bool(repaired & set(planned.working.km_links))
+        skip, step = self._backoff.get(demand.id, (0, 0))
+        if skip and not on_plan:
+            self._backoff[demand.id] = (skip - 1, step)
+            return None
+        route = self.level1.protected(demand.source, demand.target, demand.need_bits)
+        if route is None:
+            step = min(2 * step or 1, 64)
+            self._backoff[demand.id] = (step, step)
+            return None
+        self._backoff.pop(demand.id, None)
+        self._routes[demand.id] = route
+        return RouteChanged(demand.id, route.working, "restored")
 
     def _revertible(self, demand: Demand, active: Path | None,
                     repaired: set[str]) -> Protected | None:
