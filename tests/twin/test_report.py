@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qkdnet.cli import app
-from qkdnet.twin.availability import hours_per_week, total
+from qkdnet.management.availability import hours_per_week, total
 from qkdnet.twin.engine import TwinResult, run_twin
 from qkdnet.twin.report import write_report
 from qkdnet.twin.scenario import HOUR_S, load_twin_scenario

@@ -33,7 +33,7 @@ from qkdnet.keys.manager import pad_units
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.topology.model import KMLinkKind
 from qkdnet.topology.paths import path_links, shortest_path
-from qkdnet.twin.availability import Interval, Outages, outages
+from qkdnet.management.availability import Interval, Outages, outages
 from qkdnet.twin.dynamics import DAY_S, LinkDynamics
 from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
 from qkdnet.twin.pools import KeyPools

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qkdnet.twin.availability import (
+from qkdnet.management.availability import (
     WEEK_S,
     Interval,
     Outages,

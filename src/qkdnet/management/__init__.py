@@ -1,0 +1,1 @@
+"""The QKDN management layer: telemetry, alarms, availability, EMS/NMS."""
