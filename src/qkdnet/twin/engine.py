@@ -153,6 +153,7 @@ class _Run:
         self._changes: dict[str, list[tuple[float, str]]] = {d.id: [] for d in self.demands}
         self._route: dict[str, IndexArray] = {}
         self._dry = np.ones(n, dtype=bool)  # pools start empty, as first reported
+        self._seg_cols: list[IndexArray] = []
 
     def _faults(self, model: FaultModel) -> tuple[Fault, ...]:
         sc = self.sc
@@ -175,7 +176,7 @@ class _Run:
         per_day = max(1, round(DAY_S / step))
         weeks = sc.weeks
         rate_sum = np.zeros(n)
-        seg_cols = self._segment_columns()
+        seg_cols = self._seg_cols = self._segment_columns()
         seg_sum = np.zeros((len(seg_cols), weeks))
         seg_steps = np.zeros(weeks)
         requested = {d.id: 0.0 for d in self.demands}
@@ -315,7 +316,7 @@ class _Run:
             tuple(self._changes[d.id]),
             len(self._route[d.id]) if d.id in self._route else 0)
             for d in self.demands}
-        cols = self._segment_columns()
+        cols = self._seg_cols
         segments = tuple(
             SegmentResult(a, b, tuple(self.links[i].id for i in cols[s]),
                           tuple(float(x) for x in seg_weekly[s]),
