@@ -31,9 +31,9 @@ from qkdnet.control.protection import Demand, ProtectionController, RouteChanged
 from qkdnet.control.router import controllers_for
 from qkdnet.keys.manager import pad_units
 from qkdnet.keys.pool import UNIT_BYTES
+from qkdnet.management.availability import Interval, Outages, outages
 from qkdnet.topology.model import KMLinkKind
 from qkdnet.topology.paths import path_links, shortest_path
-from qkdnet.management.availability import Interval, Outages, outages
 from qkdnet.twin.dynamics import DAY_S, LinkDynamics
 from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
 from qkdnet.twin.pools import KeyPools
