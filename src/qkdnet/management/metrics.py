@@ -1,0 +1,89 @@
+"""Prometheus exposition of the NMS's latest state.
+
+A custom collector reads an :class:`~qkdnet.management.nms.Nms` at scrape time, so the
+exposition always shows the latest ingested samples without copying them into gauge
+objects on every ingest. It is registered in a fresh ``CollectorRegistry`` per NMS: the
+process-global registry would mix NMS instances (tests, twins running side by side).
+
+Metrics (all gauges; units in the names, as Prometheus conventions ask):
+
+=====================================  ======================  =========================
+name                                   labels                  value
+=====================================  ======================  =========================
+qkdnet_link_skr_bits_per_second        link, region            secure key rate, bit/s
+qkdnet_link_qber_ratio                 link, region            QBER (NaN: not measured)
+qkdnet_link_up                         link, region            1 up, 0 down
+qkdnet_link_detector_current_alarm     link, region            1 alarm raised
+qkdnet_kmlink_key_bits                 km_link, region         key held in the pool, bits
+qkdnet_kmlink_refill_bits_per_second   km_link, region         refill rate, bit/s
+qkdnet_kmlink_up                       km_link, region         1 up, 0 down
+qkdnet_node_ok                         node, region            1 KM healthy
+=====================================  ======================  =========================
+
+Only elements that have reported at least once appear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from numpy.typing import NDArray
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from qkdnet.management.nms import Latest, Nms
+
+# (metric name, column, help) per kind; the label naming the element comes first
+_LINK = (
+    ("qkdnet_link_skr_bits_per_second", "skr_bps", "Secure key rate of the QKD-link (bit/s)."),
+    ("qkdnet_link_qber_ratio", "qber", "Quantum bit error rate of the QKD-link (ratio)."),
+    ("qkdnet_link_up", "up", "Whether the QKD-link distils key (1) or is down (0)."),
+    ("qkdnet_link_detector_current_alarm", "detector_current_alarm",
+     "Whether the detector bias-current monitor is out of range (1)."),
+)
+_KM = (
+    ("qkdnet_kmlink_key_bits", "key_bits", "Key held in the KM-link's pool (bits)."),
+    ("qkdnet_kmlink_refill_bits_per_second", "rate_bps",
+     "Rate at which the KM-link's pool is refilled (bit/s)."),
+    ("qkdnet_kmlink_up", "up", "Whether the KM-link can serve key (1) or is down (0)."),
+)
+_NODE = (("qkdnet_node_ok", "ok", "Whether the node's Key Manager reports healthy (1)."),)
+
+
+def _families(latest: Latest, label: str,
+              specs: Sequence[tuple[str, str, str]]) -> Iterator[Metric]:
+    keys = [[item, region] for item, region in zip(latest.ids, latest.regions, strict=True)]
+    for name, column, help_text in specs:
+        family = GaugeMetricFamily(name, help_text, labels=[label, "region"])
+        values: NDArray[Any] = latest.columns[column]
+        # tolist() turns numpy bools into Python bools, which float() maps to 0/1
+        for labels, value in zip(keys, values.tolist(), strict=True):
+            family.add_metric(labels, float(value))
+        yield family
+
+
+class NmsCollector(Collector):
+    """Reads the NMS's latest state on every scrape."""
+
+    def __init__(self, nms: Nms) -> None:
+        self.nms = nms
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families of the current state."""
+        yield from _families(self.nms.latest("links"), "link", _LINK)
+        yield from _families(self.nms.latest("km_links"), "km_link", _KM)
+        yield from _families(self.nms.latest("nodes"), "node", _NODE)
+
+
+def registry_for(nms: Nms) -> CollectorRegistry:
+    """A fresh registry holding only a collector over ``nms`` (never the global one)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NmsCollector(nms))
+    return registry
+
+
+def exposition(nms: Nms) -> bytes:
+    """The Prometheus text exposition of ``nms``'s latest state."""
+    return generate_latest(registry_for(nms))

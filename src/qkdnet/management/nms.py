@@ -1,0 +1,456 @@
+"""Element and network management systems: EMS per region, one NMS at the O&M centre.
+
+In CN-QCN each region's EMS collects the status of its own nodes and links and reports it
+north to the NMS (ITU-T Y.3802's management layer). Here an :class:`Ems` filters telemetry
+batches (:mod:`qkdnet.management.telemetry`) down to its region's rows and forwards them;
+the :class:`Nms` ingests batches from every EMS and keeps:
+
+* the latest sample of every QKD-link, KM-link and node;
+* per QKD-link ring buffers of (time s, SKR bit/s, QBER) with a fixed capacity;
+* per QKD-link and KM-link outage timelines built from up/down transitions, from which
+  :meth:`Nms.availability` reads figures with :mod:`qkdnet.management.availability`.
+
+Time is whatever the caller passes in ``t`` (seconds): simulated time from the digital twin,
+wall-clock time from ``qkdnet serve``; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, TypeAlias, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from qkdnet.errors import ParameterError
+from qkdnet.management.availability import Interval, Outages, outages
+from qkdnet.management.availability import availability as _availability
+from qkdnet.management.telemetry import (
+    Batch,
+    BoolArray,
+    FloatArray,
+    IndexArray,
+    KMLinkTelemetry,
+    LinkTelemetry,
+    NodeHealth,
+)
+from qkdnet.topology.model import Network
+
+DEFAULT_HISTORY_POINTS = 1024
+"""Samples kept per QKD-link by default (1,062 links x 1,024 x 3 columns is ~26 MB)."""
+
+_INDEX_CACHE_LIMIT = 1024  # distinct id tuples remembered; bounds memory for varied senders
+
+B = TypeVar("B", LinkTelemetry, KMLinkTelemetry, NodeHealth)
+Kind: TypeAlias = Literal["links", "km_links", "nodes"]
+
+
+def _regions(network: Network) -> tuple[str, ...]:
+    """Region ids in declaration order, then any region a node names that is not declared,
+    so that every node (hence every row) has exactly one EMS."""
+    found = [r.id for r in network.regions]
+    found += sorted({n.region for n in network.nodes} - set(found))
+    return tuple(found)
+
+
+def _element_regions(network: Network) -> dict[Kind, dict[str, str]]:
+    """Region of every element: a node's own, a QKD-link's or KM-link's end ``a``'s."""
+    return {
+        "links": {lk.id: network.node[lk.a].region for lk in network.qkd_links},
+        "km_links": {k.id: network.node[k.a].region for k in network.km_links},
+        "nodes": {n.id: n.region for n in network.nodes},
+    }
+
+
+_WHAT: dict[Kind, str] = {"links": "QKD-link", "km_links": "KM-link", "nodes": "node"}
+_FIELD: dict[Kind, str] = {"links": "link", "km_links": "km_link", "nodes": "node"}
+
+
+def _kind_of(batch: Batch) -> Kind:
+    if isinstance(batch, LinkTelemetry):
+        return "links"
+    if isinstance(batch, KMLinkTelemetry):
+        return "km_links"
+    return "nodes"
+
+
+class Ems:
+    """The element management system of one region: keeps the rows of its own nodes, of
+    the QKD-links and of the KM-links whose end ``a`` lies in the region."""
+
+    def __init__(self, region: str, network: Network) -> None:
+        known = _regions(network)
+        if region not in known:
+            raise ParameterError("region", region, f"one of {', '.join(known)}")
+        self.region = region
+        self.network = network
+        self._region_of = _element_regions(network)
+        self._rows: dict[tuple[Kind, tuple[str, ...]], IndexArray] = {}
+
+    def collect(self, batch: B) -> B:
+        """This region's rows of ``batch``, as a batch of the same kind, to send north.
+
+        Raises :class:`~qkdnet.errors.ParameterError` for an id the network lacks.
+        """
+        rows = self._rows_of(batch)
+        if rows.size == batch.rows:
+            return batch  # all ours: forward the batch itself, no copy
+        return batch.take(rows)
+
+    def _rows_of(self, batch: Batch) -> IndexArray:
+        kind = _kind_of(batch)
+        key = (kind, batch.ids)
+        rows = self._rows.get(key)
+        if rows is None:
+            region_of = self._region_of[kind]
+            mine: list[int] = []
+            for k, item in enumerate(batch.ids):
+                where = region_of.get(item)
+                if where is None:
+                    raise ParameterError(_FIELD[kind], item,
+                                         f"not a {_WHAT[kind]} of network {self.network.name}")
+                if where == self.region:
+                    mine.append(k)
+            rows = np.array(mine, dtype=np.intp)
+            if len(self._rows) >= _INDEX_CACHE_LIMIT:
+                self._rows.clear()
+            self._rows[key] = rows
+        return rows
+
+
+def ems_for(network: Network) -> dict[str, Ems]:
+    """One EMS per region of ``network``, by region id."""
+    return {region: Ems(region, network) for region in _regions(network)}
+
+
+class History(NamedTuple):
+    """A QKD-link's recent samples, oldest first: time (s), SKR (bit/s), QBER (ratio)."""
+
+    t: FloatArray
+    skr_bps: FloatArray
+    qber: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """The latest sample of a QKD-link: time (s), SKR (bit/s), QBER (ratio, NaN if not
+    measured), up, detector-current alarm."""
+
+    t: float
+    skr_bps: float
+    qber: float
+    up: bool
+    detector_current_alarm: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KMLinkState:
+    """The latest sample of a KM-link: time (s), key held (bits), refill rate (bit/s), up."""
+
+    t: float
+    key_bits: float
+    rate_bps: float
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """The latest health report of a node's Key Manager: time (s), ok."""
+
+    t: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The latest sample of every element of one kind that has reported at least once, in
+    network order: ids, their regions, sample times (s) and one array per column."""
+
+    ids: tuple[str, ...]
+    regions: tuple[str, ...]
+    t: FloatArray
+    columns: Mapping[str, NDArray[Any]]
+
+
+class _Table:
+    """Latest state of one kind of element: id -> column position, the time of each
+    element's last sample (NaN before the first) and one array per value."""
+
+    def __init__(self, kind: Kind, network: Network, ids: tuple[str, ...],
+                 columns: Mapping[str, np.dtype[Any]]) -> None:
+        self.kind = kind
+        self.network_name = network.name
+        self.ids = ids
+        self.position = {item: k for k, item in enumerate(ids)}
+        region_of = _element_regions(network)[kind]
+        self.regions = tuple(region_of[i] for i in ids)
+        self.last_t = np.full(len(ids), math.nan)
+        self.columns = {name: np.zeros(len(ids), dtype=dt) for name, dt in columns.items()}
+        self._index: dict[tuple[str, ...], IndexArray] = {}
+
+    def columns_of(self, ids: tuple[str, ...]) -> IndexArray:
+        """Positions of ``ids``; computed once per distinct id tuple, then cached."""
+        cols = self._index.get(ids)
+        if cols is None:
+            position = self.position
+            for item in ids:
+                if item not in position:
+                    raise ParameterError(_FIELD[self.kind], item,
+                                         f"not a {_WHAT[self.kind]} of network "
+                                         f"{self.network_name}")
+            cols = np.fromiter((position[i] for i in ids), dtype=np.intp, count=len(ids))
+            if len(self._index) >= _INDEX_CACHE_LIMIT:
+                self._index.clear()
+            self._index[ids] = cols
+        return cols
+
+    def check_order(self, cols: IndexArray, t: float) -> None:
+        """Refuse a sample older than an element's last one: the timelines need order."""
+        if cols.size == 0:
+            return
+        last = self.last_t[cols]
+        late = np.flatnonzero(last > t)  # NaN (never reported) compares False
+        if late.size:
+            k = int(late[0])
+            raise ParameterError("t", t, f"must not be before the last sample "
+                                         f"t={float(last[k]):g} s of {self.ids[cols[k]]}")
+
+    def col(self, item: str) -> int:
+        """Position of one id, or ParameterError naming it."""
+        try:
+            return self.position[item]
+        except KeyError:
+            raise ParameterError(_FIELD[self.kind], item, f"not a {_WHAT[self.kind]} of "
+                                                          f"network {self.network_name}") from None
+
+    def latest(self) -> Latest:
+        reported = np.flatnonzero(~np.isnan(self.last_t))
+        return Latest(tuple(self.ids[k] for k in reported.tolist()),
+                      tuple(self.regions[k] for k in reported.tolist()),
+                      self.last_t[reported],
+                      {name: arr[reported] for name, arr in self.columns.items()})
+
+
+class _Timelines:
+    """Outage timelines from up/down samples: an outage opens at the first down sample and
+    closes at the first up sample after it. Before its first sample an element counts as up
+    (nothing is known against it)."""
+
+    def __init__(self, n: int) -> None:
+        self.down_since = np.full(n, math.nan)  # start of the open outage, NaN when up
+        self.closed: list[list[Interval]] = [[] for _ in range(n)]
+
+    def update(self, cols: IndexArray, t: float, up: BoolArray) -> None:
+        is_open = ~np.isnan(self.down_since[cols])
+        self.down_since[cols[~up & ~is_open]] = t
+        ending = cols[up & is_open]
+        # transitions are rare, so a Python loop over them costs nothing in steady state
+        for c in ending.tolist():
+            start = float(self.down_since[c])
+            if t > start:  # down and up in the same instant is no outage
+                self.closed[c].append(Interval(start, t))
+        self.down_since[ending] = math.nan
+
+    def outages(self, col: int, until: float | None) -> Outages:
+        items = list(self.closed[col])
+        start = float(self.down_since[col])
+        if not math.isnan(start) and until is not None and until > start:
+            items.append(Interval(start, until))
+        return outages(items)
+
+
+class Nms:
+    """The network management system: ingests telemetry from every EMS.
+
+    ``history_points`` is the ring-buffer capacity per QKD-link (samples, >= 1); when full
+    the oldest sample is overwritten. Every batch is checked whole (ids, time order) before
+    anything is stored, so a refused batch leaves the NMS as it was.
+    """
+
+    def __init__(self, network: Network, history_points: int = DEFAULT_HISTORY_POINTS) -> None:
+        if history_points < 1:
+            raise ParameterError("history_points", history_points, "must be >= 1")
+        self.network = network
+        self.history_points = history_points
+        f64, b = np.dtype(np.float64), np.dtype(np.bool_)
+        self._links = _Table("links", network, tuple(network.link), {
+            "skr_bps": f64, "qber": f64, "up": b, "detector_current_alarm": b})
+        self._km = _Table("km_links", network, tuple(network.km_link), {
+            "key_bits": f64, "rate_bps": f64, "up": b})
+        self._nodes = _Table("nodes", network, tuple(network.node), {"ok": b})
+        n = len(self._links.ids)
+        self._hist_t = np.full((n, history_points), math.nan)
+        self._hist_skr = np.full((n, history_points), math.nan)
+        self._hist_qber = np.full((n, history_points), math.nan)
+        self._hist_count = np.zeros(n, dtype=np.int64)  # samples ever written per link
+        self._link_timelines = _Timelines(n)
+        self._km_timelines = _Timelines(len(self._km.ids))
+        self._now: float | None = None
+        self._records = 0
+
+    @property
+    def now(self) -> float | None:
+        """The latest sample time ingested (s), None before the first batch."""
+        return self._now
+
+    @property
+    def records(self) -> int:
+        """Records (rows) ingested so far."""
+        return self._records
+
+    def ingest(self, batch: Batch) -> int:
+        """Store one batch; returns its record count.
+
+        Raises :class:`~qkdnet.errors.ParameterError` for an id the network lacks or a
+        sample older than an element's previous one; nothing is stored then.
+        """
+        if isinstance(batch, LinkTelemetry):
+            self._ingest_links(batch)
+        elif isinstance(batch, KMLinkTelemetry):
+            self._ingest_km(batch)
+        else:
+            self._ingest_nodes(batch)
+        self._now = batch.t if self._now is None else max(self._now, batch.t)
+        self._records += batch.rows
+        return batch.rows
+
+    def ingest_all(self, batches: Iterable[Batch]) -> int:
+        """Store several batches in turn; returns the records ingested."""
+        return sum(self.ingest(b) for b in batches)
+
+    def _ingest_links(self, batch: LinkTelemetry) -> None:
+        table, t = self._links, batch.t
+        cols = table.columns_of(batch.ids)
+        table.check_order(cols, t)
+        c = table.columns
+        c["skr_bps"][cols] = batch.skr_bps
+        c["qber"][cols] = batch.qber
+        c["up"][cols] = batch.up
+        c["detector_current_alarm"][cols] = batch.detector_current_alarm
+        table.last_t[cols] = t
+        # ids are unique within a batch, so fancy-indexed writes never collide
+        slot = self._hist_count[cols] % self.history_points
+        self._hist_t[cols, slot] = t
+        self._hist_skr[cols, slot] = batch.skr_bps
+        self._hist_qber[cols, slot] = batch.qber
+        self._hist_count[cols] += 1
+        self._link_timelines.update(cols, t, batch.up)
+
+    def _ingest_km(self, batch: KMLinkTelemetry) -> None:
+        table, t = self._km, batch.t
+        cols = table.columns_of(batch.ids)
+        table.check_order(cols, t)
+        c = table.columns
+        c["key_bits"][cols] = batch.key_bits
+        c["rate_bps"][cols] = batch.rate_bps
+        c["up"][cols] = batch.up
+        table.last_t[cols] = t
+        self._km_timelines.update(cols, t, batch.up)
+
+    def _ingest_nodes(self, batch: NodeHealth) -> None:
+        table = self._nodes
+        cols = table.columns_of(batch.ids)
+        table.check_order(cols, batch.t)
+        table.columns["ok"][cols] = batch.ok
+        table.last_t[cols] = batch.t
+
+    # -- latest state -------------------------------------------------------------------
+
+    def link_state(self, link: str) -> LinkState | None:
+        """The latest sample of a QKD-link, None if it never reported."""
+        k = self._links.col(link)
+        t = float(self._links.last_t[k])
+        if math.isnan(t):
+            return None
+        c = self._links.columns
+        return LinkState(t, float(c["skr_bps"][k]), float(c["qber"][k]), bool(c["up"][k]),
+                         bool(c["detector_current_alarm"][k]))
+
+    def km_link_state(self, km_link: str) -> KMLinkState | None:
+        """The latest sample of a KM-link, None if it never reported."""
+        k = self._km.col(km_link)
+        t = float(self._km.last_t[k])
+        if math.isnan(t):
+            return None
+        c = self._km.columns
+        return KMLinkState(t, float(c["key_bits"][k]), float(c["rate_bps"][k]), bool(c["up"][k]))
+
+    def node_state(self, node: str) -> NodeState | None:
+        """The latest health report of a node, None if it never reported."""
+        k = self._nodes.col(node)
+        t = float(self._nodes.last_t[k])
+        return None if math.isnan(t) else NodeState(t, bool(self._nodes.columns["ok"][k]))
+
+    def latest(self, kind: Kind) -> Latest:
+        """The latest samples of every reported element of ``kind`` (copies)."""
+        table = {"links": self._links, "km_links": self._km, "nodes": self._nodes}.get(kind)
+        if table is None:
+            raise ParameterError("kind", kind, "one of links, km_links, nodes")
+        return table.latest()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The latest state as plain JSON-ready data (for the web console): ``t`` (s, None
+        before the first batch) and, per reported element by id, its sample time and values.
+        A QBER that was not measured is None (JSON has no NaN)."""
+        links = self._links.latest()
+        km = self._km.latest()
+        nodes = self._nodes.latest()
+        lc, kc = links.columns, km.columns
+        return {
+            "t": self._now,
+            "links": {
+                i: {"region": r, "t": t, "skr_bps": s, "qber": None if math.isnan(q) else q,
+                    "up": u, "detector_current_alarm": a}
+                for i, r, t, s, q, u, a in zip(
+                    links.ids, links.regions, links.t.tolist(), lc["skr_bps"].tolist(),
+                    lc["qber"].tolist(), lc["up"].tolist(),
+                    lc["detector_current_alarm"].tolist(), strict=True)
+            },
+            "km_links": {
+                i: {"region": r, "t": t, "key_bits": kb, "rate_bps": rb, "up": u}
+                for i, r, t, kb, rb, u in zip(
+                    km.ids, km.regions, km.t.tolist(), kc["key_bits"].tolist(),
+                    kc["rate_bps"].tolist(), kc["up"].tolist(), strict=True)
+            },
+            "nodes": {
+                i: {"region": r, "t": t, "ok": ok}
+                for i, r, t, ok in zip(nodes.ids, nodes.regions, nodes.t.tolist(),
+                                       nodes.columns["ok"].tolist(), strict=True)
+            },
+        }
+
+    # -- history and availability -------------------------------------------------------
+
+    def history(self, link: str) -> History:
+        """The QKD-link's last ``history_points`` samples at most, oldest first (copies)."""
+        k = self._links.col(link)
+        count, cap = int(self._hist_count[k]), self.history_points
+        # once the ring is full the oldest sample sits where the next write would go
+        order = np.arange(count) if count <= cap else (np.arange(cap) + count % cap) % cap
+        return History(self._hist_t[k, order], self._hist_skr[k, order],
+                       self._hist_qber[k, order])
+
+    def _timeline(self, item: str) -> tuple[_Timelines, int]:
+        in_links, in_km = item in self._links.position, item in self._km.position
+        if in_links and in_km:
+            raise ParameterError("link", item, "names both a QKD-link and a KM-link")
+        if in_links:
+            return self._link_timelines, self._links.position[item]
+        if in_km:
+            return self._km_timelines, self._km.position[item]
+        raise ParameterError("link", item, f"not a QKD-link or KM-link of network "
+                                           f"{self.network.name}")
+
+    def outages(self, link: str, until: float | None = None) -> Outages:
+        """Outage timeline of a QKD-link or KM-link (s). An outage still open is closed at
+        ``until`` (default: the latest time ingested)."""
+        timelines, k = self._timeline(link)
+        return timelines.outages(k, self._now if until is None else until)
+
+    def availability(self, link: str, start: float, end: float) -> float:
+        """Fraction of ``[start, end)`` (s) during which a QKD-link or KM-link was up; an
+        outage still open counts as lasting to ``end``."""
+        timelines, k = self._timeline(link)
+        return _availability(timelines.outages(k, end), start, end)

@@ -1,0 +1,178 @@
+"""Telemetry batches: what an EMS collects from its nodes and reports north to the NMS.
+
+A batch is columnar, one sample time ``t`` (seconds; simulated time from the digital twin,
+wall-clock seconds from ``qkdnet serve``) and one row per element: numpy columns rather than
+one object per record, because the NMS must ingest at least 100,000 records per second.
+
+* :class:`LinkTelemetry`: per QKD-link secure key rate (bit/s), QBER (ratio), up/down and
+  the detector-current monitor alarm.
+* :class:`KMLinkTelemetry`: per KM-link key amount held (bits), refill rate (bit/s), up/down.
+* :class:`NodeHealth`: per node, whether its Key Manager reports healthy.
+
+Construction validates the shapes and ranges and raises
+:class:`~qkdnet.errors.ParameterError` naming the offending field; the columns are stored
+read-only so that a batch can be handed on (EMS to NMS) without copying.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
+
+from qkdnet.errors import ParameterError
+
+FloatArray: TypeAlias = NDArray[np.float64]
+BoolArray: TypeAlias = NDArray[np.bool_]
+IndexArray: TypeAlias = NDArray[np.intp]
+
+def _ids(name: str, ids: Iterable[str]) -> tuple[str, ...]:
+    found = tuple(ids)
+    if len(set(found)) != len(found):
+        seen: set[str] = set()
+        for item in found:
+            if item in seen:
+                raise ParameterError(name, item, "each id may appear once per batch")
+            seen.add(item)
+    return found
+
+
+def _column(name: str, values: Any, dtype: type[np.generic], rows: int) -> NDArray[Any]:
+    arr = np.array(values, dtype=dtype)  # a copy: the caller may reuse its buffer
+    if arr.shape != (rows,):
+        raise ParameterError(name, f"shape {arr.shape}", f"must be one value per id ({rows},)")
+    arr.flags.writeable = False
+    return arr
+
+
+def _check_t(t: float) -> float:
+    t = float(t)
+    if not math.isfinite(t):
+        raise ParameterError("t", t, "must be a finite time in seconds")
+    return t
+
+
+def _non_negative(name: str, arr: FloatArray) -> None:
+    ok = np.isfinite(arr) & (arr >= 0.0)
+    if not bool(np.all(ok)):
+        raise ParameterError(name, _first_bad(arr, ok), "must be finite and >= 0")
+
+
+def _first_bad(arr: FloatArray, ok: BoolArray) -> float:
+    bad = np.flatnonzero(~(ok & np.isfinite(arr)))
+    return float(arr[bad[0]]) if bad.size else math.nan
+
+
+def _set(obj: object, **values: object) -> None:
+    # frozen dataclasses: normalised columns replace what the caller passed
+    for key, value in values.items():
+        object.__setattr__(obj, key, value)
+
+
+@dataclass(frozen=True, eq=False)
+class LinkTelemetry:
+    """One sample of a set of QKD-links at time ``t`` (s).
+
+    ``skr_bps`` is the secure key rate in bit/s (>= 0), ``qber`` the quantum bit error rate
+    as a ratio in [0, 1], or NaN where nothing was measured (a link that is down);
+    ``up`` whether the link distils key; ``detector_current_alarm`` whether the single-photon
+    detector's bias-current monitor is out of range (a blinding-attack indicator).
+    """
+
+    t: float
+    ids: tuple[str, ...]
+    skr_bps: FloatArray
+    qber: FloatArray
+    up: BoolArray
+    detector_current_alarm: BoolArray
+
+    def __post_init__(self) -> None:
+        ids = _ids("ids", self.ids)
+        n = len(ids)
+        skr = _column("skr_bps", self.skr_bps, np.float64, n)
+        qber = _column("qber", self.qber, np.float64, n)
+        _non_negative("skr_bps", skr)
+        bad = np.flatnonzero((qber < 0.0) | (qber > 1.0))  # NaN compares False: allowed
+        if bad.size:
+            raise ParameterError("qber", float(qber[bad[0]]), "must be a ratio in [0, 1] or NaN")
+        _set(self, t=_check_t(self.t), ids=ids, skr_bps=skr, qber=qber,
+             up=_column("up", self.up, np.bool_, n),
+             detector_current_alarm=_column("detector_current_alarm",
+                                            self.detector_current_alarm, np.bool_, n))
+
+    @property
+    def rows(self) -> int:
+        """Number of records (one per QKD-link)."""
+        return len(self.ids)
+
+    def take(self, rows: IndexArray) -> LinkTelemetry:
+        """The batch restricted to the given row positions, in that order."""
+        return LinkTelemetry(self.t, tuple(self.ids[i] for i in rows.tolist()),
+                             self.skr_bps[rows], self.qber[rows], self.up[rows],
+                             self.detector_current_alarm[rows])
+
+
+@dataclass(frozen=True, eq=False)
+class KMLinkTelemetry:
+    """One sample of a set of KM-links at time ``t`` (s).
+
+    ``key_bits`` is the key held in the link's pool (bits, >= 0), ``rate_bps`` the refill
+    rate (bit/s, >= 0), ``up`` whether the KM-link can serve key.
+    """
+
+    t: float
+    ids: tuple[str, ...]
+    key_bits: FloatArray
+    rate_bps: FloatArray
+    up: BoolArray
+
+    def __post_init__(self) -> None:
+        ids = _ids("ids", self.ids)
+        n = len(ids)
+        key = _column("key_bits", self.key_bits, np.float64, n)
+        rate = _column("rate_bps", self.rate_bps, np.float64, n)
+        _non_negative("key_bits", key)
+        _non_negative("rate_bps", rate)
+        _set(self, t=_check_t(self.t), ids=ids, key_bits=key, rate_bps=rate,
+             up=_column("up", self.up, np.bool_, n))
+
+    @property
+    def rows(self) -> int:
+        """Number of records (one per KM-link)."""
+        return len(self.ids)
+
+    def take(self, rows: IndexArray) -> KMLinkTelemetry:
+        """The batch restricted to the given row positions, in that order."""
+        return KMLinkTelemetry(self.t, tuple(self.ids[i] for i in rows.tolist()),
+                               self.key_bits[rows], self.rate_bps[rows], self.up[rows])
+
+
+@dataclass(frozen=True, eq=False)
+class NodeHealth:
+    """One sample of the Key Managers of a set of nodes at time ``t`` (s): ``ok`` is True
+    where the KM reports healthy."""
+
+    t: float
+    ids: tuple[str, ...]
+    ok: BoolArray
+
+    def __post_init__(self) -> None:
+        ids = _ids("ids", self.ids)
+        _set(self, t=_check_t(self.t), ids=ids, ok=_column("ok", self.ok, np.bool_, len(ids)))
+
+    @property
+    def rows(self) -> int:
+        """Number of records (one per node)."""
+        return len(self.ids)
+
+    def take(self, rows: IndexArray) -> NodeHealth:
+        """The batch restricted to the given row positions, in that order."""
+        return NodeHealth(self.t, tuple(self.ids[i] for i in rows.tolist()), self.ok[rows])
+
+
+Batch: TypeAlias = LinkTelemetry | KMLinkTelemetry | NodeHealth
+"""Any telemetry batch."""

@@ -1,0 +1,86 @@
+"""Prometheus exposition of the NMS: parses, one sample per element, the ingested values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from qkdnet.management.metrics import exposition, registry_for
+from qkdnet.management.nms import Nms
+from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
+from qkdnet.topology.cn_qcn import build_cn_qcn
+from qkdnet.topology.model import Network
+
+
+@pytest.fixture(scope="module")
+def net() -> Network:
+    return build_cn_qcn()
+
+
+def _families(nms: Nms) -> dict[str, list[tuple[dict[str, str], float]]]:
+    text = exposition(nms).decode()
+    return {f.name: [(s.labels, s.value) for s in f.samples]
+            for f in text_string_to_metric_families(text)}
+
+
+def test_one_skr_sample_per_qkd_link_with_the_ingested_values(net: Network) -> None:
+    """All 1,062 CN-QCN QKD-links in one batch: one SKR sample each, value and region."""
+    assert len(net.qkd_links) == 1062
+    ids = tuple(net.link)
+    skr = np.linspace(100.0, 50_000.0, len(ids))
+    qber = np.linspace(0.005, 0.05, len(ids))
+    up = np.arange(len(ids)) % 10 != 0
+    nms = Nms(net, history_points=2)
+    nms.ingest(LinkTelemetry(60.0, ids, skr, qber, up, np.zeros(len(ids), bool)))
+    fams = _families(nms)
+    samples = fams["qkdnet_link_skr_bits_per_second"]
+    assert len(samples) == len(ids)
+    got = {labels["link"]: value for labels, value in samples}
+    assert len(got) == len(ids)
+    assert got == {i: pytest.approx(v) for i, v in zip(ids, skr.tolist(), strict=True)}
+    assert all(labels["region"] == net.node[net.link[labels["link"]].a].region
+               for labels, _ in samples)
+    qbers = {labels["link"]: value for labels, value in fams["qkdnet_link_qber_ratio"]}
+    assert qbers[ids[7]] == pytest.approx(qber[7])
+    ups = {labels["link"]: value for labels, value in fams["qkdnet_link_up"]}
+    assert ups[ids[0]] == 0.0 and ups[ids[1]] == 1.0
+    # nothing but QKD-links reported, so the KM-link and node families are empty
+    assert fams["qkdnet_kmlink_key_bits"] == [] and fams["qkdnet_node_ok"] == []
+
+
+def test_km_links_and_nodes_are_exposed(net: Network) -> None:
+    """KM-link key amount, refill rate and state; node health; NaN QBER stays NaN."""
+    nms = Nms(net, history_points=2)
+    km, node, link = net.km_links[0].id, net.nodes[0].id, net.qkd_links[0].id
+    nms.ingest(KMLinkTelemetry(1.0, (km,), [2048.0], [300.0], [False]))
+    nms.ingest(NodeHealth(1.0, (node,), [True]))
+    nms.ingest(LinkTelemetry(1.0, (link,), [0.0], [math.nan], [False], [True]))
+    fams = _families(nms)
+    assert fams["qkdnet_kmlink_key_bits"] == [
+        ({"km_link": km, "region": net.node[net.km_link[km].a].region}, 2048.0)]
+    assert fams["qkdnet_kmlink_refill_bits_per_second"][0][1] == 300.0
+    assert fams["qkdnet_kmlink_up"][0][1] == 0.0
+    assert fams["qkdnet_node_ok"] == [({"node": node, "region": net.node[node].region}, 1.0)]
+    assert math.isnan(fams["qkdnet_link_qber_ratio"][0][1])
+    assert fams["qkdnet_link_detector_current_alarm"][0][1] == 1.0
+
+
+def test_exposition_follows_the_nms_and_leaves_the_global_registry_alone(net: Network) -> None:
+    """The collector reads the NMS at scrape time; each NMS gets its own registry."""
+    before = set(REGISTRY._names_to_collectors)
+    nms = Nms(net, history_points=2)
+    registry = registry_for(nms)
+    link = net.qkd_links[0].id
+    nms.ingest(LinkTelemetry(1.0, (link,), [10.0], [0.01], [True], [False]))
+    assert registry.get_sample_value("qkdnet_link_skr_bits_per_second",
+                                     {"link": link, "region": net.node[net.link[link].a].region}
+                                     ) == 10.0
+    nms.ingest(LinkTelemetry(2.0, (link,), [20.0], [0.01], [True], [False]))
+    assert registry.get_sample_value("qkdnet_link_skr_bits_per_second",
+                                     {"link": link, "region": net.node[net.link[link].a].region}
+                                     ) == 20.0
+    assert set(REGISTRY._names_to_collectors) == before
