@@ -438,6 +438,8 @@ def serve_command(
     pool_capacity_bits: Annotated[int, typer.Option(help="Key each KM-link end holds at "
                                                     "most (bits); full pools stop filling.")
                                   ] = 2**20,
+    om_port: Annotated[int, typer.Option(help="Port of the O&M endpoints (/metrics, "
+                                         "/api/state; plain HTTP); 0: any free port.")] = 0,
 ) -> None:
     """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
     one SQLite key store per KME, key emulators filling the pools. Ctrl-C stops."""
@@ -460,8 +462,10 @@ def serve_command(
             raise ParameterError("--pool-capacity-bits", pool_capacity_bits,
                                  "must be at least 8192 (one key block)")
         network = open_network(scenario)
+        if not 0 <= om_port <= 65535:
+            raise ParameterError("--om-port", om_port, "a TCP port, 0 to 65535")
         options = ServeOptions(folder, host, speedup, prefill_bits, all_nodes, manifest,
-                               pool_capacity_bits)
+                               pool_capacity_bits, om_port)
 
         def ready(m: dict[str, Any]) -> None:
             print(f"{len(m['kmes'])} KMEs serving; manifest "

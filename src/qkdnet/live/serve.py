@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,10 @@ from typing import Any
 from qkdnet.control.router import ControlRouter
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
 from qkdnet.live.kme_app import make_kme_app
+from qkdnet.live.om_app import LiveTelemetry, make_om_app
 from qkdnet.live.pki import Pki, init_pki, load_pki
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
+from qkdnet.management.nms import Nms
 from qkdnet.topology.model import Network
 
 PUMP_INTERVAL_S = 0.05
@@ -47,6 +50,7 @@ class ServeOptions:
     all_nodes: bool = False
     manifest: Path | None = None
     pool_capacity_bits: int = DEFAULT_CAPACITY_BYTES * 8
+    om_port: int = 0
 
 
 def pki_for(network: Network, folder: Path, all_nodes: bool = False) -> Pki:
@@ -71,20 +75,26 @@ async def serve(network: Network, options: ServeOptions,
     servers = {n: make_server(make_kme_app(keynet, n), options.host, 0,
                               server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert))
                for n in nodes}
+    nms = Nms(network)
+    telemetry = LiveTelemetry(network, options.speedup)
+    om = make_server(make_om_app(nms), options.host, options.om_port, None)
     manifest = _manifest(network, options, pki, servers)
+    manifest["om_url"] = f"http://{options.host}:{om.port}"
     _write_json(options.manifest or options.folder / "manifest.json", manifest)
-    pump = asyncio.create_task(_pump(keynet, router))
+    pump = asyncio.create_task(_pump(keynet, router, nms, telemetry))
     if ready is not None:
         ready(manifest)
     try:
-        await serve_many(servers.values())
+        await serve_many([*servers.values(), om])
     finally:
         pump.cancel()
         keynet.close()
 
 
-async def _pump(keynet: KeyNetwork, router: ControlRouter) -> None:
-    """Fill the pools, and tell the control layer about them every STATE_INTERVAL_S."""
+async def _pump(keynet: KeyNetwork, router: ControlRouter, nms: Nms,
+                telemetry: LiveTelemetry) -> None:
+    """Fill the pools, and tell the control layer and the NMS about them every
+    STATE_INTERVAL_S."""
     loop = asyncio.get_running_loop()
     reported = loop.time()
     while True:
@@ -92,7 +102,9 @@ async def _pump(keynet: KeyNetwork, router: ControlRouter) -> None:
         keynet.pump(loop.time(), PUMP_BUDGET_S)
         if loop.time() - reported >= STATE_INTERVAL_S:
             reported = loop.time()
-            router.update_all(keynet.link_states())
+            states = keynet.link_states()
+            router.update_all(states)
+            nms.ingest_all(telemetry.batches(time.time(), states))
 
 
 def _manifest(network: Network, options: ServeOptions, pki: Pki,

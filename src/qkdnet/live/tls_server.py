@@ -182,9 +182,10 @@ class TlsServer(uvicorn.Server):
         yield
 
 
-def make_server(app: ASGIApp, host: str, port: int, ssl_context: ssl.SSLContext, *,
+def make_server(app: ASGIApp, host: str, port: int, ssl_context: ssl.SSLContext | None, *,
                 keep_alive_s: int = 30, shutdown_timeout_s: int = 5) -> TlsServer:
-    """A server for ``app`` on ``host``:``port`` (0: any free port, see ``.port``) over TLS.
+    """A server for ``app`` on ``host``:``port`` (0: any free port, see ``.port``) over TLS,
+    or plain HTTP without ``ssl_context`` (the O&M endpoints, for Prometheus and browsers).
 
     HTTP/1.1 with keep-alive (idle connections closed after ``keep_alive_s``); no lifespan
     events, websockets, proxy headers or access log. uvicorn's loggers are set to warnings
@@ -198,7 +199,8 @@ def make_server(app: ASGIApp, host: str, port: int, ssl_context: ssl.SSLContext,
             ws="none", lifespan="off", log_config=None, log_level="warning", access_log=False,
             proxy_headers=False, timeout_keep_alive=keep_alive_s,
             timeout_graceful_shutdown=shutdown_timeout_s,
-            ssl_context_factory=lambda _config, _default: ssl_context,
+            ssl_context_factory=None if ssl_context is None
+            else lambda _config, _default: ssl_context,
         )
         return TlsServer(config, sock)
     except BaseException:
