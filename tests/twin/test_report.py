@@ -34,7 +34,7 @@ faults:
 FILES = ("index.html", "summary.json", "fig5a_link_skr.png", "fig5a_link_skr.csv",
          "fig5b_segment_skr.png", "fig5b_segment_skr.csv", "table1_hours_unserved.csv",
          "fig3_4_measured_vs_ideal.png", "fig3_4_measured_vs_ideal.csv", "pools.png",
-         "pools.csv", "services.csv", "links.csv")
+         "pools.csv", "services.csv", "links.csv", "alarms.csv")
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,19 @@ def test_table1_is_the_services_outages_per_week(report: Path, result: TwinResul
                                                      abs=1e-5)
     # The scripted cut on the Harbin-Beijing chain (tieling--shenyang) is in week 2.
     assert float(rows[1]["Harbin–Beijing"]) >= 1.5 - 1e-6
+
+
+def test_a_scripted_cut_raises_a_link_down_alarm_that_clears_on_repair(
+        report: Path) -> None:
+    """The cut of tieling--shenyang at 200 h for 1.5 h: the NMS rule raises a critical
+    link-down alarm at the first step fully down and clears it at the repair's step."""
+    rows = [r for r in _rows(report / "alarms.csv")
+            if r["rule"] == "qkd-link-down" and r["subject"] == "tieling--shenyang"
+            and 199 <= float(r["raised_h"]) <= 202]
+    assert len(rows) == 1 and rows[0]["severity"] == "critical"
+    step_h = 300 / HOUR_S
+    assert 200 <= float(rows[0]["raised_h"]) <= 200 + 2 * step_h
+    assert 201.5 <= float(rows[0]["cleared_h"]) <= 201.5 + 2 * step_h
 
 
 def test_links_csv_carries_the_key_accounting(report: Path) -> None:

@@ -31,6 +31,7 @@ from qkdnet.control.protection import Demand, ProtectionController, RouteChanged
 from qkdnet.control.router import controllers_for
 from qkdnet.keys.manager import pad_units
 from qkdnet.keys.pool import UNIT_BYTES
+from qkdnet.management.alarms import Alarm, AlarmEngine
 from qkdnet.management.availability import Interval, Outages, outages
 from qkdnet.topology.model import KMLinkKind
 from qkdnet.topology.paths import path_links, shortest_path
@@ -111,6 +112,7 @@ class TwinResult:
     pool_total_bits: FloatArray
     pool_dry_fraction: FloatArray
     pool_route_min_bits: FloatArray
+    alarms: tuple[Alarm, ...] = ()
     index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -154,6 +156,11 @@ class _Run:
         self._route: dict[str, IndexArray] = {}
         self._dry = np.ones(n, dtype=bool)  # pools start empty, as first reported
         self._seg_cols: list[IndexArray] = []
+        # The NMS's alarm rules, fed each step: a link whose whole step is down reads down,
+        # and CV links report no QBER (their error figure is excess noise).
+        self.alarms = AlarmEngine()
+        self.link_ids = tuple(lk.id for lk in self.links)
+        self.intrinsic_qber = np.array([lk.field.get("e_d", np.nan) for lk in self.links])
 
     def _faults(self, model: FaultModel) -> tuple[Fault, ...]:
         sc = self.sc
@@ -187,15 +194,22 @@ class _Run:
             count = min(per_day, steps - first)
             times: FloatArray = (first + np.arange(count, dtype=np.float64)) * step
             widths: FloatArray = np.minimum(times + step, sc.duration_s) - times
-            rates = self._rates(times, step) * self._up_share(times, widths)
+            extra = self._extra_qber(times, step)
+            up_share = self._up_share(times, widths)
+            rates = self.table.at(extra) * up_share
             rate_sum += (rates * widths[:, None]).sum(0)
             week = np.minimum((times // WEEK_S).astype(np.intp), weeks - 1)
             for s, cols in enumerate(seg_cols):
                 np.add.at(seg_sum[s], week, rates[:, cols].min(1) * widths)
             np.add.at(seg_steps, week, widths)
             made = rates * widths[:, None]
+            qber = self.intrinsic_qber[None, :] + extra
             for k, t in enumerate(times):
                 end = t + widths[k]
+                up = up_share[k] > 0  # a link down all step measures no SKR or QBER
+                self.alarms.observe_many(float(end), "qkd_link", self.link_ids, {
+                    "skr_bps": np.where(up, rates[k], np.nan),
+                    "qber": np.where(up, qber[k], np.nan), "up": up * 1.0})
                 while events and events[0][0] < end:
                     when, _, i, up = heapq.heappop(events)
                     self._report(when, [self._state(i, up)])
@@ -223,10 +237,10 @@ class _Run:
 
     # -- rates -------------------------------------------------------------------------
 
-    def _rates(self, times: FloatArray, step: float) -> FloatArray:
+    def _extra_qber(self, times: FloatArray, step: float) -> FloatArray:
         if self.dynamics is None:
-            return np.broadcast_to(self.table.static, (times.size, len(self.links))).copy()
-        return self.table.at(self.dynamics.extra_qber(times, step))
+            return np.zeros((times.size, len(self.links)))
+        return self.dynamics.extra_qber(times, step)
 
     def _up_share(self, times: FloatArray, widths: FloatArray) -> FloatArray:
         """Share of each step each link is up, shape (steps, links)."""
@@ -330,7 +344,7 @@ class _Run:
             p.made.copy(), p.used.copy(), p.pooled.copy(), p.discarded.copy(),
             self.link_outages, self.faults,
             tuple(services[d.id] for d in self.sc.demands), segments,
-            pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:])
+            pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:], tuple(self.alarms.history()))
 
 
 def _segment_id(a: str, b: str) -> str:

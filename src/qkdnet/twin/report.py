@@ -17,6 +17,7 @@ Files:
 - ``services.csv``: each demand's route length, key served and availability;
 - ``links.csv``: per QKD-link (and its direct KM-link): rates, outage hours, availability
   and the key accounting (made = used + pooled + discarded);
+- ``alarms.csv``: every alarm the NMS's default rules raised, with raise and clear times;
 - ``summary.json``: the headline figures.
 """
 
@@ -54,7 +55,7 @@ def write_report(result: TwinResult, folder: Path) -> Path:
     if result.segments:
         sections += [_fig5a(result, folder), _fig5b(result, folder), _table1(result, folder)]
     sections += [_services(result, folder), _fig3_4(result, folder), _pools(result, folder),
-                 _links(result, folder)]
+                 _alarms(result, folder), _links(result, folder)]
     (folder / "summary.json").write_text(json.dumps(summary(result), indent=2) + "\n")
     page = folder / "index.html"
     page.write_text(_page(result, sections), encoding="utf-8")
@@ -68,6 +69,7 @@ def summary(result: TwinResult) -> dict[str, Any]:
     out: dict[str, Any] = {
         "network": sc.network.name, "weeks": round(sc.duration_s / (7 * 24 * HOUR_S), 4),
         "seed": sc.seed, "qkd_links": len(result.link_ids), "faults": len(result.faults),
+        "alarms": len(result.alarms),
         "key_made_bits": _r(result.made_bits.sum()), "key_used_bits": _r(result.used_bits.sum()),
         "key_pooled_bits": _r(result.pooled_bits.sum()),
         "key_discarded_bits": _r(result.discarded_bits.sum()),
@@ -271,6 +273,23 @@ def _pools(result: TwinResult, folder: Path) -> str:
     png = _save(plt, fig, folder / "pools.png")
     return _section("Key pools", "<p>A pool is dry below 4096 bits; a demand whose route "
                     "pool runs dry is served only what its bottleneck refills.</p>" + _img(png))
+
+
+def _alarms(result: TwinResult, folder: Path) -> str:
+    rows: list[dict[str, Any]] = [{"id": a.id, "rule": a.rule, "severity": a.severity.name.lower(),
+             "subject": a.subject, "raised_h": _r(a.raised_at / HOUR_S),
+             "cleared_h": "" if a.cleared_at is None else _r(a.cleared_at / HOUR_S),
+             "value": _r(a.value)} for a in result.alarms]
+    _csv(folder / "alarms.csv", rows)
+    by_rule: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_rule.setdefault(row["rule"], []).append(row)
+    table = _html_table(["rule", "severity", "alarms", "links"],
+                        [(rule, got[0]["severity"], len(got), len({r["subject"] for r in got}))
+                         for rule, got in sorted(by_rule.items())])
+    return _section("Alarms", "<p>The NMS's default rules applied to every QKD-link's "
+                    "SKR, QBER and state at each step (raise and clear times in "
+                    "<code>alarms.csv</code>).</p>" + table)
 
 
 def _links(result: TwinResult, folder: Path) -> str:
