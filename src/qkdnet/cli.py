@@ -421,6 +421,41 @@ def _print_twin_summary(s: dict[str, Any]) -> None:
               "kbit/s")
 
 
+@app.command("fault")
+def fault_command(
+    action: Annotated[str, typer.Argument(help="cut or repair")],
+    link: Annotated[str, typer.Argument(help="QKD-link id, e.g. a--b")],
+    folder: Annotated[Path, typer.Option("--dir", "-d", help="Data folder of a running "
+                                         "`qkdnet serve` (its manifest.json).")] = Path(
+        "qkdnet-live"),
+) -> None:
+    """Cut or repair a QKD-link of a running `qkdnet serve` (fault injection): a cut link
+    makes no key, its KM-links report down, the controllers route around it and the NMS
+    raises its alarms."""
+    import urllib.error
+    import urllib.request
+
+    def run() -> None:
+        if action not in ("cut", "repair"):
+            raise ParameterError("ACTION", action, "cut or repair")
+        manifest = folder / "manifest.json"
+        try:
+            om_url = json.loads(manifest.read_text())["om_url"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ParameterError("--dir", str(folder), f"holds no manifest of a running "
+                                 f"`qkdnet serve` with an om_url ({exc})") from exc
+        request = urllib.request.Request(f"{om_url}/api/links/{link}/{action}", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                state = json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            raise ParameterError("LINK", link, json.loads(exc.read()).get("message", "")
+                                 ) from exc
+        print(f"{state['link']}: {'up' if state['up'] else 'cut'}")
+
+    _guard(run)
+
+
 @app.command("serve")
 def serve_command(
     folder: Annotated[Path, typer.Option("--dir", "-d", help="Data folder: key stores, PKI, "

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
+from qkdnet.cli import app
 from qkdnet.keys.emulator import link_rate_bps
 from qkdnet.live.launch import start_serve
 from qkdnet.topology.scenarios import open_network
@@ -61,5 +64,50 @@ def test_metrics_carry_one_skr_series_per_qkd_link_and_the_pools(tmp_path: Path)
         assert all(v >= 65536 / 2 for v in pools.values())  # each direction holds half
         state = httpx.get(f"{url}/api/state", timeout=5).json()
         assert "a--b" in str(state)
+    finally:
+        served.stop()
+
+
+def _wait_for(check: Callable[[], bool], seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_cut_link_raises_alarms_that_clear_on_repair(tmp_path: Path) -> None:
+    """Cut a--b through the O&M API: its QKD-link and KM-link alarms appear and the metrics
+    show it down; repaired, the alarms clear and it is up again. Unknown links get 404."""
+    scenario = tmp_path / "chain.yaml"
+    scenario.write_text(SCENARIO)
+    served = start_serve(tmp_path / "live", str(scenario), ["--prefill-bits", "65536"])
+    try:
+        url = served.manifest["om_url"]
+
+        def active() -> set[tuple[str, str]]:
+            data = httpx.get(f"{url}/api/alarms", timeout=5).json()
+            return {(a["rule"], a["subject"]) for a in data["active"]}
+
+        assert httpx.post(f"{url}/api/links/x--y/cut", timeout=5).status_code == 404
+        refused = CliRunner().invoke(app, ["fault", "cut", "x--y", "--dir",
+                                           str(tmp_path / "live")])
+        assert refused.exit_code == 2 and "unknown QKD-link 'x--y'" in refused.output
+        assert _wait_for(lambda: "qkdnet_link_up" in httpx.get(f"{url}/metrics").text)
+        assert not any(rule.endswith("-down") for rule, _ in active())
+        cut = httpx.post(f"{url}/api/links/a--b/cut", timeout=5)
+        assert cut.status_code == 200 and cut.json() == {"link": "a--b", "up": False}
+        assert _wait_for(lambda: {("qkd-link-down", "a--b"),
+                                  ("km-link-down", "km:a~b")} <= active())
+        up = _samples(httpx.get(f"{url}/metrics", timeout=5).text, "qkdnet_link_up")
+        assert up == {"a--b": 0.0, "b--c": 1.0}
+        repaired = CliRunner().invoke(app, ["fault", "repair", "a--b", "--dir",
+                                            str(tmp_path / "live")])
+        assert repaired.exit_code == 0 and "a--b: up" in repaired.output
+        assert _wait_for(lambda: not any(rule.endswith("-down") for rule, _ in active()))
+        history = httpx.get(f"{url}/api/alarms", timeout=5).json()["history"]
+        down = [a for a in history if a["rule"] == "qkd-link-down" and a["subject"] == "a--b"]
+        assert len(down) == 1 and down[0]["cleared_at"] > down[0]["raised_at"]
     finally:
         served.stop()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qkdnet.control.link_state import KMLinkState
-from qkdnet.errors import KeyNotFound, NotAuthorized, ScenarioError
+from qkdnet.errors import KeyNotFound, NotAuthorized, ParameterError, ScenarioError
 from qkdnet.keys.emulator import KeyEmulator, emulator_for_link, link_rate_bps
 from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, ApiError, new_key_id
 from qkdnet.keys.manager import KeyManager, pad_units
@@ -53,6 +53,7 @@ class _Supply:
     a: str
     b: str
     emulator: KeyEmulator
+    link: str = ""
 
 
 def served_nodes(network: Network, everything: bool = False) -> list[str]:
@@ -84,6 +85,7 @@ class KeyNetwork:
         self._waiting: dict[str, asyncio.Future[bytes]] = {}
         self._queue: deque[tuple[str, Event]] = deque()
         self._supplies: list[_Supply] = []
+        self.cut_links: set[str] = set()  # QKD-links an operator has cut: they make no key
         self._next_supply = 0
         self._next_checkpoint = 0
 
@@ -225,7 +227,8 @@ class KeyNetwork:
             speed = link_rate_bps(link) * speedup
             ahead = prefill_bits / speed if speed > 0 else 0.0
             self._supplies.append(_Supply(km.id, km.a, km.b, emulator_for_link(
-                link, km.id, speedup=speedup, start=now - ahead, first_block=max(resume))))
+                link, km.id, speedup=speedup, start=now - ahead, first_block=max(resume)),
+                link.id))
 
     def pump(self, now: float, budget_s: float | None = None) -> int:
         """Deliver the blocks the emulators have made up to ``now`` (s); returns how many
@@ -249,8 +252,18 @@ class KeyNetwork:
         direction can still relay (bits), the modelled refill (bit/s), and up."""
         return [KMLinkState(s.km_link, 8.0 * min(self.stores[s.a].pool_bytes(s.km_link, True),
                                                  self.stores[s.b].pool_bytes(s.km_link, True)),
-                            s.emulator.rate_bps * s.emulator.speedup)
+                            s.emulator.rate_bps * s.emulator.speedup, s.link not in self.cut_links)
                 for s in self._supplies]
+
+    def cut(self, link: str, cut: bool = True) -> None:
+        """Cut QKD-link ``link`` (no key is made on it, its KM-links report down) or, with
+        ``cut`` False, repair it."""
+        if link not in self.network.link:
+            raise ParameterError("link", link, "the id of a QKD-link of the network")
+        if cut:
+            self.cut_links.add(link)
+        else:
+            self.cut_links.discard(link)
 
     def checkpoint_all(self) -> None:
         """Checkpoint every store (after a large prefill, before serving)."""
@@ -267,7 +280,8 @@ class KeyNetwork:
         """Deposit a link's new blocks; past ``deadline`` the rest are lost, as key is when
         a device's buffer overflows."""
         a, b = self.stores[s.a], self.stores[s.b]
-        if min(a.room(s.km_link), b.room(s.km_link)) < s.emulator.block_bytes:
+        if s.link in self.cut_links or \
+                min(a.room(s.km_link), b.room(s.km_link)) < s.emulator.block_bytes:
             s.emulator.skip(now)
             return 0
         deposited = 0
