@@ -6,20 +6,32 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
 - ``GET /api/alarms``: active alarms and the history, from the NMS's rules;
 - ``POST /api/links/{link}/cut`` and ``/repair``: fault injection for operators and tests;
   the link stops making key, its KM-links report down, the control layer routes around it,
-  the NMS raises the link-down alarm at its next report and clears it after the repair.
+  the NMS raises the link-down alarm at its next report and clears it after the repair;
+- ``GET /``: the web console (static files in ``qkdnet/live/console``, no build step): a
+  lon/lat map with links coloured by SKR, the active alarms, per-link history charts and the
+  availability table, fed by the endpoints below;
+- ``GET /api/topology``: nodes with coordinates and QKD-links with their kind;
+- ``GET /api/history/{link}``: a QKD-link's SKR and QBER series from the NMS ring buffer;
+- ``GET /api/availability``: per-QKD-link outage hours and availability over the time the
+  NMS has seen;
+- ``GET /api/events``: Server-Sent Events, a ``state`` event (``t``, each link's SKR and up
+  flag, the active alarms) at connect and then every second.
 
 The handlers are ``async`` so that they run on the event loop that owns the key network.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection, Iterable
+from importlib import resources
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from qkdnet.control.link_state import KMLinkState
@@ -29,7 +41,16 @@ from qkdnet.management.alarms import Alarm, AlarmEngine
 from qkdnet.management.metrics import exposition
 from qkdnet.management.nms import Nms
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry
-from qkdnet.topology.model import Network
+from qkdnet.topology.model import Network, NodeKind
+
+#: The console's static files and their media types; nothing else is served from the folder.
+CONSOLE_FILES = {"index.html": "text/html; charset=utf-8",
+                 "console.js": "text/javascript; charset=utf-8",
+                 "console.css": "text/css; charset=utf-8"}
+#: Seconds between two ``state`` events of ``/api/events``.
+EVENT_INTERVAL_S = 1.0
+
+_BACKBONE = {NodeKind.BACKBONE_ACCESS, NodeKind.BACKBONE_RELAY}
 
 
 class LiveTelemetry:
@@ -72,6 +93,88 @@ def _alarm(a: Alarm) -> dict[str, Any]:
             "acknowledged_by": a.acknowledged_by}
 
 
+def _finite(values: Iterable[float]) -> list[float | None]:
+    """Floats for JSON: NaN and infinities become None."""
+    return [v if math.isfinite(v) else None for v in values]
+
+
+def link_kind(network: Network, link: str) -> str:
+    """What a QKD-link belongs to by the kinds of its ends: ``user`` (a user node's access
+    link), ``metro``, ``bsbn``, ``backbone`` (both ends backbone nodes) or ``other``
+    (ground stations, the O&M centre)."""
+    lk = network.link[link]
+    kinds = {network.node[lk.a].kind, network.node[lk.b].kind}
+    if NodeKind.USER in kinds:
+        return "user"
+    if NodeKind.METRO_ACCESS in kinds:
+        return "metro"
+    if NodeKind.BSBN in kinds:
+        return "bsbn"
+    if kinds <= _BACKBONE:
+        return "backbone"
+    return "other"
+
+
+def topology(network: Network) -> dict[str, Any]:
+    """The map data of the console: nodes with coordinates, QKD-links with their kind."""
+    return {
+        "name": network.name,
+        "nodes": [{"id": n.id, "name": n.name or n.id, "kind": str(n.kind),
+                   "lat": n.lat, "lon": n.lon} for n in network.nodes],
+        "links": [{"id": lk.id, "a": lk.a, "b": lk.b, "kind": link_kind(network, lk.id),
+                   "device_type": lk.device_type, "length_km": lk.length_km}
+                  for lk in network.qkd_links],
+    }
+
+
+def availability_report(nms: Nms) -> dict[str, Any]:
+    """Outages and availability of the QKD-links over the time the NMS has seen: from the
+    oldest sample it still holds (or the oldest outage) to its latest. Only links with an
+    outage are listed; the summary covers all of them."""
+    ids = [lk.id for lk in nms.network.qkd_links]
+    end = nms.now
+    starts = [float(h.t[0]) for h in map(nms.history, ids) if h.t.size]
+    timelines = {i: nms.outages(i) for i in ids}
+    starts += [o[0].start for o in timelines.values() if o]
+    if end is None or not starts:
+        return {"start": None, "end": end, "links": [],
+                "summary": {"links": len(ids), "links_with_outage": 0, "outage_hours": 0.0,
+                            "availability": None}}
+    start = min(starts)
+    span = end - start
+    rows: list[dict[str, Any]] = []
+    total = 0.0
+    for i, o in timelines.items():
+        if not o:
+            continue
+        down = sum(iv.length for iv in o)
+        total += down / 3600.0
+        latest = nms.link_state(i)
+        rows.append({"link": i, "outages": len(o), "outage_hours": down / 3600.0,
+                     "down_now": latest is not None and not latest.up,
+                     "availability": nms.availability(i, start, end) if span > 0 else None})
+    mean = None if span <= 0 else 1.0 - total * 3600.0 / (span * len(ids))
+    return {"start": start, "end": end, "links": rows,
+            "summary": {"links": len(ids), "links_with_outage": len(rows),
+                        "outage_hours": total, "availability": mean}}
+
+
+def state_event(nms: Nms, alarms: AlarmEngine) -> dict[str, Any]:
+    """The payload of one ``state`` event: each reported link's SKR and up flag, and the
+    active alarms."""
+    links = nms.latest("links")
+    skr = _finite(links.columns["skr_bps"].tolist())
+    up = links.columns["up"].tolist()
+    return {"t": nms.now,
+            "links": {i: {"skr_bps": s, "up": bool(u)}
+                      for i, s, u in zip(links.ids, skr, up, strict=True)},
+            "alarms": [_alarm(a) for a in alarms.active()]}
+
+
+def _console_file(name: str) -> str:
+    return (resources.files("qkdnet.live") / "console" / name).read_text(encoding="utf-8")
+
+
 def make_om_app(nms: Nms, alarms: AlarmEngine, keynet: KeyNetwork) -> FastAPI:
     """The O&M application over ``nms``, its ``alarms`` and the ``keynet`` it watches."""
     app = FastAPI(title="qkdnet O&M", docs_url=None, redoc_url=None)
@@ -89,6 +192,49 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, keynet: KeyNetwork) -> FastAPI:
     async def alarm_list() -> JSONResponse:
         return JSONResponse({"active": [_alarm(a) for a in alarms.active()],
                              "history": [_alarm(a) for a in alarms.history()]})
+
+    @app.get("/")
+    async def console() -> HTMLResponse:
+        return HTMLResponse(_console_file("index.html"))
+
+    @app.get("/console.js")
+    async def console_js() -> Response:
+        return Response(_console_file("console.js"), media_type=CONSOLE_FILES["console.js"])
+
+    @app.get("/console.css")
+    async def console_css() -> Response:
+        return Response(_console_file("console.css"), media_type=CONSOLE_FILES["console.css"])
+
+    @app.get("/api/topology")
+    async def topology_of() -> JSONResponse:
+        return JSONResponse(topology(nms.network))
+
+    @app.get("/api/history/{link}")
+    async def history(link: str) -> JSONResponse:
+        if link not in nms.network.link:
+            return JSONResponse({"message": f"unknown QKD-link {link!r}"}, status_code=404)
+        h = nms.history(link)
+        return JSONResponse({"link": link, "t": _finite(h.t.tolist()),
+                             "skr_bps": _finite(h.skr_bps.tolist()),
+                             "qber": _finite(h.qber.tolist()),
+                             "alarms": [_alarm(a) for a in alarms.active_for(link)]})
+
+    @app.get("/api/availability")
+    async def availability() -> JSONResponse:
+        return JSONResponse(availability_report(nms))
+
+    @app.get("/api/events")
+    async def events(request: Request) -> StreamingResponse:
+        async def stream() -> AsyncIterator[str]:
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                data = json.dumps(state_event(nms, alarms), allow_nan=False)
+                yield f"event: state\ndata: {data}\n\n"
+                await asyncio.sleep(EVENT_INTERVAL_S)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache",
+                                          "X-Accel-Buffering": "no"})
 
     @app.post("/api/links/{link}/{action}")
     async def fault(link: str, action: str) -> JSONResponse:

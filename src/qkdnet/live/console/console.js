@@ -1,0 +1,395 @@
+/* qkdnet O&M console: plain JS, no build step, no external resources.
+   Data: /api/topology once, /api/events (SSE) live, /api/history/{link} on selection,
+   /api/availability every few seconds. */
+"use strict";
+(function () {
+  const SVG = "http://www.w3.org/2000/svg";
+  const AVAIL_EVERY_MS = 5000, CHART_EVERY_MS = 5000;
+  const RAMP = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]; // viridis stops
+  const KIND_R = { backbone_access: 6, backbone_relay: 4, bsbn: 4.5, metro_access: 5,
+    user: 2.5, ground_station: 7, om_centre: 7 };
+  const KIND_NAME = { backbone_access: "backbone access", backbone_relay: "backbone relay",
+    bsbn: "BSBN", metro_access: "metro access", user: "user", ground_station: "ground station",
+    om_centre: "O&M centre" };
+
+  const $ = (id) => document.getElementById(id);
+  const map = $("map");
+  const topo = { nodes: [], links: [], node: {}, link: {}, linksOf: {} };
+  const el = { line: {}, hit: {}, circle: {}, label: {} };
+  let state = { t: null, links: {}, alarms: [] };
+  let scale = { lo: 0, hi: 1 };  // log10 SKR range of the colour ramp
+  let selected = null;           // {type: "link"|"node", id}
+  let chartLink = null;
+
+  function svg(tag, attrs, parent) {
+    const e = document.createElementNS(SVG, tag);
+    for (const k in attrs) e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function html(tag, attrs, text, parent) {
+    const e = document.createElement(tag);
+    for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
+    if (text !== undefined && text !== null) e.textContent = text;
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function fmtRate(bps) {
+    if (bps === null || bps === undefined) return "–";
+    const u = [[1e9, "Gbit/s"], [1e6, "Mbit/s"], [1e3, "kbit/s"]];
+    for (const [f, n] of u) if (bps >= f) return (bps / f).toPrecision(3) + " " + n;
+    return bps.toPrecision(3) + " bit/s";
+  }
+  function fmtTime(t) {
+    if (t === null || t === undefined) return "–";
+    const d = new Date(t * 1000);
+    return d.toLocaleTimeString([], { hour12: false });
+  }
+  function fmtPct(x) { return x === null || x === undefined ? "–" : (100 * x).toFixed(3) + " %"; }
+
+  /* ---------- colour scale ---------- */
+  function hexRgb(h) { return [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16)); }
+  function ramp(f) {
+    f = Math.min(1, Math.max(0, f)) * (RAMP.length - 1);
+    const i = Math.min(RAMP.length - 2, Math.floor(f)), r = f - i;
+    const a = hexRgb(RAMP[i]), b = hexRgb(RAMP[i + 1]);
+    return "rgb(" + a.map((v, k) => Math.round(v + (b[k] - v) * r)).join(",") + ")";
+  }
+  function colourOf(skr) {
+    if (!(skr > 0)) return null;
+    const span = scale.hi - scale.lo;
+    return ramp(span > 0 ? (Math.log10(skr) - scale.lo) / span : 1);
+  }
+  function updateScale() {
+    const logs = Object.values(state.links).filter((l) => l.up && l.skr_bps > 0)
+      .map((l) => Math.log10(l.skr_bps));
+    if (!logs.length) return false;
+    let lo = Math.floor(Math.min(...logs)), hi = Math.ceil(Math.max(...logs));
+    if (hi <= lo) hi = lo + 1;
+    const changed = lo !== scale.lo || hi !== scale.hi;
+    scale = { lo, hi };
+    return changed;
+  }
+
+  /* ---------- map ---------- */
+  function project() {
+    const w = map.clientWidth || 800, h = map.clientHeight || 600, pad = 28;
+    const ns = topo.nodes;
+    if (!ns.length) return;
+    const lat0 = ns.reduce((s, n) => s + n.lat, 0) / ns.length;
+    const k = Math.cos((lat0 * Math.PI) / 180);
+    const xs = ns.map((n) => n.lon * k), ys = ns.map((n) => -n.lat);
+    const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+    const sx = x1 > x0 ? (w - 2 * pad) / (x1 - x0) : Infinity;
+    const sy = y1 > y0 ? (h - 2 * pad) / (y1 - y0) : Infinity;
+    let s = Math.min(sx, sy);
+    if (!isFinite(s)) s = 1;
+    const ox = (w - (x1 - x0) * s) / 2, oy = (h - (y1 - y0) * s) / 2;
+    map.setAttribute("viewBox", "0 0 " + w + " " + h);
+    for (const n of ns) {
+      n.x = ox + (n.lon * k - x0) * s;
+      n.y = oy + (-n.lat - y0) * s;
+      const c = el.circle[n.id];
+      c.setAttribute("cx", n.x.toFixed(1)); c.setAttribute("cy", n.y.toFixed(1));
+      const t = el.label[n.id];
+      if (t) { t.setAttribute("x", (n.x + 8).toFixed(1)); t.setAttribute("y", (n.y + 4).toFixed(1)); }
+    }
+    for (const l of topo.links) {
+      const a = topo.node[l.a], b = topo.node[l.b];
+      for (const e of [el.hit[l.id], el.line[l.id]]) {
+        e.setAttribute("x1", a.x.toFixed(1)); e.setAttribute("y1", a.y.toFixed(1));
+        e.setAttribute("x2", b.x.toFixed(1)); e.setAttribute("y2", b.y.toFixed(1));
+      }
+    }
+  }
+
+  function buildMap(data) {
+    topo.nodes = data.nodes; topo.links = data.links;
+    $("scenario").textContent = data.name || "";
+    for (const n of data.nodes) { topo.node[n.id] = n; topo.linksOf[n.id] = []; }
+    const gl = $("links"), gn = $("nodes"), gt = $("labels");
+    // users and metro first so that backbone links are drawn on top
+    const order = { user: 0, metro: 1, other: 2, bsbn: 3, backbone: 4 };
+    const links = data.links.slice().sort((p, q) => order[p.kind] - order[q.kind]);
+    for (const l of links) {
+      topo.link[l.id] = l;
+      topo.linksOf[l.a].push(l.id); topo.linksOf[l.b].push(l.id);
+      const g = svg("g", {}, gl);
+      // the wide transparent hit line lies under the visible one: both take clicks
+      const hit = svg("line", { class: "hit", "data-hit": l.id }, g);
+      const line = svg("line", { class: "link nodata", "data-link": l.id, "data-kind": l.kind,
+        "data-up": "1" }, g);
+      svg("title", {}, line).textContent = l.id;
+      for (const e of [hit, line]) e.addEventListener("click", () => select("link", l.id));
+      el.hit[l.id] = hit; el.line[l.id] = line;
+    }
+    const few = data.nodes.length <= 120;
+    const nodes = data.nodes.slice().sort((p, q) => (KIND_R[p.kind] || 4) - (KIND_R[q.kind] || 4));
+    for (const n of nodes) {
+      const c = svg("circle", { r: KIND_R[n.kind] || 4, class: "k-" + n.kind, "data-node": n.id,
+        "data-kind": n.kind }, gn);
+      svg("title", {}, c).textContent = n.name + " (" + (KIND_NAME[n.kind] || n.kind) + ")";
+      c.addEventListener("click", () => select("node", n.id));
+      el.circle[n.id] = c;
+      const named = ["backbone_access", "ground_station", "om_centre", "bsbn"].includes(n.kind);
+      if (few && (named || data.nodes.length <= 30)) {
+        el.label[n.id] = svg("text", {}, gt);
+        el.label[n.id].textContent = n.name;
+      }
+    }
+    project();
+    legend();
+    summary();
+  }
+
+  function legend() {
+    const box = $("legend");
+    box.textContent = "";
+    html("div", {}, "Secret key rate (log)", box);
+    const stops = RAMP.map((c, i) => c + " " + (100 * i / (RAMP.length - 1)) + "%").join(",");
+    html("div", { class: "ramp", style: "background:linear-gradient(90deg," + stops + ")" }, null, box);
+    const ends = html("div", { class: "ends" }, null, box);
+    html("span", {}, fmtRate(Math.pow(10, scale.lo)), ends);
+    html("span", {}, fmtRate(Math.pow(10, scale.hi)), ends);
+    const row = (draw, text) => {
+      const r = html("div", { class: "row" }, null, box);
+      const s = svg("svg", { viewBox: "0 0 24 12" }, r);
+      draw(s);
+      html("span", {}, text, r);
+    };
+    row((s) => svg("line", { x1: 1, y1: 6, x2: 23, y2: 6, stroke: "#ff4d4f", "stroke-width": 3,
+      "stroke-dasharray": "5 3" }, s), "link down");
+    row((s) => svg("line", { x1: 1, y1: 6, x2: 23, y2: 6, stroke: "#6b7785", "stroke-width": 3 }, s),
+      "no report yet");
+    const present = new Set(topo.nodes.map((n) => n.kind));
+    for (const k of Object.keys(KIND_NAME)) {
+      if (!present.has(k)) continue;
+      row((s) => svg("circle", { cx: 12, cy: 6, r: Math.min(5, KIND_R[k]), class: "k-" + k }, s),
+        KIND_NAME[k]);
+    }
+  }
+
+  function summary() {
+    const ids = Object.keys(topo.link);
+    const down = ids.filter((i) => state.links[i] && !state.links[i].up).length;
+    $("summary").textContent = topo.nodes.length + " nodes · " + ids.length + " QKD-links · " +
+      down + " down · " + state.alarms.length + " active alarms";
+  }
+
+  /* ---------- live state ---------- */
+  function applyState(s) {
+    state = s;
+    $("clock").textContent = fmtTime(s.t);
+    if (updateScale()) legend();
+    const alarmed = new Set(s.alarms.map((a) => a.subject));
+    for (const id in el.line) {
+      const line = el.line[id], st = s.links[id];
+      if (!st) { line.classList.add("nodata"); line.style.stroke = ""; continue; }
+      line.setAttribute("data-up", st.up ? "1" : "0");
+      const c = st.up ? colourOf(st.skr_bps) : null;
+      line.classList.toggle("nodata", st.up && !c);
+      line.style.stroke = c || "";
+      line.classList.toggle("alarmed", alarmed.has(id));
+      line.firstChild.textContent = id + (st.up ? " · " + fmtRate(st.skr_bps) : " · DOWN");
+    }
+    for (const id in el.circle) el.circle[id].classList.toggle("alarmed", alarmed.has(id));
+    renderAlarms($("alarms"), s.alarms, true);
+    $("alarm-count").textContent = String(s.alarms.length);
+    $("alarm-count").classList.toggle("hot", s.alarms.length > 0);
+    if (selected) renderDetailAlarms();
+    summary();
+  }
+
+  function renderAlarms(ul, alarms, clickable) {
+    ul.textContent = "";
+    if (!alarms.length) { html("li", { class: "none" }, "no active alarms", ul); return; }
+    for (const a of alarms) {
+      const li = html("li", { class: "sev-" + a.severity, "data-alarm-subject": a.subject,
+        "data-rule": a.rule, "data-alarm-id": a.id }, null, ul);
+      html("span", { class: "sev" }, a.severity, li);
+      html("span", { class: "subj", title: a.rule }, a.subject, li);
+      html("span", { class: "when" }, fmtTime(a.raised_at), li);
+      html("span", { class: "text" }, a.text, li);
+      if (clickable) li.addEventListener("click", () => {
+        if (topo.link[a.subject]) select("link", a.subject);
+        else if (topo.node[a.subject]) select("node", a.subject);
+        else {
+          const m = /^km:(.+)~(.+)$/.exec(a.subject);
+          if (m && topo.node[m[1]]) select("node", m[1]);
+        }
+      });
+    }
+  }
+
+  function connect() {
+    const conn = $("conn");
+    const es = new EventSource("/api/events");
+    es.addEventListener("state", (ev) => {
+      conn.textContent = "live"; conn.className = "conn-ok";
+      try { applyState(JSON.parse(ev.data)); } catch (e) { console.error(e); }
+    });
+    es.onerror = () => { conn.textContent = "reconnecting"; conn.className = "conn-lost"; };
+  }
+
+  /* ---------- selection, detail, chart ---------- */
+  function select(type, id) {
+    selected = { type, id };
+    for (const e of map.querySelectorAll(".selected")) e.classList.remove("selected");
+    const info = $("detail-info");
+    info.textContent = "";
+    if (type === "link") {
+      const l = topo.link[id];
+      el.line[id].classList.add("selected");
+      $("detail-title").textContent = "QKD-link " + id;
+      info.append("Between ");
+      html("b", {}, topo.node[l.a].name, info); info.append(" and ");
+      html("b", {}, topo.node[l.b].name, info);
+      info.append(" · " + l.kind + " · device " + l.device_type + " · " + l.length_km + " km");
+      showChart(id);
+    } else {
+      const n = topo.node[id];
+      el.circle[id].classList.add("selected");
+      $("detail-title").textContent = (KIND_NAME[n.kind] || n.kind) + " " + n.name;
+      info.append(n.lat.toFixed(3) + "°, " + n.lon.toFixed(3) + "° · links: ");
+      const links = topo.linksOf[id];
+      if (!links.length) info.append("none");
+      for (const lid of links) {
+        const b = html("button", { "data-chart-link": lid }, lid, info);
+        b.addEventListener("click", () => showChart(lid));
+      }
+      if (links.length) showChart(links[0]); else clearChart();
+    }
+    renderDetailAlarms();
+  }
+
+  function renderDetailAlarms() {
+    let subjects;
+    if (selected.type === "link") {
+      const l = topo.link[selected.id];
+      subjects = (a) => a.subject === selected.id || a.subject === "km:" + l.a + "~" + l.b ||
+        a.subject === "km:" + l.b + "~" + l.a;
+    } else {
+      const mine = new Set(topo.linksOf[selected.id]);
+      const re = new RegExp("^km:(.+)~(.+)$");
+      subjects = (a) => {
+        if (a.subject === selected.id || mine.has(a.subject)) return true;
+        const m = re.exec(a.subject);
+        return !!m && (m[1] === selected.id || m[2] === selected.id);
+      };
+    }
+    renderAlarms($("detail-alarms"), state.alarms.filter(subjects), false);
+  }
+
+  function clearChart() {
+    chartLink = null;
+    const box = $("chart");
+    box.textContent = "";
+    box.removeAttribute("data-link");
+  }
+
+  async function showChart(id) {
+    chartLink = id;
+    for (const b of $("detail-info").querySelectorAll("button"))
+      b.classList.toggle("on", b.getAttribute("data-chart-link") === id);
+    let h;
+    try {
+      const r = await fetch("/api/history/" + encodeURIComponent(id));
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      h = await r.json();
+    } catch (e) { $("chart").textContent = "history unavailable: " + e.message; return; }
+    if (chartLink !== id) return;  // another selection came in meanwhile
+    drawChart(id, h);
+  }
+
+  function drawChart(id, h) {
+    const box = $("chart");
+    const w = Math.max(200, box.clientWidth), hh = Math.max(120, box.clientHeight);
+    box.textContent = "";
+    const s = svg("svg", { viewBox: "0 0 " + w + " " + hh, preserveAspectRatio: "none" }, box);
+    const left = 58, right = 8, gap = 18, top = 14, bottom = 16;
+    const ph = (hh - top - bottom - gap - 12) / 2;
+    const ts = h.t.filter((t) => t !== null);
+    const t0 = ts.length ? Math.min(...ts) : 0, t1 = ts.length ? Math.max(...ts) : 1;
+    const xOf = (t) => left + (t1 > t0 ? (t - t0) / (t1 - t0) : 1) * (w - left - right);
+    const panel = (y0, values, cls, title, fmt) => {
+      const vs = values.filter((v) => v !== null);
+      let lo = vs.length ? Math.min(0, ...vs) : 0, hi = vs.length ? Math.max(...vs) : 1;
+      if (hi <= lo) hi = lo + (Math.abs(lo) || 1);
+      const yOf = (v) => y0 + ph - ((v - lo) / (hi - lo)) * ph;
+      svg("line", { class: "axis", x1: left, y1: y0 + ph, x2: w - right, y2: y0 + ph }, s);
+      svg("line", { class: "axis", x1: left, y1: y0, x2: left, y2: y0 + ph }, s);
+      svg("text", { x: left + 4, y: y0 - 3, class: "title-" + cls }, s).textContent =
+        title + (vs.length ? " · now " + fmt(values[values.length - 1]) : " · no data");
+      svg("text", { x: left - 4, y: y0 + 9, "text-anchor": "end" }, s).textContent = fmt(hi);
+      svg("text", { x: left - 4, y: y0 + ph, "text-anchor": "end" }, s).textContent = fmt(lo);
+      let d = "", pen = false;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i], t = h.t[i];
+        if (v === null || t === null) { pen = false; continue; }
+        d += (pen ? "L" : "M") + xOf(t).toFixed(1) + "," + yOf(v).toFixed(1);
+        pen = true;
+      }
+      if (d) svg("path", { class: cls, d }, s);
+    };
+    panel(top, h.skr_bps, "skr", "SKR", fmtRate);
+    panel(top + ph + gap + 12, h.qber, "qber", "QBER",
+      (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(2) + " %"));
+    const yb = hh - 3;
+    svg("text", { x: left, y: yb }, s).textContent = fmtTime(ts.length ? t0 : null);
+    svg("text", { x: w - right, y: yb, "text-anchor": "end" }, s).textContent =
+      fmtTime(ts.length ? t1 : null);
+    box.setAttribute("data-link", id);
+  }
+
+  /* ---------- availability ---------- */
+  async function refreshAvailability() {
+    let a;
+    try {
+      const r = await fetch("/api/availability");
+      if (!r.ok) return;
+      a = await r.json();
+    } catch (e) { return; }
+    const table = $("availability"), body = table.tBodies[0], foot = table.tFoot;
+    body.textContent = ""; foot.textContent = "";
+    const hours = a.start !== null && a.end !== null ? (a.end - a.start) / 3600 : null;
+    $("avail-span").textContent = hours === null ? "(no reports yet)"
+      : "over " + (hours < 1 ? (hours * 60).toFixed(1) + " min" : hours.toFixed(2) + " h");
+    const rows = a.links.slice().sort((p, q) => (p.availability ?? 1) - (q.availability ?? 1));
+    for (const r of rows) {
+      const tr = html("tr", { "data-link": r.link }, null, body);
+      html("td", {}, r.link, tr);
+      html("td", {}, String(r.outages), tr);
+      html("td", {}, r.outage_hours.toFixed(3), tr);
+      html("td", {}, fmtPct(r.availability), tr);
+      html("td", { class: r.down_now ? "down" : "" }, r.down_now ? "DOWN" : "up", tr);
+      if (topo.link[r.link]) tr.addEventListener("click", () => select("link", r.link));
+    }
+    if (!rows.length) {
+      const tr = html("tr", {}, null, body);
+      html("td", { colspan: "5" }, "no outages", tr);
+    }
+    const sm = a.summary, tr = html("tr", {}, null, foot);
+    html("td", {}, "All " + sm.links + " links", tr);
+    html("td", {}, String(sm.links_with_outage), tr);
+    html("td", {}, sm.outage_hours.toFixed(3), tr);
+    html("td", {}, fmtPct(sm.availability), tr);
+    html("td", {}, "", tr);
+  }
+
+  /* ---------- start ---------- */
+  let resizeTimer = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => { project(); if (chartLink) showChart(chartLink); }, 100);
+  });
+
+  async function start() {
+    const r = await fetch("/api/topology");
+    buildMap(await r.json());
+    connect();
+    refreshAvailability();
+    setInterval(refreshAvailability, AVAIL_EVERY_MS);
+    setInterval(() => { if (chartLink) showChart(chartLink); }, CHART_EVERY_MS);
+  }
+  start().catch((e) => { $("summary").textContent = "failed to load the topology: " + e.message; });
+})();

@@ -1,0 +1,170 @@
+"""The O&M web console of a running `qkdnet serve`: its page and static files, and the JSON
+and Server-Sent Events endpoints it is fed by (topology, history, availability, events)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from qkdnet.live.launch import ServeProcess, start_serve
+from qkdnet.topology.scenarios import open_network
+
+SCENARIO = """\
+qkdnet_scenario: 1
+name: console-chain
+nodes:
+  - {id: a, kind: backbone_access, lat: 40.0, lon: 116.0}
+  - {id: b, kind: backbone_relay, lat: 40.3, lon: 116.3}
+  - {id: c, kind: backbone_access, lat: 40.6, lon: 116.6}
+qkd_links:
+  - {a: a, b: b, length_km: 50, device_type: I}
+  - {a: b, b: c, length_km: 60, device_type: II}
+saes:
+  - {id: sae-a, node: a}
+  - {id: sae-c, node: c}
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    folder = tmp_path_factory.mktemp("console")
+    scenario = folder / "chain.yaml"
+    scenario.write_text(SCENARIO)
+    process = start_serve(folder / "live", str(scenario), ["--prefill-bits", "65536"])
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def url(served: ServeProcess) -> str:
+    return str(served.manifest["om_url"])
+
+
+def _wait_for(check: Callable[[], bool], seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _events(url: str, seconds: float, stop: Callable[[dict[str, Any]], bool] | None = None
+            ) -> list[dict[str, Any]]:
+    """The ``state`` events of /api/events read for ``seconds`` at most, or until ``stop``
+    holds for one of them."""
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    event = ""
+    with httpx.stream("GET", f"{url}/api/events", timeout=httpx.Timeout(5.0)) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event == "state":
+                found.append(json.loads(line.removeprefix("data: ")))
+                if stop is not None and stop(found[-1]):
+                    break
+            if time.monotonic() > deadline:
+                break
+    return found
+
+
+def test_the_console_page_and_its_static_files_are_served(url: str) -> None:
+    page = httpx.get(f"{url}/", timeout=5)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'src="/console.js"' in page.text and 'href="/console.css"' in page.text
+    assert 'id="map"' in page.text and 'id="alarms"' in page.text
+    assert 'id="chart"' in page.text and 'id="availability"' in page.text
+    assert "http://" not in page.text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    script = httpx.get(f"{url}/console.js", timeout=5)
+    assert script.status_code == 200 and len(script.text) > 1000
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "EventSource" in script.text and "/api/events" in script.text
+    style = httpx.get(f"{url}/console.css", timeout=5)
+    assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
+    for text in (script.text, style.text):  # the wall screen has no internet
+        assert "https://" not in text and "@import" not in text
+    assert httpx.get(f"{url}/console.py", timeout=5).status_code == 404
+
+
+def test_topology_lists_every_node_with_coordinates_and_every_link(url: str,
+                                                                     tmp_path: Path) -> None:
+    scenario = tmp_path / "chain.yaml"
+    scenario.write_text(SCENARIO)
+    network = open_network(str(scenario))
+    data = httpx.get(f"{url}/api/topology", timeout=5).json()
+    nodes = {n["id"]: n for n in data["nodes"]}
+    assert set(nodes) == {n.id for n in network.nodes}
+    for n in network.nodes:
+        assert (nodes[n.id]["lat"], nodes[n.id]["lon"]) == (n.lat, n.lon)
+        assert nodes[n.id]["kind"] == n.kind.value and nodes[n.id]["name"]
+    links = {lk["id"]: lk for lk in data["links"]}
+    assert set(links) == {"a--b", "b--c"}
+    assert links["a--b"] == {"id": "a--b", "a": "a", "b": "b", "kind": "backbone",
+                             "device_type": "I", "length_km": 50.0}
+
+
+def test_history_grows_and_unknown_links_get_404(url: str) -> None:
+    def length() -> int:
+        return len(httpx.get(f"{url}/api/history/a--b", timeout=5).json()["t"])
+
+    assert _wait_for(lambda: length() >= 1)
+    first = length()
+    assert _wait_for(lambda: length() >= first + 2, seconds=10)
+    h = httpx.get(f"{url}/api/history/a--b", timeout=5).json()
+    assert len(h["t"]) == len(h["skr_bps"]) == len(h["qber"])
+    assert h["t"] == sorted(h["t"]) and all(s > 0 for s in h["skr_bps"])
+    missing = httpx.get(f"{url}/api/history/x--y", timeout=5)
+    assert missing.status_code == 404 and "x--y" in missing.json()["message"]
+
+
+def test_events_stream_state_every_second(url: str) -> None:
+    assert _wait_for(lambda: httpx.get(f"{url}/api/state", timeout=5).json()["t"] is not None)
+    events = _events(url, 3.5, stop=lambda _: False)
+    assert len(events) >= 2
+    last = events[-1]
+    assert set(last) == {"t", "links", "alarms"} and last["t"] is not None
+    assert set(last["links"]) == {"a--b", "b--c"}
+    assert last["links"]["a--b"]["up"] is True and last["links"]["a--b"]["skr_bps"] > 0
+
+
+def test_a_cut_shows_in_the_events_and_the_availability_table(url: str) -> None:
+    cut = httpx.post(f"{url}/api/links/a--b/cut", timeout=5)
+    assert cut.status_code == 200
+    try:
+        def shows_cut(s: dict[str, Any]) -> bool:
+            return s["links"].get("a--b", {}).get("up") is False and any(
+                a["rule"] == "qkd-link-down" and a["subject"] == "a--b" for a in s["alarms"])
+
+        events = _events(url, 6.0, stop=shows_cut)
+        assert events and shows_cut(events[-1])
+        assert events[-1]["links"]["a--b"]["skr_bps"] == 0
+        assert events[-1]["links"]["b--c"]["up"] is True
+
+        def listed() -> bool:
+            return any(r["link"] == "a--b" and r["down_now"]
+                       for r in httpx.get(f"{url}/api/availability", timeout=5).json()["links"])
+
+        assert _wait_for(listed, seconds=5)
+        report = httpx.get(f"{url}/api/availability", timeout=5).json()
+        assert [r["link"] for r in report["links"]] == ["a--b"]
+        row, summary = report["links"][0], report["summary"]
+        assert row["outages"] == 1 and 0 <= row["availability"] < 1
+        assert summary["links"] == 2 and summary["links_with_outage"] == 1
+        assert summary["outage_hours"] == row["outage_hours"] > 0
+        assert 0 < summary["availability"] < 1
+        history = httpx.get(f"{url}/api/history/a--b", timeout=5).json()
+        assert history["skr_bps"][-1] == 0 and history["qber"][-1] is None
+        assert any(a["rule"] == "qkd-link-down" for a in history["alarms"])
+    finally:
+        httpx.post(f"{url}/api/links/a--b/repair", timeout=5)
