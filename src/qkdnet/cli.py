@@ -516,3 +516,49 @@ def serve_command(
             asyncio.run(main())
 
     _guard(run)
+
+
+@app.command("console")
+def console_command(
+    report: Annotated[Path, typer.Argument(help="Report folder of `qkdnet twin` (with "
+                                           "telemetry.npz and network.json).")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the console; 0: any free port.")] = 8080,
+    speed: Annotated[float, typer.Option(help="Hourly samples replayed per second.")] = 20.0,
+    loop: Annotated[bool, typer.Option(help="Start over at the end instead of stopping "
+                                       "on the final state.")] = False,
+) -> None:
+    """Serve the O&M web console over a finished twin run, replaying its hourly telemetry
+    (SKR, QBER, link state, alarms) so the page updates live. Ctrl-C stops."""
+    import asyncio
+    import signal
+
+    from qkdnet.live.om_app import make_om_app
+    from qkdnet.live.replay import Replay, load_recording
+    from qkdnet.live.tls_server import make_server, serve_many
+
+    def run() -> None:
+        if not speed > 0:
+            raise ParameterError("--speed", speed, "must be > 0")
+        if not 0 <= port <= 65535:
+            raise ParameterError("--port", port, "a TCP port, 0 to 65535")
+        replay = Replay(load_recording(report))
+
+        async def main() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+            server = make_server(make_om_app(replay.nms, replay.alarms), host, port, None)
+            player = asyncio.create_task(replay.play(speed, loop))
+            print(f"console: http://{host}:{server.port}/ ({replay.recording.samples} "
+                  f"samples of {len(replay.recording.ids)} QKD-links at {speed:g}/s)",
+                  flush=True)
+            try:
+                await serve_many([server])
+            finally:
+                player.cancel()
+
+        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+            asyncio.run(main())
+
+    _guard(run)

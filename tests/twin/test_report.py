@@ -34,7 +34,8 @@ faults:
 FILES = ("index.html", "summary.json", "fig5a_link_skr.png", "fig5a_link_skr.csv",
          "fig5b_segment_skr.png", "fig5b_segment_skr.csv", "table1_hours_unserved.csv",
          "fig3_4_measured_vs_ideal.png", "fig3_4_measured_vs_ideal.csv", "pools.png",
-         "pools.csv", "services.csv", "links.csv", "alarms.csv")
+         "pools.csv", "services.csv", "links.csv", "alarms.csv", "telemetry.npz",
+         "network.json")
 
 
 @pytest.fixture(scope="module")

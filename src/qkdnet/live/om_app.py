@@ -4,7 +4,8 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
 - ``GET /metrics``: Prometheus exposition format (``qkdnet_link_skr_bits_per_second``…);
 - ``GET /api/state``: the latest state of every element as JSON;
 - ``GET /api/alarms``: active alarms and the history, from the NMS's rules;
-- ``POST /api/links/{link}/cut`` and ``/repair``: fault injection for operators and tests;
+- ``POST /api/links/{link}/cut`` and ``/repair``: fault injection for operators and tests
+  (409 when the app replays a twin run and has no live network);
   the link stops making key, its KM-links report down, the control layer routes around it,
   the NMS raises the link-down alarm at its next report and clears it after the repair;
 - ``GET /``: the web console (static files in ``qkdnet/live/console``, no build step): a
@@ -175,8 +176,9 @@ def _console_file(name: str) -> str:
     return (resources.files("qkdnet.live") / "console" / name).read_text(encoding="utf-8")
 
 
-def make_om_app(nms: Nms, alarms: AlarmEngine, keynet: KeyNetwork) -> FastAPI:
-    """The O&M application over ``nms``, its ``alarms`` and the ``keynet`` it watches."""
+def make_om_app(nms: Nms, alarms: AlarmEngine, keynet: KeyNetwork | None = None) -> FastAPI:
+    """The O&M application over ``nms``, its ``alarms`` and the ``keynet`` it watches;
+    without a ``keynet`` (a replay of a twin run) fault injection answers 409."""
     app = FastAPI(title="qkdnet O&M", docs_url=None, redoc_url=None)
 
     @app.get("/metrics")
@@ -241,6 +243,9 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, keynet: KeyNetwork) -> FastAPI:
         if action not in ("cut", "repair"):
             return JSONResponse({"message": f"unknown action {action!r}: cut or repair"},
                                 status_code=404)
+        if keynet is None:
+            return JSONResponse({"message": "fault injection needs a live network "
+                                 "(qkdnet serve)"}, status_code=409)
         if link not in keynet.network.link:
             return JSONResponse({"message": f"unknown QKD-link {link!r}"}, status_code=404)
         keynet.cut(link, action == "cut")

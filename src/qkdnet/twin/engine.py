@@ -43,6 +43,7 @@ from qkdnet.twin.scenario import WEEK_S, TwinDemand, TwinScenario
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
+F32Array = npt.NDArray[np.float32]
 
 #: How often KMs report pools that ran dry or recovered (s of simulated time).
 REPORT_S = 3600.0
@@ -114,6 +115,16 @@ class TwinResult:
     pool_route_min_bits: FloatArray
     alarms: tuple[Alarm, ...] = ()
     index: dict[str, int] = field(default_factory=dict)
+    #: Hourly link telemetry, sampled with the pools: times (s), and per sample and link
+    #: (columns in ``link_ids`` order) the step's SKR (bit/s), QBER (NaN for CV links and
+    #: links down all step) and whether the link was up.
+    telemetry_t: FloatArray = field(default_factory=lambda: np.zeros(0))
+    telemetry_skr_bps: npt.NDArray[np.float32] = field(
+        default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    telemetry_qber: npt.NDArray[np.float32] = field(
+        default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    telemetry_up: npt.NDArray[np.bool_] = field(
+        default_factory=lambda: np.zeros((0, 0), dtype=bool))
 
     def __post_init__(self) -> None:
         self.index.update((lk, i) for i, lk in enumerate(self.link_ids))
@@ -189,6 +200,7 @@ class _Run:
         requested = {d.id: 0.0 for d in self.demands}
         served = {d.id: 0.0 for d in self.demands}
         samples: list[list[float]] = []
+        tel: list[tuple[F32Array, F32Array, npt.NDArray[np.bool_]]] = []
         next_report = REPORT_S
         for first in range(0, steps, per_day):
             count = min(per_day, steps - first)
@@ -207,9 +219,10 @@ class _Run:
             for k, t in enumerate(times):
                 end = t + widths[k]
                 up = up_share[k] > 0  # a link down all step measures no SKR or QBER
+                up_k, qber_k = up, np.where(up, qber[k], np.nan)
                 self.alarms.observe_many(float(end), "qkd_link", self.link_ids, {
                     "skr_bps": np.where(up, rates[k], np.nan),
-                    "qber": np.where(up, qber[k], np.nan), "up": up * 1.0})
+                    "qber": qber_k, "up": up * 1.0})
                 while events and events[0][0] < end:
                     when, _, i, up = heapq.heappop(events)
                     self._report(when, [self._state(i, up)])
@@ -228,12 +241,13 @@ class _Run:
                     samples.append([end, float(self.pools.pooled.sum()),
                                     float(np.mean(self.pools.pooled < DRY_BITS)),
                                     *(self._route_pool(d.id) for d in sc.demands)])
+                    tel.append((rates[k].astype(np.float32), qber_k.astype(np.float32), up_k))
                     self._report_dry(end)
                     next_report += REPORT_S
             if progress is not None:
                 progress(float(times[-1] + widths[-1]), sc.duration_s)
         return self._result(rate_sum / sc.duration_s, seg_sum / np.maximum(seg_steps, 1e-9),
-                            requested, served, samples)
+                            requested, served, samples, tel)
 
     # -- rates -------------------------------------------------------------------------
 
@@ -319,7 +333,8 @@ class _Run:
 
     def _result(self, mean_bps: FloatArray, seg_weekly: FloatArray,
                 requested: dict[str, float], served: dict[str, float],
-                samples: list[list[float]]) -> TwinResult:
+                samples: list[list[float]],
+                tel: list[tuple[F32Array, F32Array, npt.NDArray[np.bool_]]]) -> TwinResult:
         end = self.sc.duration_s
         for demand, since in self._down_since.items():
             if end > since:
@@ -338,13 +353,18 @@ class _Run:
             for s, (a, b) in enumerate(zip(self.sc.segments, self.sc.segments[1:],
                                            strict=False)))
         pool = np.array(samples).reshape(-1, 3 + len(self.sc.demands))
-        p = self.pools
+        p, n = self.pools, len(self.links)
         return TwinResult(
             self.sc, tuple(lk.id for lk in self.links), self.table.static.copy(), mean_bps,
             p.made.copy(), p.used.copy(), p.pooled.copy(), p.discarded.copy(),
             self.link_outages, self.faults,
             tuple(services[d.id] for d in self.sc.demands), segments,
-            pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:], tuple(self.alarms.history()))
+            pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:], tuple(self.alarms.history()),
+            telemetry_t=pool[:, 0].copy(),
+            telemetry_skr_bps=np.array([r for r, _, _ in tel], dtype=np.float32
+                                       ).reshape(-1, n),
+            telemetry_qber=np.array([q for _, q, _ in tel], dtype=np.float32).reshape(-1, n),
+            telemetry_up=np.array([u for _, _, u in tel], dtype=bool).reshape(-1, n))
 
 
 def _segment_id(a: str, b: str) -> str:

@@ -1,0 +1,153 @@
+"""`qkdnet console`: the O&M web console over a finished twin run. The report folder's
+network and hourly telemetry are replayed into the NMS, so /api/state, /metrics and the
+link histories fill as the run did; fault injection needs a live network and answers 409."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+from qkdnet.cli import app
+from qkdnet.live.replay import Replay, load_recording
+from qkdnet.twin.engine import TwinResult, run_twin
+from qkdnet.twin.report import write_report
+from qkdnet.twin.scenario import load_twin_scenario
+
+runner = CliRunner()
+
+CUT = "zhumadian--zhumadian-xinyang-r1"
+SCENARIO = f"""\
+qkdnet_twin: 1
+network: cn-qcn
+weeks: 0.2
+seed: 3
+faults:
+  - {{link: {CUT}, at_h: 5, duration_h: 4}}
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[TwinResult, Path]:
+    folder = tmp_path_factory.mktemp("console")
+    (folder / "short.yaml").write_text(SCENARIO)
+    result = run_twin(load_twin_scenario(folder / "short.yaml"))
+    write_report(result, folder / "report")
+    return result, folder / "report"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def console(run: tuple[TwinResult, Path]) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from qkdnet.cli import app; app()", "console", str(run[1]),
+         "--port", str(port), "--speed", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                if httpx.get(f"{url}/api/state", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail("the console did not answer within 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_report_carries_hourly_telemetry_of_every_link(run: tuple[TwinResult, Path]
+                                                           ) -> None:
+    result, folder = run
+    rec = load_recording(folder)
+    assert rec.ids == result.link_ids
+    assert rec.samples == result.pool_times_s.size > 0
+    np.testing.assert_array_equal(rec.t, result.pool_times_s)
+    col = rec.ids.index(CUT)
+    down = (rec.t >= 6 * 3600) & (rec.t <= 9 * 3600)  # cut from hour 5 to hour 9
+    assert down.sum() == 4
+    assert not rec.up[down, col].any() and rec.up[~down, col].all()
+    assert (rec.skr_bps[down, col] == 0).all() and np.isnan(rec.qber[down, col]).all()
+    assert (rec.skr_bps[rec.up] > 0).all()
+
+
+def test_a_replay_raises_and_clears_the_link_down_alarm(run: tuple[TwinResult, Path]) -> None:
+    replay = Replay(load_recording(run[1]))
+    while replay.step():
+        pass
+    assert replay.nms.now == pytest.approx(float(replay.recording.t[-1]))
+    down = [a for a in replay.alarms.history() if a.subject == CUT]
+    assert down and all(a.cleared_at is not None for a in down)
+    replay.restart()
+    assert replay.step()  # a second pass moves the clock forward
+    assert replay.nms.now is not None and replay.nms.now > float(replay.recording.t[-1])
+
+
+def test_the_console_serves_the_replayed_run(console: str, run: tuple[TwinResult, Path]
+                                             ) -> None:
+    result = run[0]
+    state = httpx.get(f"{console}/api/state", timeout=5).json()
+    assert state  # the first sample is in before the page is served
+    text = httpx.get(f"{console}/metrics", timeout=5).text
+    skr = [s for family in text_string_to_metric_families(text) for s in family.samples
+           if s.name == "qkdnet_link_skr_bits_per_second"]
+    assert sorted(s.labels["link"] for s in skr) == sorted(result.link_ids)
+    first = len(httpx.get(f"{console}/api/history/{CUT}", timeout=5).json()["t"])
+    deadline = time.monotonic() + 20
+    grown = first
+    while grown <= first and time.monotonic() < deadline:
+        time.sleep(0.3)
+        grown = len(httpx.get(f"{console}/api/history/{CUT}", timeout=5).json()["t"])
+    assert grown > first
+    topo = httpx.get(f"{console}/api/topology", timeout=5).json()
+    assert len(topo["links"]) == len(result.link_ids)
+    assert httpx.get(f"{console}/", timeout=5).status_code == 200
+
+
+def test_fault_injection_needs_a_live_network(console: str) -> None:
+    answer = httpx.post(f"{console}/api/links/{CUT}/cut", timeout=5)
+    assert answer.status_code == 409
+    assert "qkdnet serve" in answer.json()["message"]
+
+
+@pytest.mark.parametrize("missing", ["telemetry.npz", "network.json"])
+def test_a_folder_without_the_replay_files_is_refused(tmp_path: Path, missing: str,
+                                                      run: tuple[TwinResult, Path]) -> None:
+    for name in ("telemetry.npz", "network.json"):
+        if name != missing:
+            (tmp_path / name).write_bytes((run[1] / name).read_bytes())
+    got = runner.invoke(app, ["console", str(tmp_path), "--port", "0"])
+    assert got.exit_code == 2
+    lines = got.stderr.strip().splitlines()
+    assert len(lines) == 1 and missing in lines[0]
+
+
+def test_a_bad_speed_is_refused(run: tuple[TwinResult, Path]) -> None:
+    got = runner.invoke(app, ["console", str(run[1]), "--speed", "0"])
+    assert got.exit_code == 2 and "--speed" in got.stderr
