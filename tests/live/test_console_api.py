@@ -11,31 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
+from chain_scenario import CHAIN_SCENARIO
 
 from qkdnet.live.launch import ServeProcess, start_serve
 from qkdnet.topology.scenarios import open_network
-
-SCENARIO = """\
-qkdnet_scenario: 1
-name: console-chain
-nodes:
-  - {id: a, kind: backbone_access, lat: 40.0, lon: 116.0}
-  - {id: b, kind: backbone_relay, lat: 40.3, lon: 116.3}
-  - {id: c, kind: backbone_access, lat: 40.6, lon: 116.6}
-qkd_links:
-  - {a: a, b: b, length_km: 50, device_type: I}
-  - {a: b, b: c, length_km: 60, device_type: II}
-saes:
-  - {id: sae-a, node: a}
-  - {id: sae-c, node: c}
-"""
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     folder = tmp_path_factory.mktemp("console")
     scenario = folder / "chain.yaml"
-    scenario.write_text(SCENARIO)
+    scenario.write_text(CHAIN_SCENARIO)
     process = start_serve(folder / "live", str(scenario), ["--prefill-bits", "65536"])
     try:
         yield process
@@ -100,7 +86,7 @@ def test_the_console_page_and_its_static_files_are_served(url: str) -> None:
 def test_topology_lists_every_node_with_coordinates_and_every_link(url: str,
                                                                      tmp_path: Path) -> None:
     scenario = tmp_path / "chain.yaml"
-    scenario.write_text(SCENARIO)
+    scenario.write_text(CHAIN_SCENARIO)
     network = open_network(str(scenario))
     data = httpx.get(f"{url}/api/topology", timeout=5).json()
     nodes = {n["id"]: n for n in data["nodes"]}

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from chain_scenario import CHAIN_SCENARIO
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
@@ -17,21 +18,6 @@ from qkdnet.cli import app
 from qkdnet.keys.emulator import link_rate_bps
 from qkdnet.live.launch import start_serve
 from qkdnet.topology.scenarios import open_network
-
-SCENARIO = """\
-qkdnet_scenario: 1
-name: om-chain
-nodes:
-  - {id: a, kind: backbone_access, lat: 40.0, lon: 116.0}
-  - {id: b, kind: backbone_relay, lat: 40.3, lon: 116.3}
-  - {id: c, kind: backbone_access, lat: 40.6, lon: 116.6}
-qkd_links:
-  - {a: a, b: b, length_km: 50, device_type: I}
-  - {a: b, b: c, length_km: 60, device_type: II}
-saes:
-  - {id: sae-a, node: a}
-  - {id: sae-c, node: c}
-"""
 
 
 def _samples(text: str, name: str) -> dict[str, float]:
@@ -42,7 +28,7 @@ def _samples(text: str, name: str) -> dict[str, float]:
 
 def test_metrics_carry_one_skr_series_per_qkd_link_and_the_pools(tmp_path: Path) -> None:
     scenario = tmp_path / "chain.yaml"
-    scenario.write_text(SCENARIO)
+    scenario.write_text(CHAIN_SCENARIO)
     network = open_network(str(scenario))
     served = start_serve(tmp_path / "live", str(scenario), ["--prefill-bits", "65536"])
     try:
@@ -81,7 +67,7 @@ def test_a_cut_link_raises_alarms_that_clear_on_repair(tmp_path: Path) -> None:
     """Cut a--b through the O&M API: its QKD-link and KM-link alarms appear and the metrics
     show it down; repaired, the alarms clear and it is up again. Unknown links get 404."""
     scenario = tmp_path / "chain.yaml"
-    scenario.write_text(SCENARIO)
+    scenario.write_text(CHAIN_SCENARIO)
     served = start_serve(tmp_path / "live", str(scenario), ["--prefill-bits", "65536"])
     try:
         url = served.manifest["om_url"]
