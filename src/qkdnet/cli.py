@@ -421,37 +421,51 @@ def _print_twin_summary(s: dict[str, Any]) -> None:
               "kbit/s")
 
 
+#: Fault injection actions: what each acts on and the O&M endpoint it calls.
+FAULT_ACTIONS = {"cut": "links", "repair": "links", "stop": "nodes", "start": "nodes"}
+
+
 @app.command("fault")
 def fault_command(
-    action: Annotated[str, typer.Argument(help="cut or repair")],
-    link: Annotated[str, typer.Argument(help="QKD-link id, e.g. a--b")],
+    action: Annotated[str, typer.Argument(help="cut or repair a QKD-link; stop or start a "
+                                          "node")],
+    target: Annotated[str, typer.Argument(help="QKD-link id (a--b) or node id")],
     folder: Annotated[Path, typer.Option("--dir", "-d", help="Data folder of a running "
                                          "`qkdnet serve` (its manifest.json).")] = Path(
         "qkdnet-live"),
 ) -> None:
-    """Cut or repair a QKD-link of a running `qkdnet serve` (fault injection): a cut link
-    makes no key, its KM-links report down, the controllers route around it and the NMS
-    raises its alarms."""
+    """Inject a fault into a running `qkdnet serve`, or end it: a cut link makes no key and
+    its KM-links report down; a stopped node's Key Manager and devices go dark (its links
+    make no key, its KME answers 503). The controllers route around it and the NMS raises
+    its alarms at once; a repair or start clears them."""
     import urllib.error
     import urllib.request
 
     def run() -> None:
-        if action not in ("cut", "repair"):
-            raise ParameterError("ACTION", action, "cut or repair")
+        kind = FAULT_ACTIONS.get(action)
+        if kind is None:
+            raise ParameterError("ACTION", action, ", ".join(FAULT_ACTIONS))
         manifest = folder / "manifest.json"
         try:
             om_url = json.loads(manifest.read_text())["om_url"]
         except (OSError, ValueError, KeyError) as exc:
             raise ParameterError("--dir", str(folder), f"holds no manifest of a running "
                                  f"`qkdnet serve` with an om_url ({exc})") from exc
-        request = urllib.request.Request(f"{om_url}/api/links/{link}/{action}", method="POST")
+        request = urllib.request.Request(f"{om_url}/api/{kind}/{target}/{action}",
+                                         method="POST")
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
                 state = json.loads(answer.read())
         except urllib.error.HTTPError as exc:
-            raise ParameterError("LINK", link, json.loads(exc.read()).get("message", "")
+            raise ParameterError("TARGET", target, json.loads(exc.read()).get("message", "")
                                  ) from exc
-        print(f"{state['link']}: {'up' if state['up'] else 'cut'}")
+        except urllib.error.URLError as exc:
+            raise ParameterError("--dir", str(folder), f"its `qkdnet serve` does not answer "
+                                 f"at {om_url} ({exc.reason})") from exc
+        if kind == "links":
+            print(f"{state['link']}: {'up' if state['up'] else 'cut'}")
+        else:
+            print(f"{state['node']}: {'running' if state['running'] else 'stopped'}")
 
     _guard(run)
 
@@ -548,7 +562,8 @@ def console_command(
             task = asyncio.current_task()
             assert task is not None
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-            server = make_server(make_om_app(replay.nms, replay.alarms), host, port, None)
+            server = make_server(make_om_app(replay.nms, replay.alarms, replay.updates),
+                                 host, port, None)
             player = asyncio.create_task(replay.play(speed, loop))
             print(f"console: http://{host}:{server.port}/ ({replay.recording.samples} "
                   f"samples of {len(replay.recording.ids)} QKD-links at {speed:g}/s)",

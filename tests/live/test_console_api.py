@@ -119,7 +119,8 @@ def test_events_stream_state_every_second(url: str) -> None:
     events = _events(url, 3.5, stop=lambda _: False)
     assert len(events) >= 2
     last = events[-1]
-    assert set(last) == {"t", "links", "alarms"} and last["t"] is not None
+    assert set(last) == {"t", "links", "nodes_down", "alarms"} and last["t"] is not None
+    assert last["nodes_down"] == []
     assert set(last["links"]) == {"a--b", "b--c"}
     assert last["links"]["a--b"]["up"] is True and last["links"]["a--b"]["skr_bps"] > 0
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from qkdnet.errors import ParameterError
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.topology.model import SAE, Network, NodeKind
@@ -101,3 +102,33 @@ def test_served_nodes_skip_users_without_applications(chain: Network) -> None:
     assert nodes & users == {"shanghai-m1-u1"}
     assert {"harbin", "shenzhen", "xinjiang-gs"} <= nodes
     assert SAE("sae-a", "a") in chain.saes
+
+
+def test_a_stopped_node_makes_no_key_and_its_links_report_down(chain: Network,
+                                                              tmp_path: Path) -> None:
+    """While b is stopped its QKD-links fill no pool and its KM-links report down; a relay
+    through it fails (its KM hears nothing) and the key the sender spent is not delivered;
+    started again, b's links fill once more with the key its store kept."""
+    keynet = KeyNetwork(chain, tmp_path / "stores", served_nodes(chain), timeout_s=0.2)
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        keynet.start_supply(loop.time(), prefill_bits=100_000)
+        keynet.pump(loop.time())
+        kept = keynet.stores["b"].pool_bytes("km:b~c", outbound=True)
+        keynet.stop("b")
+        assert keynet.down_links() == {"a--b", "b--c"}
+        assert [s.up for s in keynet.link_states()] == [False, False]
+        assert keynet.pump(loop.time() + 60) == 0
+        with pytest.raises(ApiError) as failed:
+            await keynet.enc_keys("sae-a", "sae-c", 1, 256)
+        assert failed.value.status == 503
+        keynet.stop("b", False)
+        assert keynet.down_links() == set() and all(s.up for s in keynet.link_states())
+        assert keynet.stores["b"].pool_bytes("km:b~c", outbound=True) == kept
+        assert keynet.pump(loop.time() + 120) > 0
+        with pytest.raises(ParameterError, match="nowhere"):
+            keynet.stop("nowhere")
+
+    asyncio.run(go())
+    keynet.close()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import requests
 from chain_scenario import CHAIN_SCENARIO
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
@@ -84,16 +85,88 @@ def test_a_cut_link_raises_alarms_that_clear_on_repair(tmp_path: Path) -> None:
         assert not any(rule.endswith("-down") for rule, _ in active())
         cut = httpx.post(f"{url}/api/links/a--b/cut", timeout=5)
         assert cut.status_code == 200 and cut.json() == {"link": "a--b", "up": False}
-        assert _wait_for(lambda: {("qkd-link-down", "a--b"),
-                                  ("km-link-down", "km:a~b")} <= active())
+        # reported at once, not at the next one-second report
+        assert {("qkd-link-down", "a--b"), ("km-link-down", "km:a~b")} <= active()
         up = _samples(httpx.get(f"{url}/metrics", timeout=5).text, "qkdnet_link_up")
         assert up == {"a--b": 0.0, "b--c": 1.0}
         repaired = CliRunner().invoke(app, ["fault", "repair", "a--b", "--dir",
                                             str(tmp_path / "live")])
         assert repaired.exit_code == 0 and "a--b: up" in repaired.output
-        assert _wait_for(lambda: not any(rule.endswith("-down") for rule, _ in active()))
+        assert not any(rule.endswith("-down") for rule, _ in active())
         history = httpx.get(f"{url}/api/alarms", timeout=5).json()["history"]
         down = [a for a in history if a["rule"] == "qkd-link-down" and a["subject"] == "a--b"]
         assert len(down) == 1 and down[0]["cleared_at"] > down[0]["raised_at"]
+    finally:
+        served.stop()
+
+
+def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
+        tmp_path: Path) -> None:
+    """Stop the relay b of the chain: its node alarm and both its links' alarms are raised at
+    once, keys between the ends get 503 (no route) rather than waiting on a timeout; started
+    again (from the CLI), the alarms clear and keys are delivered."""
+    scenario = tmp_path / "chain.yaml"
+    scenario.write_text(CHAIN_SCENARIO)
+    served = start_serve(tmp_path / "live", str(scenario), ["--prefill-bits", "65536"])
+    try:
+        url = served.manifest["om_url"]
+        cert, ca = served.tls("sae-a")
+        keys = f"{served.kme_url('sae-a')}/api/v1/keys/sae-c/enc_keys"
+
+        def active() -> set[tuple[str, str]]:
+            data = httpx.get(f"{url}/api/alarms", timeout=5).json()
+            return {(a["rule"], a["subject"]) for a in data["active"]}
+
+        def key_status() -> int:
+            return requests.get(keys, cert=cert, verify=ca, timeout=10).status_code
+
+        assert _wait_for(lambda: key_status() == 200)
+        assert httpx.post(f"{url}/api/nodes/nowhere/stop", timeout=5).status_code == 404
+        assert httpx.post(f"{url}/api/nodes/b/halt", timeout=5).status_code == 404
+        stopped = httpx.post(f"{url}/api/nodes/b/stop", timeout=5)
+        assert stopped.status_code == 200 and stopped.json() == {"node": "b", "running": False}
+        assert {("node-down", "b"), ("qkd-link-down", "a--b"), ("qkd-link-down", "b--c"),
+                ("km-link-down", "km:a~b"), ("km-link-down", "km:b~c")} <= active()
+        up = _samples(httpx.get(f"{url}/metrics", timeout=5).text, "qkdnet_link_up")
+        assert up == {"a--b": 0.0, "b--c": 0.0}
+        refused = requests.get(keys, cert=cert, verify=ca, timeout=10)
+        assert refused.status_code == 503 and "route" in refused.json()["message"]
+        state = httpx.get(f"{url}/api/state", timeout=5).json()
+        assert state["nodes"]["b"]["ok"] is False and state["nodes"]["a"]["ok"] is True
+        started = CliRunner().invoke(app, ["fault", "start", "b", "--dir",
+                                           str(tmp_path / "live")])
+        assert started.exit_code == 0 and "b: running" in started.output
+        assert not any(rule.endswith("-down") for rule, _ in active())
+        assert _wait_for(lambda: key_status() == 200)
+        wrong = CliRunner().invoke(app, ["fault", "halt", "b", "--dir", str(tmp_path / "live")])
+        assert wrong.exit_code == 2 and "cut, repair, stop, start" in wrong.output
+    finally:
+        served.stop()
+
+
+def test_an_operator_acknowledges_an_alarm_once(tmp_path: Path) -> None:
+    """An active alarm is acknowledged through the API with the operator's name; a second
+    acknowledgement keeps the first; unknown alarms are 404 and a missing name is 400."""
+    scenario = tmp_path / "chain.yaml"
+    scenario.write_text(CHAIN_SCENARIO)
+    served = start_serve(tmp_path / "live", str(scenario), ["--prefill-bits", "65536"])
+    try:
+        url = served.manifest["om_url"]
+        assert httpx.post(f"{url}/api/links/b--c/cut", timeout=5).status_code == 200
+        alarm = next(a for a in httpx.get(f"{url}/api/alarms", timeout=5).json()["active"]
+                     if a["rule"] == "qkd-link-down")
+        assert alarm["acknowledged_at"] is None
+        ack = f"{url}/api/alarms/{alarm['id']}/ack"
+        assert httpx.post(ack, json={}, timeout=5).status_code == 400
+        assert httpx.post(ack, content=b"{not json", timeout=5).status_code == 400
+        missing = httpx.post(f"{url}/api/alarms/nope:x:1/ack", json={"by": "li"}, timeout=5)
+        assert missing.status_code == 404 and "nope:x:1" in missing.json()["message"]
+        first = httpx.post(ack, json={"by": "li"}, timeout=5)
+        assert first.status_code == 200 and first.json()["acknowledged_by"] == "li"
+        assert first.json()["acknowledged_at"] >= alarm["raised_at"]
+        again = httpx.post(ack, json={"by": "wang"}, timeout=5).json()
+        assert again["acknowledged_by"] == "li"
+        listed = {a["id"]: a for a in httpx.get(f"{url}/api/alarms", timeout=5).json()["active"]}
+        assert listed[alarm["id"]]["acknowledged_by"] == "li"  # still active until repaired
     finally:
         served.stop()

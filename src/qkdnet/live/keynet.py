@@ -86,6 +86,11 @@ class KeyNetwork:
         self._queue: deque[tuple[str, Event]] = deque()
         self._supplies: list[_Supply] = []
         self.cut_links: set[str] = set()  # QKD-links an operator has cut: they make no key
+        self.stopped_nodes: set[str] = set()  # nodes whose KM an operator has stopped
+        self._links_of: dict[str, list[str]] = {n.id: [] for n in network.nodes}
+        for lk in network.qkd_links:
+            self._links_of[lk.a].append(lk.id)
+            self._links_of[lk.b].append(lk.id)
         self._next_supply = 0
         self._next_checkpoint = 0
 
@@ -101,6 +106,7 @@ class KeyNetwork:
         """Make ``number`` keys of ``size`` bits and bring them to the slave's node; all or
         none (ApiError 503 when any cannot be relayed)."""
         route = self._route(master_sae, slave_sae)
+        self._check_running(route.source, route.destination)
         ids = [new_key_id() for _ in range(number)]
         futures = [self._request(KeyRequest(i, size, master_sae, slave_sae, route)) for i in ids]
         results = await asyncio.gather(*futures, return_exceptions=True)
@@ -121,6 +127,7 @@ class KeyNetwork:
         node = self.sae_node(caller_sae)
         if node is None or node not in self.stores:
             raise ApiError(401, f"SAE {caller_sae!r} is not attached to a served node")
+        self._check_running(node)
         try:
             held = self.stores[node].release_keys(key_ids, master_sae, caller_sae)
         except KeyNotFound:
@@ -147,10 +154,16 @@ class KeyNetwork:
         """Keys of ``size`` bits the route could relay now (its tightest hop), at most
         ``limit``."""
         route = self._route(master_sae, slave_sae)
+        self._check_running(route.source, route.destination)
         per_key = pad_units(size) * UNIT_BYTES
         counts = [self.stores[a].pool_bytes(km, outbound=True) // per_key
                   for a, km in zip(route.nodes, route.km_links, strict=False)]
         return min([limit, *counts])
+
+    def _check_running(self, *nodes: str) -> None:
+        stopped = [n for n in nodes if n in self.stopped_nodes]
+        if stopped:
+            raise ApiError(503, f"the Key Manager of node {stopped[0]} is stopped")
 
     def _route(self, master_sae: str, slave_sae: str) -> Route:
         source, target = self.sae_node(master_sae), self.sae_node(slave_sae)
@@ -178,8 +191,10 @@ class KeyNetwork:
         while self._queue:
             node, event = self._queue.popleft()
             manager = self.managers.get(node)
-            if manager is None:
-                log.warning("message for unserved node %s dropped", node)
+            if manager is None or node in self.stopped_nodes:
+                # a stopped KM hears nothing: the sender's own timer fails the request
+                log.warning("message for %s node %s dropped",
+                            "stopped" if manager else "unserved", node)
                 continue
             self._act(node, manager.handle(event, loop.time()), loop)
 
@@ -239,10 +254,11 @@ class KeyNetwork:
         deadline = None if budget_s is None else time.perf_counter() + budget_s
         self._checkpoint_next()
         deposited = 0
+        down = self.down_links()
         for _ in range(len(self._supplies)):
             s = self._supplies[self._next_supply]
             self._next_supply = (self._next_supply + 1) % len(self._supplies)
-            deposited += self._supply(s, now, deadline)
+            deposited += self._supply(s, now, deadline, s.link in down)
             if deadline is not None and time.perf_counter() > deadline:
                 break
         return deposited
@@ -250,10 +266,18 @@ class KeyNetwork:
     def link_states(self) -> list[KMLinkState]:
         """What the control layer is told of each supplied KM-link: the key its tighter
         direction can still relay (bits), the modelled refill (bit/s), and up."""
+        down = self.down_links()
         return [KMLinkState(s.km_link, 8.0 * min(self.stores[s.a].pool_bytes(s.km_link, True),
                                                  self.stores[s.b].pool_bytes(s.km_link, True)),
-                            s.emulator.rate_bps * s.emulator.speedup, s.link not in self.cut_links)
+                            s.emulator.rate_bps * s.emulator.speedup, s.link not in down)
                 for s in self._supplies]
+
+    def down_links(self) -> set[str]:
+        """The QKD-links that make no key: those cut and those of stopped nodes."""
+        down = set(self.cut_links)
+        for node in self.stopped_nodes:
+            down.update(self._links_of[node])
+        return down
 
     def cut(self, link: str, cut: bool = True) -> None:
         """Cut QKD-link ``link`` (no key is made on it, its KM-links report down) or, with
@@ -264,6 +288,17 @@ class KeyNetwork:
             self.cut_links.add(link)
         else:
             self.cut_links.discard(link)
+
+    def stop(self, node: str, stop: bool = True) -> None:
+        """Stop node ``node`` (its Key Manager and QKD devices: its QKD-links make no key, its
+        KM-links report down, its KME answers 503, messages to it are lost) or, with
+        ``stop`` False, start it again with the key its store kept."""
+        if node not in self.network.node:
+            raise ParameterError("node", node, "the id of a node of the network")
+        if stop:
+            self.stopped_nodes.add(node)
+        else:
+            self.stopped_nodes.discard(node)
 
     def checkpoint_all(self) -> None:
         """Checkpoint every store (after a large prefill, before serving)."""
@@ -276,11 +311,11 @@ class KeyNetwork:
             self._next_checkpoint = (self._next_checkpoint + 1) % len(self.nodes)
             self.stores[self.nodes[self._next_checkpoint]].checkpoint()
 
-    def _supply(self, s: _Supply, now: float, deadline: float | None) -> int:
-        """Deposit a link's new blocks; past ``deadline`` the rest are lost, as key is when
-        a device's buffer overflows."""
+    def _supply(self, s: _Supply, now: float, deadline: float | None, down: bool) -> int:
+        """Deposit a link's new blocks (none while it is ``down``); past ``deadline`` the
+        rest are lost, as key is when a device's buffer overflows."""
         a, b = self.stores[s.a], self.stores[s.b]
-        if s.link in self.cut_links or \
+        if down or \
                 min(a.room(s.km_link), b.room(s.km_link)) < s.emulator.block_bytes:
             s.emulator.skip(now)
             return 0

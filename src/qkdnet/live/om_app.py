@@ -24,8 +24,10 @@ The handlers are ``async`` so that they run on the event loop that owns the key 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+import time
 from collections.abc import AsyncIterator, Collection, Iterable
 from importlib import resources
 from typing import Any
@@ -36,55 +38,111 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from qkdnet.control.link_state import KMLinkState
+from qkdnet.control.router import ControlRouter
+from qkdnet.errors import ParameterError
 from qkdnet.keys.emulator import link_rate_bps
 from qkdnet.live.keynet import KeyNetwork
 from qkdnet.management.alarms import Alarm, AlarmEngine
 from qkdnet.management.metrics import exposition
 from qkdnet.management.nms import Nms
-from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry
+from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.topology.model import Network, NodeKind
 
 #: The console's static files and their media types; nothing else is served from the folder.
 CONSOLE_FILES = {"index.html": "text/html; charset=utf-8",
                  "console.js": "text/javascript; charset=utf-8",
                  "console.css": "text/css; charset=utf-8"}
-#: Seconds between two ``state`` events of ``/api/events``.
+#: Seconds between two ``state`` events of ``/api/events`` when nothing is reported.
 EVENT_INTERVAL_S = 1.0
+#: Least seconds between two ``state`` events, however fast reports come (a fast replay).
+EVENT_MIN_GAP_S = 0.1
 
 _BACKBONE = {NodeKind.BACKBONE_ACCESS, NodeKind.BACKBONE_RELAY}
+
+
+class Updates:
+    """Wakes the event streams when the NMS has taken a report, so that a change (a fault
+    injected, a replayed sample) reaches the consoles at once rather than at the next tick."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        """A new report is in: wake every waiting stream."""
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until the next report or ``timeout_s`` (s), whichever comes first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout_s)
 
 
 class LiveTelemetry:
     """Turns what the live KMs know into NMS records: each QKD-link's modelled SKR (bit/s,
     times the serve speed-up) and QBER (its intrinsic error rate; not measured for CV
-    links), and each supplied KM-link's pooled key and refill."""
+    links), each supplied KM-link's pooled key and refill, and each KM's health."""
 
-    def __init__(self, network: Network, speedup: float) -> None:
+    def __init__(self, network: Network, speedup: float, nodes: Iterable[str] = ()) -> None:
         self.ids = tuple(lk.id for lk in network.qkd_links)
+        self.nodes = tuple(nodes)
         self.skr = np.array([link_rate_bps(lk) * speedup for lk in network.qkd_links])
         self.qber = np.array([lk.field.get("e_d", math.nan) for lk in network.qkd_links])
 
-    def batches(self, t: float, states: list[KMLinkState], cut: Collection[str] = ()
-                ) -> tuple[LinkTelemetry, KMLinkTelemetry]:
-        """The records of one report at ``t`` (s); ``cut`` QKD-links are down."""
+    def batches(self, t: float, states: list[KMLinkState], down: Collection[str] = (),
+                stopped: Collection[str] = ()
+                ) -> tuple[LinkTelemetry, KMLinkTelemetry, NodeHealth]:
+        """The records of one report at ``t`` (s); ``down`` QKD-links make no key and the
+        KMs of ``stopped`` nodes are not healthy."""
         n = len(self.ids)
-        up = np.array([i not in cut for i in self.ids], dtype=bool)
+        up = np.array([i not in down for i in self.ids], dtype=bool)
         links = LinkTelemetry(t, self.ids, np.where(up, self.skr, 0.0),
                               np.where(up, self.qber, np.nan), up, np.zeros(n, dtype=bool))
         kms = KMLinkTelemetry(t, tuple(s.km_link for s in states),
                               np.array([s.key_bits for s in states], dtype=float),
                               np.array([s.rate_bps for s in states], dtype=float),
                               np.array([s.up for s in states], dtype=bool))
-        return links, kms
+        nodes = NodeHealth(t, self.nodes, np.array([i not in stopped for i in self.nodes],
+                                                   dtype=bool))
+        return links, kms, nodes
 
 
-def observe(alarms: AlarmEngine, links: LinkTelemetry, kms: KMLinkTelemetry) -> None:
-    """Run the alarm rules over one report."""
+def observe(alarms: AlarmEngine, links: LinkTelemetry, kms: KMLinkTelemetry | None = None,
+            nodes: NodeHealth | None = None) -> None:
+    """Run the alarm rules over one report. A QKD-link that is down has no SKR sample, so
+    only its down alarm is raised, not a low-rate one as well."""
     alarms.observe_many(links.t, "qkd_link", links.ids, {
-        "skr_bps": links.skr_bps, "qber": links.qber, "up": links.up * 1.0,
-        "detector_current_alarm": links.detector_current_alarm * 1.0})
-    alarms.observe_many(kms.t, "km_link", kms.ids, {"key_bits": kms.key_bits,
-                                                    "up": kms.up * 1.0})
+        "skr_bps": np.where(links.up, links.skr_bps, np.nan), "qber": links.qber,
+        "up": links.up * 1.0, "detector_current_alarm": links.detector_current_alarm * 1.0})
+    if kms is not None:
+        alarms.observe_many(kms.t, "km_link", kms.ids, {"key_bits": kms.key_bits,
+                                                        "up": kms.up * 1.0})
+    if nodes is not None:
+        alarms.observe_many(nodes.t, "node", nodes.ids, {"ok": nodes.ok * 1.0})
+
+
+class LiveReports:
+    """Reports what the live key network knows to the control layer (KM-link states), the
+    NMS and its alarm rules, and wakes the consoles: every second from the pump of
+    ``qkdnet serve``, and at once after an operator injects a fault."""
+
+    def __init__(self, keynet: KeyNetwork, router: ControlRouter, nms: Nms,
+                 alarms: AlarmEngine, speedup: float) -> None:
+        self.keynet, self.router, self.nms, self.alarms = keynet, router, nms, alarms
+        self.telemetry = LiveTelemetry(keynet.network, speedup, keynet.nodes)
+        self.updates = Updates()
+
+    def report(self, t: float) -> None:
+        """One report at wall-clock time ``t`` (s since the epoch; a clock stepped back
+        reports at the previous time, as the NMS takes samples in order)."""
+        t = max(t, self.nms.now or t)
+        states = self.keynet.link_states()
+        self.router.update_all(states)
+        batches = self.telemetry.batches(t, states, self.keynet.down_links(),
+                                         self.keynet.stopped_nodes)
+        self.nms.ingest_all(batches)
+        observe(self.alarms, *batches)
+        self.updates.notify()
 
 
 def _alarm(a: Alarm) -> dict[str, Any]:
@@ -161,14 +219,17 @@ def availability_report(nms: Nms) -> dict[str, Any]:
 
 
 def state_event(nms: Nms, alarms: AlarmEngine) -> dict[str, Any]:
-    """The payload of one ``state`` event: each reported link's SKR and up flag, and the
-    active alarms."""
+    """The payload of one ``state`` event: each reported link's SKR and up flag, the nodes
+    whose KM reports down, and the active alarms."""
     links = nms.latest("links")
     skr = _finite(links.columns["skr_bps"].tolist())
     up = links.columns["up"].tolist()
+    nodes = nms.latest("nodes")
     return {"t": nms.now,
             "links": {i: {"skr_bps": s, "up": bool(u)}
                       for i, s, u in zip(links.ids, skr, up, strict=True)},
+            "nodes_down": [i for i, ok in zip(nodes.ids, nodes.columns["ok"].tolist(),
+                                              strict=True) if not ok],
             "alarms": [_alarm(a) for a in alarms.active()]}
 
 
@@ -176,10 +237,15 @@ def _console_file(name: str) -> str:
     return (resources.files("qkdnet.live") / "console" / name).read_text(encoding="utf-8")
 
 
-def make_om_app(nms: Nms, alarms: AlarmEngine, keynet: KeyNetwork | None = None) -> FastAPI:
-    """The O&M application over ``nms``, its ``alarms`` and the ``keynet`` it watches;
-    without a ``keynet`` (a replay of a twin run) fault injection answers 409."""
+def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
+                live: LiveReports | None = None) -> FastAPI:
+    """The O&M application over ``nms`` and its ``alarms``; ``updates`` wakes its event
+    streams (``live``'s own when given). Without ``live`` (a replay of a twin run) fault
+    injection answers 409."""
     app = FastAPI(title="qkdnet O&M", docs_url=None, redoc_url=None)
+    if live is not None:
+        updates = live.updates
+    pulse = updates or Updates()
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -194,6 +260,22 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, keynet: KeyNetwork | None = None)
     async def alarm_list() -> JSONResponse:
         return JSONResponse({"active": [_alarm(a) for a in alarms.active()],
                              "history": [_alarm(a) for a in alarms.history()]})
+
+    @app.post("/api/alarms/{alarm_id}/ack")
+    async def acknowledge(alarm_id: str, request: Request) -> JSONResponse:
+        try:
+            body = await request.json() if await request.body() else {}
+        except ValueError:
+            return _problem(400, "the body must be JSON: {\"by\": \"<operator>\"}")
+        by = body.get("by") if isinstance(body, dict) else None
+        if not isinstance(by, str) or not by.strip():
+            return _problem(400, "field 'by': the name of the acknowledging operator")
+        try:
+            alarm = alarms.acknowledge(alarm_id, max(time.time(), nms.now or 0.0), by.strip())
+        except ParameterError as exc:
+            return _problem(404 if exc.name == "alarm_id" else 400, str(exc))
+        pulse.notify()
+        return JSONResponse(_alarm(alarm))
 
     @app.get("/")
     async def console() -> HTMLResponse:
@@ -214,7 +296,7 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, keynet: KeyNetwork | None = None)
     @app.get("/api/history/{link}")
     async def history(link: str) -> JSONResponse:
         if link not in nms.network.link:
-            return JSONResponse({"message": f"unknown QKD-link {link!r}"}, status_code=404)
+            return _problem(404, f"unknown QKD-link {link!r}")
         h = nms.history(link)
         return JSONResponse({"link": link, "t": _finite(h.t.tolist()),
                              "skr_bps": _finite(h.skr_bps.tolist()),
@@ -232,23 +314,40 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, keynet: KeyNetwork | None = None)
             while not await request.is_disconnected():
                 data = json.dumps(state_event(nms, alarms), allow_nan=False)
                 yield f"event: state\ndata: {data}\n\n"
-                await asyncio.sleep(EVENT_INTERVAL_S)
+                # at most one event per EVENT_MIN_GAP_S however fast reports come in
+                await asyncio.sleep(EVENT_MIN_GAP_S)
+                await pulse.wait(EVENT_INTERVAL_S - EVENT_MIN_GAP_S)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
     @app.post("/api/links/{link}/{action}")
-    async def fault(link: str, action: str) -> JSONResponse:
+    async def link_fault(link: str, action: str) -> JSONResponse:
         if action not in ("cut", "repair"):
-            return JSONResponse({"message": f"unknown action {action!r}: cut or repair"},
-                                status_code=404)
-        if keynet is None:
-            return JSONResponse({"message": "fault injection needs a live network "
-                                 "(qkdnet serve)"}, status_code=409)
-        if link not in keynet.network.link:
-            return JSONResponse({"message": f"unknown QKD-link {link!r}"}, status_code=404)
-        keynet.cut(link, action == "cut")
-        return JSONResponse({"link": link, "up": link not in keynet.cut_links})
+            return _problem(404, f"unknown action {action!r}: cut or repair")
+        if live is None:
+            return _problem(409, "fault injection needs a live network (qkdnet serve)")
+        if link not in live.keynet.network.link:
+            return _problem(404, f"unknown QKD-link {link!r}")
+        live.keynet.cut(link, action == "cut")
+        live.report(time.time())
+        return JSONResponse({"link": link, "up": link not in live.keynet.down_links()})
+
+    @app.post("/api/nodes/{node}/{action}")
+    async def node_fault(node: str, action: str) -> JSONResponse:
+        if action not in ("stop", "start"):
+            return _problem(404, f"unknown action {action!r}: stop or start")
+        if live is None:
+            return _problem(409, "fault injection needs a live network (qkdnet serve)")
+        if node not in live.keynet.network.node:
+            return _problem(404, f"unknown node {node!r}")
+        live.keynet.stop(node, action == "stop")
+        live.report(time.time())
+        return JSONResponse({"node": node, "running": node not in live.keynet.stopped_nodes})
 
     return app
+
+
+def _problem(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status)

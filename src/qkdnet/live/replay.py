@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qkdnet.errors import ParameterError
+from qkdnet.live.om_app import Updates, observe
 from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.nms import Nms
 from qkdnet.management.telemetry import LinkTelemetry
@@ -91,13 +92,6 @@ def load_recording(folder: Path) -> Recording:
     return Recording(network, ids, t, np.maximum(skr, 0.0), qber, up)
 
 
-def observe_links(alarms: AlarmEngine, links: LinkTelemetry) -> None:
-    """Run the QKD-link alarm rules over one sample."""
-    alarms.observe_many(links.t, "qkd_link", links.ids, {
-        "skr_bps": np.where(links.up, links.skr_bps, np.nan), "qber": links.qber,
-        "up": links.up * 1.0, "detector_current_alarm": links.detector_current_alarm * 1.0})
-
-
 class Replay:
     """The NMS and alarm engine a recording is replayed into."""
 
@@ -105,6 +99,7 @@ class Replay:
         self.recording = recording
         self.nms = Nms(recording.network)
         self.alarms = AlarmEngine()
+        self.updates = Updates()  # wakes the console's event streams after each sample
         self.position = 0  # samples of the current pass ingested so far
         self.passes = 0  # complete passes before the current one
 
@@ -119,7 +114,8 @@ class Replay:
             return False
         links = self.recording.batch(self.position, self.passes * self.recording.period_s)
         self.nms.ingest(links)
-        observe_links(self.alarms, links)
+        observe(self.alarms, links)
+        self.updates.notify()
         self.position += 1
         return True
 

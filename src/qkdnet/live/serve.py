@@ -26,7 +26,7 @@ from typing import Any
 from qkdnet.control.router import ControlRouter
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
 from qkdnet.live.kme_app import make_kme_app
-from qkdnet.live.om_app import LiveTelemetry, make_om_app, observe
+from qkdnet.live.om_app import LiveReports, make_om_app
 from qkdnet.live.pki import Pki, init_pki, load_pki
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
 from qkdnet.management.alarms import AlarmEngine
@@ -76,13 +76,13 @@ async def serve(network: Network, options: ServeOptions,
     servers = {n: make_server(make_kme_app(keynet, n), options.host, 0,
                               server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert))
                for n in nodes}
-    nms, alarms = Nms(network), AlarmEngine()
-    telemetry = LiveTelemetry(network, options.speedup)
-    om = make_server(make_om_app(nms, alarms, keynet), options.host, options.om_port, None)
+    live = LiveReports(keynet, router, Nms(network), AlarmEngine(), options.speedup)
+    om = make_server(make_om_app(live.nms, live.alarms, live=live), options.host,
+                     options.om_port, None)
     manifest = _manifest(network, options, pki, servers)
     manifest["om_url"] = f"http://{options.host}:{om.port}"
     _write_json(options.manifest or options.folder / "manifest.json", manifest)
-    pump = asyncio.create_task(_pump(keynet, router, nms, alarms, telemetry))
+    pump = asyncio.create_task(_pump(keynet, live))
     if ready is not None:
         ready(manifest)
     try:
@@ -92,9 +92,8 @@ async def serve(network: Network, options: ServeOptions,
         keynet.close()
 
 
-async def _pump(keynet: KeyNetwork, router: ControlRouter, nms: Nms, alarms: AlarmEngine,
-                telemetry: LiveTelemetry) -> None:
-    """Fill the pools, and tell the control layer, the NMS and its alarm rules about them
+async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
+    """Fill the pools, and report them to the control layer, the NMS and its alarm rules
     every STATE_INTERVAL_S."""
     loop = asyncio.get_running_loop()
     reported = loop.time()
@@ -103,11 +102,7 @@ async def _pump(keynet: KeyNetwork, router: ControlRouter, nms: Nms, alarms: Ala
         keynet.pump(loop.time(), PUMP_BUDGET_S)
         if loop.time() - reported >= STATE_INTERVAL_S:
             reported = loop.time()
-            states = keynet.link_states()
-            router.update_all(states)
-            links, kms = telemetry.batches(time.time(), states, keynet.cut_links)
-            nms.ingest_all((links, kms))
-            observe(alarms, links, kms)
+            live.report(time.time())
 
 
 def _manifest(network: Network, options: ServeOptions, pki: Pki,

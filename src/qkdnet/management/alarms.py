@@ -114,8 +114,11 @@ DEFAULT_RULES: tuple[AlarmRule, ...] = (
               "KM-link down: no key can be relayed over it"),
     AlarmRule("key-reserve-low", "km_link", "key_bits", "<", 65536.0, 300.0, Severity.MINOR,
               "KM-link key below the 64 kbit reserve for 5 min"),
+    AlarmRule("node-down", "node", "ok", "==", 0.0, 0.0, Severity.CRITICAL,
+              "Key Manager down: the node neither relays nor delivers key"),
 )
-"""The NMS's standard rules: link down, detector blinding, low SKR, high QBER, key reserve."""
+"""The NMS's standard rules: link down, detector blinding, low SKR, high QBER, key reserve,
+node down."""
 
 
 @dataclass(frozen=True, slots=True)
