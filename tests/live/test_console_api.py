@@ -89,6 +89,7 @@ def test_topology_lists_every_node_with_coordinates_and_every_link(url: str,
     scenario.write_text(CHAIN_SCENARIO)
     network = open_network(str(scenario))
     data = httpx.get(f"{url}/api/topology", timeout=5).json()
+    assert data["fault_injection"] is True  # a live network: the console offers cut/stop
     nodes = {n["id"]: n for n in data["nodes"]}
     assert set(nodes) == {n.id for n in network.nodes}
     for n in network.nodes:

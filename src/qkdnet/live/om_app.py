@@ -4,19 +4,25 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
 - ``GET /metrics``: Prometheus exposition format (``qkdnet_link_skr_bits_per_second``…);
 - ``GET /api/state``: the latest state of every element as JSON;
 - ``GET /api/alarms``: active alarms and the history, from the NMS's rules;
-- ``POST /api/links/{link}/cut`` and ``/repair``: fault injection for operators and tests
-  (409 when the app replays a twin run and has no live network);
-  the link stops making key, its KM-links report down, the control layer routes around it,
-  the NMS raises the link-down alarm at its next report and clears it after the repair;
+- ``POST /api/alarms/{id}/ack`` with ``{"by": "<operator>"}``: acknowledge an alarm (the
+  first acknowledgement is kept);
+- ``POST /api/links/{link}/cut`` and ``/repair``, ``POST /api/nodes/{node}/stop`` and
+  ``/start``: fault injection for operators and tests (409 when the app replays a twin run
+  and has no live network). A cut link, or every link of a stopped node, makes no key, its
+  KM-links report down and the control layer routes around it; the report goes to the NMS
+  and the consoles at once, so the alarms show without waiting for the next tick, and clear
+  the same way after the repair or start;
 - ``GET /``: the web console (static files in ``qkdnet/live/console``, no build step): a
   lon/lat map with links coloured by SKR, the active alarms, per-link history charts and the
   availability table, fed by the endpoints below;
-- ``GET /api/topology``: nodes with coordinates and QKD-links with their kind;
+- ``GET /api/topology``: nodes with coordinates, QKD-links with their kind, and whether
+  fault injection is available;
 - ``GET /api/history/{link}``: a QKD-link's SKR and QBER series from the NMS ring buffer;
 - ``GET /api/availability``: per-QKD-link outage hours and availability over the time the
   NMS has seen;
 - ``GET /api/events``: Server-Sent Events, a ``state`` event (``t``, each link's SKR and up
-  flag, the active alarms) at connect and then every second.
+  flag, the stopped nodes, the active alarms) at connect, after each NMS report (at most one
+  per EVENT_MIN_GAP_S) and at least every EVENT_INTERVAL_S.
 
 The handlers are ``async`` so that they run on the event loop that owns the key network.
 """
@@ -291,7 +297,7 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
 
     @app.get("/api/topology")
     async def topology_of() -> JSONResponse:
-        return JSONResponse(topology(nms.network))
+        return JSONResponse({**topology(nms.network), "fault_injection": live is not None})
 
     @app.get("/api/history/{link}")
     async def history(link: str) -> JSONResponse:

@@ -1,11 +1,13 @@
 /* qkdnet O&M console: plain JS, no build step, no external resources.
    Data: /api/topology once, /api/events (SSE) live, /api/history/{link} on selection,
-   /api/availability every few seconds. */
+   /api/availability every few seconds. Actions: POST /api/alarms/{id}/ack,
+   /api/links/{id}/cut|repair and /api/nodes/{id}/stop|start (live network only). */
 "use strict";
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const AVAIL_EVERY_MS = 5000, CHART_EVERY_MS = 5000;
-  const RAMP = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]; // viridis stops
+  // sequential, light enough to read on the dark map at every stop, and free of red (down)
+  const RAMP = ["#7b6ef6", "#3f9be8", "#22c3b5", "#7fd34e", "#fde725"];
   const KIND_R = { backbone_access: 6, backbone_relay: 4, bsbn: 4.5, metro_access: 5,
     user: 2.5, ground_station: 7, om_centre: 7 };
   const KIND_NAME = { backbone_access: "backbone access", backbone_relay: "backbone relay",
@@ -16,8 +18,14 @@
   const map = $("map");
   const topo = { nodes: [], links: [], node: {}, link: {}, linksOf: {} };
   const el = { line: {}, hit: {}, circle: {}, label: {} };
-  let state = { t: null, links: {}, alarms: [] };
+  let state = { t: null, links: {}, nodes_down: [], alarms: [] };
   let scale = { lo: 0, hi: 1 };  // log10 SKR range of the colour ramp
+  // The ramp spans one layer's links: backbone links make kbit/s, metro CV links Mbit/s,
+  // and one scale over both would paint every backbone link alike.
+  let scaleLayer = "all";
+  let faultsAllowed = false;     // the server has a live network to inject faults into
+  const LAYER_NAME = { all: "all layers", backbone: "backbone", bsbn: "BSBN", metro: "metro",
+    user: "user access", other: "ground stations, O&M" };
   let selected = null;           // {type: "link"|"node", id}
   let chartLink = null;
 
@@ -61,11 +69,19 @@
     return ramp(span > 0 ? (Math.log10(skr) - scale.lo) / span : 1);
   }
   function updateScale() {
-    const logs = Object.values(state.links).filter((l) => l.up && l.skr_bps > 0)
-      .map((l) => Math.log10(l.skr_bps));
+    const logs = [];
+    for (const id in state.links) {
+      const l = state.links[id], k = topo.link[id];
+      if (l.up && l.skr_bps > 0 && k && (scaleLayer === "all" || k.kind === scaleLayer))
+        logs.push(Math.log10(l.skr_bps));
+    }
     if (!logs.length) return false;
-    let lo = Math.floor(Math.min(...logs)), hi = Math.ceil(Math.max(...logs));
-    if (hi <= lo) hi = lo + 1;
+    // 5th to 95th percentile, to half decades: a few outliers do not squeeze the rest into
+    // one colour, and a steady network keeps a steady scale
+    logs.sort((p, q) => p - q);
+    const at = (f) => logs[Math.min(logs.length - 1, Math.floor(f * logs.length))];
+    let lo = Math.floor(2 * at(0.05)) / 2, hi = Math.ceil(2 * at(0.95)) / 2;
+    if (hi <= lo) hi = lo + 0.5;
     const changed = lo !== scale.lo || hi !== scale.hi;
     scale = { lo, hi };
     return changed;
@@ -145,7 +161,21 @@
   function legend() {
     const box = $("legend");
     box.textContent = "";
-    html("div", {}, "Secret key rate (log)", box);
+    const head = html("div", { class: "scale-head" }, "Secret key rate (log) of ", box);
+    const pick = html("select", { id: "scale-layer", "aria-label": "colour scale layer" },
+      null, head);
+    const kinds = new Set(topo.links.map((l) => l.kind));
+    for (const k of Object.keys(LAYER_NAME)) {
+      if (k !== "all" && !kinds.has(k)) continue;
+      const o = html("option", { value: k }, LAYER_NAME[k], pick);
+      if (k === scaleLayer) o.selected = true;
+    }
+    pick.addEventListener("change", () => {
+      scaleLayer = pick.value;
+      updateScale();
+      legend();
+      paintLinks();
+    });
     const stops = RAMP.map((c, i) => c + " " + (100 * i / (RAMP.length - 1)) + "%").join(",");
     html("div", { class: "ramp", style: "background:linear-gradient(90deg," + stops + ")" }, null, box);
     const ends = html("div", { class: "ends" }, null, box);
@@ -161,6 +191,7 @@
       "stroke-dasharray": "5 3" }, s), "link down");
     row((s) => svg("line", { x1: 1, y1: 6, x2: 23, y2: 6, stroke: "#6b7785", "stroke-width": 3 }, s),
       "no report yet");
+    row((s) => svg("circle", { cx: 12, cy: 6, r: 5, class: "down" }, s), "node stopped");
     const present = new Set(topo.nodes.map((n) => n.kind));
     for (const k of Object.keys(KIND_NAME)) {
       if (!present.has(k)) continue;
@@ -172,15 +203,34 @@
   function summary() {
     const ids = Object.keys(topo.link);
     const down = ids.filter((i) => state.links[i] && !state.links[i].up).length;
-    $("summary").textContent = topo.nodes.length + " nodes · " + ids.length + " QKD-links · " +
+    const stopped = state.nodes_down.length;
+    $("summary").textContent = topo.nodes.length + " nodes" +
+      (stopped ? " (" + stopped + " stopped)" : "") + " · " + ids.length + " QKD-links · " +
       down + " down · " + state.alarms.length + " active alarms";
   }
 
   /* ---------- live state ---------- */
   function applyState(s) {
     state = s;
+    state.nodes_down = s.nodes_down || [];
     $("clock").textContent = fmtTime(s.t);
     if (updateScale()) legend();
+    paintLinks();
+    const alarmed = new Set(s.alarms.map((a) => a.subject));
+    const stopped = new Set(state.nodes_down);
+    for (const id in el.circle) {
+      el.circle[id].classList.toggle("alarmed", alarmed.has(id));
+      el.circle[id].classList.toggle("down", stopped.has(id));
+    }
+    renderAlarms($("alarms"), s.alarms, true);
+    $("alarm-count").textContent = String(s.alarms.length);
+    $("alarm-count").classList.toggle("hot", s.alarms.length > 0);
+    if (selected) { renderDetailAlarms(); renderFaultButton(); }
+    summary();
+  }
+
+  function paintLinks() {
+    const s = state;
     const alarmed = new Set(s.alarms.map((a) => a.subject));
     for (const id in el.line) {
       const line = el.line[id], st = s.links[id];
@@ -192,24 +242,27 @@
       line.classList.toggle("alarmed", alarmed.has(id));
       line.firstChild.textContent = id + (st.up ? " · " + fmtRate(st.skr_bps) : " · DOWN");
     }
-    for (const id in el.circle) el.circle[id].classList.toggle("alarmed", alarmed.has(id));
-    renderAlarms($("alarms"), s.alarms, true);
-    $("alarm-count").textContent = String(s.alarms.length);
-    $("alarm-count").classList.toggle("hot", s.alarms.length > 0);
-    if (selected) renderDetailAlarms();
-    summary();
   }
 
   function renderAlarms(ul, alarms, clickable) {
     ul.textContent = "";
     if (!alarms.length) { html("li", { class: "none" }, "no active alarms", ul); return; }
     for (const a of alarms) {
-      const li = html("li", { class: "sev-" + a.severity, "data-alarm-subject": a.subject,
-        "data-rule": a.rule, "data-alarm-id": a.id }, null, ul);
+      const acked = a.acknowledged_at !== null && a.acknowledged_at !== undefined;
+      const li = html("li", { class: "sev-" + a.severity + (acked ? " acked" : ""),
+        "data-alarm-subject": a.subject, "data-rule": a.rule, "data-alarm-id": a.id,
+        "data-acked": acked ? "1" : "0" }, null, ul);
       html("span", { class: "sev" }, a.severity, li);
       html("span", { class: "subj", title: a.rule }, a.subject, li);
       html("span", { class: "when" }, fmtTime(a.raised_at), li);
       html("span", { class: "text" }, a.text, li);
+      if (acked) {
+        html("span", { class: "ack-by" }, "acknowledged by " + a.acknowledged_by + " at " +
+          fmtTime(a.acknowledged_at), li);
+      } else if (clickable) {
+        const b = html("button", { class: "ack", "data-ack": a.id }, "Acknowledge", li);
+        b.addEventListener("click", (ev) => { ev.stopPropagation(); acknowledge(a.id, b); });
+      }
       if (clickable) li.addEventListener("click", () => {
         if (topo.link[a.subject]) select("link", a.subject);
         else if (topo.node[a.subject]) select("node", a.subject);
@@ -219,6 +272,23 @@
         }
       });
     }
+  }
+
+  function operator() {
+    const name = $("operator").value.trim() || "operator";
+    try { localStorage.setItem("qkdnet-operator", name); } catch (e) { /* private mode */ }
+    return name;
+  }
+
+  async function acknowledge(id, button) {
+    button.disabled = true;
+    try {
+      const r = await fetch("/api/alarms/" + encodeURIComponent(id) + "/ack", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ by: operator() }) });
+      if (!r.ok) throw new Error((await r.json()).message || "HTTP " + r.status);
+    } catch (e) { button.disabled = false; button.title = "not acknowledged: " + e.message; }
+    // the next state event redraws the list with the acknowledgement
   }
 
   function connect() {
@@ -260,6 +330,39 @@
       if (links.length) showChart(links[0]); else clearChart();
     }
     renderDetailAlarms();
+    renderFaultButton();
+  }
+
+  /* Fault injection from the console: cut or repair the selected link, stop or start the
+     selected node. Shown only when the server runs a live network. */
+  function renderFaultButton() {
+    const box = $("detail-actions");
+    box.textContent = "";
+    if (!faultsAllowed || !selected) return;
+    let action, label;
+    if (selected.type === "link") {
+      const st = state.links[selected.id];
+      const endsStopped = state.nodes_down.includes(topo.link[selected.id].a) ||
+        state.nodes_down.includes(topo.link[selected.id].b);
+      action = st && !st.up && !endsStopped ? "repair" : "cut";
+      label = action === "cut" ? "Cut this link" : "Repair this link";
+    } else {
+      action = state.nodes_down.includes(selected.id) ? "start" : "stop";
+      label = action === "stop" ? "Stop this node" : "Start this node";
+    }
+    const b = html("button", { id: "fault-action", "data-action": action,
+      class: action === "cut" || action === "stop" ? "danger" : "" }, label, box);
+    const target = selected;
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      const kind = target.type === "link" ? "links" : "nodes";
+      try {
+        const r = await fetch("/api/" + kind + "/" + encodeURIComponent(target.id) + "/" + action,
+          { method: "POST" });
+        if (!r.ok) throw new Error((await r.json()).message || "HTTP " + r.status);
+      } catch (e) { html("span", { class: "muted" }, " failed: " + e.message, box); }
+      // the server reports the fault at once; its state event redraws the button
+    });
   }
 
   function renderDetailAlarms() {
@@ -306,7 +409,7 @@
     const w = Math.max(200, box.clientWidth), hh = Math.max(120, box.clientHeight);
     box.textContent = "";
     const s = svg("svg", { viewBox: "0 0 " + w + " " + hh, preserveAspectRatio: "none" }, box);
-    const left = 58, right = 8, gap = 18, top = 14, bottom = 16;
+    const left = 72, right = 8, gap = 18, top = 14, bottom = 16;
     const ph = (hh - top - bottom - gap - 12) / 2;
     const ts = h.t.filter((t) => t !== null);
     const t0 = ts.length ? Math.min(...ts) : 0, t1 = ts.length ? Math.max(...ts) : 1;
@@ -384,8 +487,12 @@
   });
 
   async function start() {
+    try { $("operator").value = localStorage.getItem("qkdnet-operator") || ""; } catch (e) { /* */ }
     const r = await fetch("/api/topology");
-    buildMap(await r.json());
+    const data = await r.json();
+    faultsAllowed = !!data.fault_injection;
+    if (data.links.some((l) => l.kind === "backbone")) scaleLayer = "backbone";
+    buildMap(data);
     connect();
     refreshAvailability();
     setInterval(refreshAvailability, AVAIL_EVERY_MS);
