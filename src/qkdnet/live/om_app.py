@@ -68,18 +68,24 @@ _BACKBONE = {NodeKind.BACKBONE_ACCESS, NodeKind.BACKBONE_RELAY}
 
 class Updates:
     """Wakes the event streams when the NMS has taken a report, so that a change (a fault
-    injected, a replayed sample) reaches the consoles at once rather than at the next tick."""
+    injected, a replayed sample) reaches the consoles at once rather than at the next tick.
+    Reports are numbered, so one that comes while a stream is busy sending is not missed."""
 
     def __init__(self) -> None:
+        self.generation = 0
         self._event = asyncio.Event()
 
     def notify(self) -> None:
         """A new report is in: wake every waiting stream."""
+        self.generation += 1
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    async def wait(self, timeout_s: float) -> None:
-        """Until the next report or ``timeout_s`` (s), whichever comes first."""
+    async def wait(self, seen: int, timeout_s: float) -> None:
+        """Until a report newer than generation ``seen`` (at once if one came already) or
+        ``timeout_s`` (s), whichever comes first."""
+        if self.generation != seen:
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout_s)
 
@@ -318,11 +324,12 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
         async def stream() -> AsyncIterator[str]:
             yield "retry: 2000\n\n"
             while not await request.is_disconnected():
+                seen = pulse.generation
                 data = json.dumps(state_event(nms, alarms), allow_nan=False)
                 yield f"event: state\ndata: {data}\n\n"
                 # at most one event per EVENT_MIN_GAP_S however fast reports come in
                 await asyncio.sleep(EVENT_MIN_GAP_S)
-                await pulse.wait(EVENT_INTERVAL_S - EVENT_MIN_GAP_S)
+                await pulse.wait(seen, EVENT_INTERVAL_S - EVENT_MIN_GAP_S)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
