@@ -422,12 +422,14 @@ def _print_twin_summary(s: dict[str, Any]) -> None:
 
 
 #: Fault injection actions: what each acts on and the O&M endpoint it calls.
-FAULT_ACTIONS = {"cut": "links", "repair": "links", "stop": "nodes", "start": "nodes"}
+FAULT_ACTIONS = {"cut": "links", "blind": "links", "repair": "links", "stop": "nodes",
+                 "start": "nodes"}
 
 
 @app.command("fault")
 def fault_command(
-    action: Annotated[str, typer.Argument(help="cut or repair a QKD-link; stop or start a "
+    action: Annotated[str, typer.Argument(help="cut, blind (trip its detector-current "
+                                          "monitor) or repair a QKD-link; stop or start a "
                                           "node")],
     target: Annotated[str, typer.Argument(help="QKD-link id (a--b) or node id")],
     folder: Annotated[Path, typer.Option("--dir", "-d", help="Data folder of a running "
@@ -435,7 +437,8 @@ def fault_command(
         "qkdnet-live"),
 ) -> None:
     """Inject a fault into a running `qkdnet serve`, or end it: a cut link makes no key and
-    its KM-links report down; a stopped node's Key Manager and devices go dark (its links
+    its KM-links report down; a blinded link's detector-current monitor trips and it stops
+    distilling; a stopped node's Key Manager and devices go dark (its links
     make no key, its KME answers 503). The controllers route around it and the NMS raises
     its alarms at once; a repair or start clears them."""
     import urllib.error
@@ -463,7 +466,8 @@ def fault_command(
             raise ParameterError("--dir", str(folder), f"its `qkdnet serve` does not answer "
                                  f"at {om_url} ({exc.reason})") from exc
         if kind == "links":
-            print(f"{state['link']}: {'up' if state['up'] else 'cut'}")
+            print(f"{state['link']}: "
+                  f"{'up' if state['up'] else 'blinded' if state['blinded'] else 'cut'}")
         else:
             print(f"{state['node']}: {'running' if state['running'] else 'stopped'}")
 

@@ -84,7 +84,8 @@ def test_a_cut_link_raises_alarms_that_clear_on_repair(tmp_path: Path) -> None:
         assert _wait_for(lambda: "qkdnet_link_up" in httpx.get(f"{url}/metrics").text)
         assert not any(rule.endswith("-down") for rule, _ in active())
         cut = httpx.post(f"{url}/api/links/a--b/cut", timeout=5)
-        assert cut.status_code == 200 and cut.json() == {"link": "a--b", "up": False}
+        assert cut.status_code == 200 and cut.json() == {"link": "a--b", "up": False,
+                                                    "blinded": False}
         # reported at once, not at the next one-second report
         assert {("qkd-link-down", "a--b"), ("km-link-down", "km:a~b")} <= active()
         up = _samples(httpx.get(f"{url}/metrics", timeout=5).text, "qkdnet_link_up")
@@ -96,6 +97,15 @@ def test_a_cut_link_raises_alarms_that_clear_on_repair(tmp_path: Path) -> None:
         history = httpx.get(f"{url}/api/alarms", timeout=5).json()["history"]
         down = [a for a in history if a["rule"] == "qkd-link-down" and a["subject"] == "a--b"]
         assert len(down) == 1 and down[0]["cleared_at"] > down[0]["raised_at"]
+        # a blinding attack trips b--c's detector-current monitor; the link stops distilling
+        blinded = CliRunner().invoke(app, ["fault", "blind", "b--c", "--dir",
+                                           str(tmp_path / "live")])
+        assert blinded.exit_code == 0 and "b--c: blinded" in blinded.output
+        assert {("detector-current", "b--c"), ("qkd-link-down", "b--c")} <= active()
+        state = httpx.get(f"{url}/api/state", timeout=5).json()["links"]["b--c"]
+        assert state["detector_current_alarm"] is True and state["up"] is False
+        assert httpx.post(f"{url}/api/links/b--c/repair", timeout=5).json()["blinded"] is False
+        assert not {rule for rule, _ in active()} & {"detector-current", "qkd-link-down"}
     finally:
         served.stop()
 
@@ -139,7 +149,7 @@ def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
         assert not any(rule.endswith("-down") for rule, _ in active())
         assert _wait_for(lambda: key_status() == 200)
         wrong = CliRunner().invoke(app, ["fault", "halt", "b", "--dir", str(tmp_path / "live")])
-        assert wrong.exit_code == 2 and "cut, repair, stop, start" in wrong.output
+        assert wrong.exit_code == 2 and "cut, blind, repair, stop, start" in wrong.output
     finally:
         served.stop()
 

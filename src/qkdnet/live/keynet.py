@@ -87,6 +87,9 @@ class KeyNetwork:
         self._supplies: list[_Supply] = []
         self.cut_links: set[str] = set()  # QKD-links an operator has cut: they make no key
         self.stopped_nodes: set[str] = set()  # nodes whose KM an operator has stopped
+        # QKD-links whose detector-current monitor tripped (a blinding attack, injected):
+        # the devices stop distilling, as key from blinded detectors cannot be trusted
+        self.blinded_links: set[str] = set()
         self._links_of: dict[str, list[str]] = {n.id: [] for n in network.nodes}
         for lk in network.qkd_links:
             self._links_of[lk.a].append(lk.id)
@@ -273,21 +276,32 @@ class KeyNetwork:
                 for s in self._supplies]
 
     def down_links(self) -> set[str]:
-        """The QKD-links that make no key: those cut and those of stopped nodes."""
-        down = set(self.cut_links)
+        """The QKD-links that make no key: those cut or blinded and those of stopped
+        nodes."""
+        down = self.cut_links | self.blinded_links
         for node in self.stopped_nodes:
             down.update(self._links_of[node])
         return down
 
     def cut(self, link: str, cut: bool = True) -> None:
         """Cut QKD-link ``link`` (no key is made on it, its KM-links report down) or, with
-        ``cut`` False, repair it."""
-        if link not in self.network.link:
-            raise ParameterError("link", link, "the id of a QKD-link of the network")
+        ``cut`` False, repair it (which also ends a blinding)."""
+        self._check_link(link)
         if cut:
             self.cut_links.add(link)
         else:
             self.cut_links.discard(link)
+            self.blinded_links.discard(link)
+
+    def blind(self, link: str) -> None:
+        """Shine bright light at QKD-link ``link``'s detectors: the detector-current monitor
+        trips and the link makes no key until :meth:`cut` repairs it."""
+        self._check_link(link)
+        self.blinded_links.add(link)
+
+    def _check_link(self, link: str) -> None:
+        if link not in self.network.link:
+            raise ParameterError("link", link, "the id of a QKD-link of the network")
 
     def stop(self, node: str, stop: bool = True) -> None:
         """Stop node ``node`` (its Key Manager and QKD devices: its QKD-links make no key, its

@@ -6,9 +6,10 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
 - ``GET /api/alarms``: active alarms and the history, from the NMS's rules;
 - ``POST /api/alarms/{id}/ack`` with ``{"by": "<operator>"}``: acknowledge an alarm (the
   first acknowledgement is kept);
-- ``POST /api/links/{link}/cut`` and ``/repair``, ``POST /api/nodes/{node}/stop`` and
-  ``/start``: fault injection for operators and tests (409 when the app replays a twin run
-  and has no live network). A cut link, or every link of a stopped node, makes no key, its
+- ``POST /api/links/{link}/cut``, ``/blind`` (a blinding attack: the detector-current
+  monitor trips) and ``/repair``, ``POST /api/nodes/{node}/stop`` and ``/start``: fault
+  injection for operators and tests (409 when the app replays a twin run and has no live
+  network). A cut or blinded link, or every link of a stopped node, makes no key, its
   KM-links report down and the control layer routes around it; the report goes to the NMS
   and the consoles at once, so the alarms show without waiting for the next tick, and clear
   the same way after the repair or start;
@@ -102,14 +103,15 @@ class LiveTelemetry:
         self.qber = np.array([lk.field.get("e_d", math.nan) for lk in network.qkd_links])
 
     def batches(self, t: float, states: list[KMLinkState], down: Collection[str] = (),
-                stopped: Collection[str] = ()
+                stopped: Collection[str] = (), blinded: Collection[str] = ()
                 ) -> tuple[LinkTelemetry, KMLinkTelemetry, NodeHealth]:
-        """The records of one report at ``t`` (s); ``down`` QKD-links make no key and the
-        KMs of ``stopped`` nodes are not healthy."""
-        n = len(self.ids)
+        """The records of one report at ``t`` (s); ``down`` QKD-links make no key, the
+        detector-current monitors of ``blinded`` ones have tripped, and the KMs of
+        ``stopped`` nodes are not healthy."""
         up = np.array([i not in down for i in self.ids], dtype=bool)
+        tripped = np.array([i in blinded for i in self.ids], dtype=bool)
         links = LinkTelemetry(t, self.ids, np.where(up, self.skr, 0.0),
-                              np.where(up, self.qber, np.nan), up, np.zeros(n, dtype=bool))
+                              np.where(up, self.qber, np.nan), up, tripped)
         kms = KMLinkTelemetry(t, tuple(s.km_link for s in states),
                               np.array([s.key_bits for s in states], dtype=float),
                               np.array([s.rate_bps for s in states], dtype=float),
@@ -151,7 +153,7 @@ class LiveReports:
         states = self.keynet.link_states()
         self.router.update_all(states)
         batches = self.telemetry.batches(t, states, self.keynet.down_links(),
-                                         self.keynet.stopped_nodes)
+                                         self.keynet.stopped_nodes, self.keynet.blinded_links)
         self.nms.ingest_all(batches)
         observe(self.alarms, *batches)
         self.updates.notify()
@@ -337,15 +339,19 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
 
     @app.post("/api/links/{link}/{action}")
     async def link_fault(link: str, action: str) -> JSONResponse:
-        if action not in ("cut", "repair"):
-            return _problem(404, f"unknown action {action!r}: cut or repair")
+        if action not in ("cut", "repair", "blind"):
+            return _problem(404, f"unknown action {action!r}: cut, repair or blind")
         if live is None:
             return _problem(409, "fault injection needs a live network (qkdnet serve)")
         if link not in live.keynet.network.link:
             return _problem(404, f"unknown QKD-link {link!r}")
-        live.keynet.cut(link, action == "cut")
+        if action == "blind":
+            live.keynet.blind(link)
+        else:
+            live.keynet.cut(link, action == "cut")
         live.report(time.time())
-        return JSONResponse({"link": link, "up": link not in live.keynet.down_links()})
+        return JSONResponse({"link": link, "up": link not in live.keynet.down_links(),
+                             "blinded": link in live.keynet.blinded_links})
 
     @app.post("/api/nodes/{node}/{action}")
     async def node_fault(node: str, action: str) -> JSONResponse:
