@@ -217,6 +217,16 @@ class _Table:
             raise ParameterError("t", t, f"must not be before the last sample "
                                          f"t={float(last[k]):g} s of {self.ids[cols[k]]}")
 
+    def store(self, ids: tuple[str, ...], t: float, values: Mapping[str, NDArray[Any]]
+              ) -> IndexArray:
+        """Write one batch's columns at ``t`` (s), all or nothing; returns the positions."""
+        cols = self.columns_of(ids)
+        self.check_order(cols, t)
+        for name, value in values.items():
+            self.columns[name][cols] = value
+        self.last_t[cols] = t
+        return cols
+
     def col(self, item: str) -> int:
         """Position of one id, or ParameterError naming it."""
         try:
@@ -321,15 +331,10 @@ class Nms:
         return sum(self.ingest(b) for b in batches)
 
     def _ingest_links(self, batch: LinkTelemetry) -> None:
-        table, t = self._links, batch.t
-        cols = table.columns_of(batch.ids)
-        table.check_order(cols, t)
-        c = table.columns
-        c["skr_bps"][cols] = batch.skr_bps
-        c["qber"][cols] = batch.qber
-        c["up"][cols] = batch.up
-        c["detector_current_alarm"][cols] = batch.detector_current_alarm
-        table.last_t[cols] = t
+        t = batch.t
+        cols = self._links.store(batch.ids, t, {
+            "skr_bps": batch.skr_bps, "qber": batch.qber, "up": batch.up,
+            "detector_current_alarm": batch.detector_current_alarm})
         # ids are unique within a batch, so fancy-indexed writes never collide
         slot = self._hist_count[cols] % self.history_points
         self._hist_t[cols, slot] = t
@@ -339,22 +344,12 @@ class Nms:
         self._link_timelines.update(cols, t, batch.up)
 
     def _ingest_km(self, batch: KMLinkTelemetry) -> None:
-        table, t = self._km, batch.t
-        cols = table.columns_of(batch.ids)
-        table.check_order(cols, t)
-        c = table.columns
-        c["key_bits"][cols] = batch.key_bits
-        c["rate_bps"][cols] = batch.rate_bps
-        c["up"][cols] = batch.up
-        table.last_t[cols] = t
-        self._km_timelines.update(cols, t, batch.up)
+        cols = self._km.store(batch.ids, batch.t, {
+            "key_bits": batch.key_bits, "rate_bps": batch.rate_bps, "up": batch.up})
+        self._km_timelines.update(cols, batch.t, batch.up)
 
     def _ingest_nodes(self, batch: NodeHealth) -> None:
-        table = self._nodes
-        cols = table.columns_of(batch.ids)
-        table.check_order(cols, batch.t)
-        table.columns["ok"][cols] = batch.ok
-        table.last_t[cols] = batch.t
+        self._nodes.store(batch.ids, batch.t, {"ok": batch.ok})
 
     # -- latest state -------------------------------------------------------------------
 
