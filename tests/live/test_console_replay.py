@@ -4,9 +4,6 @@ link histories fill as the run did; fault injection needs a live network and ans
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,71 +12,25 @@ import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from twin_report import CUT, build_report, serve_console
 from typer.testing import CliRunner
 
 from qkdnet.cli import app
 from qkdnet.live.replay import Replay, load_recording
-from qkdnet.twin.engine import TwinResult, run_twin
-from qkdnet.twin.report import write_report
-from qkdnet.twin.scenario import load_twin_scenario
+from qkdnet.twin.engine import TwinResult
 
 runner = CliRunner()
-
-CUT = "zhumadian--zhumadian-xinyang-r1"
-SCENARIO = f"""\
-qkdnet_twin: 1
-network: cn-qcn
-weeks: 0.2
-seed: 3
-faults:
-  - {{link: {CUT}, at_h: 5, duration_h: 4}}
-"""
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[TwinResult, Path]:
-    folder = tmp_path_factory.mktemp("console")
-    (folder / "short.yaml").write_text(SCENARIO)
-    result = run_twin(load_twin_scenario(folder / "short.yaml"))
-    write_report(result, folder / "report")
-    return result, folder / "report"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return build_report(tmp_path_factory.mktemp("console"))
 
 
 @pytest.fixture(scope="module")
 def console(run: tuple[TwinResult, Path]) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from qkdnet.cli import app; app()", "console", str(run[1]),
-         "--port", str(port), "--speed", "10"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            try:
-                if httpx.get(f"{url}/api/state", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the console did not answer within 60 s")
+    with serve_console(run[1], "--speed", "10") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_the_report_carries_hourly_telemetry_of_every_link(run: tuple[TwinResult, Path]
@@ -127,6 +78,7 @@ def test_the_console_serves_the_replayed_run(console: str, run: tuple[TwinResult
     assert grown > first
     topo = httpx.get(f"{console}/api/topology", timeout=5).json()
     assert len(topo["links"]) == len(result.link_ids)
+    assert topo["fault_injection"] is False  # the console hides its cut and stop buttons
     assert httpx.get(f"{console}/", timeout=5).status_code == 200
 
 

@@ -48,8 +48,15 @@
     for (const [f, n] of u) if (bps >= f) return (bps / f).toPrecision(3) + " " + n;
     return bps.toPrecision(3) + " bit/s";
   }
+  const SIMULATED_BEFORE_S = 1e9;  // a twin run's clock counts from 0, a live one from 1970
   function fmtTime(t) {
     if (t === null || t === undefined) return "–";
+    if (t < SIMULATED_BEFORE_S) {  // simulated time: day of the run and time of day
+      const day = Math.floor(t / 86400), s = Math.floor(t - 86400 * day);
+      const two = (v) => String(v).padStart(2, "0");
+      return "day " + (day + 1) + " " + two(Math.floor(s / 3600)) + ":" +
+        two(Math.floor((s % 3600) / 60)) + ":" + two(s % 60);
+    }
     const d = new Date(t * 1000);
     return d.toLocaleTimeString([], { hour12: false });
   }
