@@ -180,3 +180,59 @@ def test_an_operator_acknowledges_an_alarm_once(tmp_path: Path) -> None:
         assert listed[alarm["id"]]["acknowledged_by"] == "li"  # still active until repaired
     finally:
         served.stop()
+
+
+RING_SCENARIO = """\
+qkdnet_scenario: 1
+name: om-ring
+nodes:
+  - {id: a, kind: backbone_access, lat: 40.0, lon: 116.0}
+  - {id: b, kind: backbone_relay, lat: 40.3, lon: 116.3}
+  - {id: c, kind: backbone_access, lat: 40.6, lon: 116.6}
+  - {id: d, kind: backbone_relay, lat: 39.9, lon: 116.5}
+  - {id: e, kind: backbone_relay, lat: 40.2, lon: 116.8}
+qkd_links:
+  - {a: a, b: b, length_km: 40, device_type: I}
+  - {a: b, b: c, length_km: 40, device_type: I}
+  - {a: a, b: d, length_km: 40, device_type: I}
+  - {a: d, b: e, length_km: 40, device_type: I}
+  - {a: e, b: c, length_km: 40, device_type: I}
+saes:
+  - {id: sae-a, node: a}
+  - {id: sae-c, node: c}
+"""
+
+
+def test_keys_are_routed_around_a_cut_link_and_a_stopped_node(tmp_path: Path) -> None:
+    """On the ring a-b-c / a-d-e-c keys go the two-hop way; with a--b cut, or with b
+    stopped, the control layer sends them the three-hop way round at once; repaired and
+    started, they go back (revertive). The hop counts are read from the KMs' log."""
+    scenario = tmp_path / "ring.yaml"
+    scenario.write_text(RING_SCENARIO)
+    served = start_serve(tmp_path / "live", str(scenario), ["--prefill-bits", "200000"])
+    try:
+        url = served.manifest["om_url"]
+        cert, ca = served.tls("sae-a")
+        keys = f"{served.kme_url('sae-a')}/api/v1/keys/sae-c/enc_keys"
+
+        def hops_of_next_key() -> int:
+            before = served.log().count("relayed 1 keys")
+            answer = requests.get(keys, cert=cert, verify=ca, timeout=10)
+            assert answer.status_code == 200, answer.text
+            assert _wait_for(lambda: served.log().count("relayed 1 keys") > before, 5)
+            last = served.log().rsplit("relayed 1 keys", 1)[1]
+            return int(last.split(" over ", 1)[1].split(" hops", 1)[0])
+
+        assert _wait_for(lambda: httpx.get(f"{url}/api/state", timeout=5).json()["t"]
+                         is not None)
+        assert hops_of_next_key() == 2
+        assert httpx.post(f"{url}/api/links/a--b/cut", timeout=5).status_code == 200
+        assert hops_of_next_key() == 3
+        assert httpx.post(f"{url}/api/links/a--b/repair", timeout=5).status_code == 200
+        assert hops_of_next_key() == 2
+        assert httpx.post(f"{url}/api/nodes/b/stop", timeout=5).status_code == 200
+        assert hops_of_next_key() == 3
+        assert httpx.post(f"{url}/api/nodes/b/start", timeout=5).status_code == 200
+        assert hops_of_next_key() == 2
+    finally:
+        served.stop()
