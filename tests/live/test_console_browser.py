@@ -69,6 +69,9 @@ def test_a_cut_raises_an_alarm_in_the_page_and_a_repair_clears_it(
     assert httpx.post(f"{om_url}/api/links/{LINK}/cut", timeout=5).status_code == 200
     expect(alarm).to_have_count(1, timeout=5000)
     expect(page.locator(f'line[data-link="{LINK}"][data-up="0"]').first).to_be_attached()
+    # the availability table lists the outage as it starts, not at its next 5 s poll
+    row = page.locator(f'#availability tr[data-link="{LINK}"] td.down')
+    expect(row).to_have_text("DOWN", timeout=3000)
     screenshot(page, "alarm-1280x800.png")
     assert httpx.post(f"{om_url}/api/links/{LINK}/repair", timeout=5).status_code == 200
     expect(alarm).to_have_count(0, timeout=5000)

@@ -28,6 +28,7 @@
     user: "user access", other: "ground stations, O&M" };
   let selected = null;           // {type: "link"|"node", id}
   let chartLink = null;
+  let lastDown = "";             // the links down at the last state event
 
   function svg(tag, attrs, parent) {
     const e = document.createElementNS(SVG, tag);
@@ -230,6 +231,9 @@
       el.circle[id].classList.toggle("down", stopped.has(id));
     }
     renderAlarms($("alarms"), s.alarms, true);
+    // an outage starting or ending shows in the availability table now, not at its next poll
+    const downNow = Object.keys(s.links).filter((i) => !s.links[i].up).sort().join(" ");
+    if (downNow !== lastDown) { lastDown = downNow; refreshAvailability(); }
     $("alarm-count").textContent = String(s.alarms.length);
     $("alarm-count").classList.toggle("hot", s.alarms.length > 0);
     if (selected) { renderDetailAlarms(); renderFaultButton(); }
