@@ -140,7 +140,8 @@ def test_a_cut_shows_in_the_events_and_the_availability_table(url: str) -> None:
         assert events[-1]["links"]["b--c"]["up"] is True
 
         def listed() -> bool:
-            return any(r["link"] == "a--b" and r["down_now"]
+            # listed from the instant of the cut, with hours once the next report is in
+            return any(r["link"] == "a--b" and r["down_now"] and r["outage_hours"] > 0
                        for r in httpx.get(f"{url}/api/availability", timeout=5).json()["links"])
 
         assert _wait_for(listed, seconds=5)

@@ -218,13 +218,15 @@ def availability_report(nms: Nms) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     total = 0.0
     for i, o in timelines.items():
-        if not o:
+        latest = nms.link_state(i)
+        down_now = latest is not None and not latest.up
+        if not o and not down_now:
             continue
         down = sum(iv.length for iv in o)
         total += down / 3600.0
-        latest = nms.link_state(i)
-        rows.append({"link": i, "outages": len(o), "outage_hours": down / 3600.0,
-                     "down_now": latest is not None and not latest.up,
+        # an outage reported this instant has no length yet, but it is one
+        rows.append({"link": i, "outages": max(len(o), int(down_now)),
+                     "outage_hours": down / 3600.0, "down_now": down_now,
                      "availability": nms.availability(i, start, end) if span > 0 else None})
     mean = None if span <= 0 else 1.0 - total * 3600.0 / (span * len(ids))
     return {"start": start, "end": end, "links": rows,
