@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,8 +18,26 @@ from typer.testing import CliRunner
 
 from qkdnet.cli import app
 from qkdnet.keys.emulator import link_rate_bps
-from qkdnet.live.launch import start_serve
+from qkdnet.live.launch import ServeProcess, start_serve
 from qkdnet.topology.scenarios import open_network
+
+
+@contextmanager
+def _serving(folder: Path, scenario: str, prefill_bits: int = 65536) -> Iterator[ServeProcess]:
+    """`qkdnet serve` of ``scenario`` (its text, written to folder/scenario.yaml)."""
+    (folder / "scenario.yaml").write_text(scenario)
+    served = start_serve(folder / "live", str(folder / "scenario.yaml"),
+                         ["--prefill-bits", str(prefill_bits)])
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def _active(url: str) -> set[tuple[str, str]]:
+    """(rule, subject) of each active alarm."""
+    data = httpx.get(f"{url}/api/alarms", timeout=5).json()
+    return {(a["rule"], a["subject"]) for a in data["active"]}
 
 
 def _samples(text: str, name: str) -> dict[str, float]:
@@ -28,11 +47,8 @@ def _samples(text: str, name: str) -> dict[str, float]:
 
 
 def test_metrics_carry_one_skr_series_per_qkd_link_and_the_pools(tmp_path: Path) -> None:
-    scenario = tmp_path / "chain.yaml"
-    scenario.write_text(CHAIN_SCENARIO)
-    network = open_network(str(scenario))
-    served = start_serve(tmp_path / "live", str(scenario), ["--prefill-bits", "65536"])
-    try:
+    with _serving(tmp_path, CHAIN_SCENARIO) as served:
+        network = open_network(str(tmp_path / "scenario.yaml"))
         url = served.manifest["om_url"]
         deadline = time.monotonic() + 20
         text = ""
@@ -51,8 +67,6 @@ def test_metrics_carry_one_skr_series_per_qkd_link_and_the_pools(tmp_path: Path)
         assert all(v >= 65536 / 2 for v in pools.values())  # each direction holds half
         state = httpx.get(f"{url}/api/state", timeout=5).json()
         assert "a--b" in str(state)
-    finally:
-        served.stop()
 
 
 def _wait_for(check: Callable[[], bool], seconds: float = 15.0) -> bool:
@@ -67,33 +81,26 @@ def _wait_for(check: Callable[[], bool], seconds: float = 15.0) -> bool:
 def test_a_cut_link_raises_alarms_that_clear_on_repair(tmp_path: Path) -> None:
     """Cut a--b through the O&M API: its QKD-link and KM-link alarms appear and the metrics
     show it down; repaired, the alarms clear and it is up again. Unknown links get 404."""
-    scenario = tmp_path / "chain.yaml"
-    scenario.write_text(CHAIN_SCENARIO)
-    served = start_serve(tmp_path / "live", str(scenario), ["--prefill-bits", "65536"])
-    try:
+    with _serving(tmp_path, CHAIN_SCENARIO) as served:
         url = served.manifest["om_url"]
-
-        def active() -> set[tuple[str, str]]:
-            data = httpx.get(f"{url}/api/alarms", timeout=5).json()
-            return {(a["rule"], a["subject"]) for a in data["active"]}
 
         assert httpx.post(f"{url}/api/links/x--y/cut", timeout=5).status_code == 404
         refused = CliRunner().invoke(app, ["fault", "cut", "x--y", "--dir",
                                            str(tmp_path / "live")])
         assert refused.exit_code == 2 and "unknown QKD-link 'x--y'" in refused.output
         assert _wait_for(lambda: "qkdnet_link_up" in httpx.get(f"{url}/metrics").text)
-        assert not any(rule.endswith("-down") for rule, _ in active())
+        assert not any(rule.endswith("-down") for rule, _ in _active(url))
         cut = httpx.post(f"{url}/api/links/a--b/cut", timeout=5)
         assert cut.status_code == 200 and cut.json() == {"link": "a--b", "up": False,
                                                     "blinded": False}
         # reported at once, not at the next one-second report
-        assert {("qkd-link-down", "a--b"), ("km-link-down", "km:a~b")} <= active()
+        assert {("qkd-link-down", "a--b"), ("km-link-down", "km:a~b")} <= _active(url)
         up = _samples(httpx.get(f"{url}/metrics", timeout=5).text, "qkdnet_link_up")
         assert up == {"a--b": 0.0, "b--c": 1.0}
         repaired = CliRunner().invoke(app, ["fault", "repair", "a--b", "--dir",
                                             str(tmp_path / "live")])
         assert repaired.exit_code == 0 and "a--b: up" in repaired.output
-        assert not any(rule.endswith("-down") for rule, _ in active())
+        assert not any(rule.endswith("-down") for rule, _ in _active(url))
         history = httpx.get(f"{url}/api/alarms", timeout=5).json()["history"]
         down = [a for a in history if a["rule"] == "qkd-link-down" and a["subject"] == "a--b"]
         assert len(down) == 1 and down[0]["cleared_at"] > down[0]["raised_at"]
@@ -101,13 +108,11 @@ def test_a_cut_link_raises_alarms_that_clear_on_repair(tmp_path: Path) -> None:
         blinded = CliRunner().invoke(app, ["fault", "blind", "b--c", "--dir",
                                            str(tmp_path / "live")])
         assert blinded.exit_code == 0 and "b--c: blinded" in blinded.output
-        assert {("detector-current", "b--c"), ("qkd-link-down", "b--c")} <= active()
+        assert {("detector-current", "b--c"), ("qkd-link-down", "b--c")} <= _active(url)
         state = httpx.get(f"{url}/api/state", timeout=5).json()["links"]["b--c"]
         assert state["detector_current_alarm"] is True and state["up"] is False
         assert httpx.post(f"{url}/api/links/b--c/repair", timeout=5).json()["blinded"] is False
-        assert not {rule for rule, _ in active()} & {"detector-current", "qkd-link-down"}
-    finally:
-        served.stop()
+        assert not {rule for rule, _ in _active(url)} & {"detector-current", "qkd-link-down"}
 
 
 def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
@@ -115,17 +120,10 @@ def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
     """Stop the relay b of the chain: its node alarm and both its links' alarms are raised at
     once, keys between the ends get 503 (no route) rather than waiting on a timeout; started
     again (from the CLI), the alarms clear and keys are delivered."""
-    scenario = tmp_path / "chain.yaml"
-    scenario.write_text(CHAIN_SCENARIO)
-    served = start_serve(tmp_path / "live", str(scenario), ["--prefill-bits", "65536"])
-    try:
+    with _serving(tmp_path, CHAIN_SCENARIO) as served:
         url = served.manifest["om_url"]
         cert, ca = served.tls("sae-a")
         keys = f"{served.kme_url('sae-a')}/api/v1/keys/sae-c/enc_keys"
-
-        def active() -> set[tuple[str, str]]:
-            data = httpx.get(f"{url}/api/alarms", timeout=5).json()
-            return {(a["rule"], a["subject"]) for a in data["active"]}
 
         def key_status() -> int:
             return requests.get(keys, cert=cert, verify=ca, timeout=10).status_code
@@ -136,7 +134,7 @@ def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
         stopped = httpx.post(f"{url}/api/nodes/b/stop", timeout=5)
         assert stopped.status_code == 200 and stopped.json() == {"node": "b", "running": False}
         assert {("node-down", "b"), ("qkd-link-down", "a--b"), ("qkd-link-down", "b--c"),
-                ("km-link-down", "km:a~b"), ("km-link-down", "km:b~c")} <= active()
+                ("km-link-down", "km:a~b"), ("km-link-down", "km:b~c")} <= _active(url)
         up = _samples(httpx.get(f"{url}/metrics", timeout=5).text, "qkdnet_link_up")
         assert up == {"a--b": 0.0, "b--c": 0.0}
         refused = requests.get(keys, cert=cert, verify=ca, timeout=10)
@@ -146,21 +144,16 @@ def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
         started = CliRunner().invoke(app, ["fault", "start", "b", "--dir",
                                            str(tmp_path / "live")])
         assert started.exit_code == 0 and "b: running" in started.output
-        assert not any(rule.endswith("-down") for rule, _ in active())
+        assert not any(rule.endswith("-down") for rule, _ in _active(url))
         assert _wait_for(lambda: key_status() == 200)
         wrong = CliRunner().invoke(app, ["fault", "halt", "b", "--dir", str(tmp_path / "live")])
         assert wrong.exit_code == 2 and "cut, blind, repair, stop, start" in wrong.output
-    finally:
-        served.stop()
 
 
 def test_an_operator_acknowledges_an_alarm_once(tmp_path: Path) -> None:
     """An active alarm is acknowledged through the API with the operator's name; a second
     acknowledgement keeps the first; unknown alarms are 404 and a missing name is 400."""
-    scenario = tmp_path / "chain.yaml"
-    scenario.write_text(CHAIN_SCENARIO)
-    served = start_serve(tmp_path / "live", str(scenario), ["--prefill-bits", "65536"])
-    try:
+    with _serving(tmp_path, CHAIN_SCENARIO) as served:
         url = served.manifest["om_url"]
         assert httpx.post(f"{url}/api/links/b--c/cut", timeout=5).status_code == 200
         alarm = next(a for a in httpx.get(f"{url}/api/alarms", timeout=5).json()["active"]
@@ -178,8 +171,6 @@ def test_an_operator_acknowledges_an_alarm_once(tmp_path: Path) -> None:
         assert again["acknowledged_by"] == "li"
         listed = {a["id"]: a for a in httpx.get(f"{url}/api/alarms", timeout=5).json()["active"]}
         assert listed[alarm["id"]]["acknowledged_by"] == "li"  # still active until repaired
-    finally:
-        served.stop()
 
 
 RING_SCENARIO = """\
@@ -207,10 +198,7 @@ def test_keys_are_routed_around_a_cut_link_and_a_stopped_node(tmp_path: Path) ->
     """On the ring a-b-c / a-d-e-c keys go the two-hop way; with a--b cut, or with b
     stopped, the control layer sends them the three-hop way round at once; repaired and
     started, they go back (revertive). The hop counts are read from the KMs' log."""
-    scenario = tmp_path / "ring.yaml"
-    scenario.write_text(RING_SCENARIO)
-    served = start_serve(tmp_path / "live", str(scenario), ["--prefill-bits", "200000"])
-    try:
+    with _serving(tmp_path, RING_SCENARIO, prefill_bits=200_000) as served:
         url = served.manifest["om_url"]
         cert, ca = served.tls("sae-a")
         keys = f"{served.kme_url('sae-a')}/api/v1/keys/sae-c/enc_keys"
@@ -234,5 +222,3 @@ def test_keys_are_routed_around_a_cut_link_and_a_stopped_node(tmp_path: Path) ->
         assert hops_of_next_key() == 3
         assert httpx.post(f"{url}/api/nodes/b/start", timeout=5).status_code == 200
         assert hops_of_next_key() == 2
-    finally:
-        served.stop()
