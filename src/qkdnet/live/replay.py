@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qkdnet.errors import ParameterError
-from qkdnet.live.om_app import Updates, observe
+from qkdnet.live.reports import Updates, observe
 from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.nms import Nms
 from qkdnet.management.telemetry import LinkTelemetry

@@ -26,8 +26,9 @@ from typing import Any
 from qkdnet.control.router import ControlRouter
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
 from qkdnet.live.kme_app import make_kme_app
-from qkdnet.live.om_app import LiveReports, make_om_app
+from qkdnet.live.om_app import make_om_app
 from qkdnet.live.pki import Pki, init_pki, load_pki
+from qkdnet.live.reports import LiveReports
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
 from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.nms import Nms

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from qkdnet.live.om_app import Updates
+from qkdnet.live.reports import Updates
 
 
 def test_a_report_made_while_a_stream_was_busy_wakes_it_at_once() -> None:
