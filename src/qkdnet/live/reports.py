@@ -21,7 +21,7 @@ from qkdnet.control.router import ControlRouter
 from qkdnet.keys.emulator import link_rate_bps
 from qkdnet.live.keynet import KeyNetwork
 from qkdnet.management.alarms import AlarmEngine
-from qkdnet.management.nms import Nms
+from qkdnet.management.nms import Nms, ems_for
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.topology.model import Network
 
@@ -96,13 +96,15 @@ def observe(alarms: AlarmEngine, links: LinkTelemetry, kms: KMLinkTelemetry | No
 
 class LiveReports:
     """Reports what the live key network knows to the control layer (KM-link states), the
-    NMS and its alarm rules, and wakes the consoles: every second from the pump of
-    ``qkdnet serve``, and at once after an operator injects a fault."""
+    NMS (through the EMS of each region) and its alarm rules, and wakes the consoles: every
+    second from the pump of ``qkdnet serve``, and at once after an operator injects a
+    fault."""
 
     def __init__(self, keynet: KeyNetwork, router: ControlRouter, nms: Nms,
                  alarms: AlarmEngine, speedup: float) -> None:
         self.keynet, self.router, self.nms, self.alarms = keynet, router, nms, alarms
         self.telemetry = LiveTelemetry(keynet.network, speedup, keynet.nodes)
+        self.emss = ems_for(keynet.network)
         self.updates = Updates()
 
     def report(self, t: float) -> None:
@@ -113,6 +115,9 @@ class LiveReports:
         self.router.update_all(states)
         batches = self.telemetry.batches(t, states, self.keynet.down_links(),
                                          self.keynet.stopped_nodes, self.keynet.blinded_links)
-        self.nms.ingest_all(batches)
-        observe(self.alarms, *batches)
+        # each region's EMS collects its own nodes' and links' records and reports north
+        links, kms, nodes = batches
+        for ems in self.emss.values():
+            self.nms.ingest_all((ems.collect(links), ems.collect(kms), ems.collect(nodes)))
+        observe(self.alarms, links, kms, nodes)
         self.updates.notify()
