@@ -32,10 +32,10 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from qkdnet.quantum.rate_table import RateTable
 from qkdnet.topology.generator import generate_network
 from qkdnet.topology.model import NodeKind
 from qkdnet.twin.engine import TwinResult, run_twin
-from qkdnet.twin.rate_table import RateTable
 from qkdnet.twin.scenario import WEEK_S, TwinDemand, TwinScenario, built_in_scenario
 
 CN_QCN_WEEKS = 10.0

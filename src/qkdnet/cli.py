@@ -493,6 +493,11 @@ def serve_command(
                                   ] = 2**20,
     om_port: Annotated[int, typer.Option(help="Port of the O&M endpoints (/metrics, "
                                          "/api/state; plain HTTP); 0: any free port.")] = 0,
+    dynamics: Annotated[bool, typer.Option(help="Link rates follow the day-night drift and "
+                                           "bursts of extra QBER (China Standard Time), as "
+                                           "in the twin; off: static modelled rates.")
+                        ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the link dynamics.")] = 1,
 ) -> None:
     """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
     one SQLite key store per KME, key emulators filling the pools. Ctrl-C stops."""
@@ -518,7 +523,7 @@ def serve_command(
         if not 0 <= om_port <= 65535:
             raise ParameterError("--om-port", om_port, "a TCP port, 0 to 65535")
         options = ServeOptions(folder, host, speedup, prefill_bits, all_nodes, manifest,
-                               pool_capacity_bits, om_port)
+                               pool_capacity_bits, om_port, dynamics, seed)
 
         def ready(m: dict[str, Any]) -> None:
             print(f"{len(m['kmes'])} KMEs serving; manifest "

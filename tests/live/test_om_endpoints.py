@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
 import requests
 from chain_scenario import CHAIN_SCENARIO
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,16 +19,18 @@ from typer.testing import CliRunner
 
 from qkdnet.cli import app
 from qkdnet.keys.emulator import link_rate_bps
+from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.launch import ServeProcess, start_serve
 from qkdnet.topology.scenarios import open_network
 
 
 @contextmanager
-def _serving(folder: Path, scenario: str, prefill_bits: int = 65536) -> Iterator[ServeProcess]:
+def _serving(folder: Path, scenario: str, prefill_bits: int = 65536, *options: str
+             ) -> Iterator[ServeProcess]:
     """`qkdnet serve` of ``scenario`` (its text, written to folder/scenario.yaml)."""
     (folder / "scenario.yaml").write_text(scenario)
     served = start_serve(folder / "live", str(folder / "scenario.yaml"),
-                         ["--prefill-bits", str(prefill_bits)])
+                         ["--prefill-bits", str(prefill_bits), *options])
     try:
         yield served
     finally:
@@ -47,7 +50,8 @@ def _samples(text: str, name: str) -> dict[str, float]:
 
 
 def test_metrics_carry_one_skr_series_per_qkd_link_and_the_pools(tmp_path: Path) -> None:
-    with _serving(tmp_path, CHAIN_SCENARIO) as served:
+    """Without link dynamics each link reports its static modelled rate."""
+    with _serving(tmp_path, CHAIN_SCENARIO, 65536, "--no-dynamics") as served:
         network = open_network(str(tmp_path / "scenario.yaml"))
         url = served.manifest["om_url"]
         deadline = time.monotonic() + 20
@@ -67,6 +71,30 @@ def test_metrics_carry_one_skr_series_per_qkd_link_and_the_pools(tmp_path: Path)
         assert all(v >= 65536 / 2 for v in pools.values())  # each direction holds half
         state = httpx.get(f"{url}/api/state", timeout=5).json()
         assert "a--b" in str(state)
+
+
+def test_link_rates_follow_the_day_night_drift_and_bursts(tmp_path: Path) -> None:
+    """With dynamics (the default) each report's SKR and QBER are the quantum layer's model
+    at the report's wall-clock time, for the serve seed; the emulators make key at that
+    rate (the KM-link's refill); another seed draws other link dynamics."""
+    with _serving(tmp_path, CHAIN_SCENARIO, 65536, "--seed", "7") as served:
+        network = open_network(str(tmp_path / "scenario.yaml"))
+        url = served.manifest["om_url"]
+        assert _wait_for(lambda: httpx.get(f"{url}/api/state", timeout=5).json()["km_links"])
+        state = httpx.get(f"{url}/api/state", timeout=5).json()
+    model, other = LiveDynamics(network.qkd_links, 7), LiveDynamics(network.qkd_links, 8)
+    t = state["links"]["a--b"]["t"]
+    extra = model.extra_qber(t)
+    skr = model.skr(extra)
+    static = [link_rate_bps(lk) for lk in network.qkd_links]
+    for i, lk in enumerate(network.qkd_links):
+        reported = state["links"][lk.id]
+        assert math.isclose(reported["skr_bps"], skr[i], rel_tol=1e-9)
+        assert 0.3 * static[i] < reported["skr_bps"] <= static[i] * (1 + 1e-9)
+        assert math.isclose(reported["qber"], 0.005 + extra[i], rel_tol=1e-9)  # type I: e_d
+    refill = state["km_links"]["km:a~b"]
+    assert math.isclose(refill["rate_bps"], skr[0], rel_tol=1e-9)
+    assert not np.allclose(other.extra_qber(t), extra)
 
 
 def _wait_for(check: Callable[[], bool], seconds: float = 15.0) -> bool:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -274,6 +274,14 @@ class KeyNetwork:
                                                  self.stores[s.b].pool_bytes(s.km_link, True)),
                             s.emulator.rate_bps * s.emulator.speedup, s.link not in down)
                 for s in self._supplies]
+
+    def set_rates(self, rates_bps: Mapping[str, float], now: float) -> None:
+        """From ``now`` (s) on, make key on each QKD-link named in ``rates_bps`` at its new
+        modelled rate (bit/s, before the speed-up); key made before ``now`` is kept."""
+        for s in self._supplies:
+            rate = rates_bps.get(s.link)
+            if rate is not None:
+                s.emulator.set_rate(rate, now)
 
     def down_links(self) -> set[str]:
         """The QKD-links that make no key: those cut or blinded and those of stopped

@@ -253,7 +253,7 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
             live.keynet.blind(link)
         else:
             live.keynet.cut(link, action == "cut")
-        live.report(time.time())
+        live.report_now()
         return JSONResponse({"link": link, "up": link not in live.keynet.down_links(),
                              "blinded": link in live.keynet.blinded_links})
 
@@ -266,7 +266,7 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
         if node not in live.keynet.network.node:
             return _problem(404, f"unknown node {node!r}")
         live.keynet.stop(node, action == "stop")
-        live.report(time.time())
+        live.report_now()
         return JSONResponse({"node": node, "running": node not in live.keynet.stopped_nodes})
 
     return app

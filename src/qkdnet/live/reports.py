@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-from collections.abc import Collection, Iterable
+import time
 
 import numpy as np
 
 from qkdnet.control.link_state import KMLinkState
 from qkdnet.control.router import ControlRouter
 from qkdnet.keys.emulator import link_rate_bps
+from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import KeyNetwork
 from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.nms import Nms, ems_for
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
-from qkdnet.topology.model import Network
+from qkdnet.quantum.rate_table import FloatArray, intrinsic_qber
 
 
 class Updates:
@@ -50,36 +50,6 @@ class Updates:
             await asyncio.wait_for(self._event.wait(), timeout_s)
 
 
-class LiveTelemetry:
-    """Turns what the live KMs know into NMS records: each QKD-link's modelled SKR (bit/s,
-    times the serve speed-up) and QBER (its intrinsic error rate; not measured for CV
-    links), each supplied KM-link's pooled key and refill, and each KM's health."""
-
-    def __init__(self, network: Network, speedup: float, nodes: Iterable[str] = ()) -> None:
-        self.ids = tuple(lk.id for lk in network.qkd_links)
-        self.nodes = tuple(nodes)
-        self.skr = np.array([link_rate_bps(lk) * speedup for lk in network.qkd_links])
-        self.qber = np.array([lk.field.get("e_d", math.nan) for lk in network.qkd_links])
-
-    def batches(self, t: float, states: list[KMLinkState], down: Collection[str] = (),
-                stopped: Collection[str] = (), blinded: Collection[str] = ()
-                ) -> tuple[LinkTelemetry, KMLinkTelemetry, NodeHealth]:
-        """The records of one report at ``t`` (s); ``down`` QKD-links make no key, the
-        detector-current monitors of ``blinded`` ones have tripped, and the KMs of
-        ``stopped`` nodes are not healthy."""
-        up = np.array([i not in down for i in self.ids], dtype=bool)
-        tripped = np.array([i in blinded for i in self.ids], dtype=bool)
-        links = LinkTelemetry(t, self.ids, np.where(up, self.skr, 0.0),
-                              np.where(up, self.qber, np.nan), up, tripped)
-        kms = KMLinkTelemetry(t, tuple(s.km_link for s in states),
-                              np.array([s.key_bits for s in states], dtype=float),
-                              np.array([s.rate_bps for s in states], dtype=float),
-                              np.array([s.up for s in states], dtype=bool))
-        nodes = NodeHealth(t, self.nodes, np.array([i not in stopped for i in self.nodes],
-                                                   dtype=bool))
-        return links, kms, nodes
-
-
 def observe(alarms: AlarmEngine, links: LinkTelemetry, kms: KMLinkTelemetry | None = None,
             nodes: NodeHealth | None = None) -> None:
     """Run the alarm rules over one report. A QKD-link that is down has no SKR sample, so
@@ -98,26 +68,69 @@ class LiveReports:
     """Reports what the live key network knows to the control layer (KM-link states), the
     NMS (through the EMS of each region) and its alarm rules, and wakes the consoles: every
     second from the pump of ``qkdnet serve``, and at once after an operator injects a
-    fault."""
+    fault.
+
+    With ``dynamics`` each report also moves every QKD-link's rate with the day-night drift
+    and bursts of extra QBER: the emulators make key at the new rate from then on, and the
+    NMS sees that rate (times ``speedup``) and the QBER (intrinsic plus extra; not
+    measured on CV links). Without, links keep their static modelled rate and QBER.
+    """
 
     def __init__(self, keynet: KeyNetwork, router: ControlRouter, nms: Nms,
-                 alarms: AlarmEngine, speedup: float) -> None:
+                 alarms: AlarmEngine, speedup: float, dynamics: LiveDynamics | None = None
+                 ) -> None:
         self.keynet, self.router, self.nms, self.alarms = keynet, router, nms, alarms
-        self.telemetry = LiveTelemetry(keynet.network, speedup, keynet.nodes)
-        self.emss = ems_for(keynet.network)
+        self.speedup = speedup
+        self.dynamics = dynamics
+        network = keynet.network
+        self.ids = tuple(lk.id for lk in network.qkd_links)
+        self.nodes = tuple(keynet.nodes)
+        self.static_bps = np.array([link_rate_bps(lk) for lk in network.qkd_links])
+        self.intrinsic_qber = intrinsic_qber(network.qkd_links)
+        self.emss = ems_for(network)
         self.updates = Updates()
 
-    def report(self, t: float) -> None:
+    def report_now(self) -> None:
+        """One report now: wall-clock time for the NMS, the event loop's for the key
+        network."""
+        self.report(time.time(), asyncio.get_running_loop().time())
+
+    def report(self, t: float, now: float) -> None:
         """One report at wall-clock time ``t`` (s since the epoch; a clock stepped back
-        reports at the previous time, as the NMS takes samples in order)."""
+        reports at the previous time, as the NMS takes samples in order); ``now`` is the
+        key network's clock (s), from which new rates apply."""
         t = max(t, self.nms.now or t)
+        if self.dynamics is None:
+            rates, qber = self.static_bps, self.intrinsic_qber
+        else:
+            extra = self.dynamics.extra_qber(t)
+            rates, qber = self.dynamics.skr(extra), self.intrinsic_qber + extra
+            self.keynet.set_rates(dict(zip(self.ids, rates.tolist(), strict=True)), now)
         states = self.keynet.link_states()
         self.router.update_all(states)
-        batches = self.telemetry.batches(t, states, self.keynet.down_links(),
-                                         self.keynet.stopped_nodes, self.keynet.blinded_links)
+        links, kms, nodes = self._batches(t, states, rates * self.speedup, qber)
         # each region's EMS collects its own nodes' and links' records and reports north
-        links, kms, nodes = batches
         for ems in self.emss.values():
             self.nms.ingest_all((ems.collect(links), ems.collect(kms), ems.collect(nodes)))
         observe(self.alarms, links, kms, nodes)
         self.updates.notify()
+
+    def _batches(self, t: float, states: list[KMLinkState], skr_bps: FloatArray,
+                 qber: FloatArray) -> tuple[LinkTelemetry, KMLinkTelemetry, NodeHealth]:
+        """The records of one report: a down QKD-link makes no key and measures no QBER,
+        a blinded one's detector-current monitor has tripped, a stopped node's KM is not
+        healthy."""
+        down = self.keynet.down_links()
+        blinded = self.keynet.blinded_links
+        stopped = self.keynet.stopped_nodes
+        up = np.array([i not in down for i in self.ids], dtype=bool)
+        links = LinkTelemetry(t, self.ids, np.where(up, skr_bps, 0.0),
+                              np.where(up, qber, np.nan), up,
+                              np.array([i in blinded for i in self.ids], dtype=bool))
+        kms = KMLinkTelemetry(t, tuple(s.km_link for s in states),
+                              np.array([s.key_bits for s in states], dtype=float),
+                              np.array([s.rate_bps for s in states], dtype=float),
+                              np.array([s.up for s in states], dtype=bool))
+        nodes = NodeHealth(t, self.nodes, np.array([i not in stopped for i in self.nodes],
+                                                   dtype=bool))
+        return links, kms, nodes

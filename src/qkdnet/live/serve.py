@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qkdnet.control.router import ControlRouter
+from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
 from qkdnet.live.kme_app import make_kme_app
 from qkdnet.live.om_app import make_om_app
@@ -53,6 +53,8 @@ class ServeOptions:
     manifest: Path | None = None
     pool_capacity_bits: int = DEFAULT_CAPACITY_BYTES * 8
     om_port: int = 0
+    dynamics: bool = True  # link rates follow the day-night drift and bursts of extra QBER
+    seed: int = 1  # of the dynamics
 
 
 def pki_for(network: Network, folder: Path, all_nodes: bool = False) -> Pki:
@@ -77,7 +79,8 @@ async def serve(network: Network, options: ServeOptions,
     servers = {n: make_server(make_kme_app(keynet, n), options.host, 0,
                               server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert))
                for n in nodes}
-    live = LiveReports(keynet, router, Nms(network), AlarmEngine(), options.speedup)
+    dynamics = LiveDynamics(network.qkd_links, options.seed) if options.dynamics else None
+    live = LiveReports(keynet, router, Nms(network), AlarmEngine(), options.speedup, dynamics)
     om = make_server(make_om_app(live.nms, live.alarms, live=live), options.host,
                      options.om_port, None)
     manifest = _manifest(network, options, pki, servers)
@@ -103,7 +106,7 @@ async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
         keynet.pump(loop.time(), PUMP_BUDGET_S)
         if loop.time() - reported >= STATE_INTERVAL_S:
             reported = loop.time()
-            live.report(time.time())
+            live.report_now()
 
 
 def _manifest(network: Network, options: ServeOptions, pki: Pki,

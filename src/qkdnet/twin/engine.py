@@ -3,8 +3,8 @@
 Two clocks of a kind, both simulated:
 
 - vectorised steps (``step_s``, 5 min by default): every QKD-link's key rate from the
-  quantum layer (:class:`~qkdnet.twin.rate_table.RateTable`) under the day-night drift and
-  vibration bursts (:mod:`qkdnet.twin.dynamics`), cut by the part of each step it is down;
+  quantum layer (:class:`~qkdnet.quantum.rate_table.RateTable`) under the day-night drift and
+  vibration bursts (:mod:`qkdnet.quantum.dynamics`), cut by the part of each step it is down;
   the key made goes into the KM-link pools and the demands draw their key along their
   routes (:class:`~qkdnet.twin.pools.KeyPools`), a day of steps at a time;
 - events, exact in time: a fault starting or ending is reported to the control layer's
@@ -33,12 +33,12 @@ from qkdnet.keys.manager import pad_units
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.management.alarms import Alarm, AlarmEngine
 from qkdnet.management.availability import Interval, Outages, outages
+from qkdnet.quantum.dynamics import DAY_S, LinkDynamics
+from qkdnet.quantum.rate_table import RateTable, intrinsic_qber
 from qkdnet.topology.model import KMLinkKind
 from qkdnet.topology.paths import path_links, shortest_path
-from qkdnet.twin.dynamics import DAY_S, LinkDynamics
 from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
 from qkdnet.twin.pools import KeyPools
-from qkdnet.twin.rate_table import RateTable
 from qkdnet.twin.scenario import WEEK_S, TwinDemand, TwinScenario
 
 FloatArray = npt.NDArray[np.float64]
@@ -171,7 +171,7 @@ class _Run:
         # and CV links report no QBER (their error figure is excess noise).
         self.alarms = AlarmEngine()
         self.link_ids = tuple(lk.id for lk in self.links)
-        self.intrinsic_qber = np.array([lk.field.get("e_d", np.nan) for lk in self.links])
+        self.intrinsic_qber = intrinsic_qber(self.links)
 
     def _faults(self, model: FaultModel) -> tuple[Fault, ...]:
         sc = self.sc

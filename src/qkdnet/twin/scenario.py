@@ -15,7 +15,7 @@ and what-if changes; checked before any simulation runs.
     random_faults: true             # the calibrated fault process (twin/faults.py)
     maintenance_every_h: 720        # maintenance windows: each link down once a period,
     maintenance_h: 2                #   for this long, at a random phase (default: none)
-    dynamics: true                  # day-night drift and vibration bursts (twin/dynamics.py)
+    dynamics: true                  # day-night drift and vibration bursts (quantum/dynamics.py)
     step_s: 300                     # resolution of key rates and pools (s)
     pool_bits: 100000000            # each KM-link's key pool holds at most this (bits)
 

@@ -14,9 +14,10 @@ import numpy as np
 import numpy.typing as npt
 
 from qkdnet.quantum.devices import device_type
+from qkdnet.quantum.dynamics import CV_XI_PER_QBER
+from qkdnet.quantum.params import DecoyBB84Params
 from qkdnet.quantum.rates import skr
 from qkdnet.topology.model import QKDLink
-from qkdnet.twin.dynamics import CV_XI_PER_QBER
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -63,3 +64,14 @@ class RateTable:
         low = self.rates[cols, k]
         high = self.rates[cols, k + 1]
         return low + (high - low) * frac
+
+
+def intrinsic_qber(links: Sequence[QKDLink]) -> FloatArray:
+    """Each link's intrinsic QBER (fraction): its own field ``e_d``, else its device type's;
+    NaN for CV links, which measure excess noise rather than a bit error rate."""
+    out = np.full(len(links), np.nan)
+    for i, lk in enumerate(links):
+        params = device_type(lk.device_type).params
+        if isinstance(params, DecoyBB84Params):
+            out[i] = float(lk.field.get("e_d", params.e_d))
+    return out
