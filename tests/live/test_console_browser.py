@@ -91,6 +91,12 @@ def test_an_operator_stops_and_starts_a_node_from_the_page(browser: Browser,
     expect(node).to_have_class(re.compile(r"(^|\s)down(\s|$)"))
     assert page.locator('line[data-link="wuhan--wuhan-m1"][data-up="0"]').count() == 1
     expect(button).to_have_attribute("data-action", "start")
+    # one root alarm to act on: the node's 6 QKD-links and 6 KM-links are filed under it
+    expect(alarm).to_have_attribute("data-related", "12")
+    related = page.locator('#alarms li[data-alarm-subject="wuhan--wuhan-m1"]')
+    expect(related).to_be_hidden()
+    alarm.locator("button.related-toggle").click()
+    expect(related).to_be_visible()
     screenshot(page, "node-stopped-1920x1080.png")
     button.click()
     expect(alarm).to_have_count(0, timeout=5000)

@@ -165,6 +165,12 @@ def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
                 ("km-link-down", "km:a~b"), ("km-link-down", "km:b~c")} <= _active(url)
         up = _samples(httpx.get(f"{url}/metrics", timeout=5).text, "qkdnet_link_up")
         assert up == {"a--b": 0.0, "b--c": 0.0}
+        # the node is the root cause the operator sees; its links' alarms are filed under it
+        listed = httpx.get(f"{url}/api/alarms", timeout=5).json()["active"]
+        root = next(a["id"] for a in listed if a["rule"] == "node-down")
+        assert {a["rule"]: a["cause"] for a in listed if a["subject"] != "b"} == {
+            "qkd-link-down": root, "km-link-down": root}
+        assert next(a for a in listed if a["id"] == root)["cause"] is None
         refused = requests.get(keys, cert=cert, verify=ca, timeout=10)
         assert refused.status_code == 503 and "route" in refused.json()["message"]
         state = httpx.get(f"{url}/api/state", timeout=5).json()

@@ -3,7 +3,8 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
 
 - ``GET /metrics``: Prometheus exposition format (``qkdnet_link_skr_bits_per_second``…);
 - ``GET /api/state``: the latest state of every element as JSON;
-- ``GET /api/alarms``: active alarms and the history, from the NMS's rules;
+- ``GET /api/alarms``: active alarms (each with its root ``cause``, see
+  :mod:`qkdnet.management.correlation`) and the history, from the NMS's rules;
 - ``POST /api/alarms/{id}/ack`` with ``{"by": "<operator>"}``: acknowledge an alarm (the
   first acknowledgement is kept);
 - ``POST /api/links/{link}/cut``, ``/blind`` (a blinding attack: the detector-current
@@ -45,6 +46,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from qkdnet.errors import ParameterError
 from qkdnet.live.reports import LiveReports, Updates
 from qkdnet.management.alarms import Alarm, AlarmEngine
+from qkdnet.management.correlation import Correlator
 from qkdnet.management.metrics import exposition
 from qkdnet.management.nms import Nms
 from qkdnet.topology.model import Network, NodeKind
@@ -61,11 +63,19 @@ EVENT_MIN_GAP_S = 0.1
 _BACKBONE = {NodeKind.BACKBONE_ACCESS, NodeKind.BACKBONE_RELAY}
 
 
-def _alarm(a: Alarm) -> dict[str, Any]:
+def _alarm(a: Alarm, cause: str | None = None) -> dict[str, Any]:
     return {"id": a.id, "rule": a.rule, "severity": a.severity.name.lower(),
             "subject": a.subject, "text": a.text, "raised_at": a.raised_at,
             "cleared_at": a.cleared_at, "acknowledged_at": a.acknowledged_at,
-            "acknowledged_by": a.acknowledged_by}
+            "acknowledged_by": a.acknowledged_by, "cause": cause}
+
+
+def active_alarms(alarms: AlarmEngine, correlator: Correlator) -> list[dict[str, Any]]:
+    """The active alarms, each with ``cause``: the id of the active alarm at the root of
+    what raised it (a stopped node for its links' alarms), None for a root."""
+    active = alarms.active()
+    roots = correlator.roots(active)
+    return [_alarm(a, roots.get(a.id)) for a in active]
 
 
 def _finite(values: Iterable[float]) -> list[float | None]:
@@ -136,7 +146,7 @@ def availability_report(nms: Nms) -> dict[str, Any]:
                         "outage_hours": total, "availability": mean}}
 
 
-def state_event(nms: Nms, alarms: AlarmEngine) -> dict[str, Any]:
+def state_event(nms: Nms, alarms: AlarmEngine, correlator: Correlator) -> dict[str, Any]:
     """The payload of one ``state`` event: each reported link's SKR and up flag, the nodes
     whose KM reports down, and the active alarms."""
     links = nms.latest("links")
@@ -148,7 +158,7 @@ def state_event(nms: Nms, alarms: AlarmEngine) -> dict[str, Any]:
                       for i, s, u in zip(links.ids, skr, up, strict=True)},
             "nodes_down": [i for i, ok in zip(nodes.ids, nodes.columns["ok"].tolist(),
                                               strict=True) if not ok],
-            "alarms": [_alarm(a) for a in alarms.active()]}
+            "alarms": active_alarms(alarms, correlator)}
 
 
 def _console_file(name: str) -> str:
@@ -164,6 +174,7 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
     if live is not None:
         updates = live.updates
     pulse = updates or Updates()
+    correlator = Correlator(nms.network)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -176,7 +187,7 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
 
     @app.get("/api/alarms")
     async def alarm_list() -> JSONResponse:
-        return JSONResponse({"active": [_alarm(a) for a in alarms.active()],
+        return JSONResponse({"active": active_alarms(alarms, correlator),
                              "history": [_alarm(a) for a in alarms.history()]})
 
     @app.post("/api/alarms/{alarm_id}/ack")
@@ -231,7 +242,7 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
             yield "retry: 2000\n\n"
             while not await request.is_disconnected():
                 seen = pulse.generation
-                data = json.dumps(state_event(nms, alarms), allow_nan=False)
+                data = json.dumps(state_event(nms, alarms, correlator), allow_nan=False)
                 yield f"event: state\ndata: {data}\n\n"
                 # at most one event per EVENT_MIN_GAP_S however fast reports come in
                 await asyncio.sleep(EVENT_MIN_GAP_S)

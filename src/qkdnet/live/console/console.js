@@ -29,6 +29,7 @@
   let selected = null;           // {type: "link"|"node", id}
   let chartLink = null;
   let lastDown = "";             // the links down at the last state event
+  const expanded = new Set();    // root alarms whose related alarms are shown
 
   function svg(tag, attrs, parent) {
     const e = document.createElementNS(SVG, tag);
@@ -255,34 +256,62 @@
     }
   }
 
-  function renderAlarms(ul, alarms, clickable) {
+  /* The main list shows root alarms; the alarms a root explains (a stopped node's links,
+     a cut link's KM-links) are filed under it, shown on "+N related". The detail list of
+     the selected element shows all of its own alarms. */
+  function renderAlarms(ul, alarms, main) {
     ul.textContent = "";
     if (!alarms.length) { html("li", { class: "none" }, "no active alarms", ul); return; }
+    const related = {};
+    if (main) for (const a of alarms) if (a.cause) (related[a.cause] ||= []).push(a);
     for (const a of alarms) {
-      const acked = a.acknowledged_at !== null && a.acknowledged_at !== undefined;
-      const li = html("li", { class: "sev-" + a.severity + (acked ? " acked" : ""),
-        "data-alarm-subject": a.subject, "data-rule": a.rule, "data-alarm-id": a.id,
-        "data-acked": acked ? "1" : "0" }, null, ul);
-      html("span", { class: "sev" }, a.severity, li);
-      html("span", { class: "subj", title: a.rule }, a.subject, li);
-      html("span", { class: "when" }, fmtTime(a.raised_at), li);
-      html("span", { class: "text" }, a.text, li);
-      if (acked) {
-        html("span", { class: "ack-by" }, "acknowledged by " + a.acknowledged_by + " at " +
-          fmtTime(a.acknowledged_at), li);
-      } else if (clickable) {
-        const b = html("button", { class: "ack", "data-ack": a.id }, "Acknowledge", li);
-        b.addEventListener("click", (ev) => { ev.stopPropagation(); acknowledge(a.id, b); });
-      }
-      if (clickable) li.addEventListener("click", () => {
-        if (topo.link[a.subject]) select("link", a.subject);
-        else if (topo.node[a.subject]) select("node", a.subject);
-        else {
-          const m = /^km:(.+)~(.+)$/.exec(a.subject);
-          if (m && topo.node[m[1]]) select("node", m[1]);
-        }
+      if (main && a.cause) continue;
+      const li = alarmItem(ul, a, main);
+      const under = related[a.id] || [];
+      if (!under.length) continue;
+      li.setAttribute("data-related", String(under.length));
+      const open = expanded.has(a.id);
+      const t = html("button", { class: "related-toggle" },
+        (open ? "− " : "+ ") + under.length + " related", li);
+      t.addEventListener("click", (ev) => {
+        ev.stopPropagation();
+        if (expanded.has(a.id)) expanded.delete(a.id); else expanded.add(a.id);
+        renderAlarms(ul, state.alarms, true);
       });
+      for (const c of under) {
+        const ci = alarmItem(ul, c, main);
+        ci.classList.add("related");
+        if (!open) ci.hidden = true;
+      }
     }
+  }
+
+  function alarmItem(ul, a, main) {
+    const acked = a.acknowledged_at !== null && a.acknowledged_at !== undefined;
+    const li = html("li", { class: "sev-" + a.severity + (acked ? " acked" : ""),
+      "data-alarm-subject": a.subject, "data-rule": a.rule, "data-alarm-id": a.id,
+      "data-acked": acked ? "1" : "0" }, null, ul);
+    if (a.cause) li.setAttribute("data-cause", a.cause);
+    html("span", { class: "sev" }, a.severity, li);
+    html("span", { class: "subj", title: a.rule }, a.subject, li);
+    html("span", { class: "when" }, fmtTime(a.raised_at), li);
+    html("span", { class: "text" }, a.text, li);
+    if (acked) {
+      html("span", { class: "ack-by" }, "acknowledged by " + a.acknowledged_by + " at " +
+        fmtTime(a.acknowledged_at), li);
+    } else if (main) {
+      const b = html("button", { class: "ack", "data-ack": a.id }, "Acknowledge", li);
+      b.addEventListener("click", (ev) => { ev.stopPropagation(); acknowledge(a.id, b); });
+    }
+    if (main) li.addEventListener("click", () => {
+      if (topo.link[a.subject]) select("link", a.subject);
+      else if (topo.node[a.subject]) select("node", a.subject);
+      else {
+        const m = /^km:(.+)~(.+)$/.exec(a.subject);
+        if (m && topo.node[m[1]]) select("node", m[1]);
+      }
+    });
+    return li;
   }
 
   function operator() {
