@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from chain_scenario import CHAIN_SCENARIO
+from polling import wait_for
 
 from qkdnet.live.launch import ServeProcess, start_serve
 from qkdnet.topology.scenarios import open_network
@@ -32,15 +33,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 @pytest.fixture(scope="module")
 def url(served: ServeProcess) -> str:
     return str(served.manifest["om_url"])
-
-
-def _wait_for(check: Callable[[], bool], seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def _events(url: str, seconds: float, stop: Callable[[dict[str, Any]], bool] | None = None
@@ -105,9 +97,9 @@ def test_history_grows_and_unknown_links_get_404(url: str) -> None:
     def length() -> int:
         return len(httpx.get(f"{url}/api/history/a--b", timeout=5).json()["t"])
 
-    assert _wait_for(lambda: length() >= 1)
+    assert wait_for(lambda: length() >= 1)
     first = length()
-    assert _wait_for(lambda: length() >= first + 2, seconds=10)
+    assert wait_for(lambda: length() >= first + 2, seconds=10)
     h = httpx.get(f"{url}/api/history/a--b", timeout=5).json()
     assert len(h["t"]) == len(h["skr_bps"]) == len(h["qber"])
     assert h["t"] == sorted(h["t"]) and all(s > 0 for s in h["skr_bps"])
@@ -116,7 +108,7 @@ def test_history_grows_and_unknown_links_get_404(url: str) -> None:
 
 
 def test_events_stream_state_every_second(url: str) -> None:
-    assert _wait_for(lambda: httpx.get(f"{url}/api/state", timeout=5).json()["t"] is not None)
+    assert wait_for(lambda: httpx.get(f"{url}/api/state", timeout=5).json()["t"] is not None)
     events = _events(url, 3.5, stop=lambda _: False)
     assert len(events) >= 2
     last = events[-1]
@@ -144,7 +136,7 @@ def test_a_cut_shows_in_the_events_and_the_availability_table(url: str) -> None:
             return any(r["link"] == "a--b" and r["down_now"] and r["outage_hours"] > 0
                        for r in httpx.get(f"{url}/api/availability", timeout=5).json()["links"])
 
-        assert _wait_for(listed, seconds=5)
+        assert wait_for(listed, seconds=5)
         report = httpx.get(f"{url}/api/availability", timeout=5).json()
         assert [r["link"] for r in report["links"]] == ["a--b"]
         row, summary = report["links"][0], report["summary"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import requests
 from chain_scenario import CHAIN_SCENARIO
+from polling import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
@@ -80,7 +81,7 @@ def test_link_rates_follow_the_day_night_drift_and_bursts(tmp_path: Path) -> Non
     with _serving(tmp_path, CHAIN_SCENARIO, 65536, "--seed", "7") as served:
         network = open_network(str(tmp_path / "scenario.yaml"))
         url = served.manifest["om_url"]
-        assert _wait_for(lambda: httpx.get(f"{url}/api/state", timeout=5).json()["km_links"])
+        assert wait_for(lambda: httpx.get(f"{url}/api/state", timeout=5).json()["km_links"])
         state = httpx.get(f"{url}/api/state", timeout=5).json()
     model, other = LiveDynamics(network.qkd_links, 7), LiveDynamics(network.qkd_links, 8)
     t = state["links"]["a--b"]["t"]
@@ -97,15 +98,6 @@ def test_link_rates_follow_the_day_night_drift_and_bursts(tmp_path: Path) -> Non
     assert not np.allclose(other.extra_qber(t), extra)
 
 
-def _wait_for(check: Callable[[], bool], seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_a_cut_link_raises_alarms_that_clear_on_repair(tmp_path: Path) -> None:
     """Cut a--b through the O&M API: its QKD-link and KM-link alarms appear and the metrics
     show it down; repaired, the alarms clear and it is up again. Unknown links get 404."""
@@ -116,7 +108,7 @@ def test_a_cut_link_raises_alarms_that_clear_on_repair(tmp_path: Path) -> None:
         refused = CliRunner().invoke(app, ["fault", "cut", "x--y", "--dir",
                                            str(tmp_path / "live")])
         assert refused.exit_code == 2 and "unknown QKD-link 'x--y'" in refused.output
-        assert _wait_for(lambda: "qkdnet_link_up" in httpx.get(f"{url}/metrics").text)
+        assert wait_for(lambda: "qkdnet_link_up" in httpx.get(f"{url}/metrics").text)
         assert not any(rule.endswith("-down") for rule, _ in _active(url))
         cut = httpx.post(f"{url}/api/links/a--b/cut", timeout=5)
         assert cut.status_code == 200 and cut.json() == {"link": "a--b", "up": False,
@@ -156,7 +148,7 @@ def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
         def key_status() -> int:
             return requests.get(keys, cert=cert, verify=ca, timeout=10).status_code
 
-        assert _wait_for(lambda: key_status() == 200)
+        assert wait_for(lambda: key_status() == 200)
         assert httpx.post(f"{url}/api/nodes/nowhere/stop", timeout=5).status_code == 404
         assert httpx.post(f"{url}/api/nodes/b/halt", timeout=5).status_code == 404
         stopped = httpx.post(f"{url}/api/nodes/b/stop", timeout=5)
@@ -179,7 +171,7 @@ def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
                                            str(tmp_path / "live")])
         assert started.exit_code == 0 and "b: running" in started.output
         assert not any(rule.endswith("-down") for rule, _ in _active(url))
-        assert _wait_for(lambda: key_status() == 200)
+        assert wait_for(lambda: key_status() == 200)
         wrong = CliRunner().invoke(app, ["fault", "halt", "b", "--dir", str(tmp_path / "live")])
         assert wrong.exit_code == 2 and "cut, blind, repair, stop, start" in wrong.output
 
@@ -241,11 +233,11 @@ def test_keys_are_routed_around_a_cut_link_and_a_stopped_node(tmp_path: Path) ->
             before = served.log().count("relayed 1 keys")
             answer = requests.get(keys, cert=cert, verify=ca, timeout=10)
             assert answer.status_code == 200, answer.text
-            assert _wait_for(lambda: served.log().count("relayed 1 keys") > before, 5)
+            assert wait_for(lambda: served.log().count("relayed 1 keys") > before, 5)
             last = served.log().rsplit("relayed 1 keys", 1)[1]
             return int(last.split(" over ", 1)[1].split(" hops", 1)[0])
 
-        assert _wait_for(lambda: httpx.get(f"{url}/api/state", timeout=5).json()["t"]
+        assert wait_for(lambda: httpx.get(f"{url}/api/state", timeout=5).json()["t"]
                          is not None)
         assert hops_of_next_key() == 2
         assert httpx.post(f"{url}/api/links/a--b/cut", timeout=5).status_code == 200
