@@ -5,7 +5,6 @@ pools the KMs report."""
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,13 +54,14 @@ def test_metrics_carry_one_skr_series_per_qkd_link_and_the_pools(tmp_path: Path)
     with _serving(tmp_path, CHAIN_SCENARIO, 65536, "--no-dynamics") as served:
         network = open_network(str(tmp_path / "scenario.yaml"))
         url = served.manifest["om_url"]
-        deadline = time.monotonic() + 20
         text = ""
-        while time.monotonic() < deadline:
+
+        def reported() -> bool:  # the KMs' first report is in
+            nonlocal text
             text = httpx.get(f"{url}/metrics", timeout=5).text
-            if _samples(text, "qkdnet_kmlink_key_bits"):  # the KMs' first report is in
-                break
-            time.sleep(0.2)
+            return bool(_samples(text, "qkdnet_kmlink_key_bits"))
+
+        assert wait_for(reported, 20)
         skr = _samples(text, "qkdnet_link_skr_bits_per_second")
         assert set(skr) == {lk.id for lk in network.qkd_links}
         for lk in network.qkd_links:
