@@ -259,8 +259,8 @@ def inprocess_relay(folder: Path, calls: int, profile: bool) -> tuple[Row, float
         keynet = KeyNetwork(network, folder, served_nodes(network))
         try:
             loop = asyncio.get_running_loop()
-            keynet.start_supply(loop.time(), 1.0, prefill)
-            keynet.pump(loop.time())
+            keynet.supply.start(loop.time(), 1.0, prefill)
+            keynet.supply.pump(loop.time())
             for _ in range(WARM_UP_CALLS):
                 await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, KEY_BITS)
             hops = keynet.router.route("harbin", "shenzhen").hops

@@ -174,21 +174,23 @@ def test_both_ends_receive_identical_material_with_parity_direction() -> None:
 
 
 def _state(store: MemoryKeyStore) -> tuple[int, int, int]:
-    return (store.room(LINK), store.pool_bytes(LINK, outbound=True),
+    return (store.room(LINK, True), store.pool_bytes(LINK, outbound=True),
             store.pool_bytes(LINK, outbound=False))
 
 
 def test_deliver_deposits_nothing_when_either_end_is_full() -> None:
-    """Back-pressure at one end: deliver returns False and the other end is unchanged."""
+    """Back-pressure at one end: deliver returns False and the other end is unchanged; the
+    other direction, with room, still fills."""
     blocks = _emulator(seed=5).blocks(5.0)
     for full_end in ("a", "b"):
-        a = MemoryKeyStore("a", BLOCK if full_end == "a" else 1 << 20)
-        b = MemoryKeyStore("b", BLOCK if full_end == "b" else 1 << 20)
+        a = MemoryKeyStore("a", 2 * BLOCK if full_end == "a" else 1 << 20)
+        b = MemoryKeyStore("b", 2 * BLOCK if full_end == "b" else 1 << 20)
         assert deliver(blocks[0], a, b)
         before = (_state(a), _state(b))
-        assert not deliver(blocks[1], a, b)
+        assert not deliver(blocks[2], a, b)  # same direction as block 0: full
         assert (_state(a), _state(b)) == before
-    assert deliver(blocks[1], a, b) is False  # still full: the refusal repeats
+    assert deliver(blocks[2], a, b) is False  # still full: the refusal repeats
+    assert deliver(blocks[1], a, b)  # the other direction has its own half
 
 
 def test_key_block_repr_hides_material() -> None:

@@ -75,7 +75,8 @@ def deliver(block: KeyBlock, a_store: KeyStore, b_store: KeyStore) -> bool:
     both hold it. Depositing a block again is a no-op in the store, so a retry is safe.
     """
     size = len(block.material)
-    if a_store.room(block.km_link) < size or b_store.room(block.km_link) < size:
+    a_out = outbound_at(block.block, True)
+    if a_store.room(block.km_link, a_out) < size or b_store.room(block.km_link, not a_out) < size:
         return False
     a_store.deposit(block.km_link, block.block, block.material, outbound_at(block.block, True))
     b_store.deposit(block.km_link, block.block, block.material, outbound_at(block.block, False))
