@@ -57,4 +57,3 @@ def to_geojson(network: Network) -> dict[str, Any]:
         for k in network.km_links if k.kind is KMLinkKind.SATELLITE
     ]
     return {"type": "FeatureCollection", "name": network.name, "features": features}
-
