@@ -40,14 +40,13 @@ from typing import Any
 
 import requests
 
+from qkdnet.files.networks import load_network, open_network, save_network
 from qkdnet.keys.emulator import link_rate_bps
 from qkdnet.keys.manager import pad_units
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.live.launch import CA_BUNDLE_VARIABLES, ServeProcess, start_serve
 from qkdnet.topology.model import SAE, KMLinkKind, Network
-from qkdnet.topology.scenario_file import load_network, save_network
-from qkdnet.topology.scenarios import open_network
 
 EXPORT = [sys.executable, "-m", "qkdnet", "topology", "export", "-f", "yaml", "-o"]
 KEYS = "/api/v1/keys"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from qkdnet.errors import ParameterError
+from qkdnet.files.networks import load_network
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.topology.model import SAE, Network, NodeKind
-from qkdnet.topology.scenario_file import load_network
 
 SCENARIO = """\
 qkdnet_scenario: 1

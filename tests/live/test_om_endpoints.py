@@ -18,10 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from qkdnet.cli import app
+from qkdnet.files.networks import open_network
 from qkdnet.keys.emulator import link_rate_bps
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.launch import ServeProcess, start_serve
-from qkdnet.topology.scenarios import open_network
 
 
 @contextmanager

@@ -74,7 +74,7 @@ def test_a_demand_between_disconnected_nodes_is_refused(tmp_path: Path) -> None:
 
 def test_a_network_file_beside_the_scenario_is_used(tmp_path: Path) -> None:
     """``network:`` may name a scenario file next to the twin file."""
-    from qkdnet.topology.scenario_file import load_network
+    from qkdnet.files.networks import load_network
 
     example = Path(__file__).resolve().parents[2] / "examples" / "three-city-ring.yaml"
     (tmp_path / "ring.yaml").write_text(example.read_text())

@@ -39,11 +39,11 @@ from typing import Any
 
 import numpy as np
 
+from qkdnet.files.networks import save_network
 from qkdnet.management.availability import availability, hours_per_week, outages, total
 from qkdnet.quantum.devices import BACKBONE_TYPES, METRO_TYPES, device_type
 from qkdnet.quantum.rates import skr
 from qkdnet.topology.model import Network
-from qkdnet.topology.scenario_file import save_network
 from qkdnet.twin.engine import TwinResult
 from qkdnet.twin.scenario import HOUR_S
 

@@ -38,9 +38,10 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
 from qkdnet.errors import ScenarioError
+from qkdnet.files.documents import load_document
+from qkdnet.files.networks import open_network
 from qkdnet.topology.model import Network
-from qkdnet.topology.scenario_file import load_document
-from qkdnet.topology.scenarios import BUILT_IN, open_network
+from qkdnet.topology.scenarios import BUILT_IN
 from qkdnet.twin.faults import DEFAULT_MODEL, FaultModel
 
 HOUR_S = 3600.0
