@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from qkdnet.cli import app, parse_losses
+from qkdnet.cli import app
+from qkdnet.cli.quantum import parse_losses
 from qkdnet.errors import ParameterError
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "qkdnet"
 # Lower layers first (DESIGN.md): a package may import only from those before it.
 LAYERS = ["topology", "quantum", "keys", "control", "management", "apps"]
-DRIVERS = {"twin", "live"}
+DRIVERS = {"twin", "live", "cli"}
 # Modules every layer may use: the error tree.
 SHARED = {"errors"}
 IO_MODULES = {"socket", "asyncio", "time", "subprocess", "threading"}

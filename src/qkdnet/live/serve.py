@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from qkdnet.control.router import ControlRouter
+from qkdnet.errors import ParameterError
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
 from qkdnet.live.kme_app import make_kme_app
@@ -55,6 +56,17 @@ class ServeOptions:
     om_port: int = 0
     dynamics: bool = True  # link rates follow the day-night drift and bursts of extra QBER
     seed: int = 1  # of the dynamics
+
+    def __post_init__(self) -> None:
+        if not self.speedup > 0:
+            raise ParameterError("--speedup", self.speedup, "must be > 0")
+        if self.prefill_bits < 0:
+            raise ParameterError("--prefill-bits", self.prefill_bits, "must be >= 0")
+        if self.pool_capacity_bits < 2**13:
+            raise ParameterError("--pool-capacity-bits", self.pool_capacity_bits,
+                                 "must be at least 8192 (one key block)")
+        if not 0 <= self.om_port <= 65535:
+            raise ParameterError("--om-port", self.om_port, "a TCP port, 0 to 65535")
 
 
 def pki_for(network: Network, folder: Path, all_nodes: bool = False) -> Pki:

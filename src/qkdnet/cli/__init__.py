@@ -1,0 +1,24 @@
+"""The ``qkdnet`` command line: one entry point, a module per command group. The commands
+parse arguments, call the layers and drivers, and print; the rules live below them.
+
+Errors a user can fix (a bad value, an unknown type) print one line naming the parameter
+and its allowed range, and exit with code 2 (:mod:`qkdnet.cli.guard`).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from qkdnet.cli import live, pki, quantum, topology, twin
+
+app = typer.Typer(
+    help="qkdnet: a carrier-grade quantum key distribution network.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+app.add_typer(quantum.commands)
+app.add_typer(topology.commands, name="topology")
+app.add_typer(pki.commands, name="pki")
+app.add_typer(twin.commands)
+app.add_typer(live.commands)
+
+__all__ = ["app"]

@@ -1,0 +1,106 @@
+"""``qkdnet serve``, ``qkdnet fault``, ``qkdnet console``: the live network and its O&M."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from qkdnet.cli.guard import guard
+from qkdnet.cli.options import ScenarioOption
+
+commands = typer.Typer()
+
+
+@commands.command("serve")
+def serve_command(
+    folder: Annotated[Path, typer.Option("--dir", "-d", help="Data folder: key stores, PKI, "
+                                         "manifest.json.")] = Path("qkdnet-live"),
+    scenario: ScenarioOption = "cn-qcn",
+    speedup: Annotated[float, typer.Option(help="Make key this many times faster than "
+                                           "the modelled rates.")] = 1.0,
+    prefill_bits: Annotated[int, typer.Option(help="Key (bits) each KM-link starts with.")
+                            ] = 0,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    all_nodes: Annotated[bool, typer.Option(help="A KME on every node, user nodes without "
+                                            "SAEs too.")] = False,
+    manifest: Annotated[Path | None, typer.Option(help="Where to write the manifest "
+                                                  "(default DIR/manifest.json).")] = None,
+    pool_capacity_bits: Annotated[int, typer.Option(help="Key each KM-link end holds at "
+                                                    "most (bits); full pools stop filling.")
+                                  ] = 2**20,
+    om_port: Annotated[int, typer.Option(help="Port of the O&M endpoints (/metrics, "
+                                         "/api/state; plain HTTP); 0: any free port.")] = 0,
+    dynamics: Annotated[bool, typer.Option(help="Link rates follow the day-night drift and "
+                                           "bursts of extra QBER (China Standard Time), as "
+                                           "in the twin; off: static modelled rates.")
+                        ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the link dynamics.")] = 1,
+) -> None:
+    """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
+    one SQLite key store per KME, key emulators filling the pools. Ctrl-C stops."""
+    from qkdnet.live.runtime import log_to_stderr, run_until_stopped
+    from qkdnet.live.serve import ServeOptions, serve
+    from qkdnet.topology.scenarios import open_network
+
+    def run() -> None:
+        log_to_stderr()
+        options = ServeOptions(folder, host, speedup, prefill_bits, all_nodes, manifest,
+                               pool_capacity_bits, om_port, dynamics, seed)
+        network = open_network(scenario)
+
+        def ready(m: dict[str, Any]) -> None:
+            print(f"{len(m['kmes'])} KMEs serving; manifest "
+                  f"{manifest or folder / 'manifest.json'}", flush=True)
+
+        run_until_stopped(lambda: serve(network, options, ready))
+
+    guard(run)
+
+
+@commands.command("fault")
+def fault_command(
+    action: Annotated[str, typer.Argument(help="cut, blind (trip its detector-current "
+                                          "monitor) or repair a QKD-link; stop or start a "
+                                          "node")],
+    target: Annotated[str, typer.Argument(help="QKD-link id (a--b) or node id")],
+    folder: Annotated[Path, typer.Option("--dir", "-d", help="Data folder of a running "
+                                         "`qkdnet serve` (its manifest.json).")] = Path(
+        "qkdnet-live"),
+) -> None:
+    """Inject a fault into a running `qkdnet serve`, or end it: a cut link makes no key and
+    its KM-links report down; a blinded link's detector-current monitor trips and it stops
+    distilling; a stopped node's Key Manager and devices go dark (its links
+    make no key, its KME answers 503). The controllers route around it and the NMS raises
+    its alarms at once; a repair or start clears them."""
+    from qkdnet.live.om_client import inject_fault
+
+    def run() -> None:
+        state = inject_fault(folder, action, target)
+        if "link" in state:
+            print(f"{state['link']}: "
+                  f"{'up' if state['up'] else 'blinded' if state['blinded'] else 'cut'}")
+        else:
+            print(f"{state['node']}: {'running' if state['running'] else 'stopped'}")
+
+    guard(run)
+
+
+@commands.command("console")
+def console_command(
+    report: Annotated[Path, typer.Argument(help="Report folder of `qkdnet twin` (with "
+                                           "telemetry.npz and network.json).")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the console; 0: any free port.")] = 8080,
+    speed: Annotated[float, typer.Option(help="Hourly samples replayed per second.")] = 20.0,
+    loop: Annotated[bool, typer.Option(help="Start over at the end instead of stopping "
+                                       "on the final state.")] = False,
+) -> None:
+    """Serve the O&M web console over a finished twin run, replaying its hourly telemetry
+    (SKR, QBER, link state, alarms) so the page updates live. Ctrl-C stops."""
+    from qkdnet.live.replay_console import serve_replay_console
+    from qkdnet.live.runtime import run_until_stopped
+
+    guard(lambda: run_until_stopped(lambda: serve_replay_console(
+        report, host, port, speed, loop, lambda line: print(line, flush=True))))

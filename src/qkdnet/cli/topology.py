@@ -1,0 +1,92 @@
+"""``qkdnet topology ...``: the network as data (summary, exports, map, generator)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from qkdnet.cli.guard import guard
+from qkdnet.cli.options import FormatOption, ScenarioOption
+from qkdnet.cli.output import output_format, render
+from qkdnet.errors import ParameterError
+
+commands = typer.Typer(help="The network as data: summary, exports, map, generator.",
+                       no_args_is_help=True)
+
+
+@commands.command("summary")
+def topology_summary(scenario: ScenarioOption = "cn-qcn", fmt: FormatOption = "table") -> None:
+    """Headline figures: nodes, links, fibre km and mean loss per part of the network."""
+    from qkdnet.topology.scenarios import open_network
+    from qkdnet.topology.summary import summary
+
+    console = Console(soft_wrap=True)
+
+    def show() -> None:
+        out_format = output_format(fmt)
+        figures = summary(open_network(scenario))
+        if out_format == "json":
+            console.file.write(json.dumps(figures, indent=2) + "\n")
+        else:
+            render([{"figure": k, "value": v} for k, v in figures.items()], out_format, console)
+
+    guard(show)
+
+
+@commands.command("export")
+def topology_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="graphml, geojson, yaml or json.")
+                   ] = "graphml",
+    scenario: ScenarioOption = "cn-qcn",
+) -> None:
+    """Write the network as GraphML, GeoJSON or a scenario file (YAML/JSON)."""
+    from qkdnet.topology.export import write_geojson, write_graphml
+    from qkdnet.topology.scenario_file import save_network
+    from qkdnet.topology.scenarios import open_network
+
+    def export() -> None:
+        if fmt not in ("graphml", "geojson", "yaml", "json"):
+            raise ParameterError("--format", fmt, "must be graphml, geojson, yaml or json")
+        network = open_network(scenario)
+        if fmt == "graphml":
+            write_graphml(network, output)
+        elif fmt == "geojson":
+            write_geojson(network, output)
+        else:
+            save_network(network, output.with_suffix(f".{fmt}") if output.suffix not in
+                         (".yaml", ".yml", ".json") else output)
+        print(output)
+
+    guard(export)
+
+
+@commands.command("map")
+def topology_map(
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")],
+    scenario: ScenarioOption = "cn-qcn",
+) -> None:
+    """Draw the network on longitude/latitude like the paper's Fig. 1."""
+    from qkdnet.topology.map import draw_map
+    from qkdnet.topology.scenarios import open_network
+
+    guard(lambda: print(draw_map(open_network(scenario), output)))
+
+
+@commands.command("generate")
+def topology_generate(
+    nodes: Annotated[int, typer.Option("--nodes", "-n", help="How many nodes.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Scenario file to write "
+                                         "(.yaml or .json).")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 1,
+) -> None:
+    """A synthetic carrier-like network of any size (backbone chains and rings, metro
+    trees), reproducible from the seed, written as a scenario file."""
+    from qkdnet.topology.generator import generate_network
+    from qkdnet.topology.scenario_file import save_network
+
+    guard(lambda: print(save_network(generate_network(nodes, seed), output)))
