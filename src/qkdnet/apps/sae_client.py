@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import quote
 
 import httpx
@@ -163,7 +163,7 @@ class SaeClient:
 
     @classmethod
     def from_manifest(cls, manifest: str | Path, sae_id: str,
-                      timeout_s: float = DEFAULT_TIMEOUT_S) -> SaeClient:
+                      timeout_s: float = DEFAULT_TIMEOUT_S) -> Self:
         """The client of ``sae_id`` as listed in a ``qkdnet serve`` manifest file."""
         path = Path(manifest)
         try:
@@ -179,7 +179,7 @@ class SaeClient:
         entry = saes[sae_id]
         return cls(entry["kme_url"], entry["cert"], entry["key"], document["ca"], timeout_s)
 
-    def __enter__(self) -> SaeClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
