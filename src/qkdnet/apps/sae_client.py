@@ -162,19 +162,14 @@ class SaeClient:
                                   timeout=timeout_s, transport=transport)
 
     @classmethod
-    def from_manifest(cls, manifest: str | Path, sae_id: str,
+    def from_manifest(cls, manifest: str | Path | Mapping[str, Any], sae_id: str,
                       timeout_s: float = DEFAULT_TIMEOUT_S) -> Self:
-        """The client of ``sae_id`` as listed in a ``qkdnet serve`` manifest file."""
-        path = Path(manifest)
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise QkdnetError(f"cannot read the manifest {path}: {exc.strerror}") from None
-        except ValueError:
-            raise QkdnetError(f"the manifest {path} is not JSON") from None
-        saes = document.get("saes", {}) if isinstance(document, dict) else {}
+        """The client of ``sae_id`` as listed in a ``qkdnet serve`` manifest (its file, or
+        the document read already)."""
+        document = manifest if isinstance(manifest, Mapping) else _read_manifest(Path(manifest))
+        saes = document.get("saes", {})
         if sae_id not in saes:
-            raise QkdnetError(f"SAE {sae_id!r} is not in the manifest {path}; it lists: "
+            raise QkdnetError(f"SAE {sae_id!r} is not in the manifest; it lists: "
                               + (", ".join(sorted(saes)) or "none"))
         entry = saes[sae_id]
         return cls(entry["kme_url"], entry["cert"], entry["key"], document["ca"], timeout_s)
@@ -219,8 +214,8 @@ class SaeClient:
 
     def dec_keys(self, master: str, key_ids: Sequence[str], *,
                  method: Method = "POST") -> list[Key]:
-        """Get key with key IDs: the keys ``master`` got for this SAE, in the order asked.
-        The GET form carries one key_ID."""
+        """Get key with key IDs: the keys ``master`` got for this SAE (exactly those, in the
+        order the KME gives them). The GET form carries one key_ID."""
         ids = list(key_ids)
         if method == "GET":
             if len(ids) != 1:
@@ -229,7 +224,9 @@ class SaeClient:
         else:
             body = {"key_IDs": [{"key_ID": key_id} for key_id in ids]}
         keys = parse_keys(self._call(method, f"{_quoted(master)}/dec_keys", body))
-        return order_as_asked(keys, ids)
+        if sorted(k.key_id for k in keys) != sorted(ids):
+            raise KmeProtocolError("the KME delivered other key_IDs than were asked for")
+        return keys
 
     # --- HTTP --------------------------------------------------------------------------------
 
@@ -302,14 +299,6 @@ def parse_keys(document: Any, expected: int | None = None,
     return keys
 
 
-def order_as_asked(keys: Sequence[Key], key_ids: Sequence[str]) -> list[Key]:
-    """``keys`` in the order of ``key_ids``; exactly those keys, or a protocol error."""
-    by_id = {k.key_id: k for k in keys}
-    if set(by_id) != set(key_ids) or len(keys) != len(key_ids):
-        raise KmeProtocolError("the KME delivered other key_IDs than were asked for")
-    return [by_id[key_id] for key_id in key_ids]
-
-
 def _key(entry: Any, index: int) -> Key:
     if not isinstance(entry, dict) or not isinstance(entry.get("key_ID"), str) \
             or not isinstance(entry.get("key"), str):
@@ -320,6 +309,18 @@ def _key(entry: Any, index: int) -> Key:
         # the value itself stays out of the message: it may be most of a key
         raise KmeProtocolError(f"key {entry['key_ID']} is not valid base64") from None
     return Key(entry["key_ID"], material)
+
+
+def _read_manifest(path: Path) -> Mapping[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise QkdnetError(f"cannot read the manifest {path}: {exc.strerror}") from None
+    except ValueError:
+        raise QkdnetError(f"the manifest {path} is not JSON") from None
+    if not isinstance(document, dict):
+        raise QkdnetError(f"the manifest {path} is not a JSON object")
+    return document
 
 
 def _quoted(sae_id: str) -> str:
