@@ -26,7 +26,6 @@ import contextlib
 import cProfile
 import dataclasses
 import math
-import os
 import pstats
 import subprocess
 import sys
