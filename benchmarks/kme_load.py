@@ -1,7 +1,7 @@
 """Load on the live KMEs of ``qkdnet serve`` (ETSI GS QKD 014 over mutual TLS, loopback).
 
 Serves CN-QCN, with two benchmark SAEs added, in a subprocess and measures with keep-alive
-``requests`` sessions (one per client thread):
+SAE clients (:class:`qkdnet.apps.sae_client.SaeClient`, one per client thread):
 
 (a) Get key at one KME, one 256-bit key per call: calls/s and p50/p99 latency, for a slave
     at the same node (no relay) and one KM-link hop away;
@@ -26,7 +26,6 @@ import contextlib
 import cProfile
 import dataclasses
 import math
-import os
 import pstats
 import subprocess
 import sys
@@ -38,18 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
+from qkdnet.apps.sae_client import KmeError, KmeUnreachable, SaeClient
 from qkdnet.files.networks import load_network, open_network, save_network
 from qkdnet.keys.emulator import link_rate_bps
-from qkdnet.keys.manager import pad_units
 from qkdnet.keys.pool import UNIT_BYTES
+from qkdnet.keys.relay_cost import pad_units
 from qkdnet.live.keynet import KeyNetwork, served_nodes
-from qkdnet.live.launch import CA_BUNDLE_VARIABLES, ServeProcess, start_serve
+from qkdnet.live.launch import ServeProcess, start_serve
 from qkdnet.topology.model import SAE, KMLinkKind, Network
 
 EXPORT = [sys.executable, "-m", "qkdnet", "topology", "export", "-f", "yaml", "-o"]
-KEYS = "/api/v1/keys"
 KEY_BITS = 256
 MASTER = "sae-beijing"
 SAME_NODE_SAE = "bench-beijing-2"
@@ -98,16 +95,9 @@ class Server:
     def manifest(self) -> dict[str, Any]:
         return self.served.manifest
 
-    def session(self, sae: str) -> requests.Session:
-        """A keep-alive session that authenticates as ``sae``."""
-        session = requests.Session()
-        session.trust_env = False
-        session.cert, session.verify = self.served.tls(sae)
-        return session
-
-    def enc_keys_url(self, master: str, slave: str) -> str:
-        """Where ``master`` asks for keys shared with ``slave``."""
-        return f"{self.served.kme_url(master)}{KEYS}/{slave}/enc_keys"
+    def client(self, sae: str) -> SaeClient:
+        """A keep-alive SAE client that authenticates as ``sae``."""
+        return SaeClient.from_manifest(self.manifest, sae, timeout_s=CALL_TIMEOUT_S)
 
 
 # --- the scenario ------------------------------------------------------------------------
@@ -173,15 +163,14 @@ def wait_settled(server: Server, slave: str, limit_s: float, quiet_s: float = 2.
                  slow_s: float = 0.25) -> None:
     """Wait until Get status has answered within ``slow_s`` for ``quiet_s`` on end (the
     initial deposits no longer hold up the event loop), at most ``limit_s``."""
-    url = server.enc_keys_url(MASTER, slave).removesuffix("enc_keys") + "status"
     start = time.monotonic()
     quiet_since = start
-    with server.session(MASTER) as session:
+    with server.client(MASTER) as kme:
         while time.monotonic() - start < limit_s:
             began = time.monotonic()
             # the event loop may be held up for longer than a call's timeout
-            with contextlib.suppress(requests.Timeout):
-                session.get(url, timeout=CALL_TIMEOUT_S).raise_for_status()
+            with contextlib.suppress(KmeUnreachable):
+                kme.status(slave)
             now = time.monotonic()
             if now - began > slow_s:
                 quiet_since = now
@@ -196,8 +185,6 @@ def http_load(server: Server, label: str, hops: int, master: str, slave: str,
               seconds: float, calls: int, threads: int) -> Row:
     """Get key (one KEY_BITS key per call) from ``threads`` keep-alive clients, for
     ``seconds`` or, if ``calls`` > 0, until ``calls`` calls in all."""
-    url = server.enc_keys_url(master, slave)
-    body = {"number": 1, "size": KEY_BITS}
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -211,22 +198,22 @@ def http_load(server: Server, label: str, hops: int, master: str, slave: str,
         with lock:
             return next(budget, None) is not None
 
-    def call(session: requests.Session) -> bool:
+    def call(kme: SaeClient) -> bool:
         try:
-            reply = session.post(url, json=body, timeout=CALL_TIMEOUT_S)
-        except requests.RequestException:
+            kme.enc_keys(slave, 1, KEY_BITS)  # checks that one key of KEY_BITS came back
+        except KmeError:
             return False
-        return reply.status_code == 200 and len(reply.json()["keys"]) == 1
+        return True
 
     def client() -> None:
-        with server.session(master) as session:
+        with server.client(master) as kme:
             for _ in range(WARM_UP_CALLS):
-                call(session)
+                call(kme)
             start_line.wait()
             mine, bad = [], 0
             while more():
                 began = time.perf_counter()
-                if call(session):
+                if call(kme):
                     mine.append(time.perf_counter() - began)
                 else:
                     bad += 1
@@ -340,8 +327,6 @@ def main() -> None:
                         help="run the server under cProfile, write its stats here and "
                              "print the top functions")
     args = parser.parse_args()
-    for name in CA_BUNDLE_VARIABLES:
-        os.environ.pop(name, None)
 
     with tempfile.TemporaryDirectory(prefix="kme-load-") as tmp:
         folder = Path(tmp)

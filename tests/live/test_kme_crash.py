@@ -5,20 +5,18 @@ was ever handed out twice, across the restarts."""
 
 from __future__ import annotations
 
-import base64
 import random
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
+from qkdnet.apps.sae_client import KmeError, KmeUnreachable, SaeClient
 from qkdnet.keys.store import SQLiteKeyStore
-from qkdnet.live.launch import CA_BUNDLE_VARIABLES, ServeFailed, ServeProcess, start_serve
+from qkdnet.live.launch import ServeFailed, ServeProcess, start_serve
 
 SCENARIO = """\
 qkdnet_scenario: 1
@@ -42,20 +40,12 @@ KILL_CYCLES = 3
 START_TIMEOUT_S = 30.0
 CALL_TIMEOUT_S = 10.0
 BATCH = 128  # the KME's max_key_per_request
-KEYS = "/api/v1/keys"
 
 
-def open_session(served: ServeProcess, sae: str) -> requests.Session:
-    """A keep-alive session that authenticates as ``sae``."""
-    session = requests.Session()
-    session.trust_env = False
-    session.cert, session.verify = served.tls(sae)
-    return session
-
-
-def keys_api(served: ServeProcess, sae: str) -> str:
-    """The keys API of the KME that ``sae`` is attached to."""
-    return served.kme_url(sae) + KEYS
+def open_client(served: ServeProcess, sae: str) -> SaeClient:
+    """A keep-alive SAE client that authenticates as ``sae``."""
+    (cert, key), ca = served.tls(sae)
+    return SaeClient(served.kme_url(sae), cert, key, ca, timeout_s=CALL_TIMEOUT_S)
 
 
 @dataclass
@@ -70,10 +60,8 @@ class Stream:
 
 
 @pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A data folder, the scenario file beside it, no CA bundle override in the env."""
-    for name in CA_BUNDLE_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+def folder(tmp_path: Path) -> Iterator[Path]:
+    """A data folder, and the scenario file beside it."""
     (tmp_path / "crash.yaml").write_text(SCENARIO)
     yield tmp_path / "live"
 
@@ -92,21 +80,18 @@ def _start(folder: Path, run: int) -> ServeProcess:
 
 def _stream_keys(served: ServeProcess, stream: Stream) -> None:
     """Get key (one 256-bit key per call) as the master until the server is gone."""
-    url = f"{keys_api(served, MASTER)}/{SLAVE}/enc_keys"
-    with open_session(served, MASTER) as session:
+    with open_client(served, MASTER) as kme:
         while True:
             try:
-                reply = session.post(url, json={"number": 1, "size": 256},
-                                     timeout=CALL_TIMEOUT_S)
-            except requests.RequestException as exc:
+                keys = kme.enc_keys(SLAVE, 1, 256)
+            except KmeUnreachable as exc:
                 if not stream.killed.is_set():
                     stream.lost_early.append(repr(exc))
                 return  # the reply did not arrive: this call delivered nothing
-            if reply.status_code != 200:
-                stream.refused.append((reply.status_code, reply.text))
+            except KmeError as exc:
+                stream.refused.append((exc.status, str(exc)))
                 continue
-            stream.received.extend((k["key_ID"], base64.b64decode(k["key"]))
-                                   for k in reply.json()["keys"])
+            stream.received.extend((k.key_id, k.material) for k in keys)
 
 
 def _kill_cycle(folder: Path, run: int, stream: Stream, rng: random.Random) -> int:
@@ -132,37 +117,29 @@ def _assert_clean_log(served: ServeProcess, run: int) -> None:
     assert "Traceback" not in log and " ERROR " not in log, f"run {run}:\n{log}"
 
 
-def _dec_keys(served: ServeProcess, session: requests.Session, ids: list[str]) -> requests.Response:
-    body = {"key_IDs": [{"key_ID": i} for i in ids]}
-    return session.post(f"{keys_api(served, SLAVE)}/{MASTER}/dec_keys", json=body,
-                        timeout=CALL_TIMEOUT_S)
-
-
 def _fetch_all(served: ServeProcess, ids: list[str]) -> dict[str, bytes]:
     """Every key of ``ids`` from the slave's KME, as the slave, in batches."""
     fetched: dict[str, bytes] = {}
-    with open_session(served, SLAVE) as session:
+    with open_client(served, SLAVE) as kme:
         for i in range(0, len(ids), BATCH):
             batch = ids[i:i + BATCH]
-            reply = _dec_keys(served, session, batch)
-            assert reply.status_code == 200, reply.text
-            keys = reply.json()["keys"]
-            assert [k["key_ID"] for k in keys] == batch
-            fetched.update((k["key_ID"], base64.b64decode(k["key"])) for k in keys)
+            keys = kme.dec_keys(MASTER, batch)
+            assert [k.key_id for k in keys] == batch
+            fetched.update((k.key_id, k.material) for k in keys)
     return fetched
 
 
 def _second_fetch_statuses(served: ServeProcess, ids: list[str]) -> set[int]:
-    with open_session(served, SLAVE) as session:
-        return {_dec_keys(served, session, [i]).status_code for i in ids}
-
-
-def _status(served: ServeProcess) -> dict[str, Any]:
-    with open_session(served, MASTER) as session:
-        reply = session.get(f"{keys_api(served, MASTER)}/{SLAVE}/status", timeout=CALL_TIMEOUT_S)
-    assert reply.status_code == 200, reply.text
-    result: dict[str, Any] = reply.json()
-    return result
+    """The status of asking for each key of ``ids`` once more (200 if delivered again)."""
+    statuses = set()
+    with open_client(served, SLAVE) as kme:
+        for key_id in ids:
+            try:
+                kme.dec_keys(MASTER, [key_id])
+                statuses.add(200)
+            except KmeError as exc:
+                statuses.add(exc.status)
+    return statuses
 
 
 def _stop(served: ServeProcess) -> None:
@@ -194,7 +171,8 @@ def test_keys_survive_sigkill_mid_stream_once_and_unique(folder: Path) -> None:
 
     served = _start(folder, KILL_CYCLES)
     try:
-        assert _status(served)["stored_key_count"] > 0  # the supply resumed
+        with open_client(served, MASTER) as kme:
+            assert kme.status(SLAVE).stored_key_count > 0  # the supply resumed
         ids = [key_id for key_id, _ in stream.received]
         assert len(set(ids)) == len(ids), "a key_ID was handed to the master twice"
         keys = [material for _, material in stream.received]

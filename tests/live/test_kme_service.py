@@ -1,7 +1,7 @@
 """Acceptance of the KMEs as a user runs them: ``qkdnet serve`` on the CN-QCN scenario in a
 subprocess, spoken to over mutual TLS by the two public ETSI GS QKD 014 clients on PyPI
-(``etsi-qkd-014-client`` and ``qkdsec``) and by plain ``requests`` for the forms those clients
-do not use.
+(``etsi-qkd-014-client`` and ``qkdsec``), by our own SAE client (:mod:`qkdnet.apps.sae_client`)
+for the forms those clients do not use, and by plain ``httpx`` for bodies no client sends.
 
 One server serves the whole module (``--speedup 0.01``: pools change little during the tests;
 ``--prefill-bits`` gives every KM-link key at once). The SAEs sit far apart: sae-harbin and
@@ -13,20 +13,29 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-import requests
 from etsi_qkd_014_client import QKD014Client
 from qkdsec.client import ETSI014Client, KeysContainer
 from qkdsec.doctor import run_all
 
+from qkdnet.apps.sae_client import (
+    BadRequest,
+    Key,
+    KmeUnavailable,
+    SaeClient,
+    Unauthorized,
+    tls_context,
+)
 from qkdnet.control.controller import Controller
 from qkdnet.live.launch import CA_BUNDLE_VARIABLES, ServeFailed, start_serve
 from qkdnet.topology.cn_qcn import build_cn_qcn
@@ -37,9 +46,6 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 CALL_TIMEOUT_S = 30.0
 
-STATUS_FIELDS = {"source_KME_ID", "target_KME_ID", "master_SAE_ID", "slave_SAE_ID",
-                 "key_size", "stored_key_count", "max_key_count", "max_key_per_request",
-                 "max_key_size", "min_key_size", "max_SAE_ID_count"}
 SIZE_NOT_MULTIPLE_OF_8 = "size shall be a multiple of 8"
 EXTENSIONS_UNSUPPORTED = "not all extension_mandatory parameters are supported"
 KEYS_NOT_FOUND = "one or more keys specified are not found on KME"
@@ -105,7 +111,7 @@ def _no_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @dataclass(frozen=True)
 class Sae:
-    """An SAE with its certificate, speaking plain HTTPS to the KME at ``url``."""
+    """An SAE with its certificate, calling the KME at ``url``."""
 
     id: str
     url: str
@@ -117,14 +123,18 @@ class Sae:
         """The same SAE calling another KME."""
         return replace(self, url=url)
 
-    def get(self, path: str, **params: Any) -> requests.Response:
-        return requests.get(f"{self.url}{API}/{path}", params=params, timeout=CALL_TIMEOUT_S,
-                            cert=(self.cert, self.key), verify=self.ca)
+    def client(self) -> SaeClient:
+        """Our SAE client (keep-alive, mutual TLS)."""
+        return SaeClient(self.url, self.cert, self.key, self.ca, timeout_s=CALL_TIMEOUT_S)
 
-    def post(self, path: str, body: Any = None, data: str | None = None) -> requests.Response:
-        """POST ``body`` as JSON, or ``data`` as it is (then with no Content-Type)."""
-        return requests.post(f"{self.url}{API}/{path}", json=body, data=data,
-                             timeout=CALL_TIMEOUT_S, cert=(self.cert, self.key), verify=self.ca)
+    def send_raw(self, path: str, data: str | None = None) -> httpx.Response:
+        """GET ``path`` or POST ``data`` as it is, with no Content-Type: what no client
+        library sends."""
+        with httpx.Client(verify=tls_context(self.cert, self.key, self.ca), trust_env=False,
+                          timeout=CALL_TIMEOUT_S) as http:
+            if data is None:
+                return http.get(self.url + path)
+            return http.post(f"{self.url}{API}/{path}", content=data.encode())
 
     def etsi_client(self) -> QKD014Client:
         """etsi-qkd-014-client, which wants "host:port"."""
@@ -139,27 +149,18 @@ def sae(manifest: dict[str, Any], sae_id: str) -> Sae:
     return Sae(sae_id, entry["kme_url"], entry["cert"], entry["key"], manifest["ca"])
 
 
-def key_ids(ids: list[str]) -> dict[str, Any]:
-    """A Key IDs request body."""
-    return {"key_IDs": [{"key_ID": i} for i in ids]}
+def recorded(keys: list[Key], delivered: list[bytes]) -> dict[str, bytes]:
+    """key_ID → key bytes (recorded in ``delivered``)."""
+    delivered.extend(k.material for k in keys)
+    return {k.key_id: k.material for k in keys}
 
 
-def keys_of(reply: requests.Response, delivered: list[bytes]) -> dict[str, bytes]:
-    """key_ID → key bytes of a 200 Key container (recorded in ``delivered``)."""
-    assert reply.status_code == 200, reply.text
-    keys = {k["key_ID"]: base64.b64decode(k["key"], validate=True)
-            for k in reply.json()["keys"]}
-    delivered.extend(keys.values())
-    return keys
-
-
-def assert_error(reply: requests.Response, status: int, message: str | None = None) -> None:
-    """``reply`` is ``status`` with an Error body (with exactly ``message`` if given)."""
-    assert reply.status_code == status, reply.text
-    body = reply.json()
-    assert isinstance(body["message"], str) and body["message"]
-    if message is not None:
-        assert body["message"] == message
+def refused(status: int, message: str | None = None) -> AbstractContextManager[Any]:
+    """A context that expects the KME's ``status`` with an Error message (exactly
+    ``message`` if given)."""
+    kind = {400: BadRequest, 401: Unauthorized, 503: KmeUnavailable}[status]
+    return pytest.raises(kind, match=f"^KME refused \\({status}\\): "
+                         + (re.escape(message) + "$" if message else ".+"))
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +176,15 @@ def shenzhen(manifest: dict[str, Any]) -> Sae:
 def enc_keys(master: Sae, slave: Sae, delivered: list[bytes], number: int = 1
              ) -> dict[str, bytes]:
     """Keys for ``slave`` from the master's KME (POST)."""
-    return keys_of(master.post(f"{slave.id}/enc_keys", {"number": number, "size": 256}),
-                   delivered)
+    with master.client() as kme:
+        return recorded(kme.enc_keys(slave.id, number, 256), delivered)
+
+
+def dec_keys(slave: Sae, master: Sae, ids: list[str], delivered: list[bytes]
+             ) -> dict[str, bytes]:
+    """The keys ``ids`` from the slave's KME (POST)."""
+    with slave.client() as kme:
+        return recorded(kme.dec_keys(master.id, ids), delivered)
 
 
 # --- 1, 2: the two public clients, in both roles ------------------------------------------
@@ -190,7 +198,8 @@ def test_etsi_client_as_master_gets_status_and_keys(harbin: Sae, delivered: list
     assert (status.source_kme_id, status.target_kme_id) == ("harbin", "shenzhen")
     assert (status.master_sae_id, status.slave_sae_id) == ("sae-harbin", "sae-shenzhen")
     assert status.stored_key_count > 0
-    assert set(harbin.get("sae-shenzhen/status").json()) >= STATUS_FIELDS
+    with harbin.client() as kme:  # our client checks that all 11 Status fields are there
+        assert kme.status("sae-shenzhen").stored_key_count > 0
     code, container = client.get_key("sae-shenzhen", number=3, size=256)
     assert code == 200 and len(container.keys) == 3
     for key in container.keys:
@@ -218,15 +227,16 @@ def test_far_slave_gets_the_same_keys_with_qkdsec(harbin: Sae, shenzhen: Sae,
 def test_reverse_roles_qkdsec_master_etsi_slave_and_get_dec_keys(
         harbin: Sae, shenzhen: Sae, delivered: list[bytes]) -> None:
     """shenzhen as master with qkdsec (GET enc_keys), harbin as slave with the etsi client
-    (POST dec_keys) and with a plain GET dec_keys?key_ID=: the same bytes each way."""
+    (POST dec_keys) and with our client's GET dec_keys?key_ID=: the same bytes each way."""
     first, second = shenzhen.qkdsec_client().get_enc_keys("sae-harbin", number=2, size=256)
     delivered.extend((first.key, second.key))
     code, container = harbin.etsi_client().get_key_with_key_IDs("sae-shenzhen", [first.key_id])
     assert code == 200
     assert [(k.key_id, base64.b64decode(k.key)) for k in container.keys] == \
         [(first.key_id, first.key)]
-    reply = harbin.get("sae-shenzhen/dec_keys", key_ID=second.key_id)
-    assert keys_of(reply, delivered) == {second.key_id: second.key}
+    with harbin.client() as kme:
+        got = kme.dec_keys("sae-shenzhen", [second.key_id], method="GET")
+    assert recorded(got, delivered) == {second.key_id: second.key}
 
 
 # --- 3: who may take a key -----------------------------------------------------------------
@@ -237,11 +247,9 @@ def test_a_third_sae_is_refused_and_takes_nothing(manifest: dict[str, Any], harb
     """sae-beijing, at its own KME, gets 401 with a message for keys made for sae-shenzhen,
     and sae-shenzhen still gets them afterwards."""
     sent = enc_keys(harbin, shenzhen, delivered, number=2)
-    refused = sae(manifest, "sae-beijing").post("sae-harbin/dec_keys", key_ids(list(sent)))
-    fetched = shenzhen.post("sae-harbin/dec_keys", key_ids(list(sent)))
-    assert (refused.status_code, fetched.status_code) == (401, 200), refused.text
-    assert_error(refused, 401)
-    assert keys_of(fetched, delivered) == sent
+    with sae(manifest, "sae-beijing").client() as intruder, refused(401):
+        intruder.dec_keys("sae-harbin", list(sent))
+    assert dec_keys(shenzhen, harbin, list(sent), delivered) == sent
 
 
 def test_an_sae_is_refused_at_a_kme_it_is_not_attached_to(
@@ -249,66 +257,80 @@ def test_an_sae_is_refused_at_a_kme_it_is_not_attached_to(
     """sae-beijing calling shenzhen's KME gets 401 with a message; the keys stay for the
     slave."""
     sent = enc_keys(harbin, shenzhen, delivered)
-    intruder = sae(manifest, "sae-beijing").at(shenzhen.url)
-    assert_error(intruder.post("sae-harbin/dec_keys", key_ids(list(sent))), 401)
-    assert_error(intruder.get("sae-harbin/status"), 401)
-    assert keys_of(shenzhen.post("sae-harbin/dec_keys", key_ids(list(sent))), delivered) == sent
+    with sae(manifest, "sae-beijing").at(shenzhen.url).client() as intruder:
+        with refused(401):
+            intruder.dec_keys("sae-harbin", list(sent))
+        with refused(401):
+            intruder.status("sae-harbin")
+    assert dec_keys(shenzhen, harbin, list(sent), delivered) == sent
 
 
 # --- 4, 5: malformed requests, and each key once ------------------------------------------
 
-MALFORMED = {
-    "size-not-multiple-of-8": ("master", "enc_keys", {"number": 1, "size": 257},
-                               SIZE_NOT_MULTIPLE_OF_8),
-    "number-0": ("master", "enc_keys", {"number": 0, "size": 256}, None),
-    "number-too-many": ("master", "enc_keys", {"number": 100_000, "size": 256}, None),
-    "extension-mandatory": ("master", "enc_keys",
+MALFORMED: dict[str, tuple[str, dict[str, Any], str | None]] = {
+    "size-not-multiple-of-8": ("enc_keys", {"number": 1, "size": 257}, SIZE_NOT_MULTIPLE_OF_8),
+    "number-0": ("enc_keys", {"number": 0, "size": 256}, None),
+    "number-too-many": ("enc_keys", {"number": 100_000, "size": 256}, None),
+    "extension-mandatory": ("enc_keys",
                             {"number": 1, "extension_mandatory": [{"qkdnet_test": 1}]},
                             EXTENSIONS_UNSUPPORTED),
-    "key-id-not-uuid": ("slave", "dec_keys", key_ids(["not-a-uuid"]), None),
-    "key-id-unknown": ("slave", "dec_keys", key_ids([str(uuid.uuid4())]), KEYS_NOT_FOUND),
-    "enc-body-not-json": ("master", "enc_keys", "{number: 1", None),
-    "dec-body-not-json": ("slave", "dec_keys", "key_IDs=1", None),
+    "key-id-not-uuid": ("dec_keys", {"key_ids": ["not-a-uuid"]}, None),
+    "key-id-unknown": ("dec_keys", {"key_ids": [str(uuid.uuid4())]}, KEYS_NOT_FOUND),
 }
 
 
 @pytest.mark.parametrize("case", MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_requests_get_400_with_a_message(
-        case: tuple[str, str, Any, str | None], harbin: Sae, shenzhen: Sae) -> None:
-    """Each malformed Get key / Get key with key IDs gets 400 and an Error body."""
-    role, call, body, message = case
-    caller, peer = (harbin, shenzhen) if role == "master" else (shenzhen, harbin)
-    path = f"{peer.id}/{call}"
-    reply = caller.post(path, data=body) if isinstance(body, str) else caller.post(path, body)
-    assert_error(reply, 400, message)
+        case: tuple[str, dict[str, Any], str | None], harbin: Sae, shenzhen: Sae) -> None:
+    """Each malformed Get key / Get key with key IDs (POST) gets 400 and an Error body."""
+    call, arguments, message = case
+    caller, peer = (harbin, shenzhen) if call == "enc_keys" else (shenzhen, harbin)
+    with caller.client() as kme, refused(400, message):
+        getattr(kme, call)(peer.id, **arguments)
+
+
+@pytest.mark.parametrize("call", ["enc_keys", "dec_keys"])
+def test_a_body_that_is_not_json_gets_400_with_a_message(call: str, harbin: Sae,
+                                                         shenzhen: Sae) -> None:
+    """A POST body that is not JSON gets 400 and an Error body."""
+    caller, peer = (harbin, shenzhen) if call == "enc_keys" else (shenzhen, harbin)
+    reply = caller.send_raw(f"{peer.id}/{call}", "{number: 1" if call == "enc_keys"
+                            else "key_IDs=1")
+    assert reply.status_code == 400, reply.text
+    assert isinstance(reply.json()["message"], str) and reply.json()["message"]
 
 
 def test_wrong_size_in_the_query_gets_400(harbin: Sae) -> None:
     """GET enc_keys?size=100 (not a multiple of 8) gets the standard's 400."""
-    assert_error(harbin.get("sae-shenzhen/enc_keys", number=1, size=100), 400,
-                 SIZE_NOT_MULTIPLE_OF_8)
+    with harbin.client() as kme, refused(400, SIZE_NOT_MULTIPLE_OF_8):
+        kme.enc_keys("sae-shenzhen", 1, 100, method="GET")
 
 
 def test_json_body_without_content_type_is_accepted(harbin: Sae, shenzhen: Sae,
                                                     delivered: list[bytes]) -> None:
     """POSTs with a JSON body and no Content-Type (as C clients send) are served."""
-    reply = harbin.post("sae-shenzhen/enc_keys", data=json.dumps({"number": 1, "size": 256}))
+    reply = harbin.send_raw("sae-shenzhen/enc_keys", json.dumps({"number": 1, "size": 256}))
     assert "Content-Type" not in reply.request.headers
-    sent = keys_of(reply, delivered)
-    reply = shenzhen.post("sae-harbin/dec_keys", data=json.dumps(key_ids(list(sent))))
+    assert reply.status_code == 200, reply.text
+    sent = {k["key_ID"]: base64.b64decode(k["key"]) for k in reply.json()["keys"]}
+    delivered.extend(sent.values())
+    body = {"key_IDs": [{"key_ID": i} for i in sent]}
+    reply = shenzhen.send_raw("sae-harbin/dec_keys", json.dumps(body))
     assert "Content-Type" not in reply.request.headers
-    assert keys_of(reply, delivered) == sent
+    assert reply.status_code == 200, reply.text
+    assert {k["key_ID"]: base64.b64decode(k["key"]) for k in reply.json()["keys"]} == sent
 
 
 def test_a_key_is_delivered_to_the_slave_once(harbin: Sae, shenzhen: Sae,
                                               delivered: list[bytes]) -> None:
-    """A second dec_keys for a key already taken gets 400 "not found"."""
+    """A second dec_keys for a key already taken gets 400 "not found" (POST and GET)."""
     sent = enc_keys(harbin, shenzhen, delivered)
-    assert keys_of(shenzhen.post("sae-harbin/dec_keys", key_ids(list(sent))), delivered) == sent
-    assert_error(shenzhen.post("sae-harbin/dec_keys", key_ids(list(sent))), 400,
-                 KEYS_NOT_FOUND)
-    assert_error(shenzhen.get("sae-harbin/dec_keys", key_ID=next(iter(sent))), 400,
-                 KEYS_NOT_FOUND)
+    assert dec_keys(shenzhen, harbin, list(sent), delivered) == sent
+    with shenzhen.client() as kme:
+        with refused(400, KEYS_NOT_FOUND):
+            kme.dec_keys("sae-harbin", list(sent))
+        with refused(400, KEYS_NOT_FOUND):
+            kme.dec_keys("sae-harbin", list(sent), method="GET")
 
 
 # --- 6: the pads are gone ------------------------------------------------------------------
@@ -356,20 +378,18 @@ def test_an_empty_pool_gives_503_and_a_zero_count(tmp_path: Path) -> None:
     with a message."""
     scenario = tmp_path / "dry-link.yaml"
     scenario.write_text(DRY_LINK_SCENARIO, encoding="utf-8")
-    with serving(tmp_path, str(scenario), "--prefill-bits", "0") as dry:
-        master = sae(dry, "sae-a")
-        status = master.get("sae-c/status")
-        assert status.status_code == 200, status.text
-        assert status.json()["stored_key_count"] == 0
-        assert_error(master.post("sae-c/enc_keys", {"number": 1, "size": 256}), 503)
+    with serving(tmp_path, str(scenario), "--prefill-bits", "0") as dry, \
+            sae(dry, "sae-a").client() as master:
+        assert master.status("sae-c").stored_key_count == 0
+        with refused(503):
+            master.enc_keys("sae-c", 1, 256)
 
 
 # --- 9, 10: the API description and qkdsec's conformance probe ----------------------------
 
 def test_openapi_lists_the_three_calls_with_get_and_post(harbin: Sae) -> None:
     """/openapi.json has Get status (GET), Get key and Get key with key IDs (GET and POST)."""
-    reply = requests.get(f"{harbin.url}/openapi.json", cert=(harbin.cert, harbin.key),
-                         verify=harbin.ca, timeout=CALL_TIMEOUT_S)
+    reply = harbin.send_raw("/openapi.json")
     assert reply.status_code == 200, reply.text
     paths = reply.json()["paths"]
     methods = {path.rsplit("/", 1)[1]: set(operations) for path, operations in paths.items()
@@ -421,7 +441,8 @@ def test_no_key_appears_in_the_logs(serve_dir: Path, harbin: Sae, shenzhen: Sae,
     if not delivered:
         pytest.skip("the tests above collect the keys to look for: run the whole module")
     # 128 keys of 8192 bits need 33 units a hop each, more than the prefill of any KM-link
-    assert_error(harbin.post("sae-shenzhen/enc_keys", {"number": 128, "size": 8192}), 503)
+    with harbin.client() as kme, refused(503):
+        kme.enc_keys("sae-shenzhen", 128, 8192)
     out, err = ((serve_dir / name).read_text() for name in ("serve.out", "serve.err"))
     assert "KMEs serving" in out
     assert " INFO qkdnet.keys: " in err

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import requests
+import pytest
 from chain_scenario import CHAIN_SCENARIO
 from polling import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
+from qkdnet.apps.sae_client import KmeError, KmeUnavailable, SaeClient
 from qkdnet.cli import app
 from qkdnet.files.networks import open_network
 from qkdnet.keys.emulator import link_rate_bps
@@ -140,13 +141,16 @@ def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
     """Stop the relay b of the chain: its node alarm and both its links' alarms are raised at
     once, keys between the ends get 503 (no route) rather than waiting on a timeout; started
     again (from the CLI), the alarms clear and keys are delivered."""
-    with _serving(tmp_path, CHAIN_SCENARIO) as served:
+    with _serving(tmp_path, CHAIN_SCENARIO) as served, \
+            SaeClient.from_manifest(served.manifest, "sae-a", timeout_s=10) as kme:
         url = served.manifest["om_url"]
-        cert, ca = served.tls("sae-a")
-        keys = f"{served.kme_url('sae-a')}/api/v1/keys/sae-c/enc_keys"
 
         def key_status() -> int:
-            return requests.get(keys, cert=cert, verify=ca, timeout=10).status_code
+            try:
+                kme.enc_keys("sae-c", method="GET")
+            except KmeError as exc:
+                return exc.status
+            return 200
 
         assert wait_for(lambda: key_status() == 200)
         assert httpx.post(f"{url}/api/nodes/nowhere/stop", timeout=5).status_code == 404
@@ -163,8 +167,8 @@ def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
         assert {a["rule"]: a["cause"] for a in listed if a["subject"] != "b"} == {
             "qkd-link-down": root, "km-link-down": root}
         assert next(a for a in listed if a["id"] == root)["cause"] is None
-        refused = requests.get(keys, cert=cert, verify=ca, timeout=10)
-        assert refused.status_code == 503 and "route" in refused.json()["message"]
+        with pytest.raises(KmeUnavailable, match="route"):
+            kme.enc_keys("sae-c", method="GET")
         state = httpx.get(f"{url}/api/state", timeout=5).json()
         assert state["nodes"]["b"]["ok"] is False and state["nodes"]["a"]["ok"] is True
         started = CliRunner().invoke(app, ["fault", "start", "b", "--dir",
@@ -224,15 +228,13 @@ def test_keys_are_routed_around_a_cut_link_and_a_stopped_node(tmp_path: Path) ->
     """On the ring a-b-c / a-d-e-c keys go the two-hop way; with a--b cut, or with b
     stopped, the control layer sends them the three-hop way round at once; repaired and
     started, they go back (revertive). The hop counts are read from the KMs' log."""
-    with _serving(tmp_path, RING_SCENARIO, prefill_bits=200_000) as served:
+    with _serving(tmp_path, RING_SCENARIO, prefill_bits=200_000) as served, \
+            SaeClient.from_manifest(served.manifest, "sae-a", timeout_s=10) as kme:
         url = served.manifest["om_url"]
-        cert, ca = served.tls("sae-a")
-        keys = f"{served.kme_url('sae-a')}/api/v1/keys/sae-c/enc_keys"
 
         def hops_of_next_key() -> int:
             before = served.log().count("relayed 1 keys")
-            answer = requests.get(keys, cert=cert, verify=ca, timeout=10)
-            assert answer.status_code == 200, answer.text
+            kme.enc_keys("sae-c", method="GET")  # raises unless 200
             assert wait_for(lambda: served.log().count("relayed 1 keys") > before, 5)
             last = served.log().rsplit("relayed 1 keys", 1)[1]
             return int(last.split(" over ", 1)[1].split(" hops", 1)[0])

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from qkdnet.errors import ScenarioError
-from qkdnet.keys.manager import pad_units
 from qkdnet.keys.pool import UNIT_BYTES
+from qkdnet.keys.relay_cost import pad_units
 from qkdnet.management.availability import Interval, total
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.model import KMLinkKind, Network

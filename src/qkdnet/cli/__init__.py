@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from qkdnet.cli import live, pki, quantum, topology, twin
+from qkdnet.cli import apps, live, pki, quantum, topology, twin
 
 app = typer.Typer(
     help="qkdnet: a carrier-grade quantum key distribution network.",
@@ -20,5 +20,6 @@ app.add_typer(topology.commands, name="topology")
 app.add_typer(pki.commands, name="pki")
 app.add_typer(twin.commands)
 app.add_typer(live.commands)
+app.add_typer(apps.commands, name="app")
 
 __all__ = ["app"]
