@@ -40,11 +40,11 @@ from typing import Any
 
 import requests
 
-from qkdnet.keys.emulator import link_rate_bps
 from qkdnet.keys.manager import pad_units
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.live.launch import CA_BUNDLE_VARIABLES, ServeProcess, start_serve
+from qkdnet.quantum.link_rate import link_skr_bps
 from qkdnet.topology.model import SAE, KMLinkKind, Network
 from qkdnet.topology.scenario_file import load_network, save_network
 from qkdnet.topology.scenarios import open_network
@@ -117,7 +117,7 @@ def one_hop_neighbour(network: Network, node: str) -> str:
     """The served node one direct KM-link from ``node`` whose QKD-link makes key fastest
     (its pool refills quickest under load)."""
     served = set(served_nodes(network))
-    links = [(link_rate_bps(network.link[k.path[0]]), k.b if k.a == node else k.a)
+    links = [(link_skr_bps(network.link[k.path[0]]), k.b if k.a == node else k.a)
              for k in network.km_links
              if k.kind is KMLinkKind.DIRECT and node in (k.a, k.b)
              and {k.a, k.b} <= served]

@@ -26,7 +26,8 @@ from qkdnet.keys.messages import (
     TimerExpired,
 )
 from qkdnet.keys.pool import UNIT_BYTES, KeyStore, UnitRange
-from qkdnet.keys.supply import KeyBlock, deliver
+from qkdnet.keys.supply import deliver
+from qkdnet.quantum.key_source import KeyBlock
 
 
 class RecordingStore(MemoryKeyStore):

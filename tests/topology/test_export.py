@@ -11,8 +11,8 @@ from typing import Any
 import networkx as nx
 import pytest
 
+from qkdnet.quantum.devices import CV_DEVICE_TYPES
 from qkdnet.topology.cn_qcn import build_cn_qcn
-from qkdnet.topology.device_types import CV_DEVICE_TYPES
 from qkdnet.topology.export import to_geojson, write_geojson, write_graphml
 from qkdnet.topology.model import KMLinkKind, Network, Node, NodeKind, QKDLink
 from qkdnet.topology.validation import validated

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -18,8 +19,7 @@ from pathlib import Path
 
 from qkdnet.control.link_state import KMLinkState
 from qkdnet.errors import KeyNotFound, NotAuthorized, ParameterError, ScenarioError
-from qkdnet.keys.emulator import KeyEmulator, emulator_for_link, link_rate_bps
-from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, ApiError, new_key_id
+from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, ApiError
 from qkdnet.keys.manager import KeyManager, pad_units
 from qkdnet.keys.messages import (
     Action,
@@ -38,6 +38,9 @@ from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.keys.routing import Router, ShortestPathRouter
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.keys.supply import deliver
+from qkdnet.live.key_ids import new_key_id
+from qkdnet.quantum.emulator import KeyEmulator, emulator_for_link
+from qkdnet.quantum.link_rate import link_skr_bps
 from qkdnet.topology.model import KMLinkKind, Network, NodeKind
 
 log = logging.getLogger("qkdnet.keys")
@@ -242,10 +245,11 @@ class KeyNetwork:
             if resume[0] != resume[1]:
                 ends[resume.index(max(resume))].discard_block(km.id, max(resume) - 1)
             link = self.network.link[km.path[0]]
-            speed = link_rate_bps(link) * speedup
+            speed = link_skr_bps(link) * speedup
             ahead = prefill_bits / speed if speed > 0 else 0.0
             self._supplies.append(_Supply(km.id, km.a, km.b, emulator_for_link(
-                link, km.id, speedup=speedup, start=now - ahead, first_block=max(resume)),
+                link, km.id, random_bytes=secrets.token_bytes, speedup=speedup,
+                start=now - ahead, first_block=max(resume)),
                 link.id))
 
     def pump(self, now: float, budget_s: float | None = None) -> int:
