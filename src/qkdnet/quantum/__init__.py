@@ -1,7 +1,9 @@
-"""The quantum layer: QKD device types and the physics of their secure key rates.
+"""The quantum layer, the lowest: QKD device types, the physics of their secure key rates,
+and the device adapters that hand key blocks to the Key Managers.
 
-Everything here is a pure function of numbers and numpy arrays: give it channel losses (dB)
-and parameter sets (scalars or per-link arrays) and it returns key rates (bit/s).
+The physics is pure functions of numbers and numpy arrays: give it channel losses (dB) and
+parameter sets (scalars or per-link arrays) and it returns key rates (bit/s). A network's
+link reaches it through :class:`LinkSpec`; randomness comes from a seed or from the driver.
 
 >>> from qkdnet.quantum import device_type, skr
 >>> round(float(skr(device_type("I"), 18.61)))  # bit/s at the backbone's mean loss
