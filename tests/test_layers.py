@@ -17,10 +17,10 @@ LAYERS = ["quantum", "topology", "keys", "control", "management", "apps"]
 DRIVERS = {"twin", "live"}
 # Leaf modules every layer may use: the error tree and the units of time.
 SHARED = {"errors", "units"}
-# Layers held to the I/O and randomness rules. Not apps: an application is an end system
-# (an SAE) that talks to its KME over the network, reads and writes its users' files and
-# makes its own nonces, as any client of a library would.
-SANS_IO = set(LAYERS) - {"apps"}
+# Modules held to the I/O and randomness rules: the layers and the shared leaves. Not apps:
+# an application is an end system (an SAE) that talks to its KME over the network, reads
+# and writes its users' files and makes its own nonces, as any client of a library would.
+SANS_IO = (set(LAYERS) - {"apps"}) | SHARED
 FORBIDDEN_IMPORTS = {
     # clocks, sockets, processes
     "socket", "asyncio", "time", "subprocess", "threading",

@@ -3,9 +3,9 @@ of the REST API, free of HTTP (the driver in :mod:`qkdnet.live.kme_app` serves t
 
 Sizes are in bits; keys are base64; key_IDs are UUIDs in their standard text form, made by
 the driver (:func:`qkdnet.live.key_ids.new_key_id`), since fresh IDs need randomness the
-layer does not hold. Errors carry the standard's status
-codes and messages: 400 for a malformed or unsupported request, 401 for a caller that may not
-have the keys, 503 when the KME cannot serve (not enough key).
+layer does not hold. Errors carry the standard's status codes and messages: 400 for a
+malformed or unsupported request, 401 for a caller that may not have the keys, 503 when the
+KME cannot serve (not enough key).
 """
 
 from __future__ import annotations

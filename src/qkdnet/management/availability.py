@@ -21,8 +21,6 @@ from typing import TypeAlias
 from qkdnet.errors import ParameterError
 from qkdnet.units import HOUR_S, WEEK_S
 
-"""Seconds in one week, the window of :func:`hours_per_week`."""
-
 
 @dataclass(frozen=True, slots=True, order=True)
 class Interval:
