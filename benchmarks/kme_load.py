@@ -39,11 +39,11 @@ from typing import Any
 
 from qkdnet.apps.sae_client import KmeError, KmeUnreachable, SaeClient
 from qkdnet.files.networks import load_network, open_network, save_network
-from qkdnet.keys.emulator import link_rate_bps
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.keys.relay_cost import pad_units
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.live.launch import ServeProcess, start_serve
+from qkdnet.quantum.link_rate import link_skr_bps
 from qkdnet.topology.model import SAE, KMLinkKind, Network
 
 EXPORT = [sys.executable, "-m", "qkdnet", "topology", "export", "-f", "yaml", "-o"]
@@ -106,7 +106,7 @@ def one_hop_neighbour(network: Network, node: str) -> str:
     """The served node one direct KM-link from ``node`` whose QKD-link makes key fastest
     (its pool refills quickest under load)."""
     served = set(served_nodes(network))
-    links = [(link_rate_bps(network.link[k.path[0]]), k.b if k.a == node else k.a)
+    links = [(link_skr_bps(network.link[k.path[0]]), k.b if k.a == node else k.a)
              for k in network.km_links
              if k.kind is KMLinkKind.DIRECT and node in (k.a, k.b)
              and {k.a, k.b} <= served]

@@ -10,7 +10,7 @@ import numpy as np
 
 from qkdnet.figures.skr_curves import write_skr_figures
 from qkdnet.quantum.curves import skr_curves
-from qkdnet.quantum.devices import BACKBONE_TYPES, METRO_TYPES
+from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES
 
 
 def test_both_figures_and_their_data_are_written(tmp_path: Path) -> None:
@@ -18,8 +18,8 @@ def test_both_figures_and_their_data_are_written(tmp_path: Path) -> None:
     written = write_skr_figures(tmp_path / "figs")
     assert sorted(p.name for p in written) == [
         "fig3_backbone.csv", "fig3_backbone.png", "fig4_metro.csv", "fig4_metro.png"]
-    for stem, types, top in (("fig3_backbone", BACKBONE_TYPES, 40.0),
-                             ("fig4_metro", METRO_TYPES, 30.0)):
+    for stem, types, top in (("fig3_backbone", BACKBONE_DEVICE_TYPES, 40.0),
+                             ("fig4_metro", METRO_DEVICE_TYPES, 30.0)):
         image = matplotlib.image.imread(tmp_path / "figs" / f"{stem}.png")
         assert image.shape[:2] == (825, 1200)
         assert len(np.unique(image[..., :3].reshape(-1, 3), axis=0)) > 20

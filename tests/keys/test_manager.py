@@ -28,7 +28,8 @@ from qkdnet.keys.pool import UNIT_BYTES, KeyStore, UnitRange
 from qkdnet.keys.relay_cost import pad_units
 from qkdnet.keys.relay_crypto import OneTimePad, xor
 from qkdnet.keys.route import Route
-from qkdnet.keys.supply import KeyBlock, deliver
+from qkdnet.keys.supply import deliver
+from qkdnet.quantum.key_source import KeyBlock
 
 
 class RecordingStore(MemoryKeyStore):

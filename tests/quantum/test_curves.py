@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from qkdnet.quantum.curves import skr_curves
-from qkdnet.quantum.devices import BACKBONE_TYPES, METRO_TYPES, device_type
+from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES, device_type
 from qkdnet.quantum.rates import skr
 
 LOSSES = np.arange(0.0, 40.01, 2.0)
 
 
-@pytest.mark.parametrize("types", [BACKBONE_TYPES, METRO_TYPES], ids=["backbone", "metro"])
+@pytest.mark.parametrize("types", [BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES],
+                         ids=["backbone", "metro"])
 def test_one_row_per_type_and_loss_in_order(types: tuple[str, ...]) -> None:
     """The rows run through each type's losses in turn."""
     rows = skr_curves(types, LOSSES)
@@ -26,7 +27,7 @@ def test_the_ideal_curve_is_the_catalogue_rate() -> None:
     assert [r["skr_ideal_bps"] for r in rows] == pytest.approx(skr(device_type("I"), LOSSES))
 
 
-@pytest.mark.parametrize("name", [*BACKBONE_TYPES, *METRO_TYPES])
+@pytest.mark.parametrize("name", [*BACKBONE_DEVICE_TYPES, *METRO_DEVICE_TYPES])
 def test_the_field_band_lies_below_the_ideal_and_both_under_plob(name: str) -> None:
     """Worst field <= ideal <= PLOB at every loss beyond 0 dB (where PLOB is infinite)."""
     for row in skr_curves([name], LOSSES[1:]):

@@ -10,8 +10,8 @@ from typing import Any
 import networkx as nx
 import pytest
 
+from qkdnet.quantum.devices import CV_DEVICE_TYPES
 from qkdnet.topology.cn_qcn import build_cn_qcn
-from qkdnet.topology.device_types import CV_DEVICE_TYPES
 from qkdnet.topology.export import to_geojson, to_graphml_graph
 from qkdnet.topology.model import KMLinkKind, Network, Node, NodeKind, QKDLink
 from qkdnet.topology.validation import validated

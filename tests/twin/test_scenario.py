@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from qkdnet.errors import ScenarioError
-from qkdnet.twin.scenario import WEEK_S, load_twin_scenario
+from qkdnet.twin.scenario import load_twin_scenario
+from qkdnet.units import WEEK_S
 
 GOOD = """\
 qkdnet_twin: 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from qkdnet.quantum.curves import skr_curves
-from qkdnet.quantum.devices import BACKBONE_TYPES, METRO_TYPES, device_type
+from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES, device_type
 from qkdnet.topology.cn_qcn import BACKBONE_MEAN_LOSS_DB
 
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
@@ -66,9 +66,9 @@ def write_skr_figures(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for stem, types, losses, title, mark in (
-        ("fig3_backbone", BACKBONE_TYPES, np.arange(0.0, 40.01, 0.25),
+        ("fig3_backbone", BACKBONE_DEVICE_TYPES, np.arange(0.0, 40.01, 0.25),
          "Backbone QKD devices (types I–IV)", BACKBONE_MEAN_LOSS_DB),
-        ("fig4_metro", METRO_TYPES, np.arange(0.0, 30.01, 0.25),
+        ("fig4_metro", METRO_DEVICE_TYPES, np.arange(0.0, 30.01, 0.25),
          "Metro QKD devices (types V–VII)", None),
     ):
         rows = skr_curves(types, losses)

@@ -148,7 +148,7 @@ class KeyManager:
             pad = self.store.take_inbound(route.km_links[hop], message.pad)
         except KeyStoreError as exc:
             return self._refuse(message, f"pad not held on {route.km_links[hop]}: {exc}")
-        keys = self._crypto.open(message, pad)
+        keys = self._crypto.unseal(message, pad)
         if keys is None:
             return self._refuse(message, "authentication failed")
         if self.node == route.destination:

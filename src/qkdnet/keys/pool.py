@@ -19,8 +19,12 @@ from typing import Protocol
 
 from qkdnet.errors import KeyNotFound, KeyStoreError, NotAuthorized, PadMismatch, PoolFull
 
-#: Key material is stored, taken and deleted in units of this many bytes (256 bits).
-UNIT_BYTES = 32
+# Key material is stored, taken and deleted in units of UNIT_BYTES (256 bits): the unit
+# devices deliver whole blocks of, defined with the device interface in the lower layer and
+# re-exported here for the key management code.
+from qkdnet.quantum.key_source import UNIT_BYTES as UNIT_BYTES
+from qkdnet.quantum.key_source import whole_units
+
 UNIT_BITS = UNIT_BYTES * 8
 #: Block, unit and count numbers stay below this (they fit SQLite's integers).
 MAX_NUMBER = 2**62
@@ -97,7 +101,7 @@ def check_block(km_link: str, block: int, material: bytes) -> int:
         raise KeyStoreError(f"block={block} on KM-link {km_link!r} is not allowed: "
                             "block numbers are >= 0 and < 2**62")
     size = len(material)
-    if size == 0 or size % UNIT_BYTES:
+    if not whole_units(size):
         raise KeyStoreError(f"block {block} on KM-link {km_link!r} has {size} bytes: "
                             f"a block holds a positive multiple of {UNIT_BYTES} bytes")
     return size // UNIT_BYTES

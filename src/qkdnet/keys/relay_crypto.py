@@ -29,7 +29,7 @@ class RelayCrypto(Protocol):
         the pad's end."""
         ...
 
-    def open(self, message: ForwardKey, pad: bytes) -> bytes | None:
+    def unseal(self, message: ForwardKey, pad: bytes) -> bytes | None:
         """The keys ``message`` carries, unpadded with ``pad``; None if it fails
         authentication."""
         ...
@@ -59,7 +59,7 @@ class OneTimePad:
         unsealed = replace(message, ciphertext=xor(keys, pad[: len(keys)]), tag=b"")
         return replace(unsealed, tag=_seal_tag(pad[-UNIT_BYTES:], unsealed))
 
-    def open(self, message: ForwardKey, pad: bytes) -> bytes | None:
+    def unseal(self, message: ForwardKey, pad: bytes) -> bytes | None:
         if not hmac.compare_digest(message.tag, _seal_tag(pad[-UNIT_BYTES:], message)):
             return None
         return xor(message.ciphertext, pad[: len(message.ciphertext)])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from qkdnet.control.controller import Controller
 from qkdnet.errors import KeyNotFound, NoRoute, NotAuthorized
-from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, ApiError, new_key_id
+from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, ApiError
 from qkdnet.keys.in_memory import InMemoryKMs, Outcome
 from qkdnet.keys.manager import KeyManager
 from qkdnet.keys.messages import Event, KeyDelivered, KeyRequest, StartTimer, TimerExpired
@@ -24,6 +24,7 @@ from qkdnet.keys.relay_cost import relayable_keys
 from qkdnet.keys.relay_crypto import OneTimePad
 from qkdnet.keys.route import Route, Router
 from qkdnet.keys.store import SQLiteKeyStore
+from qkdnet.live.key_ids import new_key_id
 from qkdnet.live.operator_faults import OperatorFaults
 from qkdnet.live.supply_pump import SupplyPump
 from qkdnet.topology.model import Network, NodeKind

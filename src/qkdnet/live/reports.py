@@ -17,13 +17,13 @@ import time
 import numpy as np
 
 from qkdnet.control.controller import Controller
-from qkdnet.keys.emulator import link_rate_bps
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import KeyNetwork
 from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.nms import Nms, ems_for
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
+from qkdnet.quantum.link_rate import links_skr_bps
 from qkdnet.quantum.rate_table import FloatArray, intrinsic_qber
 
 log = logging.getLogger("qkdnet.control")
@@ -88,7 +88,7 @@ class LiveReports:
         network = keynet.network
         self.ids = tuple(lk.id for lk in network.qkd_links)
         self.nodes = tuple(keynet.nodes)
-        self.static_bps = np.array([link_rate_bps(lk) for lk in network.qkd_links])
+        self.static_bps = links_skr_bps(network.qkd_links)[:, 0]
         self.intrinsic_qber = intrinsic_qber(network.qkd_links)
         self.emss = ems_for(network)
         self.updates = Updates()

@@ -4,15 +4,17 @@ KM-link to the control and management layers."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from qkdnet.keys.emulator import KeyEmulator, emulator_for_link, link_rate_bps
 from qkdnet.keys.link_state import KMLinkState, km_link_state
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.keys.supply import deliver
 from qkdnet.live.operator_faults import OperatorFaults
+from qkdnet.quantum.emulator import KeyEmulator, emulator_for_link
+from qkdnet.quantum.link_rate import link_skr_bps
 from qkdnet.topology.model import KMLinkKind, Network
 
 
@@ -53,11 +55,11 @@ class SupplyPump:
             if resume[0] != resume[1]:
                 ends[resume.index(max(resume))].discard_block(km.id, max(resume) - 1)
             link = self.network.link[km.path[0]]
-            speed = link_rate_bps(link) * speedup
+            speed = link_skr_bps(link) * speedup
             ahead = prefill_bits / speed if speed > 0 else 0.0
             self._supplies.append(_Supply(km.id, km.a, km.b, emulator_for_link(
-                link, km.id, speedup=speedup, start=now - ahead, first_block=max(resume)),
-                link.id))
+                link, km.id, random_bytes=secrets.token_bytes, speedup=speedup,
+                start=now - ahead, first_block=max(resume)), link.id))
 
     def pump(self, now: float, budget_s: float | None = None) -> int:
         """Deliver the blocks the emulators have made up to ``now`` (s); returns how many

@@ -35,13 +35,14 @@ from qkdnet.keys.relay_cost import hop_cost_bits
 from qkdnet.keys.route import Route
 from qkdnet.management.alarms import Alarm, AlarmEngine
 from qkdnet.management.availability import Interval, Outages, outages
-from qkdnet.quantum.dynamics import DAY_S, LinkDynamics
+from qkdnet.quantum.dynamics import LinkDynamics
 from qkdnet.quantum.rate_table import RateTable, intrinsic_qber
 from qkdnet.topology.model import KMLinkKind
 from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
 from qkdnet.twin.pools import KeyPools
-from qkdnet.twin.scenario import WEEK_S, TwinDemand, TwinScenario
+from qkdnet.twin.scenario import TwinDemand, TwinScenario
+from qkdnet.units import DAY_S, WEEK_S
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
