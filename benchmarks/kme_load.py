@@ -38,14 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from qkdnet.apps.sae_client import KmeError, KmeUnreachable, SaeClient
-from qkdnet.keys.emulator import link_rate_bps
-from qkdnet.keys.manager import pad_units
+from qkdnet.files.networks import load_network, open_network, save_network
 from qkdnet.keys.pool import UNIT_BYTES
+from qkdnet.keys.relay_cost import pad_units
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.live.launch import ServeProcess, start_serve
+from qkdnet.quantum.link_rate import link_skr_bps
 from qkdnet.topology.model import SAE, KMLinkKind, Network
-from qkdnet.topology.scenario_file import load_network, save_network
-from qkdnet.topology.scenarios import open_network
 
 EXPORT = [sys.executable, "-m", "qkdnet", "topology", "export", "-f", "yaml", "-o"]
 KEY_BITS = 256
@@ -107,7 +106,7 @@ def one_hop_neighbour(network: Network, node: str) -> str:
     """The served node one direct KM-link from ``node`` whose QKD-link makes key fastest
     (its pool refills quickest under load)."""
     served = set(served_nodes(network))
-    links = [(link_rate_bps(network.link[k.path[0]]), k.b if k.a == node else k.a)
+    links = [(link_skr_bps(network.link[k.path[0]]), k.b if k.a == node else k.a)
              for k in network.km_links
              if k.kind is KMLinkKind.DIRECT and node in (k.a, k.b)
              and {k.a, k.b} <= served]
@@ -246,8 +245,8 @@ def inprocess_relay(folder: Path, calls: int, profile: bool) -> tuple[Row, float
         keynet = KeyNetwork(network, folder, served_nodes(network))
         try:
             loop = asyncio.get_running_loop()
-            keynet.start_supply(loop.time(), 1.0, prefill)
-            keynet.pump(loop.time())
+            keynet.supply.start(loop.time(), 1.0, prefill)
+            keynet.supply.pump(loop.time())
             for _ in range(WARM_UP_CALLS):
                 await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, KEY_BITS)
             hops = keynet.router.route("harbin", "shenzhen").hops

@@ -36,7 +36,8 @@ from qkdnet.quantum.rate_table import RateTable
 from qkdnet.topology.generator import generate_network
 from qkdnet.topology.model import NodeKind
 from qkdnet.twin.engine import TwinResult, run_twin
-from qkdnet.twin.scenario import WEEK_S, TwinDemand, TwinScenario, built_in_scenario
+from qkdnet.twin.scenario import TwinDemand, TwinScenario, built_in_scenario
+from qkdnet.units import WEEK_S
 
 CN_QCN_WEEKS = 10.0
 CN_QCN_TARGET_S = 10.0

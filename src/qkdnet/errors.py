@@ -3,6 +3,7 @@
     QkdnetError
      ├── ParameterError   a value is outside the range a model or command accepts
      ├── ScenarioError    a network or scenario (file) is inconsistent or malformed
+     ├── NoRoute          no usable relay route joins two nodes (now)
      └── KeyStoreError    a key store refuses an operation (messages never hold key material)
           ├── PoolFull        back-pressure: no room for more key on a KM-link
           ├── NotEnoughKey    a pool holds fewer bits than asked for
@@ -61,6 +62,17 @@ class ScenarioError(QkdnetError, ValueError):
     def located(self, source: str, line: int | None) -> ScenarioError:
         """The same error, placed in ``source`` at ``line``."""
         return ScenarioError(self.path, self.problem, source, line)
+
+
+class NoRoute(QkdnetError):
+    """No usable relay route joins ``source`` and ``destination`` now: none exists, or
+    every one has a KM-link down or short of key."""
+
+    def __init__(self, source: str, destination: str, why: str = "") -> None:
+        self.source = source
+        self.destination = destination
+        super().__init__(f"no KM-link route from {source!r} to {destination!r}"
+                         + (f": {why}" if why else ""))
 
 
 class KeyStoreError(QkdnetError):

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from qkdnet.control.controller import Controller, Demand
+from qkdnet.control.cost import key_aware_cost
+from qkdnet.control.hierarchy import controllers_for
 from qkdnet.control.level2 import Level2Controller, Protected
-from qkdnet.control.link_state import KMLinkState, key_aware_cost
-from qkdnet.control.protection import Demand, ProtectionController
-from qkdnet.control.router import ControlRouter, controllers_for
-from qkdnet.keys.routing import Router
+from qkdnet.errors import NoRoute
+from qkdnet.keys.link_state import KMLinkState
+from qkdnet.keys.route import Router
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.model import DomainKind, Network, NodeKind
@@ -127,29 +129,29 @@ def test_regions_coordinate_a_route_across_them(net: Network) -> None:
 def test_failure_switches_to_backup_then_reroutes_then_restores(net: Network) -> None:
     """A KM-link of the working path fails: the demand moves to its backup; the backup
     fails too: no route is left; a repair brings the demand back."""
-    control = ProtectionController(controllers_for(net))
+    control = Controller(controllers_for(net))
     control.add(Demand("d", "beijing", "wuhan"))
     working, backup = control.active("d"), control.backup("d")
     assert working is not None and backup is not None
-    [change] = control.handle(KMLinkState(working.km_links[3], 0.0, up=False))
-    assert change.reason == "switched to backup" and change.path == backup
-    [change] = control.handle(KMLinkState(backup.km_links[3], 0.0, up=False))
+    [change] = control.report([KMLinkState(working.km_links[3], 0.0, up=False)])
+    assert change.reason == "switched to backup" and change.route == backup
+    [change] = control.report([KMLinkState(backup.km_links[3], 0.0, up=False)])
     assert change.reason == "no route" and control.active("d") is None
-    [change] = control.handle(KMLinkState(working.km_links[3], 1e9, up=True))
+    [change] = control.report([KMLinkState(working.km_links[3], 1e9, up=True)])
     assert change.reason == "restored" and control.active("d") is not None
 
 
 def test_repair_of_the_working_route_reverts_the_demand_to_it(net: Network) -> None:
     """Protection is revertive: once the failed KM-link of the planned working route is
     repaired, the demand leaves its backup and returns to the route it was planned on."""
-    control = ProtectionController(controllers_for(net))
+    control = Controller(controllers_for(net))
     control.add(Demand("d", "beijing", "wuhan"))
     working, backup = control.active("d"), control.backup("d")
     assert working is not None and backup is not None
-    control.handle(KMLinkState(working.km_links[5], 0.0, up=False))
+    control.report([KMLinkState(working.km_links[5], 0.0, up=False)])
     assert control.active("d") == backup
-    assert control.handle(KMLinkState(backup.km_links[0], 1e9, up=True)) == []
-    [change] = control.handle(KMLinkState(working.km_links[5], 1e9, up=True))
+    assert control.report([KMLinkState(backup.km_links[0], 1e9, up=True)]) == []
+    [change] = control.report([KMLinkState(working.km_links[5], 1e9, up=True)])
     assert change.reason == "reverted to the working route"
     assert control.active("d") == working and control.backup("d") == backup
 
@@ -158,19 +160,19 @@ def test_a_drained_km_link_moves_the_demand_around_it(net: Network) -> None:
     """A report that a KM-link of the route holds less key than one request moves the
     demand to a route around it, though the link still refills (it would serve only its
     refill); with no way around, the demand stays."""
-    control = ProtectionController(controllers_for(net))
+    control = Controller(controllers_for(net))
     control.add(Demand("d", "beijing", "wuhan", need_bits=4096))
     working = control.active("d")
     assert working is not None
     drained = working.km_links[2]
-    [change] = control.handle(KMLinkState(drained, 0.0, rate_bps=5000.0))
+    [change] = control.report([KMLinkState(drained, 0.0, rate_bps=5000.0)])
     assert change.reason == "rerouted around drained KM-links"
-    assert change.path is not None and drained not in change.path.km_links
-    chain = ProtectionController(controllers_for(net))
+    assert change.route is not None and drained not in change.route.km_links
+    chain = Controller(controllers_for(net))
     chain.add(Demand("c", "harbin", "beijing", need_bits=4096))
     only = chain.active("c")
     assert only is not None
-    assert chain.handle(KMLinkState(only.km_links[2], 0.0, rate_bps=5000.0)) == []
+    assert chain.report([KMLinkState(only.km_links[2], 0.0, rate_bps=5000.0)]) == []
     assert chain.active("c") == only
 
 
@@ -187,42 +189,74 @@ def test_an_unroutable_demand_backs_off_but_its_own_repair_restores_it(net: Netw
         return plain(*args, **kwargs)
 
     level1.protected = counted  # type: ignore[method-assign]
-    control = ProtectionController(level1)
+    control = Controller(level1)
     control.add(Demand("c", "harbin", "beijing"))
     working = control.active("c")
     assert working is not None
     cut = working.km_links[4]
-    [change] = control.handle(KMLinkState(cut, 0.0, up=False))
-    assert change.path is None
+    [change] = control.report([KMLinkState(cut, 0.0, up=False)])
+    assert change.route is None
     elsewhere = "km:wuhan~wuhan-xianning-r1"
     searches = 0
     for _ in range(40):
-        control.handle(KMLinkState(elsewhere, 1e6, up=False))
-        control.handle(KMLinkState(elsewhere, 1e6, up=True))
+        control.report([KMLinkState(elsewhere, 1e6, up=False)])
+        control.report([KMLinkState(elsewhere, 1e6, up=True)])
     assert 3 <= searches <= 8  # 40 pieces of news, searched after 0, 1, 2, 4, 8, 16 skips
     assert control.active("c") is None
-    [change] = control.handle(KMLinkState(cut, 1e6, up=True))
+    [change] = control.report([KMLinkState(cut, 1e6, up=True)])
     assert change.reason == "restored" and control.active("c") is not None
 
 
 def test_a_failure_elsewhere_changes_nothing(net: Network) -> None:
     """Only demands whose active route uses the failed KM-link move."""
-    control = ProtectionController(controllers_for(net))
+    control = Controller(controllers_for(net))
     control.add(Demand("d", "beijing", "wuhan"))
-    assert control.handle(KMLinkState("km:harbin~harbin-changchun-r1", 0.0, up=False)) == []
+    assert control.report([KMLinkState("km:harbin~harbin-changchun-r1", 0.0, up=False)]) == []
+
+
+def test_the_controller_is_the_kms_router_and_names_what_it_cannot_route(
+        net: Network) -> None:
+    """Controller.route declares a demand at its first request and answers its active
+    route (Harbin-Shenzhen: the 64-hop backbone path); NoRoute for an unknown node or one
+    no KM-link reaches (Xinjiang's ground station)."""
+    router: Router = Controller.for_network(net)
+    route = router.route("harbin", "shenzhen")
+    assert route.hops == 64 and route.source == "harbin" and route.destination == "shenzhen"
+    for (a, b), km in zip(zip(route.nodes, route.nodes[1:], strict=False), route.km_links,
+                          strict=True):
+        assert {net.km_link[km].a, net.km_link[km].b} == {a, b}
+    with pytest.raises(NoRoute, match="unknown node 'atlantis'"):
+        router.route("harbin", "atlantis")
+    with pytest.raises(NoRoute, match="no KM-link route"):
+        router.route("harbin", "xinjiang-gs")
+
+
+def test_the_kms_route_switches_to_the_backup_on_a_failure_as_the_twins_demands_do(
+        net: Network) -> None:
+    """A route the KMs asked for is protected like a twin demand: a failed KM-link moves it
+    to its backup (the same reason the twin records), and its repair brings it back."""
+    control = Controller.for_network(net)
+    working = control.route("beijing", "wuhan")
+    backup = control.backup("beijing->wuhan")
+    assert backup is not None and _disjoint(working.km_links, backup.km_links)
+    [change] = control.report([KMLinkState(working.km_links[1], 0.0, up=False)])
+    assert change.reason == "switched to backup" and control.route("beijing", "wuhan") == backup
+    [change] = control.report([KMLinkState(working.km_links[1], 1e9, up=True)])
+    assert change.reason == "reverted to the working route"
+    assert control.route("beijing", "wuhan") == working
 
 
 def test_the_key_management_layer_can_route_through_the_control_layer(
         tmp_path: FilePath) -> None:
-    """ControlRouter is a keys Router: a key network relays over its routes."""
+    """The Controller is a keys Router: a key network relays over its routes."""
     network = build_cn_qcn()
-    router: Router = ControlRouter(network)
+    router: Router = Controller.for_network(network)
     keynet = KeyNetwork(network, tmp_path / "stores", served_nodes(network), router=router)
 
     async def relay() -> list[tuple[str, bytes]]:
         loop = asyncio.get_running_loop()
-        keynet.start_supply(loop.time(), prefill_bits=20_000)
-        keynet.pump(loop.time())
+        keynet.supply.start(loop.time(), prefill_bits=20_000)
+        keynet.supply.pump(loop.time())
         return await keynet.enc_keys("sae-harbin", "sae-beijing", 1, 256)
 
     [(key_id, key)] = asyncio.run(relay())

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qkdnet.keys.manager import KeyManager, pad_units, xor
+from qkdnet.keys.manager import KeyManager
 from qkdnet.keys.memory_store import MemoryKeyStore
 from qkdnet.keys.messages import (
     Action,
@@ -20,13 +20,16 @@ from qkdnet.keys.messages import (
     KeyRequest,
     Received,
     RelayComplete,
-    Route,
     Send,
     StartTimer,
     TimerExpired,
 )
 from qkdnet.keys.pool import UNIT_BYTES, KeyStore, UnitRange
-from qkdnet.keys.supply import KeyBlock, deliver
+from qkdnet.keys.relay_cost import pad_units
+from qkdnet.keys.relay_crypto import OneTimePad, xor
+from qkdnet.keys.route import Route
+from qkdnet.keys.supply import deliver
+from qkdnet.quantum.key_source import KeyBlock
 
 
 class RecordingStore(MemoryKeyStore):
@@ -69,7 +72,7 @@ class Chain:
             node = f"n{i}"
             self.stores[node] = RecordingStore(node)
             self.managers[node] = KeyManager(node, self.stores[node],
-                                             random_bytes=rng.randbytes)
+                                             OneTimePad(rng.randbytes))
         for i in range(self.hops):
             for b in range(self.blocks_per_link):
                 block = KeyBlock(f"l{i}", b, rng.randbytes(8 * UNIT_BYTES))
@@ -81,9 +84,12 @@ class Chain:
         links = tuple(f"l{min(i, i + step)}" for i in range(a, b, step))
         return Route(nodes, links)
 
-    def request(self, key_id: str, a: int, b: int, size: int = 256) -> list[tuple[str, Event]]:
-        """The first events of a relay from n<a> to n<b>; run them with :meth:`run`."""
-        return [(f"n{a}", KeyRequest(key_id, size, "master", "slave", self.route(a, b)))]
+    def request(self, key_id: str, a: int, b: int, size: int = 256, count: int = 1
+                ) -> list[tuple[str, Event]]:
+        """The first events of a relay of ``count`` keys (key_IDs ``key_id``, then
+        ``key_id.1``...) from n<a> to n<b>; run them with :meth:`run`."""
+        ids = (key_id, *(f"{key_id}.{i}" for i in range(1, count)))
+        return [(f"n{a}", KeyRequest(ids, size, "master", "slave", self.route(a, b)))]
 
     def step(self, node: str, event: Event, now: float = 0.0) -> list[tuple[str, Event]]:
         return self._follow(node, self.managers[node].handle(event, now))
@@ -96,9 +102,9 @@ class Chain:
             elif isinstance(a, StartTimer):
                 self.timers.append((node, a))
             elif isinstance(a, KeyDelivered):
-                self.delivered[a.key_id] = a.material
+                self.delivered[a.relay_id] = a.material
             elif isinstance(a, KeyFailed):
-                self.failed[a.key_id] = a.reason
+                self.failed[a.relay_id] = a.reason
         return out
 
     def run(self, events: list[tuple[str, Event]],
@@ -184,7 +190,7 @@ def test_tampered_ciphertext_fails_authentication() -> None:
     [(node, event)] = chain.step(*chain.request("k", 0, 2)[0])
     assert isinstance(event, Received) and isinstance(event.message, ForwardKey)
     bad = event.message
-    forged = ForwardKey(bad.key_id, bad.size_bits, bad.master_sae, bad.slave_sae, bad.route,
+    forged = ForwardKey(bad.key_ids, bad.size_bits, bad.master_sae, bad.slave_sae, bad.route,
                         bad.hop, bad.pad, xor(bad.ciphertext, b"\x01" + bytes(31)), bad.tag)
     chain.run([(node, Received(event.sender, forged))])
     assert "authentication failed" in chain.failed["k"]
@@ -207,6 +213,19 @@ def test_a_forged_completion_is_ignored() -> None:
     chain.run(chain.request("k", 0, 2), drop=lambda item: item[0] == "n2")
     chain.run([("n0", Received("n2", RelayComplete("k", bytes(32))))])
     assert "k" not in chain.delivered
+
+
+def test_keys_of_one_request_travel_together_and_pay_one_mac_key_per_hop() -> None:
+    """Three keys in one relay: each hop takes three pads and one MAC key, and the slave's
+    node holds each key under its own key_ID, equal to its slice of what the master got."""
+    chain = Chain(hops=2)
+    chain.run(chain.request("k", 0, 2, size=256, count=3))
+    material = chain.delivered["k"]
+    assert len(material) == 3 * 32
+    for hop in range(2):
+        assert len([t for t in chain.stores[f"n{hop}"].taken if t[0] == f"l{hop}"]) == 4
+    for i, key_id in enumerate(("k", "k.1", "k.2")):
+        assert chain.held("n2", key_id) == material[32 * i:32 * (i + 1)]
 
 
 def test_same_node_pairs_get_a_key_without_relay() -> None:

@@ -128,15 +128,16 @@ def test_both_ends_of_a_link_get_identical_pads(make: Make) -> None:
 
 
 def test_pool_bytes_and_room_follow_deposits_and_takes(make: Make) -> None:
-    """Each direction counts its own unused bytes; room is capacity less both."""
+    """Each direction counts its own unused bytes; its room is half the capacity less
+    them."""
     a, b = pair(make, {0: 4, 1: 2})
     assert (a.pool_bytes(LINK, True), a.pool_bytes(LINK, False)) == (128, 64)
     assert (b.pool_bytes(LINK, True), b.pool_bytes(LINK, False)) == (64, 128)
     ranges, _ = a.take_outbound(LINK, 3)
     b.take_inbound(LINK, ranges)
     assert a.pool_bytes(LINK, True) == b.pool_bytes(LINK, False) == 32
-    assert a.room(LINK) == 64 * MiB - 96
-    assert a.room("elsewhere") == 64 * MiB and a.pool_bytes("elsewhere", True) == 0
+    assert a.room(LINK, True) == 32 * MiB - 32 and a.room(LINK, False) == 32 * MiB - 64
+    assert a.room("elsewhere", True) == 32 * MiB and a.pool_bytes("elsewhere", True) == 0
 
 
 def test_no_unit_is_returned_twice(make: Make) -> None:
@@ -216,22 +217,24 @@ def test_huge_numbers_from_a_peer_are_refusals_not_crashes(make: Make) -> None:
 
 
 def test_pool_full_is_back_pressure_and_stores_nothing(make: Make) -> None:
-    """Inbound and outbound together fill the capacity; a block that does not fit is
-    refused whole, and room comes back as units are used."""
+    """Each direction fills half the capacity; a block that does not fit is refused whole,
+    room comes back as units are used, and a full direction never stops the other."""
     store = make("A", capacity_bytes_per_link=4 * UNIT_BYTES)
     store.deposit(LINK, 0, material(0, 2), True)
     store.deposit(LINK, 1, material(1, 1), False)
-    assert store.room(LINK) == UNIT_BYTES
+    assert store.room(LINK, True) == 0 and store.room(LINK, False) == UNIT_BYTES
     with pytest.raises(PoolFull, match=LINK):
         store.deposit(LINK, 2, material(2, 2), True)
     assert store.pool_bytes(LINK, True) == 64 and store.pool_bytes(LINK, False) == 32
+    store.deposit(LINK, 3, material(3, 1), False)  # the other direction still fills
+    assert store.room(LINK, False) == 0
     store.take_outbound(LINK, 2)
     store.deposit(LINK, 2, material(2, 2), True)  # not remembered as deposited: it fits now
-    assert store.room(LINK) == UNIT_BYTES
-    store.deposit("C-D", 0, material(0, 4, "C-D"), True)  # capacity is per link
-    assert store.room("C-D") == 0
+    assert store.room(LINK, True) == 0
+    store.deposit("C-D", 0, material(0, 2, "C-D"), True)  # capacity is per link
+    assert store.room("C-D", True) == 0
     with pytest.raises(PoolFull):
-        store.deposit("E-F", 0, material(0, 5, "E-F"), True)
+        store.deposit("E-F", 0, material(0, 3, "E-F"), True)
     assert store.links() == [LINK, "C-D"]
 
 
@@ -297,9 +300,9 @@ def test_a_closed_store_refuses_everything(make: Make) -> None:
     store.close()
     calls: list[Callable[[], object]] = [
         lambda: store.deposit(LINK, 1, material(1, 1), True),
-        lambda: store.room(LINK), lambda: store.pool_bytes(LINK, True),
+        lambda: store.room(LINK, True), lambda: store.pool_bytes(LINK, True),
         lambda: store.take_outbound(LINK, 1), lambda: store.take_inbound(LINK, ()),
-        lambda: store.hold_key(HeldKey("k", "m", "s", b"x")), lambda: store.links(),
+        lambda: store.hold_keys([HeldKey("k", "m", "s", b"x")]), lambda: store.links(),
         lambda: store.release_keys(["k"], "m", "s"), lambda: store.held_count("m", "s")]
     for call in calls:
         with pytest.raises(KeyStoreError, match="closed"):
@@ -315,7 +318,7 @@ def key(key_id: str, master: str = "sae-a", slave: str = "sae-b") -> HeldKey:
 def test_a_key_is_released_exactly_once(make: Make) -> None:
     """The slave gets the key; asking again is KeyNotFound."""
     store = make("B")
-    store.hold_key(key("k1"))
+    store.hold_keys([key("k1")])
     assert store.held_count("sae-a", "sae-b") == 1
     assert store.release_keys(["k1"], "sae-a", "sae-b") == [key("k1")]
     assert store.held_count("sae-a", "sae-b") == 0
@@ -327,7 +330,7 @@ def test_keys_come_back_in_the_order_asked(make: Make) -> None:
     """Several keys at once, in the caller's order."""
     store = make("B")
     for key_id in ("k1", "k2", "k3"):
-        store.hold_key(key(key_id))
+        store.hold_keys([key(key_id)])
     assert [k.key_id for k in store.release_keys(["k3", "k1", "k2"], "sae-a", "sae-b")] == [
         "k3", "k1", "k2"]
 
@@ -336,7 +339,7 @@ def test_a_third_sae_is_not_authorized_and_the_key_stays(make: Make) -> None:
     """Another SAE asking with the right master gets NotAuthorized; the slave still gets
     the key afterwards."""
     store = make("B")
-    store.hold_key(key("k1"))
+    store.hold_keys([key("k1")])
     with pytest.raises(NotAuthorized, match="sae-c"):
         store.release_keys(["k1"], "sae-a", "sae-c")
     assert store.release_keys(["k1"], "sae-a", "sae-b") == [key("k1")]
@@ -345,7 +348,7 @@ def test_a_third_sae_is_not_authorized_and_the_key_stays(make: Make) -> None:
 def test_the_wrong_master_finds_no_key(make: Make) -> None:
     """A key held for another master is KeyNotFound, even for its own slave, and stays."""
     store = make("B")
-    store.hold_key(key("k1"))
+    store.hold_keys([key("k1")])
     with pytest.raises(KeyNotFound):
         store.release_keys(["k1"], "sae-x", "sae-b")
     with pytest.raises(KeyNotFound):  # not found beats not authorized
@@ -356,9 +359,9 @@ def test_the_wrong_master_finds_no_key(make: Make) -> None:
 def test_release_is_all_or_none(make: Make) -> None:
     """One missing or unauthorized key of several releases none of them."""
     store = make("B")
-    store.hold_key(key("k1"))
-    store.hold_key(key("k2"))
-    store.hold_key(key("k3", slave="sae-c"))
+    store.hold_keys([key("k1")])
+    store.hold_keys([key("k2")])
+    store.hold_keys([key("k3", slave="sae-c")])
     with pytest.raises(KeyNotFound, match="k9"):
         store.release_keys(["k1", "k9", "k2"], "sae-a", "sae-b")
     with pytest.raises(NotAuthorized):
@@ -373,9 +376,9 @@ def test_release_is_all_or_none(make: Make) -> None:
 def test_a_key_id_is_held_once(make: Make) -> None:
     """Holding a second key under a held key_ID is refused and keeps the first."""
     store = make("B")
-    store.hold_key(key("k1"))
+    store.hold_keys([key("k1")])
     with pytest.raises(KeyStoreError, match="k1"):
-        store.hold_key(key("k1", master="sae-x"))
+        store.hold_keys([key("k1", master="sae-x")])
     assert store.held_count("sae-a", "sae-b") == 1
     assert store.held_count("sae-x", "sae-b") == 0
 
@@ -383,9 +386,9 @@ def test_a_key_id_is_held_once(make: Make) -> None:
 def test_held_count_is_per_pair(make: Make) -> None:
     """Counts keys per (master, slave), in that order."""
     store = make("B")
-    store.hold_key(key("k1"))
-    store.hold_key(key("k2"))
-    store.hold_key(key("k3", "sae-b", "sae-a"))
+    store.hold_keys([key("k1")])
+    store.hold_keys([key("k2")])
+    store.hold_keys([key("k3", "sae-b", "sae-a")])
     assert store.held_count("sae-a", "sae-b") == 2
     assert store.held_count("sae-b", "sae-a") == 1
     assert store.held_count("sae-a", "sae-c") == 0
@@ -397,14 +400,14 @@ def _errors(store: Store) -> list[KeyStoreError]:
     """One of each refusal, on a store holding units of material(…) and held keys."""
     store.deposit(LINK, 0, material(0, 2), True)
     store.deposit(LINK, 1, material(1, 2), False)
-    store.hold_key(key("k1"))
+    store.hold_keys([key("k1")])
     attempts: list[Callable[[], object]] = [
         lambda: store.deposit(LINK, 2, material(2, 1)[:-1], True),
         lambda: store.deposit(LINK, 3, material(3, 40), True),
         lambda: store.take_outbound(LINK, 3),
         lambda: store.take_inbound(LINK, (UnitRange(1, 0, 1), UnitRange(0, 0, 1))),
         lambda: store.take_inbound(LINK, (UnitRange(1, 0, 2), UnitRange(1, 1, 1))),
-        lambda: store.hold_key(key("k1")),
+        lambda: store.hold_keys([key("k1")]),
         lambda: store.release_keys(["k1", "k2"], "sae-a", "sae-b"),
         lambda: store.release_keys(["k1"], "sae-a", "sae-c"),
     ]
@@ -514,8 +517,8 @@ def _apply(store: Store, op: tuple[object, ...]) -> object:
             case ("in", list(triples)):
                 return store.take_inbound(LINK, tuple(UnitRange(*t) for t in triples))
             case ("hold", int(index), int(master), int(slave)):
-                return store.hold_key(HeldKey(f"k{index}", saes[master], saes[slave],
-                                              unit(index, 0, "key")))
+                return store.hold_keys([HeldKey(f"k{index}", saes[master], saes[slave],
+                                              unit(index, 0, "key"))])
             case ("release", list(indices), int(master), int(slave)):
                 return store.release_keys([f"k{i}" for i in indices], saes[master],
                                           saes[slave])
@@ -526,7 +529,7 @@ def _apply(store: Store, op: tuple[object, ...]) -> object:
 
 def _state(store: Store) -> tuple[object, ...]:
     pairs = itertools.product(["sae-a", "sae-b", "sae-c"], repeat=2)
-    return (store.room(LINK), store.pool_bytes(LINK, True), store.pool_bytes(LINK, False),
+    return (store.room(LINK, True), store.pool_bytes(LINK, True), store.pool_bytes(LINK, False),
             store.links(), [store.held_count(m, s) for m, s in pairs])
 
 
@@ -580,7 +583,7 @@ def test_data_survives_closing_and_reopening(tmp_path: Path) -> None:
         store.deposit(LINK, 0, material(0, 3), True)
         store.deposit(LINK, 1, material(1, 2), False)
         store.take_outbound(LINK, 1)
-        store.hold_key(key("k1"))
+        store.hold_keys([key("k1")])
     with SQLiteKeyStore(path, "A") as store:
         assert store.links() == [LINK]
         store.deposit(LINK, 0, material(0, 3), True)  # still remembered: a no-op
@@ -620,7 +623,7 @@ def test_used_material_is_overwritten_on_disk(tmp_path: Path) -> None:
     with SQLiteKeyStore(path, "A") as store:
         store.deposit(LINK, 0, PROBE + material(0, 3), True)
         store.deposit(LINK, 1, material(1, 2) + PROBE[::-1], False)
-        store.hold_key(HeldKey("k1", "sae-a", "sae-b", KEY_PROBE))
+        store.hold_keys([HeldKey("k1", "sae-a", "sae-b", KEY_PROBE)])
         store.checkpoint()
         assert all(p in _on_disk(path) for p in (PROBE, PROBE[::-1], KEY_PROBE))
         assert store.take_outbound(LINK, 1)[1] == PROBE
@@ -730,7 +733,7 @@ def test_a_killed_process_leaves_the_store_consistent(tmp_path: Path) -> None:
 def test_held_for_names_the_pair_without_the_material(make: Make) -> None:
     """A KME can tell whose a key is (to answer 401 rather than 400) without taking it."""
     store = make("A")
-    store.hold_key(HeldKey("k1", "sae-m", "sae-s", unit(0, 0, "k1")))
+    store.hold_keys([HeldKey("k1", "sae-m", "sae-s", unit(0, 0, "k1"))])
     assert store.held_for("k1") == ("sae-m", "sae-s")
     assert store.held_for("k2") is None
     assert store.held_count("sae-m", "sae-s") == 1

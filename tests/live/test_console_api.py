@@ -14,8 +14,8 @@ import pytest
 from chain_scenario import CHAIN_SCENARIO
 from polling import wait_for
 
+from qkdnet.files.networks import open_network
 from qkdnet.live.launch import ServeProcess, start_serve
-from qkdnet.topology.scenarios import open_network
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from qkdnet.errors import ParameterError
+from qkdnet.files.networks import load_network
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.topology.model import SAE, Network, NodeKind
-from qkdnet.topology.scenario_file import load_network
 
 SCENARIO = """\
 qkdnet_scenario: 1
@@ -39,8 +39,8 @@ def chain(tmp_path: Path) -> Network:
 def _run(keynet: KeyNetwork, master: str, slave: str, n: int) -> list[tuple[str, bytes]]:
     async def go() -> list[tuple[str, bytes]]:
         loop = asyncio.get_running_loop()
-        keynet.start_supply(loop.time(), prefill_bits=100_000)
-        keynet.pump(loop.time())
+        keynet.supply.start(loop.time(), prefill_bits=100_000)
+        keynet.supply.pump(loop.time())
         return await keynet.enc_keys(master, slave, n, 256)
     return asyncio.run(go())
 
@@ -89,7 +89,7 @@ def test_a_block_only_one_end_received_is_discarded_on_restart(chain: Network,
 
 
 async def _start(keynet: KeyNetwork) -> None:
-    keynet.start_supply(asyncio.get_running_loop().time())
+    keynet.supply.start(asyncio.get_running_loop().time())
 
 
 def test_served_nodes_skip_users_without_applications(chain: Network) -> None:
@@ -113,22 +113,23 @@ def test_a_stopped_node_makes_no_key_and_its_links_report_down(chain: Network,
 
     async def go() -> None:
         loop = asyncio.get_running_loop()
-        keynet.start_supply(loop.time(), prefill_bits=100_000)
-        keynet.pump(loop.time())
+        keynet.supply.start(loop.time(), prefill_bits=100_000)
+        keynet.supply.pump(loop.time())
         kept = keynet.stores["b"].pool_bytes("km:b~c", outbound=True)
-        keynet.stop("b")
-        assert keynet.down_links() == {"a--b", "b--c"}
-        assert [s.up for s in keynet.link_states()] == [False, False]
-        assert keynet.pump(loop.time() + 60) == 0
+        keynet.faults.stop("b")
+        assert keynet.faults.down_links() == {"a--b", "b--c"}
+        assert [s.up for s in keynet.supply.link_states()] == [False, False]
+        assert keynet.supply.pump(loop.time() + 60) == 0
         with pytest.raises(ApiError) as failed:
             await keynet.enc_keys("sae-a", "sae-c", 1, 256)
         assert failed.value.status == 503
-        keynet.stop("b", False)
-        assert keynet.down_links() == set() and all(s.up for s in keynet.link_states())
+        keynet.faults.stop("b", False)
+        assert keynet.faults.down_links() == set()
+        assert all(s.up for s in keynet.supply.link_states())
         assert keynet.stores["b"].pool_bytes("km:b~c", outbound=True) == kept
-        assert keynet.pump(loop.time() + 120) > 0
+        assert keynet.supply.pump(loop.time() + 120) > 0
         with pytest.raises(ParameterError, match="nowhere"):
-            keynet.stop("nowhere")
+            keynet.faults.stop("nowhere")
 
     asyncio.run(go())
     keynet.close()

@@ -36,7 +36,7 @@ from qkdnet.apps.sae_client import (
     Unauthorized,
     tls_context,
 )
-from qkdnet.keys.routing import ShortestPathRouter
+from qkdnet.control.controller import Controller
 from qkdnet.live.launch import CA_BUNDLE_VARIABLES, ServeFailed, start_serve
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.paths import shortest_path
@@ -354,7 +354,7 @@ def test_every_pad_on_the_route_is_used_once_and_deleted(
         manifest: dict[str, Any], harbin: Sae, shenzhen: Sae, delivered: list[bytes]) -> None:
     """One 256-bit key takes the same 2 units (pad + MAC key) out of both ends of each of
     the route's KM-links, and none of them is left in any store of the route."""
-    route = ShortestPathRouter(build_cn_qcn()).route("harbin", "shenzhen")
+    route = Controller.for_network(build_cn_qcn()).route("harbin", "shenzhen")
     stores = {n: manifest["kmes"][n]["store"] for n in route.nodes}
     before = {n: units_held(s, route.km_links) for n, s in stores.items()}
     enc_keys(harbin, shenzhen, delivered)

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from qkdnet.apps.sae_client import KmeError, KmeUnavailable, SaeClient
 from qkdnet.cli import app
-from qkdnet.keys.emulator import link_rate_bps
+from qkdnet.files.networks import open_network
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.launch import ServeProcess, start_serve
-from qkdnet.topology.scenarios import open_network
+from qkdnet.quantum.link_rate import link_skr_bps
 
 
 @contextmanager
@@ -66,7 +66,7 @@ def test_metrics_carry_one_skr_series_per_qkd_link_and_the_pools(tmp_path: Path)
         skr = _samples(text, "qkdnet_link_skr_bits_per_second")
         assert set(skr) == {lk.id for lk in network.qkd_links}
         for lk in network.qkd_links:
-            assert math.isclose(skr[lk.id], link_rate_bps(lk), rel_tol=1e-9)
+            assert math.isclose(skr[lk.id], link_skr_bps(lk), rel_tol=1e-9)
         assert set(_samples(text, "qkdnet_link_up").values()) == {1.0}
         pools = _samples(text, "qkdnet_kmlink_key_bits")
         assert set(pools) == {km.id for km in network.km_links if km.kind.value == "direct"}
@@ -88,7 +88,7 @@ def test_link_rates_follow_the_day_night_drift_and_bursts(tmp_path: Path) -> Non
     t = state["links"]["a--b"]["t"]
     extra = model.extra_qber(t)
     skr = model.skr(extra)
-    static = [link_rate_bps(lk) for lk in network.qkd_links]
+    static = [link_skr_bps(lk) for lk in network.qkd_links]
     for i, lk in enumerate(network.qkd_links):
         reported = state["links"][lk.id]
         assert math.isclose(reported["skr_bps"], skr[i], rel_tol=1e-9)

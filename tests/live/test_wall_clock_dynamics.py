@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from qkdnet.live.dynamics import CST_OFFSET_S, LiveDynamics
-from qkdnet.quantum.dynamics import DAY_S, DynamicsModel
+from qkdnet.quantum.dynamics import DynamicsModel
 from qkdnet.topology.cn_qcn import build_cn_qcn
+from qkdnet.units import DAY_S
 
 MIDNIGHT_CST = 1_795_000_000 // DAY_S * DAY_S - CST_OFFSET_S  # a day in 2026, 00:00 CST
 

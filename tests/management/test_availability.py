@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qkdnet.management.availability import (
-    WEEK_S,
     Interval,
     Outages,
     availability,
@@ -23,6 +22,7 @@ from qkdnet.management.availability import (
     total,
     union,
 )
+from qkdnet.units import WEEK_S
 
 H = 3600.0
 

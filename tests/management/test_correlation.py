@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from qkdnet.files.networks import load_network
 from qkdnet.management.alarms import DEFAULT_RULES, Alarm, AlarmEngine
 from qkdnet.management.correlation import Correlator
 from qkdnet.topology.model import Network
-from qkdnet.topology.scenario_file import load_network
 
 CHAIN = """\
 qkdnet_scenario: 1

@@ -12,7 +12,7 @@ from qkdnet.quantum.decoy_bb84 import (
     key_per_signal_pulse,
     single_photon_bounds,
 )
-from qkdnet.quantum.devices import BACKBONE_TYPES, device_type
+from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, device_type
 from qkdnet.quantum.params import DecoyBB84Params
 
 # GYS experiment as used by Ma, Qi, Zhao, Lo, PRA 72, 012326 (2005), Table I.
@@ -60,7 +60,7 @@ def test_gain_and_error_follow_the_poisson_source() -> None:
     assert float(qber) == pytest.approx(0.02)
 
 
-@pytest.mark.parametrize("name", BACKBONE_TYPES)
+@pytest.mark.parametrize("name", BACKBONE_DEVICE_TYPES)
 def test_backbone_types_at_mean_backbone_loss_give_10_to_100_kbps(name: str) -> None:
     """At the paper's average 18.61 dB every backbone type lands in 10-100 kbit/s."""
     rate = float(decoy_bb84_skr(18.61, device_type(name).params))  # type: ignore[arg-type]

@@ -6,11 +6,24 @@ import numpy as np
 import pytest
 
 from qkdnet.errors import ParameterError
-from qkdnet.quantum.devices import BACKBONE_TYPES, CATALOGUE, device_type, device_types
-from qkdnet.quantum.field import DV_FIELD, draw_field_params, pessimistic_params
+from qkdnet.quantum.devices import (
+    BACKBONE_DEVICE_TYPES,
+    CATALOGUE,
+    CV_DEVICE_TYPES,
+    DEVICE_TYPES,
+    METRO_DEVICE_TYPES,
+    device_type,
+    device_types,
+)
+from qkdnet.quantum.field import (
+    CV_FIELD,
+    DV_FIELD,
+    draw_field_params,
+    draw_link_fields,
+    pessimistic_params,
+)
 from qkdnet.quantum.params import CVParams, DecoyBB84Params
 from qkdnet.quantum.rates import skr
-from qkdnet.topology.device_types import CV_DEVICE_TYPES, DEVICE_TYPES
 
 # (repetition rate Hz, detector efficiency, detection) as reported by Chen et al. 2025
 PAPER = {
@@ -86,8 +99,24 @@ def test_field_links_sit_between_pessimistic_and_ideal(name: str) -> None:
     assert np.all(field >= skr(device, 12.0, pessimistic_params(device)) - 1e-9)
 
 
-def test_catalogue_agrees_with_the_networks_record_of_types() -> None:
-    """The topology's type names, domains and CV/DV split are the catalogue's."""
-    assert tuple(CATALOGUE) == DEVICE_TYPES
-    assert tuple(n for n, d in CATALOGUE.items() if d.is_cv) == CV_DEVICE_TYPES
-    assert tuple(n for n, d in CATALOGUE.items() if d.domain == "backbone") == BACKBONE_TYPES
+def test_type_names_by_domain_and_family_are_the_papers() -> None:
+    """I-IV serve the backbone and V-VII metro networks; VI and VII are CV-QKD."""
+    assert DEVICE_TYPES == ("I", "II", "III", "IV", "V", "VI", "VII")
+    assert BACKBONE_DEVICE_TYPES == ("I", "II", "III", "IV")
+    assert METRO_DEVICE_TYPES == ("V", "VI", "VII")
+    assert CV_DEVICE_TYPES == ("VI", "VII")
+
+
+def test_link_fields_are_drawn_from_their_familys_spread() -> None:
+    """Each link gets its own read-only draw with its family's parameters, inside the
+    spread, and the same generator state gives the same draws."""
+    types = ["I", "VI", "V", "VII", "II"] * 20
+    fields = draw_link_fields(types, np.random.default_rng(3))
+    assert fields == draw_link_fields(types, np.random.default_rng(3))
+    for name, field in zip(types, fields, strict=True):
+        spread = CV_FIELD if name in CV_DEVICE_TYPES else DV_FIELD
+        assert set(field) == {r.name for r in spread}
+        assert all(r.low <= field[r.name] <= r.high for r in spread)
+        with pytest.raises(TypeError):
+            field["e_d"] = 0.0  # type: ignore[index]
+    assert len({f.get("e_d") for f in fields}) > 50  # every link its own draw

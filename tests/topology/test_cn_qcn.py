@@ -8,8 +8,8 @@ from statistics import fmean
 import networkx as nx
 import pytest
 
+from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES
 from qkdnet.topology.cn_qcn import apportion, build_cn_qcn, data_rows, slug
-from qkdnet.topology.device_types import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES
 from qkdnet.topology.model import DomainKind, KMLinkKind, Multiplexing, Network, NodeKind
 from qkdnet.topology.paths import (
     edge_disjoint_paths,

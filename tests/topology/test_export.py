@@ -1,19 +1,18 @@
-"""Exports for other tools: GraphML that plain networkx reads back, GeoJSON for map tools."""
+"""Exports for other tools as data: a graph whose GraphML plain networkx reads back, and
+GeoJSON for map tools."""
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import pytest
 
+from qkdnet.quantum.devices import CV_DEVICE_TYPES
 from qkdnet.topology.cn_qcn import build_cn_qcn
-from qkdnet.topology.device_types import CV_DEVICE_TYPES
-from qkdnet.topology.export import to_geojson, write_geojson, write_graphml
+from qkdnet.topology.export import to_geojson, to_graphml_graph
 from qkdnet.topology.model import KMLinkKind, Network, Node, NodeKind, QKDLink
 from qkdnet.topology.validation import validated
 
@@ -23,10 +22,13 @@ def net() -> Network:
     return build_cn_qcn()
 
 
+def _graphml_text(network: Network) -> str:
+    return "\n".join(nx.generate_graphml(to_graphml_graph(network)))
+
+
 @pytest.fixture(scope="module")
-def graphml(net: Network, tmp_path_factory: pytest.TempPathFactory) -> nx.Graph:
-    path = write_graphml(net, tmp_path_factory.mktemp("export") / "cn-qcn.graphml")
-    return nx.read_graphml(path)
+def graphml(net: Network) -> nx.Graph:
+    return nx.parse_graphml(_graphml_text(net))
 
 
 @pytest.fixture(scope="module")
@@ -84,15 +86,15 @@ def test_graphml_gives_cv_links_their_own_field_parameters(
     assert "field_e_d" not in edge
 
 
-def test_graphml_declares_each_attribute_once_even_for_whole_numbers(tmp_path: Path) -> None:
+def test_graphml_declares_each_attribute_once_even_for_whole_numbers() -> None:
     """A network built in code with whole-number km and degrees still gives one GraphML key
     per attribute name, so tools other than networkx read one column each."""
     nodes = (Node("a", "A", NodeKind.BACKBONE_ACCESS, 40, 116),
              Node("b", "B", NodeKind.BACKBONE_ACCESS, 38.5, 117.2),
              Node("c", "C", NodeKind.BACKBONE_ACCESS, 36, 117.5))
     links = (QKDLink("a-b", "a", "b", 70, 14, "I"), QKDLink("b-c", "b", "c", 80.5, 16.1, "I"))
-    path = write_graphml(validated(Network("ints", nodes, links)), tmp_path / "ints.graphml")
-    keys = ET.parse(path).getroot().findall("{http://graphml.graphdrawing.org/xmlns}key")
+    text = _graphml_text(validated(Network("ints", nodes, links)))
+    keys = ET.fromstring(text).findall("{http://graphml.graphdrawing.org/xmlns}key")
     names = Counter((k.get("for"), k.get("attr.name")) for k in keys)
     assert [name for name, count in names.items() if count > 1] == []
 
@@ -141,10 +143,3 @@ def test_geojson_lines_join_their_end_nodes(net: Network, geojson: dict[str, Any
     a, b = net.node[net.qkd_links[0].a], net.node[net.qkd_links[0].b]
     assert feature["geometry"]["coordinates"] == [[a.lon, a.lat], [b.lon, b.lat]]
     assert feature["properties"]["length_km"] == net.qkd_links[0].length_km
-
-
-def test_written_geojson_is_plain_json(net: Network, tmp_path: Path) -> None:
-    """The written file parses with json.loads and holds the same document."""
-    path = write_geojson(net, tmp_path / "cn-qcn.geojson")
-    assert path == tmp_path / "cn-qcn.geojson"
-    assert json.loads(path.read_text(encoding="utf-8")) == to_geojson(net)

@@ -1,11 +1,11 @@
-"""Scenario files: networks saved and loaded as YAML or JSON, and every bad file refused
-with the file, the line and the path of the mistake."""
+"""Scenario files as text: networks formatted and parsed as YAML or JSON, and every bad
+document refused with its source, the line and the path of the mistake."""
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -13,16 +13,16 @@ from qkdnet.errors import ScenarioError
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.generator import generate_network
 from qkdnet.topology.model import KMLink, KMLinkKind, Multiplexing, Network, Node, NodeKind, QKDLink
-from qkdnet.topology.scenario_file import load_network, save_network
+from qkdnet.topology.scenario_file import DocumentFormat, format_network, parse_network
 from qkdnet.topology.validation import validated
 
 MARK = "# <-"  # ends the line an error must point at
+SOURCE = "net.yaml"
+FORMATS: list[DocumentFormat] = ["yaml", "json"]
 
 
-def _write(tmp_path: Path, text: str, name: str = "net.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
+def _parse(text: str, fmt: DocumentFormat = "yaml") -> Network:
+    return parse_network(text, SOURCE, fmt)
 
 
 def _marked_line(text: str) -> int:
@@ -30,17 +30,17 @@ def _marked_line(text: str) -> int:
     return line
 
 
-def _refusal(path: Path) -> ScenarioError:
+def _refusal(text: str, fmt: DocumentFormat = "yaml") -> ScenarioError:
     with pytest.raises(ScenarioError) as caught:
-        load_network(path)
+        _parse(text, fmt)
     return caught.value
 
 
-def _assert_located(err: ScenarioError, path: Path, line: int, where: str) -> None:
-    """The error names the file, the line and the document path, in one line of text."""
-    assert (err.source, err.line, err.path) == (str(path), line, where)
+def _assert_located(err: ScenarioError, line: int, where: str) -> None:
+    """The error names the source, the line and the document path, in one line of text."""
+    assert (err.source, err.line, err.path) == (SOURCE, line, where)
     message = str(err)
-    assert message.startswith(f"{path}:{line}: {where}: ")
+    assert message.startswith(f"{SOURCE}:{line}: {where}: ")
     assert "\n" not in message
 
 
@@ -52,23 +52,27 @@ NETWORKS: dict[str, Callable[[], Network]] = {
 }
 
 
-@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", list(NETWORKS))
-def test_a_saved_network_loads_back_equal(tmp_path: Path, name: str, suffix: str) -> None:
-    """Saving and loading gives back an equal network, node by node and link by link."""
+def test_a_formatted_network_parses_back_equal(name: str, fmt: DocumentFormat) -> None:
+    """Formatting and parsing gives back an equal network, node by node and link by link."""
     network = NETWORKS[name]()
-    path = save_network(network, tmp_path / f"net{suffix}")
-    assert path == tmp_path / f"net{suffix}"
-    assert load_network(path) == network
+    assert _parse(format_network(network, fmt), fmt) == network
 
 
-@pytest.mark.parametrize("suffix", [".yaml", ".json"])
-def test_a_network_without_km_links_stays_without(tmp_path: Path, suffix: str) -> None:
-    """An empty KM-link list is saved as such and not replaced by the default direct ones."""
+def test_json_format_is_strict_json() -> None:
+    """The JSON text is a document json.loads reads, with the format version first."""
+    document = json.loads(format_network(NETWORKS["generated-300"](), "json"))
+    assert next(iter(document.items())) == ("qkdnet_scenario", 1)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_network_without_km_links_stays_without(fmt: DocumentFormat) -> None:
+    """An empty KM-link list is written as such and not replaced by the default direct ones."""
     nodes = (Node("a", "A", NodeKind.BACKBONE_ACCESS, 39.9, 116.4),
              Node("b", "B", NodeKind.BACKBONE_ACCESS, 38.0, 117.0))
     network = validated(Network("bare", nodes, (QKDLink("a-b", "a", "b", 70.0, 14.0, "I"),)))
-    loaded = load_network(save_network(network, tmp_path / f"bare{suffix}"))
+    loaded = _parse(format_network(network, fmt), fmt)
     assert loaded == network
     assert loaded.km_links == ()
 
@@ -92,9 +96,9 @@ qkd_links:
 """
 
 
-def test_a_minimal_hand_written_file_gets_the_documented_defaults(tmp_path: Path) -> None:
+def test_a_minimal_hand_written_file_gets_the_documented_defaults() -> None:
     """Links get ids "a--b" and 0.2 dB/km; each QKD-link gets one direct KM-link."""
-    network = load_network(_write(tmp_path, MINIMAL))
+    network = _parse(MINIMAL)
     assert network.name == "hand-made"
     assert [n.id for n in network.nodes] == ["a", "b", "c"]
     assert [lk.id for lk in network.qkd_links] == ["a--b", "b--c"]
@@ -105,9 +109,9 @@ def test_a_minimal_hand_written_file_gets_the_documented_defaults(tmp_path: Path
     )
 
 
-def test_left_out_fields_take_their_defaults(tmp_path: Path) -> None:
+def test_left_out_fields_take_their_defaults() -> None:
     """A node is named by its id; a link has one device pair on WDM, full time, no field."""
-    network = load_network(_write(tmp_path, MINIMAL))
+    network = _parse(MINIMAL)
     assert network.node["a"].name == "a"
     link = network.link["a--b"]
     assert (link.device_pairs, link.multiplexing, link.time_share) == (1, Multiplexing.WDM, 1.0)
@@ -311,58 +315,36 @@ nodes:
 ]
 
 
-def test_the_base_of_the_bad_files_is_itself_good(tmp_path: Path) -> None:
-    """Without a mistake the shared nodes and links load, so each case tests one mistake."""
-    assert len(load_network(_write(tmp_path, BASE)).qkd_links) == 4
+def test_the_base_of_the_bad_files_is_itself_good() -> None:
+    """Without a mistake the shared nodes and links parse, so each case tests one mistake."""
+    assert len(_parse(BASE).qkd_links) == 4
 
 
 @pytest.mark.parametrize(("text", "where", "problem"), BAD_FILES)
 def test_a_bad_file_is_refused_naming_file_line_and_path(
-    tmp_path: Path, text: str, where: str, problem: str
+    text: str, where: str, problem: str
 ) -> None:
-    """The error points at the offending entry or key: file, line, document path, problem."""
-    path = _write(tmp_path, text)
-    err = _refusal(path)
-    _assert_located(err, path, _marked_line(text), where)
+    """The error points at the offending entry or key: source, line, document path, problem."""
+    err = _refusal(text)
+    _assert_located(err, _marked_line(text), where)
     assert problem in err.problem
 
 
-def test_invalid_yaml_is_refused_with_its_line(tmp_path: Path) -> None:
+def test_invalid_yaml_is_refused_with_its_line() -> None:
     """A YAML syntax error is a ScenarioError at the line the parser stopped on."""
-    path = _write(tmp_path, "qkdnet_scenario: 1\nname: tiny: extra\nnodes: []\n")
-    err = _refusal(path)
-    assert (err.source, err.line) == (str(path), 2)
+    err = _refusal("qkdnet_scenario: 1\nname: tiny: extra\nnodes: []\n")
+    assert (err.source, err.line) == (SOURCE, 2)
     assert "not valid YAML" in err.problem
-    assert str(err).startswith(f"{path}:2: ")
+    assert str(err).startswith(f"{SOURCE}:2: ")
     assert "\n" not in str(err)
 
 
-def test_invalid_json_is_refused_with_its_line(tmp_path: Path) -> None:
-    """A JSON syntax error in a .json file is a ScenarioError at the line of the mistake."""
-    text = '{\n  "qkdnet_scenario": 1,\n  "name": "tiny",\n  "nodes": [,]\n}\n'
-    path = _write(tmp_path, text, "net.json")
-    err = _refusal(path)
-    assert (err.source, err.line) == (str(path), 4)
+def test_invalid_json_is_refused_with_its_line() -> None:
+    """A JSON syntax error in JSON text is a ScenarioError at the line of the mistake."""
+    err = _refusal('{\n  "qkdnet_scenario": 1,\n  "name": "tiny",\n  "nodes": [,]\n}\n', "json")
+    assert (err.source, err.line) == (SOURCE, 4)
     assert "not valid JSON" in err.problem
-    assert str(err).startswith(f"{path}:4: ")
-
-
-def test_a_missing_file_is_refused_naming_it(tmp_path: Path) -> None:
-    """Reading a file that is not there is a ScenarioError that names the file."""
-    path = tmp_path / "absent.yaml"
-    err = _refusal(path)
-    assert err.source == str(path)
-    assert "cannot read" in err.problem
-    assert str(err).startswith(f"{path}: ")
-
-
-def test_a_file_that_is_not_utf8_text_is_refused_naming_it(tmp_path: Path) -> None:
-    """Bytes that are not UTF-8 are a ScenarioError naming the file, not a decoding crash."""
-    path = tmp_path / "binary.yaml"
-    path.write_bytes(b"\xff\xfe\x00qkdnet_scenario: 1\n")
-    err = _refusal(path)
-    assert err.source == str(path)
-    assert str(err).startswith(f"{path}:")
+    assert str(err).startswith(f"{SOURCE}:4: ")
 
 
 JSON_BAD_LINK = """\
@@ -404,27 +386,6 @@ JSON_BAD_LATITUDE = """\
     pytest.param(JSON_BAD_LINK, "qkd_links[0].b", 11, id="unknown node"),
     pytest.param(JSON_BAD_LATITUDE, "nodes[0].lat", 8, id="latitude not a number"),
 ])
-def test_json_files_get_line_numbers_too(
-    tmp_path: Path, text: str, where: str, line: int, indent: str
-) -> None:
+def test_json_files_get_line_numbers_too(text: str, where: str, line: int, indent: str) -> None:
     """A mistake in a pretty-printed JSON file is reported at its line, however indented."""
-    path = _write(tmp_path, text.replace("  ", indent), "net.json")
-    _assert_located(_refusal(path), path, line, where)
-
-
-def test_refusing_a_file_loses_nothing(tmp_path: Path) -> None:
-    """A refused file is left byte for byte as it was, and nothing else is written."""
-    path = _write(tmp_path, BASE + "km_links:\n  - {a: a, b: x, kind: remote, path: [a--b]}\n")
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    _refusal(path)
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
-
-
-def test_the_example_scenario_in_examples_loads() -> None:
-    """The README's example file is a valid scenario with its ring intact."""
-    from qkdnet.topology.paths import edge_disjoint_paths
-
-    example = Path(__file__).resolve().parents[2] / "examples" / "three-city-ring.yaml"
-    net = load_network(example)
-    assert len(edge_disjoint_paths(net, "hefei", "shanghai")) == 2
-    assert net.link["sh-m1--sh-u1"].multiplexing is Multiplexing.OPTICAL_SWITCH
+    _assert_located(_refusal(text.replace("  ", indent), "json"), line, where)

@@ -13,20 +13,15 @@ import numpy as np
 import pytest
 
 from qkdnet.errors import ScenarioError
-from qkdnet.keys.manager import pad_units
 from qkdnet.keys.pool import UNIT_BYTES
+from qkdnet.keys.relay_cost import pad_units
 from qkdnet.management.availability import Interval, total
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.model import KMLinkKind, Network
 from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.engine import ServiceResult, TwinResult, run_twin
-from qkdnet.twin.scenario import (
-    HOUR_S,
-    WEEK_S,
-    TwinScenario,
-    built_in_scenario,
-    load_twin_scenario,
-)
+from qkdnet.twin.scenario import TwinScenario, built_in_scenario, load_twin_scenario
+from qkdnet.units import HOUR_S, WEEK_S
 
 Load = Callable[[str], TwinScenario]
 

@@ -12,16 +12,15 @@ from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.model import Network, Node, NodeKind, QKDLink
 from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.faults import (
-    DAY,
-    HOUR,
     Fault,
     FaultModel,
     draw_faults,
     link_outages,
     scripted_fault,
 )
+from qkdnet.units import DAY_S, HOUR_S
 
-TEN_WEEKS_S = 70 * DAY
+TEN_WEEKS_S = 70 * DAY_S
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,7 @@ def test_same_seed_gives_same_faults_and_another_seed_others(cn_qcn: Network) ->
 
 def test_faults_lie_inside_the_run_sorted_by_start(cn_qcn: Network) -> None:
     """Every fault starts and ends within [0, duration] and the list is in start order."""
-    model = FaultModel(maintenance_period_s=30 * DAY)
+    model = FaultModel(maintenance_period_s=30 * DAY_S)
     faults = draw_faults(cn_qcn, TEN_WEEKS_S, seed=3, model=model)
     assert all(0 <= f.start_s <= f.end_s <= TEN_WEEKS_S for f in faults)
     assert [f.start_s for f in faults] == sorted(f.start_s for f in faults)
@@ -55,7 +54,7 @@ def test_faults_lie_inside_the_run_sorted_by_start(cn_qcn: Network) -> None:
 
 def test_a_link_is_never_failed_twice_at_once(cn_qcn: Network) -> None:
     """Per link, fault intervals do not overlap (a fault during a repair is skipped)."""
-    model = FaultModel(equipment_failures_per_link_year=200.0, maintenance_period_s=7 * DAY)
+    model = FaultModel(equipment_failures_per_link_year=200.0, maintenance_period_s=7 * DAY_S)
     faults = draw_faults(cn_qcn, TEN_WEEKS_S, seed=5, model=model)
     by_link: dict[str, list[Fault]] = {}
     for f in faults:
@@ -78,7 +77,7 @@ def test_only_the_chosen_links_fail(cn_qcn: Network) -> None:
 def test_longer_links_get_more_fibre_cuts() -> None:
     """Cuts scale with length: a 120 km link is cut about six times as often as a 20 km one."""
     model = FaultModel(equipment_failures_per_link_year=0.0)
-    faults = draw_faults(_two_links(), 200 * 365.25 * DAY, seed=11, model=model)
+    faults = draw_faults(_two_links(), 200 * 365.25 * DAY_S, seed=11, model=model)
     short = sum(f.link == "short" for f in faults)
     long = sum(f.link == "long" for f in faults)
     assert 2 * short < long
@@ -92,8 +91,8 @@ def test_harbin_beijing_downtime_matches_the_paper_scale(cn_qcn: Network) -> Non
     totals, singles = [], []
     for seed in range(200):
         faults = draw_faults(cn_qcn, TEN_WEEKS_S, seed=seed, links=chain)
-        totals.append(sum(f.duration_s for f in faults) / HOUR)
-        singles.extend(f.duration_s / HOUR for f in faults)
+        totals.append(sum(f.duration_s for f in faults) / HOUR_S)
+        singles.extend(f.duration_s / HOUR_S for f in faults)
     assert 2.0 < statistics.mean(totals) < 10.0
     assert 0.1 < statistics.median(singles) < 2.0
 

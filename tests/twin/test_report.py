@@ -17,7 +17,8 @@ from qkdnet.cli import app
 from qkdnet.management.availability import hours_per_week, total
 from qkdnet.twin.engine import TwinResult, run_twin
 from qkdnet.twin.report import write_report
-from qkdnet.twin.scenario import HOUR_S, load_twin_scenario
+from qkdnet.twin.scenario import load_twin_scenario
+from qkdnet.units import HOUR_S
 
 runner = CliRunner()
 

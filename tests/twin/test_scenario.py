@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from qkdnet.errors import ScenarioError
-from qkdnet.twin.scenario import WEEK_S, load_twin_scenario
+from qkdnet.twin.scenario import load_twin_scenario
+from qkdnet.units import WEEK_S
 
 GOOD = """\
 qkdnet_twin: 1
@@ -74,7 +75,7 @@ def test_a_demand_between_disconnected_nodes_is_refused(tmp_path: Path) -> None:
 
 def test_a_network_file_beside_the_scenario_is_used(tmp_path: Path) -> None:
     """``network:`` may name a scenario file next to the twin file."""
-    from qkdnet.topology.scenario_file import load_network
+    from qkdnet.files.networks import load_network
 
     example = Path(__file__).resolve().parents[2] / "examples" / "three-city-ring.yaml"
     (tmp_path / "ring.yaml").write_text(example.read_text())

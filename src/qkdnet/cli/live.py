@@ -40,9 +40,9 @@ def serve_command(
 ) -> None:
     """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
     one SQLite key store per KME, key emulators filling the pools. Ctrl-C stops."""
+    from qkdnet.files.networks import open_network
     from qkdnet.live.runtime import log_to_stderr, run_until_stopped
     from qkdnet.live.serve import ServeOptions, serve
-    from qkdnet.topology.scenarios import open_network
 
     def run() -> None:
         log_to_stderr()

@@ -24,9 +24,9 @@ def pki_init(
 ) -> None:
     """Create a CA and the KME and SAE certificates of a scenario (SAE ID = certificate
     CN and URI SAN sae-id:<id>)."""
+    from qkdnet.files.networks import open_network
     from qkdnet.live.keynet import served_nodes
     from qkdnet.live.pki import init_pki
-    from qkdnet.topology.scenarios import open_network
 
     def make() -> None:
         network = open_network(scenario)

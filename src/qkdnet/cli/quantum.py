@@ -94,7 +94,7 @@ def skr_command(
     """Secure key rate of the device types against channel loss, with the PLOB bound."""
     console = Console(soft_wrap=True)
     if plot is not None:
-        from qkdnet.quantum.figures import write_skr_figures
+        from qkdnet.figures.skr_curves import write_skr_figures
 
         for path in guard(lambda: write_skr_figures(plot)):
             console.print(str(path))

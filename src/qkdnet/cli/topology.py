@@ -21,7 +21,7 @@ commands = typer.Typer(help="The network as data: summary, exports, map, generat
 @commands.command("summary")
 def topology_summary(scenario: ScenarioOption = "cn-qcn", fmt: FormatOption = "table") -> None:
     """Headline figures: nodes, links, fibre km and mean loss per part of the network."""
-    from qkdnet.topology.scenarios import open_network
+    from qkdnet.files.networks import open_network
     from qkdnet.topology.summary import summary
 
     console = Console(soft_wrap=True)
@@ -45,9 +45,8 @@ def topology_export(
     scenario: ScenarioOption = "cn-qcn",
 ) -> None:
     """Write the network as GraphML, GeoJSON or a scenario file (YAML/JSON)."""
-    from qkdnet.topology.export import write_geojson, write_graphml
-    from qkdnet.topology.scenario_file import save_network
-    from qkdnet.topology.scenarios import open_network
+    from qkdnet.files.exports import write_geojson, write_graphml
+    from qkdnet.files.networks import open_network, save_network
 
     def export() -> None:
         if fmt not in ("graphml", "geojson", "yaml", "json"):
@@ -71,8 +70,8 @@ def topology_map(
     scenario: ScenarioOption = "cn-qcn",
 ) -> None:
     """Draw the network on longitude/latitude like the paper's Fig. 1."""
-    from qkdnet.topology.map import draw_map
-    from qkdnet.topology.scenarios import open_network
+    from qkdnet.figures.network_map import draw_map
+    from qkdnet.files.networks import open_network
 
     guard(lambda: print(draw_map(open_network(scenario), output)))
 
@@ -86,7 +85,7 @@ def topology_generate(
 ) -> None:
     """A synthetic carrier-like network of any size (backbone chains and rings, metro
     trees), reproducible from the seed, written as a scenario file."""
+    from qkdnet.files.networks import save_network
     from qkdnet.topology.generator import generate_network
-    from qkdnet.topology.scenario_file import save_network
 
     guard(lambda: print(save_network(generate_network(nodes, seed), output)))

@@ -32,7 +32,8 @@ def twin_command(
 
     from qkdnet.twin.engine import run_twin
     from qkdnet.twin.report import summary, write_report
-    from qkdnet.twin.scenario import WEEK_S, built_in_scenario, load_twin_scenario
+    from qkdnet.twin.scenario import built_in_scenario, load_twin_scenario
+    from qkdnet.units import WEEK_S
 
     def run() -> None:
         if weeks is not None and not weeks > 0:

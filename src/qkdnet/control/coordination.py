@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import networkx as nx
 
 from qkdnet.control.level1 import KMLinkView, Level1Controller, cheapest
-from qkdnet.control.level2 import Path
+from qkdnet.keys.route import Route
 
 
 class Level1Coordination(KMLinkView):
@@ -27,10 +27,10 @@ class Level1Coordination(KMLinkView):
         self.region_of = dict(region_of)
 
     def route(self, source: str, target: str, need_bits: float,
-              avoid: Iterable[str] = ()) -> Path | None:
+              avoid: Iterable[str] = ()) -> Route | None:
         """The cheapest route, inside one region or coordinated across two."""
         if source == target:
-            return Path((source,), (), 0.0)
+            return Route((source,), (), 0.0)
         first = self.regional[self.region_of[source]]
         last = self.regional[self.region_of[target]]
         skip = frozenset(avoid)

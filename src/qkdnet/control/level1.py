@@ -18,8 +18,10 @@ from collections.abc import Collection, Iterable, Sequence
 
 import networkx as nx
 
-from qkdnet.control.level2 import Level2Controller, Path, Protected, as_path
-from qkdnet.control.link_state import KMLinkState, key_aware_cost
+from qkdnet.control.cost import key_aware_cost
+from qkdnet.control.level2 import Level2Controller, Protected, as_route
+from qkdnet.keys.link_state import KMLinkState
+from qkdnet.keys.route import Route
 
 
 class KMLinkView:
@@ -44,19 +46,19 @@ class KMLinkView:
         for l2 in self._owners.get(state.km_link, ()):
             l2.update(state)
 
-    def usable(self, path: Path, need_bits: float) -> bool:
+    def usable(self, path: Route, need_bits: float) -> bool:
         """Whether every KM-link of ``path`` is up and holds ``need_bits`` of key."""
         return all(key_aware_cost(self._state.get(km), need_bits) is not None
                    for km in path.km_links)
 
-    def drained(self, path: Path, need_bits: float) -> list[str]:
+    def drained(self, path: Route, need_bits: float) -> list[str]:
         """The KM-links of ``path`` last reported holding less than ``need_bits`` of key
         (they may still refill fast enough to be usable)."""
         return [km for km in path.km_links
                 if (state := self._state.get(km)) is not None and state.key_bits < need_bits]
 
     def route(self, source: str, target: str, need_bits: float,
-              avoid: Iterable[str] = ()) -> Path | None:
+              avoid: Iterable[str] = ()) -> Route | None:
         """The cheapest route for ``need_bits`` avoiding the KM-links ``avoid``; None if
         there is none."""
         raise NotImplementedError
@@ -88,10 +90,10 @@ class Level1Controller(KMLinkView):
         self.gateways = frozenset(n for n, count in seen.items() if count > 1)
 
     def route(self, source: str, target: str, need_bits: float,
-              avoid: Iterable[str] = ()) -> Path | None:
+              avoid: Iterable[str] = ()) -> Route | None:
         """The cheapest stitched route for ``need_bits``; None if there is none."""
         if source == target:
-            return Path((source,), (), 0.0)
+            return Route((source,), (), 0.0)
         return cheapest(self.segments({source, target}, need_bits, frozenset(avoid)),
                         source, target)
 
@@ -107,7 +109,7 @@ class Level1Controller(KMLinkView):
         return segments
 
 
-def cheapest(segments: nx.Graph, source: str, target: str) -> Path | None:
+def cheapest(segments: nx.Graph, source: str, target: str) -> Route | None:
     """The cheapest chain of segments from ``source`` to ``target``, joined into one path."""
     if source not in segments or target not in segments or \
             not nx.has_path(segments, source, target):
@@ -126,26 +128,23 @@ def _add_segments(segments: nx.Graph, l2: Level2Controller, wanted: Collection[s
             if q == p or q not in cost:
                 continue
             if not segments.has_edge(p, q) or segments.edges[p, q]["cost"] > cost[q]:
-                segments.add_edge(p, q, cost=cost[q], path=_Segment(as_path(g, nodes[q])))
+                segments.add_edge(p, q, cost=cost[q], path=_Segment(as_route(g, nodes[q])))
 
 
 class _Segment:
     """A Level-2 path stored once per gateway pair, walked in either direction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Route) -> None:
         self.path = path
 
-    def oriented(self, start: str) -> Path:
-        p = self.path
-        if p.nodes[0] == start:
-            return p
-        return Path(p.nodes[::-1], p.km_links[::-1], p.cost)
+    def oriented(self, start: str) -> Route:
+        return self.path if self.path.nodes[0] == start else self.path.reversed()
 
 
-def _join(parts: list[Path]) -> Path:
+def _join(parts: list[Route]) -> Route:
     nodes: list[str] = [parts[0].nodes[0]]
     links: list[str] = []
     for part in parts:
         nodes += part.nodes[1:]
         links += part.km_links
-    return Path(tuple(nodes), tuple(links), sum(p.cost for p in parts))
+    return Route(tuple(nodes), tuple(links), sum(p.cost for p in parts))

@@ -9,27 +9,19 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from qkdnet.control.link_state import KMLinkState, key_aware_cost
+from qkdnet.control.cost import key_aware_cost
+from qkdnet.keys.link_state import KMLinkState
+from qkdnet.keys.route import Route
 from qkdnet.topology.model import Domain, KMLinkKind, Network
 from qkdnet.topology.paths import disjoint_paths_in
-
-
-@dataclass(frozen=True, slots=True)
-class Path:
-    """Nodes and the KM-links between them (``km_links[i]`` joins ``nodes[i]``,
-    ``nodes[i + 1]``), with the total key-aware cost."""
-
-    nodes: tuple[str, ...]
-    km_links: tuple[str, ...]
-    cost: float
 
 
 @dataclass(frozen=True, slots=True)
 class Protected:
     """A working path and, where the topology allows, an edge-disjoint backup."""
 
-    working: Path
-    backup: Path | None
+    working: Route
+    backup: Route | None
 
 
 class Level2Controller:
@@ -73,13 +65,14 @@ class Level2Controller:
         g = self.graph(need_bits, avoid)
         if source not in g or target not in g or not nx.has_path(g, source, target):
             return None
-        found = [as_path(g, p) for p in disjoint_paths_in(g, source, target, 2, "cost")]
+        found = [as_route(g, p) for p in disjoint_paths_in(g, source, target, 2, "cost")]
         found.sort(key=lambda p: (p.cost, len(p.nodes)))
         return Protected(found[0], found[1] if len(found) > 1 else None)
 
 
-def as_path(g: nx.Graph, nodes: list[str]) -> Path:
-    """The :class:`Path` through ``nodes`` of ``g``."""
+def as_route(g: nx.Graph, nodes: list[str]) -> Route:
+    """The :class:`~qkdnet.keys.route.Route` through ``nodes`` of ``g``, priced at the
+    sum of its edges' costs."""
     pairs = list(itertools.pairwise(nodes))
-    return Path(tuple(nodes), tuple(g.edges[a, b]["km_link"] for a, b in pairs),
+    return Route(tuple(nodes), tuple(g.edges[a, b]["km_link"] for a, b in pairs),
                 sum(g.edges[a, b]["cost"] for a, b in pairs))

@@ -1,15 +1,17 @@
 """ETSI GS QKD 014 V1.1.1 key delivery: the request checks, documents and error semantics
 of the REST API, free of HTTP (the driver in :mod:`qkdnet.live.kme_app` serves them).
 
-Sizes are in bits; keys are base64; key_IDs are UUIDs. Errors carry the standard's status
-codes and messages: 400 for a malformed or unsupported request, 401 for a caller that may not
-have the keys, 503 when the KME cannot serve (not enough key).
+Sizes are in bits; keys are base64; key_IDs are UUIDs in their standard text form, made by
+the driver (:func:`qkdnet.live.key_ids.new_key_id`), since fresh IDs need randomness the
+layer does not hold. Errors carry the standard's status codes and messages: 400 for a
+malformed or unsupported request, 401 for a caller that may not have the keys, 503 when the
+KME cannot serve (not enough key).
 """
 
 from __future__ import annotations
 
 import base64
-import uuid
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,9 @@ EXTENSIONS_UNSUPPORTED = "not all extension_mandatory parameters are supported"
 NOT_KME_CONFIGURATION = "requested parameters do not adhere to KME configuration"
 KEYS_NOT_FOUND = "one or more keys specified are not found on KME"
 NOT_ENOUGH_KEY = "keys are not available: not enough key material on the route"
+
+#: A UUID's standard text form (RFC 9562): 32 hex digits grouped 8-4-4-4-12.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 @dataclass(frozen=True)
@@ -132,11 +137,6 @@ def key_container(keys: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
                      for key_id, material in keys]}
 
 
-def new_key_id() -> str:
-    """A fresh random key_ID."""
-    return str(uuid.uuid4())
-
-
 def _integer(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise ApiError(400, f"{name} shall be an integer")
@@ -150,10 +150,4 @@ def _integer(value: Any, name: str) -> int:
 
 
 def _is_uuid(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+    return isinstance(value, str) and _UUID.fullmatch(value) is not None

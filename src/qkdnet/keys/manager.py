@@ -1,12 +1,18 @@
 """The Key Manager: one node's part in end-to-end key relay with one-time pad.
 
-The source KM makes a random key K, pads it with fresh units of the first KM-link and sends
-it on; each trusted node removes the pad of the link it came over and re-pads K for the
-next link; the destination KM holds K under the key_ID and tells the source, which only then
-hands K to the master SAE. Every pad is taken from the store once and deleted; every hop is
-authenticated with HMAC-SHA256 keyed by one extra unit of that hop's pad. If any hop fails
-(no key on a KM-link, a pad the receiver does not hold, a bad MAC, a timeout) the source is
-told and delivers nothing, and the destination drops the key if it arrives late.
+The source KM makes the keys K of a request and pads them with fresh units of the first
+KM-link and sends them on; each trusted node removes the pad of the link they came over
+and re-pads them for the next link; the destination KM holds the keys under their key_IDs
+and tells the source, which only then hands them to the master SAE. The keys of one
+request travel together (one relay, one MAC key per hop). Every pad is taken from the store
+once and deleted; every hop is authenticated with a one-time MAC key from that hop's pad.
+If any hop fails (no key on a KM-link, a pad the receiver does not hold, a bad MAC, a
+timeout) the source is told and delivers nothing, and the destination drops the keys if
+they arrive late.
+
+What is done to key material (make, pad, authenticate) is the injected
+:class:`~qkdnet.keys.relay_crypto.RelayCrypto`: real one-time pad in the live network,
+amounts of key in the twin. The rules here are the same for both.
 
 Sans-I/O: :meth:`KeyManager.handle` takes an event and the time and returns actions; the
 driver owns transport and clocks.
@@ -15,11 +21,8 @@ driver owns transport and clocks.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
-import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from qkdnet.errors import KeyNotFound, KeyStoreError
 from qkdnet.keys.messages import (
@@ -32,12 +35,13 @@ from qkdnet.keys.messages import (
     RelayAbort,
     RelayComplete,
     RelayFailed,
-    Route,
     Send,
     StartTimer,
     TimerExpired,
 )
-from qkdnet.keys.pool import UNIT_BYTES, HeldKey, KeyStore
+from qkdnet.keys.pool import HeldKey, KeyStore, UnitRange
+from qkdnet.keys.relay_cost import pad_units
+from qkdnet.keys.relay_crypto import RelayCrypto
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -45,33 +49,23 @@ DEFAULT_TIMEOUT_S = 5.0
 @dataclass(frozen=True, slots=True)
 class _Pending:
     material: bytes
+    key_ids: tuple[str, ...]
     master_sae: str
     slave_sae: str
     destination: str
 
 
-def xor(a: bytes, b: bytes) -> bytes:
-    """Byte-wise XOR of two equally long strings."""
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
-
-
-def pad_units(size_bits: int) -> int:
-    """Units one hop consumes for a key of ``size_bits``: the one-time pad plus a MAC key."""
-    return -(-size_bits // (8 * UNIT_BYTES)) + 1
-
-
 class KeyManager:
-    """The KM of ``node``, keeping key material in ``store``."""
+    """The KM of ``node``, keeping key in ``store``, handling material with ``crypto``."""
 
-    def __init__(self, node: str, store: KeyStore,
-                 random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    def __init__(self, node: str, store: KeyStore, crypto: RelayCrypto,
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.node = node
         self.store = store
-        self._random = random_bytes
+        self._crypto = crypto
         self._timeout = timeout_s
         self._pending: dict[str, _Pending] = {}
-        # key_IDs the source gave up on: a late arrival must not be held
+        # relays the source gave up on: a late arrival must not be held
         self._dropped: set[str] = set()
 
     @property
@@ -97,49 +91,52 @@ class KeyManager:
     # --- at the source --------------------------------------------------------------------
 
     def _start(self, request: KeyRequest, now: float) -> list[Action]:
+        relay = request.relay_id
         if request.size_bits <= 0 or request.size_bits % 8:
-            return [KeyFailed(request.key_id, "size must be a positive multiple of 8 bits")]
-        key = self._random(request.size_bits // 8)
+            return [KeyFailed(relay, "size must be a positive multiple of 8 bits")]
+        if len(set(request.key_ids)) != len(request.key_ids):
+            return [KeyFailed(relay, "a key_ID is asked for twice")]
+        keys = self._crypto.new_keys(request.size_bits // 8 * len(request.key_ids))
         route = request.route
         if route.hops == 0:
-            return self._hold_here(request, key)
+            return self._hold_here(request, keys)
+        unsent = ForwardKey(request.key_ids, request.size_bits, request.master_sae,
+                            request.slave_sae, route, 0, (), b"", b"")
         try:
-            first = self._pad_and_seal(request.key_id, request.size_bits, request.master_sae,
-                                       request.slave_sae, route, 0, key)
+            first = self._pad_and_seal(unsent, keys)
         except KeyStoreError as exc:
-            return [KeyFailed(request.key_id, f"no key on KM-link {route.km_links[0]}: {exc}")]
-        self._pending[request.key_id] = _Pending(key, request.master_sae, request.slave_sae,
-                                                 route.destination)
-        return [Send(route.nodes[1], first),
-                StartTimer(request.key_id, now + self._timeout)]
+            return [KeyFailed(relay, f"no key on KM-link {route.km_links[0]}: {exc}")]
+        self._pending[relay] = _Pending(keys, request.key_ids, request.master_sae,
+                                        request.slave_sae, route.destination)
+        return [Send(route.nodes[1], first), StartTimer(relay, now + self._timeout)]
 
-    def _hold_here(self, request: KeyRequest, key: bytes) -> list[Action]:
+    def _hold_here(self, request: KeyRequest, keys: bytes) -> list[Action]:
         try:
-            self.store.hold_key(HeldKey(request.key_id, request.master_sae, request.slave_sae,
-                                        key))
+            self.store.hold_keys(_held(request.key_ids, request.size_bits, request.master_sae,
+                                       request.slave_sae, keys))
         except KeyStoreError as exc:
-            return [KeyFailed(request.key_id, str(exc))]
-        return [KeyDelivered(request.key_id, key)]
+            return [KeyFailed(request.relay_id, str(exc))]
+        return [KeyDelivered(request.relay_id, keys)]
 
     def _completed(self, message: RelayComplete) -> list[Action]:
-        pending = self._pending.get(message.key_id)
+        pending = self._pending.get(message.relay_id)
         if pending is None or not hmac.compare_digest(
-                message.tag, _completion_tag(pending.material, message.key_id)):
+                message.tag, self._crypto.completion_tag(pending.material, message.relay_id)):
             return []  # late, duplicated or forged: the relay has already been settled
-        del self._pending[message.key_id]
-        return [KeyDelivered(message.key_id, pending.material)]
+        del self._pending[message.relay_id]
+        return [KeyDelivered(message.relay_id, pending.material)]
 
     def _failed(self, message: RelayFailed) -> list[Action]:
-        if self._pending.pop(message.key_id, None) is None:
+        if self._pending.pop(message.relay_id, None) is None:
             return []
-        return [KeyFailed(message.key_id, f"relay failed at {message.node}: {message.reason}")]
+        return [KeyFailed(message.relay_id, f"relay failed at {message.node}: {message.reason}")]
 
-    def _expire(self, key_id: str) -> list[Action]:
-        pending = self._pending.pop(key_id, None)
+    def _expire(self, relay_id: str) -> list[Action]:
+        pending = self._pending.pop(relay_id, None)
         if pending is None:
             return []
-        abort = RelayAbort(key_id, pending.master_sae, pending.slave_sae)
-        return [KeyFailed(key_id, "relay timed out"), Send(pending.destination, abort)]
+        abort = RelayAbort(pending.key_ids, pending.master_sae, pending.slave_sae)
+        return [KeyFailed(relay_id, "relay timed out"), Send(pending.destination, abort)]
 
     # --- at a relay node or the destination -----------------------------------------------
 
@@ -151,63 +148,65 @@ class KeyManager:
             pad = self.store.take_inbound(route.km_links[hop], message.pad)
         except KeyStoreError as exc:
             return self._refuse(message, f"pad not held on {route.km_links[hop]}: {exc}")
-        size = message.size_bits // 8
-        if not hmac.compare_digest(message.tag, _seal_tag(pad[-UNIT_BYTES:], message)):
+        keys = self._crypto.unseal(message, pad)
+        if keys is None:
             return self._refuse(message, "authentication failed")
-        key = xor(message.ciphertext, pad[:size])
         if self.node == route.destination:
-            return self._arrive(message, key)
+            return self._arrive(message, keys)
         try:
-            onward = self._pad_and_seal(message.key_id, message.size_bits, message.master_sae,
-                                        message.slave_sae, route, hop + 1, key)
+            onward = self._pad_and_seal(_next_hop(message), keys)
         except KeyStoreError as exc:
             return self._refuse(message, f"no key on KM-link {route.km_links[hop + 1]}: {exc}")
         return [Send(route.nodes[hop + 2], onward)]
 
-    def _arrive(self, message: ForwardKey, key: bytes) -> list[Action]:
-        if message.key_id in self._dropped:
-            return self._refuse(message, "the source gave up on this key")
+    def _arrive(self, message: ForwardKey, keys: bytes) -> list[Action]:
+        if message.relay_id in self._dropped:
+            return self._refuse(message, "the source gave up on these keys")
         try:
-            self.store.hold_key(HeldKey(message.key_id, message.master_sae, message.slave_sae,
-                                        key))
+            self.store.hold_keys(_held(message.key_ids, message.size_bits, message.master_sae,
+                                       message.slave_sae, keys))
         except KeyStoreError as exc:
             return self._refuse(message, str(exc))
-        return [Send(message.route.source,
-                     RelayComplete(message.key_id, _completion_tag(key, message.key_id)))]
+        tag = self._crypto.completion_tag(keys, message.relay_id)
+        return [Send(message.route.source, RelayComplete(message.relay_id, tag))]
 
     def _aborted(self, message: RelayAbort) -> list[Action]:
-        self._dropped.add(message.key_id)
-        # KeyNotFound: it never arrived, or the slave already took it (the master never will)
+        self._dropped.add(message.key_ids[0])
+        # KeyNotFound: they never arrived, or the slave already took them (the master never
+        # will)
         with contextlib.suppress(KeyNotFound):
-            self.store.release_keys([message.key_id], message.master_sae, message.slave_sae)
+            self.store.release_keys(list(message.key_ids), message.master_sae,
+                                    message.slave_sae)
         return []
 
     def _refuse(self, message: ForwardKey, reason: str) -> list[Action]:
-        return [Send(message.route.source, RelayFailed(message.key_id, self.node, reason))]
+        return [Send(message.route.source, RelayFailed(message.relay_id, self.node, reason))]
 
     # --- one hop -------------------------------------------------------------------------
 
-    def _pad_and_seal(self, key_id: str, size_bits: int, master: str, slave: str,
-                      route: Route, hop: int, key: bytes) -> ForwardKey:
-        ranges, pad = self.store.take_outbound(route.km_links[hop], pad_units(size_bits))
-        unsealed = ForwardKey(key_id, size_bits, master, slave, route, hop, ranges,
-                              xor(key, pad[: len(key)]), b"")
-        return replace(unsealed, tag=_seal_tag(pad[-UNIT_BYTES:], unsealed))
+    def _pad_and_seal(self, message: ForwardKey, keys: bytes) -> ForwardKey:
+        """``message`` (for hop ``message.hop``) padded with fresh units of that hop's
+        KM-link: a pad for every key plus one MAC key."""
+        ranges, pad = self.store.take_outbound(
+            message.route.km_links[message.hop],
+            pad_units(message.size_bits, len(message.key_ids)))
+        return self._crypto.seal(_with_pad(message, ranges), keys, pad)
 
 
-def _header(message: ForwardKey) -> bytes:
-    pad = ";".join(f"{r.block}:{r.start}:{r.count}" for r in message.pad)
-    fields = (message.key_id, str(message.size_bits), message.master_sae, message.slave_sae,
-              ",".join(message.route.nodes), ",".join(message.route.km_links),
-              str(message.hop), pad)
-    return "|".join(fields).encode()
+def _next_hop(message: ForwardKey) -> ForwardKey:
+    return ForwardKey(message.key_ids, message.size_bits, message.master_sae,
+                      message.slave_sae, message.route, message.hop + 1, (), b"", b"")
 
 
-def _seal_tag(mac_key: bytes, message: ForwardKey) -> bytes:
-    return hmac.new(mac_key, _header(message) + message.ciphertext, hashlib.sha256).digest()
+def _with_pad(message: ForwardKey, ranges: tuple[UnitRange, ...]) -> ForwardKey:
+    return ForwardKey(message.key_ids, message.size_bits, message.master_sae,
+                      message.slave_sae, message.route, message.hop, ranges, b"", b"")
 
 
-def _completion_tag(key: bytes, key_id: str) -> bytes:
-    return hmac.new(key, f"complete|{key_id}".encode(), hashlib.sha256).digest()
-
-
+def _held(key_ids: tuple[str, ...], size_bits: int, master: str, slave: str,
+          keys: bytes) -> list[HeldKey]:
+    """The relay's keys as held keys: key ``i`` is the ``i``-th slice of ``keys`` (all
+    empty when the relay carries amounts, not material)."""
+    size = size_bits // 8 if keys else 0
+    return [HeldKey(key_id, master, slave, keys[i * size:(i + 1) * size])
+            for i, key_id in enumerate(key_ids)]

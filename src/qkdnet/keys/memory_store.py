@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-from qkdnet.errors import KeyStoreError, NotEnoughKey, PadMismatch, ParameterError, PoolFull
+from qkdnet.errors import KeyStoreError, NotEnoughKey, PadMismatch, ParameterError
 from qkdnet.keys.pool import (
     UNIT_BYTES,
     HeldKey,
@@ -23,6 +24,8 @@ from qkdnet.keys.pool import (
     check_block,
     check_ranges,
     check_release,
+    check_room,
+    direction_capacity,
 )
 
 
@@ -79,7 +82,7 @@ class _Link:
 
 class MemoryKeyStore:
     """The key store of ``node`` in memory; each KM-link's pool holds at most
-    ``capacity_bytes_per_link`` bytes, inbound and outbound together."""
+    ``capacity_bytes_per_link`` bytes, each direction at most half of it."""
 
     def __init__(self, node: str, capacity_bytes_per_link: int = 64 * 2**20) -> None:
         if capacity_bytes_per_link < UNIT_BYTES:
@@ -102,16 +105,15 @@ class MemoryKeyStore:
         link = self._link(km_link)
         if link is not None and block in link.seen:
             return
-        stored = self._stored(link)
-        if stored + len(material) > self.capacity:
-            raise PoolFull(f"KM-link {km_link!r} holds {stored} of {self.capacity} bytes; "
-                           f"block {block} of {len(material)} bytes does not fit")
+        check_room(km_link, block, len(material), self.pool_bytes(km_link, outbound),
+                   self.capacity)
         new = _Block(outbound, bytearray(material), bytearray(b"\x01" * units), units)
         self._links.setdefault(km_link, _Link()).add(block, new)
 
-    def room(self, km_link: str) -> int:
-        """How many more bytes the link's pool accepts before PoolFull."""
-        return max(0, self.capacity - self._stored(self._link(km_link)))
+    def room(self, km_link: str, outbound: bool) -> int:
+        """How many more bytes the link's outbound (or inbound) pool accepts before
+        PoolFull."""
+        return max(0, direction_capacity(self.capacity) - self.pool_bytes(km_link, outbound))
 
     def pool_bytes(self, km_link: str, outbound: bool) -> int:
         """Unused bytes of the link's outbound (or inbound) pool."""
@@ -162,13 +164,17 @@ class MemoryKeyStore:
 
     # --- held keys -----------------------------------------------------------------------
 
-    def hold_key(self, key: HeldKey) -> None:
-        """Keep ``key`` for its slave SAE; KeyStoreError if its key_ID is already held."""
+    def hold_keys(self, keys: Sequence[HeldKey]) -> None:
+        """Keep ``keys`` for their slave SAE, all or none; KeyStoreError if a key_ID is
+        already held (or given twice)."""
         self._check_open()
-        if key.key_id in self._held:
-            raise KeyStoreError(f"key_ID {key.key_id!r} is already held")
-        self._held[key.key_id] = key
-        self._pairs[key.master_sae, key.slave_sae] += 1
+        ids = [key.key_id for key in keys]
+        for key_id in ids:
+            if key_id in self._held or ids.count(key_id) > 1:
+                raise KeyStoreError(f"key_ID {key_id!r} is already held")
+        for key in keys:
+            self._held[key.key_id] = key
+            self._pairs[key.master_sae, key.slave_sae] += 1
 
     def release_keys(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
         """Hand the keys to ``caller`` in the order asked and delete them, all or none:
@@ -223,5 +229,3 @@ class MemoryKeyStore:
         self._check_open()
         return self._links.get(km_link)
 
-    def _stored(self, link: _Link | None) -> int:
-        return 0 if link is None else (link.units[True] + link.units[False]) * UNIT_BYTES

@@ -10,45 +10,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qkdnet.keys.pool import UnitRange
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A relay path: ``nodes[i]`` and ``nodes[i + 1]`` share KM-link ``km_links[i]``."""
-
-    nodes: tuple[str, ...]
-    km_links: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if len(self.nodes) != len(self.km_links) + 1 or not self.nodes:
-            raise ValueError("a route has one KM-link fewer than nodes, and at least one node")
-
-    @property
-    def source(self) -> str:
-        return self.nodes[0]
-
-    @property
-    def destination(self) -> str:
-        return self.nodes[-1]
-
-    @property
-    def hops(self) -> int:
-        return len(self.km_links)
-
+from qkdnet.keys.route import Route
 
 # --- events ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class KeyRequest:
-    """From the local KME: make a key of ``size_bits`` for the SAE pair and bring it to the
-    slave's node along ``route`` under ``key_id``."""
+    """From the local KME: make one key of ``size_bits`` per key_ID in ``key_ids`` for the
+    SAE pair and bring them to the slave's node along ``route``, together in one relay
+    (named by its first key_ID)."""
 
-    key_id: str
+    key_ids: tuple[str, ...]
     size_bits: int
     master_sae: str
     slave_sae: str
     route: Route
+
+    @property
+    def relay_id(self) -> str:
+        return self.key_ids[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +44,10 @@ class TimerExpired:
 
 @dataclass(frozen=True, slots=True)
 class ForwardKey:
-    """Hop ``hop`` of a relay: the key padded with units ``pad`` of ``route.km_links[hop]``,
+    """Hop ``hop`` of a relay: the keys padded with units ``pad`` of ``route.km_links[hop]``,
     authenticated with a one-time MAC key from the same pad."""
 
-    key_id: str
+    key_ids: tuple[str, ...]
     size_bits: int
     master_sae: str
     slave_sae: str
@@ -76,13 +57,17 @@ class ForwardKey:
     ciphertext: bytes = field(repr=False)
     tag: bytes = field(repr=False)
 
+    @property
+    def relay_id(self) -> str:
+        return self.key_ids[0]
+
 
 @dataclass(frozen=True, slots=True)
 class RelayComplete:
-    """Destination to source: the key is held under ``key_id``; ``tag`` proves the
-    destination knows the key."""
+    """Destination to source: the keys of relay ``relay_id`` are held; ``tag`` proves the
+    destination knows them."""
 
-    key_id: str
+    relay_id: str
     tag: bytes = field(repr=False)
 
 
@@ -90,16 +75,17 @@ class RelayComplete:
 class RelayFailed:
     """To the source: the relay stopped at ``node`` for ``reason``; nothing was delivered."""
 
-    key_id: str
+    relay_id: str
     node: str
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class RelayAbort:
-    """Source to destination: the source gave up; drop the key if it arrives or is held."""
+    """Source to destination: the source gave up; drop the keys if they arrive or are
+    held."""
 
-    key_id: str
+    key_ids: tuple[str, ...]
     master_sae: str
     slave_sae: str
 
@@ -139,17 +125,19 @@ class StartTimer:
 
 @dataclass(frozen=True, slots=True)
 class KeyDelivered:
-    """For the KME: the key is held at the slave's node; hand ``material`` to the master."""
+    """For the KME: the keys of relay ``relay_id`` are held at the slave's node; hand
+    ``material`` (the keys one after another) to the master."""
 
-    key_id: str
+    relay_id: str
     material: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class KeyFailed:
-    """For the KME: no key under ``key_id``; the slave's node holds nothing for it."""
+    """For the KME: relay ``relay_id`` delivered nothing; the slave's node holds none of
+    its keys."""
 
-    key_id: str
+    relay_id: str
     reason: str
 
 

@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Protocol
 
-from qkdnet.errors import KeyNotFound, KeyStoreError, NotAuthorized, PadMismatch
+from qkdnet.errors import KeyNotFound, KeyStoreError, NotAuthorized, PadMismatch, PoolFull
 
-#: Key material is stored, taken and deleted in units of this many bytes (256 bits).
-UNIT_BYTES = 32
+# Key material is stored, taken and deleted in units of UNIT_BYTES (256 bits): the unit
+# devices deliver whole blocks of, defined with the device interface in the lower layer and
+# re-exported here for the key management code.
+from qkdnet.quantum.key_source import UNIT_BYTES as UNIT_BYTES
+from qkdnet.quantum.key_source import whole_units
+
 UNIT_BITS = UNIT_BYTES * 8
 #: Block, unit and count numbers stay below this (they fit SQLite's integers).
 MAX_NUMBER = 2**62
@@ -59,8 +63,9 @@ class KeyStore(Protocol):
         """Store a block of QKD-key (a multiple of UNIT_BYTES). Depositing the same block
         again is a no-op; raises PoolFull when the link's capacity would be exceeded."""
 
-    def room(self, km_link: str) -> int:
-        """How many more bytes the link's pool accepts before PoolFull."""
+    def room(self, km_link: str, outbound: bool) -> int:
+        """How many more bytes the link's outbound (or inbound) pool accepts before
+        PoolFull (each direction holds at most half the link's capacity)."""
 
     def pool_bytes(self, km_link: str, outbound: bool) -> int:
         """Unused bytes of the link's outbound (or inbound) pool."""
@@ -71,8 +76,8 @@ class KeyStore(Protocol):
     def take_inbound(self, km_link: str, ranges: tuple[UnitRange, ...]) -> bytes:
         """Take and delete exactly the named inbound units; PadMismatch if any is missing."""
 
-    def hold_key(self, key: HeldKey) -> None:
-        """Keep a key for its slave SAE under its key_ID (unique)."""
+    def hold_keys(self, keys: Sequence[HeldKey]) -> None:
+        """Keep keys for their slave SAE under their key_IDs (unique), all or none."""
 
     def release_keys(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
         """Hand the keys to ``caller`` and delete them, all or none: KeyNotFound if any
@@ -96,10 +101,25 @@ def check_block(km_link: str, block: int, material: bytes) -> int:
         raise KeyStoreError(f"block={block} on KM-link {km_link!r} is not allowed: "
                             "block numbers are >= 0 and < 2**62")
     size = len(material)
-    if size == 0 or size % UNIT_BYTES:
+    if not whole_units(size):
         raise KeyStoreError(f"block {block} on KM-link {km_link!r} has {size} bytes: "
                             f"a block holds a positive multiple of {UNIT_BYTES} bytes")
     return size // UNIT_BYTES
+
+
+def direction_capacity(capacity_bytes: int) -> int:
+    """Bytes one direction of a KM-link's pool holds at most: half the pool, in whole units,
+    so key one direction never uses cannot stop the other from filling."""
+    return capacity_bytes // 2 // UNIT_BYTES * UNIT_BYTES
+
+
+def check_room(km_link: str, block: int, size: int, stored: int, capacity_bytes: int) -> None:
+    """PoolFull if a block of ``size`` bytes does not fit beside the ``stored`` bytes of its
+    direction of the pool."""
+    limit = direction_capacity(capacity_bytes)
+    if stored + size > limit:
+        raise PoolFull(f"KM-link {km_link!r} holds {stored} of {limit} bytes in this "
+                       f"direction; block {block} of {size} bytes does not fit")
 
 
 def check_ranges(km_link: str, ranges: Sequence[UnitRange]) -> None:

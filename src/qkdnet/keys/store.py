@@ -35,7 +35,6 @@ from qkdnet.errors import (
     NotEnoughKey,
     PadMismatch,
     ParameterError,
-    PoolFull,
 )
 from qkdnet.keys.pool import (
     MAX_NUMBER,
@@ -45,7 +44,9 @@ from qkdnet.keys.pool import (
     check_block,
     check_ranges,
     check_release,
+    check_room,
     coalesce,
+    direction_capacity,
 )
 
 #: Accepted values of ``synchronous``: NORMAL survives a process crash, FULL a power loss.
@@ -79,7 +80,6 @@ _SCHEMA = (
 )
 
 _SEEN = "SELECT 1 FROM blocks WHERE km_link = ? AND block = ?"
-_STORED = "SELECT COALESCE(SUM(units), 0) FROM pools WHERE km_link = ?"
 _POOL = "SELECT units FROM pools WHERE km_link = ? AND outbound = ?"
 _NEW_POOL = "INSERT OR IGNORE INTO pools (km_link, outbound, units) VALUES (?, ?, 0)"
 _ADD_BLOCK = "INSERT INTO blocks (km_link, block, outbound, units) VALUES (?, ?, ?, ?)"
@@ -105,8 +105,9 @@ _BLOCK_UNITS = """SELECT unit FROM units WHERE km_link = ? AND block = ? AND out
 class SQLiteKeyStore:
     """The key store of ``node`` in the SQLite file ``path`` (created if missing).
 
-    Each KM-link's pool holds at most ``capacity_bytes_per_link`` bytes, inbound and
-    outbound together (PoolFull beyond: back-pressure). ``synchronous`` is ``"NORMAL"``
+    Each KM-link's pool holds at most ``capacity_bytes_per_link`` bytes, each direction
+    (inbound, outbound) at most half of it (PoolFull beyond: back-pressure), so key that
+    one direction never uses cannot stop the other from filling. ``synchronous`` is ``"NORMAL"``
     (committed work survives a process crash) or ``"FULL"`` (it also survives a power
     loss). A file belongs to one node: opening it for another raises KeyStoreError. Use
     from one thread; several processes may open the file one after another (or wait up to
@@ -144,7 +145,7 @@ class SQLiteKeyStore:
         with self._tx() as db:
             if db.execute(_SEEN, (km_link, block)).fetchone() is not None:
                 return
-            self._check_room(db, km_link, block, len(material))
+            self._check_room(db, km_link, block, len(material), outbound)
             db.executemany(_NEW_POOL, ((km_link, 0), (km_link, 1)))
             db.execute(_ADD_BLOCK, (km_link, block, direction, units))
             db.executemany(_ADD_UNIT, ((km_link, block, i, direction,
@@ -152,9 +153,10 @@ class SQLiteKeyStore:
                                        for i in range(units)))
             db.execute(_CHANGE_POOL, (units, km_link, direction))
 
-    def room(self, km_link: str) -> int:
-        """How many more bytes the link's pool accepts before PoolFull."""
-        return max(0, self.capacity - self._stored(self._db(), km_link))
+    def room(self, km_link: str, outbound: bool) -> int:
+        """How many more bytes the link's outbound (or inbound) pool accepts before
+        PoolFull."""
+        return max(0, direction_capacity(self.capacity) - self.pool_bytes(km_link, outbound))
 
     def pool_bytes(self, km_link: str, outbound: bool) -> int:
         """Unused bytes of the link's outbound (or inbound) pool."""
@@ -207,13 +209,15 @@ class SQLiteKeyStore:
 
     # --- held keys -----------------------------------------------------------------------
 
-    def hold_key(self, key: HeldKey) -> None:
-        """Keep ``key`` for its slave SAE; KeyStoreError if its key_ID is already held."""
+    def hold_keys(self, keys: Sequence[HeldKey]) -> None:
+        """Keep ``keys`` for their slave SAE, all or none; KeyStoreError if a key_ID is
+        already held (or given twice)."""
         with self._tx() as db:
-            done = db.execute(_HOLD, (key.key_id, key.master_sae, key.slave_sae,
-                                      key.material))
-            if done.rowcount != 1:
-                raise KeyStoreError(f"key_ID {key.key_id!r} is already held")
+            for key in keys:
+                done = db.execute(_HOLD, (key.key_id, key.master_sae, key.slave_sae,
+                                          key.material))
+                if done.rowcount != 1:
+                    raise KeyStoreError(f"key_ID {key.key_id!r} is already held")
 
     def release_keys(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
         """Hand the keys to ``caller`` in the order asked and delete them, all or none:
@@ -301,14 +305,11 @@ class SQLiteKeyStore:
             raise KeyStoreError(f"{str(self.path)!r} is the key store of node "
                                 f"{meta['node']!r}, not of {self.node!r}")
 
-    def _stored(self, db: sqlite3.Connection, km_link: str) -> int:
-        return int(db.execute(_STORED, (km_link,)).fetchone()[0]) * UNIT_BYTES
-
-    def _check_room(self, db: sqlite3.Connection, km_link: str, block: int, size: int) -> None:
-        stored = self._stored(db, km_link)
-        if stored + size > self.capacity:
-            raise PoolFull(f"KM-link {km_link!r} holds {stored} of {self.capacity} bytes; "
-                           f"block {block} of {size} bytes does not fit")
+    def _check_room(self, db: sqlite3.Connection, km_link: str, block: int, size: int,
+                    outbound: bool) -> None:
+        row = db.execute(_POOL, (km_link, int(outbound))).fetchone()
+        stored = 0 if row is None else int(row[0]) * UNIT_BYTES
+        check_room(km_link, block, size, stored, self.capacity)
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qkdnet.quantum.dynamics import DAY_S, DEFAULT_DYNAMICS, DynamicsModel, LinkDynamics
+from qkdnet.quantum.dynamics import DEFAULT_DYNAMICS, DynamicsModel, LinkDynamics
 from qkdnet.quantum.rate_table import FloatArray, RateTable
 from qkdnet.topology.model import QKDLink
+from qkdnet.units import DAY_S, HOUR_S
 
 #: China Standard Time is UTC+8, all year.
-CST_OFFSET_S = 8 * 3600.0
+CST_OFFSET_S = 8 * HOUR_S
 
 
 class LiveDynamics:

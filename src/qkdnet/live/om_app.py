@@ -261,12 +261,12 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
         if link not in live.keynet.network.link:
             return _problem(404, f"unknown QKD-link {link!r}")
         if action == "blind":
-            live.keynet.blind(link)
+            live.keynet.faults.blind(link)
         else:
-            live.keynet.cut(link, action == "cut")
+            live.keynet.faults.cut(link, action == "cut")
         live.report_now()
-        return JSONResponse({"link": link, "up": link not in live.keynet.down_links(),
-                             "blinded": link in live.keynet.blinded_links})
+        return JSONResponse({"link": link, "up": link not in live.keynet.faults.down_links(),
+                             "blinded": link in live.keynet.faults.blinded_links})
 
     @app.post("/api/nodes/{node}/{action}")
     async def node_fault(node: str, action: str) -> JSONResponse:
@@ -276,9 +276,9 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
             return _problem(409, "fault injection needs a live network (qkdnet serve)")
         if node not in live.keynet.network.node:
             return _problem(404, f"unknown node {node!r}")
-        live.keynet.stop(node, action == "stop")
+        live.keynet.faults.stop(node, action == "stop")
         live.report_now()
-        return JSONResponse({"node": node, "running": node not in live.keynet.stopped_nodes})
+        return JSONResponse({"node": node, "running": node not in live.keynet.faults.stopped_nodes})
 
     return app
 

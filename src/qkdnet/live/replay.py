@@ -18,12 +18,12 @@ import numpy as np
 import numpy.typing as npt
 
 from qkdnet.errors import ParameterError
+from qkdnet.files.networks import load_network
 from qkdnet.live.reports import Updates, observe
 from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.nms import Nms
 from qkdnet.management.telemetry import LinkTelemetry
 from qkdnet.topology.model import Network
-from qkdnet.topology.scenario_file import load_network
 
 TELEMETRY_FILE = "telemetry.npz"
 NETWORK_FILE = "network.json"

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
 import numpy as np
 
-from qkdnet.control.link_state import KMLinkState
-from qkdnet.control.router import ControlRouter
-from qkdnet.keys.emulator import link_rate_bps
+from qkdnet.control.controller import Controller
+from qkdnet.keys.link_state import KMLinkState
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import KeyNetwork
 from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.nms import Nms, ems_for
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
+from qkdnet.quantum.link_rate import links_skr_bps
 from qkdnet.quantum.rate_table import FloatArray, intrinsic_qber
+
+log = logging.getLogger("qkdnet.control")
 
 
 class Updates:
@@ -76,7 +79,7 @@ class LiveReports:
     measured on CV links). Without, links keep their static modelled rate and QBER.
     """
 
-    def __init__(self, keynet: KeyNetwork, router: ControlRouter, nms: Nms,
+    def __init__(self, keynet: KeyNetwork, router: Controller, nms: Nms,
                  alarms: AlarmEngine, speedup: float, dynamics: LiveDynamics | None = None
                  ) -> None:
         self.keynet, self.router, self.nms, self.alarms = keynet, router, nms, alarms
@@ -85,7 +88,7 @@ class LiveReports:
         network = keynet.network
         self.ids = tuple(lk.id for lk in network.qkd_links)
         self.nodes = tuple(keynet.nodes)
-        self.static_bps = np.array([link_rate_bps(lk) for lk in network.qkd_links])
+        self.static_bps = links_skr_bps(network.qkd_links)[:, 0]
         self.intrinsic_qber = intrinsic_qber(network.qkd_links)
         self.emss = ems_for(network)
         self.updates = Updates()
@@ -105,9 +108,10 @@ class LiveReports:
         else:
             extra = self.dynamics.extra_qber(t)
             rates, qber = self.dynamics.skr(extra), self.intrinsic_qber + extra
-            self.keynet.set_rates(dict(zip(self.ids, rates.tolist(), strict=True)), now)
-        states = self.keynet.link_states()
-        self.router.update_all(states)
+            self.keynet.supply.set_rates(dict(zip(self.ids, rates.tolist(), strict=True)), now)
+        states = self.keynet.supply.link_states()
+        for change in self.router.report(states):
+            log.info("route %s: %s", change.demand, change.reason)
         links, kms, nodes = self._batches(t, states, rates * self.speedup, qber)
         # each region's EMS collects its own nodes' and links' records and reports north
         for ems in self.emss.values():
@@ -120,9 +124,8 @@ class LiveReports:
         """The records of one report: a down QKD-link makes no key and measures no QBER,
         a blinded one's detector-current monitor has tripped, a stopped node's KM is not
         healthy."""
-        down = self.keynet.down_links()
-        blinded = self.keynet.blinded_links
-        stopped = self.keynet.stopped_nodes
+        faults = self.keynet.faults
+        down, blinded, stopped = faults.down_links(), faults.blinded_links, faults.stopped_nodes
         up = np.array([i not in down for i in self.ids], dtype=bool)
         links = LinkTelemetry(t, self.ids, np.where(up, skr_bps, 0.0),
                               np.where(up, qber, np.nan), up,

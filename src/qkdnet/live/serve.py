@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qkdnet.control.router import ControlRouter
+from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
@@ -81,13 +81,13 @@ async def serve(network: Network, options: ServeOptions,
     """Serve until cancelled; ``ready`` gets the manifest once every KME listens."""
     nodes = served_nodes(network, options.all_nodes)
     pki = pki_for(network, options.folder / "pki", options.all_nodes)
-    router = ControlRouter(network)
+    router = Controller.for_network(network)
     keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
                         capacity_bytes_per_link=options.pool_capacity_bits // 8)
     loop = asyncio.get_running_loop()
-    keynet.start_supply(loop.time(), options.speedup, options.prefill_bits)
-    keynet.pump(loop.time())
-    keynet.checkpoint_all()
+    keynet.supply.start(loop.time(), options.speedup, options.prefill_bits)
+    keynet.supply.pump(loop.time())
+    keynet.supply.checkpoint_all()
     servers = {n: make_server(make_kme_app(keynet, n), options.host, 0,
                               server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert))
                for n in nodes}
@@ -115,7 +115,7 @@ async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
     reported = loop.time()
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
-        keynet.pump(loop.time(), PUMP_BUDGET_S)
+        keynet.supply.pump(loop.time(), PUMP_BUDGET_S)
         if loop.time() - reported >= STATE_INTERVAL_S:
             reported = loop.time()
             live.report_now()

@@ -19,9 +19,7 @@ from itertools import pairwise
 from typing import TypeAlias
 
 from qkdnet.errors import ParameterError
-
-WEEK_S = 7 * 86400.0
-"""Seconds in one week, the window of :func:`hours_per_week`."""
+from qkdnet.units import HOUR_S, WEEK_S
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -138,4 +136,4 @@ def availability(timeline: Outages, start: float, end: float) -> float:
 
 def hours_per_week(timeline: Outages, weeks: int, start: float = 0.0) -> list[float]:
     """Hours of outage in each of ``weeks`` weeks from ``start`` (the unit of Table 1)."""
-    return [s / 3600.0 for s in per_window(timeline, start, WEEK_S, weeks)]
+    return [s / HOUR_S for s in per_window(timeline, start, WEEK_S, weeks)]

@@ -2,7 +2,8 @@
 
 Types I–IV serve the backbone, V–VII the metro networks. Each type carries its protocol
 parameters with the project's default calibration (physics.md); any parameter can be
-overridden with :meth:`DeviceType.with_params`.
+overridden with :meth:`DeviceType.with_params`. The catalogue is the one record of the
+types: the network (:mod:`qkdnet.topology`) names a link's device by its type name here.
 """
 
 from __future__ import annotations
@@ -14,11 +15,6 @@ from typing import Any, Literal
 
 from qkdnet.errors import ParameterError
 from qkdnet.quantum.params import CVParams, DecoyBB84Params, ProtocolParams
-from qkdnet.topology.device_types import (
-    BACKBONE_DEVICE_TYPES,
-    DEVICE_TYPES,
-    METRO_DEVICE_TYPES,
-)
 
 Domain = Literal["backbone", "metro"]
 
@@ -76,8 +72,12 @@ CATALOGUE: dict[str, DeviceType] = {
     )
 }
 
-BACKBONE_TYPES = BACKBONE_DEVICE_TYPES
-METRO_TYPES = METRO_DEVICE_TYPES
+#: The type names in catalogue order: I-IV on the backbone, V-VII in metro networks.
+DEVICE_TYPES = tuple(CATALOGUE)
+BACKBONE_DEVICE_TYPES = tuple(n for n, d in CATALOGUE.items() if d.domain == "backbone")
+METRO_DEVICE_TYPES = tuple(n for n, d in CATALOGUE.items() if d.domain == "metro")
+#: Continuous-variable types; the others run decoy-state BB84.
+CV_DEVICE_TYPES = tuple(n for n, d in CATALOGUE.items() if d.is_cv)
 _ARABIC = {str(i): name for i, name in enumerate(CATALOGUE, start=1)}
 
 

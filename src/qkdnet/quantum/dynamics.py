@@ -27,11 +27,11 @@ import numpy as np
 import numpy.typing as npt
 
 from qkdnet.errors import ParameterError
+from qkdnet.units import DAY_S, HOUR_S
 
-DAY_S = 86400.0
 #: Local time of the run's start (s after midnight, China Standard Time) and of peak drift.
 START_OF_DAY_S = 0.0
-DRIFT_PEAK_S = 15 * 3600.0
+DRIFT_PEAK_S = 15 * HOUR_S
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -45,11 +45,8 @@ from itertools import combinations, pairwise
 
 import numpy as np
 
-from qkdnet.topology.device_types import (
-    BACKBONE_DEVICE_TYPES,
-    METRO_DEVICE_TYPES,
-    draw_link_fields,
-)
+from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES
+from qkdnet.quantum.field import draw_link_fields
 from qkdnet.topology.model import (
     SAE,
     Domain,

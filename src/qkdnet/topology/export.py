@@ -1,9 +1,8 @@
-"""Exports for other tools: GraphML (networkx, Gephi, yEd) and GeoJSON (map tools)."""
+"""Exports for other tools as data: a GraphML-safe networkx graph (networkx, Gephi, yEd) and
+a GeoJSON document (map tools); :mod:`qkdnet.files.exports` writes them to files."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -33,12 +32,6 @@ def to_graphml_graph(network: Network) -> nx.Graph:
     return g
 
 
-def write_graphml(network: Network, path: Path) -> Path:
-    """Write the QKD-link graph as GraphML."""
-    nx.write_graphml(to_graphml_graph(network), path)
-    return path
-
-
 def to_geojson(network: Network) -> dict[str, Any]:
     """A GeoJSON FeatureCollection: a Point per node, a LineString per QKD-link and per
     satellite KM-link (coordinates in [lon, lat] order, as GeoJSON requires)."""
@@ -64,9 +57,3 @@ def to_geojson(network: Network) -> dict[str, Any]:
         for k in network.km_links if k.kind is KMLinkKind.SATELLITE
     ]
     return {"type": "FeatureCollection", "name": network.name, "features": features}
-
-
-def write_geojson(network: Network, path: Path) -> Path:
-    """Write :func:`to_geojson` to ``path``."""
-    path.write_text(json.dumps(to_geojson(network)), encoding="utf-8")
-    return path

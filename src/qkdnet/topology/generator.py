@@ -19,11 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from qkdnet.errors import ParameterError
-from qkdnet.topology.device_types import (
-    BACKBONE_DEVICE_TYPES,
-    METRO_DEVICE_TYPES,
-    draw_link_fields,
-)
+from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES
+from qkdnet.quantum.field import draw_link_fields
 from qkdnet.topology.model import (
     Domain,
     DomainKind,

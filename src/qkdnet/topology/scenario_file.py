@@ -1,4 +1,7 @@
-"""Scenario files: a network written in YAML or JSON, validated on load.
+"""Scenario files: a network written in YAML or JSON, validated when parsed.
+
+This module turns text into a network and back; reading and writing the files is
+:mod:`qkdnet.files.networks`'s job.
 
 The format (``qkdnet_scenario: 1``), with defaults where a field may be left out::
 
@@ -18,7 +21,7 @@ The format (``qkdnet_scenario: 1``), with defaults where a field may be left out
     saes:                                            # applications and their nodes
       - {id: sae-a, node: a, name: Bank A}
 
-Errors name the file, the line, the path in the document and the problem:
+Errors name the source (the file's name), the line, the path in the document and the problem:
 ``net.yaml:14: qkd_links[2].b: unknown node 'xyz'``.
 """
 
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
@@ -50,6 +52,8 @@ from qkdnet.topology.model import (
 from qkdnet.topology.validation import validated
 
 FORMAT_VERSION = 1
+#: The two spellings of a document: YAML (a superset of JSON) or strict JSON.
+DocumentFormat = Literal["yaml", "json"]
 S = TypeVar("S", bound=BaseModel)
 T = TypeVar("T")
 DEFAULT_ATTENUATION_DB_PER_KM = 0.2
@@ -172,40 +176,31 @@ def network_to_document(network: Network) -> dict[str, Any]:
     }
 
 
-def save_network(network: Network, path: Path) -> Path:
-    """Write ``network`` as YAML (``.yaml``/``.yml``) or JSON (``.json``)."""
+def format_network(network: Network, fmt: DocumentFormat) -> str:
+    """``network`` as the text of a YAML or JSON scenario file."""
     document = network_to_document(network)
-    if path.suffix == ".json":
-        text = json.dumps(document, indent=1)
-    else:
-        text = yaml.dump(document, Dumper=_dumper(), sort_keys=False, default_flow_style=None,
-                         allow_unicode=True, width=100)
-    path.write_text(text, encoding="utf-8")
-    return path
+    if fmt == "json":
+        return json.dumps(document, indent=1)
+    return yaml.dump(document, Dumper=_dumper(), sort_keys=False, default_flow_style=None,
+                     allow_unicode=True, width=100)
 
 
-def load_network(path: Path) -> Network:
-    """Read and validate a scenario file; every problem is a ScenarioError naming
-    the file, the line and the path in the document."""
-    return load_document(path, ScenarioSpec, network_from_spec)
+def parse_network(text: str, source: str, fmt: DocumentFormat) -> Network:
+    """Parse and validate the text of a scenario file; every problem is a ScenarioError
+    naming ``source`` (the file's name), the line and the path in the document."""
+    return parse_document(text, source, fmt, ScenarioSpec, network_from_spec)
 
 
-def load_document(path: Path, model: type[S], build: Callable[[S], T]) -> T:
-    """Read a YAML or JSON document, check it against ``model`` and ``build`` the result;
+def parse_document(text: str, source: str, fmt: DocumentFormat, model: type[S],
+                   build: Callable[[S], T]) -> T:
+    """Parse a YAML or JSON document, check it against ``model`` and ``build`` the result;
     every problem, including a ScenarioError that ``build`` raises with a document path,
-    comes out as a ScenarioError naming the file and the line."""
-    source = str(path)
+    comes out as a ScenarioError naming ``source`` and the line."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError("", f"cannot read scenario: {exc.strerror}", source) from None
-    except UnicodeDecodeError:
-        raise ScenarioError("", "cannot read scenario: not UTF-8 text", source) from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_loader())
+        data = json.loads(text) if fmt == "json" else yaml.load(text, Loader=_loader())
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ScenarioError("", f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-                            + " ".join(str(exc).split()), source, _error_line(exc)) from None
+        raise ScenarioError("", f"not valid {fmt.upper()}: " + " ".join(str(exc).split()),
+                            source, _error_line(exc)) from None
     try:
         return build(model.model_validate(data))
     except ValidationError as exc:

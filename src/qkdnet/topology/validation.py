@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from qkdnet.errors import ScenarioError
-from qkdnet.topology.device_types import DEVICE_TYPES, FIELD_PARAMETERS
+from qkdnet.quantum.devices import DEVICE_TYPES
+from qkdnet.quantum.field import FIELD_PARAMETERS
 from qkdnet.topology.model import KMLinkKind, Network, Node, NodeKind
 
 

@@ -5,10 +5,12 @@ Two clocks of a kind, both simulated:
 - vectorised steps (``step_s``, 5 min by default): every QKD-link's key rate from the
   quantum layer (:class:`~qkdnet.quantum.rate_table.RateTable`) under the day-night drift and
   vibration bursts (:mod:`qkdnet.quantum.dynamics`), cut by the part of each step it is down;
-  the key made goes into the KM-link pools and the demands draw their key along their
-  routes (:class:`~qkdnet.twin.pools.KeyPools`), a day of steps at a time;
+  the key made goes into the KM-link pools (:class:`~qkdnet.twin.pools.KeyPools`), a day
+  of steps at a time;
+  the demands draw their key along their routes, every hop paying what a relay costs
+  (:func:`~qkdnet.keys.relay_cost.hop_cost_bits`, the live Key Managers' price);
 - events, exact in time: a fault starting or ending is reported to the control layer's
-  :class:`~qkdnet.control.protection.ProtectionController` (the code a live network runs),
+  :class:`~qkdnet.control.controller.Controller` (the code a live network runs),
   which switches demands to their backup, reroutes them or finds no route. Whether each
   service can be served is therefore known to the second, not to the step. Once an hour the
   KMs also report the KM-links whose pools ran dry or recovered.
@@ -20,26 +22,27 @@ The run is a pure function of the scenario (seeded); :func:`run_twin` returns a
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from qkdnet.control.link_state import KMLinkState
-from qkdnet.control.protection import Demand, ProtectionController, RouteChanged
-from qkdnet.control.router import controllers_for
-from qkdnet.keys.manager import pad_units
-from qkdnet.keys.pool import UNIT_BYTES
+from qkdnet.control.controller import Controller, Demand, RouteChanged
+from qkdnet.keys.link_state import KMLinkState
+from qkdnet.keys.relay_cost import hop_cost_bits
+from qkdnet.keys.route import Route
 from qkdnet.management.alarms import Alarm, AlarmEngine
 from qkdnet.management.availability import Interval, Outages, outages
-from qkdnet.quantum.dynamics import DAY_S, LinkDynamics
+from qkdnet.quantum.dynamics import LinkDynamics
 from qkdnet.quantum.rate_table import RateTable, intrinsic_qber
 from qkdnet.topology.model import KMLinkKind
 from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
 from qkdnet.twin.pools import KeyPools
-from qkdnet.twin.scenario import WEEK_S, TwinDemand, TwinScenario
+from qkdnet.twin.scenario import TwinDemand, TwinScenario
+from qkdnet.units import DAY_S, WEEK_S
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
@@ -140,41 +143,76 @@ def run_twin(scenario: TwinScenario, progress: Progress | None = None) -> TwinRe
     return _Run(scenario).run(progress)
 
 
+@dataclass
+class _Steps:
+    """A day of steps: start ``times`` (s), ``widths`` (s; the last step of a run may be
+    short), and per step and link the rate (bit/s), QBER and share of the step it was up."""
+
+    times: FloatArray
+    widths: FloatArray
+    rates: FloatArray
+    qber: FloatArray
+    up_share: FloatArray
+
+
+@dataclass
+class _DemandState:
+    """What the run keeps per demand: key asked for and served (bits); its route now (and
+    its KM-links' pool columns); when its outage began."""
+
+    demand: TwinDemand
+    requested: float = 0.0
+    served: float = 0.0
+    route: Route | None = None
+    columns: IndexArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    down_since: float | None = None
+    outages: list[Interval] = field(default_factory=list)
+    changes: list[tuple[float, str]] = field(default_factory=list)
+
+
 class _Run:
+    """One run of a scenario: the network's rates, faults, pools and controller, stepped
+    through simulated time."""
+
     def __init__(self, scenario: TwinScenario) -> None:
-        self.sc = scenario
+        self.scenario = scenario
         net = scenario.network
         self.links = net.qkd_links
-        self.ix = {lk.id: i for i, lk in enumerate(self.links)}
-        self.km_ix = {k.id: self.ix[k.path[0]] for k in net.km_links
-                      if k.kind is KMLinkKind.DIRECT}
-        self.km_of = {i: km for km, i in self.km_ix.items()}
+        self.link_ids = tuple(lk.id for lk in self.links)
+        self.column = {lk.id: i for i, lk in enumerate(self.links)}
+        direct = {k.path[0]: k for k in net.km_links if k.kind is KMLinkKind.DIRECT}
+        # one direct KM-link per QKD-link, pools in QKD-link order
+        self.km_links = [direct[lk.id] for lk in self.links]
+        self.km_column = {k.id: i for i, k in enumerate(self.km_links)}
         self.table = RateTable(self.links)
-        n = len(self.links)
-        self.dynamics = LinkDynamics(n, scenario.duration_s, scenario.seed + 1) \
+        self.dynamics = LinkDynamics(len(self.links), scenario.duration_s, scenario.seed + 1) \
             if scenario.dynamics else None
         self.faults = self._faults(scenario.fault_model)
         self.link_outages = _link_outages(self.faults)
-        self.pools = KeyPools(n, scenario.pool_bits)
-        self.protection = ProtectionController(controllers_for(net))
+        self.pools = KeyPools(len(self.links), scenario.pool_bits)
+        self.controller = Controller.for_network(net)
         # Smallest requests first, so a bulk one-time-pad line cannot starve key refreshes.
-        self.demands = sorted(scenario.demands, key=lambda d: d.rate_bps) + [
+        demands = sorted(scenario.demands, key=lambda d: d.rate_bps) + [
             TwinDemand(_segment_id(a, b), a, b, 0.0, SEGMENT_NEED_BITS)
             for a, b in zip(scenario.segments, scenario.segments[1:], strict=False)]
-        self._down_since: dict[str, float] = {}
-        self._outages: dict[str, list[Interval]] = {d.id: [] for d in self.demands}
-        self._changes: dict[str, list[tuple[float, str]]] = {d.id: [] for d in self.demands}
-        self._route: dict[str, IndexArray] = {}
-        self._dry = np.ones(n, dtype=bool)  # pools start empty, as first reported
-        self._seg_cols: list[IndexArray] = []
+        self.demands = {d.id: _DemandState(d) for d in demands}
+        self._dry = np.ones(len(self.links), dtype=bool)  # pools start empty, as reported
+        self.segment_columns = self._segment_columns()
         # The NMS's alarm rules, fed each step: a link whose whole step is down reads down,
         # and CV links report no QBER (their error figure is excess noise).
         self.alarms = AlarmEngine()
-        self.link_ids = tuple(lk.id for lk in self.links)
         self.intrinsic_qber = intrinsic_qber(self.links)
+        self.fault_events = self._fault_events()
+        n, weeks = len(self.links), scenario.weeks
+        self.rate_sum = np.zeros(n)
+        self.segment_sum = np.zeros((len(self.segment_columns), weeks))
+        self.week_s = np.zeros(weeks)
+        self.samples: list[list[float]] = []
+        self.telemetry: list[tuple[F32Array, F32Array, npt.NDArray[np.bool_]]] = []
+        self.next_report = REPORT_S
 
     def _faults(self, model: FaultModel) -> tuple[Fault, ...]:
-        sc = self.sc
+        sc = self.scenario
         drawn = draw_faults(sc.network, sc.duration_s, sc.seed, model) \
             if sc.random_faults else []
         scripted = [scripted_fault(f.link, f.start_s, min(f.duration_s,
@@ -183,73 +221,63 @@ class _Run:
         return tuple(sorted(drawn + scripted, key=lambda f: (f.start_s, f.link)))
 
     def run(self, progress: Progress | None) -> TwinResult:
-        sc, n = self.sc, len(self.links)
-        self._report(0.0, [self._state(i, up=True) for i in range(n)])
-        for d in self.demands:
-            demand = Demand(d.id, d.source, d.target, float(d.key_bits))
-            self._apply(0.0, [self.protection.add(demand)])
-        events = self._events()
-        step = sc.step_s
-        steps = int(np.ceil(sc.duration_s / step))
+        self._start()
+        step = self.scenario.step_s
+        steps = int(np.ceil(self.scenario.duration_s / step))
         per_day = max(1, round(DAY_S / step))
-        weeks = sc.weeks
-        rate_sum = np.zeros(n)
-        seg_cols = self._seg_cols = self._segment_columns()
-        seg_sum = np.zeros((len(seg_cols), weeks))
-        seg_steps = np.zeros(weeks)
-        requested = {d.id: 0.0 for d in self.demands}
-        served = {d.id: 0.0 for d in self.demands}
-        samples: list[list[float]] = []
-        tel: list[tuple[F32Array, F32Array, npt.NDArray[np.bool_]]] = []
-        next_report = REPORT_S
         for first in range(0, steps, per_day):
-            count = min(per_day, steps - first)
-            times: FloatArray = (first + np.arange(count, dtype=np.float64)) * step
-            widths: FloatArray = np.minimum(times + step, sc.duration_s) - times
-            extra = self._extra_qber(times, step)
-            up_share = self._up_share(times, widths)
-            rates = self.table.at(extra) * up_share
-            rate_sum += (rates * widths[:, None]).sum(0)
-            week = np.minimum((times // WEEK_S).astype(np.intp), weeks - 1)
-            for s, cols in enumerate(seg_cols):
-                np.add.at(seg_sum[s], week, rates[:, cols].min(1) * widths)
-            np.add.at(seg_steps, week, widths)
-            made = rates * widths[:, None]
-            qber = self.intrinsic_qber[None, :] + extra
-            for k, t in enumerate(times):
-                end = t + widths[k]
-                up = up_share[k] > 0  # a link down all step measures no SKR or QBER
-                up_k, qber_k = up, np.where(up, qber[k], np.nan)
-                self.alarms.observe_many(float(end), "qkd_link", self.link_ids, {
-                    "skr_bps": np.where(up, rates[k], np.nan),
-                    "qber": qber_k, "up": up * 1.0})
-                while events and events[0][0] < end:
-                    when, _, i, up = heapq.heappop(events)
-                    self._report(when, [self._state(i, up)])
-                self.pools.deposit(made[k])
-                for d in self.demands:
-                    if d.rate_bps <= 0:
-                        continue
-                    need = d.rate_bps * widths[k]
-                    requested[d.id] += need
-                    route = self._route.get(d.id)
-                    if route is not None:
-                        hop_bits = need * pad_units(d.key_bits) * UNIT_BYTES * 8 / d.key_bits
-                        served[d.id] += need * self.pools.draw(route, hop_bits)
-                self.pools.spill()
-                if end >= next_report:
-                    samples.append([end, float(self.pools.pooled.sum()),
-                                    float(np.mean(self.pools.pooled < DRY_BITS)),
-                                    *(self._route_pool(d.id) for d in sc.demands)])
-                    tel.append((rates[k].astype(np.float32), qber_k.astype(np.float32), up_k))
-                    self._report_dry(end)
-                    next_report += REPORT_S
+            day = self._day_of_steps(first, min(per_day, steps - first))
+            self._add_to_means(day)
+            for k in range(day.times.size):
+                self._step(day, k)
             if progress is not None:
-                progress(float(times[-1] + widths[-1]), sc.duration_s)
-        return self._result(rate_sum / sc.duration_s, seg_sum / np.maximum(seg_steps, 1e-9),
-                            requested, served, samples, tel)
+                progress(float(day.times[-1] + day.widths[-1]), self.scenario.duration_s)
+        return self._result()
+
+    def _start(self) -> None:
+        """Every KM-link reported up (and empty), every demand routed."""
+        self._report(0.0, [self._state(i, up=True) for i in range(len(self.links))])
+        for d in self.demands.values():
+            demand = Demand(d.demand.id, d.demand.source, d.demand.target,
+                            float(d.demand.key_bits))
+            self._apply(0.0, [self.controller.add(demand)])
+
+    def _step(self, day: _Steps, k: int) -> None:
+        """One step: alarms on its telemetry, the faults that start or end in it, its key
+        into the pools, the demands' draws; hourly the samples and the pool reports."""
+        end = float(day.times[k] + day.widths[k])
+        up = day.up_share[k] > 0  # a link down all step measures no SKR or QBER
+        qber = np.where(up, day.qber[k], np.nan)
+        self.alarms.observe_many(end, "qkd_link", self.link_ids, {
+            "skr_bps": np.where(up, day.rates[k], np.nan), "qber": qber, "up": up * 1.0})
+        self._fault_events_until(end)
+        self.pools.deposit(day.rates[k] * day.widths[k])
+        self._draw(float(day.widths[k]))
+        self.pools.spill()
+        if end >= self.next_report:
+            self._sample(end, day.rates[k], qber, up)
+            self._report_dry(end)
+            self.next_report += REPORT_S
 
     # -- rates -------------------------------------------------------------------------
+
+    def _day_of_steps(self, first: int, count: int) -> _Steps:
+        step, duration = self.scenario.step_s, self.scenario.duration_s
+        times: FloatArray = (first + np.arange(count, dtype=np.float64)) * step
+        widths: FloatArray = np.minimum(times + step, duration) - times
+        extra = self._extra_qber(times, step)
+        up_share = self._up_share(times, widths)
+        rates = self.table.at(extra) * up_share
+        return _Steps(times, widths, rates, self.intrinsic_qber[None, :] + extra, up_share)
+
+    def _add_to_means(self, day: _Steps) -> None:
+        """Add a day to each link's mean rate and each segment's weekly minimum rate."""
+        self.rate_sum += (day.rates * day.widths[:, None]).sum(0)
+        weeks = self.scenario.weeks
+        week = np.minimum((day.times // WEEK_S).astype(np.intp), weeks - 1)
+        for s, cols in enumerate(self.segment_columns):
+            np.add.at(self.segment_sum[s], week, day.rates[:, cols].min(1) * day.widths)
+        np.add.at(self.week_s, week, day.widths)
 
     def _extra_qber(self, times: FloatArray, step: float) -> FloatArray:
         if self.dynamics is None:
@@ -261,7 +289,7 @@ class _Run:
         share = np.ones((times.size, len(self.links)))
         t0, t1 = float(times[0]), float(times[-1] + widths[-1])
         for link, spans in self.link_outages.items():
-            col = self.ix[link]
+            col = self.column[link]
             for span in spans:
                 if span.end <= t0 or span.start >= t1:
                     continue
@@ -272,30 +300,52 @@ class _Run:
 
     def _segment_columns(self) -> list[IndexArray]:
         """Each segment's QKD-links: the shortest fibre path between its waypoints."""
-        net = self.sc.network
-        return [np.array([self.ix[lk.id] for lk in path_links(net, shortest_path(net, a, b))],
+        net, points = self.scenario.network, self.scenario.segments
+        return [np.array([self.column[lk.id] for lk in path_links(net, shortest_path(net, a, b))],
                          dtype=np.intp)
-                for a, b in zip(self.sc.segments, self.sc.segments[1:], strict=False)]
+                for a, b in itertools.pairwise(points)]
+
+    # -- key draw --------------------------------------------------------------------
+
+    def _draw(self, width_s: float) -> None:
+        """Each demand asks for a step's key; a routed one draws it along its route, every
+        hop paying the pad and MAC key of each relayed key (the largest share all its
+        pools hold)."""
+        for d in self.demands.values():
+            if d.demand.rate_bps <= 0:
+                continue
+            need = d.demand.rate_bps * width_s
+            d.requested += need
+            if d.route is not None:
+                hop_bits = need * hop_cost_bits(d.demand.key_bits) / d.demand.key_bits
+                d.served += need * self.pools.draw(d.columns, hop_bits)
 
     # -- control -----------------------------------------------------------------------
 
-    def _events(self) -> list[tuple[float, int, int, bool]]:
-        """Fault starts and ends as a heap of (time, order, link index, up)."""
+    def _fault_events(self) -> list[tuple[float, int, int, bool]]:
+        """Fault starts and ends as a heap of (time, order, link column, up)."""
         heap: list[tuple[float, int, int, bool]] = []
         for link, spans in self.link_outages.items():
             for span in spans:
-                heap.append((span.start, len(heap), self.ix[link], False))
-                if span.end < self.sc.duration_s:
-                    heap.append((span.end, len(heap), self.ix[link], True))
+                heap.append((span.start, len(heap), self.column[link], False))
+                if span.end < self.scenario.duration_s:
+                    heap.append((span.end, len(heap), self.column[link], True))
         heapq.heapify(heap)
         return heap
 
+    def _fault_events_until(self, end: float) -> None:
+        """Report each fault start and end before ``end`` (s) at its exact time."""
+        events = self.fault_events
+        while events and events[0][0] < end:
+            when, _, i, up = heapq.heappop(events)
+            self._report(when, [self._state(i, up)])
+
     def _state(self, i: int, up: bool) -> KMLinkState:
-        return KMLinkState(self.km_of[i], float(self.pools.pooled[i]),
+        return KMLinkState(self.km_links[i].id, float(self.pools.pooled[i]),
                            float(self.table.static[i]), up)
 
     def _report(self, when: float, states: list[KMLinkState]) -> None:
-        self._apply(when, self.protection.handle_all(states))
+        self._apply(when, self.controller.report(states))
 
     def _report_dry(self, when: float) -> None:
         """Report the KM-links whose pools ran dry or recovered since the last report."""
@@ -306,59 +356,66 @@ class _Run:
             up = {i for i in flipped.tolist() if not self._is_down(i, when)}
             self._report(when, [self._state(i, i in up) for i in flipped.tolist()])
 
-    def _route_pool(self, demand: str) -> float:
-        """Key (bits) in the emptiest pool of the demand's route; 0 without a route."""
-        route = self._route.get(demand)
-        if route is None:
-            return 0.0
-        return float(self.pools.pooled[route].min()) if route.size else self.pools.capacity_bits
-
     def _is_down(self, i: int, when: float) -> bool:
         return any(s.start <= when < s.end for s in self.link_outages.get(self.links[i].id, ()))
 
     def _apply(self, when: float, changes: list[RouteChanged]) -> None:
         for change in changes:
-            self._changes[change.demand].append((when, change.reason))
-            if change.path is None:
-                self._route.pop(change.demand, None)
-                self._down_since.setdefault(change.demand, when)
+            d = self.demands[change.demand]
+            d.changes.append((when, change.reason))
+            d.route = change.route
+            if change.route is None:
+                d.columns = np.zeros(0, dtype=np.intp)
+                if d.down_since is None:
+                    d.down_since = when
             else:
-                self._route[change.demand] = np.array(
-                    [self.km_ix[km] for km in change.path.km_links], dtype=np.intp)
-                since = self._down_since.pop(change.demand, None)
-                if since is not None and when > since:
-                    self._outages[change.demand].append(Interval(since, when))
+                d.columns = np.array([self.km_column[km] for km in change.route.km_links],
+                                     dtype=np.intp)
+                if d.down_since is not None and when > d.down_since:
+                    d.outages.append(Interval(d.down_since, when))
+                d.down_since = None
 
-    # -- result ------------------------------------------------------------------------
+    # -- samples and result ------------------------------------------------------------
 
-    def _result(self, mean_bps: FloatArray, seg_weekly: FloatArray,
-                requested: dict[str, float], served: dict[str, float],
-                samples: list[list[float]],
-                tel: list[tuple[F32Array, F32Array, npt.NDArray[np.bool_]]]) -> TwinResult:
-        end = self.sc.duration_s
-        for demand, since in self._down_since.items():
-            if end > since:
-                self._outages[demand].append(Interval(since, end))
-        self._down_since.clear()
-        services = {d.id: ServiceResult(
-            d, outages(self._outages[d.id]), requested[d.id], served[d.id],
-            tuple(self._changes[d.id]),
-            len(self._route[d.id]) if d.id in self._route else 0)
-            for d in self.demands}
-        cols = self._seg_cols
+    def _sample(self, when: float, rates: FloatArray, qber: FloatArray,
+                up: npt.NDArray[np.bool_]) -> None:
+        """The hourly sample: key in all pools, share of dry pools, each watched demand's
+        emptiest pool on its route, and the step's link telemetry."""
+        pooled = self.pools.pooled
+        self.samples.append([when, float(pooled.sum()), float(np.mean(pooled < DRY_BITS)),
+                             *(self._route_pool(self.demands[d.id], pooled)
+                               for d in self.scenario.demands)])
+        self.telemetry.append((rates.astype(np.float32), qber.astype(np.float32), up))
+
+    def _route_pool(self, d: _DemandState, pooled: FloatArray) -> float:
+        """Key (bits) in the emptiest pool of the demand's route; 0 without a route."""
+        if d.route is None:
+            return 0.0
+        return float(pooled[d.columns].min()) if d.columns.size else self.pools.capacity_bits
+
+    def _result(self) -> TwinResult:
+        sc, n = self.scenario, len(self.links)
+        end = sc.duration_s
+        services = {}
+        for d in self.demands.values():
+            if d.down_since is not None and end > d.down_since:
+                d.outages.append(Interval(d.down_since, end))
+            services[d.demand.id] = ServiceResult(
+                d.demand, outages(d.outages), d.requested, d.served, tuple(d.changes),
+                d.route.hops if d.route is not None else 0)
+        segment_weekly = self.segment_sum / np.maximum(self.week_s, 1e-9)
         segments = tuple(
-            SegmentResult(a, b, tuple(self.links[i].id for i in cols[s]),
-                          tuple(float(x) for x in seg_weekly[s]),
+            SegmentResult(a, b, tuple(self.link_ids[i] for i in self.segment_columns[s]),
+                          tuple(float(x) for x in segment_weekly[s]),
                           services[_segment_id(a, b)])
-            for s, (a, b) in enumerate(zip(self.sc.segments, self.sc.segments[1:],
-                                           strict=False)))
-        pool = np.array(samples).reshape(-1, 3 + len(self.sc.demands))
-        p, n = self.pools, len(self.links)
+            for s, (a, b) in enumerate(zip(sc.segments, sc.segments[1:], strict=False)))
+        pool = np.array(self.samples).reshape(-1, 3 + len(sc.demands))
+        p, tel = self.pools, self.telemetry
         return TwinResult(
-            self.sc, tuple(lk.id for lk in self.links), self.table.static.copy(), mean_bps,
+            sc, self.link_ids, self.table.static.copy(), self.rate_sum / end,
             p.made.copy(), p.used.copy(), p.pooled.copy(), p.discarded.copy(),
             self.link_outages, self.faults,
-            tuple(services[d.id] for d in self.sc.demands), segments,
+            tuple(services[d.id] for d in sc.demands), segments,
             pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:], tuple(self.alarms.history()),
             telemetry_t=pool[:, 0].copy(),
             telemetry_skr_bps=np.array([r for r, _, _ in tel], dtype=np.float32

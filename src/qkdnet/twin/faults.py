@@ -40,10 +40,7 @@ import numpy.typing as npt
 
 from qkdnet.errors import ParameterError
 from qkdnet.topology.model import Network
-
-HOUR = 3600.0
-DAY = 24 * HOUR
-YEAR = 365.25 * DAY
+from qkdnet.units import HOUR_S, YEAR_S
 
 FaultKind = Literal["fibre", "equipment", "maintenance", "scripted"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
@@ -65,12 +62,12 @@ class FaultModel:
 
     fibre_cuts_per_km_year: float = 0.004
     equipment_failures_per_link_year: float = 1.2
-    fibre_repair_median_s: float = 1.2 * HOUR
+    fibre_repair_median_s: float = 1.2 * HOUR_S
     fibre_repair_sigma: float = 0.5
-    equipment_repair_median_s: float = 0.4 * HOUR
+    equipment_repair_median_s: float = 0.4 * HOUR_S
     equipment_repair_sigma: float = 0.8
     maintenance_period_s: float | None = None
-    maintenance_duration_s: float = 2 * HOUR
+    maintenance_duration_s: float = 2 * HOUR_S
 
     def __post_init__(self) -> None:
         for name in ("fibre_cuts_per_km_year", "equipment_failures_per_link_year",
@@ -133,7 +130,7 @@ def draw_faults(network: Network, duration_s: float, seed: int,
     _at_least_zero("duration_s", duration_s)
     ids = _selected(network, links)
     rng = np.random.default_rng(seed)
-    years = duration_s / YEAR
+    years = duration_s / YEAR_S
     km = np.array([network.link[i].length_km for i in ids], dtype=float)
     drawn = [
         _poisson_faults(rng, model.fibre_cuts_per_km_year * km * years, duration_s,

@@ -39,13 +39,13 @@ from typing import Any
 
 import numpy as np
 
+from qkdnet.files.networks import save_network
 from qkdnet.management.availability import availability, hours_per_week, outages, total
-from qkdnet.quantum.devices import BACKBONE_TYPES, METRO_TYPES, device_type
+from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES, device_type
 from qkdnet.quantum.rates import skr
 from qkdnet.topology.model import Network
-from qkdnet.topology.scenario_file import save_network
 from qkdnet.twin.engine import TwinResult
-from qkdnet.twin.scenario import HOUR_S
+from qkdnet.units import HOUR_S, WEEK_S
 
 #: What Chen et al. (npj Quantum Inf. 2025) observed, shown beside the twin's figures.
 PAPER_SEGMENT_SKR_KBPS = (9.75, 16.41, 20.73, 20.85)
@@ -99,7 +99,7 @@ def summary(result: TwinResult) -> dict[str, Any]:
     sc = result.scenario
     watched = [result.index[lk] for lk in result.watched_links]
     out: dict[str, Any] = {
-        "network": sc.network.name, "weeks": round(sc.duration_s / (7 * 24 * HOUR_S), 4),
+        "network": sc.network.name, "weeks": round(sc.duration_s / WEEK_S, 4),
         "seed": sc.seed, "qkd_links": len(result.link_ids), "faults": len(result.faults),
         "alarms": len(result.alarms),
         "key_made_bits": _r(result.made_bits.sum()), "key_used_bits": _r(result.used_bits.sum()),
@@ -252,8 +252,8 @@ def _fig3_4(result: TwinResult, folder: Path) -> str:
     _csv(folder / "fig3_4_measured_vs_ideal.csv", rows)
     below = sum(r["average_skr_per_pair_kbps"] <= r["ideal_skr_kbps"] for r in rows)
     plt, fig, axes = _figure((12, 4.8), ncols=2)
-    for ax, types, title in ((axes[0], BACKBONE_TYPES, "Fig. 3: backbone types I-IV"),
-                             (axes[1], METRO_TYPES, "Fig. 4: metro types V-VII")):
+    for ax, types, title in ((axes[0], BACKBONE_DEVICE_TYPES, "Fig. 3: backbone types I-IV"),
+                             (axes[1], METRO_DEVICE_TYPES, "Fig. 4: metro types V-VII")):
         mine = [r for r in rows if r["device_type"] in types]
         top = max([float(r["loss_db"]) for r in mine], default=10.0) + 2
         grid = np.linspace(0.0, top, 120)

@@ -38,13 +38,15 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
 from qkdnet.errors import ScenarioError
+from qkdnet.files.documents import load_document
+from qkdnet.files.networks import open_network
 from qkdnet.topology.model import Network
-from qkdnet.topology.scenario_file import load_document
-from qkdnet.topology.scenarios import BUILT_IN, open_network
+from qkdnet.topology.scenarios import BUILT_IN
 from qkdnet.twin.faults import DEFAULT_MODEL, FaultModel
+from qkdnet.units import HOUR_S, WEEK_S
 
-HOUR_S = 3600.0
-WEEK_S = 7 * 24 * HOUR_S
+# Re-exported only for cli.py, which imports it from here until the CLI split imports it
+# from qkdnet.units; drop at merge.
 
 
 class _Spec(BaseModel):

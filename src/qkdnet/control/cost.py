@@ -1,24 +1,16 @@
-"""What the controllers know of each KM-link: key in its pool, the rate it refills at, and
-whether it is up. KMs (or the twin) report it; controllers route with it."""
+"""The key-aware cost of relaying over a KM-link, from what its KM last reported
+(:class:`~qkdnet.keys.link_state.KMLinkState`): one plain hop, dearer as its key runs
+short, unusable when it is down or cannot cover the demand."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from qkdnet.keys.link_state import KMLinkState
 
 #: Seconds of refill a route may count on beyond the key already pooled.
 REFILL_HORIZON_S = 1.0
 #: How much dearer than one plain hop a KM-link whose key barely covers the demand is.
 SCARCITY_WEIGHT = 4.0
 
-
-@dataclass(frozen=True, slots=True)
-class KMLinkState:
-    """A KM-link's state: ``key_bits`` pooled (bits), ``rate_bps`` refill (bit/s), ``up``."""
-
-    km_link: str
-    key_bits: float
-    rate_bps: float = 0.0
-    up: bool = True
 
 
 def key_aware_cost(state: KMLinkState | None, need_bits: float) -> float | None:

@@ -1,6 +1,7 @@
 """The paper's Fig. 3 (backbone types I–IV) and Fig. 4 (metro types V–VII): secure key
 rate against channel loss, ideal calibration as a curve, the field spread as a band below
-it, and the PLOB bound for reference; PNG plus the CSV behind each figure."""
+it, and the PLOB bound for reference; PNG plus the CSV behind each figure. The numbers are
+:func:`qkdnet.quantum.curves.skr_curves`."""
 
 from __future__ import annotations
 
@@ -10,31 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qkdnet.quantum.devices import BACKBONE_TYPES, METRO_TYPES, device_type
-from qkdnet.quantum.field import pessimistic_params
-from qkdnet.quantum.plob import plob_skr
-from qkdnet.quantum.rates import skr
+from qkdnet.quantum.curves import skr_curves
+from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES, device_type
+from qkdnet.topology.cn_qcn import BACKBONE_MEAN_LOSS_DB
 
-#: The backbone's average link loss in CN-QCN (dB), marked on Fig. 3.
-BACKBONE_MEAN_LOSS_DB = 18.61
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
-
-
-def skr_curves(types: Sequence[str], losses: np.ndarray) -> list[dict[str, float | str]]:
-    """Rows of the figure's CSV: per type and loss, the ideal and pessimistic-field SKR and
-    the PLOB bound at the type's repetition rate (all bit/s)."""
-    rows: list[dict[str, float | str]] = []
-    for name in types:
-        device = device_type(name)
-        ideal = skr(device, losses)
-        worst = skr(device, losses, pessimistic_params(device))
-        bound = plob_skr(losses, device.rep_rate_hz)
-        rows.extend(
-            {"type": name, "loss_db": float(x), "skr_ideal_bps": float(a),
-             "skr_field_worst_bps": float(w), "plob_bps": float(b)}
-            for x, a, w, b in zip(losses, ideal, worst, bound, strict=True)
-        )
-    return rows
 
 
 def _plot(rows: list[dict[str, float | str]], types: Sequence[str], title: str,
@@ -85,9 +66,9 @@ def write_skr_figures(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for stem, types, losses, title, mark in (
-        ("fig3_backbone", BACKBONE_TYPES, np.arange(0.0, 40.01, 0.25),
+        ("fig3_backbone", BACKBONE_DEVICE_TYPES, np.arange(0.0, 40.01, 0.25),
          "Backbone QKD devices (types I–IV)", BACKBONE_MEAN_LOSS_DB),
-        ("fig4_metro", METRO_TYPES, np.arange(0.0, 30.01, 0.25),
+        ("fig4_metro", METRO_DEVICE_TYPES, np.arange(0.0, 30.01, 0.25),
          "Metro QKD devices (types V–VII)", None),
     ):
         rows = skr_curves(types, losses)

@@ -1,4 +1,4 @@
-"""The network map: link grouping, legend counts, and a PNG that actually shows something."""
+"""The network map: legend counts, and a PNG that actually shows something."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qkdnet.topology.map import LinkCategory, draw_map, legend_entries, link_category
+from qkdnet.figures.network_map import draw_map, legend_entries
 from qkdnet.topology.model import (
     Domain,
     DomainKind,
@@ -64,26 +64,6 @@ def small_network() -> Network:
     )
     sat = KMLink("sat-bj-xj", "gs-bj", "gs-xj", KMLinkKind.SATELLITE)
     return validated(Network("test net", nodes, links, (sat,), domains))
-
-
-def test_links_are_grouped_by_what_they_join() -> None:
-    """Backbone, BSBN, metro/user and ground-station links land in their own groups."""
-    net = small_network()
-    group = {lk.id: link_category(net, lk) for lk in net.qkd_links}
-    assert group["r1-r2"] is LinkCategory.BACKBONE
-    assert group["bj-jn"] is LinkCategory.BSBN
-    assert group["m1-u0"] is LinkCategory.METRO
-    assert group["bj-m1"] is LinkCategory.METRO
-    assert group["gs-bj-bj"] is LinkCategory.GROUND_STATION
-
-
-def test_a_link_inside_the_bsbn_domain_is_a_bsbn_link() -> None:
-    """Two backbone access nodes that are both BSBN members are joined by a BSBN link."""
-    nodes = (_node("a", K.BACKBONE_ACCESS, 39.9, 116.4, "Beijing"),
-             _node("b", K.BACKBONE_ACCESS, 31.2, 121.5, "Shanghai"))
-    net = validated(Network("n", nodes, (_link("a", "b"),),
-                            domains=(Domain("d", DomainKind.BSBN, "BSBN", frozenset("ab")),)))
-    assert link_category(net, net.qkd_links[0]) is LinkCategory.BSBN
 
 
 def test_legend_lists_each_element_with_its_count() -> None:

@@ -7,33 +7,41 @@ blocks completed since the previous call; the bits of an unfinished block carry 
 from the time since the last rate change, not summed step by step, so it does not drift
 whatever the step sizes.
 
-Material is from :func:`secrets.token_bytes`; with a ``seed`` it is SHAKE-256 of the seed,
-the KM-link id and the block number instead, so a run repeats exactly (and two KM-links with
-the same seed still get different key). Seeded key is for tests and the twin, never for use.
+Material comes from the ``random_bytes`` function the driver injects (the live network
+passes :func:`secrets.token_bytes`); with a ``seed`` instead it is SHAKE-256 of the seed,
+the KM-link id and the block number, so a run repeats exactly (and two KM-links with the
+same seed still get different key). Seeded key is for tests and the twin, never for use.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import secrets
+from collections.abc import Callable
 
 from qkdnet.errors import ParameterError
-from qkdnet.keys.pool import UNIT_BYTES
-from qkdnet.keys.supply import KeyBlock
-from qkdnet.quantum import device_type, skr
-from qkdnet.topology.model import QKDLink
+from qkdnet.quantum.key_source import UNIT_BYTES, KeyBlock, whole_units
+from qkdnet.quantum.link_rate import LinkSpec, link_skr_bps
+
+#: The driver's source of fresh random bytes: n -> n bytes.
+RandomBytes = Callable[[int], bytes]
 
 
 class KeyEmulator:
     """Key blocks of ``block_bytes`` bytes for ``km_link`` at ``rate_bps`` × ``speedup``
-    bit/s from time ``start`` (s); block numbers count up from ``first_block``. Implements
-    :class:`~qkdnet.keys.supply.KeySource`."""
+    bit/s from time ``start`` (s); block numbers count up from ``first_block``. The material
+    comes from exactly one of ``random_bytes`` (fresh key) and ``seed`` (repeatable key).
+    Implements :class:`~qkdnet.quantum.key_source.KeySource`."""
 
-    def __init__(self, km_link: str, rate_bps: float, block_bytes: int = 1024,
-                 speedup: float = 1.0, seed: int | bytes | None = None,
-                 start: float = 0.0, first_block: int = 0) -> None:
-        if block_bytes <= 0 or block_bytes % UNIT_BYTES:
+    def __init__(self, km_link: str, rate_bps: float, *,
+                 random_bytes: RandomBytes | None = None, seed: int | bytes | None = None,
+                 block_bytes: int = 1024, speedup: float = 1.0, start: float = 0.0,
+                 first_block: int = 0) -> None:
+        if (random_bytes is None) == (seed is None):
+            raise ParameterError("seed", "given" if seed is not None else None,
+                                 "give exactly one of random_bytes (fresh key) and seed "
+                                 "(repeatable key)")
+        if not whole_units(block_bytes):
             raise ParameterError("block_bytes", block_bytes,
                                  f"must be a positive multiple of {UNIT_BYTES}")
         if not speedup > 0 or not math.isfinite(speedup):
@@ -43,7 +51,8 @@ class KeyEmulator:
         self.km_link = km_link
         self.block_bytes = block_bytes
         self.speedup = speedup
-        self._seed = _seed_bytes(seed)
+        self._random_bytes = random_bytes
+        self._seed = b"" if seed is None else _seed_bytes(seed)
         self._rate = _checked_rate(rate_bps)
         self._anchor_time = start  # time of the last rate change
         self._anchor_bits = 0.0  # bits made from start up to _anchor_time
@@ -114,36 +123,34 @@ class KeyEmulator:
         return math.floor(self._bits(now) / self.block_bits)
 
     def _block(self, number: int) -> KeyBlock:
-        if self._seed is None:
-            material = secrets.token_bytes(self.block_bytes)
-        else:
+        if self._random_bytes is None:
             link = self.km_link.encode()
             h = hashlib.shake_256(_framed(self._seed) + _framed(link)
                                   + (self._first + number).to_bytes(8, "big"))
             material = h.digest(self.block_bytes)
+        else:
+            material = self._random_bytes(self.block_bytes)
+            if len(material) != self.block_bytes:
+                raise ParameterError("random_bytes", f"<{len(material)} bytes>",
+                                     f"must return the {self.block_bytes} bytes asked for")
         return KeyBlock(self.km_link, self._first + number, material)
 
     def __repr__(self) -> str:
         return (f"KeyEmulator(km_link={self.km_link!r}, rate_bps={self._rate:g}, "
                 f"block_bytes={self.block_bytes}, speedup={self.speedup:g}, "
-                f"seeded={self._seed is not None})")
+                f"seeded={self._random_bytes is None})")
 
 
-def link_rate_bps(link: QKDLink) -> float:
-    """The secure key rate (bit/s) that ``link`` delivers to its KM-link: the device type's
-    SKR at the link's loss, with the link's own field parameters applied to the device's
-    calibration, times the device pairs and the link's share of an optical switch."""
-    device = device_type(link.device_type)
-    params = device.params.replace(**dict(link.field))
-    return float(skr(device, link.loss_db, params)) * link.time_share * link.device_pairs
-
-
-def emulator_for_link(link: QKDLink, km_link_id: str, speedup: float = 1.0,
+def emulator_for_link(link: LinkSpec, km_link_id: str, *,
+                      random_bytes: RandomBytes | None = None,
                       seed: int | bytes | None = None, block_bytes: int = 1024,
-                      start: float = 0.0, first_block: int = 0) -> KeyEmulator:
-    """An emulator for KM-link ``km_link_id`` producing key at :func:`link_rate_bps`."""
-    return KeyEmulator(km_link_id, link_rate_bps(link), block_bytes, speedup, seed, start,
-                       first_block)
+                      speedup: float = 1.0, start: float = 0.0,
+                      first_block: int = 0) -> KeyEmulator:
+    """An emulator for KM-link ``km_link_id`` producing key at the link's rate,
+    :func:`~qkdnet.quantum.link_rate.link_skr_bps`."""
+    return KeyEmulator(km_link_id, link_skr_bps(link), random_bytes=random_bytes, seed=seed,
+                       block_bytes=block_bytes, speedup=speedup, start=start,
+                       first_block=first_block)
 
 
 def _checked_rate(rate_bps: float) -> float:
@@ -152,9 +159,7 @@ def _checked_rate(rate_bps: float) -> float:
     return float(rate_bps)
 
 
-def _seed_bytes(seed: int | bytes | None) -> bytes | None:
-    if seed is None:
-        return None
+def _seed_bytes(seed: int | bytes) -> bytes:
     if isinstance(seed, bytes):
         return b"bytes:" + seed
     return b"int:" + str(int(seed)).encode()

@@ -1,17 +1,13 @@
-"""The control layer behind the key management layer's :class:`~qkdnet.keys.routing.Router`
-interface: KMs ask it for relay routes instead of the simple shortest path."""
+"""The control hierarchy of a network: a Level-2 controller per domain, a Level-1
+controller per region, and their coordination across regions."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 
 from qkdnet.control.coordination import Level1Coordination
 from qkdnet.control.level1 import Level1Controller
 from qkdnet.control.level2 import Level2Controller
-from qkdnet.control.link_state import KMLinkState
-from qkdnet.errors import ScenarioError
-from qkdnet.keys.messages import Route
 from qkdnet.topology.model import Domain, DomainKind, KMLinkKind, Network
 
 
@@ -38,34 +34,3 @@ def controllers_for(network: Network) -> Level1Coordination:
     regional = [Level1Controller([*national, *metros], region, metros)
                 for region, metros in sorted(by_region.items())]
     return Level1Coordination(regional, {n.id: n.region for n in network.nodes})
-
-
-class ControlRouter:
-    """Routes for the KMs from the Level-1 controller, for ``need_bits`` per key; the route
-    of a node pair is kept until KM-link state changes."""
-
-    def __init__(self, network: Network, need_bits: float = 512.0) -> None:
-        self.level1 = controllers_for(network)
-        self.need_bits = need_bits
-        self._cache: dict[tuple[str, str], Route] = {}
-
-    def update(self, state: KMLinkState) -> None:
-        """New KM-link state: routes are recomputed on their next use."""
-        self.update_all([state])
-
-    def update_all(self, states: Iterable[KMLinkState]) -> None:
-        """A batch of KM-link states (one report of the whole network)."""
-        for state in states:
-            self.level1.update(state)
-        self._cache.clear()
-
-    def route(self, source: str, destination: str) -> Route:
-        cached = self._cache.get((source, destination))
-        if cached is not None:
-            return cached
-        path = self.level1.route(source, destination, self.need_bits)
-        if path is None:
-            raise ScenarioError("", f"no KM-link route from {source!r} to {destination!r}")
-        route = Route(path.nodes, path.km_links)
-        self._cache[source, destination] = route
-        return route

@@ -1,17 +1,30 @@
-"""Protection switching: each demand keeps a working route and an edge-disjoint backup;
-when a KM-link of the active route fails the demand moves to the backup, and when no
-precomputed route survives it is rerouted (or reported unserved). A route whose KM-link is
-reported drained (less key than one request) is moved around the drained KM-links when
-another route exists."""
+"""The control layer's one entry point: protection switching over the Level-1/Level-2
+hierarchy, and the route source the Key Managers ask (both drivers run this code).
+
+Each demand keeps a working route and an edge-disjoint backup; when a KM-link of the active
+route fails the demand moves to the backup, and when no precomputed route survives it is
+rerouted (or reported unserved). A route whose KM-link is reported drained (less key than
+one request) is moved around the drained KM-links when another route exists; a repaired
+working route is taken back (revertive). The twin declares its demands; in the live
+network a demand is declared by the first key request between two nodes, and later
+requests get its active route: :meth:`Controller.route` (the keys layer's
+:class:`~qkdnet.keys.route.Router`) is the route cache, switched by the same rules."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from qkdnet.control.hierarchy import controllers_for
 from qkdnet.control.level1 import KMLinkView
-from qkdnet.control.level2 import Path, Protected
-from qkdnet.control.link_state import KMLinkState
+from qkdnet.control.level2 import Protected
+from qkdnet.errors import NoRoute
+from qkdnet.keys.link_state import KMLinkState
+from qkdnet.keys.route import Route
+from qkdnet.topology.model import Network
+
+#: Key a live demand is routed for (bits): one 256-bit key's pad and MAC key, twice over.
+ROUTE_NEED_BITS = 512.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,28 +39,54 @@ class Demand:
 
 @dataclass(frozen=True, slots=True)
 class RouteChanged:
-    """Demand ``demand`` now uses ``path`` (None: no route) because of ``reason``."""
+    """Demand ``demand`` now uses ``route`` (None: no route) because of ``reason``."""
 
     demand: str
-    path: Path | None
+    route: Route | None
     reason: str
 
 
-def _drained_now(path: Path, reported: dict[str, KMLinkState], need_bits: float) -> bool:
+def _drained_now(path: Route, reported: dict[str, KMLinkState], need_bits: float) -> bool:
     """Whether this batch reports a KM-link of ``path`` holding less than ``need_bits``."""
     return any((state := reported.get(km)) is not None and state.key_bits < need_bits
                for km in path.km_links)
 
 
-class ProtectionController:
-    """Keeps the demands' routes protected as KM-link state changes (sans-I/O)."""
+class Controller:
+    """Keeps the demands' routes protected as KM-link state changes (sans-I/O), over the
+    Level-1 view ``level1`` (:meth:`for_network` builds the whole hierarchy)."""
 
-    def __init__(self, level1: KMLinkView) -> None:
+    def __init__(self, level1: KMLinkView, need_bits: float = ROUTE_NEED_BITS) -> None:
         self.level1 = level1
+        self.need_bits = need_bits
         self._demands: dict[str, Demand] = {}
         self._routes: dict[str, Protected | None] = {}
         self._planned: dict[str, Protected | None] = {}
         self._backoff: dict[str, tuple[int, int]] = {}  # demand -> (batches to skip, step)
+        self._nodes: frozenset[str] | None = None  # known nodes, when built for a network
+
+    @classmethod
+    def for_network(cls, network: Network, need_bits: float = ROUTE_NEED_BITS) -> Controller:
+        """The controller of ``network``'s control hierarchy; ``need_bits`` is what the
+        demands the KMs declare (:meth:`route`) are routed for."""
+        controller = cls(controllers_for(network), need_bits)
+        controller._nodes = frozenset(n.id for n in network.nodes)
+        return controller
+
+    def route(self, source: str, destination: str) -> Route:
+        """The active route of the demand between two nodes, declared (and routed, with a
+        backup) at its first request; NoRoute while it has none. The KMs' Router."""
+        demand_id = f"{source}->{destination}"
+        if demand_id not in self._demands:
+            unknown = [n for n in (source, destination)
+                       if self._nodes is not None and n not in self._nodes]
+            if unknown:
+                raise NoRoute(source, destination, f"unknown node {unknown[0]!r}")
+            self.add(Demand(demand_id, source, destination, self.need_bits))
+        active = self.active(demand_id)
+        if active is None:
+            raise NoRoute(source, destination)
+        return active
 
     def add(self, demand: Demand) -> RouteChanged:
         """Route a new demand: its working path, with a backup where one exists."""
@@ -56,21 +95,17 @@ class ProtectionController:
             demand.source, demand.target, demand.need_bits)
         return RouteChanged(demand.id, self.active(demand.id), "routed")
 
-    def active(self, demand_id: str) -> Path | None:
+    def active(self, demand_id: str) -> Route | None:
         """The route the demand uses now."""
         routes = self._routes.get(demand_id)
         return None if routes is None else routes.working
 
-    def backup(self, demand_id: str) -> Path | None:
+    def backup(self, demand_id: str) -> Route | None:
         """The demand's standby route."""
         routes = self._routes.get(demand_id)
         return None if routes is None else routes.backup
 
-    def handle(self, state: KMLinkState) -> list[RouteChanged]:
-        """Take a KM-link state report; return the demands whose route changed."""
-        return self.handle_all([state])
-
-    def handle_all(self, states: Iterable[KMLinkState]) -> list[RouteChanged]:
+    def report(self, states: Iterable[KMLinkState]) -> list[RouteChanged]:
         """Take a batch of KM-link state reports (one KM's or one period's) and check
         every demand once; return the demands whose route changed."""
         repaired: set[str] = set()  # KM-links back up after being down
@@ -125,7 +160,7 @@ class ProtectionController:
         self._routes[demand.id] = route
         return RouteChanged(demand.id, route.working, "restored")
 
-    def _revertible(self, demand: Demand, active: Path | None,
+    def _revertible(self, demand: Demand, active: Route | None,
                     repaired: set[str]) -> Protected | None:
         """The demand's planned routes, when it has left its working route and a KM-link of
         that route was just repaired, the whole route usable again (revertive protection:
@@ -138,7 +173,7 @@ class ProtectionController:
             return planned
         return None
 
-    def _avoid_drained(self, demand: Demand, active: Path) -> RouteChanged | None:
+    def _avoid_drained(self, demand: Demand, active: Route) -> RouteChanged | None:
         """A KM-link of the route just ran short: move to a route around the drained
         KM-links if one exists (the pool would otherwise serve only what it refills)."""
         drained = self.level1.drained(active, demand.need_bits)

@@ -1,7 +1,8 @@
 """A map of the network in the manner of the CN-QCN paper's Fig. 1: fibre links and nodes
 on longitude/latitude axes, satellite KM-links as dashed arcs, a legend with counts.
 
-Links are grouped by what they join (:func:`link_category`) and each group is drawn as one
+Links are grouped by the part of the network they belong to
+(:func:`~qkdnet.topology.link_category.link_category`) and each group is drawn as one
 ``LineCollection``, so the ~1,000 links of CN-QCN draw in well under a second. The legend
 labels come from :func:`legend_entries`, which the tests check against known counts.
 """
@@ -11,13 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qkdnet.topology.model import DomainKind, KMLinkKind, Network, Node, NodeKind, QKDLink
+from qkdnet.topology.link_category import LinkCategory, link_category
+from qkdnet.topology.model import DomainKind, KMLinkKind, Network, Node, NodeKind
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -28,21 +29,9 @@ MARGIN_DEG = 1.5
 _KEY_SIZES = (14.0, 90.0)
 #: Where an empty map is centred (lon, lat): eastern China.
 _EMPTY_CENTRE = (112.0, 35.0)
-_BACKBONE_KINDS = frozenset({NodeKind.BACKBONE_ACCESS, NodeKind.BACKBONE_RELAY})
-_METRO_KINDS = frozenset({NodeKind.METRO_ACCESS, NodeKind.USER})
 _LABELLED_KINDS = (NodeKind.BACKBONE_ACCESS, NodeKind.GROUND_STATION)
 
 Segment = tuple[tuple[float, float], ...]
-
-
-class LinkCategory(StrEnum):
-    """How a QKD-link is drawn: by the part of the network it belongs to."""
-
-    BACKBONE = "backbone"  # both ends backbone access/relay nodes
-    BSBN = "bsbn"  # touches a BSBN node, or both ends in a BSBN domain
-    METRO = "metro"  # touches a metro access or user node
-    GROUND_STATION = "ground_station"  # a ground station's tail fibre
-    OTHER = "other"  # anything else
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,21 +76,6 @@ _METRO_NETWORK_STYLE = _NodeStyle("metro network", "o", 150, "none", "#1b8a3a", 
 _SATELLITE_STYLE = _LineStyle("satellite KM-link", "#8e44ad", 0.8, True, 2)
 
 
-def link_category(network: Network, link: QKDLink) -> LinkCategory:
-    """Which group ``link`` is drawn in: metro (a link into a metro network, even from a
-    BSBN node), then ground-station tails, then BSBN, then backbone."""
-    kinds = {network.node[link.a].kind, network.node[link.b].kind}
-    if kinds & _METRO_KINDS:
-        return LinkCategory.METRO
-    if NodeKind.GROUND_STATION in kinds:
-        return LinkCategory.GROUND_STATION
-    if NodeKind.BSBN in kinds or {link.a, link.b} <= _bsbn_members(network):
-        return LinkCategory.BSBN
-    if kinds <= _BACKBONE_KINDS:
-        return LinkCategory.BACKBONE
-    return LinkCategory.OTHER
-
-
 def legend_entries(network: Network) -> list[str]:
     """The map's legend labels with counts, e.g. ``"backbone access node (41)"``: links
     first, then nodes; groups the network lacks are left out."""
@@ -140,10 +114,6 @@ def draw_map(network: Network, path: Path, title: str | None = None) -> Path:
 
 def _entry(label: str, count: int) -> str:
     return f"{label} ({count})"
-
-
-def _bsbn_members(network: Network) -> frozenset[str]:
-    return frozenset().union(*(d.nodes for d in network.domains if d.kind is DomainKind.BSBN))
 
 
 def _node_groups(network: Network) -> list[tuple[str, _NodeStyle, list[Node]]]:

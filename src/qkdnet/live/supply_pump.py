@@ -1,0 +1,123 @@
+"""The key supply of the live network: an emulator on every direct KM-link between served
+nodes, pumped into both ends' key stores on the event loop, and what the KMs report of each
+KM-link to the control and management layers."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from qkdnet.keys.link_state import KMLinkState, km_link_state
+from qkdnet.keys.store import SQLiteKeyStore
+from qkdnet.keys.supply import deliver
+from qkdnet.live.operator_faults import OperatorFaults
+from qkdnet.quantum.emulator import KeyEmulator, emulator_for_link
+from qkdnet.quantum.link_rate import link_skr_bps
+from qkdnet.topology.model import KMLinkKind, Network
+
+
+@dataclass(frozen=True)
+class _Supply:
+    km_link: str
+    a: str
+    b: str
+    emulator: KeyEmulator
+    link: str = ""
+
+
+class SupplyPump:
+    """Fills the ``stores`` (by node) of ``network`` from the QKD-links that ``faults``
+    leave up."""
+
+    def __init__(self, network: Network, stores: Mapping[str, SQLiteKeyStore],
+                 faults: OperatorFaults) -> None:
+        self.network = network
+        self.stores = stores
+        self.faults = faults
+        self._supplies: list[_Supply] = []
+        self._nodes = list(stores)
+        self._next_supply = 0
+        self._next_checkpoint = 0
+
+    def start(self, now: float, speedup: float = 1.0, prefill_bits: int = 0) -> None:
+        """Start an emulator on every direct KM-link between served nodes at time ``now``
+        (s), making key at the link's modelled rate x ``speedup``, with ``prefill_bits`` made
+        at once. After a restart each resumes past the highest block either end holds; a
+        block only one end received (a crash between the two deposits) is discarded."""
+        for km in self.network.km_links:
+            if km.kind is not KMLinkKind.DIRECT or km.a not in self.stores \
+                    or km.b not in self.stores:
+                continue
+            ends = (self.stores[km.a], self.stores[km.b])
+            resume = [store.next_block(km.id) for store in ends]
+            if resume[0] != resume[1]:
+                ends[resume.index(max(resume))].discard_block(km.id, max(resume) - 1)
+            link = self.network.link[km.path[0]]
+            speed = link_skr_bps(link) * speedup
+            ahead = prefill_bits / speed if speed > 0 else 0.0
+            self._supplies.append(_Supply(km.id, km.a, km.b, emulator_for_link(
+                link, km.id, random_bytes=secrets.token_bytes, speedup=speedup,
+                start=now - ahead, first_block=max(resume)), link.id))
+
+    def pump(self, now: float, budget_s: float | None = None) -> int:
+        """Deliver the blocks the emulators have made up to ``now`` (s); returns how many
+        were deposited. A link whose pools are full at either end discards its new blocks
+        unmade. With ``budget_s`` the work stops after about that much CPU time and the
+        next call goes on with the links not yet served (they keep their blocks), so the
+        event loop is never held long."""
+        deadline = None if budget_s is None else time.perf_counter() + budget_s
+        self._checkpoint_next()
+        deposited = 0
+        down = self.faults.down_links()
+        for _ in range(len(self._supplies)):
+            s = self._supplies[self._next_supply]
+            self._next_supply = (self._next_supply + 1) % len(self._supplies)
+            deposited += self._supply(s, now, deadline, s.link in down)
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+        return deposited
+
+    def link_states(self) -> list[KMLinkState]:
+        """What the KMs report of each supplied KM-link (:func:`km_link_state`): key, the
+        modelled refill (bit/s, with the speed-up), and up."""
+        down = self.faults.down_links()
+        return [km_link_state(s.km_link, self.stores[s.a], self.stores[s.b],
+                              s.emulator.rate_bps * s.emulator.speedup, s.link not in down)
+                for s in self._supplies]
+
+    def set_rates(self, rates_bps: Mapping[str, float], now: float) -> None:
+        """From ``now`` (s) on, make key on each QKD-link named in ``rates_bps`` at its new
+        modelled rate (bit/s, before the speed-up); key made before ``now`` is kept."""
+        for s in self._supplies:
+            rate = rates_bps.get(s.link)
+            if rate is not None:
+                s.emulator.set_rate(rate, now)
+
+    def checkpoint_all(self) -> None:
+        """Checkpoint every store (after a large prefill, before serving)."""
+        for store in self.stores.values():
+            store.checkpoint()
+
+    def _checkpoint_next(self) -> None:
+        """Checkpoint one store per pump, in turn, so used key leaves the WAL files."""
+        if self._nodes:
+            self._next_checkpoint = (self._next_checkpoint + 1) % len(self._nodes)
+            self.stores[self._nodes[self._next_checkpoint]].checkpoint()
+
+    def _supply(self, s: _Supply, now: float, deadline: float | None, down: bool) -> int:
+        """Deposit a link's new blocks (none while it is ``down``); past ``deadline`` the
+        rest are lost, as key is when a device's buffer overflows."""
+        a, b = self.stores[s.a], self.stores[s.b]
+        if down or max(min(a.room(s.km_link, True), b.room(s.km_link, False)),
+                       min(a.room(s.km_link, False), b.room(s.km_link, True))
+                       ) < s.emulator.block_bytes:
+            s.emulator.skip(now)
+            return 0
+        deposited = 0
+        for block in s.emulator.blocks(now):
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            deposited += deliver(block, a, b)
+        return deposited
