@@ -141,8 +141,12 @@ _STATUS_FIELDS = {"source_KME_ID": "source_kme_id", "target_KME_ID": "target_kme
 
 def tls_context(cert: str | Path, key: str | Path, ca: str | Path) -> ssl.SSLContext:
     """A client TLS context that presents ``cert``/``key`` and trusts only ``ca``."""
-    context = ssl.create_default_context(cafile=str(ca))
-    context.load_cert_chain(str(cert), str(key))
+    try:
+        context = ssl.create_default_context(cafile=str(ca))
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise QkdnetError(f"cannot load the SAE certificate {cert}, its key or the CA {ca}: "
+                          f"{exc.strerror or exc}") from None
     return context
 
 
@@ -171,8 +175,11 @@ class SaeClient:
         if sae_id not in saes:
             raise QkdnetError(f"SAE {sae_id!r} is not in the manifest; it lists: "
                               + (", ".join(sorted(saes)) or "none"))
-        entry = saes[sae_id]
-        return cls(entry["kme_url"], entry["cert"], entry["key"], document["ca"], timeout_s)
+        try:
+            entry = saes[sae_id]
+            return cls(entry["kme_url"], entry["cert"], entry["key"], document["ca"], timeout_s)
+        except KeyError as exc:
+            raise QkdnetError(f"the manifest lacks {exc} for SAE {sae_id!r}") from None
 
     def __enter__(self) -> Self:
         return self

@@ -7,7 +7,7 @@ import contextlib
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -47,7 +47,7 @@ def send_command(
         print(f"sealed {done.plaintext_bytes} bytes for {done.receiver}: {done.chunks} "
               f"chunks under {done.keys} keys", file=sys.stderr)
 
-    guard(run)
+    guard(lambda: _file_errors(run))
 
 
 @commands.command("receive")
@@ -68,7 +68,15 @@ def receive_command(
         print(f"opened {done.plaintext_bytes} bytes from {done.sender}: {done.chunks} "
               f"chunks under {done.keys} keys, all authenticated", file=sys.stderr)
 
-    guard(run)
+    guard(lambda: _file_errors(run))
+
+
+def _file_errors(job: Callable[[], None]) -> None:
+    """A file that cannot be read or written is one line too, not a traceback."""
+    try:
+        job()
+    except OSError as exc:
+        fail(f"{exc.filename or 'input/output'}: {exc.strerror or exc}")
 
 
 @contextlib.contextmanager
