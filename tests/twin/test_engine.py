@@ -76,9 +76,9 @@ def _segment(result: TwinResult, a: str, b: str) -> ServiceResult:
     return segment.service
 
 
-def _relay_cost(key_bits: int) -> float:
-    """Bits of KM-link key one hop pays per bit of key served: the pad and a MAC key."""
-    return pad_units(key_bits) * UNIT_BYTES * 8 / key_bits
+def _pad_bits(key_bits: int) -> int:
+    """Bits of KM-link key one hop pays to pad one key: its whole units."""
+    return (pad_units(key_bits) - 1) * UNIT_BYTES * 8
 
 
 # --- key conservation -----------------------------------------------------------------
@@ -87,7 +87,8 @@ def _relay_cost(key_bits: int) -> float:
 @pytest.fixture(scope="module")
 def scarce(load: Load, net: Network) -> TwinResult:
     """A week in which a bulk one-time-pad line asks more than the backbone makes, pools
-    are small enough to overflow, and links fail (randomly and as scripted)."""
+    are small enough to overflow, and links fail (randomly and as scripted); a smaller
+    line asks less than half its route makes (each direction of a KM-link gets half)."""
     return run_twin(load(f"""\
 qkdnet_twin: 1
 network: cn-qcn
@@ -99,7 +100,7 @@ pool_bits: 30000000
 demands:
   - {{id: bulk, source: beijing-m1, target: shanghai-m1, rate_bps: 60000, key_bits: 4096}}
   - {{id: refresh, source: harbin-m1-u1, target: shenzhen-m1-u1, rate_bps: 256}}
-  - {{id: otp, source: guangzhou-m1, target: shenzhen-m1, rate_bps: 8000, key_bits: 4096}}
+  - {{id: otp, source: guangzhou-m1, target: shenzhen-m1, rate_bps: 2000, key_bits: 4096}}
 segments: [harbin, beijing, wuhan]
 faults:
   - {{link: {_harbin_link(net)}, at_h: 20, duration_h: 5}}
@@ -124,8 +125,9 @@ def test_key_is_conserved_on_every_link_when_pools_run_dry_and_overflow(
 
 def test_key_used_on_links_is_what_the_services_got_times_their_hops_and_relay_cost(
         load: Load) -> None:
-    """With fixed routes, every bit a service is served costs each hop of its route the
-    pad and MAC key: summed over the network, used = sum(served x hops x cost)."""
+    """With fixed routes, every key a service is served costs each hop of its route its
+    pad, and every relay one MAC key: summed over the network, used = sum(hops x (keys x
+    pad + relays x MAC key))."""
     result = run_twin(load("""\
 qkdnet_twin: 1
 network: cn-qcn
@@ -141,10 +143,11 @@ segments: []
 """))
     assert all(s.route_changes == ((0.0, "routed"),) for s in result.services)
     assert all(s.hops > 0 and s.served_bits > 0 for s in result.services)
-    expected = sum(s.served_bits * s.hops * _relay_cost(s.demand.key_bits)
-                   for s in result.services)
+    expected = sum(s.hops * (s.served_bits / s.demand.key_bits * _pad_bits(s.demand.key_bits)
+                             + s.relays * UNIT_BYTES * 8) for s in result.services)
     assert result.used_bits.sum() == pytest.approx(expected, rel=1e-9)
-    assert _relay_cost(4096) == 17 / 16 and _relay_cost(256) == 2.0
+    assert _pad_bits(4096) == 4096 and _pad_bits(1000) == 1024
+    assert all(s.relays > 0 for s in result.services)
 
 
 # --- protection, exact outages ----------------------------------------------------------

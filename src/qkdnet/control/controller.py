@@ -52,6 +52,30 @@ def _drained_now(path: Route, reported: dict[str, KMLinkState], need_bits: float
                for km in path.km_links)
 
 
+class _Backoff:
+    """Route searches per demand that back off while they keep failing: after a failure
+    1, 2, 4 ... 64 chances are skipped; a success resets."""
+
+    def __init__(self) -> None:
+        self._skip: dict[str, tuple[int, int]] = {}  # demand -> (chances to skip, step)
+
+    def due(self, demand_id: str) -> bool:
+        """Whether this chance to search is taken (a skipped one counts down)."""
+        skip, step = self._skip.get(demand_id, (0, 0))
+        if skip:
+            self._skip[demand_id] = (skip - 1, step)
+            return False
+        return True
+
+    def record(self, demand_id: str, found: bool) -> None:
+        """The search's outcome: a failure doubles the next wait."""
+        if found:
+            self._skip.pop(demand_id, None)
+        else:
+            step = min(2 * self._skip.get(demand_id, (0, 0))[1] or 1, 64)
+            self._skip[demand_id] = (step, step)
+
+
 class Controller:
     """Keeps the demands' routes protected as KM-link state changes (sans-I/O), over the
     Level-1 view ``level1`` (:meth:`for_network` builds the whole hierarchy)."""
@@ -62,7 +86,8 @@ class Controller:
         self._demands: dict[str, Demand] = {}
         self._routes: dict[str, Protected | None] = {}
         self._planned: dict[str, Protected | None] = {}
-        self._backoff: dict[str, tuple[int, int]] = {}  # demand -> (batches to skip, step)
+        self._restore_searches = _Backoff()
+        self._drain_searches = _Backoff()
         self._nodes: frozenset[str] | None = None  # known nodes, when built for a network
 
     @classmethod
@@ -147,16 +172,12 @@ class Controller:
         costs a Level-1 computation."""
         planned = self._planned.get(demand.id)
         on_plan = planned is not None and bool(repaired & set(planned.working.km_links))
-        skip, step = self._backoff.get(demand.id, (0, 0))
-        if skip and not on_plan:
-            self._backoff[demand.id] = (skip - 1, step)
+        if not self._restore_searches.due(demand.id) and not on_plan:
             return None
         route = self.level1.protected(demand.source, demand.target, demand.need_bits)
+        self._restore_searches.record(demand.id, found=route is not None)
         if route is None:
-            step = min(2 * step or 1, 64)
-            self._backoff[demand.id] = (step, step)
             return None
-        self._backoff.pop(demand.id, None)
         self._routes[demand.id] = route
         return RouteChanged(demand.id, route.working, "restored")
 
@@ -175,9 +196,14 @@ class Controller:
 
     def _avoid_drained(self, demand: Demand, active: Route) -> RouteChanged | None:
         """A KM-link of the route just ran short: move to a route around the drained
-        KM-links if one exists (the pool would otherwise serve only what it refills)."""
+        KM-links if one exists (the pool would otherwise serve only what it refills). A
+        demand for more key than any route refills drains every route it takes; its
+        searches back off as the restore searches do."""
+        if not self._drain_searches.due(demand.id):
+            return None
         drained = self.level1.drained(active, demand.need_bits)
         better = self.level1.protected(demand.source, demand.target, demand.need_bits, drained)
+        self._drain_searches.record(demand.id, found=better is not None)
         if better is None:
             return None
         self._routes[demand.id] = better

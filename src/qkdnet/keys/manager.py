@@ -39,9 +39,10 @@ from qkdnet.keys.messages import (
     StartTimer,
     TimerExpired,
 )
-from qkdnet.keys.pool import HeldKey, KeyStore, UnitRange
+from qkdnet.keys.pool import HeldKey, KeyStore
 from qkdnet.keys.relay_cost import pad_units
 from qkdnet.keys.relay_crypto import RelayCrypto
+from qkdnet.keys.route import Route
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -100,10 +101,9 @@ class KeyManager:
         route = request.route
         if route.hops == 0:
             return self._hold_here(request, keys)
-        unsent = ForwardKey(request.key_ids, request.size_bits, request.master_sae,
-                            request.slave_sae, route, 0, (), b"", b"")
         try:
-            first = self._pad_and_seal(unsent, keys)
+            first = self._pad_and_seal(request.key_ids, request.size_bits, request.master_sae,
+                                       request.slave_sae, route, 0, keys)
         except KeyStoreError as exc:
             return [KeyFailed(relay, f"no key on KM-link {route.km_links[0]}: {exc}")]
         self._pending[relay] = _Pending(keys, request.key_ids, request.master_sae,
@@ -154,7 +154,8 @@ class KeyManager:
         if self.node == route.destination:
             return self._arrive(message, keys)
         try:
-            onward = self._pad_and_seal(_next_hop(message), keys)
+            onward = self._pad_and_seal(message.key_ids, message.size_bits, message.master_sae,
+                                        message.slave_sae, route, hop + 1, keys)
         except KeyStoreError as exc:
             return self._refuse(message, f"no key on KM-link {route.km_links[hop + 1]}: {exc}")
         return [Send(route.nodes[hop + 2], onward)]
@@ -184,23 +185,14 @@ class KeyManager:
 
     # --- one hop -------------------------------------------------------------------------
 
-    def _pad_and_seal(self, message: ForwardKey, keys: bytes) -> ForwardKey:
-        """``message`` (for hop ``message.hop``) padded with fresh units of that hop's
-        KM-link: a pad for every key plus one MAC key."""
-        ranges, pad = self.store.take_outbound(
-            message.route.km_links[message.hop],
-            pad_units(message.size_bits, len(message.key_ids)))
-        return self._crypto.seal(_with_pad(message, ranges), keys, pad)
-
-
-def _next_hop(message: ForwardKey) -> ForwardKey:
-    return ForwardKey(message.key_ids, message.size_bits, message.master_sae,
-                      message.slave_sae, message.route, message.hop + 1, (), b"", b"")
-
-
-def _with_pad(message: ForwardKey, ranges: tuple[UnitRange, ...]) -> ForwardKey:
-    return ForwardKey(message.key_ids, message.size_bits, message.master_sae,
-                      message.slave_sae, message.route, message.hop, ranges, b"", b"")
+    def _pad_and_seal(self, key_ids: tuple[str, ...], size_bits: int, master: str,
+                      slave: str, route: Route, hop: int, keys: bytes) -> ForwardKey:
+        """Hop ``hop`` of the relay: ``keys`` padded with fresh units of that hop's KM-link,
+        a pad for every key plus one MAC key."""
+        ranges, pad = self.store.take_outbound(route.km_links[hop],
+                                               pad_units(size_bits, len(key_ids)))
+        unsealed = ForwardKey(key_ids, size_bits, master, slave, route, hop, ranges, b"", b"")
+        return self._crypto.seal(unsealed, keys, pad)
 
 
 def _held(key_ids: tuple[str, ...], size_bits: int, master: str, slave: str,

@@ -1,8 +1,12 @@
 """What a relay does with key material, apart from the relay rules: make the keys, pad and
 authenticate each hop, prove arrival. The Key Manager takes it as an interface, so its rules
-do not depend on what key is made of: :class:`OneTimePad` uses real keys from an injected
-random source (the driver's CSPRNG, or a seeded one in tests), one-time pad and HMAC-SHA256
-with a one-time MAC key from the hop's pad.
+do not depend on what key is made of:
+
+- :class:`OneTimePad` (the live network, tests): real keys from an injected random source
+  (the driver's CSPRNG, or a seeded one in tests), one-time pad and HMAC-SHA256 with a
+  one-time MAC key from the hop's pad;
+- :class:`KeyAmounts` (the twin): no material at all; stores that hold amounts of key
+  (:mod:`qkdnet.keys.amount_store`) charge every hop the same units.
 """
 
 from __future__ import annotations
@@ -66,6 +70,23 @@ class OneTimePad:
 
     def completion_tag(self, keys: bytes, relay_id: str) -> bytes:
         return hmac.new(keys, f"complete|{relay_id}".encode(), hashlib.sha256).digest()
+
+
+class KeyAmounts:
+    """No material: the twin relays amounts of key, so there is nothing to pad, MAC or
+    prove; the stores still charge every hop its units."""
+
+    def new_keys(self, size_bytes: int) -> bytes:
+        return b""
+
+    def seal(self, message: ForwardKey, keys: bytes, pad: bytes) -> ForwardKey:
+        return message
+
+    def unseal(self, message: ForwardKey, pad: bytes) -> bytes | None:
+        return b""
+
+    def completion_tag(self, keys: bytes, relay_id: str) -> bytes:
+        return b""
 
 
 def _header(message: ForwardKey) -> bytes:

@@ -5,10 +5,12 @@ Two clocks of a kind, both simulated:
 - vectorised steps (``step_s``, 5 min by default): every QKD-link's key rate from the
   quantum layer (:class:`~qkdnet.quantum.rate_table.RateTable`) under the day-night drift and
   vibration bursts (:mod:`qkdnet.quantum.dynamics`), cut by the part of each step it is down;
-  the key made goes into the KM-link pools (:class:`~qkdnet.twin.pools.KeyPools`), a day
-  of steps at a time;
-  the demands draw their key along their routes, every hop paying what a relay costs
-  (:func:`~qkdnet.keys.relay_cost.hop_cost_bits`, the live Key Managers' price);
+  the key made goes into the KM-link pools (:class:`~qkdnet.keys.amount_store.AmountPools`,
+  amounts of key with the key stores' verbs), a day of steps at a time;
+- relays, hourly: each demand's key of the past hour travels its route as one relay
+  through the nodes' :class:`~qkdnet.keys.manager.KeyManager` (the live network's relay
+  rules, over amounts of key instead of material), as many keys as the route's tightest hop
+  can pay for;
 - events, exact in time: a fault starting or ending is reported to the control layer's
   :class:`~qkdnet.control.controller.Controller` (the code a live network runs),
   which switches demands to their backup, reroutes them or finds no route. Whether each
@@ -30,8 +32,14 @@ import numpy as np
 import numpy.typing as npt
 
 from qkdnet.control.controller import Controller, Demand, RouteChanged
+from qkdnet.keys.amount_store import AmountPools
+from qkdnet.keys.in_memory import InMemoryKMs
 from qkdnet.keys.link_state import KMLinkState
-from qkdnet.keys.relay_cost import hop_cost_bits
+from qkdnet.keys.manager import KeyManager
+from qkdnet.keys.messages import KeyDelivered, KeyRequest
+from qkdnet.keys.pool import UNIT_BITS
+from qkdnet.keys.relay_cost import pad_units, relayable_keys
+from qkdnet.keys.relay_crypto import KeyAmounts
 from qkdnet.keys.route import Route
 from qkdnet.management.alarms import Alarm, AlarmEngine
 from qkdnet.management.availability import Interval, Outages, outages
@@ -40,7 +48,6 @@ from qkdnet.quantum.rate_table import RateTable, intrinsic_qber
 from qkdnet.topology.model import KMLinkKind
 from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
-from qkdnet.twin.pools import KeyPools
 from qkdnet.twin.scenario import TwinDemand, TwinScenario
 from qkdnet.units import DAY_S, WEEK_S
 
@@ -48,7 +55,8 @@ FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
 F32Array = npt.NDArray[np.float32]
 
-#: How often KMs report pools that ran dry or recovered (s of simulated time).
+#: How often KMs report pools that ran dry or recovered, and demands relay the key they
+#: asked for since the last time (s of simulated time).
 REPORT_S = 3600.0
 #: A pool below this many bits counts as dry in those reports.
 DRY_BITS = 4096.0
@@ -68,6 +76,7 @@ class ServiceResult:
     served_bits: float
     route_changes: tuple[tuple[float, str], ...]
     hops: int
+    relays: int = 0  # relays of its key delivered (each hop pays one MAC key per relay)
 
     @property
     def served_fraction(self) -> float:
@@ -157,22 +166,26 @@ class _Steps:
 
 @dataclass
 class _DemandState:
-    """What the run keeps per demand: key asked for and served (bits); its route now (and
-    its KM-links' pool columns); when its outage began."""
+    """What the run keeps per demand: key asked for, served, and asked since the last
+    relay (bits); its route now (and its KM-links' pool columns); when its outage
+    began."""
 
     demand: TwinDemand
     requested: float = 0.0
     served: float = 0.0
+    unrelayed: float = 0.0
     route: Route | None = None
     columns: IndexArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     down_since: float | None = None
     outages: list[Interval] = field(default_factory=list)
     changes: list[tuple[float, str]] = field(default_factory=list)
+    relays: int = 0
+    delivered_relays: int = 0
 
 
 class _Run:
-    """One run of a scenario: the network's rates, faults, pools and controller, stepped
-    through simulated time."""
+    """One run of a scenario: the network's rates, faults, pools, Key Managers and
+    controller, stepped through simulated time."""
 
     def __init__(self, scenario: TwinScenario) -> None:
         self.scenario = scenario
@@ -189,7 +202,11 @@ class _Run:
             if scenario.dynamics else None
         self.faults = self._faults(scenario.fault_model)
         self.link_outages = _link_outages(self.faults)
-        self.pools = KeyPools(len(self.links), scenario.pool_bits)
+        self.pools = AmountPools(self.km_links, scenario.pool_bits)
+        self.stores = {n.id: self.pools.store(n.id) for n in net.nodes}
+        crypto = KeyAmounts()
+        self.kms = InMemoryKMs({n: KeyManager(n, store, crypto)
+                                for n, store in self.stores.items()})
         self.controller = Controller.for_network(net)
         # Smallest requests first, so a bulk one-time-pad line cannot starve key refreshes.
         demands = sorted(scenario.demands, key=lambda d: d.rate_bps) + [
@@ -244,7 +261,7 @@ class _Run:
 
     def _step(self, day: _Steps, k: int) -> None:
         """One step: alarms on its telemetry, the faults that start or end in it, its key
-        into the pools, the demands' draws; hourly the samples and the pool reports."""
+        into the pools, the demands' asks; at each report time the relays and reports."""
         end = float(day.times[k] + day.widths[k])
         up = day.up_share[k] > 0  # a link down all step measures no SKR or QBER
         qber = np.where(up, day.qber[k], np.nan)
@@ -252,8 +269,12 @@ class _Run:
             "skr_bps": np.where(up, day.rates[k], np.nan), "qber": qber, "up": up * 1.0})
         self._fault_events_until(end)
         self.pools.deposit(day.rates[k] * day.widths[k])
-        self._draw(float(day.widths[k]))
-        self.pools.spill()
+        for d in self.demands.values():
+            asked = d.demand.rate_bps * day.widths[k]
+            d.requested += asked
+            d.unrelayed += asked
+        if end >= self.next_report or end >= self.scenario.duration_s:
+            self._relay_all(end)
         if end >= self.next_report:
             self._sample(end, day.rates[k], qber, up)
             self._report_dry(end)
@@ -305,20 +326,35 @@ class _Run:
                          dtype=np.intp)
                 for a, b in itertools.pairwise(points)]
 
-    # -- key draw --------------------------------------------------------------------
+    # -- key relay ---------------------------------------------------------------------
 
-    def _draw(self, width_s: float) -> None:
-        """Each demand asks for a step's key; a routed one draws it along its route, every
-        hop paying the pad and MAC key of each relayed key (the largest share all its
-        pools hold)."""
+    def _relay_all(self, now: float) -> None:
+        """Each routed demand relays the keys it asked for since its last relay, as many
+        as its route can pay for, through the Key Managers; the rest go unserved."""
         for d in self.demands.values():
-            if d.demand.rate_bps <= 0:
+            key_bits = d.demand.key_bits
+            wanted = int(d.unrelayed // key_bits)
+            d.unrelayed -= wanted * key_bits
+            if wanted == 0 or d.route is None:
                 continue
-            need = d.demand.rate_bps * width_s
-            d.requested += need
-            if d.route is not None:
-                hop_bits = need * hop_cost_bits(d.demand.key_bits) / d.demand.key_bits
-                d.served += need * self.pools.draw(d.columns, hop_bits)
+            count = relayable_keys(self.stores, d.route, key_bits, wanted) \
+                if d.route.hops else wanted
+            if count and self._relay(d, count, now):
+                d.served += count * key_bits
+
+    def _relay(self, d: _DemandState, count: int, now: float) -> bool:
+        """One relay of ``count`` keys along the demand's route; True if it was delivered.
+        The keys travel as one key of ``count`` times the whole units each takes, so every
+        hop pays what a relay of ``count`` separate keys costs, without ``count`` key_IDs."""
+        assert d.route is not None
+        d.relays += 1
+        size = count * (pad_units(d.demand.key_bits) - 1) * UNIT_BITS
+        request = KeyRequest((f"{d.demand.id}/{d.relays}",), size, d.demand.source,
+                             d.demand.target, d.route)
+        outcomes = self.kms.submit(d.route.source, request, now)
+        delivered = any(isinstance(o, KeyDelivered) for o in outcomes)
+        d.delivered_relays += delivered
+        return delivered
 
     # -- control -----------------------------------------------------------------------
 
@@ -341,7 +377,7 @@ class _Run:
             self._report(when, [self._state(i, up)])
 
     def _state(self, i: int, up: bool) -> KMLinkState:
-        return KMLinkState(self.km_links[i].id, float(self.pools.pooled[i]),
+        return KMLinkState(self.km_links[i].id, float(self.pools.sender[i].min()),
                            float(self.table.static[i]), up)
 
     def _report(self, when: float, states: list[KMLinkState]) -> None:
@@ -349,7 +385,7 @@ class _Run:
 
     def _report_dry(self, when: float) -> None:
         """Report the KM-links whose pools ran dry or recovered since the last report."""
-        dry = self.pools.pooled < DRY_BITS
+        dry = self.pools.relayable < DRY_BITS
         flipped = np.nonzero(dry != self._dry)[0]
         self._dry = dry
         if flipped.size:
@@ -381,17 +417,19 @@ class _Run:
                 up: npt.NDArray[np.bool_]) -> None:
         """The hourly sample: key in all pools, share of dry pools, each watched demand's
         emptiest pool on its route, and the step's link telemetry."""
-        pooled = self.pools.pooled
-        self.samples.append([when, float(pooled.sum()), float(np.mean(pooled < DRY_BITS)),
-                             *(self._route_pool(self.demands[d.id], pooled)
+        relayable = self.pools.relayable
+        self.samples.append([when, float(self.pools.pooled.sum()),
+                             float(np.mean(relayable < DRY_BITS)),
+                             *(self._route_pool(self.demands[d.id], relayable)
                                for d in self.scenario.demands)])
         self.telemetry.append((rates.astype(np.float32), qber.astype(np.float32), up))
 
-    def _route_pool(self, d: _DemandState, pooled: FloatArray) -> float:
-        """Key (bits) in the emptiest pool of the demand's route; 0 without a route."""
+    def _route_pool(self, d: _DemandState, relayable: FloatArray) -> float:
+        """Key (bits) the tightest KM-link of the demand's route can relay; 0 without a
+        route."""
         if d.route is None:
             return 0.0
-        return float(pooled[d.columns].min()) if d.columns.size else self.pools.capacity_bits
+        return float(relayable[d.columns].min()) if d.columns.size else self.pools.capacity_bits
 
     def _result(self) -> TwinResult:
         sc, n = self.scenario, len(self.links)
@@ -402,7 +440,7 @@ class _Run:
                 d.outages.append(Interval(d.down_since, end))
             services[d.demand.id] = ServiceResult(
                 d.demand, outages(d.outages), d.requested, d.served, tuple(d.changes),
-                d.route.hops if d.route is not None else 0)
+                d.route.hops if d.route is not None else 0, d.delivered_relays)
         segment_weekly = self.segment_sum / np.maximum(self.week_s, 1e-9)
         segments = tuple(
             SegmentResult(a, b, tuple(self.link_ids[i] for i in self.segment_columns[s]),

@@ -1,0 +1,168 @@
+"""Key pools as amounts of key (bits), for the twin: the :class:`~qkdnet.keys.pool.KeyStore`
+verbs over numbers instead of key material, so the twin's Key Managers run the same relay
+rules as the live ones.
+
+:class:`AmountPools` holds every KM-link of a network in numpy arrays, so that the twin
+deposits a step's key on all links at once; :meth:`AmountPools.store` gives each node its
+:class:`AmountStore`, the KeyStore view the node's Key Manager uses. As in the live stores
+(:mod:`qkdnet.keys.supply`), a KM-link's key serves two directions: half of what the link
+makes pads what end ``a`` sends (direction 0, the even blocks), half what ``b`` sends
+(direction 1), and both ends hold a copy of each. The accounting proves nothing is lost:
+on every KM-link, key made = key used + key pooled + key discarded (no room at either end).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from qkdnet.errors import KeyNotFound, NotEnoughKey, PadMismatch, ParameterError
+from qkdnet.keys.pool import UNIT_BITS, HeldKey, UnitRange, check_ranges
+from qkdnet.topology.model import KMLink
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class AmountPools:
+    """Pools of ``km_links``, each end holding at most ``capacity_bits`` of the link's key
+    (both directions together, each at most half); empty at start."""
+
+    def __init__(self, km_links: Sequence[KMLink], capacity_bits: float) -> None:
+        if not capacity_bits > 0:
+            raise ParameterError("capacity_bits", capacity_bits, "> 0 bits")
+        self.capacity_bits = float(capacity_bits)
+        self.ids = tuple(k.id for k in km_links)
+        self.index = {k.id: i for i, k in enumerate(km_links)}
+        self.ends = {k.id: (k.a, k.b) for k in km_links}
+        n = len(km_links)
+        #: Unused key per KM-link and direction, at the sending end and at the receiving end.
+        self.sender = np.zeros((n, 2))
+        self.receiver = np.zeros((n, 2))
+        self.made = np.zeros(n)
+        self.used = np.zeros(n)
+        self.discarded = np.zeros(n)
+        self._named = np.zeros((n, 2), dtype=np.int64)  # units handed out, to name them
+        self._stores: dict[str, AmountStore] = {}
+        self._directions: dict[tuple[str, str, bool], tuple[int, int]] = {}
+
+    def deposit(self, bits: FloatArray) -> None:
+        """Add what each KM-link's QKD-link made (bits, in ``ids`` order), half to each
+        direction at both ends; what does not fit in a direction (half the capacity, as
+        in every store) at its fuller end is discarded."""
+        room = self.capacity_bits / 2 - np.maximum(self.sender, self.receiver)
+        kept = np.clip((bits / 2)[:, None], 0.0, np.maximum(room, 0.0))
+        self.made += bits
+        self.discarded += bits - kept.sum(axis=1)
+        self.sender += kept
+        self.receiver += kept
+
+    @property
+    def pooled(self) -> FloatArray:
+        """Unused key per KM-link (bits, both directions, at the sending ends)."""
+        pooled: FloatArray = self.sender.sum(axis=1)
+        return pooled
+
+    @property
+    def relayable(self) -> FloatArray:
+        """Key per KM-link in its tighter direction (bits): what its KMs report."""
+        relayable: FloatArray = self.sender.min(axis=1)
+        return relayable
+
+    def imbalance(self) -> FloatArray:
+        """made - used - pooled - discarded per KM-link (bits): zero up to rounding."""
+        imbalance: FloatArray = self.made - self.used - self.pooled - self.discarded
+        return imbalance
+
+    def store(self, node: str) -> AmountStore:
+        """The KeyStore of ``node``: its ends of the KM-links."""
+        if node not in self._stores:
+            self._stores[node] = AmountStore(node, self)
+        return self._stores[node]
+
+    def _direction(self, node: str, km_link: str, outbound: bool) -> tuple[int, int]:
+        """(row, direction) of the key ``node`` sends (``outbound``) or receives on
+        ``km_link``; NotEnoughKey if ``node`` holds no end of it."""
+        key = (node, km_link, outbound)
+        found = self._directions.get(key)
+        if found is None:
+            i = self.index.get(km_link)
+            ends = self.ends.get(km_link)
+            if i is None or ends is None or node not in ends:
+                raise NotEnoughKey(f"KM-link {km_link!r} has no pool at {node}")
+            found = self._directions[key] = (i, int((node == ends[0]) != outbound))
+        return found
+
+
+class AmountStore:
+    """One node's view of :class:`AmountPools` with the KeyStore verbs: key is taken in
+    units of :data:`~qkdnet.keys.pool.UNIT_BITS` and no material changes hands. Keys held
+    for slave SAEs are counted per pair (an amount carries no key_IDs to release)."""
+
+    def __init__(self, node: str, pools: AmountPools) -> None:
+        self.node = node
+        self._pools = pools
+        self._held: Counter[tuple[str, str]] = Counter()
+
+    def deposit(self, km_link: str, block: int, material: bytes, outbound: bool) -> None:
+        """Add ``len(material)`` bytes of key to this end's copy of one direction."""
+        i, d = self._pools._direction(self.node, km_link, outbound)
+        copy = self._pools.sender if outbound else self._pools.receiver
+        copy[i, d] += len(material) * 8.0
+        if outbound:  # a block is outbound at exactly one end: count it there
+            self._pools.made[i] += len(material) * 8.0
+
+    def room(self, km_link: str, outbound: bool) -> int:
+        i, d = self._pools._direction(self.node, km_link, outbound)
+        copy = self._pools.sender if outbound else self._pools.receiver
+        return max(int((self._pools.capacity_bits / 2 - copy[i, d]) // 8), 0)
+
+    def pool_bytes(self, km_link: str, outbound: bool) -> int:
+        i, d = self._pools._direction(self.node, km_link, outbound)
+        copy = self._pools.sender if outbound else self._pools.receiver
+        return int(copy[i, d] // 8)
+
+    def take_outbound(self, km_link: str, units: int) -> tuple[tuple[UnitRange, ...], bytes]:
+        """Take ``units`` of the key this node sends on ``km_link``; NotEnoughKey if short.
+        The ranges name the units in the order they were taken."""
+        pools = self._pools
+        i, d = pools._direction(self.node, km_link, True)
+        bits = units * UNIT_BITS
+        if pools.sender[i, d] < bits:
+            raise NotEnoughKey(f"KM-link {km_link!r} holds {int(pools.sender[i, d])} bits "
+                               f"to send from {self.node}; {bits} asked")
+        pools.sender[i, d] -= bits
+        pools.used[i] += bits
+        start = int(pools._named[i, d])
+        pools._named[i, d] += units
+        return (UnitRange(d, start, units),), b""
+
+    def take_inbound(self, km_link: str, ranges: tuple[UnitRange, ...]) -> bytes:
+        """Take the units the sender named; PadMismatch if this end holds fewer."""
+        check_ranges(km_link, ranges)
+        pools = self._pools
+        i, d = pools._direction(self.node, km_link, False)
+        bits = sum(r.count for r in ranges) * UNIT_BITS
+        if pools.receiver[i, d] < bits:
+            raise PadMismatch(f"KM-link {km_link!r}: {bits} bits named, "
+                              f"{int(pools.receiver[i, d])} held at {self.node}")
+        pools.receiver[i, d] -= bits
+        return b""
+
+    def hold_keys(self, keys: Sequence[HeldKey]) -> None:
+        for key in keys:
+            self._held[key.master_sae, key.slave_sae] += 1
+
+    def release_keys(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
+        if key_ids:
+            raise KeyNotFound("an amount store holds no key_IDs")
+        return []
+
+    def held_count(self, master_sae: str, slave_sae: str) -> int:
+        return self._held[master_sae, slave_sae]
+
+    def held_for(self, key_id: str) -> tuple[str, str] | None:
+        return None
+
