@@ -31,6 +31,7 @@ from qkdnet.management.telemetry import (
     Batch,
     BoolArray,
     FloatArray,
+    IdsCache,
     IndexArray,
     KMLinkTelemetry,
     LinkTelemetry,
@@ -87,23 +88,24 @@ class Ems:
         self.region = region
         self.network = network
         self._region_of = _element_regions(network)
-        self._rows: dict[tuple[Kind, tuple[str, ...]], IndexArray] = {}
+        # per kind and batch ids: this region's row positions and their ids
+        self._rows: dict[Kind, IdsCache[tuple[IndexArray, tuple[str, ...]]]] = {
+            kind: IdsCache(_INDEX_CACHE_LIMIT) for kind in _WHAT}
 
     def collect(self, batch: B) -> B:
         """This region's rows of ``batch``, as a batch of the same kind, to send north.
 
         Raises :class:`~qkdnet.errors.ParameterError` for an id the network lacks.
         """
-        rows = self._rows_of(batch)
+        rows, ids = self._rows_of(batch)
         if rows.size == batch.rows:
             return batch  # all ours: forward the batch itself, no copy
-        return batch.take(rows)
+        return batch.take(rows, ids)
 
-    def _rows_of(self, batch: Batch) -> IndexArray:
+    def _rows_of(self, batch: Batch) -> tuple[IndexArray, tuple[str, ...]]:
         kind = _kind_of(batch)
-        key = (kind, batch.ids)
-        rows = self._rows.get(key)
-        if rows is None:
+        found = self._rows[kind].get(batch.ids)
+        if found is None:
             region_of = self._region_of[kind]
             mine: list[int] = []
             for k, item in enumerate(batch.ids):
@@ -113,11 +115,9 @@ class Ems:
                                          f"not a {_WHAT[kind]} of network {self.network.name}")
                 if where == self.region:
                     mine.append(k)
-            rows = np.array(mine, dtype=np.intp)
-            if len(self._rows) >= _INDEX_CACHE_LIMIT:
-                self._rows.clear()
-            self._rows[key] = rows
-        return rows
+            found = self._rows[kind].put(batch.ids, (np.array(mine, dtype=np.intp),
+                                                     tuple(batch.ids[k] for k in mine)))
+        return found
 
 
 def ems_for(network: Network) -> dict[str, Ems]:
@@ -134,7 +134,7 @@ class History(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class LinkState:
+class LinkStatus:
     """The latest sample of a QKD-link: time (s), SKR (bit/s), QBER (ratio, NaN if not
     measured), up, detector-current alarm."""
 
@@ -146,7 +146,7 @@ class LinkState:
 
 
 @dataclass(frozen=True, slots=True)
-class KMLinkState:
+class KMLinkStatus:
     """The latest sample of a KM-link: time (s), key held (bits), refill rate (bit/s), up."""
 
     t: float
@@ -156,7 +156,7 @@ class KMLinkState:
 
 
 @dataclass(frozen=True, slots=True)
-class NodeState:
+class NodeStatus:
     """The latest health report of a node's Key Manager: time (s), ok."""
 
     t: float
@@ -187,8 +187,9 @@ class _Table:
         region_of = _element_regions(network)[kind]
         self.regions = tuple(region_of[i] for i in ids)
         self.last_t = np.full(len(ids), math.nan)
+        self.newest = -math.inf  # the latest of last_t: a sample this late needs no check
         self.columns = {name: np.zeros(len(ids), dtype=dt) for name, dt in columns.items()}
-        self._index: dict[tuple[str, ...], IndexArray] = {}
+        self._index: IdsCache[IndexArray] = IdsCache(_INDEX_CACHE_LIMIT)
 
     def columns_of(self, ids: tuple[str, ...]) -> IndexArray:
         """Positions of ``ids``; computed once per distinct id tuple, then cached."""
@@ -200,15 +201,13 @@ class _Table:
                     raise ParameterError(_FIELD[self.kind], item,
                                          f"not a {_WHAT[self.kind]} of network "
                                          f"{self.network_name}")
-            cols = np.fromiter((position[i] for i in ids), dtype=np.intp, count=len(ids))
-            if len(self._index) >= _INDEX_CACHE_LIMIT:
-                self._index.clear()
-            self._index[ids] = cols
+            cols = self._index.put(ids, np.fromiter((position[i] for i in ids),
+                                                    dtype=np.intp, count=len(ids)))
         return cols
 
     def check_order(self, cols: IndexArray, t: float) -> None:
         """Refuse a sample older than an element's last one: the timelines need order."""
-        if cols.size == 0:
+        if cols.size == 0 or t >= self.newest:
             return
         last = self.last_t[cols]
         late = np.flatnonzero(last > t)  # NaN (never reported) compares False
@@ -225,6 +224,7 @@ class _Table:
         for name, value in values.items():
             self.columns[name][cols] = value
         self.last_t[cols] = t
+        self.newest = max(self.newest, t)
         return cols
 
     def col(self, item: str) -> int:
@@ -251,11 +251,16 @@ class _Timelines:
     def __init__(self, n: int) -> None:
         self.down_since = np.full(n, math.nan)  # start of the open outage, NaN when up
         self.closed: list[list[Interval]] = [[] for _ in range(n)]
+        self.open = 0  # outages open now
 
     def update(self, cols: IndexArray, t: float, up: BoolArray) -> None:
+        if not self.open and up.all():
+            return  # the steady state: all up, nothing to close
         is_open = ~np.isnan(self.down_since[cols])
-        self.down_since[cols[~up & ~is_open]] = t
+        opening = cols[~up & ~is_open]
+        self.down_since[opening] = t
         ending = cols[up & is_open]
+        self.open += opening.size - ending.size
         # transitions are rare, so a Python loop over them costs nothing in steady state
         for c in ending.tolist():
             start = float(self.down_since[c])
@@ -335,12 +340,14 @@ class Nms:
         cols = self._links.store(batch.ids, t, {
             "skr_bps": batch.skr_bps, "qber": batch.qber, "up": batch.up,
             "detector_current_alarm": batch.detector_current_alarm})
-        # ids are unique within a batch, so fancy-indexed writes never collide
-        slot = self._hist_count[cols] % self.history_points
-        self._hist_t[cols, slot] = t
-        self._hist_skr[cols, slot] = batch.skr_bps
-        self._hist_qber[cols, slot] = batch.qber
-        self._hist_count[cols] += 1
+        # ids are unique within a batch, so fancy-indexed writes never collide; written
+        # through flat positions, as a 1-D fancy write costs a fraction of a 2-D one
+        count = self._hist_count[cols]
+        at = cols * self.history_points + count % self.history_points
+        self._hist_t.reshape(-1)[at] = t
+        self._hist_skr.reshape(-1)[at] = batch.skr_bps
+        self._hist_qber.reshape(-1)[at] = batch.qber
+        self._hist_count[cols] = count + 1
         self._link_timelines.update(cols, t, batch.up)
 
     def _ingest_km(self, batch: KMLinkTelemetry) -> None:
@@ -353,30 +360,30 @@ class Nms:
 
     # -- latest state -------------------------------------------------------------------
 
-    def link_state(self, link: str) -> LinkState | None:
+    def link_status(self, link: str) -> LinkStatus | None:
         """The latest sample of a QKD-link, None if it never reported."""
         k = self._links.col(link)
         t = float(self._links.last_t[k])
         if math.isnan(t):
             return None
         c = self._links.columns
-        return LinkState(t, float(c["skr_bps"][k]), float(c["qber"][k]), bool(c["up"][k]),
+        return LinkStatus(t, float(c["skr_bps"][k]), float(c["qber"][k]), bool(c["up"][k]),
                          bool(c["detector_current_alarm"][k]))
 
-    def km_link_state(self, km_link: str) -> KMLinkState | None:
+    def km_link_status(self, km_link: str) -> KMLinkStatus | None:
         """The latest sample of a KM-link, None if it never reported."""
         k = self._km.col(km_link)
         t = float(self._km.last_t[k])
         if math.isnan(t):
             return None
         c = self._km.columns
-        return KMLinkState(t, float(c["key_bits"][k]), float(c["rate_bps"][k]), bool(c["up"][k]))
+        return KMLinkStatus(t, float(c["key_bits"][k]), float(c["rate_bps"][k]), bool(c["up"][k]))
 
-    def node_state(self, node: str) -> NodeState | None:
+    def node_status(self, node: str) -> NodeStatus | None:
         """The latest health report of a node, None if it never reported."""
         k = self._nodes.col(node)
         t = float(self._nodes.last_t[k])
-        return None if math.isnan(t) else NodeState(t, bool(self._nodes.columns["ok"][k]))
+        return None if math.isnan(t) else NodeStatus(t, bool(self._nodes.columns["ok"][k]))
 
     def latest(self, kind: Kind) -> Latest:
         """The latest samples of every reported element of ``kind`` (copies)."""

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from dataclasses import dataclass, fields
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,14 +30,61 @@ FloatArray: TypeAlias = NDArray[np.float64]
 BoolArray: TypeAlias = NDArray[np.bool_]
 IndexArray: TypeAlias = NDArray[np.intp]
 
+V = TypeVar("V")
+
+
+class IdsCache(Generic[V]):
+    """Values worked out from tuples of ids, such as row positions, kept for the next
+    batch with the same ids (at most ``limit`` tuples). A driver sends the very same tuple
+    every step, which is found by identity first: hashing a thousand ids at each of the
+    EMSs and tables a step passes through would cost more than the work it saves."""
+
+    _SAME_LIMIT = 64
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._equal: dict[tuple[str, ...], V] = {}
+        # id(tuple) -> (the tuple itself, kept so that its id is not reused; the value)
+        self._same: dict[int, tuple[tuple[str, ...], V]] = {}
+
+    def get(self, ids: tuple[str, ...]) -> V | None:
+        """The value kept for ``ids``, None if there is none."""
+        hit = self._same.get(id(ids))
+        if hit is not None and hit[0] is ids:
+            return hit[1]
+        value = self._equal.get(ids)
+        if value is not None:
+            self._remember(ids, value)
+        return value
+
+    def put(self, ids: tuple[str, ...], value: V) -> V:
+        """Keep ``value`` for ``ids``; returns it."""
+        if len(self._equal) >= self.limit:
+            self._equal.clear()
+        self._equal[ids] = value
+        self._remember(ids, value)
+        return value
+
+    def _remember(self, ids: tuple[str, ...], value: V) -> None:
+        if len(self._same) >= self._SAME_LIMIT:
+            self._same.clear()
+        self._same[id(ids)] = (ids, value)
+
+
+_CHECKED_IDS = IdsCache[bool](limit=64)  # id tuples known to hold each id once
+
+
 def _ids(name: str, ids: Iterable[str]) -> tuple[str, ...]:
     found = tuple(ids)
+    if _CHECKED_IDS.get(found):
+        return found
     if len(set(found)) != len(found):
         seen: set[str] = set()
         for item in found:
             if item in seen:
                 raise ParameterError(name, item, "each id may appear once per batch")
             seen.add(item)
+    _CHECKED_IDS.put(found, True)
     return found
 
 
@@ -109,11 +156,10 @@ class LinkTelemetry:
         """Number of records (one per QKD-link)."""
         return len(self.ids)
 
-    def take(self, rows: IndexArray) -> LinkTelemetry:
-        """The batch restricted to the given row positions, in that order."""
-        return LinkTelemetry(self.t, tuple(self.ids[i] for i in rows.tolist()),
-                             self.skr_bps[rows], self.qber[rows], self.up[rows],
-                             self.detector_current_alarm[rows])
+    def take(self, rows: IndexArray, ids: tuple[str, ...] | None = None) -> LinkTelemetry:
+        """The batch restricted to the given row positions, in that order; ``ids``: the
+        ids of those rows, where the caller has them already."""
+        return _take(self, rows, ids)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,10 +191,10 @@ class KMLinkTelemetry:
         """Number of records (one per KM-link)."""
         return len(self.ids)
 
-    def take(self, rows: IndexArray) -> KMLinkTelemetry:
-        """The batch restricted to the given row positions, in that order."""
-        return KMLinkTelemetry(self.t, tuple(self.ids[i] for i in rows.tolist()),
-                               self.key_bits[rows], self.rate_bps[rows], self.up[rows])
+    def take(self, rows: IndexArray, ids: tuple[str, ...] | None = None) -> KMLinkTelemetry:
+        """The batch restricted to the given row positions, in that order; ``ids``: the
+        ids of those rows, where the caller has them already."""
+        return _take(self, rows, ids)
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,10 +215,31 @@ class NodeHealth:
         """Number of records (one per node)."""
         return len(self.ids)
 
-    def take(self, rows: IndexArray) -> NodeHealth:
-        """The batch restricted to the given row positions, in that order."""
-        return NodeHealth(self.t, tuple(self.ids[i] for i in rows.tolist()), self.ok[rows])
+    def take(self, rows: IndexArray, ids: tuple[str, ...] | None = None) -> NodeHealth:
+        """The batch restricted to the given row positions, in that order; ``ids``: the
+        ids of those rows, where the caller has them already."""
+        return _take(self, rows, ids)
 
 
 Batch: TypeAlias = LinkTelemetry | KMLinkTelemetry | NodeHealth
 """Any telemetry batch."""
+
+B = TypeVar("B", LinkTelemetry, KMLinkTelemetry, NodeHealth)
+
+_COLUMNS: dict[type, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(kind) if f.name not in ("t", "ids"))
+    for kind in (LinkTelemetry, KMLinkTelemetry, NodeHealth)}
+
+
+def _take(batch: B, rows: IndexArray, ids: tuple[str, ...] | None) -> B:
+    """``batch`` restricted to ``rows`` (whose ids are ``ids`` when given). Rows of a
+    checked batch pass every check, so they are not checked again: an EMS splits every
+    report, and the twin reports every step."""
+    taken = object.__new__(type(batch))
+    columns = {name: getattr(batch, name)[rows] for name in _COLUMNS[type(batch)]}
+    for column in columns.values():
+        column.flags.writeable = False
+    if ids is None:
+        ids = tuple(batch.ids[i] for i in rows.tolist())
+    _set(taken, t=batch.t, ids=ids, **columns)
+    return taken

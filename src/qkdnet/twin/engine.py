@@ -31,13 +31,14 @@ from qkdnet.control.protection import Demand, ProtectionController, RouteChanged
 from qkdnet.control.router import controllers_for
 from qkdnet.keys.manager import pad_units
 from qkdnet.keys.pool import UNIT_BYTES
-from qkdnet.management.alarms import Alarm, AlarmEngine
+from qkdnet.management.alarms import Alarm
 from qkdnet.management.availability import Interval, Outages, outages
 from qkdnet.quantum.dynamics import DAY_S, LinkDynamics
 from qkdnet.quantum.rate_table import RateTable, intrinsic_qber
 from qkdnet.topology.model import KMLinkKind
 from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
+from qkdnet.twin.monitoring import TwinMonitor
 from qkdnet.twin.pools import KeyPools
 from qkdnet.twin.scenario import WEEK_S, TwinDemand, TwinScenario
 
@@ -167,10 +168,10 @@ class _Run:
         self._route: dict[str, IndexArray] = {}
         self._dry = np.ones(n, dtype=bool)  # pools start empty, as first reported
         self._seg_cols: list[IndexArray] = []
-        # The NMS's alarm rules, fed each step: a link whose whole step is down reads down,
-        # and CV links report no QBER (their error figure is excess noise).
-        self.alarms = AlarmEngine()
+        # The NMS, fed each step: a link whose whole step is down reads down, and CV links
+        # report no QBER (their error figure is excess noise).
         self.link_ids = tuple(lk.id for lk in self.links)
+        self.monitor = TwinMonitor(net, self.link_ids)
         self.intrinsic_qber = intrinsic_qber(self.links)
 
     def _faults(self, model: FaultModel) -> tuple[Fault, ...]:
@@ -220,9 +221,7 @@ class _Run:
                 end = t + widths[k]
                 up = up_share[k] > 0  # a link down all step measures no SKR or QBER
                 up_k, qber_k = up, np.where(up, qber[k], np.nan)
-                self.alarms.observe_many(float(end), "qkd_link", self.link_ids, {
-                    "skr_bps": np.where(up, rates[k], np.nan),
-                    "qber": qber_k, "up": up * 1.0})
+                self.monitor.step(float(end), rates[k], qber_k, up)
                 while events and events[0][0] < end:
                     when, _, i, up = heapq.heappop(events)
                     self._report(when, [self._state(i, up)])
@@ -359,7 +358,7 @@ class _Run:
             p.made.copy(), p.used.copy(), p.pooled.copy(), p.discarded.copy(),
             self.link_outages, self.faults,
             tuple(services[d.id] for d in self.sc.demands), segments,
-            pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:], tuple(self.alarms.history()),
+            pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:], self.monitor.alarms(),
             telemetry_t=pool[:, 0].copy(),
             telemetry_skr_bps=np.array([r for r, _, _ in tel], dtype=np.float32
                                        ).reshape(-1, n),
