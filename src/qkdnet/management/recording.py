@@ -74,17 +74,17 @@ class Recording:
                              self.qber[k], self.up[k], np.zeros(n, dtype=bool))
 
     def alarm_events(self) -> list[AlarmEvent]:
-        """The raises and clears of ``alarms`` in time order. At one instant an alarm
-        that clears goes before one that is raised (a rule's next alarm of a subject comes
-        after its last one clears), and a raise before the clear of the same alarm."""
+        """The raises and clears of ``alarms`` in time order, then raise order, a raise
+        before its own clear: along each rule and subject that is the order they happened
+        in (an alarm is raised after the one before it cleared), and the replayed history
+        keeps the raise order."""
         keyed: list[tuple[float, int, int, AlarmEvent]] = []
         for n, alarm in enumerate(self.alarms):
             raised = Alarm(alarm.id, alarm.rule, alarm.subject, alarm.severity, alarm.text,
                            alarm.raised_at, alarm.value)
-            keyed.append((alarm.raised_at, 1, n, AlarmEvent("raised", raised)))
+            keyed.append((alarm.raised_at, n, 0, AlarmEvent("raised", raised)))
             if alarm.cleared_at is not None:
-                phase = 2 if alarm.cleared_at == alarm.raised_at else 0
-                keyed.append((alarm.cleared_at, phase, n, AlarmEvent("cleared", alarm)))
+                keyed.append((alarm.cleared_at, n, 1, AlarmEvent("cleared", alarm)))
         keyed.sort(key=lambda item: item[:3])
         return [event for *_, event in keyed]
 
