@@ -61,6 +61,7 @@ class IdsCache(Generic[V]):
         """Keep ``value`` for ``ids``; returns it."""
         if len(self._equal) >= self.limit:
             self._equal.clear()
+            self._same.clear()
         self._equal[ids] = value
         self._remember(ids, value)
         return value
