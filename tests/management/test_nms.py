@@ -75,6 +75,29 @@ def test_ems_refuses_unknown_ids_and_regions(net: Network) -> None:
         Ems("atlantis", net)
 
 
+def test_the_reports_of_every_ems_stored_together_equal_the_whole_batch(net: Network) -> None:
+    """The NMS takes the regions' reports of one instant as one; the state, histories and
+    outages are those of storing the batch they came from."""
+    whole, parts = Nms(net), Nms(net)
+    emss = ems_for(net).values()
+    for t, down in ((1.0, False), (2.0, True), (3.0, False)):
+        batch = _all_links(net, t, up=not down)
+        whole.ingest(batch)
+        assert parts.ingest_all([ems.collect(batch) for ems in emss]) == batch.rows
+    assert parts.snapshot() == whole.snapshot() and parts.records == whole.records
+    link = net.qkd_links[9].id
+    np.testing.assert_array_equal(parts.history(link).skr_bps, whole.history(link).skr_bps)
+    assert parts.outages(link) == whole.outages(link)
+
+
+def test_batches_that_share_an_element_are_stored_one_after_the_other(net: Network) -> None:
+    """Two samples of one link at one instant are two samples in its history."""
+    nms = Nms(net)
+    link = net.qkd_links[0].id
+    assert nms.ingest_all([_one(link, 5.0, True, skr=1.0), _one(link, 5.0, True, skr=2.0)]) == 2
+    assert nms.history(link).skr_bps.tolist() == [1.0, 2.0]
+
+
 # -- latest state and history --------------------------------------------------------------
 
 def test_latest_state_per_link_km_link_and_node(net: Network) -> None:

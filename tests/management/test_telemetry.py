@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from qkdnet.errors import ParameterError
-from qkdnet.management.telemetry import IdsCache, KMLinkTelemetry, LinkTelemetry, NodeHealth
+from qkdnet.management.telemetry import (
+    IdsCache,
+    KMLinkTelemetry,
+    LinkTelemetry,
+    NodeHealth,
+    join,
+)
 
 
 def _links(n: int = 3) -> LinkTelemetry:
@@ -112,3 +118,23 @@ def test_an_ids_cache_finds_equal_tuples_and_forgets_beyond_its_limit() -> None:
     cache.put(("c",), 2)
     cache.put(("d",), 3)
     assert cache.get(("d",)) == 3 and cache.get(("c",)) is None
+
+
+def test_joined_batches_keep_their_rows_in_order() -> None:
+    """join() puts batches of one kind and time one after the other."""
+    a = NodeHealth(3.0, ("a",), [True])
+    b = NodeHealth(3.0, ("b", "c"), [False, True])
+    joined = join([a, b], ("a", "b", "c"))
+    assert isinstance(joined, NodeHealth) and joined.t == 3.0
+    assert joined.ids == ("a", "b", "c") and joined.ok.tolist() == [True, False, True]
+
+
+def test_only_batches_of_one_kind_and_time_are_joined() -> None:
+    """Another time, another kind or ids that do not match the rows are refused."""
+    a = NodeHealth(3.0, ("a",), [True])
+    with pytest.raises(ParameterError, match="one kind, one time"):
+        join([a, NodeHealth(4.0, ("b",), [True])], ("a", "b"))
+    with pytest.raises(ParameterError, match="one kind, one time"):
+        join([a, KMLinkTelemetry(3.0, ("k",), [1.0], [1.0], [True])], ("a", "k"))
+    with pytest.raises(ParameterError, match="one per row"):
+        join([a, NodeHealth(3.0, ("b",), [True])], ("a",))

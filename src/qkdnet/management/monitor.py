@@ -70,11 +70,13 @@ class NetworkMonitor:
 
     def _collect(self, links: LinkTelemetry, kms: KMLinkTelemetry | None = None,
                  nodes: NodeHealth | None = None) -> None:
-        """Each region's EMS collects its own elements' records and reports them north."""
+        """Each region's EMS collects its own elements' records and reports them north;
+        the NMS takes the reports of one instant together."""
+        reports: list[Batch] = []
         for ems in self.emss.values():
-            batches: list[Batch] = [ems.collect(links)]
+            reports.append(ems.collect(links))
             if kms is not None:
-                batches.append(ems.collect(kms))
+                reports.append(ems.collect(kms))
             if nodes is not None:
-                batches.append(ems.collect(nodes))
-            self.nms.ingest_all(b for b in batches if b.rows)  # a region may have none
+                reports.append(ems.collect(nodes))
+        self.nms.ingest_all(b for b in reports if b.rows)  # a region may have none

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Literal, NamedTuple, TypeAlias, TypeVar
 
 import numpy as np
@@ -36,6 +37,7 @@ from qkdnet.management.telemetry import (
     KMLinkTelemetry,
     LinkTelemetry,
     NodeHealth,
+    join,
 )
 from qkdnet.topology.model import Network
 
@@ -276,6 +278,29 @@ class _Timelines:
         return outages(items)
 
 
+class _Joins:
+    """The joined ids of groups of batches, kept per group layout: the EMSs send the same
+    tuples every report, so the group is recognised by the identity of its tuples."""
+
+    def __init__(self) -> None:
+        # ids() of each tuple -> (the tuples, kept so their ids are not reused; joined ids,
+        # None where the batches share an element and cannot be joined)
+        self._known: dict[tuple[int, ...], tuple[tuple[tuple[str, ...], ...],
+                                                 tuple[str, ...] | None]] = {}
+
+    def ids_of(self, group: list[Batch]) -> tuple[str, ...] | None:
+        """The joined ids of ``group``, None if two of its batches share an element."""
+        parts = tuple(b.ids for b in group)
+        key = tuple(map(id, parts))
+        hit = self._known.get(key)
+        if hit is None or any(a is not b for a, b in zip(hit[0], parts, strict=True)):
+            ids = tuple(chain.from_iterable(parts))
+            if len(self._known) >= _INDEX_CACHE_LIMIT:
+                self._known.clear()
+            hit = self._known[key] = (parts, ids if len(set(ids)) == len(ids) else None)
+        return hit[1]
+
+
 class Nms:
     """The network management system: ingests telemetry from every EMS.
 
@@ -304,6 +329,7 @@ class Nms:
         self._km_timelines = _Timelines(len(self._km.ids))
         self._now: float | None = None
         self._records = 0
+        self._joins = _Joins()
 
     @property
     def now(self) -> float | None:
@@ -332,8 +358,20 @@ class Nms:
         return batch.rows
 
     def ingest_all(self, batches: Iterable[Batch]) -> int:
-        """Store several batches in turn; returns the records ingested."""
-        return sum(self.ingest(b) for b in batches)
+        """Store several batches; returns the records ingested. Batches of one kind and
+        one time with no element in common, such as every EMS's report of one instant,
+        are stored as one, at about the cost of one; each such group all or nothing."""
+        groups: dict[tuple[type, float], list[Batch]] = {}
+        for batch in batches:
+            groups.setdefault((type(batch), batch.t), []).append(batch)
+        records = 0
+        for group in groups.values():
+            ids = self._joins.ids_of(group) if len(group) > 1 else None
+            if ids is None:
+                records += sum(self.ingest(b) for b in group)
+            else:
+                records += self.ingest(join(group, ids))
+        return records
 
     def _ingest_links(self, batch: LinkTelemetry) -> None:
         t = batch.t

@@ -17,7 +17,7 @@ read-only so that a batch can be handed on (EMS to NMS) without copying.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeAlias, TypeVar
 
@@ -226,21 +226,42 @@ Batch: TypeAlias = LinkTelemetry | KMLinkTelemetry | NodeHealth
 """Any telemetry batch."""
 
 B = TypeVar("B", LinkTelemetry, KMLinkTelemetry, NodeHealth)
+AnyBatch = TypeVar("AnyBatch", bound=Batch)
 
 _COLUMNS: dict[type, tuple[str, ...]] = {
     kind: tuple(f.name for f in fields(kind) if f.name not in ("t", "ids"))
     for kind in (LinkTelemetry, KMLinkTelemetry, NodeHealth)}
 
 
-def _take(batch: B, rows: IndexArray, ids: tuple[str, ...] | None) -> B:
-    """``batch`` restricted to ``rows`` (whose ids are ``ids`` when given). Rows of a
-    checked batch pass every check, so they are not checked again: an EMS splits every
-    report, and the twin reports every step."""
-    taken = object.__new__(type(batch))
-    columns = {name: getattr(batch, name)[rows] for name in _COLUMNS[type(batch)]}
+def _unchecked(kind: type[AnyBatch], t: float, ids: tuple[str, ...],
+               columns: dict[str, NDArray[Any]]) -> AnyBatch:
+    """A batch made of rows of checked batches: they pass every check, so none is run
+    again (an EMS splits every report, the NMS joins the EMSs' reports, and the twin
+    reports every step)."""
+    batch = object.__new__(kind)
     for column in columns.values():
         column.flags.writeable = False
+    batch.__dict__.update(t=t, ids=ids, **columns)
+    return batch
+
+
+def _take(batch: B, rows: IndexArray, ids: tuple[str, ...] | None) -> B:
+    """``batch`` restricted to ``rows`` (whose ids are ``ids`` when given)."""
     if ids is None:
         ids = tuple(batch.ids[i] for i in rows.tolist())
-    _set(taken, t=batch.t, ids=ids, **columns)
-    return taken
+    return _unchecked(type(batch), batch.t, ids,
+                      {name: getattr(batch, name)[rows] for name in _COLUMNS[type(batch)]})
+
+
+def join(batches: Sequence[Batch], ids: tuple[str, ...]) -> Batch:
+    """The rows of ``batches``, which must be of one kind and one time with no id in two
+    of them, as one batch in order; ``ids`` is their ids, joined (the caller keeps that
+    tuple, so that its caches find it again)."""
+    first = batches[0]
+    kind = type(first)
+    if any(type(b) is not kind or b.t != first.t for b in batches):
+        raise ParameterError("batches", f"<{len(batches)} batches>", "one kind, one time")
+    if len(ids) != sum(b.rows for b in batches):
+        raise ParameterError("ids", f"<{len(ids)} ids>", "one per row of the batches")
+    return _unchecked(kind, first.t, ids, {
+        name: np.concatenate([getattr(b, name) for b in batches]) for name in _COLUMNS[kind]})
