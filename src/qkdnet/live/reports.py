@@ -1,7 +1,9 @@
 """What the live network reports to the management layer, and when.
 
 :class:`LiveReports` turns the key network's state into KM-link states for the control
-layer and telemetry batches for the NMS and its alarm rules, every second from the pump of
+layer and telemetry records for the management layer (a
+:class:`~qkdnet.management.monitor.NetworkMonitor`: the EMSs, the NMS and its alarm rules),
+every second from the pump of
 ``qkdnet serve`` and at once after an operator injects a fault; :class:`Updates` then wakes
 the O&M console's event streams (:mod:`qkdnet.live.om_app`), which the replay of a twin run
 (:mod:`qkdnet.live.replay`) uses too.
@@ -52,9 +54,8 @@ class Updates:
 class LiveReports:
     """Reports what the live key network knows to the control layer (KM-link states) and
     to the management layer (``monitor``: the EMS of each region, the NMS and its alarm
-    rules), and wakes the consoles: every
-    second from the pump of ``qkdnet serve``, and at once after an operator injects a
-    fault.
+    rules), and wakes the consoles: every second from the pump of ``qkdnet serve``, and at
+    once after an operator injects a fault.
 
     With ``dynamics`` each report also moves every QKD-link's rate with the day-night drift
     and bursts of extra QBER: the emulators make key at the new rate from then on, and the

@@ -360,7 +360,7 @@ class Nms:
     def ingest_all(self, batches: Iterable[Batch]) -> int:
         """Store several batches; returns the records ingested. Batches of one kind and
         one time with no element in common, such as every EMS's report of one instant,
-        are stored as one, at about the cost of one; each such group all or nothing."""
+        are joined and stored as one (all or nothing), at about the cost of one."""
         groups: dict[tuple[type, float], list[Batch]] = {}
         for batch in batches:
             groups.setdefault((type(batch), batch.t), []).append(batch)
@@ -406,7 +406,7 @@ class Nms:
             return None
         c = self._links.columns
         return LinkStatus(t, float(c["skr_bps"][k]), float(c["qber"][k]), bool(c["up"][k]),
-                         bool(c["detector_current_alarm"][k]))
+                          bool(c["detector_current_alarm"][k]))
 
     def km_link_status(self, km_link: str) -> KMLinkStatus | None:
         """The latest sample of a KM-link, None if it never reported."""
@@ -415,7 +415,8 @@ class Nms:
         if math.isnan(t):
             return None
         c = self._km.columns
-        return KMLinkStatus(t, float(c["key_bits"][k]), float(c["rate_bps"][k]), bool(c["up"][k]))
+        return KMLinkStatus(t, float(c["key_bits"][k]), float(c["rate_bps"][k]),
+                            bool(c["up"][k]))
 
     def node_status(self, node: str) -> NodeStatus | None:
         """The latest health report of a node, None if it never reported."""
