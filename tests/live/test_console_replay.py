@@ -21,7 +21,7 @@ from qkdnet.cli import app
 from qkdnet.live.replay import Replay
 from qkdnet.management.alarms import Alarm
 from qkdnet.twin.engine import TwinResult
-from qkdnet.twin.recording import load_recording
+from qkdnet.twin.recording_files import load_recording
 
 runner = CliRunner()
 

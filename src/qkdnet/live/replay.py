@@ -1,7 +1,7 @@
 """``qkdnet console``: the O&M web console over a finished twin run.
 
-A twin report folder holds the run's recording (:mod:`qkdnet.twin.recording`): its network,
-hourly link telemetry and every alarm its NMS raised. The replay feeds the samples, one
+A twin report folder holds the run's recording (:mod:`qkdnet.twin.recording_files`): its
+network, hourly link telemetry and every alarm its NMS raised. The replay feeds the samples, one
 after another at ``speed`` samples per second, through a
 :class:`~qkdnet.management.monitor.NetworkMonitor` (the sample times are the simulated
 seconds), and with each sample the alarms the run raised and cleared up to then, so the
@@ -19,7 +19,7 @@ from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.management.nms import Nms
 from qkdnet.management.recording import Recording
-from qkdnet.twin.recording import load_recording
+from qkdnet.twin.recording_files import load_recording
 
 __all__ = ["Replay", "load_recording"]
 

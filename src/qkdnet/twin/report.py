@@ -20,9 +20,9 @@ Files:
 - ``alarms.csv``: every alarm the NMS's default rules raised, with raise and clear times;
 - ``summary.json``: the headline figures;
 - ``telemetry.npz``, ``network.json``: the run's recording for ``qkdnet console``
-  (:mod:`qkdnet.twin.recording`): hourly per-link telemetry, every alarm of the NMS, and the
-  run's network (what-if removals applied), so the console rebuilds the exact network and
-  shows exactly the run's alarms.
+  (:mod:`qkdnet.twin.recording_files`): hourly per-link telemetry, every alarm of the NMS,
+  and the run's network (what-if removals applied), so the console rebuilds the exact
+  network and shows exactly the run's alarms.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from qkdnet.quantum.devices import BACKBONE_TYPES, METRO_TYPES, device_type
 from qkdnet.quantum.rates import skr
 from qkdnet.topology.model import Network
 from qkdnet.twin.engine import TwinResult
-from qkdnet.twin.recording import save_recording
+from qkdnet.twin.recording_files import save_recording
 from qkdnet.twin.scenario import HOUR_S
 
 #: What Chen et al. (npj Quantum Inf. 2025) observed, shown beside the twin's figures.

@@ -11,7 +11,7 @@ import pytest
 from qkdnet.errors import ParameterError
 from qkdnet.management.recording import NETWORK_FILE, TELEMETRY_FILE
 from qkdnet.twin.engine import TwinResult, run_twin
-from qkdnet.twin.recording import load_recording, save_recording
+from qkdnet.twin.recording_files import load_recording, save_recording
 from qkdnet.twin.scenario import built_in_scenario
 
 
