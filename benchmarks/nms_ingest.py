@@ -41,8 +41,8 @@ import httpx
 import numpy as np
 
 from qkdnet.live.launch import start_serve
-from qkdnet.live.om_app import link_kind
 from qkdnet.management.nms import Nms, ems_for
+from qkdnet.management.om_view import link_kind
 from qkdnet.management.telemetry import Batch, KMLinkTelemetry, LinkTelemetry
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.model import Network

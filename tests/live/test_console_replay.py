@@ -1,11 +1,13 @@
 """`qkdnet console`: the O&M web console over a finished twin run. The report folder's
 network and hourly telemetry are replayed into the NMS, so /api/state, /metrics and the
-link histories fill as the run did; fault injection needs a live network and answers 409."""
+link histories fill as the run did, and the alarms are exactly the run's; fault injection
+needs a live network and answers 409."""
 
 from __future__ import annotations
 
+import csv
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,8 +18,10 @@ from twin_report import CUT, build_report, serve_console
 from typer.testing import CliRunner
 
 from qkdnet.cli import app
-from qkdnet.live.replay import Replay, load_recording
+from qkdnet.live.replay import Replay
+from qkdnet.management.alarms import Alarm
 from qkdnet.twin.engine import TwinResult
+from qkdnet.twin.recording_files import load_recording
 
 runner = CliRunner()
 
@@ -58,6 +62,36 @@ def test_a_replay_raises_and_clears_the_link_down_alarm(run: tuple[TwinResult, P
     replay.restart()
     assert replay.step()  # a second pass moves the clock forward
     assert replay.nms.now is not None and replay.nms.now > float(replay.recording.t[-1])
+
+
+def _hours(t_s: float | None) -> float | None:
+    """A time as alarms.csv writes it: hours to six significant digits."""
+    return None if t_s is None else float(f"{t_s / 3600:.6g}")
+
+
+def _alarm_set(alarms: Iterable[Alarm]) -> set[tuple[str, str, float | None, float | None]]:
+    return {(a.rule, a.subject, _hours(a.raised_at), _hours(a.cleared_at)) for a in alarms}
+
+
+def test_the_report_the_run_and_the_replay_hold_the_same_alarms(
+        run: tuple[TwinResult, Path]) -> None:
+    """alarms.csv, the run's NMS and the console after the whole replay agree alarm for
+    alarm: same rule, subject, raise and clear times (the replay to the second)."""
+    result, folder = run
+    with (folder / "alarms.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    report = {(r["rule"], r["subject"], float(r["raised_h"]),
+               float(r["cleared_h"]) if r["cleared_h"] else None) for r in rows}
+    replay = Replay(load_recording(folder))
+    while replay.step():
+        pass
+    replayed = replay.alarms.history()
+    assert len(rows) == len(result.alarms) == len(replayed)
+    assert report == _alarm_set(result.alarms) == _alarm_set(replayed)
+    assert replayed == list(result.alarms)
+    cut = [a for a in replayed if a.subject == CUT and a.rule == "qkd-link-down"]
+    assert len(cut) == 1 and cut[0].cleared_at is not None
+    assert 5 * 3600 <= cut[0].raised_at < cut[0].cleared_at <= 9 * 3600 + 600
 
 
 def test_the_console_serves_the_replayed_run(console: str, run: tuple[TwinResult, Path]

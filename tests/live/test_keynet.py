@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
 from qkdnet.files.networks import load_network
 from qkdnet.keys.etsi014 import ApiError
@@ -132,4 +133,60 @@ def test_a_stopped_node_makes_no_key_and_its_links_report_down(chain: Network,
             keynet.faults.stop("nowhere")
 
     asyncio.run(go())
+    keynet.close()
+
+
+RING = """\
+qkdnet_scenario: 1
+name: ring
+nodes:
+  - {id: a, kind: backbone_access, lat: 30, lon: 110}
+  - {id: b, kind: backbone_relay, lat: 30.3, lon: 110.3}
+  - {id: c, kind: backbone_access, lat: 30.6, lon: 110.6}
+  - {id: d, kind: backbone_relay, lat: 29.7, lon: 110.3}
+  - {id: e, kind: backbone_relay, lat: 29.9, lon: 110.9}
+qkd_links:
+  - {a: a, b: b, length_km: 40, loss_db: 10, device_type: I}
+  - {a: b, b: c, length_km: 40, loss_db: 10, device_type: I}
+  - {a: a, b: d, length_km: 40, loss_db: 10, device_type: I}
+  - {a: d, b: e, length_km: 40, loss_db: 10, device_type: I}
+  - {a: e, b: c, length_km: 40, loss_db: 10, device_type: I}
+saes:
+  - {id: sae-a, node: a}
+  - {id: sae-c, node: c}
+"""
+
+
+def test_a_cut_moves_the_kms_route_to_its_backup_as_the_twin_does(tmp_path: Path) -> None:
+    """The live KMs take routes from the control layer's Controller: the first request
+    routes a-b-c with a-d-e-c as backup; a cut of a--b reported to it switches the route to
+    the backup ("switched to backup", the twin's reason too) and keys go the long way; the
+    repair takes the route back ("reverted to the working route")."""
+    path = tmp_path / "ring.yaml"
+    path.write_text(RING)
+    ring = load_network(path)
+    keynet = KeyNetwork(ring, tmp_path / "stores", served_nodes(ring))
+    controller = keynet.router
+    assert isinstance(controller, Controller)
+
+    async def go() -> list[str]:
+        loop = asyncio.get_running_loop()
+        keynet.supply.start(loop.time(), prefill_bits=100_000)
+        keynet.supply.pump(loop.time())
+        reasons = []
+        assert controller.route("a", "c").nodes == ("a", "b", "c")
+        await keynet.enc_keys("sae-a", "sae-c", 1, 256)
+        keynet.faults.cut("a--b")
+        reasons += [c.reason for c in controller.report(keynet.supply.link_states())]
+        assert controller.route("a", "c").nodes == ("a", "d", "e", "c")
+        before = keynet.stores["d"].pool_bytes("km:d~e", outbound=True)
+        keys = await keynet.enc_keys("sae-a", "sae-c", 2, 256)
+        assert keynet.dec_keys("sae-c", "sae-a", [k for k, _ in keys]) == keys
+        assert keynet.stores["d"].pool_bytes("km:d~e", outbound=True) < before
+        keynet.faults.cut("a--b", False)
+        reasons += [c.reason for c in controller.report(keynet.supply.link_states())]
+        assert controller.route("a", "c").nodes == ("a", "b", "c")
+        return reasons
+
+    assert asyncio.run(go()) == ["switched to backup", "reverted to the working route"]
     keynet.close()

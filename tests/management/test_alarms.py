@@ -214,3 +214,47 @@ def test_observe_many_gives_the_events_of_per_subject_observe(seed: int) -> None
     assert bulk.history() == single.history()
     assert bulk.active() == single.active()
     assert len(bulk.history()) > 20  # the data did exercise the rules
+
+
+def test_a_replay_of_an_engines_events_gives_its_history_and_a_later_pass_new_ids() -> None:
+    """Another engine fed the events (not the observations) holds the same alarms; replayed
+    again one period later, they come as new alarms at the later times."""
+    run = AlarmEngine()
+    events = []
+    for t, up in ((0.0, 0.0), (60.0, 1.0), (120.0, 0.0), (180.0, 1.0)):
+        events += run.observe(t, "qkd_link", "A-B", {"up": up})
+    replay = AlarmEngine()
+    for event in events:
+        replay.replay(event)
+    assert replay.history() == run.history()
+    for event in events:
+        replay.replay(event, offset_s=1000.0)
+    later = replay.history()[2:]
+    assert [(a.id, a.raised_at, a.cleared_at) for a in later] == [
+        ("qkd-link-down:A-B:3", 1000.0, 1060.0), ("qkd-link-down:A-B:4", 1120.0, 1180.0)]
+
+
+def test_a_replayed_raise_of_an_active_alarm_changes_nothing() -> None:
+    """Raising what is active, or clearing what is not, is no event."""
+    run = AlarmEngine()
+    [raised] = run.observe(0.0, "node", "N1", {"ok": 0.0})
+    [cleared] = run.observe(5.0, "node", "N1", {"ok": 1.0})
+    replay = AlarmEngine()
+    assert replay.replay(cleared) is None
+    assert replay.replay(raised) is not None and replay.replay(raised) is None
+    assert len(replay.history()) == 1
+
+
+def test_a_replay_needs_a_rule_of_the_engine() -> None:
+    """An event of a rule this engine lacks is refused, naming the rule."""
+    [raised] = AlarmEngine().observe(0.0, "node", "N1", {"ok": 0.0})
+    with pytest.raises(ParameterError, match="node-down"):
+        AlarmEngine(rules=(SKR_LOW,)).replay(raised)
+
+
+def test_a_cleared_event_carries_its_clear_time() -> None:
+    """An event says when it happened: a cleared one without a clear time is refused."""
+    [raised] = AlarmEngine().observe(3.0, "node", "N1", {"ok": 0.0})
+    assert raised.t == 3.0
+    with pytest.raises(ParameterError, match="clear time"):
+        AlarmEvent("cleared", raised.alarm)

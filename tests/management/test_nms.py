@@ -75,27 +75,50 @@ def test_ems_refuses_unknown_ids_and_regions(net: Network) -> None:
         Ems("atlantis", net)
 
 
+def test_the_reports_of_every_ems_stored_together_equal_the_whole_batch(net: Network) -> None:
+    """The NMS takes the regions' reports of one instant as one; the state, histories and
+    outages are those of storing the batch they came from."""
+    whole, parts = Nms(net), Nms(net)
+    emss = ems_for(net).values()
+    for t, down in ((1.0, False), (2.0, True), (3.0, False)):
+        batch = _all_links(net, t, up=not down)
+        whole.ingest(batch)
+        assert parts.ingest_all([ems.collect(batch) for ems in emss]) == batch.rows
+    assert parts.snapshot() == whole.snapshot() and parts.records == whole.records
+    link = net.qkd_links[9].id
+    np.testing.assert_array_equal(parts.history(link).skr_bps, whole.history(link).skr_bps)
+    assert parts.outages(link) == whole.outages(link)
+
+
+def test_batches_that_share_an_element_are_stored_one_after_the_other(net: Network) -> None:
+    """Two samples of one link at one instant are two samples in its history."""
+    nms = Nms(net)
+    link = net.qkd_links[0].id
+    assert nms.ingest_all([_one(link, 5.0, True, skr=1.0), _one(link, 5.0, True, skr=2.0)]) == 2
+    assert nms.history(link).skr_bps.tolist() == [1.0, 2.0]
+
+
 # -- latest state and history --------------------------------------------------------------
 
 def test_latest_state_per_link_km_link_and_node(net: Network) -> None:
     """The latest sample of each element is kept; elements never reported give None."""
     nms = Nms(net, history_points=8)
     link, km, node = net.qkd_links[5].id, net.km_links[3].id, net.nodes[2].id
-    assert nms.link_state(link) is None and nms.now is None
+    assert nms.link_status(link) is None and nms.now is None
     nms.ingest(_all_links(net, 1.0))
     nms.ingest(_one(link, 2.0, False, skr=0.0, qber=math.nan))
     nms.ingest(_km(km, 3.0, True, key=4096.0))
     nms.ingest(NodeHealth(4.0, (node,), [False]))
-    state = nms.link_state(link)
+    state = nms.link_status(link)
     assert state is not None and state.t == 2.0 and state.skr_bps == 0.0
     assert not state.up and math.isnan(state.qber)
-    other = nms.link_state(net.qkd_links[6].id)
+    other = nms.link_status(net.qkd_links[6].id)
     assert other is not None and other.skr_bps == 1006.0 and other.up
-    km_state = nms.km_link_state(km)
+    km_state = nms.km_link_status(km)
     assert km_state is not None and km_state.key_bits == 4096.0 and km_state.rate_bps == 100.0
-    node_state = nms.node_state(node)
+    node_state = nms.node_status(node)
     assert node_state is not None and node_state.t == 4.0 and not node_state.ok
-    assert nms.node_state(net.nodes[0].id) is None
+    assert nms.node_status(net.nodes[0].id) is None
     assert nms.now == 4.0 and nms.records == len(net.qkd_links) + 3
 
 
@@ -141,14 +164,14 @@ def test_unknown_id_is_refused_with_nothing_stored(net: Network) -> None:
                           [False, False], [False, False])
     with pytest.raises(ParameterError, match="ghost-link"):
         nms.ingest(batch)
-    assert nms.link_state(good) is None and nms.history(good).t.size == 0
+    assert nms.link_status(good) is None and nms.history(good).t.size == 0
     assert nms.outages(good, until=100.0) == () and nms.records == 0 and nms.now is None
     with pytest.raises(ParameterError, match="ghost-km"):
         nms.ingest(_km("ghost-km", 1.0, True))
     with pytest.raises(ParameterError, match="ghost-node"):
         nms.ingest(NodeHealth(1.0, ("ghost-node",), [True]))
     with pytest.raises(ParameterError, match="ghost"):
-        nms.link_state("ghost")
+        nms.link_status("ghost")
 
 
 def test_sample_older_than_the_last_is_refused(net: Network) -> None:
@@ -159,7 +182,7 @@ def test_sample_older_than_the_last_is_refused(net: Network) -> None:
     late = LinkTelemetry(5.0, (b, a), [1.0, 1.0], [0.0, 0.0], [False, False], [False, False])
     with pytest.raises(ParameterError, match="t=5"):
         nms.ingest(late)
-    assert nms.link_state(b) is None
+    assert nms.link_status(b) is None
 
 
 def test_history_points_must_be_positive(net: Network) -> None:

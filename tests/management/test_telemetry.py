@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from qkdnet.errors import ParameterError
-from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
+from qkdnet.management.telemetry import (
+    IdsCache,
+    KMLinkTelemetry,
+    LinkTelemetry,
+    NodeHealth,
+    join,
+)
 
 
 def _links(n: int = 3) -> LinkTelemetry:
@@ -81,3 +87,54 @@ def test_take_keeps_the_chosen_rows_in_order() -> None:
     b = _links(4).take(np.array([3, 1], dtype=np.intp))
     assert isinstance(b, LinkTelemetry)
     assert b.ids == ("l3", "l1") and b.skr_bps.tolist() == [3.0, 1.0] and b.t == 5.0
+
+
+def test_taken_rows_are_read_only_and_keep_given_ids() -> None:
+    """take() with the rows' ids (an EMS keeps them) gives those ids; its columns are
+    read-only like any batch's."""
+    b = _links(4).take(np.array([2, 0], dtype=np.intp), ("l2", "l0"))
+    assert b.ids == ("l2", "l0") and b.qber.tolist() == [0.02, 0.02]
+    with pytest.raises(ValueError):
+        b.skr_bps[0] = 1.0
+
+
+def test_duplicate_ids_are_refused_even_after_a_good_batch() -> None:
+    """The check of a tuple of ids is remembered only for that tuple, not for its values."""
+    ids = ("a", "b")
+    NodeHealth(0.0, ids, [True, True])
+    NodeHealth(1.0, ids, [True, True])  # the same tuple again
+    with pytest.raises(ParameterError, match="ids=a"):
+        NodeHealth(2.0, ("a", "a"), [True, True])
+
+
+def test_an_ids_cache_finds_equal_tuples_and_forgets_beyond_its_limit() -> None:
+    """A value kept for a tuple of ids is found for that tuple and for an equal one; past
+    ``limit`` tuples the cache starts afresh."""
+    cache: IdsCache[int] = IdsCache(limit=2)
+    first = ("a", "b")
+    assert cache.get(first) is None
+    cache.put(first, 1)
+    assert cache.get(first) == 1 and cache.get(tuple(["a", "b"])) == 1
+    cache.put(("c",), 2)
+    cache.put(("d",), 3)
+    assert cache.get(("d",)) == 3 and cache.get(("c",)) is None
+
+
+def test_joined_batches_keep_their_rows_in_order() -> None:
+    """join() puts batches of one kind and time one after the other."""
+    a = NodeHealth(3.0, ("a",), [True])
+    b = NodeHealth(3.0, ("b", "c"), [False, True])
+    joined = join([a, b], ("a", "b", "c"))
+    assert isinstance(joined, NodeHealth) and joined.t == 3.0
+    assert joined.ids == ("a", "b", "c") and joined.ok.tolist() == [True, False, True]
+
+
+def test_only_batches_of_one_kind_and_time_are_joined() -> None:
+    """Another time, another kind or ids that do not match the rows are refused."""
+    a = NodeHealth(3.0, ("a",), [True])
+    with pytest.raises(ParameterError, match="one kind, one time"):
+        join([a, NodeHealth(4.0, ("b",), [True])], ("a", "b"))
+    with pytest.raises(ParameterError, match="one kind, one time"):
+        join([a, KMLinkTelemetry(3.0, ("k",), [1.0], [1.0], [True])], ("a", "k"))
+    with pytest.raises(ParameterError, match="one per row"):
+        join([a, NodeHealth(3.0, ("b",), [True])], ("a",))

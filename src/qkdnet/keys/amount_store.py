@@ -19,8 +19,17 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from qkdnet.errors import KeyNotFound, NotEnoughKey, PadMismatch, ParameterError
-from qkdnet.keys.pool import UNIT_BITS, HeldKey, UnitRange, check_ranges
+from qkdnet.errors import KeyStoreError, NotEnoughKey, PadMismatch, ParameterError
+from qkdnet.keys.pool import (
+    UNIT_BITS,
+    HeldKey,
+    UnitRange,
+    check_block,
+    check_ranges,
+    check_release,
+    check_room,
+    direction_capacity,
+)
 from qkdnet.topology.model import KMLink
 
 FloatArray = npt.NDArray[np.float64]
@@ -67,8 +76,9 @@ class AmountPools:
 
     @property
     def relayable(self) -> FloatArray:
-        """Key per KM-link in its tighter direction (bits): what its KMs report."""
-        relayable: FloatArray = self.sender.min(axis=1)
+        """Key per KM-link in its tighter direction (bits, whole bytes): what its KMs
+        report (:func:`~qkdnet.keys.link_state.km_link_state`)."""
+        relayable: FloatArray = np.floor(self.sender.min(axis=1) / 8) * 8
         return relayable
 
     def imbalance(self) -> FloatArray:
@@ -97,27 +107,35 @@ class AmountPools:
 
 
 class AmountStore:
-    """One node's view of :class:`AmountPools` with the KeyStore verbs: key is taken in
-    units of :data:`~qkdnet.keys.pool.UNIT_BITS` and no material changes hands. Keys held
-    for slave SAEs are counted per pair (an amount carries no key_IDs to release)."""
+    """One node's view of :class:`AmountPools` with the KeyStore verbs and rules: key is
+    taken in units of :data:`~qkdnet.keys.pool.UNIT_BITS` and no material changes hands;
+    keys held for slave SAEs keep their key_IDs (with empty material)."""
 
     def __init__(self, node: str, pools: AmountPools) -> None:
         self.node = node
         self._pools = pools
-        self._held: Counter[tuple[str, str]] = Counter()
+        self._held: dict[str, HeldKey] = {}
+        self._pairs: Counter[tuple[str, str]] = Counter()
+        self._seen: set[tuple[str, int]] = set()
 
     def deposit(self, km_link: str, block: int, material: bytes, outbound: bool) -> None:
-        """Add ``len(material)`` bytes of key to this end's copy of one direction."""
+        """Add block ``block``'s ``len(material)`` bytes of key to this end's copy of one
+        direction; a block deposited before is a no-op; PoolFull if it does not fit."""
+        check_block(km_link, block, material)
         i, d = self._pools._direction(self.node, km_link, outbound)
+        if (km_link, block) in self._seen:
+            return
+        check_room(km_link, block, len(material), self.pool_bytes(km_link, outbound),
+                   int(self._pools.capacity_bits // 8))
+        self._seen.add((km_link, block))
         copy = self._pools.sender if outbound else self._pools.receiver
         copy[i, d] += len(material) * 8.0
         if outbound:  # a block is outbound at exactly one end: count it there
             self._pools.made[i] += len(material) * 8.0
 
     def room(self, km_link: str, outbound: bool) -> int:
-        i, d = self._pools._direction(self.node, km_link, outbound)
-        copy = self._pools.sender if outbound else self._pools.receiver
-        return max(int((self._pools.capacity_bits / 2 - copy[i, d]) // 8), 0)
+        limit = direction_capacity(int(self._pools.capacity_bits // 8))
+        return max(limit - self.pool_bytes(km_link, outbound), 0)
 
     def pool_bytes(self, km_link: str, outbound: bool) -> int:
         i, d = self._pools._direction(self.node, km_link, outbound)
@@ -127,8 +145,12 @@ class AmountStore:
     def take_outbound(self, km_link: str, units: int) -> tuple[tuple[UnitRange, ...], bytes]:
         """Take ``units`` of the key this node sends on ``km_link``; NotEnoughKey if short.
         The ranges name the units in the order they were taken."""
+        if units < 0:
+            raise KeyStoreError(f"units={units} is not allowed: at least 0")
         pools = self._pools
         i, d = pools._direction(self.node, km_link, True)
+        if units == 0:
+            return (), b""
         bits = units * UNIT_BITS
         if pools.sender[i, d] < bits:
             raise NotEnoughKey(f"KM-link {km_link!r} holds {int(pools.sender[i, d])} bits "
@@ -152,17 +174,25 @@ class AmountStore:
         return b""
 
     def hold_keys(self, keys: Sequence[HeldKey]) -> None:
+        ids = [key.key_id for key in keys]
+        for key_id in ids:
+            if key_id in self._held or ids.count(key_id) > 1:
+                raise KeyStoreError(f"key_ID {key_id!r} is already held")
         for key in keys:
-            self._held[key.master_sae, key.slave_sae] += 1
+            self._held[key.key_id] = key
+            self._pairs[key.master_sae, key.slave_sae] += 1
 
     def release_keys(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
-        if key_ids:
-            raise KeyNotFound("an amount store holds no key_IDs")
-        return []
+        keys = check_release(key_ids, [self._held.get(k) for k in key_ids], master_sae, caller)
+        for key in keys:
+            del self._held[key.key_id]
+            self._pairs[key.master_sae, key.slave_sae] -= 1
+        return keys
 
     def held_count(self, master_sae: str, slave_sae: str) -> int:
-        return self._held[master_sae, slave_sae]
+        return self._pairs[master_sae, slave_sae]
 
     def held_for(self, key_id: str) -> tuple[str, str] | None:
-        return None
+        key = self._held.get(key_id)
+        return None if key is None else (key.master_sae, key.slave_sae)
 

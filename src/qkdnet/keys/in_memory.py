@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from qkdnet.keys.manager import KeyManager
+from qkdnet.keys.manager import DEFAULT_TIMEOUT_S, KeyManager
 from qkdnet.keys.messages import (
     Event,
     KeyDelivered,
@@ -23,6 +23,8 @@ from qkdnet.keys.messages import (
     Send,
     StartTimer,
 )
+from qkdnet.keys.pool import KeyStore
+from qkdnet.keys.relay_crypto import RelayCrypto
 
 Outcome = KeyDelivered | KeyFailed
 
@@ -38,6 +40,16 @@ class InMemoryKMs:
         self._on_timer = on_timer
         self._on_lost = on_lost
         self._queue: deque[tuple[str, Event]] = deque()
+
+    @classmethod
+    def over(cls, stores: Mapping[str, KeyStore], crypto: RelayCrypto,
+             timeout_s: float = DEFAULT_TIMEOUT_S,
+             on_timer: Callable[[str, StartTimer], None] | None = None,
+             on_lost: Callable[[str, Event], None] | None = None) -> InMemoryKMs:
+        """A Key Manager on each of ``stores`` (by node id), all handling material with
+        ``crypto``, joined in memory."""
+        return cls({node: KeyManager(node, store, crypto, timeout_s)
+                    for node, store in stores.items()}, on_timer, on_lost)
 
     def submit(self, node: str, event: Event, now: float) -> list[Outcome]:
         """Give ``event`` to the KM of ``node`` at time ``now`` (s) and carry every message

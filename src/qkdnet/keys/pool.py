@@ -130,6 +130,8 @@ def check_ranges(km_link: str, ranges: Sequence[UnitRange]) -> None:
                 and 0 < r.count < MAX_NUMBER):
             raise PadMismatch(f"KM-link {km_link!r}: malformed pad range block={r.block} "
                               f"start={r.start} count={r.count}")
+    if len(ranges) < 2:
+        return  # nothing to overlap (most relays name one range)
     ordered = sorted(ranges, key=lambda r: (r.block, r.start))
     for a, b in pairwise(ordered):
         if a.block == b.block and a.start + a.count > b.start:

@@ -18,7 +18,6 @@ from qkdnet.control.controller import Controller
 from qkdnet.errors import KeyNotFound, NoRoute, NotAuthorized
 from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, ApiError
 from qkdnet.keys.in_memory import InMemoryKMs, Outcome
-from qkdnet.keys.manager import KeyManager
 from qkdnet.keys.messages import Event, KeyDelivered, KeyRequest, StartTimer, TimerExpired
 from qkdnet.keys.relay_cost import relayable_keys
 from qkdnet.keys.relay_crypto import OneTimePad
@@ -59,10 +58,8 @@ class KeyNetwork:
         # checkpoints happen in the pump, one store at a time, not inside a relay
         self.stores = {n: SQLiteKeyStore(folder / f"{n}.sqlite", n, capacity_bytes_per_link,
                                          auto_checkpoint=False) for n in self.nodes}
-        crypto = OneTimePad(secrets.token_bytes)
-        self.kms = InMemoryKMs(
-            {n: KeyManager(n, self.stores[n], crypto, timeout_s) for n in self.nodes},
-            on_timer=self._start_timer, on_lost=_log_lost)
+        self.kms = InMemoryKMs.over(self.stores, OneTimePad(secrets.token_bytes), timeout_s,
+                                    on_timer=self._start_timer, on_lost=_log_lost)
         self.router: Router = router or Controller.for_network(network)
         self.faults = OperatorFaults(network)
         self.kms.stopped = self.faults.stopped_nodes  # a stopped KM hears nothing

@@ -1,7 +1,9 @@
 """What the live network reports to the management layer, and when.
 
 :class:`LiveReports` turns the key network's state into KM-link states for the control
-layer and telemetry batches for the NMS and its alarm rules, every second from the pump of
+layer and telemetry records for the management layer (a
+:class:`~qkdnet.management.monitor.NetworkMonitor`: the EMSs, the NMS and its alarm rules),
+every second from the pump of
 ``qkdnet serve`` and at once after an operator injects a fault; :class:`Updates` then wakes
 the O&M console's event streams (:mod:`qkdnet.live.om_app`), which the replay of a twin run
 (:mod:`qkdnet.live.replay`) uses too.
@@ -20,8 +22,7 @@ from qkdnet.control.controller import Controller
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import KeyNetwork
-from qkdnet.management.alarms import AlarmEngine
-from qkdnet.management.nms import Nms, ems_for
+from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.quantum.link_rate import links_skr_bps
 from qkdnet.quantum.rate_table import FloatArray, intrinsic_qber
@@ -53,25 +54,11 @@ class Updates:
             await asyncio.wait_for(self._event.wait(), timeout_s)
 
 
-def observe(alarms: AlarmEngine, links: LinkTelemetry, kms: KMLinkTelemetry | None = None,
-            nodes: NodeHealth | None = None) -> None:
-    """Run the alarm rules over one report. A QKD-link that is down has no SKR sample, so
-    only its down alarm is raised, not a low-rate one as well."""
-    alarms.observe_many(links.t, "qkd_link", links.ids, {
-        "skr_bps": np.where(links.up, links.skr_bps, np.nan), "qber": links.qber,
-        "up": links.up * 1.0, "detector_current_alarm": links.detector_current_alarm * 1.0})
-    if kms is not None:
-        alarms.observe_many(kms.t, "km_link", kms.ids, {"key_bits": kms.key_bits,
-                                                        "up": kms.up * 1.0})
-    if nodes is not None:
-        alarms.observe_many(nodes.t, "node", nodes.ids, {"ok": nodes.ok * 1.0})
-
-
 class LiveReports:
-    """Reports what the live key network knows to the control layer (KM-link states), the
-    NMS (through the EMS of each region) and its alarm rules, and wakes the consoles: every
-    second from the pump of ``qkdnet serve``, and at once after an operator injects a
-    fault.
+    """Reports what the live key network knows to the control layer (KM-link states) and
+    to the management layer (``monitor``: the EMS of each region, the NMS and its alarm
+    rules), and wakes the consoles: every second from the pump of ``qkdnet serve``, and at
+    once after an operator injects a fault.
 
     With ``dynamics`` each report also moves every QKD-link's rate with the day-night drift
     and bursts of extra QBER: the emulators make key at the new rate from then on, and the
@@ -79,10 +66,9 @@ class LiveReports:
     measured on CV links). Without, links keep their static modelled rate and QBER.
     """
 
-    def __init__(self, keynet: KeyNetwork, router: Controller, nms: Nms,
-                 alarms: AlarmEngine, speedup: float, dynamics: LiveDynamics | None = None
-                 ) -> None:
-        self.keynet, self.router, self.nms, self.alarms = keynet, router, nms, alarms
+    def __init__(self, keynet: KeyNetwork, router: Controller, monitor: NetworkMonitor,
+                 speedup: float, dynamics: LiveDynamics | None = None) -> None:
+        self.keynet, self.router, self.monitor = keynet, router, monitor
         self.speedup = speedup
         self.dynamics = dynamics
         network = keynet.network
@@ -90,7 +76,6 @@ class LiveReports:
         self.nodes = tuple(keynet.nodes)
         self.static_bps = links_skr_bps(network.qkd_links)[:, 0]
         self.intrinsic_qber = intrinsic_qber(network.qkd_links)
-        self.emss = ems_for(network)
         self.updates = Updates()
 
     def report_now(self) -> None:
@@ -102,7 +87,7 @@ class LiveReports:
         """One report at wall-clock time ``t`` (s since the epoch; a clock stepped back
         reports at the previous time, as the NMS takes samples in order); ``now`` is the
         key network's clock (s), from which new rates apply."""
-        t = max(t, self.nms.now or t)
+        t = max(t, self.monitor.nms.now or t)
         if self.dynamics is None:
             rates, qber = self.static_bps, self.intrinsic_qber
         else:
@@ -112,11 +97,7 @@ class LiveReports:
         states = self.keynet.supply.link_states()
         for change in self.router.report(states):
             log.info("route %s: %s", change.demand, change.reason)
-        links, kms, nodes = self._batches(t, states, rates * self.speedup, qber)
-        # each region's EMS collects its own nodes' and links' records and reports north
-        for ems in self.emss.values():
-            self.nms.ingest_all((ems.collect(links), ems.collect(kms), ems.collect(nodes)))
-        observe(self.alarms, links, kms, nodes)
+        self.monitor.report(*self._batches(t, states, rates * self.speedup, qber))
         self.updates.notify()
 
     def _batches(self, t: float, states: list[KMLinkState], skr_bps: FloatArray,

@@ -31,8 +31,7 @@ from qkdnet.live.om_app import make_om_app
 from qkdnet.live.pki import Pki, init_pki, load_pki
 from qkdnet.live.reports import LiveReports
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
-from qkdnet.management.alarms import AlarmEngine
-from qkdnet.management.nms import Nms
+from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.topology.model import Network
 
 PUMP_INTERVAL_S = 0.05
@@ -92,8 +91,8 @@ async def serve(network: Network, options: ServeOptions,
                               server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert))
                for n in nodes}
     dynamics = LiveDynamics(network.qkd_links, options.seed) if options.dynamics else None
-    live = LiveReports(keynet, router, Nms(network), AlarmEngine(), options.speedup, dynamics)
-    om = make_server(make_om_app(live.nms, live.alarms, live=live), options.host,
+    live = LiveReports(keynet, router, NetworkMonitor(network), options.speedup, dynamics)
+    om = make_server(make_om_app(live.monitor.nms, live.monitor.alarms, live=live), options.host,
                      options.om_port, None)
     manifest = _manifest(network, options, pki, servers)
     manifest["om_url"] = f"http://{options.host}:{om.port}"

@@ -14,7 +14,13 @@ hovers around the ceiling would otherwise raise and clear an alarm at every samp
 :meth:`AlarmEngine.observe_many` takes one time step of a whole network as columns and
 does the bookkeeping with numpy, so that only subjects whose alarm is raised or cleared cost
 Python time; it gives exactly the events of calling :meth:`AlarmEngine.observe` for each
-subject in turn.
+subject in turn. :meth:`AlarmEngine.observe_batch` takes a typed telemetry record
+(:mod:`qkdnet.management.telemetry`): each rule reads the field of the record its ``metric``
+names (``RECORD_METRICS``), so drivers pass records, never metric names. The mapping from a
+record's fields to metrics is :func:`record_metrics`, here and nowhere else.
+
+:meth:`AlarmEngine.replay` re-enacts the events of another engine (a recorded twin run), so
+that a replay holds exactly the alarms the run raised.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qkdnet.errors import ParameterError
+from qkdnet.management.telemetry import Batch, KMLinkTelemetry, LinkTelemetry
 
 SubjectKind: TypeAlias = Literal["qkd_link", "km_link", "node"]
 Op: TypeAlias = Literal["<", ">", "==", "!="]
@@ -42,6 +49,33 @@ SUBJECT_KINDS: tuple[SubjectKind, ...] = ("qkd_link", "km_link", "node")
 # bulk path compare with the very same function.
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt, ">": operator.gt, "==": operator.eq, "!=": operator.ne}
+
+
+RECORD_METRICS: dict[SubjectKind, tuple[str, ...]] = {
+    "qkd_link": ("skr_bps", "qber", "up", "detector_current_alarm"),
+    "km_link": ("key_bits", "rate_bps", "up"),
+    "node": ("ok",),
+}
+"""The metrics a rule of each subject kind can watch in :meth:`AlarmEngine.observe_batch`:
+the fields of that kind's record (:class:`LinkTelemetry`, :class:`KMLinkTelemetry`,
+:class:`NodeHealth`); flags read as 0/1."""
+
+
+def record_metrics(batch: Batch) -> tuple[SubjectKind, dict[str, npt.NDArray[np.float64]]]:
+    """The subject kind of ``batch`` and its metric columns, by the names of
+    ``RECORD_METRICS``. A QKD-link that is down measures nothing: its SKR and QBER are NaN
+    (no sample), so only its down alarm is raised, not a low-rate one as well."""
+    if isinstance(batch, LinkTelemetry):
+        down = ~batch.up
+        return "qkd_link", {"skr_bps": np.where(down, np.nan, batch.skr_bps),
+                            "qber": np.where(down, np.nan, batch.qber),
+                            "up": batch.up.astype(np.float64),
+                            "detector_current_alarm":
+                                batch.detector_current_alarm.astype(np.float64)}
+    if isinstance(batch, KMLinkTelemetry):
+        return "km_link", {"key_bits": batch.key_bits, "rate_bps": batch.rate_bps,
+                           "up": batch.up.astype(np.float64)}
+    return "node", {"ok": batch.ok.astype(np.float64)}
 
 
 class Severity(IntEnum):
@@ -151,6 +185,16 @@ class AlarmEvent:
     kind: EventKind
     alarm: Alarm
 
+    def __post_init__(self) -> None:
+        if self.kind == "cleared" and self.alarm.cleared_at is None:
+            raise ParameterError("alarm", self.alarm.id, "a cleared alarm, with its clear time")
+
+    @property
+    def t(self) -> float:
+        """When the alarm was raised or cleared (s)."""
+        cleared = self.alarm.cleared_at
+        return cleared if self.kind == "cleared" and cleared is not None else self.alarm.raised_at
+
 
 class _Track:
     """One rule's state for every subject of its kind, by subject position: the condition
@@ -198,6 +242,8 @@ class _Kind:
         return at
 
     def positions(self, subjects: Sequence[str]) -> npt.NDArray[np.intp]:
+        if subjects is self._last:  # the very tuple of the last call (telemetry ids)
+            return self._last_positions
         key = tuple(str(s) for s in subjects)
         if key != self._last:
             if len(set(key)) != len(key):
@@ -205,7 +251,8 @@ class _Kind:
                                      "each subject at most once per call")
             self._last_positions = np.fromiter((self.position(s) for s in key),
                                                dtype=np.intp, count=len(key))
-            self._last = key
+        # a tuple is immutable: keep the caller's own, so that its next call matches at once
+        self._last = subjects if type(subjects) is tuple and subjects == key else key
         return self._last_positions
 
 
@@ -307,6 +354,40 @@ class AlarmEngine:
             else:
                 events.append(self._raise(kind, r, position, t, float(values[r][i])))
         return events
+
+    def observe_batch(self, batch: Batch) -> list[AlarmEvent]:
+        """Take one telemetry record batch (at its time ``batch.t``, s): each rule of the
+        batch's subject kind reads the record field its metric names. Returns the events
+        :meth:`observe_many` would."""
+        kind, columns = record_metrics(batch)
+        return self.observe_many(batch.t, kind, batch.ids, columns)
+
+    def replay(self, event: AlarmEvent, offset_s: float = 0.0) -> AlarmEvent | None:
+        """Raise or clear, ``offset_s`` (s) later, what ``event`` of another engine with the
+        same rules raised or cleared; returns this engine's event, None when there is
+        nothing to do (a raise of an alarm already active, a clear of one that is not).
+        The alarm gets this engine's id, so replaying a whole history gives the same ids."""
+        alarm = event.alarm
+        t = event.t + offset_s
+        _check_time(t)
+        kind, r = self._rule(alarm.rule)
+        at = kind.position(alarm.subject)
+        track = kind.tracks[r]
+        # the condition as the recorded events imply it, so that observations that follow
+        # a replay start from it
+        track.cond[at], track.since[at] = event.kind == "raised", t
+        if event.kind == "raised" and not track.active[at]:
+            return self._raise(kind, r, at, t, alarm.value)
+        if event.kind == "cleared" and track.active[at]:
+            return self._clear(kind, r, at, t)
+        return None
+
+    def _rule(self, name: str) -> tuple[_Kind, int]:
+        for kind in self._kinds.values():
+            for r, rule in enumerate(kind.rules):
+                if rule.name == name:
+                    return kind, r
+        raise ParameterError("rule", name, "the name of one of this engine's rules")
 
     def _raise(self, kind: _Kind, r: int, at: int, t: float, value: float) -> AlarmEvent:
         rule, track = kind.rules[r], kind.tracks[r]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Literal, NamedTuple, TypeAlias, TypeVar
 
 import numpy as np
@@ -31,10 +32,12 @@ from qkdnet.management.telemetry import (
     Batch,
     BoolArray,
     FloatArray,
+    IdsCache,
     IndexArray,
     KMLinkTelemetry,
     LinkTelemetry,
     NodeHealth,
+    join,
 )
 from qkdnet.topology.model import Network
 
@@ -87,23 +90,24 @@ class Ems:
         self.region = region
         self.network = network
         self._region_of = _element_regions(network)
-        self._rows: dict[tuple[Kind, tuple[str, ...]], IndexArray] = {}
+        # per kind and batch ids: this region's row positions and their ids
+        self._rows: dict[Kind, IdsCache[tuple[IndexArray, tuple[str, ...]]]] = {
+            kind: IdsCache(_INDEX_CACHE_LIMIT) for kind in _WHAT}
 
     def collect(self, batch: B) -> B:
         """This region's rows of ``batch``, as a batch of the same kind, to send north.
 
         Raises :class:`~qkdnet.errors.ParameterError` for an id the network lacks.
         """
-        rows = self._rows_of(batch)
+        rows, ids = self._rows_of(batch)
         if rows.size == batch.rows:
             return batch  # all ours: forward the batch itself, no copy
-        return batch.take(rows)
+        return batch.take(rows, ids)
 
-    def _rows_of(self, batch: Batch) -> IndexArray:
+    def _rows_of(self, batch: Batch) -> tuple[IndexArray, tuple[str, ...]]:
         kind = _kind_of(batch)
-        key = (kind, batch.ids)
-        rows = self._rows.get(key)
-        if rows is None:
+        found = self._rows[kind].get(batch.ids)
+        if found is None:
             region_of = self._region_of[kind]
             mine: list[int] = []
             for k, item in enumerate(batch.ids):
@@ -113,11 +117,9 @@ class Ems:
                                          f"not a {_WHAT[kind]} of network {self.network.name}")
                 if where == self.region:
                     mine.append(k)
-            rows = np.array(mine, dtype=np.intp)
-            if len(self._rows) >= _INDEX_CACHE_LIMIT:
-                self._rows.clear()
-            self._rows[key] = rows
-        return rows
+            found = self._rows[kind].put(batch.ids, (np.array(mine, dtype=np.intp),
+                                                     tuple(batch.ids[k] for k in mine)))
+        return found
 
 
 def ems_for(network: Network) -> dict[str, Ems]:
@@ -134,7 +136,7 @@ class History(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class LinkState:
+class LinkStatus:
     """The latest sample of a QKD-link: time (s), SKR (bit/s), QBER (ratio, NaN if not
     measured), up, detector-current alarm."""
 
@@ -146,7 +148,7 @@ class LinkState:
 
 
 @dataclass(frozen=True, slots=True)
-class KMLinkState:
+class KMLinkStatus:
     """The latest sample of a KM-link: time (s), key held (bits), refill rate (bit/s), up."""
 
     t: float
@@ -156,7 +158,7 @@ class KMLinkState:
 
 
 @dataclass(frozen=True, slots=True)
-class NodeState:
+class NodeStatus:
     """The latest health report of a node's Key Manager: time (s), ok."""
 
     t: float
@@ -187,8 +189,9 @@ class _Table:
         region_of = _element_regions(network)[kind]
         self.regions = tuple(region_of[i] for i in ids)
         self.last_t = np.full(len(ids), math.nan)
+        self.newest = -math.inf  # the latest of last_t: a sample this late needs no check
         self.columns = {name: np.zeros(len(ids), dtype=dt) for name, dt in columns.items()}
-        self._index: dict[tuple[str, ...], IndexArray] = {}
+        self._index: IdsCache[IndexArray] = IdsCache(_INDEX_CACHE_LIMIT)
 
     def columns_of(self, ids: tuple[str, ...]) -> IndexArray:
         """Positions of ``ids``; computed once per distinct id tuple, then cached."""
@@ -200,15 +203,13 @@ class _Table:
                     raise ParameterError(_FIELD[self.kind], item,
                                          f"not a {_WHAT[self.kind]} of network "
                                          f"{self.network_name}")
-            cols = np.fromiter((position[i] for i in ids), dtype=np.intp, count=len(ids))
-            if len(self._index) >= _INDEX_CACHE_LIMIT:
-                self._index.clear()
-            self._index[ids] = cols
+            cols = self._index.put(ids, np.fromiter((position[i] for i in ids),
+                                                    dtype=np.intp, count=len(ids)))
         return cols
 
     def check_order(self, cols: IndexArray, t: float) -> None:
         """Refuse a sample older than an element's last one: the timelines need order."""
-        if cols.size == 0:
+        if cols.size == 0 or t >= self.newest:
             return
         last = self.last_t[cols]
         late = np.flatnonzero(last > t)  # NaN (never reported) compares False
@@ -225,6 +226,7 @@ class _Table:
         for name, value in values.items():
             self.columns[name][cols] = value
         self.last_t[cols] = t
+        self.newest = max(self.newest, t)
         return cols
 
     def col(self, item: str) -> int:
@@ -251,11 +253,16 @@ class _Timelines:
     def __init__(self, n: int) -> None:
         self.down_since = np.full(n, math.nan)  # start of the open outage, NaN when up
         self.closed: list[list[Interval]] = [[] for _ in range(n)]
+        self.open = 0  # outages open now
 
     def update(self, cols: IndexArray, t: float, up: BoolArray) -> None:
+        if not self.open and up.all():
+            return  # the steady state: all up, nothing to close
         is_open = ~np.isnan(self.down_since[cols])
-        self.down_since[cols[~up & ~is_open]] = t
+        opening = cols[~up & ~is_open]
+        self.down_since[opening] = t
         ending = cols[up & is_open]
+        self.open += opening.size - ending.size
         # transitions are rare, so a Python loop over them costs nothing in steady state
         for c in ending.tolist():
             start = float(self.down_since[c])
@@ -269,6 +276,29 @@ class _Timelines:
         if not math.isnan(start) and until is not None and until > start:
             items.append(Interval(start, until))
         return outages(items)
+
+
+class _Joins:
+    """The joined ids of groups of batches, kept per group layout: the EMSs send the same
+    tuples every report, so the group is recognised by the identity of its tuples."""
+
+    def __init__(self) -> None:
+        # ids() of each tuple -> (the tuples, kept so their ids are not reused; joined ids,
+        # None where the batches share an element and cannot be joined)
+        self._known: dict[tuple[int, ...], tuple[tuple[tuple[str, ...], ...],
+                                                 tuple[str, ...] | None]] = {}
+
+    def ids_of(self, group: list[Batch]) -> tuple[str, ...] | None:
+        """The joined ids of ``group``, None if two of its batches share an element."""
+        parts = tuple(b.ids for b in group)
+        key = tuple(map(id, parts))
+        hit = self._known.get(key)
+        if hit is None or any(a is not b for a, b in zip(hit[0], parts, strict=True)):
+            ids = tuple(chain.from_iterable(parts))
+            if len(self._known) >= _INDEX_CACHE_LIMIT:
+                self._known.clear()
+            hit = self._known[key] = (parts, ids if len(set(ids)) == len(ids) else None)
+        return hit[1]
 
 
 class Nms:
@@ -299,6 +329,7 @@ class Nms:
         self._km_timelines = _Timelines(len(self._km.ids))
         self._now: float | None = None
         self._records = 0
+        self._joins = _Joins()
 
     @property
     def now(self) -> float | None:
@@ -327,20 +358,34 @@ class Nms:
         return batch.rows
 
     def ingest_all(self, batches: Iterable[Batch]) -> int:
-        """Store several batches in turn; returns the records ingested."""
-        return sum(self.ingest(b) for b in batches)
+        """Store several batches; returns the records ingested. Batches of one kind and
+        one time with no element in common, such as every EMS's report of one instant,
+        are joined and stored as one (all or nothing), at about the cost of one."""
+        groups: dict[tuple[type, float], list[Batch]] = {}
+        for batch in batches:
+            groups.setdefault((type(batch), batch.t), []).append(batch)
+        records = 0
+        for group in groups.values():
+            ids = self._joins.ids_of(group) if len(group) > 1 else None
+            if ids is None:
+                records += sum(self.ingest(b) for b in group)
+            else:
+                records += self.ingest(join(group, ids))
+        return records
 
     def _ingest_links(self, batch: LinkTelemetry) -> None:
         t = batch.t
         cols = self._links.store(batch.ids, t, {
             "skr_bps": batch.skr_bps, "qber": batch.qber, "up": batch.up,
             "detector_current_alarm": batch.detector_current_alarm})
-        # ids are unique within a batch, so fancy-indexed writes never collide
-        slot = self._hist_count[cols] % self.history_points
-        self._hist_t[cols, slot] = t
-        self._hist_skr[cols, slot] = batch.skr_bps
-        self._hist_qber[cols, slot] = batch.qber
-        self._hist_count[cols] += 1
+        # ids are unique within a batch, so fancy-indexed writes never collide; written
+        # through flat positions, as a 1-D fancy write costs a fraction of a 2-D one
+        count = self._hist_count[cols]
+        at = cols * self.history_points + count % self.history_points
+        self._hist_t.reshape(-1)[at] = t
+        self._hist_skr.reshape(-1)[at] = batch.skr_bps
+        self._hist_qber.reshape(-1)[at] = batch.qber
+        self._hist_count[cols] = count + 1
         self._link_timelines.update(cols, t, batch.up)
 
     def _ingest_km(self, batch: KMLinkTelemetry) -> None:
@@ -353,30 +398,31 @@ class Nms:
 
     # -- latest state -------------------------------------------------------------------
 
-    def link_state(self, link: str) -> LinkState | None:
+    def link_status(self, link: str) -> LinkStatus | None:
         """The latest sample of a QKD-link, None if it never reported."""
         k = self._links.col(link)
         t = float(self._links.last_t[k])
         if math.isnan(t):
             return None
         c = self._links.columns
-        return LinkState(t, float(c["skr_bps"][k]), float(c["qber"][k]), bool(c["up"][k]),
-                         bool(c["detector_current_alarm"][k]))
+        return LinkStatus(t, float(c["skr_bps"][k]), float(c["qber"][k]), bool(c["up"][k]),
+                          bool(c["detector_current_alarm"][k]))
 
-    def km_link_state(self, km_link: str) -> KMLinkState | None:
+    def km_link_status(self, km_link: str) -> KMLinkStatus | None:
         """The latest sample of a KM-link, None if it never reported."""
         k = self._km.col(km_link)
         t = float(self._km.last_t[k])
         if math.isnan(t):
             return None
         c = self._km.columns
-        return KMLinkState(t, float(c["key_bits"][k]), float(c["rate_bps"][k]), bool(c["up"][k]))
+        return KMLinkStatus(t, float(c["key_bits"][k]), float(c["rate_bps"][k]),
+                            bool(c["up"][k]))
 
-    def node_state(self, node: str) -> NodeState | None:
+    def node_status(self, node: str) -> NodeStatus | None:
         """The latest health report of a node, None if it never reported."""
         k = self._nodes.col(node)
         t = float(self._nodes.last_t[k])
-        return None if math.isnan(t) else NodeState(t, bool(self._nodes.columns["ok"][k]))
+        return None if math.isnan(t) else NodeStatus(t, bool(self._nodes.columns["ok"][k]))
 
     def latest(self, kind: Kind) -> Latest:
         """The latest samples of every reported element of ``kind`` (copies)."""

@@ -17,9 +17,9 @@ read-only so that a batch can be handed on (EMS to NMS) without copying.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,14 +30,62 @@ FloatArray: TypeAlias = NDArray[np.float64]
 BoolArray: TypeAlias = NDArray[np.bool_]
 IndexArray: TypeAlias = NDArray[np.intp]
 
+V = TypeVar("V")
+
+
+class IdsCache(Generic[V]):
+    """Values worked out from tuples of ids, such as row positions, kept for the next
+    batch with the same ids (at most ``limit`` tuples). A driver sends the very same tuple
+    every step, which is found by identity first: hashing a thousand ids at each of the
+    EMSs and tables a step passes through would cost more than the work it saves."""
+
+    _SAME_LIMIT = 64
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self._equal: dict[tuple[str, ...], V] = {}
+        # id(tuple) -> (the tuple itself, kept so that its id is not reused; the value)
+        self._same: dict[int, tuple[tuple[str, ...], V]] = {}
+
+    def get(self, ids: tuple[str, ...]) -> V | None:
+        """The value kept for ``ids``, None if there is none."""
+        hit = self._same.get(id(ids))
+        if hit is not None and hit[0] is ids:
+            return hit[1]
+        value = self._equal.get(ids)
+        if value is not None:
+            self._remember(ids, value)
+        return value
+
+    def put(self, ids: tuple[str, ...], value: V) -> V:
+        """Keep ``value`` for ``ids``; returns it."""
+        if len(self._equal) >= self.limit:
+            self._equal.clear()
+            self._same.clear()
+        self._equal[ids] = value
+        self._remember(ids, value)
+        return value
+
+    def _remember(self, ids: tuple[str, ...], value: V) -> None:
+        if len(self._same) >= self._SAME_LIMIT:
+            self._same.clear()
+        self._same[id(ids)] = (ids, value)
+
+
+_CHECKED_IDS = IdsCache[bool](limit=64)  # id tuples known to hold each id once
+
+
 def _ids(name: str, ids: Iterable[str]) -> tuple[str, ...]:
     found = tuple(ids)
+    if _CHECKED_IDS.get(found):
+        return found
     if len(set(found)) != len(found):
         seen: set[str] = set()
         for item in found:
             if item in seen:
                 raise ParameterError(name, item, "each id may appear once per batch")
             seen.add(item)
+    _CHECKED_IDS.put(found, True)
     return found
 
 
@@ -109,11 +157,10 @@ class LinkTelemetry:
         """Number of records (one per QKD-link)."""
         return len(self.ids)
 
-    def take(self, rows: IndexArray) -> LinkTelemetry:
-        """The batch restricted to the given row positions, in that order."""
-        return LinkTelemetry(self.t, tuple(self.ids[i] for i in rows.tolist()),
-                             self.skr_bps[rows], self.qber[rows], self.up[rows],
-                             self.detector_current_alarm[rows])
+    def take(self, rows: IndexArray, ids: tuple[str, ...] | None = None) -> LinkTelemetry:
+        """The batch restricted to the given row positions, in that order; ``ids``: the
+        ids of those rows, where the caller has them already."""
+        return _take(self, rows, ids)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,10 +192,10 @@ class KMLinkTelemetry:
         """Number of records (one per KM-link)."""
         return len(self.ids)
 
-    def take(self, rows: IndexArray) -> KMLinkTelemetry:
-        """The batch restricted to the given row positions, in that order."""
-        return KMLinkTelemetry(self.t, tuple(self.ids[i] for i in rows.tolist()),
-                               self.key_bits[rows], self.rate_bps[rows], self.up[rows])
+    def take(self, rows: IndexArray, ids: tuple[str, ...] | None = None) -> KMLinkTelemetry:
+        """The batch restricted to the given row positions, in that order; ``ids``: the
+        ids of those rows, where the caller has them already."""
+        return _take(self, rows, ids)
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,10 +216,52 @@ class NodeHealth:
         """Number of records (one per node)."""
         return len(self.ids)
 
-    def take(self, rows: IndexArray) -> NodeHealth:
-        """The batch restricted to the given row positions, in that order."""
-        return NodeHealth(self.t, tuple(self.ids[i] for i in rows.tolist()), self.ok[rows])
+    def take(self, rows: IndexArray, ids: tuple[str, ...] | None = None) -> NodeHealth:
+        """The batch restricted to the given row positions, in that order; ``ids``: the
+        ids of those rows, where the caller has them already."""
+        return _take(self, rows, ids)
 
 
 Batch: TypeAlias = LinkTelemetry | KMLinkTelemetry | NodeHealth
 """Any telemetry batch."""
+
+B = TypeVar("B", LinkTelemetry, KMLinkTelemetry, NodeHealth)
+AnyBatch = TypeVar("AnyBatch", bound=Batch)
+
+_COLUMNS: dict[type, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(kind) if f.name not in ("t", "ids"))
+    for kind in (LinkTelemetry, KMLinkTelemetry, NodeHealth)}
+
+
+def _unchecked(kind: type[AnyBatch], t: float, ids: tuple[str, ...],
+               columns: dict[str, NDArray[Any]]) -> AnyBatch:
+    """A batch made of rows of checked batches: they pass every check, so none is run
+    again (an EMS splits every report, the NMS joins the EMSs' reports, and the twin
+    reports every step)."""
+    batch = object.__new__(kind)
+    for column in columns.values():
+        column.flags.writeable = False
+    batch.__dict__.update(t=t, ids=ids, **columns)
+    return batch
+
+
+def _take(batch: B, rows: IndexArray, ids: tuple[str, ...] | None) -> B:
+    """``batch`` restricted to ``rows`` (whose ids are ``ids`` when given)."""
+    if ids is None:
+        ids = tuple(batch.ids[i] for i in rows.tolist())
+    return _unchecked(type(batch), batch.t, ids,
+                      {name: getattr(batch, name)[rows] for name in _COLUMNS[type(batch)]})
+
+
+def join(batches: Sequence[Batch], ids: tuple[str, ...]) -> Batch:
+    """The rows of ``batches``, which must be of one kind and one time with no id in two
+    of them, as one batch in order; ``ids`` is their ids, joined (the caller keeps that
+    tuple, so that its caches find it again)."""
+    first = batches[0]
+    kind = type(first)
+    if any(type(b) is not kind or b.t != first.t for b in batches):
+        raise ParameterError("batches", f"<{len(batches)} batches>", "one kind, one time")
+    if len(ids) != sum(b.rows for b in batches):
+        raise ParameterError("ids", f"<{len(ids)} ids>", "one per row of the batches")
+    return _unchecked(kind, first.t, ids, {
+        name: np.concatenate([getattr(b, name) for b in batches]) for name in _COLUMNS[kind]})

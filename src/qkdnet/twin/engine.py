@@ -35,19 +35,19 @@ from qkdnet.control.controller import Controller, Demand, RouteChanged
 from qkdnet.keys.amount_store import AmountPools
 from qkdnet.keys.in_memory import InMemoryKMs
 from qkdnet.keys.link_state import KMLinkState
-from qkdnet.keys.manager import KeyManager
 from qkdnet.keys.messages import KeyDelivered, KeyRequest
 from qkdnet.keys.pool import UNIT_BITS
 from qkdnet.keys.relay_cost import pad_units, relayable_keys
 from qkdnet.keys.relay_crypto import KeyAmounts
 from qkdnet.keys.route import Route
-from qkdnet.management.alarms import Alarm, AlarmEngine
+from qkdnet.management.alarms import Alarm
 from qkdnet.management.availability import Interval, Outages, outages
 from qkdnet.quantum.dynamics import LinkDynamics
 from qkdnet.quantum.rate_table import RateTable, intrinsic_qber
 from qkdnet.topology.model import KMLinkKind
 from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
+from qkdnet.twin.monitoring import TwinMonitor
 from qkdnet.twin.scenario import TwinDemand, TwinScenario
 from qkdnet.units import DAY_S, WEEK_S
 
@@ -204,9 +204,7 @@ class _Run:
         self.link_outages = _link_outages(self.faults)
         self.pools = AmountPools(self.km_links, scenario.pool_bits)
         self.stores = {n.id: self.pools.store(n.id) for n in net.nodes}
-        crypto = KeyAmounts()
-        self.kms = InMemoryKMs({n: KeyManager(n, store, crypto)
-                                for n, store in self.stores.items()})
+        self.kms = InMemoryKMs.over(self.stores, KeyAmounts())
         self.controller = Controller.for_network(net)
         # Smallest requests first, so a bulk one-time-pad line cannot starve key refreshes.
         demands = sorted(scenario.demands, key=lambda d: d.rate_bps) + [
@@ -215,9 +213,9 @@ class _Run:
         self.demands = {d.id: _DemandState(d) for d in demands}
         self._dry = np.ones(len(self.links), dtype=bool)  # pools start empty, as reported
         self.segment_columns = self._segment_columns()
-        # The NMS's alarm rules, fed each step: a link whose whole step is down reads down,
-        # and CV links report no QBER (their error figure is excess noise).
-        self.alarms = AlarmEngine()
+        # The NMS, fed each step: a link whose whole step is down reads down, and CV links
+        # report no QBER (their error figure is excess noise).
+        self.monitor = TwinMonitor(net, self.link_ids)
         self.intrinsic_qber = intrinsic_qber(self.links)
         self.fault_events = self._fault_events()
         n, weeks = len(self.links), scenario.weeks
@@ -265,8 +263,7 @@ class _Run:
         end = float(day.times[k] + day.widths[k])
         up = day.up_share[k] > 0  # a link down all step measures no SKR or QBER
         qber = np.where(up, day.qber[k], np.nan)
-        self.alarms.observe_many(end, "qkd_link", self.link_ids, {
-            "skr_bps": np.where(up, day.rates[k], np.nan), "qber": qber, "up": up * 1.0})
+        self.monitor.step(end, day.rates[k], qber, up)
         self._fault_events_until(end)
         self.pools.deposit(day.rates[k] * day.widths[k])
         for d in self.demands.values():
@@ -377,7 +374,7 @@ class _Run:
             self._report(when, [self._state(i, up)])
 
     def _state(self, i: int, up: bool) -> KMLinkState:
-        return KMLinkState(self.km_links[i].id, float(self.pools.sender[i].min()),
+        return KMLinkState(self.km_links[i].id, float(self.pools.relayable[i]),
                            float(self.table.static[i]), up)
 
     def _report(self, when: float, states: list[KMLinkState]) -> None:
@@ -454,7 +451,7 @@ class _Run:
             p.made.copy(), p.used.copy(), p.pooled.copy(), p.discarded.copy(),
             self.link_outages, self.faults,
             tuple(services[d.id] for d in sc.demands), segments,
-            pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:], tuple(self.alarms.history()),
+            pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:], self.monitor.alarms(),
             telemetry_t=pool[:, 0].copy(),
             telemetry_skr_bps=np.array([r for r, _, _ in tel], dtype=np.float32
                                        ).reshape(-1, n),

@@ -19,10 +19,10 @@ Files:
   and the key accounting (made = used + pooled + discarded);
 - ``alarms.csv``: every alarm the NMS's default rules raised, with raise and clear times;
 - ``summary.json``: the headline figures;
-- ``telemetry.npz``: hourly per-link telemetry for ``qkdnet console`` (``t`` in s, ``ids``,
-  and per sample and link ``skr_bps``, ``qber`` (NaN when not measured), ``up``);
-- ``network.json``: the run's network in the scenario file format (what-if removals
-  applied), so the console rebuilds the exact network.
+- ``telemetry.npz``, ``network.json``: the run's recording for ``qkdnet console``
+  (:mod:`qkdnet.twin.recording_files`): hourly per-link telemetry, every alarm of the NMS,
+  and the run's network (what-if removals applied), so the console rebuilds the exact
+  network and shows exactly the run's alarms.
 """
 
 from __future__ import annotations
@@ -30,31 +30,25 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import io
 import json
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qkdnet.files.networks import save_network
 from qkdnet.management.availability import availability, hours_per_week, outages, total
 from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES, device_type
 from qkdnet.quantum.rates import skr
 from qkdnet.topology.model import Network
 from qkdnet.twin.engine import TwinResult
+from qkdnet.twin.recording_files import save_recording
 from qkdnet.units import HOUR_S, WEEK_S
 
 #: What Chen et al. (npj Quantum Inf. 2025) observed, shown beside the twin's figures.
 PAPER_SEGMENT_SKR_KBPS = (9.75, 16.41, 20.73, 20.85)
 PAPER_HOURS_UNSERVED = (5.13, 0.0, 2.88, 0.0)
 PAPER_LINK_SKR_KBPS = (9.75, 359.89)
-
-#: The replay inputs of ``qkdnet console`` in a report folder.
-TELEMETRY_FILE = "telemetry.npz"
-NETWORK_FILE = "network.json"
 
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
 
@@ -68,30 +62,10 @@ def write_report(result: TwinResult, folder: Path) -> Path:
     sections += [_services(result, folder), _fig3_4(result, folder), _pools(result, folder),
                  _alarms(result, folder), _links(result, folder)]
     (folder / "summary.json").write_text(json.dumps(summary(result), indent=2) + "\n")
-    write_telemetry(result, folder / TELEMETRY_FILE)
-    save_network(result.scenario.network, folder / NETWORK_FILE)
+    save_recording(result, folder)
     page = folder / "index.html"
     page.write_text(_page(result, sections), encoding="utf-8")
     return page
-
-
-def write_telemetry(result: TwinResult, path: Path) -> Path:
-    """The hourly link telemetry as an ``.npz`` archive that ``numpy.load`` reads; written
-    byte-deterministically (fixed member order and timestamps, unlike ``np.savez``)."""
-    arrays = {"t": np.asarray(result.telemetry_t, dtype=np.float64),
-              "ids": np.array(result.link_ids, dtype=np.str_),
-              "skr_bps": np.asarray(result.telemetry_skr_bps, dtype=np.float32),
-              "qber": np.asarray(result.telemetry_qber, dtype=np.float32),
-              "up": np.asarray(result.telemetry_up, dtype=np.bool_)}
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, arr in arrays.items():
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, arr, allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, buffer.getvalue())
-    return path
 
 
 def summary(result: TwinResult) -> dict[str, Any]:

@@ -1,0 +1,82 @@
+"""The management layer of one network, as one entry point: telemetry records go through
+the EMS of each region to the NMS, then through the NMS's alarm rules (sans-I/O). What the
+operators see of it, each active alarm with its root cause, is
+:mod:`qkdnet.management.om_view`.
+
+Both drivers report through :class:`NetworkMonitor` and nothing else: the digital twin at
+each simulated step, ``qkdnet serve`` every second and after each injected fault. So an
+alarm rule, the EMS fan-out or a correlation rule is written once and both drivers run it.
+A replay of a recorded run (:mod:`qkdnet.management.recording`) goes through
+:meth:`NetworkMonitor.replay`: the same EMS and NMS path, with the alarms the run recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from qkdnet.errors import ParameterError
+from qkdnet.management.alarms import (
+    DEFAULT_RULES,
+    RECORD_METRICS,
+    AlarmEngine,
+    AlarmEvent,
+    AlarmRule,
+)
+from qkdnet.management.nms import DEFAULT_HISTORY_POINTS, Nms, ems_for
+from qkdnet.management.telemetry import Batch, KMLinkTelemetry, LinkTelemetry, NodeHealth
+from qkdnet.topology.model import Network
+
+
+def _check_rules(rules: Iterable[AlarmRule]) -> None:
+    """Every rule must watch a field of its subject's record, or it could never fire."""
+    for rule in rules:
+        fields = RECORD_METRICS[rule.subject_kind]
+        if rule.metric not in fields:
+            raise ParameterError(f"rules[{rule.name!r}].metric", rule.metric,
+                                 f"a field of the {rule.subject_kind} record: "
+                                 f"{', '.join(fields)}")
+
+
+class NetworkMonitor:
+    """The EMSs (one per region), the NMS and its alarm rules of ``network``.
+    ``history_points`` is the NMS's ring buffer per QKD-link (samples)."""
+
+    def __init__(self, network: Network, rules: Iterable[AlarmRule] = DEFAULT_RULES,
+                 history_points: int = DEFAULT_HISTORY_POINTS) -> None:
+        rules = tuple(rules)
+        _check_rules(rules)
+        self.network = network
+        self.emss = ems_for(network)
+        self.nms = Nms(network, history_points)
+        self.alarms = AlarmEngine(rules)
+
+    def report(self, links: LinkTelemetry, kms: KMLinkTelemetry | None = None,
+               nodes: NodeHealth | None = None) -> list[AlarmEvent]:
+        """One report of the network: each region's EMS sends its rows of every batch to
+        the NMS, then the alarm rules read the records. Returns the alarms raised and
+        cleared, QKD-links first, then KM-links, then nodes."""
+        self._collect(links, kms, nodes)
+        batches = [b for b in (links, kms, nodes) if b is not None]
+        return [event for batch in batches for event in self.alarms.observe_batch(batch)]
+
+    def replay(self, links: LinkTelemetry, events: Iterable[AlarmEvent],
+               offset_s: float = 0.0) -> list[AlarmEvent]:
+        """One recorded report: the records go to the NMS as in :meth:`report`, and the
+        alarms are the recorded ``events``, ``offset_s`` (s) later, rather than what the
+        rules would make of a recording's sparser samples. Returns this monitor's events."""
+        self._collect(links)
+        replayed = (self.alarms.replay(event, offset_s) for event in events)
+        return [event for event in replayed if event is not None]
+
+    def _collect(self, links: LinkTelemetry, kms: KMLinkTelemetry | None = None,
+                 nodes: NodeHealth | None = None) -> None:
+        """Each region's EMS collects its own elements' records and reports them north;
+        the NMS takes the reports of one instant together."""
+        reports: list[Batch] = []
+        for ems in self.emss.values():
+            reports.append(ems.collect(links))
+            if kms is not None:
+                reports.append(ems.collect(kms))
+            if nodes is not None:
+                reports.append(ems.collect(nodes))
+        self.nms.ingest_all(b for b in reports if b.rows)  # a region may have none
