@@ -18,10 +18,10 @@ from twin_report import CUT, build_report, serve_console
 from typer.testing import CliRunner
 
 from qkdnet.cli import app
+from qkdnet.files.recording import load_recording
 from qkdnet.live.replay import Replay
 from qkdnet.management.alarms import Alarm
 from qkdnet.twin.engine import TwinResult
-from qkdnet.twin.recording_files import load_recording
 
 runner = CliRunner()
 

@@ -1,6 +1,6 @@
 """``qkdnet console``: the O&M web console over a finished twin run.
 
-A twin report folder holds the run's recording (:mod:`qkdnet.twin.recording_files`): its
+A twin report folder holds the run's recording (:mod:`qkdnet.files.recording`): its
 network, hourly link telemetry and every alarm its NMS raised. The replay feeds the samples, one
 after another at ``speed`` samples per second, through a
 :class:`~qkdnet.management.monitor.NetworkMonitor` (the sample times are the simulated
@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 
 from qkdnet.errors import ParameterError
+from qkdnet.files.recording import Recording, load_recording
 from qkdnet.live.reports import Updates
 from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.management.nms import Nms
-from qkdnet.management.recording import Recording
-from qkdnet.twin.recording_files import load_recording
 
 __all__ = ["Replay", "load_recording"]
 

@@ -6,7 +6,7 @@ operators see of it, each active alarm with its root cause, is
 Both drivers report through :class:`NetworkMonitor` and nothing else: the digital twin at
 each simulated step, ``qkdnet serve`` every second and after each injected fault. So an
 alarm rule, the EMS fan-out or a correlation rule is written once and both drivers run it.
-A replay of a recorded run (:mod:`qkdnet.management.recording`) goes through
+A replay of a recorded run (:mod:`qkdnet.files.recording`) goes through
 :meth:`NetworkMonitor.replay`: the same EMS and NMS path, with the alarms the run recorded.
 """
 

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qkdnet.control.controller import Controller, Demand, RouteChanged
+from qkdnet.files.recording import Recording
 from qkdnet.keys.amount_store import AmountPools
 from qkdnet.keys.in_memory import InMemoryKMs
 from qkdnet.keys.link_state import KMLinkState
@@ -140,6 +141,13 @@ class TwinResult:
 
     def __post_init__(self) -> None:
         self.index.update((lk, i) for i, lk in enumerate(self.link_ids))
+
+    def recording(self) -> Recording:
+        """What ``qkdnet console`` replays: the run's network, hourly link telemetry and
+        every alarm its NMS raised."""
+        return Recording(self.scenario.network, self.link_ids, self.telemetry_t,
+                         self.telemetry_skr_bps.astype(float),
+                         self.telemetry_qber.astype(float), self.telemetry_up, self.alarms)
 
     @property
     def watched_links(self) -> tuple[str, ...]:

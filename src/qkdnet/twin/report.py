@@ -20,7 +20,7 @@ Files:
 - ``alarms.csv``: every alarm the NMS's default rules raised, with raise and clear times;
 - ``summary.json``: the headline figures;
 - ``telemetry.npz``, ``network.json``: the run's recording for ``qkdnet console``
-  (:mod:`qkdnet.twin.recording_files`): hourly per-link telemetry, every alarm of the NMS,
+  (:mod:`qkdnet.files.recording`): hourly per-link telemetry, every alarm of the NMS,
   and the run's network (what-if removals applied), so the console rebuilds the exact
   network and shows exactly the run's alarms.
 """
@@ -37,12 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from qkdnet.files.recording import save_recording
 from qkdnet.management.availability import availability, hours_per_week, outages, total
 from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES, device_type
 from qkdnet.quantum.rates import skr
 from qkdnet.topology.model import Network
 from qkdnet.twin.engine import TwinResult
-from qkdnet.twin.recording_files import save_recording
 from qkdnet.units import HOUR_S, WEEK_S
 
 #: What Chen et al. (npj Quantum Inf. 2025) observed, shown beside the twin's figures.
@@ -62,7 +62,7 @@ def write_report(result: TwinResult, folder: Path) -> Path:
     sections += [_services(result, folder), _fig3_4(result, folder), _pools(result, folder),
                  _alarms(result, folder), _links(result, folder)]
     (folder / "summary.json").write_text(json.dumps(summary(result), indent=2) + "\n")
-    save_recording(result, folder)
+    save_recording(result.recording(), folder)
     page = folder / "index.html"
     page.write_text(_page(result, sections), encoding="utf-8")
     return page

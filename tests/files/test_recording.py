@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from qkdnet.errors import ParameterError
-from qkdnet.management.alarms import DEFAULT_RULES, Alarm, AlarmEngine
-from qkdnet.management.recording import (
+from qkdnet.files.recording import (
     TELEMETRY_FILE,
     Recording,
     decode_telemetry,
     encode_telemetry,
 )
+from qkdnet.management.alarms import DEFAULT_RULES, Alarm, AlarmEngine
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.model import Network
 

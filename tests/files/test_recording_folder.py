@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from qkdnet.errors import ParameterError
-from qkdnet.management.recording import NETWORK_FILE, TELEMETRY_FILE
+from qkdnet.files.recording import NETWORK_FILE, TELEMETRY_FILE, load_recording, save_recording
 from qkdnet.twin.engine import TwinResult, run_twin
-from qkdnet.twin.recording_files import load_recording, save_recording
 from qkdnet.twin.scenario import built_in_scenario
 
 
@@ -22,7 +21,7 @@ def result() -> TwinResult:
 
 def test_a_saved_recording_reads_back_as_the_run(result: TwinResult, tmp_path: Path) -> None:
     """Network, hourly samples and every alarm of the run come back from the folder."""
-    save_recording(result, tmp_path)
+    save_recording(result.recording(), tmp_path)
     rec = load_recording(tmp_path)
     assert rec.network.name == result.scenario.network.name
     assert rec.ids == result.link_ids
@@ -35,7 +34,7 @@ def test_a_saved_recording_reads_back_as_the_run(result: TwinResult, tmp_path: P
 def test_a_folder_without_the_recording_is_refused(result: TwinResult, tmp_path: Path,
                                                    missing: str) -> None:
     """The error names the missing file and how to make one."""
-    save_recording(result, tmp_path)
+    save_recording(result.recording(), tmp_path)
     (tmp_path / missing).unlink()
     with pytest.raises(ParameterError, match=f"{missing}.*qkdnet twin"):
         load_recording(tmp_path)
@@ -43,7 +42,7 @@ def test_a_folder_without_the_recording_is_refused(result: TwinResult, tmp_path:
 
 def test_a_damaged_telemetry_file_is_refused(result: TwinResult, tmp_path: Path) -> None:
     """A telemetry file that is not one is named in the error."""
-    save_recording(result, tmp_path)
+    save_recording(result.recording(), tmp_path)
     (tmp_path / TELEMETRY_FILE).write_bytes(b"PK\x03\x04 damaged")
     with pytest.raises(ParameterError, match=f"REPORT_DIR.*{TELEMETRY_FILE}"):
         load_recording(tmp_path)

@@ -1,5 +1,5 @@
-"""The recording of a run for the O&M console, and its format (sans-I/O: bytes in and out;
-the drivers read and write the files).
+"""The recording of a run for the O&M console: its format, written and read here and
+nowhere else (bytes in and out, and the report folder that holds them).
 
 A recording is the run's network (``NETWORK_FILE``, the scenario file format) and
 ``TELEMETRY_FILE``, a NumPy ``.npz`` archive that :func:`encode_telemetry` writes
@@ -23,12 +23,14 @@ import math
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from qkdnet.errors import ParameterError
+from qkdnet.files.networks import load_network, save_network
 from qkdnet.management.alarms import Alarm, AlarmEvent, Severity
 from qkdnet.management.telemetry import LinkTelemetry
 from qkdnet.topology.model import Network
@@ -173,3 +175,28 @@ def _alarms(columns: dict[str, npt.NDArray[Any]]) -> tuple[Alarm, ...]:
               cleared_at=None if math.isnan(c) else float(c))
         for i, r, s, sub, text, ra, c, v in zip(ids, rules, severities, subjects, texts,
                                                 raised, cleared, values, strict=True))
+
+
+def save_recording(recording: Recording, folder: Path) -> None:
+    """Write ``recording`` into ``folder`` (which must exist)."""
+    (folder / TELEMETRY_FILE).write_bytes(encode_telemetry(recording))
+    save_network(recording.network, folder / NETWORK_FILE)
+
+
+def load_recording(folder: Path) -> Recording:
+    """Read the recording in a twin report folder; a missing or unreadable file is a
+    ParameterError naming it."""
+    for name in (NETWORK_FILE, TELEMETRY_FILE):
+        if not (folder / name).is_file():
+            raise ParameterError("REPORT_DIR", str(folder),
+                                 f"a twin report folder with {name} (missing: "
+                                 f"{folder / name}); run `qkdnet twin --out DIR` first")
+    network = load_network(folder / NETWORK_FILE)
+    try:
+        return decode_telemetry((folder / TELEMETRY_FILE).read_bytes(), network)
+    except OSError as exc:
+        raise ParameterError("REPORT_DIR", str(folder),
+                             f"{TELEMETRY_FILE} cannot be read ({exc.strerror})") from exc
+    except ParameterError as exc:
+        raise ParameterError("REPORT_DIR", str(folder),
+                             f"{TELEMETRY_FILE}: {exc.value} is not {exc.allowed}") from exc
