@@ -176,6 +176,28 @@ def test_a_drained_km_link_moves_the_demand_around_it(net: Network) -> None:
     assert chain.active("c") == only
 
 
+def test_a_drained_route_is_not_left_for_a_detour_that_refills_slower(net: Network) -> None:
+    """A drained route serves what its slowest KM-link refills: the demand moves around
+    the drained KM-link only to a route that refills faster, and searches that find none
+    back off."""
+    control = Controller(controllers_for(net))
+    control.add(Demand("d", "beijing", "wuhan", need_bits=4096))
+    working, backup = control.active("d"), control.backup("d")
+    assert working is not None and backup is not None
+    slow = [KMLinkState(km, 1e6, rate_bps=1000.0) for km in backup.km_links]
+    fast = [KMLinkState(km, 1e6, rate_bps=50_000.0) for km in working.km_links[1:]]
+    assert control.report([*slow, *fast]) == []
+    drained = KMLinkState(working.km_links[0], 0.0, rate_bps=5000.0)
+    assert control.report([drained]) == []
+    assert control.active("d") == working
+    quicker = [KMLinkState(km, 1e6, rate_bps=1e6) for km in backup.km_links]
+    assert control.report(quicker) == []  # no news on the drained route
+    assert control.report([drained]) == []  # the failed search backs off one report
+    [change] = control.report([drained])
+    assert change.reason == "rerouted around drained KM-links"
+    assert change.route is not None and working.km_links[0] not in change.route.km_links
+
+
 def test_an_unroutable_demand_backs_off_but_its_own_repair_restores_it(net: Network) -> None:
     """While a chain demand has no route, repairs elsewhere trigger searches that back
     off (fewer and fewer); the repair of its own planned route restores it at once."""

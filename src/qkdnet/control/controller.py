@@ -196,13 +196,17 @@ class Controller:
 
     def _avoid_drained(self, demand: Demand, active: Route) -> RouteChanged | None:
         """A KM-link of the route just ran short: move to a route around the drained
-        KM-links if one exists (the pool would otherwise serve only what it refills). A
-        demand for more key than any route refills drains every route it takes; its
-        searches back off as the restore searches do."""
+        KM-links if one exists that refills faster (a drained route serves only what its
+        slowest KM-link refills; a slower detour would serve less). A demand for more key
+        than any route refills drains every route it takes; its searches back off as the
+        restore searches do."""
         if not self._drain_searches.due(demand.id):
             return None
         drained = self.level1.drained(active, demand.need_bits)
         better = self.level1.protected(demand.source, demand.target, demand.need_bits, drained)
+        if better is not None and \
+                self.level1.refill_bps(better.working) <= self.level1.refill_bps(active):
+            better = None
         self._drain_searches.record(demand.id, found=better is not None)
         if better is None:
             return None

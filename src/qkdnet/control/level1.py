@@ -14,6 +14,7 @@ Routes between regions are coordinated by :mod:`qkdnet.control.coordination`.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Collection, Iterable, Sequence
 
 import networkx as nx
@@ -56,6 +57,13 @@ class KMLinkView:
         (they may still refill fast enough to be usable)."""
         return [km for km in path.km_links
                 if (state := self._state.get(km)) is not None and state.key_bits < need_bits]
+
+    def refill_bps(self, path: Route) -> float:
+        """The slowest refill (bit/s) reported on ``path``: what it can carry once its
+        pools are drained (infinite for a path of no KM-links or none reported)."""
+        rates = [state.rate_bps for km in path.km_links
+                 if (state := self._state.get(km)) is not None]
+        return min(rates, default=math.inf)
 
     def route(self, source: str, target: str, need_bits: float,
               avoid: Iterable[str] = ()) -> Route | None:

@@ -9,6 +9,11 @@ deposits a step's key on all links at once; :meth:`AmountPools.store` gives each
 makes pads what end ``a`` sends (direction 0, the even blocks), half what ``b`` sends
 (direction 1), and both ends hold a copy of each. The accounting proves nothing is lost:
 on every KM-link, key made = key used + key pooled + key discarded (no room at either end).
+
+Speed: a relay takes key hop by hop, so the pools are Python lists (a numpy element costs
+ten times as much to read and write); the twin's deposits of each step are summed in numpy
+and settled into the lists when a store next reads the pools. Between two reads pools only
+grow, so capping the sum once is the same as capping each step's share in turn.
 """
 
 from __future__ import annotations
@@ -47,13 +52,16 @@ class AmountPools:
         self.index = {k.id: i for i, k in enumerate(km_links)}
         self.ends = {k.id: (k.a, k.b) for k in km_links}
         n = len(km_links)
-        #: Unused key per KM-link and direction, at the sending end and at the receiving end.
-        self.sender = np.zeros((n, 2))
-        self.receiver = np.zeros((n, 2))
+        # Unused key per KM-link and direction (at 2 * row + direction), at the sending end
+        # and at the receiving end; key used per KM-link; units handed out, to name them.
+        self._send = [0.0] * (2 * n)
+        self._recv = [0.0] * (2 * n)
+        self._used = [0.0] * n
+        self._named = [0] * (2 * n)
         self.made = np.zeros(n)
-        self.used = np.zeros(n)
         self.discarded = np.zeros(n)
-        self._named = np.zeros((n, 2), dtype=np.int64)  # units handed out, to name them
+        self._pending = np.zeros(n)  # deposited, not yet settled into the lists
+        self._unsettled = False
         self._stores: dict[str, AmountStore] = {}
         self._directions: dict[tuple[str, str, bool], tuple[int, int]] = {}
 
@@ -61,12 +69,27 @@ class AmountPools:
         """Add what each KM-link's QKD-link made (bits, in ``ids`` order), half to each
         direction at both ends; what does not fit in a direction (half the capacity, as
         in every store) at its fuller end is discarded."""
-        room = self.capacity_bits / 2 - np.maximum(self.sender, self.receiver)
-        kept = np.clip((bits / 2)[:, None], 0.0, np.maximum(room, 0.0))
         self.made += bits
-        self.discarded += bits - kept.sum(axis=1)
-        self.sender += kept
-        self.receiver += kept
+        self._pending += bits
+        self._unsettled = True
+
+    @property
+    def sender(self) -> FloatArray:
+        """Unused key (bits) per KM-link (rows) and direction (columns: what end ``a``
+        sends, what ``b`` sends), at the sending end."""
+        self._settle()
+        return np.array(self._send).reshape(-1, 2)
+
+    @property
+    def receiver(self) -> FloatArray:
+        """The same at the receiving end (key in flight is taken there when it arrives)."""
+        self._settle()
+        return np.array(self._recv).reshape(-1, 2)
+
+    @property
+    def used(self) -> FloatArray:
+        """Key used per KM-link (bits): the pads and MAC keys relays took."""
+        return np.array(self._used)
 
     @property
     def pooled(self) -> FloatArray:
@@ -92,9 +115,25 @@ class AmountPools:
             self._stores[node] = AmountStore(node, self)
         return self._stores[node]
 
-    def _direction(self, node: str, km_link: str, outbound: bool) -> tuple[int, int]:
-        """(row, direction) of the key ``node`` sends (``outbound``) or receives on
-        ``km_link``; NotEnoughKey if ``node`` holds no end of it."""
+    def _settle(self) -> None:
+        """Put the deposits made since the last read into the pools."""
+        if not self._unsettled:
+            return
+        self._unsettled = False
+        send = np.array(self._send).reshape(-1, 2)
+        recv = np.array(self._recv).reshape(-1, 2)
+        room = self.capacity_bits / 2 - np.maximum(send, recv)
+        kept = np.clip((self._pending / 2)[:, None], 0.0, np.maximum(room, 0.0))
+        self.discarded += self._pending - kept.sum(axis=1)
+        self._send = (send + kept).ravel().tolist()
+        self._recv = (recv + kept).ravel().tolist()
+        self._pending[:] = 0.0
+
+    def _direction(self, node: str, km_link: str, outbound: bool) -> int:
+        """Where the key ``node`` sends (``outbound``) or receives on ``km_link`` is kept
+        (2 * row + direction); NotEnoughKey if ``node`` holds no end of it. Settles the
+        deposits first, as every store verb starts here."""
+        self._settle()
         key = (node, km_link, outbound)
         found = self._directions.get(key)
         if found is None:
@@ -102,8 +141,8 @@ class AmountPools:
             ends = self.ends.get(km_link)
             if i is None or ends is None or node not in ends:
                 raise NotEnoughKey(f"KM-link {km_link!r} has no pool at {node}")
-            found = self._directions[key] = (i, int((node == ends[0]) != outbound))
-        return found
+            found = self._directions[key] = (i, 2 * i + int((node == ends[0]) != outbound))
+        return found[1]
 
 
 class AmountStore:
@@ -122,25 +161,25 @@ class AmountStore:
         """Add block ``block``'s ``len(material)`` bytes of key to this end's copy of one
         direction; a block deposited before is a no-op; PoolFull if it does not fit."""
         check_block(km_link, block, material)
-        i, d = self._pools._direction(self.node, km_link, outbound)
+        at = self._pools._direction(self.node, km_link, outbound)
         if (km_link, block) in self._seen:
             return
         check_room(km_link, block, len(material), self.pool_bytes(km_link, outbound),
                    int(self._pools.capacity_bits // 8))
         self._seen.add((km_link, block))
-        copy = self._pools.sender if outbound else self._pools.receiver
-        copy[i, d] += len(material) * 8.0
+        copy = self._pools._send if outbound else self._pools._recv
+        copy[at] += len(material) * 8.0
         if outbound:  # a block is outbound at exactly one end: count it there
-            self._pools.made[i] += len(material) * 8.0
+            self._pools.made[at // 2] += len(material) * 8.0
 
     def room(self, km_link: str, outbound: bool) -> int:
         limit = direction_capacity(int(self._pools.capacity_bits // 8))
         return max(limit - self.pool_bytes(km_link, outbound), 0)
 
     def pool_bytes(self, km_link: str, outbound: bool) -> int:
-        i, d = self._pools._direction(self.node, km_link, outbound)
-        copy = self._pools.sender if outbound else self._pools.receiver
-        return int(copy[i, d] // 8)
+        at = self._pools._direction(self.node, km_link, outbound)
+        copy = self._pools._send if outbound else self._pools._recv
+        return int(copy[at] // 8)
 
     def take_outbound(self, km_link: str, units: int) -> tuple[tuple[UnitRange, ...], bytes]:
         """Take ``units`` of the key this node sends on ``km_link``; NotEnoughKey if short.
@@ -148,29 +187,31 @@ class AmountStore:
         if units < 0:
             raise KeyStoreError(f"units={units} is not allowed: at least 0")
         pools = self._pools
-        i, d = pools._direction(self.node, km_link, True)
+        at = pools._direction(self.node, km_link, True)
         if units == 0:
             return (), b""
         bits = units * UNIT_BITS
-        if pools.sender[i, d] < bits:
-            raise NotEnoughKey(f"KM-link {km_link!r} holds {int(pools.sender[i, d])} bits "
+        have = pools._send[at]
+        if have < bits:
+            raise NotEnoughKey(f"KM-link {km_link!r} holds {int(have)} bits "
                                f"to send from {self.node}; {bits} asked")
-        pools.sender[i, d] -= bits
-        pools.used[i] += bits
-        start = int(pools._named[i, d])
-        pools._named[i, d] += units
-        return (UnitRange(d, start, units),), b""
+        pools._send[at] = have - bits
+        pools._used[at // 2] += bits
+        start = pools._named[at]
+        pools._named[at] = start + units
+        return (UnitRange(at % 2, start, units),), b""
 
     def take_inbound(self, km_link: str, ranges: tuple[UnitRange, ...]) -> bytes:
         """Take the units the sender named; PadMismatch if this end holds fewer."""
         check_ranges(km_link, ranges)
         pools = self._pools
-        i, d = pools._direction(self.node, km_link, False)
+        at = pools._direction(self.node, km_link, False)
         bits = sum(r.count for r in ranges) * UNIT_BITS
-        if pools.receiver[i, d] < bits:
+        have = pools._recv[at]
+        if have < bits:
             raise PadMismatch(f"KM-link {km_link!r}: {bits} bits named, "
-                              f"{int(pools.receiver[i, d])} held at {self.node}")
-        pools.receiver[i, d] -= bits
+                              f"{int(have)} held at {self.node}")
+        pools._recv[at] = have - bits
         return b""
 
     def hold_keys(self, keys: Sequence[HeldKey]) -> None:

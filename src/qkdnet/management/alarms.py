@@ -230,6 +230,8 @@ class _Kind:
         # positions rather than look up every name again
         self._last: tuple[str, ...] = ()
         self._last_positions = np.zeros(0, dtype=np.intp)
+        self._checked = self._last_positions
+        self._in_order = True
 
     def position(self, subject: str) -> int:
         at = self.index.get(subject)
@@ -240,6 +242,13 @@ class _Kind:
                 for track in self.tracks:
                     track.grow(max(16, 2 * (at + 1)))
         return at
+
+    def in_order(self, at: npt.NDArray[np.intp]) -> bool:
+        """Whether ``at`` (the positions :meth:`positions` gave) is 0, 1, ... in order."""
+        if at is not self._checked:
+            self._checked = at
+            self._in_order = bool(np.array_equal(at, np.arange(at.size)))
+        return self._in_order
 
     def positions(self, subjects: Sequence[str]) -> npt.NDArray[np.intp]:
         if subjects is self._last:  # the very tuple of the last call (telemetry ids)
@@ -330,13 +339,15 @@ class AlarmEngine:
                                      f"one value per subject, shape ({at.size},)")
             present = ~np.isnan(x)
             cond = _OPS[rule.op](x, rule.threshold) & present
-            changed = present & (cond != track.cond[at])
+            # subjects 0..n-1 in order (a network's every step): views, not gathers
+            rows = slice(0, at.size) if kind.in_order(at) else at
+            changed = present & (cond != track.cond[rows])
             if changed.any():
                 moved = at[changed]
                 track.cond[moved] = cond[changed]
                 track.since[moved] = t
-            elapsed = t - track.since[at]
-            active = track.active[at]
+            elapsed = t - track.since[rows]
+            active = track.active[rows]
             fire = present & np.where(cond, ~active & (elapsed >= rule.hold_s),
                                       active & (elapsed >= rule.clear_hold_s))
             hits = np.flatnonzero(fire)

@@ -39,14 +39,17 @@ def _check_rules(rules: Iterable[AlarmRule]) -> None:
 
 class NetworkMonitor:
     """The EMSs (one per region), the NMS and its alarm rules of ``network``.
-    ``history_points`` is the NMS's ring buffer per QKD-link (samples)."""
+    ``history_points`` is the NMS's ring buffer per QKD-link (samples). With
+    ``regional`` False the reports go to the NMS whole: a driver that has every element's
+    record of an instant in hand (the twin) skips the split into the regions' EMS reports
+    that the NMS would join again, which changes nothing the NMS holds."""
 
     def __init__(self, network: Network, rules: Iterable[AlarmRule] = DEFAULT_RULES,
-                 history_points: int = DEFAULT_HISTORY_POINTS) -> None:
+                 history_points: int = DEFAULT_HISTORY_POINTS, regional: bool = True) -> None:
         rules = tuple(rules)
         _check_rules(rules)
         self.network = network
-        self.emss = ems_for(network)
+        self.emss = ems_for(network) if regional else {}
         self.nms = Nms(network, history_points)
         self.alarms = AlarmEngine(rules)
 
@@ -72,6 +75,9 @@ class NetworkMonitor:
                  nodes: NodeHealth | None = None) -> None:
         """Each region's EMS collects its own elements' records and reports them north;
         the NMS takes the reports of one instant together."""
+        if not self.emss:
+            self.nms.ingest_all(b for b in (links, kms, nodes) if b is not None)
+            return
         reports: list[Batch] = []
         for ems in self.emss.values():
             reports.append(ems.collect(links))

@@ -15,9 +15,9 @@ from qkdnet.management.alarms import Alarm, AlarmEngine
 from qkdnet.management.correlation import Correlator
 from qkdnet.management.nms import Nms
 from qkdnet.topology.model import Network, NodeKind
+from qkdnet.units import HOUR_S
 
 _BACKBONE = {NodeKind.BACKBONE_ACCESS, NodeKind.BACKBONE_RELAY}
-_HOUR_S = 3600.0
 
 
 def link_kind(network: Network, link: str) -> str:
@@ -83,13 +83,13 @@ def availability_report(nms: Nms) -> dict[str, Any]:
         down_now = latest is not None and not latest.up
         if not o and not down_now:
             continue
-        down_h = sum(iv.length for iv in o) / _HOUR_S
+        down_h = sum(iv.length for iv in o) / HOUR_S
         # an outage reported this instant has no length yet, but it is one
         rows.append({"link": i, "outages": max(len(o), int(down_now)),
                      "outage_hours": down_h, "down_now": down_now,
                      "availability": nms.availability(i, start, end) if span > 0 else None})
     total = sum(r["outage_hours"] for r in rows)
-    mean = None if span <= 0 else 1.0 - total * _HOUR_S / (span * len(ids))
+    mean = None if span <= 0 else 1.0 - total * HOUR_S / (span * len(ids))
     return {"start": start, "end": end, "links": rows,
             "summary": {"links": len(ids), "links_with_outage": len(rows),
                         "outage_hours": total, "availability": mean}}

@@ -50,7 +50,7 @@ from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
 from qkdnet.twin.monitoring import TwinMonitor
 from qkdnet.twin.scenario import TwinDemand, TwinScenario
-from qkdnet.units import DAY_S, WEEK_S
+from qkdnet.units import DAY_S, HOUR_S, WEEK_S
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
@@ -58,7 +58,7 @@ F32Array = npt.NDArray[np.float32]
 
 #: How often KMs report pools that ran dry or recovered, and demands relay the key they
 #: asked for since the last time (s of simulated time).
-REPORT_S = 3600.0
+REPORT_S = HOUR_S
 #: A pool below this many bits counts as dry in those reports.
 DRY_BITS = 4096.0
 #: Key asked per relay request by a watched segment service (bits).

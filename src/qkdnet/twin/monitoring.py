@@ -1,6 +1,8 @@
 """The twin's management layer: each simulated step's QKD-link records go to a
-:class:`~qkdnet.management.monitor.NetworkMonitor` (the EMSs, the NMS and its alarm rules
-that ``qkdnet serve`` runs too), so the twin's alarms are the NMS's."""
+:class:`~qkdnet.management.monitor.NetworkMonitor` (the NMS and its alarm rules that
+``qkdnet serve`` runs too), so the twin's alarms are the NMS's. The twin holds every
+link's record of a step at once, so it reports them to the NMS whole rather than split
+into the seven regions' EMS reports for the NMS to join again."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ class TwinMonitor:
     """Reports the QKD-links ``link_ids`` of ``network`` to an NMS, step after step."""
 
     def __init__(self, network: Network, link_ids: tuple[str, ...]) -> None:
-        self.monitor = NetworkMonitor(network, history_points=HISTORY_POINTS)
+        self.monitor = NetworkMonitor(network, history_points=HISTORY_POINTS, regional=False)
         self.link_ids = link_ids
         # the twin models no detector blinding: the current monitors never trip
         self._no_trip = np.zeros(len(link_ids), dtype=bool)
