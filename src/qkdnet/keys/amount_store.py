@@ -10,14 +10,15 @@ makes pads what end ``a`` sends (direction 0, the even blocks), half what ``b`` 
 (direction 1), and both ends hold a copy of each. The accounting proves nothing is lost:
 on every KM-link, key made = key used + key pooled + key discarded (no room at either end).
 
-Speed: a relay takes key hop by hop, so the pools are Python lists (a numpy element costs
-ten times as much to read and write); the twin's deposits of each step are summed in numpy
-and settled into the lists when a store next reads the pools. Between two reads pools only
-grow, so capping the sum once is the same as capping each step's share in turn.
+Speed: a relay takes key hop by hop, and the twin deposits every link's key each step. So
+the pools are kept in :class:`array.array` buffers, read and written element by element by
+the stores (a numpy element costs several times as much) and as numpy views of the same
+memory by the deposits, with no copy either way.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 
@@ -54,14 +55,15 @@ class AmountPools:
         n = len(km_links)
         # Unused key per KM-link and direction (at 2 * row + direction), at the sending end
         # and at the receiving end; key used per KM-link; units handed out, to name them.
-        self._send = [0.0] * (2 * n)
-        self._recv = [0.0] * (2 * n)
-        self._used = [0.0] * n
-        self._named = [0] * (2 * n)
+        # The buffers never change size, so the numpy views stay valid.
+        self._send = array("d", bytes(16 * n))
+        self._recv = array("d", bytes(16 * n))
+        self._used = array("d", bytes(8 * n))
+        self._named = array("q", bytes(16 * n))
+        self._send_view = np.frombuffer(self._send, dtype=np.float64).reshape(-1, 2)
+        self._recv_view = np.frombuffer(self._recv, dtype=np.float64).reshape(-1, 2)
         self.made = np.zeros(n)
         self.discarded = np.zeros(n)
-        self._pending = np.zeros(n)  # deposited, not yet settled into the lists
-        self._unsettled = False
         self._stores: dict[str, AmountStore] = {}
         self._directions: dict[tuple[str, str, bool], tuple[int, int]] = {}
 
@@ -69,39 +71,40 @@ class AmountPools:
         """Add what each KM-link's QKD-link made (bits, in ``ids`` order), half to each
         direction at both ends; what does not fit in a direction (half the capacity, as
         in every store) at its fuller end is discarded."""
+        room = self.capacity_bits / 2 - np.maximum(self._send_view, self._recv_view)
+        kept = np.clip((bits / 2)[:, None], 0.0, np.maximum(room, 0.0))
         self.made += bits
-        self._pending += bits
-        self._unsettled = True
+        self.discarded += bits - kept.sum(axis=1)
+        self._send_view += kept
+        self._recv_view += kept
 
     @property
     def sender(self) -> FloatArray:
         """Unused key (bits) per KM-link (rows) and direction (columns: what end ``a``
         sends, what ``b`` sends), at the sending end."""
-        self._settle()
-        return np.array(self._send).reshape(-1, 2)
+        return self._send_view.copy()
 
     @property
     def receiver(self) -> FloatArray:
         """The same at the receiving end (key in flight is taken there when it arrives)."""
-        self._settle()
-        return np.array(self._recv).reshape(-1, 2)
+        return self._recv_view.copy()
 
     @property
     def used(self) -> FloatArray:
         """Key used per KM-link (bits): the pads and MAC keys relays took."""
-        return np.array(self._used)
+        return np.frombuffer(self._used, dtype=np.float64).copy()
 
     @property
     def pooled(self) -> FloatArray:
         """Unused key per KM-link (bits, both directions, at the sending ends)."""
-        pooled: FloatArray = self.sender.sum(axis=1)
+        pooled: FloatArray = self._send_view.sum(axis=1)
         return pooled
 
     @property
     def relayable(self) -> FloatArray:
         """Key per KM-link in its tighter direction (bits, whole bytes): what its KMs
         report (:func:`~qkdnet.keys.link_state.km_link_state`)."""
-        relayable: FloatArray = np.floor(self.sender.min(axis=1) / 8) * 8
+        relayable: FloatArray = np.floor(self._send_view.min(axis=1) / 8) * 8
         return relayable
 
     def imbalance(self) -> FloatArray:
@@ -115,25 +118,9 @@ class AmountPools:
             self._stores[node] = AmountStore(node, self)
         return self._stores[node]
 
-    def _settle(self) -> None:
-        """Put the deposits made since the last read into the pools."""
-        if not self._unsettled:
-            return
-        self._unsettled = False
-        send = np.array(self._send).reshape(-1, 2)
-        recv = np.array(self._recv).reshape(-1, 2)
-        room = self.capacity_bits / 2 - np.maximum(send, recv)
-        kept = np.clip((self._pending / 2)[:, None], 0.0, np.maximum(room, 0.0))
-        self.discarded += self._pending - kept.sum(axis=1)
-        self._send = (send + kept).ravel().tolist()
-        self._recv = (recv + kept).ravel().tolist()
-        self._pending[:] = 0.0
-
     def _direction(self, node: str, km_link: str, outbound: bool) -> int:
         """Where the key ``node`` sends (``outbound``) or receives on ``km_link`` is kept
-        (2 * row + direction); NotEnoughKey if ``node`` holds no end of it. Settles the
-        deposits first, as every store verb starts here."""
-        self._settle()
+        (2 * row + direction); NotEnoughKey if ``node`` holds no end of it."""
         key = (node, km_link, outbound)
         found = self._directions.get(key)
         if found is None:
@@ -206,7 +193,8 @@ class AmountStore:
         check_ranges(km_link, ranges)
         pools = self._pools
         at = pools._direction(self.node, km_link, False)
-        bits = sum(r.count for r in ranges) * UNIT_BITS
+        units = ranges[0].count if len(ranges) == 1 else sum(r.count for r in ranges)
+        bits = units * UNIT_BITS
         have = pools._recv[at]
         if have < bits:
             raise PadMismatch(f"KM-link {km_link!r}: {bits} bits named, "
