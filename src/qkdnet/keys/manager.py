@@ -32,12 +32,12 @@ from qkdnet.keys.messages import (
     KeyDelivered,
     KeyFailed,
     KeyRequest,
+    Received,
     RelayAbort,
     RelayComplete,
     RelayFailed,
     Send,
     StartTimer,
-    TimerExpired,
 )
 from qkdnet.keys.pool import HeldKey, KeyStore
 from qkdnet.keys.relay_cost import pad_units
@@ -76,18 +76,18 @@ class KeyManager:
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Update state for ``event`` at time ``now`` (s) and return what the driver does."""
+        if isinstance(event, Received):  # most events: a hop of a relay
+            message = event.message
+            if isinstance(message, ForwardKey):
+                return self._forwarded(message)
+            if isinstance(message, RelayComplete):
+                return self._completed(message)
+            if isinstance(message, RelayFailed):
+                return self._failed(message)
+            return self._aborted(message)
         if isinstance(event, KeyRequest):
             return self._start(event, now)
-        if isinstance(event, TimerExpired):
-            return self._expire(event.tag)
-        message = event.message
-        if isinstance(message, ForwardKey):
-            return self._forwarded(message)
-        if isinstance(message, RelayComplete):
-            return self._completed(message)
-        if isinstance(message, RelayFailed):
-            return self._failed(message)
-        return self._aborted(message)
+        return self._expire(event.tag)
 
     # --- at the source --------------------------------------------------------------------
 
@@ -142,23 +142,24 @@ class KeyManager:
 
     def _forwarded(self, message: ForwardKey) -> list[Action]:
         route, hop = message.route, message.hop
-        if not 0 <= hop < route.hops or route.nodes[hop + 1] != self.node:
+        nodes, km_links = route.nodes, route.km_links
+        if not 0 <= hop < len(km_links) or nodes[hop + 1] != self.node:
             return self._refuse(message, "message is not for this node")
         try:
-            pad = self.store.take_inbound(route.km_links[hop], message.pad)
+            pad = self.store.take_inbound(km_links[hop], message.pad)
         except KeyStoreError as exc:
-            return self._refuse(message, f"pad not held on {route.km_links[hop]}: {exc}")
+            return self._refuse(message, f"pad not held on {km_links[hop]}: {exc}")
         keys = self._crypto.unseal(message, pad)
         if keys is None:
             return self._refuse(message, "authentication failed")
-        if self.node == route.destination:
+        if hop + 1 == len(km_links):
             return self._arrive(message, keys)
         try:
             onward = self._pad_and_seal(message.key_ids, message.size_bits, message.master_sae,
                                         message.slave_sae, route, hop + 1, keys)
         except KeyStoreError as exc:
-            return self._refuse(message, f"no key on KM-link {route.km_links[hop + 1]}: {exc}")
-        return [Send(route.nodes[hop + 2], onward)]
+            return self._refuse(message, f"no key on KM-link {km_links[hop + 1]}: {exc}")
+        return [Send(nodes[hop + 2], onward)]
 
     def _arrive(self, message: ForwardKey, keys: bytes) -> list[Action]:
         if message.relay_id in self._dropped:
