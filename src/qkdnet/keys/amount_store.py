@@ -19,20 +19,19 @@ memory by the deposits, with no copy either way.
 from __future__ import annotations
 
 from array import array
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from qkdnet.errors import KeyStoreError, NotEnoughKey, PadMismatch, ParameterError
+from qkdnet.keys.held_keys import HeldKeys
 from qkdnet.keys.pool import (
     UNIT_BITS,
     HeldKey,
     UnitRange,
     check_block,
     check_ranges,
-    check_release,
     check_room,
     direction_capacity,
 )
@@ -140,8 +139,7 @@ class AmountStore:
     def __init__(self, node: str, pools: AmountPools) -> None:
         self.node = node
         self._pools = pools
-        self._held: dict[str, HeldKey] = {}
-        self._pairs: Counter[tuple[str, str]] = Counter()
+        self._held = HeldKeys()
         self._seen: set[tuple[str, int]] = set()
 
     def deposit(self, km_link: str, block: int, material: bytes, outbound: bool) -> None:
@@ -203,25 +201,13 @@ class AmountStore:
         return b""
 
     def hold_keys(self, keys: Sequence[HeldKey]) -> None:
-        ids = [key.key_id for key in keys]
-        for key_id in ids:
-            if key_id in self._held or ids.count(key_id) > 1:
-                raise KeyStoreError(f"key_ID {key_id!r} is already held")
-        for key in keys:
-            self._held[key.key_id] = key
-            self._pairs[key.master_sae, key.slave_sae] += 1
+        self._held.hold(keys)
 
     def release_keys(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
-        keys = check_release(key_ids, [self._held.get(k) for k in key_ids], master_sae, caller)
-        for key in keys:
-            del self._held[key.key_id]
-            self._pairs[key.master_sae, key.slave_sae] -= 1
-        return keys
+        return self._held.release(key_ids, master_sae, caller)
 
     def held_count(self, master_sae: str, slave_sae: str) -> int:
-        return self._pairs[master_sae, slave_sae]
+        return self._held.count(master_sae, slave_sae)
 
     def held_for(self, key_id: str) -> tuple[str, str] | None:
-        key = self._held.get(key_id)
-        return None if key is None else (key.master_sae, key.slave_sae)
-
+        return self._held.pair_of(key_id)

@@ -10,20 +10,19 @@ order), so an outbound block's unused units are always one run at its end.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
 from qkdnet.errors import KeyStoreError, NotEnoughKey, PadMismatch, ParameterError
+from qkdnet.keys.held_keys import HeldKeys
 from qkdnet.keys.pool import (
     UNIT_BYTES,
     HeldKey,
     UnitRange,
     check_block,
     check_ranges,
-    check_release,
     check_room,
     direction_capacity,
 )
@@ -91,8 +90,7 @@ class MemoryKeyStore:
         self.node = node
         self.capacity = capacity_bytes_per_link
         self._links: dict[str, _Link] = {}
-        self._held: dict[str, HeldKey] = {}
-        self._pairs: Counter[tuple[str, str]] = Counter()
+        self._held = HeldKeys()
         self._closed = False
 
     # --- pools ---------------------------------------------------------------------------
@@ -168,36 +166,24 @@ class MemoryKeyStore:
         """Keep ``keys`` for their slave SAE, all or none; KeyStoreError if a key_ID is
         already held (or given twice)."""
         self._check_open()
-        ids = [key.key_id for key in keys]
-        for key_id in ids:
-            if key_id in self._held or ids.count(key_id) > 1:
-                raise KeyStoreError(f"key_ID {key_id!r} is already held")
-        for key in keys:
-            self._held[key.key_id] = key
-            self._pairs[key.master_sae, key.slave_sae] += 1
+        self._held.hold(keys)
 
     def release_keys(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
         """Hand the keys to ``caller`` in the order asked and delete them, all or none:
         KeyNotFound if any is not held for ``master_sae``, NotAuthorized if ``caller`` is
         not the slave SAE of one, KeyStoreError if a key_ID is asked for twice."""
         self._check_open()
-        found = [self._held.get(key_id) for key_id in key_ids]
-        keys = check_release(key_ids, found, master_sae, caller)
-        for key in keys:
-            del self._held[key.key_id]
-            self._pairs[key.master_sae, key.slave_sae] -= 1
-        return keys
+        return self._held.release(key_ids, master_sae, caller)
 
     def held_count(self, master_sae: str, slave_sae: str) -> int:
         """How many keys are held for the pair."""
         self._check_open()
-        return self._pairs[master_sae, slave_sae]
+        return self._held.count(master_sae, slave_sae)
 
     def held_for(self, key_id: str) -> tuple[str, str] | None:
         """The (master, slave) SAE pair a key_ID is held for, None if it is not held."""
         self._check_open()
-        key = self._held.get(key_id)
-        return None if key is None else (key.master_sae, key.slave_sae)
+        return self._held.pair_of(key_id)
 
     # --- life ----------------------------------------------------------------------------
 
@@ -208,7 +194,6 @@ class MemoryKeyStore:
                 block.material[:] = bytes(len(block.material))
         self._links.clear()
         self._held.clear()
-        self._pairs.clear()
         self._closed = True
 
     def __enter__(self) -> Self:
