@@ -233,17 +233,21 @@ def test_amount_stores_answer_as_memory_stores_holding_the_same_blocks() -> None
 
 
 def test_room_is_counted_per_direction() -> None:
-    """Filling one direction leaves the other's room whole, and a full direction has no
-    room, never less than none."""
+    """Filling one direction leaves the other's room whole, a block goes to the direction
+    holding less, and a full direction has no room, never less than none."""
     pools = _pools(hops=1, capacity_bits=8 * UNIT_BITS)
     a, b = pools.store("n0"), pools.store("n1")
     assert a.room("l0", True) == a.room("l0", False) == 4 * UNIT_BYTES
     assert deliver(KeyBlock("l0", 0, bytes(3 * UNIT_BYTES)), a, b)
     assert (a.room("l0", True), a.room("l0", False)) == (UNIT_BYTES, 4 * UNIT_BYTES)
     assert (b.room("l0", True), b.room("l0", False)) == (4 * UNIT_BYTES, UNIT_BYTES)
-    assert not deliver(KeyBlock("l0", 2, bytes(2 * UNIT_BYTES)), a, b)
-    assert deliver(KeyBlock("l0", 4, bytes(UNIT_BYTES)), a, b)
-    assert a.room("l0", True) == b.room("l0", False) == 0
+    # b's direction holds less: the next blocks go to b, until it holds no less than a
+    assert deliver(KeyBlock("l0", 2, bytes(2 * UNIT_BYTES)), a, b)
+    assert (b.room("l0", True), a.room("l0", False)) == (2 * UNIT_BYTES, 2 * UNIT_BYTES)
+    assert not deliver(KeyBlock("l0", 4, bytes(3 * UNIT_BYTES)), a, b)  # room for 2 only
+    assert deliver(KeyBlock("l0", 6, bytes(2 * UNIT_BYTES)), a, b)
+    assert b.room("l0", True) == a.room("l0", False) == 0
+    assert a.room("l0", True) == UNIT_BYTES  # a's direction kept its own room
 
 
 def test_taking_more_than_the_outbound_pool_raises_and_changes_nothing() -> None:

@@ -190,3 +190,30 @@ def test_a_cut_moves_the_kms_route_to_its_backup_as_the_twin_does(tmp_path: Path
 
     assert asyncio.run(go()) == ["switched to backup", "reverted to the working route"]
     keynet.close()
+
+
+def test_a_one_way_stream_is_served_at_the_links_rate(chain: Network, tmp_path: Path) -> None:
+    """Keys asked for only from a to c for a minute: the supply makes the key of each
+    KM-link for the direction it is asked for, so the stream gets (nearly) all the key the
+    slower link makes, not half of it, and never starves while the links make key."""
+    from qkdnet.quantum.link_rate import link_skr_bps
+
+    keynet = KeyNetwork(chain, tmp_path / "stores", served_nodes(chain),
+                        capacity_bytes_per_link=2**20)
+    rate = min(link_skr_bps(lk) for lk in chain.qkd_links)
+
+    async def go() -> tuple[float, int]:
+        start = asyncio.get_running_loop().time()
+        keynet.supply.start(start)
+        served, idle = 0, 0
+        for second in range(1, 61):
+            keynet.supply.pump(start + second)
+            count = keynet.stored_key_count("sae-a", "sae-c", 8192, 128)
+            idle += count == 0
+            if count:
+                served += 8192 * len(await keynet.enc_keys("sae-a", "sae-c", count, 8192))
+        return served / 60, idle
+
+    served_bps, idle = asyncio.run(go())
+    keynet.close()
+    assert served_bps > 0.8 * rate and idle <= 1

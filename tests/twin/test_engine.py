@@ -87,8 +87,7 @@ def _pad_bits(key_bits: int) -> int:
 @pytest.fixture(scope="module")
 def scarce(load: Load, net: Network) -> TwinResult:
     """A week in which a bulk one-time-pad line asks more than the backbone makes, pools
-    are small enough to overflow, and links fail (randomly and as scripted); a smaller
-    line asks less than half its route makes (each direction of a KM-link gets half)."""
+    are small enough to overflow, and links fail (randomly and as scripted)."""
     return run_twin(load(f"""\
 qkdnet_twin: 1
 network: cn-qcn
@@ -100,7 +99,7 @@ pool_bits: 30000000
 demands:
   - {{id: bulk, source: beijing-m1, target: shanghai-m1, rate_bps: 60000, key_bits: 4096}}
   - {{id: refresh, source: harbin-m1-u1, target: shenzhen-m1-u1, rate_bps: 256}}
-  - {{id: otp, source: guangzhou-m1, target: shenzhen-m1, rate_bps: 2000, key_bits: 4096}}
+  - {{id: otp, source: guangzhou-m1, target: shenzhen-m1, rate_bps: 8000, key_bits: 4096}}
 segments: [harbin, beijing, wuhan]
 faults:
   - {{link: {_harbin_link(net)}, at_h: 20, duration_h: 5}}

@@ -5,9 +5,9 @@ rules as the live ones.
 :class:`AmountPools` holds every KM-link of a network in numpy arrays, so that the twin
 deposits a step's key on all links at once; :meth:`AmountPools.store` gives each node its
 :class:`AmountStore`, the KeyStore view the node's Key Manager uses. As in the live stores
-(:mod:`qkdnet.keys.supply`), a KM-link's key serves two directions: half of what the link
-makes pads what end ``a`` sends (direction 0, the even blocks), half what ``b`` sends
-(direction 1), and both ends hold a copy of each. The accounting proves nothing is lost:
+(:mod:`qkdnet.keys.supply`), a KM-link's key serves two directions: what end ``a`` sends
+(direction 0) and what ``b`` sends (direction 1), the key going to the direction whose
+sender holds less, and both ends hold a copy of each. The accounting proves nothing is lost:
 on every KM-link, key made = key used + key pooled + key discarded (no room at either end).
 
 Speed: a relay takes key hop by hop, and the twin deposits every link's key each step. So
@@ -67,11 +67,21 @@ class AmountPools:
         self._directions: dict[tuple[str, str, bool], tuple[int, int]] = {}
 
     def deposit(self, bits: FloatArray) -> None:
-        """Add what each KM-link's QKD-link made (bits, in ``ids`` order), half to each
-        direction at both ends; what does not fit in a direction (half the capacity, as
-        in every store) at its fuller end is discarded."""
-        room = self.capacity_bits / 2 - np.maximum(self._send_view, self._recv_view)
-        kept = np.clip((bits / 2)[:, None], 0.0, np.maximum(room, 0.0))
+        """Add what each KM-link's QKD-link made (bits, in ``ids`` order) at both ends, to
+        the direction whose sender holds less first and shared once they hold the same (the
+        rule of :func:`~qkdnet.keys.supply.direction_of`, applied to a step's key); what
+        does not fit in a direction (half the capacity, as in every store) at its fuller
+        end is discarded."""
+        # each block to the direction whose sender holds less (keys/supply.direction_of):
+        # over a step, the emptier direction is filled up to the other, the rest shared
+        send = self._send_view
+        gap = send[:, 1] - send[:, 0]  # > 0: direction 0 holds less
+        first = np.minimum(bits, np.abs(gap))
+        share = (bits - first) / 2
+        added = np.column_stack((share + np.where(gap > 0, first, 0.0),
+                                 share + np.where(gap < 0, first, 0.0)))
+        room = self.capacity_bits / 2 - np.maximum(send, self._recv_view)
+        kept = np.clip(added, 0.0, np.maximum(room, 0.0))
         self.made += bits
         self.discarded += bits - kept.sum(axis=1)
         self._send_view += kept

@@ -7,10 +7,11 @@ Two clocks of a kind, both simulated:
   vibration bursts (:mod:`qkdnet.quantum.dynamics`), cut by the part of each step it is down;
   the key made goes into the KM-link pools (:class:`~qkdnet.keys.amount_store.AmountPools`,
   amounts of key with the key stores' verbs), a day of steps at a time;
-- relays, hourly: each demand's key of the past hour travels its route as one relay
-  through the nodes' :class:`~qkdnet.keys.manager.KeyManager` (the live network's relay
-  rules, over amounts of key instead of material), as many keys as the route's tightest hop
-  can pay for;
+- relays, hourly (and sooner for a demand that has asked for half of what a pool
+  direction holds): each demand's keys asked for since its last relay travel its route as
+  one relay through the nodes' :class:`~qkdnet.keys.manager.KeyManager` (the live
+  network's relay rules, over amounts of key instead of material), as many keys as the
+  route's tightest hop can pay for;
 - events, exact in time: a fault starting or ending is reported to the control layer's
   :class:`~qkdnet.control.controller.Controller` (the code a live network runs),
   which switches demands to their backup, reroutes them or finds no route. Whether each
@@ -211,6 +212,9 @@ class _Run:
         self.faults = self._faults(scenario.fault_model)
         self.link_outages = _link_outages(self.faults)
         self.pools = AmountPools(self.km_links, scenario.pool_bits)
+        #: A demand that has asked for this much since its last relay relays at once
+        #: rather than at the next report: half of what one direction of a pool holds.
+        self.relay_bits = scenario.pool_bits / 4
         self.stores = {n.id: self.pools.store(n.id) for n in net.nodes}
         self.kms = InMemoryKMs.over(self.stores, KeyAmounts())
         self.controller = Controller.for_network(net)
@@ -274,11 +278,14 @@ class _Run:
         self.monitor.step(end, day.rates[k], qber, up)
         self._fault_events_until(end)
         self.pools.deposit(day.rates[k] * day.widths[k])
+        due = end >= self.next_report or end >= self.scenario.duration_s
         for d in self.demands.values():
             asked = d.demand.rate_bps * day.widths[k]
             d.requested += asked
             d.unrelayed += asked
-        if end >= self.next_report or end >= self.scenario.duration_s:
+            if not due and d.unrelayed >= self.relay_bits:
+                self._relay(d, end)  # a large ask relays before its pools overflow
+        if due:
             self._relay_all(end)
         if end >= self.next_report:
             self._sample(end, day.rates[k], qber, up)
@@ -334,20 +341,24 @@ class _Run:
     # -- key relay ---------------------------------------------------------------------
 
     def _relay_all(self, now: float) -> None:
-        """Each routed demand relays the keys it asked for since its last relay, as many
-        as its route can pay for, through the Key Managers; the rest go unserved."""
+        """Each demand relays what it asked for since its last relay."""
         for d in self.demands.values():
-            key_bits = d.demand.key_bits
-            wanted = int(d.unrelayed // key_bits)
-            d.unrelayed -= wanted * key_bits
-            if wanted == 0 or d.route is None:
-                continue
-            count = relayable_keys(self.stores, d.route, key_bits, wanted) \
-                if d.route.hops else wanted
-            if count and self._relay(d, count, now):
-                d.served += count * key_bits
+            self._relay(d, now)
 
-    def _relay(self, d: _DemandState, count: int, now: float) -> bool:
+    def _relay(self, d: _DemandState, now: float) -> None:
+        """The demand relays the keys it asked for since its last relay, as many as its
+        route can pay for, through the Key Managers; the rest go unserved."""
+        key_bits = d.demand.key_bits
+        wanted = int(d.unrelayed // key_bits)
+        d.unrelayed -= wanted * key_bits
+        if wanted == 0 or d.route is None:
+            return
+        count = relayable_keys(self.stores, d.route, key_bits, wanted) \
+            if d.route.hops else wanted
+        if count and self._relay_keys(d, count, now):
+            d.served += count * key_bits
+
+    def _relay_keys(self, d: _DemandState, count: int, now: float) -> bool:
         """One relay of ``count`` keys along the demand's route; True if it was delivered.
         The keys travel as one key of ``count`` times the whole units each takes, so every
         hop pays what a relay of ``count`` separate keys costs, without ``count`` key_IDs."""
