@@ -9,7 +9,8 @@
           ├── NotEnoughKey    a pool holds fewer bits than asked for
           ├── PadMismatch     the peer named pad units this store does not hold (desync)
           ├── KeyNotFound     no key held under that key_ID
-          └── NotAuthorized   the caller is not the SAE the key is held for
+          ├── NotAuthorized   the caller is not the SAE the key is held for
+          └── StoreFault      the store's file cannot be written (disk full, read-only, I/O)
 
 Every error message names the offending parameter and the allowed range, on one line, and
 never contains key material.
@@ -97,3 +98,14 @@ class KeyNotFound(KeyStoreError):
 
 class NotAuthorized(KeyStoreError):
     """The caller is not the SAE the key was reserved for."""
+
+
+class StoreFault(KeyStoreError):
+    """The store's file cannot be written or read: the disk is full, the file or its folder
+    is read-only, or an I/O error. Nothing was changed; the same call may succeed once the
+    cause is gone. ``node`` is the store's node, ``cause`` SQLite's words for it."""
+
+    def __init__(self, node: str, cause: str, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.cause = cause

@@ -16,6 +16,7 @@ from qkdnet.management.alarms import (
     AlarmRule,
     Severity,
 )
+from qkdnet.management.telemetry import NodeHealth
 
 SKR_LOW = AlarmRule("skr-low", "qkd_link", "skr_bps", "<", 1000.0, 300.0, Severity.MAJOR,
                     "secure key rate low")
@@ -145,8 +146,8 @@ def test_the_default_rules_cover_the_nms_watch_list() -> None:
     watched = {(r.subject_kind, r.metric) for r in DEFAULT_RULES}
     assert watched == {("qkd_link", "up"), ("qkd_link", "skr_bps"), ("qkd_link", "qber"),
                        ("qkd_link", "detector_current_alarm"), ("km_link", "up"),
-                       ("km_link", "key_bits"), ("node", "ok")}
-    down = [r for r in DEFAULT_RULES if r.metric in ("up", "ok")]
+                       ("km_link", "key_bits"), ("node", "ok"), ("node", "store_ok")}
+    down = [r for r in DEFAULT_RULES if r.metric in ("up", "ok", "store_ok")]
     assert all(r.hold_s == 0 and r.severity is Severity.CRITICAL for r in down)
 
 
@@ -258,3 +259,15 @@ def test_a_cleared_event_carries_its_clear_time() -> None:
     assert raised.t == 3.0
     with pytest.raises(ParameterError, match="clear time"):
         AlarmEvent("cleared", raised.alarm)
+
+
+def test_a_store_that_cannot_be_written_raises_a_critical_key_store_fault_at_once() -> None:
+    """NodeHealth.store_ok False raises key-store-fault for that node only; True clears it."""
+    engine = AlarmEngine(DEFAULT_RULES)
+    ids = ("a", "b")
+    assert engine.observe_batch(NodeHealth(0.0, ids, [True, True])) == []
+    raised = engine.observe_batch(NodeHealth(1.0, ids, [True, True], [True, False]))
+    assert [(e.kind, e.alarm.rule, e.alarm.subject, e.alarm.severity) for e in raised] == [
+        ("raised", "key-store-fault", "b", Severity.CRITICAL)]
+    cleared = engine.observe_batch(NodeHealth(2.0, ids, [True, True], [True, True]))
+    assert [(e.kind, e.alarm.subject) for e in cleared] == [("cleared", "b")]

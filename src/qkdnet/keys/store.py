@@ -23,6 +23,7 @@ unit) and ``held_keys``.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from qkdnet.errors import (
     NotEnoughKey,
     PadMismatch,
     ParameterError,
+    StoreFault,
 )
 from qkdnet.keys.pool import (
     MAX_NUMBER,
@@ -54,7 +56,11 @@ SYNCHRONOUS = ("NORMAL", "FULL")
 SCHEMA_VERSION = "1"
 #: Seconds a transaction waits for another process holding the file's write lock.
 BUSY_TIMEOUT_S = 5.0
-#: Block, unit and range numbers stay below this (SQLite integers are 64-bit).
+#: SQLite's primary result codes that mean the file, not the call, is at fault: the disk is
+#: full, the file or folder is read-only or gone, an I/O error, a damaged file.
+_FAULT_CODES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY,
+                          sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB,
+                          sqlite3.SQLITE_PERM})
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -124,6 +130,9 @@ class SQLiteKeyStore:
         self.node = node
         self.path = Path(path)
         self.capacity = capacity_bytes_per_link
+        #: SQLite's words for the last write fault (disk full, read-only, I/O error), None
+        #: while the store is known to write; only :meth:`probe` clears it.
+        self.write_fault: str | None = None
         self._conn: sqlite3.Connection | None = _connect(self.path, synchronous)
         if not auto_checkpoint:
             # the owner calls checkpoint() at quiet moments instead of some write paying
@@ -160,7 +169,10 @@ class SQLiteKeyStore:
 
     def pool_bytes(self, km_link: str, outbound: bool) -> int:
         """Unused bytes of the link's outbound (or inbound) pool."""
-        row = self._db().execute(_POOL, (km_link, int(outbound))).fetchone()
+        try:
+            row = self._db().execute(_POOL, (km_link, int(outbound))).fetchone()
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from exc
         return 0 if row is None else int(row[0]) * UNIT_BYTES
 
     def take_outbound(self, km_link: str, units: int) -> tuple[tuple[UnitRange, ...], bytes]:
@@ -244,7 +256,19 @@ class SQLiteKeyStore:
         """Copy the WAL into the database file and truncate the WAL to zero bytes, so no
         older copy of a used unit is left in it (unless another connection reads). A store
         opened with ``auto_checkpoint=False`` relies on its owner calling this."""
-        self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        try:
+            self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from exc
+
+    def probe(self) -> None:
+        """Write one small row and commit it, to learn whether the file takes writes again
+        (after a :class:`~qkdnet.errors.StoreFault`): clears :attr:`write_fault` when it
+        does, raises StoreFault when it does not."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('probe', ?)",
+                       (str(self.path),))
+        self.write_fault = None
 
     def close(self) -> None:
         """Checkpoint and close the file; further calls raise KeyStoreError."""
@@ -286,10 +310,20 @@ class SQLiteKeyStore:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(db)
-            raise KeyStoreError(f"key store {str(self.path)!r}: {exc}") from exc
+            raise self._fault(exc) from exc
         except BaseException:
             _rollback(db)
             raise
+
+    def _fault(self, exc: sqlite3.Error) -> KeyStoreError:
+        """The error to raise for SQLite's ``exc``: a StoreFault (remembered in
+        :attr:`write_fault`) when the file is at fault, else a KeyStoreError."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in _FAULT_CODES:
+            return KeyStoreError(f"key store {str(self.path)!r}: {exc}")
+        self.write_fault = str(exc)
+        return StoreFault(self.node, str(exc), f"key store {str(self.path)!r} of node "
+                                               f"{self.node!r} cannot be written: {exc}")
 
     def _create_schema(self) -> None:
         with self._tx() as db:
@@ -343,7 +377,9 @@ def _configure(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:
 
 def _rollback(db: sqlite3.Connection) -> None:
     if db.in_transaction:
-        db.execute("ROLLBACK")
+        # a disk that failed the write may fail this too; SQLite has then rolled back itself
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
 
 
 def _inbound(db: sqlite3.Connection, km_link: str, r: UnitRange) -> bytes:

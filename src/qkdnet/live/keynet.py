@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from qkdnet.control.controller import Controller
-from qkdnet.errors import KeyNotFound, NoRoute, NotAuthorized
+from qkdnet.errors import KeyNotFound, NoRoute, NotAuthorized, StoreFault
 from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, ApiError
 from qkdnet.keys.in_memory import InMemoryKMs, Outcome
 from qkdnet.keys.messages import Event, KeyDelivered, KeyRequest, StartTimer, TimerExpired
@@ -25,6 +25,7 @@ from qkdnet.keys.route import Route, Router
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.live.key_ids import new_key_id
 from qkdnet.live.operator_faults import OperatorFaults
+from qkdnet.live.store_faults import fault_message
 from qkdnet.live.supply_pump import SupplyPump
 from qkdnet.topology.model import Network, NodeKind
 
@@ -76,14 +77,22 @@ class KeyNetwork:
     async def enc_keys(self, master_sae: str, slave_sae: str, number: int, size: int
                        ) -> list[tuple[str, bytes]]:
         """Make ``number`` keys of ``size`` bits and bring them to the slave's node in one
-        relay; all or none (ApiError 503 when they cannot be relayed)."""
+        relay; all or none (ApiError 503 when they cannot be relayed, naming a key store
+        that cannot be written when that is why)."""
+        self._check_stores(*(n for n in (self.sae_node(master_sae), self.sae_node(slave_sae))
+                             if n is not None))
         route = self._route(master_sae, slave_sae)
         self._check_running(route.source, route.destination)
+        self._check_stores(*route.nodes)
         ids = tuple(new_key_id() for _ in range(number))
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[ids[0]] = future
         self._submit(route.source, KeyRequest(ids, size, master_sae, slave_sae, route))
-        material = await future
+        try:
+            material = await future
+        except ApiError:
+            self._check_stores(*route.nodes)  # a store fault the relay ran into
+            raise
         log.info("relayed %d keys of %d bits for %s -> %s over %d hops", number, size,
                  master_sae, slave_sae, route.hops)
         step = size // 8
@@ -104,6 +113,9 @@ class KeyNetwork:
             raise ApiError(400, KEYS_NOT_FOUND) from None
         except NotAuthorized:
             raise ApiError(401, "keys were not requested for this SAE") from None
+        except StoreFault as exc:
+            # the keys stay held: the slave gets them once the store can be written
+            raise ApiError(503, fault_message(exc.node, exc.cause)) from None
         log.info("released %d keys of %s to %s", len(held), master_sae, caller_sae)
         return [(k.key_id, k.material) for k in held]
 
@@ -124,6 +136,14 @@ class KeyNetwork:
         route = self._route(master_sae, slave_sae)
         self._check_running(route.source, route.destination)
         return relayable_keys(self.stores, route, size, limit)
+
+    def _check_stores(self, *nodes: str) -> None:
+        """ApiError 503 naming the cause when the key store of one of ``nodes`` cannot be
+        written."""
+        for node in nodes:
+            cause = self.supply.store_fault(node) if node in self.stores else None
+            if cause is not None:
+                raise ApiError(503, fault_message(node, cause))
 
     def _check_running(self, *nodes: str) -> None:
         stopped = [n for n in nodes if n in self.faults.stopped_nodes]

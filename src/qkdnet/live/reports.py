@@ -104,7 +104,7 @@ class LiveReports:
                  qber: FloatArray) -> tuple[LinkTelemetry, KMLinkTelemetry, NodeHealth]:
         """The records of one report: a down QKD-link makes no key and measures no QBER,
         a blinded one's detector-current monitor has tripped, a stopped node's KM is not
-        healthy."""
+        healthy, a node whose key store cannot be written has its store fault."""
         faults = self.keynet.faults
         down, blinded, stopped = faults.down_links(), faults.blinded_links, faults.stopped_nodes
         up = np.array([i not in down for i in self.ids], dtype=bool)
@@ -115,6 +115,9 @@ class LiveReports:
                               np.array([s.key_bits for s in states], dtype=float),
                               np.array([s.rate_bps for s in states], dtype=float),
                               np.array([s.up for s in states], dtype=bool))
+        supply = self.keynet.supply
         nodes = NodeHealth(t, self.nodes, np.array([i not in stopped for i in self.nodes],
-                                                   dtype=bool))
+                                                   dtype=bool),
+                           np.array([supply.store_fault(i) is None for i in self.nodes],
+                                    dtype=bool))
         return links, kms, nodes

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from qkdnet.live.reports import LiveReports
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.topology.model import Network
+
+log = logging.getLogger("qkdnet.keys")
 
 PUMP_INTERVAL_S = 0.05
 #: CPU time one pump may take before it yields to the KMEs (s).
@@ -109,15 +112,40 @@ async def serve(network: Network, options: ServeOptions,
 
 async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
     """Fill the pools, and report them to the control layer, the NMS and its alarm rules
-    every STATE_INTERVAL_S."""
+    every STATE_INTERVAL_S. Neither step can end the task: an error (a key store's, or any
+    other) is logged once while it repeats and both go on, so that the supply resumes and
+    the NMS clock keeps moving once its cause is gone."""
     loop = asyncio.get_running_loop()
     reported = loop.time()
+    pumping, reporting = _Guard("key supply"), _Guard("report to the NMS")
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
-        keynet.supply.pump(loop.time(), PUMP_BUDGET_S)
+        pumping.run(lambda: keynet.supply.pump(loop.time(), PUMP_BUDGET_S))
         if loop.time() - reported >= STATE_INTERVAL_S:
             reported = loop.time()
-            live.report_now()
+            reporting.run(live.report_now)
+
+
+class _Guard:
+    """Runs one step of the pump, logging an exception the first time it comes (with its
+    traceback) and not again until the step has succeeded once."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.failing: str | None = None
+
+    def run(self, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except Exception as exc:  # no fault may end the pump task
+            what = f"{type(exc).__name__}: {exc}"
+            if what != self.failing:
+                log.exception("%s failed, retried every pump: %s", self.step, what)
+                self.failing = what
+            return
+        if self.failing is not None:
+            log.warning("%s works again", self.step)
+            self.failing = None
 
 
 def _manifest(network: Network, options: ServeOptions, pki: Pki,

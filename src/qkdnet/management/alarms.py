@@ -54,7 +54,7 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 RECORD_METRICS: dict[SubjectKind, tuple[str, ...]] = {
     "qkd_link": ("skr_bps", "qber", "up", "detector_current_alarm"),
     "km_link": ("key_bits", "rate_bps", "up"),
-    "node": ("ok",),
+    "node": ("ok", "store_ok"),
 }
 """The metrics a rule of each subject kind can watch in :meth:`AlarmEngine.observe_batch`:
 the fields of that kind's record (:class:`LinkTelemetry`, :class:`KMLinkTelemetry`,
@@ -75,7 +75,8 @@ def record_metrics(batch: Batch) -> tuple[SubjectKind, dict[str, npt.NDArray[np.
     if isinstance(batch, KMLinkTelemetry):
         return "km_link", {"key_bits": batch.key_bits, "rate_bps": batch.rate_bps,
                            "up": batch.up.astype(np.float64)}
-    return "node", {"ok": batch.ok.astype(np.float64)}
+    return "node", {"ok": batch.ok.astype(np.float64),
+                    "store_ok": batch.store_ok.astype(np.float64)}
 
 
 class Severity(IntEnum):
@@ -150,9 +151,13 @@ DEFAULT_RULES: tuple[AlarmRule, ...] = (
               "KM-link key below the 64 kbit reserve for 5 min"),
     AlarmRule("node-down", "node", "ok", "==", 0.0, 0.0, Severity.CRITICAL,
               "Key Manager down: the node neither relays nor delivers key"),
+    # A key store that cannot be written (disk full, read-only, I/O error) takes no new key
+    # and hands out none: the node's KM-links and its SAEs are starved until it can.
+    AlarmRule("key-store-fault", "node", "store_ok", "==", 0.0, 0.0, Severity.CRITICAL,
+              "key store cannot be written (disk full, read-only or I/O error)"),
 )
 """The NMS's standard rules: link down, detector blinding, low SKR, high QBER, key reserve,
-node down."""
+node down, key store fault."""
 
 
 @dataclass(frozen=True, slots=True)

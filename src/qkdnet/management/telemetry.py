@@ -7,7 +7,8 @@ one object per record, because the NMS must ingest at least 100,000 records per 
 * :class:`LinkTelemetry`: per QKD-link secure key rate (bit/s), QBER (ratio), up/down and
   the detector-current monitor alarm.
 * :class:`KMLinkTelemetry`: per KM-link key amount held (bits), refill rate (bit/s), up/down.
-* :class:`NodeHealth`: per node, whether its Key Manager reports healthy.
+* :class:`NodeHealth`: per node, whether its Key Manager reports healthy and whether its key
+  store can be written.
 
 Construction validates the shapes and ranges and raises
 :class:`~qkdnet.errors.ParameterError` naming the offending field; the columns are stored
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeAlias, TypeVar
 
 import numpy as np
@@ -198,18 +199,32 @@ class KMLinkTelemetry:
         return _take(self, rows, ids)
 
 
+#: The default of NodeHealth.store_ok, told apart by identity: every store can be written.
+_EVERY_STORE_OK: BoolArray = np.ones(0, dtype=np.bool_)
+
+
+def _every_store_ok() -> BoolArray:
+    return _EVERY_STORE_OK
+
+
 @dataclass(frozen=True, eq=False)
 class NodeHealth:
     """One sample of the Key Managers of a set of nodes at time ``t`` (s): ``ok`` is True
-    where the KM reports healthy."""
+    where the KM reports healthy, ``store_ok`` where its key store can be written (False:
+    disk full, read-only, I/O error; not given: every one can)."""
 
     t: float
     ids: tuple[str, ...]
     ok: BoolArray
+    store_ok: BoolArray = field(default_factory=_every_store_ok)
 
     def __post_init__(self) -> None:
         ids = _ids("ids", self.ids)
-        _set(self, t=_check_t(self.t), ids=ids, ok=_column("ok", self.ok, np.bool_, len(ids)))
+        n = len(ids)
+        store_ok = (np.ones(n, dtype=np.bool_) if self.store_ok is _EVERY_STORE_OK
+                    else self.store_ok)
+        _set(self, t=_check_t(self.t), ids=ids, ok=_column("ok", self.ok, np.bool_, n),
+             store_ok=_column("store_ok", store_ok, np.bool_, n))
 
     @property
     def rows(self) -> int:
