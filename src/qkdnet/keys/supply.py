@@ -26,16 +26,21 @@ def direction_of(block: KeyBlock, a_store: KeyStore, b_store: KeyStore) -> bool:
     return a_out < b_out if a_out != b_out else block.block % 2 == 0
 
 
-def deliver(block: KeyBlock, a_store: KeyStore, b_store: KeyStore) -> bool:
+def deliver(block: KeyBlock, a_store: KeyStore, b_store: KeyStore,
+            a_out: bool | None = None) -> bool:
     """Deposit ``block`` at both ends of its KM-link: ``a_store`` is the key store at the
-    KM-link's end ``a``, ``b_store`` at ``b``, the direction as :func:`direction_of` says.
+    KM-link's end ``a``, ``b_store`` at ``b``, outbound at ``a`` if ``a_out`` (by default
+    as :func:`direction_of` says).
 
     All or nothing with respect to back-pressure: if either end lacks room for the block,
     nothing is deposited and the result is False (the two ends never diverge); True once
-    both hold it. Depositing a block again is a no-op in the store, so a retry is safe.
+    both hold it. Depositing a block again is a no-op in the store, so a retry is safe if
+    it names the direction the first try chose (a block one end holds must not be given
+    the other direction at the other end).
     """
     size = len(block.material)
-    a_out = direction_of(block, a_store, b_store)
+    if a_out is None:
+        a_out = direction_of(block, a_store, b_store)
     if a_store.room(block.km_link, a_out) < size or b_store.room(block.km_link, not a_out) < size:
         return False
     a_store.deposit(block.km_link, block.block, block.material, a_out)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from qkdnet.errors import KeyStoreError, StoreFault
 from qkdnet.keys.link_state import KMLinkState, km_link_state
 from qkdnet.keys.store import SQLiteKeyStore
-from qkdnet.keys.supply import deliver
+from qkdnet.keys.supply import deliver, direction_of
 from qkdnet.live.operator_faults import OperatorFaults
 from qkdnet.live.store_faults import StoreFaults
 from qkdnet.quantum.emulator import KeyEmulator, emulator_for_link
@@ -51,7 +51,7 @@ class SupplyPump:
         self._next_checkpoint = 0
         self.store_faults = StoreFaults()
         # km_link -> a block a store fault left at one end only, delivered again first
-        self._unfinished: dict[str, KeyBlock] = {}
+        self._unfinished: dict[str, tuple[KeyBlock, bool]] = {}
 
     def start(self, now: float, speedup: float = 1.0, prefill_bits: int = 0) -> None:
         """Start an emulator on every direct KM-link between served nodes at time ``now``
@@ -182,17 +182,19 @@ class SupplyPump:
             return 0
         deposited = 0
         unfinished = self._unfinished.pop(s.km_link, None)
-        blocks = s.emulator.blocks(now)
+        blocks: list[tuple[KeyBlock, bool | None]] = [(k, None) for k in s.emulator.blocks(now)]
         if unfinished is not None:
             blocks.insert(0, unfinished)
-        for i, block in enumerate(blocks):
+        for i, (block, a_out) in enumerate(blocks):
             if i and deadline is not None and time.perf_counter() > deadline:
                 break
+            if a_out is None:
+                a_out = direction_of(block, a, b)
             try:
-                deposited += deliver(block, a, b)
+                deposited += deliver(block, a, b, a_out)
             except KeyStoreError:
-                # one end may hold it: delivering it again completes the other (a deposit
-                # of a block already held is a no-op)
-                self._unfinished[s.km_link] = block
+                # one end may hold it: delivering it again, in the direction chosen now,
+                # completes the other (a deposit of a block already held is a no-op)
+                self._unfinished[s.km_link] = (block, a_out)
                 raise
         return deposited
