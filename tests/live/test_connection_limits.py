@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import resource
+import select
 import socket
 import ssl
 import sys
@@ -25,6 +26,7 @@ from qkdnet.live.serve import OM_LIMITS
 from qkdnet.live.tls_server import HEADER_TIMEOUT_S
 
 IDLE_TIMEOUT_S = 2
+TRICKLE_S = 0.3
 #: How long a test waits, beyond a timeout, for the server to act on it (s): generous, so a
 #: loaded machine does not fail the test; a server that never closes fails it all the same.
 MARGIN_S = 15.0
@@ -109,6 +111,25 @@ def test_a_half_sent_request_is_closed_after_the_header_timeout(served: ServePro
         kme.sendall(b"GET /api/v1/keys/sae-c/sta")
         assert _closed_by_server(om, HEADER_TIMEOUT_S + MARGIN_S)
         assert _closed_by_server(kme, HEADER_TIMEOUT_S + MARGIN_S)
+
+
+def test_a_request_trickled_a_byte_at_a_time_is_cut_before_it_is_complete(
+        served: ServeProcess) -> None:
+    """The header deadline runs from the first byte: later bytes do not extend it."""
+    request = (b"GET /api/alarms HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + b"p" * 64
+               + b"\r\n\r\n")  # ~34 s at TRICKLE_S a byte, far beyond the deadline
+    with socket.create_connection(_om_address(served)) as om:
+        sent = 0
+        for byte in request:
+            try:
+                om.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += 1
+            if select.select([om], [], [], TRICKLE_S)[0]:  # readable: closed (or answered)
+                break
+        assert sent < len(request), "the whole trickled request was taken"
+        assert _closed_by_server(om, MARGIN_S)
 
 
 def test_a_connection_that_never_sends_a_request_is_closed_when_idle(
