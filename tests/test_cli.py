@@ -274,6 +274,7 @@ def test_pki_init_makes_certificates_for_every_kme_and_sae(tmp_path: Path) -> No
     (["serve", "--speedup", "0"], "--speedup=0"),
     (["serve", "--prefill-bits", "-1"], "--prefill-bits=-1"),
     (["serve", "--pool-capacity-bits", "100"], "--pool-capacity-bits=100"),
+    (["serve", "--idle-timeout", "0"], "--idle-timeout=0"),
     (["serve", "--scenario", "atlantis"], "--scenario"),
 ])
 def test_serve_refuses_bad_options_before_starting(args: list[str], named: str,

@@ -25,6 +25,7 @@ from typing import Any
 
 from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
+from qkdnet.live.connection_limits import ConnectionBudget, ListenerLimits, raise_file_limit
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
 from qkdnet.live.kme_app import make_kme_app
@@ -42,6 +43,10 @@ PUMP_INTERVAL_S = 0.05
 PUMP_BUDGET_S = 0.005
 #: How often KM-link state reaches the control layer (s).
 STATE_INTERVAL_S = 1.0
+#: Connections one KME takes at once, in all and from one client address.
+KME_LIMITS = ListenerLimits(max_connections=1024, max_per_address=256)
+#: Connections the O&M port takes at once: a few browsers, Prometheus, scripts.
+OM_LIMITS = ListenerLimits(max_connections=256, max_per_address=64)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class ServeOptions:
     om_port: int = 0
     dynamics: bool = True  # link rates follow the day-night drift and bursts of extra QBER
     seed: int = 1  # of the dynamics
+    idle_timeout_s: int = 30  # before a connection's first request or between requests
 
     def __post_init__(self) -> None:
         if not self.speedup > 0:
@@ -69,6 +75,8 @@ class ServeOptions:
                                  "must be at least 8192 (one key block)")
         if not 0 <= self.om_port <= 65535:
             raise ParameterError("--om-port", self.om_port, "a TCP port, 0 to 65535")
+        if self.idle_timeout_s < 1:
+            raise ParameterError("--idle-timeout", self.idle_timeout_s, "must be >= 1 s")
 
 
 def pki_for(network: Network, folder: Path, all_nodes: bool = False) -> Pki:
@@ -81,6 +89,7 @@ def pki_for(network: Network, folder: Path, all_nodes: bool = False) -> Pki:
 async def serve(network: Network, options: ServeOptions,
                 ready: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Serve until cancelled; ``ready`` gets the manifest once every KME listens."""
+    raise_file_limit()
     nodes = served_nodes(network, options.all_nodes)
     pki = pki_for(network, options.folder / "pki", options.all_nodes)
     router = Controller.for_network(network)
@@ -90,13 +99,18 @@ async def serve(network: Network, options: ServeOptions,
     keynet.supply.start(loop.time(), options.speedup, options.prefill_bits)
     keynet.supply.pump(loop.time())
     keynet.supply.checkpoint_all()
+    budget = ConnectionBudget()
     servers = {n: make_server(make_kme_app(keynet, n), options.host, 0,
-                              server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert))
+                              server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert),
+                              limits=KME_LIMITS, budget=budget,
+                              keep_alive_s=options.idle_timeout_s)
                for n in nodes}
     dynamics = LiveDynamics(network.qkd_links, options.seed) if options.dynamics else None
     live = LiveReports(keynet, router, NetworkMonitor(network), options.speedup, dynamics)
     om = make_server(make_om_app(live.monitor.nms, live.monitor.alarms, live=live), options.host,
-                     options.om_port, None)
+                     options.om_port, None, limits=OM_LIMITS, budget=budget,
+                     keep_alive_s=options.idle_timeout_s)
+    budget.fit_below_file_limit()
     manifest = _manifest(network, options, pki, servers)
     manifest["om_url"] = f"http://{options.host}:{om.port}"
     _write_json(options.manifest or options.folder / "manifest.json", manifest)

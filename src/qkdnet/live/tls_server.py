@@ -52,13 +52,18 @@ from collections.abc import (
 from pathlib import Path
 from typing import Any, cast
 
+import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from qkdnet.live.connection_limits import ConnectionBudget, GuardedListener, ListenerLimits
+
 __all__ = [
     "CLOSE_GRACE_S",
+    "HEADER_TIMEOUT_S",
     "ASGIApp",
     "ClientCertProtocol",
+    "LimitedConfig",
     "TlsServer",
     "client_certificate",
     "make_server",
@@ -78,6 +83,15 @@ ASGIApp = Callable[
 
 CLOSE_GRACE_S = 1.0
 """Seconds an idle client has, at shutdown, to answer the TLS close before it is cut."""
+
+HEADER_TIMEOUT_S = 5.0
+"""Seconds a client has, from the first byte of a request, to finish its headers."""
+
+
+class LimitedConfig(uvicorn.Config):
+    """uvicorn's config and the request-header timeout (s) the protocol enforces."""
+
+    header_timeout_s: float = HEADER_TIMEOUT_S
 
 
 def server_ssl_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
@@ -100,7 +114,10 @@ def client_certificate(scope: Mapping[str, Any]) -> bytes | None:
 
 
 class ClientCertProtocol(H11Protocol):
-    """uvicorn's h11 protocol, adding the client certificate to every request's scope."""
+    """uvicorn's h11 protocol, adding the client certificate to every request's scope,
+    and closing connections idle from the start or slow to send their headers."""
+
+    _header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
@@ -115,6 +132,42 @@ class ClientCertProtocol(H11Protocol):
         tls = cast(ssl.SSLObject | None, transport.get_extra_info("ssl_object"))
         der = tls.getpeercert(binary_form=True) if tls is not None else None
         self.app = with_client_certificate(self.app, der)
+        # A connection that never sends a request is idle from the start: uvicorn arms
+        # its keep-alive timer only after a response, so without this it would stay open.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, with a deadline on the headers of each request: the clock starts at
+        the request's first byte and is not reset by later ones (a client trickling a
+        byte at a time is cut as surely as one that stops)."""
+        waiting = self.cycle is None or self.cycle.response_complete
+        if waiting and self._header_timer is None:
+            timeout = getattr(self.config, "header_timeout_s", HEADER_TIMEOUT_S)
+            self._header_timer = self.loop.call_later(timeout, self._header_timeout)
+        super().data_received(data)
+        if self._header_timer is not None and self.conn.their_state is not h11.IDLE:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def on_response_complete(self) -> None:
+        """uvicorn's; the next request gets its own header deadline."""
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """uvicorn's, and the header deadline dropped."""
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().connection_lost(exc)
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown, but an idle connection is cut if the TLS close has
@@ -183,18 +236,29 @@ class TlsServer(uvicorn.Server):
 
 
 def make_server(app: ASGIApp, host: str, port: int, ssl_context: ssl.SSLContext | None, *,
-                keep_alive_s: int = 30, shutdown_timeout_s: int = 5) -> TlsServer:
+                keep_alive_s: int = 30, shutdown_timeout_s: int = 5,
+                header_timeout_s: float = HEADER_TIMEOUT_S,
+                limits: ListenerLimits | None = None,
+                budget: ConnectionBudget | None = None) -> TlsServer:
     """A server for ``app`` on ``host``:``port`` (0: any free port, see ``.port``) over TLS,
     or plain HTTP without ``ssl_context`` (the O&M endpoints, for Prometheus and browsers).
 
-    HTTP/1.1 with keep-alive (idle connections closed after ``keep_alive_s``); no lifespan
+    With ``limits``, connections beyond them, or beyond ``budget`` (process-wide, shared by
+    the servers given it), are closed on accept (see :mod:`qkdnet.live.connection_limits`).
+    A request whose headers are not complete ``header_timeout_s`` after its first byte
+    has its connection closed.
+
+    HTTP/1.1 with keep-alive (idle connections, also ones that never send a request,
+    closed after ``keep_alive_s``); no lifespan
     events, websockets, proxy headers or access log. uvicorn's loggers are set to warnings
     only and otherwise left to the application's logging setup.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.create_server((host, port), family=family, backlog=1024)
+    if limits is not None:
+        sock = GuardedListener.around(sock, limits, budget or ConnectionBudget())
     try:
-        config = uvicorn.Config(
+        config = LimitedConfig(
             app, host=host, port=int(sock.getsockname()[1]), http=ClientCertProtocol,
             ws="none", lifespan="off", log_config=None, log_level="warning", access_log=False,
             proxy_headers=False, timeout_keep_alive=keep_alive_s,
@@ -202,6 +266,7 @@ def make_server(app: ASGIApp, host: str, port: int, ssl_context: ssl.SSLContext 
             ssl_context_factory=None if ssl_context is None
             else lambda _config, _default: ssl_context,
         )
+        config.header_timeout_s = header_timeout_s
         return TlsServer(config, sock)
     except BaseException:
         sock.close()
