@@ -1,22 +1,26 @@
 """One data folder, one server: real ``qkdnet serve`` subprocesses of the three-node chain.
 A second server on a served folder is refused naming the first's PID and O&M URL; a busy
-O&M port is refused before any certificate or store is made; SIGTERM removes the manifest
+O&M port or a foreign address is refused before any certificate or store is made; SIGTERM
+or Ctrl-C removes the manifest
 and frees the folder; the start reports its progress and, when ready, the O&M URL and each
 SAE's KME URL."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from chain_scenario import CHAIN_SCENARIO
 from polling import wait_for
 
 from qkdnet.live.launch import start_serve
 
 REFUSAL_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
 
 
 def _scenario(tmp_path: Path) -> str:
@@ -50,6 +54,13 @@ def test_a_second_server_on_the_same_folder_is_refused(tmp_path: Path) -> None:
         first.stop()
 
 
+def _made(folder: Path) -> set[str]:
+    """Stores, certificates and manifests under ``folder`` (the lock file aside)."""
+    made = {p.relative_to(folder).as_posix() for p in folder.rglob("*")} \
+        if folder.exists() else set()
+    return {p for p in made if p.startswith(("stores", "pki", "manifest"))}
+
+
 def test_a_busy_om_port_is_refused_before_any_store_is_made(tmp_path: Path) -> None:
     """``--om-port`` of a port something listens on: exit 2 naming the option, and the
     folder holds no key store, certificate or manifest."""
@@ -59,17 +70,29 @@ def test_a_busy_om_port_is_refused_before_any_store_is_made(tmp_path: Path) -> N
         result = _serve(folder, _scenario(tmp_path), "--om-port", str(port))
     assert result.returncode == 2, result.stderr
     assert f"--om-port={port}" in result.stderr and "Traceback" not in result.stderr
-    made = {p.relative_to(folder).as_posix() for p in folder.rglob("*")} \
-        if folder.exists() else set()
-    assert not {p for p in made if p.startswith(("stores", "pki", "manifest"))}, made
+    assert not _made(folder)
 
 
-def test_sigterm_removes_the_manifest_and_frees_the_folder(tmp_path: Path) -> None:
-    """After SIGTERM the server exits 0, its manifest is gone, and a new server may take
-    the folder."""
+def test_an_address_not_of_this_machine_is_refused_before_any_store_is_made(
+        tmp_path: Path) -> None:
+    """``--host`` of an address no interface has (TEST-NET-1): exit 2 naming ``--host``,
+    nothing made."""
+    folder = tmp_path / "live"
+    result = _serve(folder, _scenario(tmp_path), "--host", "192.0.2.1")
+    assert result.returncode == 2, result.stderr
+    assert "--host=192.0.2.1" in result.stderr and "Traceback" not in result.stderr
+    assert not _made(folder)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_clean_stop_removes_the_manifest_and_frees_the_folder(
+        stop: signal.Signals, tmp_path: Path) -> None:
+    """After SIGTERM or Ctrl-C (SIGINT) the server exits 0, its manifest is gone, and a new
+    server may take the folder."""
     scenario, folder = _scenario(tmp_path), tmp_path / "live"
     first = start_serve(folder, scenario)
-    assert first.stop() == 0, first.log()
+    first.process.send_signal(stop)
+    assert first.process.wait(timeout=STOP_TIMEOUT_S) == 0, first.log()
     assert not (folder / "manifest.json").exists()
     again = start_serve(folder, scenario)
     try:

@@ -85,14 +85,15 @@ async def serve(network: Network, options: ServeOptions,
     """Serve until cancelled; ``ready`` gets the manifest once every KME listens,
     ``progress`` a line at each stage of a start (a large network takes tens of seconds).
 
-    The data folder is locked first (FolderInUse if another process serves it) and the O&M
-    port checked before any certificate or store is made; the manifest is removed on exit.
+    The data folder is locked first (FolderInUse if another process serves it), and the
+    address and O&M port checked before any certificate or store is made; the manifest is
+    removed on exit.
     """
     say = progress or (lambda _line: None)
     lock = FolderLock.acquire(options.folder)
     manifest_path = options.manifest or options.folder / "manifest.json"
     try:
-        _check_port(options.host, options.om_port)
+        _check_listen(options.host, options.om_port)
         await _serve_locked(network, options, lock, manifest_path, ready, say)
     finally:
         _remove_manifest(manifest_path)
@@ -144,17 +145,21 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         keynet.close()
 
 
-def _check_port(host: str, port: int) -> None:
-    """ParameterError naming ``--om-port`` if ``host``:``port`` cannot be listened on now
-    (0, any free port, always can)."""
-    if port == 0:
-        return
+def _check_listen(host: str, port: int) -> None:
+    """ParameterError naming ``--host`` or ``--om-port`` unless this process can listen on
+    ``host`` (the KMEs take any free port there) and on ``host``:``port`` (0: any port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        socket.create_server((host, port), family=family).close()
-    except OSError as exc:
-        raise ParameterError("--om-port", port, f"cannot listen on {host}:{port} "
-                             f"({exc.strerror or exc}); choose a free port or 0") from None
+    for option, value, address in (("--host", host, (host, 0)),
+                                   ("--om-port", port, (host, port))):
+        if option == "--om-port" and port == 0:
+            continue
+        try:
+            socket.create_server(address, family=family).close()
+        except OSError as exc:
+            raise ParameterError(option, value, f"cannot listen on {host}:{address[1]} "
+                                 f"({exc.strerror or exc})"
+                                 + ("; choose a free port or 0" if address[1] else "")
+                                 ) from None
 
 
 def _remove_manifest(path: Path) -> None:
