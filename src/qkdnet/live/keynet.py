@@ -96,7 +96,8 @@ class KeyNetwork:
         if node is None or node not in self.stores:
             raise ApiError(401, f"SAE {caller_sae!r} is not attached to a served node")
         self._check_running(node)
-        self._check_pair(master_sae, caller_sae)
+        if self.sae_node(master_sae) is not None:  # an unknown master's keys: 400 below
+            self._check_pair(master_sae, caller_sae)
         try:
             held = self.stores[node].release_keys(key_ids, master_sae, caller_sae)
         except KeyNotFound:

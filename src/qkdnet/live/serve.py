@@ -119,7 +119,7 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         keynet.supply.pump(loop.time())
         keynet.supply.checkpoint_all()
         servers: dict[str, TlsServer] = {}
-        step = max(1, len(nodes) // 4)
+        step = max(1, -(-len(nodes) // 4))  # a quarter, rounded up: 4 lines at most
         for i, n in enumerate(nodes, 1):
             servers[n] = make_server(
                 make_kme_app(keynet, n), options.host, 0,
