@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,7 +43,9 @@ def serve_command(
                                               "requests) before it is closed.")] = 30,
 ) -> None:
     """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
-    one SQLite key store per KME, key emulators filling the pools. Ctrl-C stops."""
+    one SQLite key store per KME, key emulators filling the pools. One server per data
+    folder (a second is refused, exit 2). Ctrl-C or SIGTERM stops and removes the
+    manifest."""
     from qkdnet.files.networks import open_network
     from qkdnet.live.runtime import log_to_stderr, run_until_stopped
     from qkdnet.live.serve import ServeOptions, serve
@@ -57,8 +60,15 @@ def serve_command(
         def ready(m: dict[str, Any]) -> None:
             print(f"{len(m['kmes'])} KMEs serving; manifest "
                   f"{manifest or folder / 'manifest.json'}", flush=True)
+            print(f"O&M: {m['om_url']}")
+            for sae, entry in m["saes"].items():
+                print(f"SAE {sae} (node {entry['node']}): KME {entry['kme_url']}")
+            sys.stdout.flush()
 
-        run_until_stopped(lambda: serve(network, options, ready))
+        def progress(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
+        run_until_stopped(lambda: serve(network, options, ready, progress))
 
     guard(run)
 

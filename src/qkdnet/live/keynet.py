@@ -105,6 +105,8 @@ class KeyNetwork:
         if node is None or node not in self.stores:
             raise ApiError(401, f"SAE {caller_sae!r} is not attached to a served node")
         self._check_running(node)
+        if self.sae_node(master_sae) is not None:  # an unknown master's keys: 400 below
+            self._check_pair(master_sae, caller_sae)
         try:
             held = self.stores[node].release_keys(key_ids, master_sae, caller_sae)
         except KeyNotFound:
@@ -150,10 +152,17 @@ class KeyNetwork:
         if stopped:
             raise ApiError(503, f"the Key Manager of node {stopped[0]} is stopped")
 
+    def _check_pair(self, master_sae: str, slave_sae: str) -> None:
+        """ApiError 401 unless the scenario's SAE pair policy lets the two share keys."""
+        if not self.network.may_share_keys(master_sae, slave_sae):
+            raise ApiError(401, f"SAEs {master_sae!r} and {slave_sae!r} may not share keys "
+                           "(not a pair of the scenario's sae_pairs)")
+
     def _route(self, master_sae: str, slave_sae: str) -> Route:
         source, target = self.sae_node(master_sae), self.sae_node(slave_sae)
         if source is None or target is None:
             raise ApiError(400, "unknown SAE ID")
+        self._check_pair(master_sae, slave_sae)  # before any route is chosen or pad spent
         try:
             return self.router.route(source, target)
         except NoRoute as exc:

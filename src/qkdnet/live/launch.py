@@ -65,12 +65,11 @@ def start_serve(folder: Path, scenario: str, options: Sequence[str] = (),
                 python: Sequence[str] = (sys.executable,)) -> ServeProcess:
     """Start ``qkdnet serve --dir folder --scenario scenario *options`` with stdout and
     stderr in ``<logs>.out`` and ``<logs>.err`` (default ``folder/serve``), and return once
-    it has written a fresh manifest. The child runs without CA-bundle overrides, so the
-    clients it starts trust exactly the network CA. ``python`` may add interpreter options
-    (``[python, "-m", "cProfile", "-o", FILE]``)."""
+    it has written its manifest (one naming its PID). The child runs without CA-bundle
+    overrides, so the clients it starts trust exactly the network CA. ``python`` may add
+    interpreter options (``[python, "-m", "cProfile", "-o", FILE]``)."""
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "manifest.json"
-    manifest.unlink(missing_ok=True)
     base = logs or folder / "serve"
     out, err = base.with_name(base.name + ".out"), base.with_name(base.name + ".err")
     env = {k: v for k, v in os.environ.items() if k not in CA_BUNDLE_VARIABLES}
@@ -80,11 +79,22 @@ def start_serve(folder: Path, scenario: str, options: Sequence[str] = (),
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
     served = ServeProcess(process, {}, out, err)
     deadline = time.monotonic() + timeout_s
-    while not manifest.exists():
+    # a manifest left by a killed server, or one of another server on the folder, is not
+    # this child's: wait for the one naming its PID (written atomically)
+    while (document := _manifest_of(manifest, process.pid)) is None:
         if process.poll() is not None or time.monotonic() > deadline:
             served.kill()
             raise ServeFailed(f"qkdnet serve did not start (exit {process.returncode}):\n"
                               + served.log())
         time.sleep(0.05)
-    served.manifest = json.loads(manifest.read_text())
+    served.manifest = document
     return served
+
+
+def _manifest_of(path: Path, pid: int) -> dict[str, Any] | None:
+    """The manifest at ``path`` if the process ``pid`` wrote it, else None."""
+    try:
+        document: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return document if document.get("pid") == pid else None

@@ -9,7 +9,9 @@ key rates. A manifest JSON tells applications where everything is::
                           "cert": ..., "key": ..., "store": ...}},
      "saes": {"<sae>": {"node": "<node>", "kme_url": ..., "cert": ..., "key": ...}}}
 
-The data folder keeps the stores and the PKI, so a restart resumes where it stopped.
+The data folder keeps the stores and the PKI, so a restart resumes where it stopped. One
+process serves a folder at a time (:mod:`qkdnet.live.data_lock`); the manifest is removed
+when it stops.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import Any
 from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
 from qkdnet.live.connection_limits import ConnectionBudget, ListenerLimits, raise_file_limit
+from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
 from qkdnet.live.kme_app import make_kme_app
@@ -87,41 +91,100 @@ def pki_for(network: Network, folder: Path, all_nodes: bool = False) -> Pki:
 
 
 async def serve(network: Network, options: ServeOptions,
-                ready: Callable[[dict[str, Any]], None] | None = None) -> None:
-    """Serve until cancelled; ``ready`` gets the manifest once every KME listens."""
+                ready: Callable[[dict[str, Any]], None] | None = None,
+                progress: Callable[[str], None] | None = None) -> None:
+    """Serve until cancelled; ``ready`` gets the manifest once every KME listens,
+    ``progress`` a line at each stage of a start (a large network takes tens of seconds).
+
+    The data folder is locked first (FolderInUse if another process serves it), and the
+    address and O&M port checked before any certificate or store is made; the manifest is
+    removed on exit.
+    """
+    say = progress or (lambda _line: None)
     raise_file_limit()
+    lock = FolderLock.acquire(options.folder)
+    manifest_path = options.manifest or options.folder / "manifest.json"
+    try:
+        _check_listen(options.host, options.om_port)
+        await _serve_locked(network, options, lock, manifest_path, ready, say)
+    finally:
+        _remove_manifest(manifest_path)
+        lock.release()
+
+
+async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLock,
+                        manifest_path: Path, ready: Callable[[dict[str, Any]], None] | None,
+                        say: Callable[[str], None]) -> None:
     nodes = served_nodes(network, options.all_nodes)
+    if not (options.folder / "pki" / "ca.crt").exists():
+        say(f"making certificates for {len(nodes)} KMEs and {len(network.saes)} SAEs...")
     pki = pki_for(network, options.folder / "pki", options.all_nodes)
     router = Controller.for_network(network)
+    say(f"building {len(nodes)} key stores...")
     keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
                         capacity_bytes_per_link=options.pool_capacity_bits // 8)
-    loop = asyncio.get_running_loop()
-    keynet.supply.start(loop.time(), options.speedup, options.prefill_bits)
-    keynet.supply.pump(loop.time())
-    keynet.supply.checkpoint_all()
-    budget = ConnectionBudget()
-    servers = {n: make_server(make_kme_app(keynet, n), options.host, 0,
-                              server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert),
-                              limits=KME_LIMITS, budget=budget,
-                              keep_alive_s=options.idle_timeout_s)
-               for n in nodes}
-    dynamics = LiveDynamics(network.qkd_links, options.seed) if options.dynamics else None
-    live = LiveReports(keynet, router, NetworkMonitor(network), options.speedup, dynamics)
-    om = make_server(make_om_app(live.monitor.nms, live.monitor.alarms, live=live), options.host,
-                     options.om_port, None, limits=OM_LIMITS, budget=budget,
-                     keep_alive_s=options.idle_timeout_s)
-    budget.fit_below_file_limit()
-    manifest = _manifest(network, options, pki, servers)
-    manifest["om_url"] = f"http://{options.host}:{om.port}"
-    _write_json(options.manifest or options.folder / "manifest.json", manifest)
-    pump = asyncio.create_task(_pump(keynet, live))
-    if ready is not None:
-        ready(manifest)
     try:
-        await serve_many([*servers.values(), om])
+        loop = asyncio.get_running_loop()
+        if options.prefill_bits:
+            say(f"filling {len(network.km_links)} KM-links with {options.prefill_bits} bits...")
+        keynet.supply.start(loop.time(), options.speedup, options.prefill_bits)
+        keynet.supply.pump(loop.time())
+        keynet.supply.checkpoint_all()
+        servers: dict[str, TlsServer] = {}
+        budget = ConnectionBudget()
+        step = max(1, -(-len(nodes) // 4))  # a quarter, rounded up: 4 lines at most
+        for i, n in enumerate(nodes, 1):
+            servers[n] = make_server(
+                make_kme_app(keynet, n), options.host, 0,
+                server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert),
+                limits=KME_LIMITS, budget=budget, keep_alive_s=options.idle_timeout_s)
+            if i % step == 0 or i == len(nodes):
+                say(f"starting KMEs {i}/{len(nodes)}")
+        dynamics = LiveDynamics(network.qkd_links, options.seed) if options.dynamics else None
+        live = LiveReports(keynet, router, NetworkMonitor(network), options.speedup, dynamics)
+        om = make_server(make_om_app(live.monitor.nms, live.monitor.alarms, live=live),
+                         options.host, options.om_port, None, limits=OM_LIMITS,
+                         budget=budget, keep_alive_s=options.idle_timeout_s)
+        budget.fit_below_file_limit()
+        manifest = _manifest(network, options, pki, servers)
+        manifest["om_url"] = f"http://{options.host}:{om.port}"
+        lock.announce(manifest["om_url"])
+        _write_json(manifest_path, manifest)
+        pump = asyncio.create_task(_pump(keynet, live))
+        if ready is not None:
+            ready(manifest)
+        try:
+            await serve_many([*servers.values(), om])
+        finally:
+            pump.cancel()
     finally:
-        pump.cancel()
         keynet.close()
+
+
+def _check_listen(host: str, port: int) -> None:
+    """ParameterError naming ``--host`` or ``--om-port`` unless this process can listen on
+    ``host`` (the KMEs take any free port there) and on ``host``:``port`` (0: any port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for option, value, address in (("--host", host, (host, 0)),
+                                   ("--om-port", port, (host, port))):
+        if option == "--om-port" and port == 0:
+            continue
+        try:
+            socket.create_server(address, family=family).close()
+        except OSError as exc:
+            raise ParameterError(option, value, f"cannot listen on {host}:{address[1]} "
+                                 f"({exc.strerror or exc})"
+                                 + ("; choose a free port or 0" if address[1] else "")
+                                 ) from None
+
+
+def _remove_manifest(path: Path) -> None:
+    """Remove the manifest if it is this process's: applications then see no server."""
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass  # none written, or not ours: nothing to remove
 
 
 async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:

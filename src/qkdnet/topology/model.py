@@ -147,6 +147,9 @@ class Network:
     regions: tuple[Region, ...] = ()
     notes: str = ""
     saes: tuple[SAE, ...] = ()
+    #: Which SAEs may share keys: unordered pairs of SAE ids; None (the default) lets every
+    #: two of ``saes`` share keys.
+    sae_pairs: tuple[tuple[str, str], ...] | None = None
 
     @cached_property
     def node(self) -> Mapping[str, Node]:
@@ -167,6 +170,20 @@ class Network:
     def sae(self) -> Mapping[str, SAE]:
         """SAEs by id."""
         return MappingProxyType({s.id: s for s in self.saes})
+
+    @cached_property
+    def _sae_pair_set(self) -> frozenset[frozenset[str]] | None:
+        if self.sae_pairs is None:
+            return None
+        return frozenset(frozenset(p) for p in self.sae_pairs)
+
+    def may_share_keys(self, master: str, slave: str) -> bool:
+        """Whether SAEs ``master`` and ``slave`` may share keys, in either role: both are
+        known and, when the network states ``sae_pairs``, the two are listed as a pair."""
+        if master not in self.sae or slave not in self.sae:
+            return False
+        pairs = self._sae_pair_set
+        return pairs is None or frozenset((master, slave)) in pairs
 
     @cached_property
     def domain(self) -> Mapping[str, Domain]:

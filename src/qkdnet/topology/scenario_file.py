@@ -20,6 +20,8 @@ The format (``qkdnet_scenario: 1``), with defaults where a field may be left out
       - {id: backbone, kind: backbone, name: Backbone, nodes: [a, b, c]}
     saes:                                            # applications and their nodes
       - {id: sae-a, node: a, name: Bank A}
+    sae_pairs:                                       # absent: any two SAEs may share keys
+      - [sae-a, sae-b]                               # unordered: either may be the master
 
 Errors name the source (the file's name), the line, the path in the document and the problem:
 ``net.yaml:14: qkd_links[2].b: unknown node 'xyz'``.
@@ -122,6 +124,7 @@ class ScenarioSpec(_Spec):
     km_links: list[KMLinkSpec] | None = None
     domains: list[DomainSpec] = []
     saes: list[SAESpec] = []
+    sae_pairs: list[tuple[str, str]] | None = None
 
 
 def network_from_spec(spec: ScenarioSpec) -> Network:
@@ -149,12 +152,13 @@ def network_from_spec(spec: ScenarioSpec) -> Network:
         tuple(Region(s.id, s.name or s.id) for s in spec.regions),
         spec.notes,
         tuple(SAE(s.id, s.node, s.name) for s in spec.saes),
+        None if spec.sae_pairs is None else tuple(spec.sae_pairs),
     ))
 
 
 def network_to_document(network: Network) -> dict[str, Any]:
     """Plain data in the file format; loading it gives back an equal network."""
-    return {
+    document: dict[str, Any] = {
         "qkdnet_scenario": FORMAT_VERSION,
         "name": network.name,
         "notes": network.notes,
@@ -174,6 +178,9 @@ def network_to_document(network: Network) -> dict[str, Any]:
                      "nodes": sorted(d.nodes)} for d in network.domains],
         "saes": [{"id": s.id, "node": s.node, "name": s.name} for s in network.saes],
     }
+    if network.sae_pairs is not None:  # absent means every pair: keep it absent
+        document["sae_pairs"] = [list(p) for p in network.sae_pairs]
+    return document
 
 
 def format_network(network: Network, fmt: DocumentFormat) -> str:

@@ -23,6 +23,7 @@ def validated(network: Network) -> Network:
     _check_km_links(network)
     _check_domains(network)
     _check_saes(network)
+    _check_sae_pairs(network)
     return network
 
 
@@ -124,6 +125,21 @@ def _check_saes(network: Network) -> None:
     for i, sae in enumerate(network.saes):
         if sae.node not in network.node:
             raise ScenarioError(f"saes[{i}].node", f"unknown node {sae.node!r}")
+
+
+def _check_sae_pairs(network: Network) -> None:
+    seen: set[frozenset[str]] = set()
+    for i, (a, b) in enumerate(network.sae_pairs or ()):
+        for j, sae in enumerate((a, b)):
+            if sae not in network.sae:
+                raise ScenarioError(f"sae_pairs[{i}][{j}]", f"unknown SAE {sae!r}")
+        if a == b:
+            raise ScenarioError(f"sae_pairs[{i}]", f"pairs SAE {a!r} with itself")
+        pair = frozenset((a, b))
+        if pair in seen:
+            raise ScenarioError(f"sae_pairs[{i}]", f"duplicate pair of {a!r} and {b!r} "
+                                "(pairs are unordered)")
+        seen.add(pair)
 
 
 def _check_domains(network: Network) -> None:
