@@ -37,6 +37,9 @@ def serve_command(
                                            "in the twin; off: static modelled rates.")
                         ] = True,
     seed: Annotated[int, typer.Option(help="Seed of the link dynamics.")] = 1,
+    held_key_ttl: Annotated[float, typer.Option(help="Seconds a key held for a slave SAE "
+                                                "waits to be fetched; then it is erased.")
+                            ] = 3600.0,
 ) -> None:
     """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
     one SQLite key store per KME, key emulators filling the pools. Ctrl-C stops."""
@@ -47,7 +50,7 @@ def serve_command(
     def run() -> None:
         log_to_stderr()
         options = ServeOptions(folder, host, speedup, prefill_bits, all_nodes, manifest,
-                               pool_capacity_bits, om_port, dynamics, seed)
+                               pool_capacity_bits, om_port, dynamics, seed, held_key_ttl)
         network = open_network(scenario)
 
         def ready(m: dict[str, Any]) -> None:

@@ -24,8 +24,14 @@ from typing import Any
 
 from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
+from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.dynamics import LiveDynamics
-from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
+from qkdnet.live.keynet import (
+    DEFAULT_CAPACITY_BYTES,
+    DEFAULT_HELD_KEY_TTL_S,
+    KeyNetwork,
+    served_nodes,
+)
 from qkdnet.live.kme_app import make_kme_app
 from qkdnet.live.om_app import make_om_app
 from qkdnet.live.pki import Pki, init_pki, load_pki
@@ -39,6 +45,8 @@ PUMP_INTERVAL_S = 0.05
 PUMP_BUDGET_S = 0.005
 #: How often KM-link state reaches the control layer (s).
 STATE_INTERVAL_S = 1.0
+#: How often held keys past their TTL are erased (s).
+EXPIRE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class ServeOptions:
     om_port: int = 0
     dynamics: bool = True  # link rates follow the day-night drift and bursts of extra QBER
     seed: int = 1  # of the dynamics
+    held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S  # an unfetched held key is erased after
 
     def __post_init__(self) -> None:
         if not self.speedup > 0:
@@ -64,6 +73,8 @@ class ServeOptions:
         if self.pool_capacity_bits < 2**13:
             raise ParameterError("--pool-capacity-bits", self.pool_capacity_bits,
                                  "must be at least 8192 (one key block)")
+        if not 0 < self.held_key_ttl_s < float("inf"):
+            raise ParameterError("--held-key-ttl", self.held_key_ttl_s, "seconds, > 0")
         if not 0 <= self.om_port <= 65535:
             raise ParameterError("--om-port", self.om_port, "a TCP port, 0 to 65535")
 
@@ -78,11 +89,13 @@ def pki_for(network: Network, folder: Path, all_nodes: bool = False) -> Pki:
 async def serve(network: Network, options: ServeOptions,
                 ready: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Serve until cancelled; ``ready`` gets the manifest once every KME listens."""
+    open_data_folder(options.folder)  # before anything in it is created or opened
     nodes = served_nodes(network, options.all_nodes)
     pki = pki_for(network, options.folder / "pki", options.all_nodes)
     router = Controller.for_network(network)
     keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
-                        capacity_bytes_per_link=options.pool_capacity_bits // 8)
+                        capacity_bytes_per_link=options.pool_capacity_bits // 8,
+                        held_key_ttl_s=options.held_key_ttl_s)
     loop = asyncio.get_running_loop()
     keynet.supply.start(loop.time(), options.speedup, options.prefill_bits)
     keynet.supply.pump(loop.time())
@@ -109,12 +122,15 @@ async def serve(network: Network, options: ServeOptions,
 
 async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
     """Fill the pools, and report them to the control layer, the NMS and its alarm rules
-    every STATE_INTERVAL_S."""
+    every STATE_INTERVAL_S; erase held keys past their TTL every EXPIRE_INTERVAL_S."""
     loop = asyncio.get_running_loop()
-    reported = loop.time()
+    reported = expired = loop.time()
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
         keynet.supply.pump(loop.time(), PUMP_BUDGET_S)
+        if loop.time() - expired >= EXPIRE_INTERVAL_S:
+            expired = loop.time()
+            keynet.expire_held()
         if loop.time() - reported >= STATE_INTERVAL_S:
             reported = loop.time()
             live.report_now()
