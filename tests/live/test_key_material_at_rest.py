@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,24 +93,32 @@ def test_serve_refuses_a_store_or_folder_others_may_read(tmp_path: Path, target:
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
                     reason="needs root to run code as user nobody")
-def test_another_user_cannot_read_a_store(tmp_path: Path) -> None:
+def test_another_user_cannot_read_a_store() -> None:
     """User nobody cannot open a store read-only even where it may enter the folders
     above the data folder: permission denied."""
-    tmp_path.chmod(0o755)  # as /srv or a home folder: others may pass through
-    with _serving(tmp_path) as served:
+    # as /srv or a home folder: others may pass through (pytest's tmp_path is private)
+    with tempfile.TemporaryDirectory(prefix="qkdnet-at-rest-") as name:
+        root = Path(name)
+        root.chmod(0o755)
+        read = _read_as_nobody(root)
+    assert read.returncode != 0, read.stdout
+    assert "unable to open database file" in read.stderr
+
+
+def _read_as_nobody(root: Path) -> subprocess.CompletedProcess[str]:
+    """Serve on root/live, have a key held at c, and try to read c's store as nobody."""
+    with _serving(root) as served:
         with _client(served, MASTER) as master:
             master.enc_keys(SLAVE, 1)
-        store = tmp_path / "live" / "stores" / "c.sqlite"
+        store = root / "live" / "stores" / "c.sqlite"
         probe = textwrap.dedent(f"""
             import os, sqlite3
             os.setgid(65534); os.setuid(65534)
             db = sqlite3.connect("file:{store}?mode=ro", uri=True)
             print(db.execute("SELECT COUNT(*) FROM held_keys").fetchone())
         """)
-        read = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                               timeout=30, check=False)
-    assert read.returncode != 0, read.stdout
-    assert "unable to open database file" in read.stderr
 
 
 def test_a_held_key_not_fetched_within_the_ttl_is_erased_and_counted(tmp_path: Path) -> None:
