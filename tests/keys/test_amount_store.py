@@ -423,9 +423,9 @@ def test_a_block_deposited_twice_counts_once_and_a_full_direction_refuses_more()
 def test_held_keys_keep_their_ids_and_are_released_once_to_their_slave() -> None:
     """A key_ID is held once; only its slave gets it, once; an abort can drop it."""
     store = _pools(hops=1).store("n1")
-    store.hold_keys([HeldKey("k1", "m", "s", b""), HeldKey("k2", "m", "s", b"")])
+    store.hold_keys([HeldKey("k1", "m", "s", b""), HeldKey("k2", "m", "s", b"")], 0.0)
     with pytest.raises(KeyStoreError, match="k1"):
-        store.hold_keys([HeldKey("k3", "m", "s", b""), HeldKey("k1", "m", "s", b"")])
+        store.hold_keys([HeldKey("k3", "m", "s", b""), HeldKey("k1", "m", "s", b"")], 0.0)
     assert store.held_count("m", "s") == 2 and store.held_for("k1") == ("m", "s")
     with pytest.raises(NotAuthorized):
         store.release_keys(["k1"], "m", "someone-else")
@@ -433,3 +433,12 @@ def test_held_keys_keep_their_ids_and_are_released_once_to_their_slave() -> None
     with pytest.raises(KeyNotFound):
         store.release_keys(["k1"], "m", "s")
     assert store.held_count("m", "s") == 1 and store.held_for("k3") is None
+
+
+def test_held_amounts_expire_after_their_ttl() -> None:
+    """The twin's store forgets held keys past their time to live, as the others do."""
+    store = _pools(hops=1).store("n1")
+    store.hold_keys([HeldKey("k1", "m", "s", b"")], 10.0)
+    store.hold_keys([HeldKey("k2", "m", "s", b"")], 20.0)
+    assert store.expire_held(now=25.0, ttl_s=10.0) == 1
+    assert store.held_for("k1") is None and store.held_count("m", "s") == 1

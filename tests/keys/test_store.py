@@ -302,7 +302,7 @@ def test_a_closed_store_refuses_everything(make: Make) -> None:
         lambda: store.deposit(LINK, 1, material(1, 1), True),
         lambda: store.room(LINK, True), lambda: store.pool_bytes(LINK, True),
         lambda: store.take_outbound(LINK, 1), lambda: store.take_inbound(LINK, ()),
-        lambda: store.hold_keys([HeldKey("k", "m", "s", b"x")]), lambda: store.links(),
+        lambda: store.hold_keys([HeldKey("k", "m", "s", b"x")], 0.0), lambda: store.links(),
         lambda: store.release_keys(["k"], "m", "s"), lambda: store.held_count("m", "s")]
     for call in calls:
         with pytest.raises(KeyStoreError, match="closed"):
@@ -318,7 +318,7 @@ def key(key_id: str, master: str = "sae-a", slave: str = "sae-b") -> HeldKey:
 def test_a_key_is_released_exactly_once(make: Make) -> None:
     """The slave gets the key; asking again is KeyNotFound."""
     store = make("B")
-    store.hold_keys([key("k1")])
+    store.hold_keys([key("k1")], 0.0)
     assert store.held_count("sae-a", "sae-b") == 1
     assert store.release_keys(["k1"], "sae-a", "sae-b") == [key("k1")]
     assert store.held_count("sae-a", "sae-b") == 0
@@ -330,7 +330,7 @@ def test_keys_come_back_in_the_order_asked(make: Make) -> None:
     """Several keys at once, in the caller's order."""
     store = make("B")
     for key_id in ("k1", "k2", "k3"):
-        store.hold_keys([key(key_id)])
+        store.hold_keys([key(key_id)], 0.0)
     assert [k.key_id for k in store.release_keys(["k3", "k1", "k2"], "sae-a", "sae-b")] == [
         "k3", "k1", "k2"]
 
@@ -339,7 +339,7 @@ def test_a_third_sae_is_not_authorized_and_the_key_stays(make: Make) -> None:
     """Another SAE asking with the right master gets NotAuthorized; the slave still gets
     the key afterwards."""
     store = make("B")
-    store.hold_keys([key("k1")])
+    store.hold_keys([key("k1")], 0.0)
     with pytest.raises(NotAuthorized, match="sae-c"):
         store.release_keys(["k1"], "sae-a", "sae-c")
     assert store.release_keys(["k1"], "sae-a", "sae-b") == [key("k1")]
@@ -348,7 +348,7 @@ def test_a_third_sae_is_not_authorized_and_the_key_stays(make: Make) -> None:
 def test_the_wrong_master_finds_no_key(make: Make) -> None:
     """A key held for another master is KeyNotFound, even for its own slave, and stays."""
     store = make("B")
-    store.hold_keys([key("k1")])
+    store.hold_keys([key("k1")], 0.0)
     with pytest.raises(KeyNotFound):
         store.release_keys(["k1"], "sae-x", "sae-b")
     with pytest.raises(KeyNotFound):  # not found beats not authorized
@@ -359,9 +359,9 @@ def test_the_wrong_master_finds_no_key(make: Make) -> None:
 def test_release_is_all_or_none(make: Make) -> None:
     """One missing or unauthorized key of several releases none of them."""
     store = make("B")
-    store.hold_keys([key("k1")])
-    store.hold_keys([key("k2")])
-    store.hold_keys([key("k3", slave="sae-c")])
+    store.hold_keys([key("k1")], 0.0)
+    store.hold_keys([key("k2")], 0.0)
+    store.hold_keys([key("k3", slave="sae-c")], 0.0)
     with pytest.raises(KeyNotFound, match="k9"):
         store.release_keys(["k1", "k9", "k2"], "sae-a", "sae-b")
     with pytest.raises(NotAuthorized):
@@ -376,9 +376,9 @@ def test_release_is_all_or_none(make: Make) -> None:
 def test_a_key_id_is_held_once(make: Make) -> None:
     """Holding a second key under a held key_ID is refused and keeps the first."""
     store = make("B")
-    store.hold_keys([key("k1")])
+    store.hold_keys([key("k1")], 0.0)
     with pytest.raises(KeyStoreError, match="k1"):
-        store.hold_keys([key("k1", master="sae-x")])
+        store.hold_keys([key("k1", master="sae-x")], 0.0)
     assert store.held_count("sae-a", "sae-b") == 1
     assert store.held_count("sae-x", "sae-b") == 0
 
@@ -386,9 +386,9 @@ def test_a_key_id_is_held_once(make: Make) -> None:
 def test_held_count_is_per_pair(make: Make) -> None:
     """Counts keys per (master, slave), in that order."""
     store = make("B")
-    store.hold_keys([key("k1")])
-    store.hold_keys([key("k2")])
-    store.hold_keys([key("k3", "sae-b", "sae-a")])
+    store.hold_keys([key("k1")], 0.0)
+    store.hold_keys([key("k2")], 0.0)
+    store.hold_keys([key("k3", "sae-b", "sae-a")], 0.0)
     assert store.held_count("sae-a", "sae-b") == 2
     assert store.held_count("sae-b", "sae-a") == 1
     assert store.held_count("sae-a", "sae-c") == 0
@@ -400,14 +400,14 @@ def _errors(store: Store) -> list[KeyStoreError]:
     """One of each refusal, on a store holding units of material(…) and held keys."""
     store.deposit(LINK, 0, material(0, 2), True)
     store.deposit(LINK, 1, material(1, 2), False)
-    store.hold_keys([key("k1")])
+    store.hold_keys([key("k1")], 0.0)
     attempts: list[Callable[[], object]] = [
         lambda: store.deposit(LINK, 2, material(2, 1)[:-1], True),
         lambda: store.deposit(LINK, 3, material(3, 40), True),
         lambda: store.take_outbound(LINK, 3),
         lambda: store.take_inbound(LINK, (UnitRange(1, 0, 1), UnitRange(0, 0, 1))),
         lambda: store.take_inbound(LINK, (UnitRange(1, 0, 2), UnitRange(1, 1, 1))),
-        lambda: store.hold_keys([key("k1")]),
+        lambda: store.hold_keys([key("k1")], 0.0),
         lambda: store.release_keys(["k1", "k2"], "sae-a", "sae-b"),
         lambda: store.release_keys(["k1"], "sae-a", "sae-c"),
     ]
@@ -518,7 +518,7 @@ def _apply(store: Store, op: tuple[object, ...]) -> object:
                 return store.take_inbound(LINK, tuple(UnitRange(*t) for t in triples))
             case ("hold", int(index), int(master), int(slave)):
                 return store.hold_keys([HeldKey(f"k{index}", saes[master], saes[slave],
-                                              unit(index, 0, "key"))])
+                                              unit(index, 0, "key"))], 0.0)
             case ("release", list(indices), int(master), int(slave)):
                 return store.release_keys([f"k{i}" for i in indices], saes[master],
                                           saes[slave])
@@ -583,7 +583,7 @@ def test_data_survives_closing_and_reopening(tmp_path: Path) -> None:
         store.deposit(LINK, 0, material(0, 3), True)
         store.deposit(LINK, 1, material(1, 2), False)
         store.take_outbound(LINK, 1)
-        store.hold_keys([key("k1")])
+        store.hold_keys([key("k1")], 0.0)
     with SQLiteKeyStore(path, "A") as store:
         assert store.links() == [LINK]
         store.deposit(LINK, 0, material(0, 3), True)  # still remembered: a no-op
@@ -623,7 +623,7 @@ def test_used_material_is_overwritten_on_disk(tmp_path: Path) -> None:
     with SQLiteKeyStore(path, "A") as store:
         store.deposit(LINK, 0, PROBE + material(0, 3), True)
         store.deposit(LINK, 1, material(1, 2) + PROBE[::-1], False)
-        store.hold_keys([HeldKey("k1", "sae-a", "sae-b", KEY_PROBE)])
+        store.hold_keys([HeldKey("k1", "sae-a", "sae-b", KEY_PROBE)], 0.0)
         store.checkpoint()
         assert all(p in _on_disk(path) for p in (PROBE, PROBE[::-1], KEY_PROBE))
         assert store.take_outbound(LINK, 1)[1] == PROBE
@@ -733,7 +733,7 @@ def test_a_killed_process_leaves_the_store_consistent(tmp_path: Path) -> None:
 def test_held_for_names_the_pair_without_the_material(make: Make) -> None:
     """A KME can tell whose a key is (to answer 401 rather than 400) without taking it."""
     store = make("A")
-    store.hold_keys([HeldKey("k1", "sae-m", "sae-s", unit(0, 0, "k1"))])
+    store.hold_keys([HeldKey("k1", "sae-m", "sae-s", unit(0, 0, "k1"))], 0.0)
     assert store.held_for("k1") == ("sae-m", "sae-s")
     assert store.held_for("k2") is None
     assert store.held_count("sae-m", "sae-s") == 1
@@ -749,3 +749,62 @@ def test_checkpoints_can_be_left_to_the_owner(tmp_path: Path) -> None:
     store.checkpoint()
     assert (tmp_path / "a.sqlite-wal").stat().st_size == 0
     store.close()
+
+
+# --- held keys expire ----------------------------------------------------------------------
+
+def test_expire_held_erases_exactly_the_keys_past_their_ttl(make: Make) -> None:
+    """Keys held more than ttl seconds before now go (and are counted); younger ones stay."""
+    store = make("A")
+    store.hold_keys([key("old1"), key("old2")], 100.0)
+    store.hold_keys([key("young", slave="sae-c")], 150.0)
+    assert store.expire_held(now=155.0, ttl_s=60.0) == 0
+    assert store.expire_held(now=161.0, ttl_s=60.0) == 2
+    assert store.held_for("old1") is None and store.held_count("sae-a", "sae-b") == 0
+    with pytest.raises(KeyNotFound):
+        store.release_keys(["old2"], "sae-a", "sae-b")
+    assert [k.key_id for k in store.release_keys(["young"], "sae-a", "sae-c")] == ["young"]
+    assert store.expire_held(now=1000.0, ttl_s=60.0) == 0
+
+
+def test_a_key_stamped_after_now_expires_too(make: Make) -> None:
+    """A stamp later than now comes from a clock that has restarted (a reboot): it goes."""
+    store = make("A")
+    store.hold_keys([key("k1")], 5000.0)
+    assert store.expire_held(now=10.0, ttl_s=3600.0) == 1
+    assert store.held_for("k1") is None
+
+
+def test_an_expired_key_is_overwritten_on_disk(tmp_path: Path) -> None:
+    """An expired held key's bytes are nowhere in the file or its WAL after a checkpoint."""
+    path = tmp_path / "a.sqlite"
+    with SQLiteKeyStore(path, "A") as store:
+        store.hold_keys([HeldKey("k1", "sae-a", "sae-b", KEY_PROBE)], 0.0)
+        store.checkpoint()
+        assert KEY_PROBE in _on_disk(path)
+        assert store.expire_held(now=10.0, ttl_s=5.0) == 1
+        store.checkpoint()
+        assert KEY_PROBE not in _on_disk(path)
+
+
+def test_a_schema_1_file_is_migrated_and_its_held_keys_expire_first(tmp_path: Path) -> None:
+    """A store written before held_at existed opens; its held keys (of unknown age) go at the
+    first expiry, while keys held after the migration stay."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '1'), ('node', 'A');
+        CREATE TABLE held_keys (key_id TEXT PRIMARY KEY, master_sae TEXT NOT NULL,
+            slave_sae TEXT NOT NULL, material BLOB NOT NULL) WITHOUT ROWID;
+        INSERT INTO held_keys VALUES ('orphan', 'sae-a', 'sae-b', x'00');
+    """)
+    db.close()
+    with SQLiteKeyStore(path, "A") as store:
+        assert store.held_for("orphan") == ("sae-a", "sae-b")
+        store.hold_keys([key("new")], 50.0)
+        assert store.expire_held(now=60.0, ttl_s=3600.0) == 1
+        assert store.held_for("orphan") is None and store.held_for("new") is not None
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() == ("2",)
+    check.close()

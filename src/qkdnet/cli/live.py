@@ -41,6 +41,9 @@ def serve_command(
     idle_timeout: Annotated[int, typer.Option(help="Seconds a connection may sit idle "
                                               "(before its first request or between "
                                               "requests) before it is closed.")] = 30,
+    held_key_ttl: Annotated[float, typer.Option(help="Seconds a key held for a slave SAE "
+                                                "waits to be fetched; then it is erased.")
+                            ] = 3600.0,
 ) -> None:
     """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
     one SQLite key store per KME, key emulators filling the pools. One server per data
@@ -54,7 +57,7 @@ def serve_command(
         log_to_stderr()
         options = ServeOptions(folder, host, speedup, prefill_bits, all_nodes, manifest,
                                pool_capacity_bits, om_port, dynamics, seed,
-                               idle_timeout)
+                               idle_timeout, held_key_ttl)
         network = open_network(scenario)
 
         def ready(m: dict[str, Any]) -> None:

@@ -210,8 +210,8 @@ class AmountStore:
         pools._recv[at] = have - bits
         return b""
 
-    def hold_keys(self, keys: Sequence[HeldKey]) -> None:
-        self._held.hold(keys)
+    def hold_keys(self, keys: Sequence[HeldKey], now: float) -> None:
+        self._held.hold(keys, now)
 
     def release_keys(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
         return self._held.release(key_ids, master_sae, caller)
@@ -221,3 +221,6 @@ class AmountStore:
 
     def held_for(self, key_id: str) -> tuple[str, str] | None:
         return self._held.pair_of(key_id)
+
+    def expire_held(self, now: float, ttl_s: float) -> int:
+        return self._held.expire(now, ttl_s)

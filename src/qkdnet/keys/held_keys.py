@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from qkdnet.errors import KeyStoreError
-from qkdnet.keys.pool import HeldKey, check_release
+from qkdnet.keys.pool import HeldKey, check_release, is_expired
 
 
 class HeldKeys:
@@ -17,16 +17,18 @@ class HeldKeys:
     def __init__(self) -> None:
         self._keys: dict[str, HeldKey] = {}
         self._pairs: Counter[tuple[str, str]] = Counter()
+        self._held_at: dict[str, float] = {}  # key_ID: when it was held (s)
 
-    def hold(self, keys: Sequence[HeldKey]) -> None:
-        """Keep ``keys``, all or none; KeyStoreError if a key_ID is already held (or given
-        twice)."""
+    def hold(self, keys: Sequence[HeldKey], now: float) -> None:
+        """Keep ``keys`` as held at ``now`` (s), all or none; KeyStoreError if a key_ID is
+        already held (or given twice)."""
         ids = [key.key_id for key in keys]
         for key_id in ids:
             if key_id in self._keys or ids.count(key_id) > 1:
                 raise KeyStoreError(f"key_ID {key_id!r} is already held")
         for key in keys:
             self._keys[key.key_id] = key
+            self._held_at[key.key_id] = now
             self._pairs[key.master_sae, key.slave_sae] += 1
 
     def release(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
@@ -34,9 +36,16 @@ class HeldKeys:
         (:func:`~qkdnet.keys.pool.check_release` says when not)."""
         keys = check_release(key_ids, [self._keys.get(k) for k in key_ids], master_sae, caller)
         for key in keys:
-            del self._keys[key.key_id]
-            self._pairs[key.master_sae, key.slave_sae] -= 1
+            self._forget(key)
         return keys
+
+    def expire(self, now: float, ttl_s: float) -> int:
+        """Forget every key past its time to live (:func:`~qkdnet.keys.pool.is_expired`);
+        how many."""
+        old = [self._keys[k] for k, at in self._held_at.items() if is_expired(at, now, ttl_s)]
+        for key in old:
+            self._forget(key)
+        return len(old)
 
     def count(self, master_sae: str, slave_sae: str) -> int:
         """How many keys are held for the pair."""
@@ -50,4 +59,10 @@ class HeldKeys:
     def clear(self) -> None:
         """Forget every held key."""
         self._keys.clear()
+        self._held_at.clear()
         self._pairs.clear()
+
+    def _forget(self, key: HeldKey) -> None:
+        del self._keys[key.key_id]
+        del self._held_at[key.key_id]
+        self._pairs[key.master_sae, key.slave_sae] -= 1

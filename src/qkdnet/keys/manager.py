@@ -79,7 +79,7 @@ class KeyManager:
         if isinstance(event, Received):  # most events: a hop of a relay
             message = event.message
             if isinstance(message, ForwardKey):
-                return self._forwarded(message)
+                return self._forwarded(message, now)
             if isinstance(message, RelayComplete):
                 return self._completed(message)
             if isinstance(message, RelayFailed):
@@ -100,7 +100,7 @@ class KeyManager:
         keys = self._crypto.new_keys(request.size_bits // 8 * len(request.key_ids))
         route = request.route
         if route.hops == 0:
-            return self._hold_here(request, keys)
+            return self._hold_here(request, keys, now)
         try:
             first = self._pad_and_seal(request.key_ids, request.size_bits, request.master_sae,
                                        request.slave_sae, route, 0, keys)
@@ -110,10 +110,10 @@ class KeyManager:
                                         request.slave_sae, route.destination)
         return [Send(route.nodes[1], first), StartTimer(relay, now + self._timeout)]
 
-    def _hold_here(self, request: KeyRequest, keys: bytes) -> list[Action]:
+    def _hold_here(self, request: KeyRequest, keys: bytes, now: float) -> list[Action]:
         try:
             self.store.hold_keys(_held(request.key_ids, request.size_bits, request.master_sae,
-                                       request.slave_sae, keys))
+                                       request.slave_sae, keys), now)
         except KeyStoreError as exc:
             return [KeyFailed(request.relay_id, str(exc))]
         return [KeyDelivered(request.relay_id, keys)]
@@ -140,7 +140,7 @@ class KeyManager:
 
     # --- at a relay node or the destination -----------------------------------------------
 
-    def _forwarded(self, message: ForwardKey) -> list[Action]:
+    def _forwarded(self, message: ForwardKey, now: float) -> list[Action]:
         route, hop = message.route, message.hop
         nodes, km_links = route.nodes, route.km_links
         if not 0 <= hop < len(km_links) or nodes[hop + 1] != self.node:
@@ -153,7 +153,7 @@ class KeyManager:
         if keys is None:
             return self._refuse(message, "authentication failed")
         if hop + 1 == len(km_links):
-            return self._arrive(message, keys)
+            return self._arrive(message, keys, now)
         try:
             onward = self._pad_and_seal(message.key_ids, message.size_bits, message.master_sae,
                                         message.slave_sae, route, hop + 1, keys)
@@ -161,12 +161,12 @@ class KeyManager:
             return self._refuse(message, f"no key on KM-link {km_links[hop + 1]}: {exc}")
         return [Send(nodes[hop + 2], onward)]
 
-    def _arrive(self, message: ForwardKey, keys: bytes) -> list[Action]:
+    def _arrive(self, message: ForwardKey, keys: bytes, now: float) -> list[Action]:
         if message.relay_id in self._dropped:
             return self._refuse(message, "the source gave up on these keys")
         try:
             self.store.hold_keys(_held(message.key_ids, message.size_bits, message.master_sae,
-                                       message.slave_sae, keys))
+                                       message.slave_sae, keys), now)
         except KeyStoreError as exc:
             return self._refuse(message, str(exc))
         tag = self._crypto.completion_tag(keys, message.relay_id)

@@ -162,11 +162,11 @@ class MemoryKeyStore:
 
     # --- held keys -----------------------------------------------------------------------
 
-    def hold_keys(self, keys: Sequence[HeldKey]) -> None:
-        """Keep ``keys`` for their slave SAE, all or none; KeyStoreError if a key_ID is
-        already held (or given twice)."""
+    def hold_keys(self, keys: Sequence[HeldKey], now: float) -> None:
+        """Keep ``keys`` for their slave SAE as held at ``now`` (s), all or none;
+        KeyStoreError if a key_ID is already held (or given twice)."""
         self._check_open()
-        self._held.hold(keys)
+        self._held.hold(keys, now)
 
     def release_keys(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
         """Hand the keys to ``caller`` in the order asked and delete them, all or none:
@@ -184,6 +184,12 @@ class MemoryKeyStore:
         """The (master, slave) SAE pair a key_ID is held for, None if it is not held."""
         self._check_open()
         return self._held.pair_of(key_id)
+
+    def expire_held(self, now: float, ttl_s: float) -> int:
+        """Forget every held key held more than ``ttl_s`` s before ``now`` (or stamped after
+        it); how many."""
+        self._check_open()
+        return self._held.expire(now, ttl_s)
 
     # --- life ----------------------------------------------------------------------------
 

@@ -76,8 +76,9 @@ class KeyStore(Protocol):
     def take_inbound(self, km_link: str, ranges: tuple[UnitRange, ...]) -> bytes:
         """Take and delete exactly the named inbound units; PadMismatch if any is missing."""
 
-    def hold_keys(self, keys: Sequence[HeldKey]) -> None:
-        """Keep keys for their slave SAE under their key_IDs (unique), all or none."""
+    def hold_keys(self, keys: Sequence[HeldKey], now: float) -> None:
+        """Keep keys for their slave SAE under their key_IDs (unique), all or none, as held
+        at ``now`` (the driver's clock, s)."""
 
     def release_keys(self, key_ids: list[str], master_sae: str, caller: str) -> list[HeldKey]:
         """Hand the keys to ``caller`` and delete them, all or none: KeyNotFound if any
@@ -89,6 +90,10 @@ class KeyStore(Protocol):
 
     def held_for(self, key_id: str) -> tuple[str, str] | None:
         """The (master, slave) SAE pair a key_ID is held for, None if it is not held."""
+
+    def expire_held(self, now: float, ttl_s: float) -> int:
+        """Erase every held key held more than ``ttl_s`` seconds before ``now`` (and any
+        stamped after ``now``: its clock has restarted since), returning how many."""
 
 
 # --- rules every store applies the same way ---------------------------------------------
@@ -148,6 +153,13 @@ def coalesce(units: Iterable[tuple[int, int]]) -> tuple[UnitRange, ...]:
         else:
             runs.append([block, unit, 1])
     return tuple(UnitRange(*run) for run in runs)
+
+
+def is_expired(held_at: float, now: float, ttl_s: float) -> bool:
+    """Whether a key held at ``held_at`` is past its time to live ``ttl_s`` at ``now`` (all
+    s on one clock). A stamp after ``now`` comes from a clock that has restarted since (the
+    live driver's monotonic clock after a reboot): that key's age is unknown, so it goes."""
+    return held_at < now - ttl_s or held_at > now
 
 
 def check_release(key_ids: Sequence[str], found: Sequence[HeldKey | None], master_sae: str,

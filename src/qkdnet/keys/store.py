@@ -18,7 +18,11 @@ underneath are out of reach of any user-space store.
 Tables: ``pools`` (unused units per KM-link and direction, kept with every change so
 :meth:`~SQLiteKeyStore.room` never counts rows), ``blocks`` (every block ever deposited, so
 a replayed block never refills used units), ``units`` (one row of UNIT_BYTES per unused
-unit) and ``held_keys``.
+unit) and ``held_keys`` (with ``held_at``, the driver's clock when held, so keys nobody
+fetches expire: :meth:`~SQLiteKeyStore.expire_held`).
+
+Schema 2 added ``held_keys.held_at``. A schema-1 file is migrated when opened: its held keys
+get the oldest possible stamp (their age is unknown), so the first expiry erases them.
 """
 
 from __future__ import annotations
@@ -53,7 +57,9 @@ from qkdnet.keys.pool import (
 
 #: Accepted values of ``synchronous``: NORMAL survives a process crash, FULL a power loss.
 SYNCHRONOUS = ("NORMAL", "FULL")
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: ``held_at`` of keys migrated from schema 1: older than any clock reading.
+UNKNOWN_HELD_AT = -1e300
 #: Seconds a transaction waits for another process holding the file's write lock.
 BUSY_TIMEOUT_S = 5.0
 #: SQLite's primary result codes that mean the file, not the call, is at fault: the disk is
@@ -81,8 +87,13 @@ _SCHEMA = (
         WHERE outbound = 1""",
     """CREATE TABLE IF NOT EXISTS held_keys (
         key_id TEXT PRIMARY KEY, master_sae TEXT NOT NULL, slave_sae TEXT NOT NULL,
-        material BLOB NOT NULL) WITHOUT ROWID""",
+        material BLOB NOT NULL, held_at REAL NOT NULL) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS held_keys_pair ON held_keys (master_sae, slave_sae)",
+)
+#: Schema 1 to 2: when each key was held.
+_MIGRATE_1 = (
+    f"ALTER TABLE held_keys ADD COLUMN held_at REAL NOT NULL DEFAULT {UNKNOWN_HELD_AT}",
+    "UPDATE meta SET value = '2' WHERE name = 'schema'",
 )
 
 _SEEN = "SELECT 1 FROM blocks WHERE km_link = ? AND block = ?"
@@ -96,8 +107,9 @@ _FIRST_OUT = """SELECT block, unit, material FROM units INDEXED BY units_outboun
 _RANGE_IN = """SELECT material FROM units WHERE km_link = ? AND block = ? AND unit >= ?
     AND unit < ? AND outbound = 0 ORDER BY unit"""
 _DROP_UNITS = "DELETE FROM units WHERE km_link = ? AND block = ? AND unit >= ? AND unit < ?"
-_HOLD = """INSERT INTO held_keys (key_id, master_sae, slave_sae, material)
-    VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"""
+_HOLD = """INSERT INTO held_keys (key_id, master_sae, slave_sae, material, held_at)
+    VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"""
+_EXPIRE = "DELETE FROM held_keys WHERE held_at < ? OR held_at > ?"
 _HELD = "SELECT key_id, master_sae, slave_sae, material FROM held_keys WHERE key_id = ?"
 _FORGET = "DELETE FROM held_keys WHERE key_id = ?"
 _COUNT = "SELECT COUNT(*) FROM held_keys WHERE master_sae = ? AND slave_sae = ?"
@@ -221,13 +233,13 @@ class SQLiteKeyStore:
 
     # --- held keys -----------------------------------------------------------------------
 
-    def hold_keys(self, keys: Sequence[HeldKey]) -> None:
-        """Keep ``keys`` for their slave SAE, all or none; KeyStoreError if a key_ID is
-        already held (or given twice)."""
+    def hold_keys(self, keys: Sequence[HeldKey], now: float) -> None:
+        """Keep ``keys`` for their slave SAE as held at ``now`` (the driver's clock, s), all
+        or none; KeyStoreError if a key_ID is already held (or given twice)."""
         with self._tx() as db:
             for key in keys:
                 done = db.execute(_HOLD, (key.key_id, key.master_sae, key.slave_sae,
-                                          key.material))
+                                          key.material, now))
                 if done.rowcount != 1:
                     raise KeyStoreError(f"key_ID {key.key_id!r} is already held")
 
@@ -249,6 +261,13 @@ class SQLiteKeyStore:
         """The (master, slave) SAE pair a key_ID is held for, None if it is not held."""
         row = self._db().execute(_PAIR_OF, (key_id,)).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
+
+    def expire_held(self, now: float, ttl_s: float) -> int:
+        """Erase (secure_delete zeroes them) every held key held more than ``ttl_s`` s
+        before ``now``, and any stamped after ``now`` (a clock that has restarted since:
+        :func:`~qkdnet.keys.pool.is_expired`); how many."""
+        with self._tx() as db:
+            return int(db.execute(_EXPIRE, (now - ttl_s, now)).rowcount)
 
     # --- the file ------------------------------------------------------------------------
 
@@ -327,6 +346,11 @@ class SQLiteKeyStore:
 
     def _create_schema(self) -> None:
         with self._tx() as db:
+            old = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+            if old is not None and db.execute(
+                    "SELECT value FROM meta WHERE name = 'schema'").fetchone() == ("1",):
+                for statement in _MIGRATE_1:
+                    db.execute(statement)
             for statement in _SCHEMA:
                 db.execute(statement)
             db.executemany("INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",

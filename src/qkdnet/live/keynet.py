@@ -31,6 +31,9 @@ from qkdnet.topology.model import Network, NodeKind
 
 log = logging.getLogger("qkdnet.keys")
 
+#: How long a key held for a slave SAE waits to be fetched before it is erased (s).
+DEFAULT_HELD_KEY_TTL_S = 3600.0
+
 #: Pool size per KM-link end (1 Mbit): a metro CV link makes megabits per second, and an
 #: SQLite store holds key in 32-byte units, so pools stay small and full ones stop filling.
 DEFAULT_CAPACITY_BYTES = 2**17
@@ -52,9 +55,13 @@ class KeyNetwork:
 
     def __init__(self, network: Network, folder: Path, nodes: Iterable[str],
                  router: Router | None = None, timeout_s: float = 5.0,
-                 capacity_bytes_per_link: int = DEFAULT_CAPACITY_BYTES) -> None:
+                 capacity_bytes_per_link: int = DEFAULT_CAPACITY_BYTES,
+                 held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S) -> None:
         self.network = network
+        self.held_key_ttl_s = held_key_ttl_s
         self.nodes = list(nodes)
+        #: Held keys erased unfetched since start, per node.
+        self.expired_held_keys = dict.fromkeys(self.nodes, 0)
         folder.mkdir(parents=True, exist_ok=True)
         # checkpoints happen in the pump, one store at a time, not inside a relay
         self.stores = {n: SQLiteKeyStore(folder / f"{n}.sqlite", n, capacity_bytes_per_link,
@@ -187,6 +194,20 @@ class KeyNetwork:
         else:
             log.info("relay %s not delivered: %s", outcome.relay_id, outcome.reason)
             future.set_exception(ApiError(503, outcome.reason or NOT_ENOUGH_KEY))
+
+    def expire_held(self) -> int:
+        """Erase the held keys of every store older than the TTL on the relay clock (crash
+        orphans too: a relay the master never completed leaves its keys held), count them
+        per node and return how many went now."""
+        now = asyncio.get_running_loop().time()
+        gone = 0
+        for node, store in self.stores.items():
+            erased = store.expire_held(now, self.held_key_ttl_s)
+            self.expired_held_keys[node] += erased
+            gone += erased
+        if gone:
+            log.info("erased %d held keys not fetched within %.0f s", gone, self.held_key_ttl_s)
+        return gone
 
     def close(self) -> None:
         """Close every store."""

@@ -113,7 +113,11 @@ def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None) ->
         if target is None:
             raise ApiError(400, "unknown slave SAE ID")
         count = keynet.stored_key_count(master, slave_SAE_ID, lim.key_size, lim.max_key_count)
-        return status_document(node, target, master, slave_SAE_ID, count, lim)
+        status = status_document(node, target, master, slave_SAE_ID, count, lim)
+        # a documented extension (ETSI GS QKD 014 allows status_extension): see README
+        status["status_extension"] = {"held_key_ttl_s": keynet.held_key_ttl_s,
+                                      "expired_held_keys": keynet.expired_held_keys.get(target, 0)}
+        return status
 
     async def enc_keys(slave: str, request: Request, body: Any) -> dict[str, Any]:
         master = caller(request)

@@ -68,7 +68,7 @@ def start_serve(folder: Path, scenario: str, options: Sequence[str] = (),
     it has written its manifest (one naming its PID). The child runs without CA-bundle
     overrides, so the clients it starts trust exactly the network CA. ``python`` may add
     interpreter options (``[python, "-m", "cProfile", "-o", FILE]``)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # serve refuses an open folder
     manifest = folder / "manifest.json"
     base = logs or folder / "serve"
     out, err = base.with_name(base.name + ".out"), base.with_name(base.name + ".err")

@@ -29,9 +29,15 @@ from typing import Any
 from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
 from qkdnet.live.connection_limits import ConnectionBudget, ListenerLimits, raise_file_limit
+from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.dynamics import LiveDynamics
-from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
+from qkdnet.live.keynet import (
+    DEFAULT_CAPACITY_BYTES,
+    DEFAULT_HELD_KEY_TTL_S,
+    KeyNetwork,
+    served_nodes,
+)
 from qkdnet.live.kme_app import make_kme_app
 from qkdnet.live.om_app import make_om_app
 from qkdnet.live.pki import Pki, init_pki, load_pki
@@ -51,6 +57,8 @@ STATE_INTERVAL_S = 1.0
 KME_LIMITS = ListenerLimits(max_connections=1024, max_per_address=256)
 #: Connections the O&M port takes at once: a few browsers, Prometheus, scripts.
 OM_LIMITS = ListenerLimits(max_connections=256, max_per_address=64)
+#: How often held keys past their TTL are erased (s).
+EXPIRE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class ServeOptions:
     dynamics: bool = True  # link rates follow the day-night drift and bursts of extra QBER
     seed: int = 1  # of the dynamics
     idle_timeout_s: int = 30  # before a connection's first request or between requests
+    held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S  # an unfetched held key is erased after
 
     def __post_init__(self) -> None:
         if not self.speedup > 0:
@@ -77,6 +86,8 @@ class ServeOptions:
         if self.pool_capacity_bits < 2**13:
             raise ParameterError("--pool-capacity-bits", self.pool_capacity_bits,
                                  "must be at least 8192 (one key block)")
+        if not 0 < self.held_key_ttl_s < float("inf"):
+            raise ParameterError("--held-key-ttl", self.held_key_ttl_s, "seconds, > 0")
         if not 0 <= self.om_port <= 65535:
             raise ParameterError("--om-port", self.om_port, "a TCP port, 0 to 65535")
         if self.idle_timeout_s < 1:
@@ -101,6 +112,7 @@ async def serve(network: Network, options: ServeOptions,
     removed on exit.
     """
     say = progress or (lambda _line: None)
+    open_data_folder(options.folder)  # before anything in it is created or opened
     raise_file_limit()
     lock = FolderLock.acquire(options.folder)
     manifest_path = options.manifest or options.folder / "manifest.json"
@@ -122,7 +134,8 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
     router = Controller.for_network(network)
     say(f"building {len(nodes)} key stores...")
     keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
-                        capacity_bytes_per_link=options.pool_capacity_bits // 8)
+                        capacity_bytes_per_link=options.pool_capacity_bits // 8,
+                        held_key_ttl_s=options.held_key_ttl_s)
     try:
         loop = asyncio.get_running_loop()
         if options.prefill_bits:
@@ -189,15 +202,20 @@ def _remove_manifest(path: Path) -> None:
 
 async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
     """Fill the pools, and report them to the control layer, the NMS and its alarm rules
-    every STATE_INTERVAL_S. Neither step can end the task: an error (a key store's, or any
-    other) is logged once while it repeats and both go on, so that the supply resumes and
-    the NMS clock keeps moving once its cause is gone."""
+    every STATE_INTERVAL_S; erase held keys past their TTL every EXPIRE_INTERVAL_S. No step
+    can end the task: an error (a key store's, or any other) is logged once while it repeats
+    and the others go on, so that the supply resumes and the NMS clock keeps moving once its
+    cause is gone."""
     loop = asyncio.get_running_loop()
-    reported = loop.time()
+    reported = expired = loop.time()
     pumping, reporting = _Guard("key supply"), _Guard("report to the NMS")
+    expiring = _Guard("expiry of held keys")
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
         pumping.run(lambda: keynet.supply.pump(loop.time(), PUMP_BUDGET_S))
+        if loop.time() - expired >= EXPIRE_INTERVAL_S:
+            expired = loop.time()
+            expiring.run(keynet.expire_held)
         if loop.time() - reported >= STATE_INTERVAL_S:
             reported = loop.time()
             reporting.run(live.report_now)
