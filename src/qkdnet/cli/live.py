@@ -37,6 +37,12 @@ def serve_command(
                                            "in the twin; off: static modelled rates.")
                         ] = True,
     seed: Annotated[int, typer.Option(help="Seed of the link dynamics.")] = 1,
+    allow_cn_identity: Annotated[bool, typer.Option(
+        "--allow-cn-identity", help="Accept SAE client certificates that name their SAE by "
+        "subject CN only (no sae-id: URI).")] = False,
+    advertise: Annotated[str | None, typer.Option(help="Host name remote clients use for "
+                                                  "the KMEs: named (DNS SAN) in the KME "
+                                                  "certificates made here.")] = None,
 ) -> None:
     """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
     one SQLite key store per KME, key emulators filling the pools. Ctrl-C stops."""
@@ -47,7 +53,8 @@ def serve_command(
     def run() -> None:
         log_to_stderr()
         options = ServeOptions(folder, host, speedup, prefill_bits, all_nodes, manifest,
-                               pool_capacity_bits, om_port, dynamics, seed)
+                               pool_capacity_bits, om_port, dynamics, seed,
+                               allow_cn_identity, advertise)
         network = open_network(scenario)
 
         def ready(m: dict[str, Any]) -> None:

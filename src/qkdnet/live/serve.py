@@ -10,12 +10,20 @@ key rates. A manifest JSON tells applications where everything is::
      "saes": {"<sae>": {"node": "<node>", "kme_url": ..., "cert": ..., "key": ...}}}
 
 The data folder keeps the stores and the PKI, so a restart resumes where it stopped.
+
+PKI: the KMEs need ``DIR/pki/ca.crt``, their ``kme/`` pairs and, once something is revoked,
+``crl.pem`` (re-read on change); never ``ca.key``. Deploy a PKI made by ``qkdnet pki init``
+elsewhere without its ``ca.key``. For trying it out, ``serve`` on a data folder without a
+PKI makes one, but in the folder ``DIR-ca`` beside the data folder (reused if it holds one),
+and copies all of it but ``ca.key`` into ``DIR/pki``; it logs where the CA key went.
+Revoke with ``qkdnet pki revoke SAE --dir DIR-ca --copy-to DIR/pki/crl.pem``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,11 +36,14 @@ from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
 from qkdnet.live.kme_app import make_kme_app
 from qkdnet.live.om_app import make_om_app
-from qkdnet.live.pki import Pki, init_pki, load_pki
+from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki
 from qkdnet.live.reports import LiveReports
+from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.topology.model import Network
+
+log = logging.getLogger(__name__)
 
 PUMP_INTERVAL_S = 0.05
 #: CPU time one pump may take before it yields to the KMEs (s).
@@ -55,6 +66,8 @@ class ServeOptions:
     om_port: int = 0
     dynamics: bool = True  # link rates follow the day-night drift and bursts of extra QBER
     seed: int = 1  # of the dynamics
+    allow_cn_identity: bool = False  # accept client certificates naming their SAE by CN only
+    advertise: str | None = None  # host name clients use for the KMEs (DNS SAN, URLs)
 
     def __post_init__(self) -> None:
         if not self.speedup > 0:
@@ -68,18 +81,32 @@ class ServeOptions:
             raise ParameterError("--om-port", self.om_port, "a TCP port, 0 to 65535")
 
 
-def pki_for(network: Network, folder: Path, all_nodes: bool = False) -> Pki:
-    """The PKI under ``folder``, made for the network's KMEs and SAEs if not there yet."""
+def pki_for(network: Network, folder: Path, all_nodes: bool = False,
+            kme_names: tuple[str, ...] = ()) -> Pki:
+    """The PKI under ``folder`` (``DIR/pki``); if there is none, one made for the network's
+    KMEs (naming ``kme_names`` too) and SAEs in ``DIR-ca`` beside the data folder ``DIR``,
+    copied into ``folder`` without ``ca.key``."""
     if (folder / "ca.crt").exists():
         return load_pki(folder)
-    return init_pki(folder, served_nodes(network, all_nodes), [s.id for s in network.saes])
+    data = folder.resolve().parent
+    ca_folder = data.with_name(data.name + "-ca")
+    if (ca_folder / "ca.crt").exists():
+        ca = load_pki(ca_folder)
+    else:
+        ca = init_pki(ca_folder, served_nodes(network, all_nodes),
+                      [s.id for s in network.saes], kme_names=kme_names)
+    log.warning("made the PKI in %s; its CA key %s stays there, outside the data folder "
+                "(move it off this machine)", ca_folder, ca.ca_key)
+    return copy_public_pki(ca, folder)
 
 
 async def serve(network: Network, options: ServeOptions,
                 ready: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Serve until cancelled; ``ready`` gets the manifest once every KME listens."""
     nodes = served_nodes(network, options.all_nodes)
-    pki = pki_for(network, options.folder / "pki", options.all_nodes)
+    names = (options.host, options.advertise) if options.advertise else (options.host,)
+    pki = pki_for(network, options.folder / "pki", options.all_nodes, names)
+    revocation = RevocationWatch.of_pki(pki)
     router = Controller.for_network(network)
     keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
                         capacity_bytes_per_link=options.pool_capacity_bits // 8)
@@ -87,7 +114,8 @@ async def serve(network: Network, options: ServeOptions,
     keynet.supply.start(loop.time(), options.speedup, options.prefill_bits)
     keynet.supply.pump(loop.time())
     keynet.supply.checkpoint_all()
-    servers = {n: make_server(make_kme_app(keynet, n), options.host, 0,
+    servers = {n: make_server(make_kme_app(keynet, n, allow_cn_identity=options.allow_cn_identity,
+                                           revocation=revocation), options.host, 0,
                               server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert))
                for n in nodes}
     dynamics = LiveDynamics(network.qkd_links, options.seed) if options.dynamics else None
