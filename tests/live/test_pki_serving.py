@@ -240,23 +240,27 @@ def test_a_revoked_sae_is_refused_at_once_and_others_still_served(net: Network) 
 
 def test_serve_without_a_pki_keeps_the_ca_key_beside_the_data_folder(net: Network,
                                                                       tmp_path: Path) -> None:
-    """No PKI: serve makes one in DIR-ca, copies it without ca.key, says where the key is,
-    and the KME certificates name the --advertise host name too."""
+    """No PKI: serve makes one in DIR-ca, copies it without ca.key and logs where the key
+    is; the KME certificates name --host (IP SAN) and --advertise (DNS SAN), so a client
+    verifying the host name accepts the KME at 127.0.0.2."""
     data = tmp_path / "fresh"
-    served = _serve(data, net.scenario, "--advertise", "kme-a.example.net")
+    served = _serve(data, net.scenario, "--host", "127.0.0.2",
+                    "--advertise", "kme-a.example.net")
     try:
-        with httpx.Client(verify=tls_context(*served.tls("sae-a1")[0], served.tls("sae-a1")[1]),
-                          timeout=TIMEOUT_S) as client:
-            status = client.get(f"{served.kme_url('sae-a1')}/api/v1/keys/sae-b/status")
+        url = served.kme_url("sae-a1")
+        (cert, key), ca = served.tls("sae-a1")
+        with httpx.Client(verify=tls_context(cert, key, ca), timeout=TIMEOUT_S) as client:
+            status = client.get(f"{url}/api/v1/keys/sae-b/status")
     finally:
         served.stop()
+    assert url.startswith("https://127.0.0.2:")
     assert status.status_code == 200, status.text
     ca_key = tmp_path / "fresh-ca" / "ca.key"
     assert ca_key.is_file() and not (data / "pki" / "ca.key").exists()
     assert str(ca_key) in served.log()
     san = _san(data / "pki" / "kme" / "a.crt")
     assert "kme-a.example.net" in san.get_values_for_type(x509.DNSName)
-    assert ipaddress.IPv4Address("127.0.0.1") in san.get_values_for_type(x509.IPAddress)
+    assert ipaddress.IPv4Address("127.0.0.2") in san.get_values_for_type(x509.IPAddress)
 
 
 def _san(path: Path) -> Any:

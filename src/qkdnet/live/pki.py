@@ -64,6 +64,7 @@ __all__ = [
     "init_pki",
     "kme_id_from_certificate",
     "load_pki",
+    "names_not_certified",
     "sae_id_from_certificate",
 ]
 
@@ -240,6 +241,16 @@ def identify_sae(der: bytes, *, allow_cn_identity: bool = False) -> str:
     if cn is None:
         raise NotAnSae("client certificate names no SAE")
     return cn
+
+
+def names_not_certified(cert_path: Path, names: Sequence[str]) -> list[str]:
+    """Which of ``names`` (addresses or host names, as for ``init_pki``'s ``kme_names``)
+    the certificate at ``cert_path`` does not name; unspecified addresses are skipped."""
+    cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+    san = _extension(cert, x509.SubjectAlternativeName)
+    held = list(san) if san is not None else []
+    return [name for name in names
+            if not all(entry in held for entry in _server_names([name]))]
 
 
 def certificate_serial(der: bytes) -> int | None:

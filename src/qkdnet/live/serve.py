@@ -36,7 +36,7 @@ from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, KeyNetwork, served_nodes
 from qkdnet.live.kme_app import make_kme_app
 from qkdnet.live.om_app import make_om_app
-from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki
+from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki, names_not_certified
 from qkdnet.live.reports import LiveReports
 from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
@@ -107,6 +107,11 @@ async def serve(network: Network, options: ServeOptions,
     names = (options.host, options.advertise) if options.advertise else (options.host,)
     pki = pki_for(network, options.folder / "pki", options.all_nodes, names)
     revocation = RevocationWatch.of_pki(pki)
+    for node in nodes[:1]:  # one PKI made them all: the first tells
+        if missing := names_not_certified(pki.kme_cert(node), names):
+            log.warning("the KME certificates in %s do not name %s: remote clients that "
+                        "verify host names will refuse them (`qkdnet pki init --kme-name`)",
+                        pki.folder, ", ".join(missing))
     router = Controller.for_network(network)
     keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
                         capacity_bytes_per_link=options.pool_capacity_bits // 8)
