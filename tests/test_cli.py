@@ -270,6 +270,25 @@ def test_pki_init_makes_certificates_for_every_kme_and_sae(tmp_path: Path) -> No
     assert again.exit_code == 2 and str(out) in again.stderr
 
 
+def test_pki_init_names_the_kme_addresses_and_revoke_needs_the_ca_key(tmp_path: Path) -> None:
+    """--kme-name reaches the KME certificates; revoke on a copy without ca.key is refused
+    with a clear error, and on the CA folder writes crl.pem."""
+    from qkdnet.live.pki import copy_public_pki, load_pki, names_not_certified
+
+    out = tmp_path / "pki"
+    result = runner.invoke(app, ["pki", "init", str(out), "--kme-name", "10.9.8.7",
+                                 "--kme-name", "kme.example.net"])
+    assert result.exit_code == 0, result.output
+    assert names_not_certified(out / "kme" / "harbin.crt", ["10.9.8.7", "kme.example.net"]) == []
+    assert names_not_certified(out / "kme" / "harbin.crt", ["10.9.8.6"]) == ["10.9.8.6"]
+    served = copy_public_pki(load_pki(out), tmp_path / "served")
+    refused = runner.invoke(app, ["pki", "revoke", "sae-harbin", "--dir", str(served.folder)])
+    assert refused.exit_code == 2 and "holds no ca.key" in refused.stderr
+    done = runner.invoke(app, ["pki", "revoke", "sae-harbin", "--dir", str(out)])
+    assert done.exit_code == 0, done.output
+    assert (out / "crl.pem").read_bytes().startswith(b"-----BEGIN X509 CRL-----")
+
+
 @pytest.mark.parametrize(("args", "named"), [
     (["serve", "--speedup", "0"], "--speedup=0"),
     (["serve", "--prefill-bits", "-1"], "--prefill-bits=-1"),

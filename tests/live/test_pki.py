@@ -17,7 +17,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from qkdnet.errors import ParameterError
 from qkdnet.live.pki import (
+    NotAnSae,
     Pki,
+    copy_public_pki,
+    identify_sae,
     init_pki,
     kme_id_from_certificate,
     load_pki,
@@ -157,8 +160,16 @@ def test_load_finds_what_init_wrote(pki: Pki) -> None:
     assert pki.kme_ids == KMES and pki.sae_ids == SAES
 
 
+def test_load_needs_no_ca_key(pki: Pki, tmp_path: Path) -> None:
+    """A serving node's copy, without ca.key, loads with every KME and SAE."""
+    copy = copy_public_pki(pki, tmp_path / "served")
+    assert not copy.ca_key.exists()
+    assert (copy.kme_ids, copy.sae_ids) == (KMES, SAES)
+    assert stat.S_IMODE(copy.kme_key("A").stat().st_mode) == 0o600
+
+
 def test_load_refuses_a_folder_without_a_pki(tmp_path: Path) -> None:
-    """No ca.crt/ca.key: ParameterError naming the folder."""
+    """No ca.crt: ParameterError naming the folder."""
     with pytest.raises(ParameterError, match=re.escape(str(tmp_path))):
         load_pki(tmp_path)
 
@@ -211,3 +222,79 @@ def test_one_string_is_not_a_list_of_ids(tmp_path: Path) -> None:
     """init_pki(folder, "AB", ...) is a mistake, not KMEs A and B."""
     with pytest.raises(ParameterError, match="kme_ids"):
         init_pki(tmp_path, "AB", [])
+
+
+def _signed(pki: Pki, *, uris: list[str], eku: list[x509.ObjectIdentifier] | None,
+            ca: bool = False, cn: str = "alice") -> bytes:
+    """A DER client certificate issued by ``pki``'s CA."""
+    ca_cert = _cert(pki.ca_cert)
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+               .issuer_name(ca_cert.subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if uris:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.UniformResourceIdentifier(u) for u in uris]), critical=False)
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+CLIENT = [ExtendedKeyUsageOID.CLIENT_AUTH]
+
+
+def test_a_kme_accepts_the_sae_certificates_pki_init_makes(pki: Pki) -> None:
+    """identify_sae gives the SAE ID of every SAE certificate init_pki issued."""
+    for sae in SAES:
+        assert identify_sae(_der(pki.sae_cert(sae))) == sae
+
+
+@pytest.mark.parametrize(("uris", "eku", "ca", "problem"), [
+    (["sae-id:alice"], None, False, "clientAuth"),
+    (["sae-id:alice"], [ExtendedKeyUsageOID.SERVER_AUTH], False, "clientAuth"),
+    (["sae-id:alice"], CLIENT, True, "CA certificate"),
+    ([], CLIENT, False, "--allow-cn-identity"),
+    (["sae-id:a", "sae-id:b"], CLIENT, False, "several"),
+    (["kme-id:A"], CLIENT, False, "KME"),
+])
+def test_a_kme_refuses_improper_client_certificates(
+        pki: Pki, uris: list[str], eku: list[x509.ObjectIdentifier] | None, ca: bool,
+        problem: str) -> None:
+    """No clientAuth, a CA certificate, CN only, several or a KME's identity: NotAnSae
+    naming the problem."""
+    with pytest.raises(NotAnSae, match=re.escape(problem)):
+        identify_sae(_signed(pki, uris=uris, eku=eku, ca=ca))
+
+
+def test_a_cn_only_identity_counts_only_when_allowed(pki: Pki) -> None:
+    """CN-only: refused by default, the CN with allow_cn_identity; the URI still wins."""
+    der = _signed(pki, uris=[], eku=CLIENT, cn="bob_1.x")
+    assert identify_sae(der, allow_cn_identity=True) == "bob_1.x"
+    with_uri = _signed(pki, uris=["sae-id:alice"], eku=CLIENT, cn="bob_1.x")
+    assert identify_sae(with_uri, allow_cn_identity=True) == "alice"
+    with pytest.raises(NotAnSae, match="cannot be parsed"):
+        identify_sae(b"garbage", allow_cn_identity=True)
+
+
+def test_kme_certificates_name_the_served_addresses(tmp_path: Path) -> None:
+    """kme_names: IPs become IP SANs, names DNS SANs; 0.0.0.0 is skipped; localhost stays."""
+    pki = init_pki(tmp_path, ["A"], [],
+                   kme_names=["10.1.2.3", "KME.example.org", "0.0.0.0", "::1", "127.0.0.1"])
+    san = _cert(pki.kme_cert("A")).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost", "kme.example.org"]
+    assert san.get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("10.1.2.3"),
+        ipaddress.ip_address("::1")]
+
+
+def test_a_bad_kme_name_is_refused(tmp_path: Path) -> None:
+    """A name that is neither an IP address nor a host name: ParameterError naming it."""
+    with pytest.raises(ParameterError, match="kme_names"):
+        init_pki(tmp_path, ["A"], [], kme_names=["bad name/x"])

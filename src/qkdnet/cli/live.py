@@ -44,6 +44,12 @@ def serve_command(
     held_key_ttl: Annotated[float, typer.Option(help="Seconds a key held for a slave SAE "
                                                 "waits to be fetched; then it is erased.")
                             ] = 3600.0,
+    allow_cn_identity: Annotated[bool, typer.Option(
+        "--allow-cn-identity", help="Accept SAE client certificates that name their SAE by "
+        "subject CN only (no sae-id: URI).")] = False,
+    advertise: Annotated[str | None, typer.Option(help="Host name remote clients use for "
+                                                  "the KMEs: named (DNS SAN) in the KME "
+                                                  "certificates made here.")] = None,
 ) -> None:
     """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
     one SQLite key store per KME, key emulators filling the pools. One server per data
@@ -57,7 +63,7 @@ def serve_command(
         log_to_stderr()
         options = ServeOptions(folder, host, speedup, prefill_bits, all_nodes, manifest,
                                pool_capacity_bits, om_port, dynamics, seed,
-                               idle_timeout, held_key_ttl)
+                               idle_timeout, held_key_ttl, allow_cn_identity, advertise)
         network = open_network(scenario)
 
         def ready(m: dict[str, Any]) -> None:

@@ -21,9 +21,12 @@ def pki_init(
     all_nodes: Annotated[bool, typer.Option(help="Certificates for every node's KME, user "
                                             "nodes without SAEs too.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing PKI.")] = False,
+    kme_name: Annotated[list[str] | None, typer.Option(
+        "--kme-name", help="An address or host name the KMEs are served on, named in their "
+        "certificates besides localhost and 127.0.0.1 (repeatable).")] = None,
 ) -> None:
     """Create a CA and the KME and SAE certificates of a scenario (SAE ID = certificate
-    CN and URI SAN sae-id:<id>)."""
+    CN and URI SAN sae-id:<id>). Copy it to the serving nodes without ca.key."""
     from qkdnet.files.networks import open_network
     from qkdnet.live.keynet import served_nodes
     from qkdnet.live.pki import init_pki
@@ -31,7 +34,31 @@ def pki_init(
     def make() -> None:
         network = open_network(scenario)
         pki = init_pki(folder, served_nodes(network, all_nodes), [s.id for s in network.saes],
-                       overwrite=overwrite)
+                       overwrite=overwrite, kme_names=kme_name or ())
         print(f"{pki.ca_cert} ({len(pki.kme_ids)} KMEs, {len(pki.sae_ids)} SAEs)")
 
     guard(make)
+
+
+@commands.command("revoke")
+def pki_revoke(
+    sae: Annotated[str, typer.Argument(help="The SAE whose certificate to revoke.")],
+    folder: Annotated[Path, typer.Option("--dir", "-d", help="The CA's PKI folder (with "
+                                         "ca.key, as `qkdnet pki init` made it).")],
+    copy_to: Annotated[list[Path] | None, typer.Option(
+        "--copy-to", help="Also write the CRL here, e.g. DATA/pki/crl.pem of a serving "
+        "node (repeatable); KMEs re-read it on change.")] = None,
+) -> None:
+    """Revoke an SAE's certificate: add it to DIR/crl.pem, signed by the CA. A running
+    `qkdnet serve` refuses the SAE (401) from its next request once its pki/crl.pem holds
+    the new list."""
+    from qkdnet.live.pki import load_pki
+    from qkdnet.live.revocation import revoke
+
+    def run() -> None:
+        pki = load_pki(folder)
+        crl = revoke(pki, sae, copy_to or ())
+        print(f"{pki.crl}: {len(list(crl))} revoked", *(f"; copied to {p}" for p in copy_to or ()),
+              sep="")
+
+    guard(run)

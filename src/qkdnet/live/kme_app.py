@@ -1,8 +1,11 @@
 """The ETSI GS QKD 014 REST API of one node's KME, as a FastAPI application.
 
-The calling SAE is identified from its TLS client certificate (see :mod:`qkdnet.live.pki`
-for the mapping). Bodies are read as JSON whatever the Content-Type (some C clients send
-none); every error reply is a JSON Error object. OpenAPI: ``/openapi.json``.
+The calling SAE is identified from its TLS client certificate by
+:func:`qkdnet.live.pki.identify_sae` (clientAuth, not a CA, ``sae-id:`` URI; CN only if
+allowed), checked on every request against the CRL (:mod:`qkdnet.live.revocation`); a
+certificate refused either way gets 401 with the reason. Bodies are read as JSON whatever
+the Content-Type (some C clients send none); every error reply is a JSON Error object.
+OpenAPI: ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from qkdnet.keys.etsi014 import (
     status_document,
 )
 from qkdnet.live.keynet import KeyNetwork
-from qkdnet.live.pki import sae_id_from_certificate
+from qkdnet.live.pki import NotAnSae, certificate_serial, identify_sae
+from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.tls_server import client_certificate
 
 PREFIX = "/api/v1/keys"
@@ -86,8 +90,14 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
         "schema": model.model_json_schema()}}}}
 
 
-def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None) -> FastAPI:
-    """The KME of ``node``: Get status, Get key and Get key with key IDs (GET and POST)."""
+def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None, *,
+                 allow_cn_identity: bool = False,
+                 revocation: RevocationWatch | None = None) -> FastAPI:
+    """The KME of ``node``: Get status, Get key and Get key with key IDs (GET and POST).
+
+    ``allow_cn_identity``: accept a client certificate that names its SAE by CN only;
+    ``revocation``: refuse certificates its CRL lists.
+    """
     lim = limits or Limits()
     app = FastAPI(title=f"qkdnet KME {node}", version="1.1.1",
                   description="ETSI GS QKD 014 V1.1.1 key delivery over mutual TLS.")
@@ -98,8 +108,16 @@ def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None) ->
 
     def caller(request: Request) -> str:
         der = client_certificate(request.scope)
-        sae = sae_id_from_certificate(der) if der else None
-        if sae is None or keynet.sae_node(sae) is None:
+        if der is None:
+            raise ApiError(401, "no client certificate")
+        try:
+            sae = identify_sae(der, allow_cn_identity=allow_cn_identity)
+        except NotAnSae as exc:
+            raise ApiError(401, str(exc)) from None
+        serial = certificate_serial(der)
+        if revocation is not None and serial is not None and revocation.is_revoked(serial):
+            raise ApiError(401, "client certificate is revoked")
+        if keynet.sae_node(sae) is None:
             raise ApiError(401, "client certificate does not identify a known SAE")
         if keynet.sae_node(sae) != node:
             raise ApiError(401, f"SAE {sae!r} is not attached to KME {node!r}")

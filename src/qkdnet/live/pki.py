@@ -3,9 +3,14 @@ certificate per SAE.
 
 Layout of a PKI folder (PEM throughout; private keys unencrypted, mode 0600)::
 
-    ca.crt  ca.key
+    ca.crt  ca.key  crl.pem
     kme/<KME id>.crt  kme/<KME id>.key
     sae/<SAE id>.crt  sae/<SAE id>.key
+
+``ca.key`` is needed only to issue and revoke (``qkdnet pki init``, ``qkdnet pki revoke``);
+a KME needs only ``ca.crt``, its own ``kme/`` pair and, once something is revoked,
+``crl.pem`` (a CRL signed by the CA). Keep ``ca.key`` off the serving nodes: whoever reads
+it can mint any SAE.
 
 Certificate to identity (public contract: KMEs identify callers by it, other tools may
 issue certificates that follow it):
@@ -19,6 +24,9 @@ issue certificates that follow it):
   ``sae-id:`` URI if there is one, else the subject CN (for certificates issued by other
   tools). A certificate with a ``kme-id:`` URI is a KME's, not an SAE's, and gives None, so a
   KME calling another KME is never taken for an SAE of the same name.
+- :func:`identify_sae` is what a KME applies: the certificate must also carry extended key
+  usage clientAuth and basicConstraints CA=false, and a CN-only identity (no ``sae-id:``
+  URI) counts only when the KME was started with ``allow_cn_identity``.
 
 IDs used in file names may hold only ``A-Z a-z 0-9 . _ -`` (1 to 64 characters, the most a
 CN holds). Keys are EC P-256, cheap to make: a PKI for a hundred parties takes well under a
@@ -28,12 +36,15 @@ second.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import os
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -45,18 +56,25 @@ from qkdnet.errors import ParameterError
 __all__ = [
     "KME_URI_PREFIX",
     "SAE_URI_PREFIX",
+    "NotAnSae",
     "Pki",
+    "certificate_serial",
+    "copy_public_pki",
+    "identify_sae",
     "init_pki",
     "kme_id_from_certificate",
     "load_pki",
+    "names_not_certified",
     "sae_id_from_certificate",
 ]
 
 SAE_URI_PREFIX = "sae-id:"
 KME_URI_PREFIX = "kme-id:"
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_HOST = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
 _ID_RULE = "1 to 64 characters from A-Z a-z 0-9 . _ -"
 _CA_NAME = "qkdnet test CA"
+_E = TypeVar("_E", bound=x509.ExtensionType)
 _CLOCK_SKEW = dt.timedelta(minutes=5)  # certificates are valid from a little in the past
 
 
@@ -78,6 +96,12 @@ class Pki:
     def ca_key(self) -> Path:
         """The CA's private key."""
         return self.folder / "ca.key"
+
+    @property
+    def crl(self) -> Path:
+        """The certificate revocation list (PEM, signed by the CA); absent until the first
+        revocation."""
+        return self.folder / "crl.pem"
 
     def kme_cert(self, kme_id: str) -> Path:
         """The certificate of KME ``kme_id``."""
@@ -104,14 +128,21 @@ class Pki:
 
 
 def init_pki(folder: Path, kme_ids: Sequence[str], sae_ids: Sequence[str],
-             validity_days: int = 825, *, overwrite: bool = False) -> Pki:
+             validity_days: int = 825, *, overwrite: bool = False,
+             kme_names: Sequence[str] = ()) -> Pki:
     """Make a CA and a certificate and key for each KME and SAE in ``folder``.
+
+    Every KME certificate names ``localhost`` and ``127.0.0.1``, and also each of
+    ``kme_names``: an IP address becomes an IP subjectAltName, anything else a DNS one (the
+    address or host name the KMEs are served on, so remote clients verifying host names
+    accept them). Unspecified addresses (``0.0.0.0``, ``::``) name no host and are skipped.
 
     Refuses (ParameterError) a folder that already holds a PKI unless ``overwrite``; then the
     old PKI files (and only those) are removed first. Certificates are valid from five
     minutes ago for ``validity_days`` days (825 is the longest that browsers accept).
     """
     kmes, saes = _checked_ids("kme_ids", kme_ids), _checked_ids("sae_ids", sae_ids)
+    names = _server_names(kme_names)
     if validity_days < 1:
         raise ParameterError("validity_days", validity_days, "must be >= 1 day")
     pki = Pki(Path(folder), kmes, saes)
@@ -123,7 +154,7 @@ def init_pki(folder: Path, kme_ids: Sequence[str], sae_ids: Sequence[str],
     _write(pki.ca_cert, pki.ca_key, ca_cert, ca_key)
     for kme in kmes:
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _leaf(ca_cert, ca_key, key, kme, _kme_extras(kme), period)
+        cert = _leaf(ca_cert, ca_key, key, kme, _kme_extras(kme, names), period)
         _write(pki.kme_cert(kme), pki.kme_key(kme), cert, key)
     for sae in saes:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -134,12 +165,26 @@ def init_pki(folder: Path, kme_ids: Sequence[str], sae_ids: Sequence[str],
 
 def load_pki(folder: Path) -> Pki:
     """The PKI that :func:`init_pki` wrote in ``folder``: every KME and SAE whose ``.crt``
-    and ``.key`` are both there."""
+    and ``.key`` are both there. Only ``ca.crt`` is required: a serving node holds no
+    ``ca.key``."""
     folder = Path(folder)
-    if not ((folder / "ca.crt").is_file() and (folder / "ca.key").is_file()):
-        raise ParameterError("folder", folder, "must hold a PKI made by init_pki "
-                             "(ca.crt and ca.key are missing)")
+    if not (folder / "ca.crt").is_file():
+        raise ParameterError("folder", folder, "must hold a PKI made by `qkdnet pki init` "
+                             "(ca.crt is missing)")
     return Pki(folder, _pairs(folder / "kme"), _pairs(folder / "sae"))
+
+
+def copy_public_pki(source: Pki, target: Path) -> Pki:
+    """Copy a PKI folder without its CA key: ``ca.crt``, ``crl.pem`` if any, and the
+    ``kme/`` and ``sae/`` pairs (key files keep mode 0600); the copy as loaded."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in (source.ca_cert, source.crl):
+        if path.is_file():
+            shutil.copy2(path, target / path.name)
+    for kind in ("kme", "sae"):
+        if (source.folder / kind).is_dir():
+            shutil.copytree(source.folder / kind, target / kind, dirs_exist_ok=True)
+    return load_pki(target)
 
 
 def sae_id_from_certificate(der: bytes) -> str | None:
@@ -155,6 +200,63 @@ def sae_id_from_certificate(der: bytes) -> str | None:
     if from_uri:
         return from_uri.pop() if len(from_uri) == 1 else None
     return _common_name(cert)
+
+
+class NotAnSae(ValueError):
+    """A client certificate a KME does not accept as an SAE's; the message says why."""
+
+
+def identify_sae(der: bytes, *, allow_cn_identity: bool = False) -> str:
+    """The SAE ID of a DER client certificate that a KME accepts; :class:`NotAnSae` naming
+    the problem otherwise.
+
+    Accepted: an end-entity certificate (basicConstraints CA=false, or no basicConstraints)
+    with extended key usage clientAuth, naming one SAE by a ``sae-id:`` URI, or, only when
+    ``allow_cn_identity``, by its subject CN alone. The chain to the CA is the TLS layer's
+    business, not checked here.
+    """
+    cert = _parse(der)
+    if cert is None:
+        raise NotAnSae("client certificate cannot be parsed")
+    try:
+        constraints = _extension(cert, x509.BasicConstraints)
+        eku = _extension(cert, x509.ExtendedKeyUsage)
+    except ValueError:
+        raise NotAnSae("client certificate has malformed extensions") from None
+    if constraints is not None and constraints.ca:
+        raise NotAnSae("client certificate is a CA certificate (basicConstraints CA=true)")
+    if eku is None or ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
+        raise NotAnSae("client certificate lacks extended key usage clientAuth")
+    if _uri_ids(cert, KME_URI_PREFIX):
+        raise NotAnSae("client certificate is a KME's (kme-id: URI), not an SAE's")
+    from_uri = _uri_ids(cert, SAE_URI_PREFIX)
+    if len(from_uri) > 1:
+        raise NotAnSae("client certificate names several SAE IDs")
+    if from_uri:
+        return from_uri.pop()
+    if not allow_cn_identity:
+        raise NotAnSae("client certificate has no sae-id: URI subjectAltName (a CN-only "
+                       "identity needs `qkdnet serve --allow-cn-identity`)")
+    cn = _common_name(cert)
+    if cn is None:
+        raise NotAnSae("client certificate names no SAE")
+    return cn
+
+
+def names_not_certified(cert_path: Path, names: Sequence[str]) -> list[str]:
+    """Which of ``names`` (addresses or host names, as for ``init_pki``'s ``kme_names``)
+    the certificate at ``cert_path`` does not name; unspecified addresses are skipped."""
+    cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+    san = _extension(cert, x509.SubjectAlternativeName)
+    held = list(san) if san is not None else []
+    return [name for name in names
+            if not all(entry in held for entry in _server_names([name]))]
+
+
+def certificate_serial(der: bytes) -> int | None:
+    """The serial number of a DER certificate; None if it cannot be parsed."""
+    cert = _parse(der)
+    return cert.serial_number if cert is not None else None
 
 
 def kme_id_from_certificate(der: bytes) -> str | None:
@@ -233,12 +335,32 @@ def _leaf(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
     )
 
 
-def _kme_extras(kme_id: str) -> tuple[x509.SubjectAlternativeName, x509.ExtendedKeyUsage]:
-    san = x509.SubjectAlternativeName([
-        x509.UniformResourceIdentifier(KME_URI_PREFIX + kme_id),
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-    ])
+def _server_names(names: Sequence[str]) -> list[x509.GeneralName]:
+    """subjectAltNames for the addresses and host names a KME is served on (besides
+    localhost and 127.0.0.1, which every KME certificate names)."""
+    out: list[x509.GeneralName] = [x509.DNSName("localhost"),
+                                   x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
+    for name in names:
+        try:
+            address = ipaddress.ip_address(name.strip("[]"))
+        except ValueError:
+            if not _HOST.fullmatch(name):
+                raise ParameterError("kme_names", repr(name),
+                                     "an IP address or a DNS host name") from None
+            entry: x509.GeneralName = x509.DNSName(name.lower())
+        else:
+            if address.is_unspecified:
+                continue  # 0.0.0.0 / :: is where to listen, not a name to verify
+            entry = x509.IPAddress(address)
+        if entry not in out:
+            out.append(entry)
+    return out
+
+
+def _kme_extras(kme_id: str, names: list[x509.GeneralName]
+                ) -> tuple[x509.SubjectAlternativeName, x509.ExtendedKeyUsage]:
+    san = x509.SubjectAlternativeName(
+        [x509.UniformResourceIdentifier(KME_URI_PREFIX + kme_id), *names])
     eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                  ExtendedKeyUsageOID.CLIENT_AUTH])
     return san, eku
@@ -269,10 +391,19 @@ def _write(cert_path: Path, key_path: Path, cert: x509.Certificate,
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+@functools.lru_cache(maxsize=1024)  # a client's certificate is read on every request
 def _parse(der: bytes) -> x509.Certificate | None:
     try:
         return x509.load_der_x509_certificate(der)
     except ValueError:
+        return None
+
+
+def _extension(cert: x509.Certificate, kind: type[_E]) -> _E | None:
+    """The value of the ``kind`` extension, None if absent (ValueError if malformed)."""
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
         return None
 
 

@@ -12,6 +12,13 @@ key rates. A manifest JSON tells applications where everything is::
 The data folder keeps the stores and the PKI, so a restart resumes where it stopped. One
 process serves a folder at a time (:mod:`qkdnet.live.data_lock`); the manifest is removed
 when it stops.
+
+PKI: the KMEs need ``DIR/pki/ca.crt``, their ``kme/`` pairs and, once something is revoked,
+``crl.pem`` (re-read on change); never ``ca.key``. Deploy a PKI made by ``qkdnet pki init``
+elsewhere without its ``ca.key``. For trying it out, ``serve`` on a data folder without a
+PKI makes one, but in the folder ``DIR-ca`` beside the data folder (reused if it holds one),
+and copies all of it but ``ca.key`` into ``DIR/pki``; it logs where the CA key went.
+Revoke with ``qkdnet pki revoke SAE --dir DIR-ca --copy-to DIR/pki/crl.pem``.
 """
 
 from __future__ import annotations
@@ -40,13 +47,14 @@ from qkdnet.live.keynet import (
 )
 from qkdnet.live.kme_app import make_kme_app
 from qkdnet.live.om_app import make_om_app
-from qkdnet.live.pki import Pki, init_pki, load_pki
+from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki, names_not_certified
 from qkdnet.live.reports import LiveReports
+from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.topology.model import Network
 
-log = logging.getLogger("qkdnet.keys")
+log = logging.getLogger(__name__)
 
 PUMP_INTERVAL_S = 0.05
 #: CPU time one pump may take before it yields to the KMEs (s).
@@ -77,6 +85,8 @@ class ServeOptions:
     seed: int = 1  # of the dynamics
     idle_timeout_s: int = 30  # before a connection's first request or between requests
     held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S  # an unfetched held key is erased after
+    allow_cn_identity: bool = False  # accept client certificates naming their SAE by CN only
+    advertise: str | None = None  # host name clients use for the KMEs (DNS SAN, URLs)
 
     def __post_init__(self) -> None:
         if not self.speedup > 0:
@@ -94,11 +104,23 @@ class ServeOptions:
             raise ParameterError("--idle-timeout", self.idle_timeout_s, "must be >= 1 s")
 
 
-def pki_for(network: Network, folder: Path, all_nodes: bool = False) -> Pki:
-    """The PKI under ``folder``, made for the network's KMEs and SAEs if not there yet."""
+def pki_for(network: Network, folder: Path, all_nodes: bool = False,
+            kme_names: tuple[str, ...] = ()) -> Pki:
+    """The PKI under ``folder`` (``DIR/pki``); if there is none, one made for the network's
+    KMEs (naming ``kme_names`` too) and SAEs in ``DIR-ca`` beside the data folder ``DIR``,
+    copied into ``folder`` without ``ca.key``."""
     if (folder / "ca.crt").exists():
         return load_pki(folder)
-    return init_pki(folder, served_nodes(network, all_nodes), [s.id for s in network.saes])
+    data = folder.resolve().parent
+    ca_folder = data.with_name(data.name + "-ca")
+    if (ca_folder / "ca.crt").exists():
+        ca = load_pki(ca_folder)
+    else:
+        ca = init_pki(ca_folder, served_nodes(network, all_nodes),
+                      [s.id for s in network.saes], kme_names=kme_names)
+    log.warning("made the PKI in %s; its CA key %s stays there, outside the data folder "
+                "(move it off this machine)", ca_folder, ca.ca_key)
+    return copy_public_pki(ca, folder)
 
 
 async def serve(network: Network, options: ServeOptions,
@@ -130,7 +152,14 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
     nodes = served_nodes(network, options.all_nodes)
     if not (options.folder / "pki" / "ca.crt").exists():
         say(f"making certificates for {len(nodes)} KMEs and {len(network.saes)} SAEs...")
-    pki = pki_for(network, options.folder / "pki", options.all_nodes)
+    names = (options.host, options.advertise) if options.advertise else (options.host,)
+    pki = pki_for(network, options.folder / "pki", options.all_nodes, names)
+    revocation = RevocationWatch.of_pki(pki)
+    for node in nodes[:1]:  # one PKI made them all: the first tells
+        if missing := names_not_certified(pki.kme_cert(node), names):
+            log.warning("the KME certificates in %s do not name %s: remote clients that "
+                        "verify host names will refuse them (`qkdnet pki init --kme-name`)",
+                        pki.folder, ", ".join(missing))
     router = Controller.for_network(network)
     say(f"building {len(nodes)} key stores...")
     keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
@@ -148,7 +177,8 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         step = max(1, -(-len(nodes) // 4))  # a quarter, rounded up: 4 lines at most
         for i, n in enumerate(nodes, 1):
             servers[n] = make_server(
-                make_kme_app(keynet, n), options.host, 0,
+                make_kme_app(keynet, n, allow_cn_identity=options.allow_cn_identity,
+                             revocation=revocation), options.host, 0,
                 server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert),
                 limits=KME_LIMITS, budget=budget, keep_alive_s=options.idle_timeout_s)
             if i % step == 0 or i == len(nodes):
