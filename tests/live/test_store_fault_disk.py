@@ -1,0 +1,143 @@
+"""A full disk under a real ``qkdnet serve``: the chain's data folder on an 8 MiB tmpfs, filled
+with a file until ENOSPC, then freed. The node raises ``key-store-fault``, Get key answers 503
+naming the cause, and once the file is removed the supply and the NMS resume by themselves,
+with the keys delivered before the fault released once and both ends of every KM-link alike.
+
+Mounting needs root (CAP_SYS_ADMIN); where the mount is refused the test is skipped."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from chain_scenario import CHAIN_SCENARIO
+from polling import wait_for
+
+from qkdnet.apps.sae_client import BadRequest, KmeUnavailable, SaeClient
+from qkdnet.live.launch import start_serve
+
+#: Size of the tmpfs the data folder lives on: room for the stores, PKI and manifest.
+TMPFS = "8m"
+#: How long a fault or a recovery may take to show on this (loaded) machine (s).
+WAIT_S = 45.0
+FULL = "cannot be written (database or disk is full)"
+#: A small speed-up and large pools: key still flows into pools that are far from full
+#: when the disk fills, so the supply's resumption shows as pools growing again.
+SERVE_OPTIONS = ["--prefill-bits", "65536", "--speedup", "3", "--pool-capacity-bits",
+                 str(2**22), "--no-dynamics"]
+
+
+@contextmanager
+def _tmpfs(folder: Path) -> Iterator[Path]:
+    """``folder`` as a fresh tmpfs of TMPFS bytes, mode 0700 (serve refuses an open folder),
+    unmounted on exit."""
+    folder.mkdir(mode=0o700)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS},mode=0700",
+                              "tmpfs", str(folder)], capture_output=True, text=True,
+                             check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill(path: Path) -> None:
+    """Append to ``path`` until the file system has no block left (ENOSPC), in ever smaller
+    writes, so whatever the stores free meanwhile is taken too."""
+    with path.open("ab", buffering=0) as f:
+        for chunk in (1 << 20, 1 << 16, 1 << 12, 1 << 9):
+            while True:
+                try:
+                    f.write(b"\0" * chunk)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC, exc
+                    break
+
+
+def _pools(stores: Path) -> dict[tuple[str, str, int], int]:
+    """Unused pad units of every KM-link direction in every store: (node, link, outbound)."""
+    pools = {}
+    for path in sorted(stores.glob("*.sqlite")):
+        with sqlite3.connect(path) as db:
+            for link, outbound, units in db.execute(
+                    "SELECT km_link, outbound, units FROM pools"):
+                pools[(path.stem, link, int(outbound))] = int(units)
+    return pools
+
+
+def test_a_full_disk_raises_the_alarm_gives_503_and_recovers_when_freed(tmp_path: Path) -> None:
+    """Fill the tmpfs: key-store-fault and a 503 naming the cause; free it: the alarm clears,
+    Get key works, pools and the NMS clock move on, earlier keys are released once."""
+    (tmp_path / "scenario.yaml").write_text(CHAIN_SCENARIO)
+    with _tmpfs(tmp_path / "live") as folder:
+        served = start_serve(folder, str(tmp_path / "scenario.yaml"), SERVE_OPTIONS,
+                             logs=tmp_path / "serve")  # the logs off the full disk
+        om = served.manifest["om_url"]
+
+        def state() -> dict[str, Any]:
+            return dict(httpx.get(f"{om}/api/state", timeout=10).json())
+
+        def faulty() -> set[str]:
+            alarms = httpx.get(f"{om}/api/alarms", timeout=10).json()["active"]
+            return {a["subject"] for a in alarms if a["rule"] == "key-store-fault"}
+
+        def key_bits() -> float:
+            return float(sum(k["key_bits"] for k in state()["km_links"].values()))
+
+        filler = folder / "filler"
+        refusal: list[str] = []
+
+        def refused(master: SaeClient) -> bool:
+            """The disk is kept full and Get key is refused naming a faulty node's store."""
+            _fill(filler)
+            try:
+                master.enc_keys("sae-c", number=1, size=256)
+            except KmeUnavailable as exc:
+                refusal[:] = [exc.message]
+                return FULL in exc.message
+            return False
+
+        try:
+            assert wait_for(lambda: state()["km_links"] != {}, WAIT_S)
+            with SaeClient.from_manifest(served.manifest, "sae-a") as master, \
+                    SaeClient.from_manifest(served.manifest, "sae-c") as slave:
+                before = master.enc_keys("sae-c", number=3, size=256)
+                assert faulty() == set()
+
+                assert wait_for(lambda: refused(master), WAIT_S), refusal
+                assert wait_for(lambda: bool(faulty()), WAIT_S), served.log()
+                at_fault = faulty()
+                assert any(f"the key store of node {node} {FULL}" in refusal[0]
+                           for node in at_fault), (refusal, at_fault)
+                assert served.process.poll() is None
+                frozen_bits, clock = key_bits(), state()["t"]
+
+                filler.unlink()
+                assert wait_for(lambda: faulty() == set(), WAIT_S), served.log()
+                [after] = master.enc_keys("sae-c", number=1, size=256)
+                assert wait_for(lambda: key_bits() > frozen_bits, WAIT_S)  # supply resumes
+                assert wait_for(lambda: state()["t"] > clock, WAIT_S)  # the NMS too
+                released = slave.dec_keys("sae-a", [k.key_id for k in before])
+                assert released == before
+                assert slave.dec_keys("sae-a", [after.key_id]) == [after]
+                with pytest.raises(BadRequest):  # each key is released once only
+                    slave.dec_keys("sae-a", [before[0].key_id])
+            assert served.stop() == 0
+            pools = _pools(folder / "stores")
+            for (node, link, outbound), units in pools.items():
+                other = next(n for n in link.removeprefix("km:").split("~") if n != node)
+                # a's outbound pool is b's inbound one: no block reached one end alone
+                assert pools[(other, link, 1 - outbound)] == units, (node, link, outbound)
+        finally:
+            with suppress(FileNotFoundError):
+                filler.unlink()
+            served.stop()
