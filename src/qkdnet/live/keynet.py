@@ -84,7 +84,8 @@ class KeyNetwork:
     async def enc_keys(self, master_sae: str, slave_sae: str, number: int, size: int
                        ) -> list[tuple[str, bytes]]:
         """Make ``number`` keys of ``size`` bits and bring them to the slave's node in one
-        relay; all or none (ApiError 503 when they cannot be relayed)."""
+        relay; all or none (ApiError 503 when they cannot be relayed, 400 before anything is
+        spent when their pad, in bytes per hop, exceeds what one direction of a pool holds)."""
         cost = pad_units(size, number) * UNIT_BYTES
         if cost > self.max_relay_bytes:
             # no pool end can ever hold this: refuse before a relay spends any pad
