@@ -105,3 +105,30 @@ def test_key_container_carries_base64_keys() -> None:
     container = key_container([(kid, b"\x00\xff" * 16)])
     assert container == {"keys": [{"key_ID": kid,
                                    "key": base64.b64encode(b"\x00\xff" * 16).decode()}]}
+
+
+@pytest.mark.parametrize("text", ["٢٥٦", " 256 ", "2_56", "２５６", "+256", "\t256\n"])
+def test_size_in_anything_but_ascii_digits_is_refused(text: str) -> None:
+    """Sizes int() would take (Arabic-Indic or full-width digits, spaces, underscores) get 400."""
+    for source in ({"size": text}, None):
+        with pytest.raises(ApiError) as err:
+            key_order(source, {"size": text}, LIMITS)
+        assert err.value.status == 400
+        assert err.value.message == "size shall be an integer"
+
+
+@pytest.mark.parametrize("value", ["１", "٣", float("inf"), float("nan"), float("-inf")])
+def test_number_that_is_not_a_plain_integer_is_refused(value: object) -> None:
+    """A full-width digit, a non-finite or fractional number, a list: 400, never a crash."""
+    with pytest.raises(ApiError) as err:
+        key_order({"number": value}, {}, LIMITS)
+    assert (err.value.status, err.value.message) == (400, "number shall be an integer")
+
+
+def test_key_ids_are_case_insensitive_and_come_back_lower_case() -> None:
+    """RFC 4122: an upper-case key_ID is the same key_ID, handed on in lower case."""
+    key_id = str(uuid.uuid4())
+    assert key_ids({"key_IDs": [{"key_ID": key_id.upper()}]}, {}, LIMITS) == [key_id]
+    assert key_ids(None, {"key_ID": key_id.upper()}, LIMITS) == [key_id]
+    with pytest.raises(ApiError, match="repeat"):
+        key_ids({"key_IDs": [{"key_ID": key_id}, {"key_ID": key_id.upper()}]}, {}, LIMITS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
 from qkdnet.files.networks import load_network
 from qkdnet.keys.etsi014 import ApiError
+from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.topology.model import SAE, Network, NodeKind
 
@@ -217,3 +219,30 @@ def test_a_one_way_stream_is_served_at_the_links_rate(chain: Network, tmp_path: 
     served_bps, idle = asyncio.run(go())
     keynet.close()
     assert served_bps > 0.8 * rate and idle <= 1
+
+
+def test_dec_keys_finds_the_holder_of_a_key_id_without_asking_every_store(
+        chain: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """401 (held for another slave) vs 400 (unknown) from a key_ID index, also after restart."""
+    first = KeyNetwork(chain, tmp_path / "stores", served_nodes(chain))
+    held = [k for k, _ in _run(first, "sae-a", "sae-c", 2)]
+    first.close()
+    keynet = KeyNetwork(chain, tmp_path / "stores", served_nodes(chain))  # index from disk
+    asked: list[str] = []
+    original = SQLiteKeyStore.held_for
+
+    def counting(store: SQLiteKeyStore, key_id: str) -> tuple[str, str] | None:
+        asked.append(store.node)
+        return original(store, key_id)
+
+    monkeypatch.setattr(SQLiteKeyStore, "held_for", counting)
+    unknown = [str(uuid.uuid4()) for _ in range(64)]
+    with pytest.raises(ApiError) as err:
+        keynet.dec_keys("sae-a", "sae-a", unknown)
+    assert (err.value.status, asked) == (400, [])
+    with pytest.raises(ApiError) as err:
+        keynet.dec_keys("sae-a", "sae-a", held)  # sae-a is not the slave of these keys
+    assert err.value.status == 401
+    assert set(asked) == {"c"}
+    assert keynet.dec_keys("sae-c", "sae-a", held)[0][0] == held[0]
+    keynet.close()

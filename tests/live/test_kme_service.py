@@ -440,9 +440,10 @@ def test_no_key_appears_in_the_logs(serve_dir: Path, harbin: Sae, shenzhen: Sae,
     base64 nor in hex; the server did log, at INFO too (a Get key the route cannot serve)."""
     if not delivered:
         pytest.skip("the tests above collect the keys to look for: run the whole module")
-    # 128 keys of 8192 bits need 33 units a hop each, more than the prefill of any KM-link
+    # 60 keys of 8192 bits need 1,921 units a hop: what a pool end may hold (2,048), but
+    # more than the prefill gave any KM-link
     with harbin.client() as kme, refused(503):
-        kme.enc_keys("sae-shenzhen", 128, 8192)
+        kme.enc_keys("sae-shenzhen", 60, 8192)
     out, err = ((serve_dir / name).read_text() for name in ("serve.out", "serve.err"))
     assert "KMEs serving" in out
     assert " INFO qkdnet.keys: " in err

@@ -11,6 +11,7 @@ KME cannot serve (not enough key).
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,11 @@ NOT_KME_CONFIGURATION = "requested parameters do not adhere to KME configuration
 KEYS_NOT_FOUND = "one or more keys specified are not found on KME"
 NOT_ENOUGH_KEY = "keys are not available: not enough key material on the route"
 
-#: A UUID's standard text form (RFC 9562): 32 hex digits grouped 8-4-4-4-12.
+#: A UUID's standard text form (RFC 9562): 32 hex digits grouped 8-4-4-4-12, either case.
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+#: An integer as a query string or JSON string may spell it: ASCII digits only (int() would
+#: also take Arabic-Indic or full-width digits, spaces and underscores), at most 18 of them.
+_DIGITS = re.compile(r"-?[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,11 @@ def key_ids(body: Any, query: Mapping[str, str], limits: Limits) -> list[str]:
     for value in ids:
         if not _is_uuid(value):
             raise ApiError(400, "key_ID shall be a UUID", [{"key_ID": str(value)[:64]}])
-    if len(set(ids)) != len(ids):
+    # RFC 4122: hex digits are case-insensitive on input; the KMEs make lower-case IDs
+    normal = [str(v).lower() for v in ids]
+    if len(set(normal)) != len(normal):
         raise ApiError(400, "key_IDs shall not repeat")
-    return [str(v) for v in ids]
+    return normal
 
 
 def status_document(source_kme: str, target_kme: str, master_sae: str, slave_sae: str,
@@ -138,15 +144,15 @@ def key_container(keys: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
 
 
 def _integer(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise ApiError(400, f"{name} shall be an integer")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, f"{name} shall be an integer") from None
-    if isinstance(value, float) and value != number:
-        raise ApiError(400, f"{name} shall be an integer")
-    return number
+    """A JSON integer, an integral finite JSON number, or a string of ASCII digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    raise ApiError(400, f"{name} shall be an integer",
+                   [{"parameter": name, "value": str(value)[:32], "allowed": "ASCII digits"}])
 
 
 def _is_uuid(value: Any) -> bool:

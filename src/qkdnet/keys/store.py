@@ -257,6 +257,10 @@ class SQLiteKeyStore:
         """How many keys are held for the pair."""
         return int(self._db().execute(_COUNT, (master_sae, slave_sae)).fetchone()[0])
 
+    def held_key_ids(self) -> list[str]:
+        """Every key_ID held here (for an index by key_ID, built once at start)."""
+        return [str(row[0]) for row in self._db().execute("SELECT key_id FROM held_keys")]
+
     def held_for(self, key_id: str) -> tuple[str, str] | None:
         """The (master, slave) SAE pair a key_ID is held for, None if it is not held."""
         row = self._db().execute(_PAIR_OF, (key_id,)).fetchone()

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from qkdnet.control.controller import Controller
 from qkdnet.errors import KeyNotFound, NoRoute, NotAuthorized, StoreFault
-from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, ApiError
+from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, NOT_KME_CONFIGURATION, ApiError
 from qkdnet.keys.in_memory import InMemoryKMs, Outcome
 from qkdnet.keys.messages import Event, KeyDelivered, KeyRequest, StartTimer, TimerExpired
-from qkdnet.keys.relay_cost import relayable_keys
+from qkdnet.keys.pool import UNIT_BYTES, direction_capacity
+from qkdnet.keys.relay_cost import pad_units, relayable_keys
 from qkdnet.keys.relay_crypto import OneTimePad
 from qkdnet.keys.route import Route, Router
 from qkdnet.keys.store import SQLiteKeyStore
@@ -73,6 +74,13 @@ class KeyNetwork:
         self.kms.stopped = self.faults.stopped_nodes  # a stopped KM hears nothing
         self.supply = SupplyPump(network, self.stores, self.faults)
         self._waiting: dict[str, asyncio.Future[bytes]] = {}
+        #: Most pad one relay may take from a hop (bytes): what one direction of a pool holds.
+        self.max_relay_bytes = direction_capacity(capacity_bytes_per_link)
+        # key_ID -> node holding it, for the 401-vs-400 answer of dec_keys without asking
+        # every store; a hint (the store is asked to confirm), so a key erased behind its
+        # back (expiry) is only a stale entry, dropped when found
+        self._held_at: dict[str, str] = {key_id: node for node, store in self.stores.items()
+                                         for key_id in store.held_key_ids()}
 
     # --- key delivery, for the KMEs ---------------------------------------------------------
 
@@ -85,7 +93,15 @@ class KeyNetwork:
                        ) -> list[tuple[str, bytes]]:
         """Make ``number`` keys of ``size`` bits and bring them to the slave's node in one
         relay; all or none (ApiError 503 when they cannot be relayed, naming a key store
-        that cannot be written when that is why)."""
+        that cannot be written when that is why; 400 before anything is spent when their
+        pad, in bytes per hop, exceeds what one direction of a pool holds)."""
+        cost = pad_units(size, number) * UNIT_BYTES
+        if cost > self.max_relay_bytes:
+            # no pool end can ever hold this: refuse before a relay spends any pad
+            raise ApiError(400, NOT_KME_CONFIGURATION, [{
+                "parameter": "number, size",
+                "reason": f"{number} keys of {size} bits need {cost} bytes of pad per hop; "
+                          f"a KM-link holds at most {self.max_relay_bytes} in one direction"}])
         self._check_stores(*(n for n in (self.sae_node(master_sae), self.sae_node(slave_sae))
                              if n is not None))
         route = self._route(master_sae, slave_sae)
@@ -100,6 +116,7 @@ class KeyNetwork:
         except ApiError:
             self._check_stores(*route.nodes)  # a store fault the relay ran into
             raise
+        self._held_at.update(dict.fromkeys(ids, route.destination))
         log.info("relayed %d keys of %d bits for %s -> %s over %d hops", number, size,
                  master_sae, slave_sae, route.hops)
         step = size // 8
@@ -125,17 +142,23 @@ class KeyNetwork:
         except StoreFault as exc:
             # the keys stay held: the slave gets them once the store can be written
             raise ApiError(503, fault_message(exc.node, exc.cause)) from None
+        for key_id in key_ids:
+            self._held_at.pop(key_id, None)
         log.info("released %d keys of %s to %s", len(held), master_sae, caller_sae)
         return [(k.key_id, k.material) for k in held]
 
     def _held_for_another(self, key_ids: list[str], master_sae: str, caller_sae: str) -> bool:
         """Whether some key is held, anywhere, for ``master_sae`` and another slave: the
         caller is then not authorised (401) rather than asking for unknown keys (400)."""
-        for store in self.stores.values():
-            for key_id in key_ids:
-                pair = store.held_for(key_id)
-                if pair is not None and pair[0] == master_sae and pair[1] != caller_sae:
-                    return True
+        for key_id in key_ids:
+            node = self._held_at.get(key_id)
+            if node is None:
+                continue
+            pair = self.stores[node].held_for(key_id)
+            if pair is None:
+                del self._held_at[key_id]  # erased behind the index's back (expired)
+            elif pair[0] == master_sae and pair[1] != caller_sae:
+                return True
         return False
 
     def stored_key_count(self, master_sae: str, slave_sae: str, size: int,

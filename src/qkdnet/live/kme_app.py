@@ -4,18 +4,24 @@ The calling SAE is identified from its TLS client certificate by
 :func:`qkdnet.live.pki.identify_sae` (clientAuth, not a CA, ``sae-id:`` URI; CN only if
 allowed), checked on every request against the CRL (:mod:`qkdnet.live.revocation`); a
 certificate refused either way gets 401 with the reason. Bodies are read as JSON whatever
-the Content-Type (some C clients send none); every error reply is a JSON Error object.
+the Content-Type (some C clients send none); every error reply is a JSON Error object
+``{"message", "details"?}``, also for an unknown path (404), a wrong method (405), malformed
+JSON, a number JSON cannot hold (``1e400``, ``NaN``, ``Infinity``) and nesting too deep to
+parse (all 400), and a body over :data:`~qkdnet.live.request_limits.MAX_BODY_BYTES` (413).
 OpenAPI: ``/openapi.json``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from qkdnet.keys.etsi014 import (
     ApiError,
@@ -27,6 +33,7 @@ from qkdnet.keys.etsi014 import (
 )
 from qkdnet.live.keynet import KeyNetwork
 from qkdnet.live.pki import NotAnSae, certificate_serial, identify_sae
+from qkdnet.live.request_limits import MAX_BODY_BYTES, BodyLimit
 from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.tls_server import client_certificate
 
@@ -81,13 +88,41 @@ class Error(BaseModel):
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Error, "description": "Bad request format"},
     401: {"model": Error, "description": "Unauthorized"},
+    413: {"model": Error, "description": "Request body too large"},
     503: {"model": Error, "description": "Error on the server side (e.g. not enough key)"},
 }
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"content": {"application/json": {
-        "schema": model.model_json_schema()}}}}
+        "schema": _inlined(model.model_json_schema())}}}}
+
+
+def _inlined(schema: Any, defs: dict[str, Any] | None = None) -> Any:
+    """``schema`` with every ``{"$ref": "#/$defs/X"}`` replaced by X: a model's own ``$defs``
+    do not resolve once the schema sits inside the OpenAPI document."""
+    if defs is None and isinstance(schema, dict):
+        defs = schema.get("$defs", {})
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and defs is not None:
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inlined(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inlined(v, defs) for v in schema]
+    return schema
+
+
+def _query(*params: tuple[str, dict[str, Any], str]) -> dict[str, Any]:
+    """OpenAPI for GET query parameters the handlers read themselves (strictly, see
+    :func:`qkdnet.keys.etsi014.key_order`)."""
+    return {"parameters": [{"name": name, "in": "query", "required": False, "schema": schema,
+                            "description": text} for name, schema, text in params]}
+
+
+_KEY_QUERY = _query(("number", {"type": "integer", "minimum": 1}, "number of keys"),
+                    ("size", {"type": "integer", "minimum": 8}, "key size in bits"))
+_KEY_ID_QUERY = _query(("key_ID", {"type": "string", "format": "uuid"}, "a key_ID"))
 
 
 def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None, *,
@@ -102,9 +137,28 @@ def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None, *,
     app = FastAPI(title=f"qkdnet KME {node}", version="1.1.1",
                   description="ETSI GS QKD 014 V1.1.1 key delivery over mutual TLS.")
 
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        # 404 and 405 (with its Allow header) as ETSI Error objects, not FastAPI's "detail"
+        return JSONResponse({"message": str(exc.detail)}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSONResponse:
+        # a bug, never an input: still an Error object, and the traceback goes to the log
+        return JSONResponse({"message": "internal error of the KME"}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"message": "request does not match the API",
+                             "details": [{"problem": str(e.get("msg", ""))[:200]}
+                                         for e in exc.errors()[:8]]}, status_code=400)
 
     def caller(request: Request) -> str:
         der = client_certificate(request.scope)
@@ -144,7 +198,7 @@ def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None, *,
         return key_container(keys)
 
     @app.get(f"{PREFIX}/{{slave_SAE_ID}}/enc_keys", response_model=KeyContainer,
-             responses=_ERRORS)
+             responses=_ERRORS, openapi_extra=_KEY_QUERY)
     async def get_enc_keys(slave_SAE_ID: str, request: Request) -> dict[str, Any]:
         return await enc_keys(slave_SAE_ID, request, None)
 
@@ -159,7 +213,7 @@ def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None, *,
         return key_container(keynet.dec_keys(slave, master, ids))
 
     @app.get(f"{PREFIX}/{{master_SAE_ID}}/dec_keys", response_model=KeyContainer,
-             responses=_ERRORS)
+             responses=_ERRORS, openapi_extra=_KEY_ID_QUERY)
     async def get_dec_keys(master_SAE_ID: str, request: Request) -> dict[str, Any]:
         return dec_keys(master_SAE_ID, request, None)
 
@@ -172,11 +226,26 @@ def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None, *,
 
 
 async def _json_body(request: Request, empty: Any) -> Any:
-    """The body as JSON whatever its Content-Type; ``empty`` when there is none."""
+    """The body as JSON whatever its Content-Type; ``empty`` when there is none. Strict:
+    ``NaN``, ``Infinity`` and numbers a float cannot hold (``1e400``) are not JSON numbers
+    (RFC 8259), and nesting too deep for the parser is refused, all with 400."""
     raw = await request.body()
     if not raw.strip():
         return empty
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "request body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(400, "request body is not valid JSON: nested too deep") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:32]} is out of range")
+    return value
