@@ -211,9 +211,8 @@ class OmGate:
             port = rest.removeprefix(":") or None
         elif name.count(":") == 1:
             name, port = name.split(":")
-        default = 443 if scope["scheme"] == "https" else 80
-        if (int(port) if port and port.isdigit() else default if port is None else -1
-                ) != server[1]:
+        # no port: a hand-written client; a browser names the port unless it is 80/443
+        if port is not None and not (port.isdigit() and int(port) == server[1]):
             return False
         return name in self.names or name == str(server[0]).lower()
 
