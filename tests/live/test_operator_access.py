@@ -5,6 +5,7 @@ credentials."""
 from __future__ import annotations
 
 import json
+import ssl
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,3 +202,32 @@ def test_qkdnet_fault_authenticates_from_the_environment(url: str, folder: Path)
                          ).exit_code == 0
     assert [r for r in _audit(folder) if r["event"] == "request" and r["who"] == "li"
             and r["path"] == "/api/links/a--b/cut"]
+
+
+def test_off_loopback_the_om_port_is_https_with_the_network_certificate(
+        tmp_path: Path) -> None:
+    """--host 0.0.0.0: om_url is https, verified by the network CA; plain HTTP gets no
+    answer; the session cookie is Secure; `qkdnet fault` works over it. (Every O&M call
+    needs a login and every KME mutual TLS while it listens on all addresses.)"""
+    folder = tmp_path / "live"
+    scenario = tmp_path / "chain.yaml"
+    scenario.write_text(CHAIN_SCENARIO)
+    served = start_serve(folder, str(scenario), ["--host", "0.0.0.0", "--advertise",
+                                                 "localhost"])
+    try:
+        url = str(served.manifest["om_url"])
+        assert url.startswith("https://localhost:")
+        add_operator(folder, "li", "operator")
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url.replace("https:", "http:") + "/api/session", timeout=5)
+        ca = ssl.create_default_context(cafile=str(served.manifest["ca"]))
+        with httpx.Client(verify=ca, timeout=5) as om:
+            login = om.post(f"{url}/api/login", json={"name": "li", "password": PASSWORD})
+            assert login.status_code == 200
+            assert "; Secure" in login.headers["set-cookie"]
+            assert om.get(f"{url}/api/session").json()["name"] == "li"
+        done = CliRunner().invoke(app, ["fault", "cut", "a--b", "--dir", str(folder)],
+                                  env={"QKDNET_OPERATOR": "li", "QKDNET_PASSWORD": PASSWORD})
+        assert done.exit_code == 0 and "a--b: cut" in done.output, done.output
+    finally:
+        served.stop()
