@@ -18,7 +18,7 @@ from om_login import PASSWORD, add_operator, session
 from typer.testing import CliRunner
 
 from qkdnet.cli import app
-from qkdnet.live.launch import ServeProcess, start_serve
+from qkdnet.live.launch import ServeFailed, ServeProcess, start_serve
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +231,24 @@ def test_off_loopback_the_om_port_is_https_with_the_network_certificate(
         assert done.exit_code == 0 and "a--b: cut" in done.output, done.output
     finally:
         served.stop()
+
+
+def test_a_removed_operator_loses_their_session(url: str, folder: Path) -> None:
+    """`qkdnet operator remove` takes effect at the session's next request: 401."""
+    with session(folder, url, "temp", "operator") as om:
+        assert om.get(f"{url}/api/state").status_code == 200
+        removed = CliRunner().invoke(app, ["operator", "remove", "temp", "--dir", str(folder)])
+        assert removed.exit_code == 0, removed.output
+        assert om.get(f"{url}/api/state").status_code == 401
+        assert om.post(f"{url}/api/links/a--b/cut").status_code == 401
+
+
+def test_serve_refuses_an_operators_file_others_can_read(tmp_path: Path) -> None:
+    """operators.json (password hashes) open to other users: serve exits naming it."""
+    folder = tmp_path / "live"
+    add_operator(folder, "li", "operator")
+    (folder / "operators.json").chmod(0o644)
+    scenario = tmp_path / "chain.yaml"
+    scenario.write_text(CHAIN_SCENARIO)
+    with pytest.raises(ServeFailed, match=r"operators\.json"):
+        start_serve(folder, str(scenario)).stop()
