@@ -252,3 +252,20 @@ def test_serve_refuses_an_operators_file_others_can_read(tmp_path: Path) -> None
     scenario.write_text(CHAIN_SCENARIO)
     with pytest.raises(ServeFailed, match=r"operators\.json"):
         start_serve(folder, str(scenario)).stop()
+
+
+def test_repeated_failed_logins_are_throttled(url: str, folder: Path) -> None:
+    """After 5 failed logins as one name from one address, even the right password gets
+    429 for a minute, audited; other names are not held up."""
+    add_operator(folder, "guessed", "viewer")
+    for _ in range(5):
+        wrong = httpx.post(f"{url}/api/login", json={"name": "guessed", "password": "nope-"
+                                                      "nope"}, timeout=5)
+        assert wrong.status_code == 401
+    right = httpx.post(f"{url}/api/login", json={"name": "guessed", "password": PASSWORD},
+                       timeout=5)
+    assert right.status_code == 429 and "retry-after" in right.headers
+    assert [r for r in _audit(folder) if r["event"] == "login-throttled"
+            and r["who"] == "guessed"]
+    with session(folder, url, "wei", "viewer") as om:
+        assert om.get(f"{url}/api/session").json()["name"] == "wei"

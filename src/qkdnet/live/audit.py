@@ -1,12 +1,12 @@
 """The audit log of a data folder: ``DIR/audit.log``, one JSON object a line, appended
 (O_APPEND, mode 0600), never rewritten by qkdnet.
 
-Each line: ``t`` (UTC, ISO 8601), ``event`` (``login``, ``login-failed``, ``logout``,
-``request``: a state-changing call, ``refused``: a call refused for access, ``operator-add``,
-``operator-remove``), ``who`` (the operator, or the name tried; null if none), ``from``
-(the client's address and port, or ``cli:<user>``) and what was asked (``method``,
-``path``, ``status``, ``role``...). No password, session token or CSRF token is ever
-written.
+Each line: ``t`` (UTC, ISO 8601), ``event`` (``login``, ``login-failed``,
+``login-throttled``, ``logout``, ``request``: a state-changing call, ``refused``: a call
+refused for access, ``operator-add``, ``operator-remove``), ``who`` (the operator, or the
+name tried; null if none), ``from`` (the client's address and port, or ``cli:<user>``) and
+what was asked (``method``, ``path``, ``status``, ``role``...). No password, session
+token or CSRF token is ever written.
 """
 
 from __future__ import annotations

@@ -54,6 +54,9 @@ MAX_SESSIONS = 1024
 CSRF_HEADER = "x-csrf-token"
 #: Largest login body read (bytes).
 MAX_LOGIN_BODY = 4096
+#: Failed logins one client address may make for one name in FAILURE_WINDOW_S before
+#: further tries for that name are refused (429) until the window has passed.
+MAX_FAILURES, FAILURE_WINDOW_S = 5, 60.0
 #: The scope key the gate names the authenticated operator under, for the handlers.
 OPERATOR_KEY = "qkdnet.operator"
 #: Files served to anyone: the console's page and code, which hold no data.
@@ -98,6 +101,23 @@ class OperatorAccess:
         self.operators = OperatorFile(folder)
         self.audit = AuditLog(audit_file(folder))
         self.sessions: dict[str, Session] = {}
+        self.failures: dict[tuple[str, str], list[float]] = {}
+
+    def throttled(self, host: str, name: str) -> bool:
+        """Whether ``host`` has failed MAX_FAILURES logins as ``name`` within the window."""
+        now = time.monotonic()
+        recent = [t for t in self.failures.get((host, name), []) if now - t < FAILURE_WINDOW_S]
+        if recent:
+            self.failures[(host, name)] = recent
+        else:
+            self.failures.pop((host, name), None)
+        return len(recent) >= MAX_FAILURES
+
+    def failed(self, host: str, name: str) -> None:
+        """Count a failed login of ``host`` as ``name``."""
+        if len(self.failures) > 100_000:  # a flood of names: forget the oldest counts
+            self.failures.clear()
+        self.failures.setdefault((host, name), []).append(time.monotonic())
 
     def open_session(self, name: str) -> tuple[str, Session]:
         """A new session for ``name``: its token (the cookie) and the session."""
@@ -122,8 +142,9 @@ class OperatorAccess:
             return None
         return token, session
 
-    async def basic(self, headers: Headers) -> tuple[Operator | None, str | None]:
-        """The operator HTTP Basic credentials name, if right, and the name tried."""
+    async def basic(self, headers: Headers, host: str) -> tuple[Operator | None, str | None]:
+        """The operator HTTP Basic credentials name, if right, and the name tried (from
+        client address ``host``; refused without a hash while it is throttled)."""
         value = headers.get("authorization", "")
         scheme, _, encoded = value.partition(" ")
         if scheme.lower() != "basic":
@@ -135,8 +156,13 @@ class OperatorAccess:
             return None, "(unreadable)"
         if not sep:
             return None, "(unreadable)"
+        if self.throttled(host, name):
+            return None, name
         # scrypt takes tens of ms: off the event loop that serves the KMEs
-        return await asyncio.to_thread(self.operators.verify, name, password), name
+        operator = await asyncio.to_thread(self.operators.verify, name, password)
+        if operator is None:
+            self.failed(host, name)
+        return operator, name
 
 
 def _cookie(headers: Headers, name: str) -> str | None:
@@ -146,6 +172,11 @@ def _cookie(headers: Headers, name: str) -> str | None:
             if key == name and value:
                 return value
     return None
+
+
+def _host(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def _client(scope: Scope) -> str:
@@ -258,7 +289,7 @@ class OmGate:
                 return
             tried: str | None = session.name
         else:
-            operator, tried = await access.basic(headers)
+            operator, tried = await access.basic(headers, _host(scope))
             if tried is not None and operator is None:
                 access.audit.record("login-failed", tried, _client(scope), via="basic",
                                     method=method, path=path)
@@ -335,8 +366,15 @@ class OmGate:
             tried = name
         except ParameterError:
             tried = "(not a valid name)"  # it might be a password typed in the wrong box
+        if access.throttled(_host(scope), name):
+            access.audit.record("login-throttled", tried, where)
+            await _answer(send, 429, {"message": f"{MAX_FAILURES} failed logins as this "
+                                      f"name from {_host(scope)}: wait a minute"},
+                          [("retry-after", str(int(FAILURE_WINDOW_S)))])
+            return
         operator = await asyncio.to_thread(access.operators.verify, name, password)
         if operator is None:
+            access.failed(_host(scope), name)
             access.audit.record("login-failed", tried, where, via="session")
             await _unauthorised(send, "wrong name or password")
             return
