@@ -299,7 +299,7 @@
     if (acked) {
       html("span", { class: "ack-by" }, "acknowledged by " + a.acknowledged_by + " at " +
         fmtTime(a.acknowledged_at), li);
-    } else if (main) {
+    } else if (main && canAct) {
       const b = html("button", { class: "ack", "data-ack": a.id }, "Acknowledge", li);
       b.addEventListener("click", (ev) => { ev.stopPropagation(); acknowledge(a.id, b); });
     }
@@ -323,6 +323,8 @@
   /* ---------- operator session ---------- */
   // the CSRF token of the session (POST /api/login); every POST sends it in X-CSRF-Token
   let csrf = null;
+  // a viewer reads only: no acknowledge or fault buttons (the server answers 403 anyway)
+  let canAct = true;
 
   function post(url, body) {
     const headers = {};
@@ -362,6 +364,7 @@
 
   function showOperator(who) {
     csrf = who.csrf || null;
+    canAct = who.role !== "viewer";
     if (!who.name) return;
     $("operator").value = who.name;
     $("operator").readOnly = true;  // acknowledgements go under the logged-in name
@@ -582,7 +585,7 @@
     showOperator(who);
     const r = await fetch("/api/topology");
     const data = await r.json();
-    faultsAllowed = !!data.fault_injection && who.role !== "viewer";
+    faultsAllowed = !!data.fault_injection && canAct;
     if (data.links.some((l) => l.kind === "backbone")) scaleLayer = "backbone";
     buildMap(data);
     connect();
