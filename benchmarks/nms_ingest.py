@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import secrets
 import shutil
 import statistics
 import tempfile
@@ -41,6 +42,7 @@ import httpx
 import numpy as np
 
 from qkdnet.live.launch import start_serve
+from qkdnet.live.operators import OperatorFile
 from qkdnet.management.nms import Nms, ems_for
 from qkdnet.management.om_view import link_kind
 from qkdnet.management.telemetry import Batch, KMLinkTelemetry, LinkTelemetry
@@ -122,14 +124,30 @@ def backbone_links(network: Network, n: int) -> list[str]:
     return [ids[i * len(ids) // n] for i in range(min(n, len(ids)))]
 
 
-def _post(om_url: str, link: str, action: str) -> float:
+#: The operator the benchmark logs in as (added to the served folder with a random password).
+BENCH_OPERATOR = "bench"
+
+
+def _login(folder: Path, om_url: str) -> tuple[httpx.Client, str]:
+    """A client logged in to the O&M port as BENCH_OPERATOR (sending its CSRF token), and
+    the password (for the page's login form)."""
+    password = secrets.token_urlsafe(16)
+    OperatorFile(folder).add(BENCH_OPERATOR, "operator", password, replace=True)
+    om = httpx.Client(timeout=5)
+    answer = om.post(f"{om_url}/api/login", json={"name": BENCH_OPERATOR, "password": password})
+    answer.raise_for_status()
+    om.headers["X-CSRF-Token"] = answer.json()["csrf"]
+    return om, password
+
+
+def _post(om: httpx.Client, om_url: str, link: str, action: str) -> float:
     """POST a cut or repair of ``link``; the perf_counter time just before."""
     t0 = time.perf_counter()
-    httpx.post(f"{om_url}/api/links/{link}/{action}", timeout=5).raise_for_status()
+    om.post(f"{om_url}/api/links/{link}/{action}").raise_for_status()
     return t0
 
 
-def _page_latencies(om_url: str, links: list[str], seed: int
+def _page_latencies(om: httpx.Client, password: str, om_url: str, links: list[str], seed: int
                     ) -> tuple[list[float], list[float], list[float]]:
     """Seconds from each cut to the page showing it and from each repair to the page
     clearing it, and the page's ms per ``state`` event."""
@@ -144,6 +162,9 @@ def _page_latencies(om_url: str, links: list[str], seed: int
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
             page.add_init_script(RENDER_PROBE)
             page.goto(om_url)
+            page.fill("#login-name", BENCH_OPERATOR)
+            page.fill("#login-password", password)
+            page.click("#login-submit")
             shown = """([id, down]) => {
               const line = document.querySelector(`line[data-link="${id}"]`);
               const alarm = document.querySelector(
@@ -156,11 +177,11 @@ def _page_latencies(om_url: str, links: list[str], seed: int
                 page.wait_for_function(shown, arg=[link, False], polling="raf", timeout=ms)
             for link in links:
                 time.sleep(pause.uniform(0.0, 1.0))
-                t0 = _post(om_url, link, "cut")
+                t0 = _post(om, om_url, link, "cut")
                 page.wait_for_function(shown, arg=[link, True], polling="raf", timeout=ms)
                 cuts.append(time.perf_counter() - t0)
                 time.sleep(pause.uniform(0.0, 1.0))
-                t0 = _post(om_url, link, "repair")
+                t0 = _post(om, om_url, link, "repair")
                 page.wait_for_function(shown, arg=[link, False], polling="raf", timeout=ms)
                 repairs.append(time.perf_counter() - t0)
             render: list[float] = page.evaluate("window.__renderMs")
@@ -169,9 +190,9 @@ def _page_latencies(om_url: str, links: list[str], seed: int
     return cuts, repairs, render
 
 
-def _states(om_url: str) -> Generator[dict[str, Any], None, None]:
+def _states(om: httpx.Client, om_url: str) -> Generator[dict[str, Any], None, None]:
     """The payloads of the ``state`` events of ``/api/events``, as they arrive."""
-    with httpx.stream("GET", f"{om_url}/api/events", timeout=WAIT_S) as response:
+    with om.stream("GET", f"{om_url}/api/events", timeout=WAIT_S) as response:
         event = ""
         for line in response.iter_lines():
             if line.startswith("event:"):
@@ -180,11 +201,12 @@ def _states(om_url: str) -> Generator[dict[str, Any], None, None]:
                 yield json.loads(line.removeprefix("data:"))
 
 
-def _sse_latencies(om_url: str, links: list[str], seed: int) -> tuple[list[float], list[float]]:
+def _sse_latencies(om: httpx.Client, om_url: str, links: list[str], seed: int
+                   ) -> tuple[list[float], list[float]]:
     """Seconds from each cut to the first ``state`` event that shows it and from each
     repair to the first that shows it cleared."""
     pause = random.Random(seed)
-    states = _states(om_url)
+    states = _states(om, om_url)
 
     def wait(link: str, down: bool) -> None:
         deadline = time.perf_counter() + WAIT_S
@@ -204,11 +226,11 @@ def _sse_latencies(om_url: str, links: list[str], seed: int) -> tuple[list[float
             wait(link, False)
         for link in links:
             time.sleep(pause.uniform(0.0, 1.0))
-            t0 = _post(om_url, link, "cut")
+            t0 = _post(om, om_url, link, "cut")
             wait(link, True)
             cuts.append(time.perf_counter() - t0)
             time.sleep(pause.uniform(0.0, 1.0))
-            t0 = _post(om_url, link, "repair")
+            t0 = _post(om, om_url, link, "repair")
             wait(link, False)
             repairs.append(time.perf_counter() - t0)
     finally:
@@ -240,16 +262,17 @@ def console_latency(network: Network, args: argparse.Namespace) -> None:
                              timeout_s=120)
         try:
             om_url = str(served.manifest["om_url"])
+            om, password = _login(Path(folder), om_url)
             print(f"\nqkdnet serve cn-qcn started in {time.perf_counter() - start:.1f} s; "
                   f"{len(links)} backbone QKD-links cut and repaired one at a time")
             render: list[float] = []
             if in_page:
                 print("console update latency, in the page (headless Chromium, 1920x1080):")
-                cuts, repairs, render = _page_latencies(om_url, links, args.seed)
+                cuts, repairs, render = _page_latencies(om, password, om_url, links, args.seed)
             else:
                 print("console update latency, SSE ONLY (first /api/events state event, "
                       "not in the page):")
-                cuts, repairs = _sse_latencies(om_url, links, args.seed)
+                cuts, repairs = _sse_latencies(om, om_url, links, args.seed)
         finally:
             served.stop()
     print(f"{'ms':>18s} {'n':>5s} {'median':>8s} {'p95':>8s} {'max':>8s}")

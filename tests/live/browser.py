@@ -51,15 +51,23 @@ def launch_chromium() -> Iterator[Browser]:
 
 
 def open_console(browser: Browser, url: str, width: int, height: int,
-                 timezone: str | None = None) -> Page:
+                 timezone: str | None = None, login: tuple[str, str] | None = None) -> Page:
     """A new page of ``width`` x ``height`` CSS pixels on the console at ``url``, once its
-    map is on screen; ``timezone`` (an IANA name) sets the clock the page formats times in."""
+    map is on screen; ``timezone`` (an IANA name) sets the clock the page formats times in;
+    ``login`` (name, password) is typed into the page's login form (a replay has none)."""
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": width, "height": height},
                             timezone_id=timezone)
     page.goto(url)
+    if login is not None:
+        expect(page.locator("#login")).to_be_visible()
+        page.fill("#login-name", login[0])
+        page.fill("#login-password", login[1])
+        page.click("#login-submit")
+        expect(page.locator("#login")).to_be_hidden()
     expect(page.locator("#map")).to_be_visible()
+    expect(page.locator("circle[data-node]").first).to_be_attached()
     return page
 
 

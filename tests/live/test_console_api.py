@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from chain_scenario import CHAIN_SCENARIO
+from om_login import session
 from polling import wait_for
 
 from qkdnet.files.networks import open_network
@@ -19,8 +20,12 @@ from qkdnet.live.launch import ServeProcess, start_serve
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    folder = tmp_path_factory.mktemp("console")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("console")
+
+
+@pytest.fixture(scope="module")
+def served(folder: Path) -> Iterator[ServeProcess]:
     scenario = folder / "chain.yaml"
     scenario.write_text(CHAIN_SCENARIO)
     process = start_serve(folder / "live", str(scenario), ["--prefill-bits", "65536"])
@@ -35,14 +40,21 @@ def url(served: ServeProcess) -> str:
     return str(served.manifest["om_url"])
 
 
-def _events(url: str, seconds: float, stop: Callable[[dict[str, Any]], bool] | None = None
-            ) -> list[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def om(folder: Path, url: str) -> Iterator[httpx.Client]:
+    """Logged in as an operator: the console's API needs a session."""
+    with session(folder / "live", url) as client:
+        yield client
+
+
+def _events(om: httpx.Client, url: str, seconds: float,
+            stop: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
     """The ``state`` events of /api/events read for ``seconds`` at most, or until ``stop``
     holds for one of them."""
     found: list[dict[str, Any]] = []
     deadline = time.monotonic() + seconds
     event = ""
-    with httpx.stream("GET", f"{url}/api/events", timeout=httpx.Timeout(5.0)) as response:
+    with om.stream("GET", f"{url}/api/events", timeout=httpx.Timeout(5.0)) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
@@ -57,30 +69,30 @@ def _events(url: str, seconds: float, stop: Callable[[dict[str, Any]], bool] | N
     return found
 
 
-def test_the_console_page_and_its_static_files_are_served(url: str) -> None:
-    page = httpx.get(f"{url}/", timeout=5)
+def test_the_console_page_and_its_static_files_are_served(om: httpx.Client, url: str) -> None:
+    page = om.get(f"{url}/", timeout=5)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'src="/console.js"' in page.text and 'href="/console.css"' in page.text
     assert 'id="map"' in page.text and 'id="alarms"' in page.text
     assert 'id="chart"' in page.text and 'id="availability"' in page.text
     assert "http://" not in page.text.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    script = httpx.get(f"{url}/console.js", timeout=5)
+    script = om.get(f"{url}/console.js", timeout=5)
     assert script.status_code == 200 and len(script.text) > 1000
     assert script.headers["content-type"].startswith("text/javascript")
     assert "EventSource" in script.text and "/api/events" in script.text
-    style = httpx.get(f"{url}/console.css", timeout=5)
+    style = om.get(f"{url}/console.css", timeout=5)
     assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
     for text in (script.text, style.text):  # the wall screen has no internet
         assert "https://" not in text and "@import" not in text
-    assert httpx.get(f"{url}/console.py", timeout=5).status_code == 404
+    assert om.get(f"{url}/console.py", timeout=5).status_code == 404
 
 
-def test_topology_lists_every_node_with_coordinates_and_every_link(url: str,
+def test_topology_lists_every_node_with_coordinates_and_every_link(om: httpx.Client, url: str,
                                                                      tmp_path: Path) -> None:
     scenario = tmp_path / "chain.yaml"
     scenario.write_text(CHAIN_SCENARIO)
     network = open_network(str(scenario))
-    data = httpx.get(f"{url}/api/topology", timeout=5).json()
+    data = om.get(f"{url}/api/topology", timeout=5).json()
     assert data["fault_injection"] is True  # a live network: the console offers cut/stop
     nodes = {n["id"]: n for n in data["nodes"]}
     assert set(nodes) == {n.id for n in network.nodes}
@@ -93,23 +105,23 @@ def test_topology_lists_every_node_with_coordinates_and_every_link(url: str,
                              "device_type": "I", "length_km": 50.0}
 
 
-def test_history_grows_and_unknown_links_get_404(url: str) -> None:
+def test_history_grows_and_unknown_links_get_404(om: httpx.Client, url: str) -> None:
     def length() -> int:
-        return len(httpx.get(f"{url}/api/history/a--b", timeout=5).json()["t"])
+        return len(om.get(f"{url}/api/history/a--b", timeout=5).json()["t"])
 
     assert wait_for(lambda: length() >= 1)
     first = length()
     assert wait_for(lambda: length() >= first + 2, seconds=10)
-    h = httpx.get(f"{url}/api/history/a--b", timeout=5).json()
+    h = om.get(f"{url}/api/history/a--b", timeout=5).json()
     assert len(h["t"]) == len(h["skr_bps"]) == len(h["qber"])
     assert h["t"] == sorted(h["t"]) and all(s > 0 for s in h["skr_bps"])
-    missing = httpx.get(f"{url}/api/history/x--y", timeout=5)
+    missing = om.get(f"{url}/api/history/x--y", timeout=5)
     assert missing.status_code == 404 and "x--y" in missing.json()["message"]
 
 
-def test_events_stream_state_every_second(url: str) -> None:
-    assert wait_for(lambda: httpx.get(f"{url}/api/state", timeout=5).json()["t"] is not None)
-    events = _events(url, 3.5, stop=lambda _: False)
+def test_events_stream_state_every_second(om: httpx.Client, url: str) -> None:
+    assert wait_for(lambda: om.get(f"{url}/api/state", timeout=5).json()["t"] is not None)
+    events = _events(om, url, 3.5, stop=lambda _: False)
     assert len(events) >= 2
     last = events[-1]
     assert set(last) == {"t", "links", "nodes_down", "alarms"} and last["t"] is not None
@@ -118,15 +130,15 @@ def test_events_stream_state_every_second(url: str) -> None:
     assert last["links"]["a--b"]["up"] is True and last["links"]["a--b"]["skr_bps"] > 0
 
 
-def test_a_cut_shows_in_the_events_and_the_availability_table(url: str) -> None:
-    cut = httpx.post(f"{url}/api/links/a--b/cut", timeout=5)
+def test_a_cut_shows_in_the_events_and_the_availability_table(om: httpx.Client, url: str) -> None:
+    cut = om.post(f"{url}/api/links/a--b/cut", timeout=5)
     assert cut.status_code == 200
     try:
         def shows_cut(s: dict[str, Any]) -> bool:
             return s["links"].get("a--b", {}).get("up") is False and any(
                 a["rule"] == "qkd-link-down" and a["subject"] == "a--b" for a in s["alarms"])
 
-        events = _events(url, 6.0, stop=shows_cut)
+        events = _events(om, url, 6.0, stop=shows_cut)
         assert events and shows_cut(events[-1])
         assert events[-1]["links"]["a--b"]["skr_bps"] == 0
         assert events[-1]["links"]["b--c"]["up"] is True
@@ -134,18 +146,18 @@ def test_a_cut_shows_in_the_events_and_the_availability_table(url: str) -> None:
         def listed() -> bool:
             # listed from the instant of the cut, with hours once the next report is in
             return any(r["link"] == "a--b" and r["down_now"] and r["outage_hours"] > 0
-                       for r in httpx.get(f"{url}/api/availability", timeout=5).json()["links"])
+                       for r in om.get(f"{url}/api/availability", timeout=5).json()["links"])
 
         assert wait_for(listed, seconds=5)
-        report = httpx.get(f"{url}/api/availability", timeout=5).json()
+        report = om.get(f"{url}/api/availability", timeout=5).json()
         assert [r["link"] for r in report["links"]] == ["a--b"]
         row, summary = report["links"][0], report["summary"]
         assert row["outages"] == 1 and 0 <= row["availability"] < 1
         assert summary["links"] == 2 and summary["links_with_outage"] == 1
         assert summary["outage_hours"] == row["outage_hours"] > 0
         assert 0 < summary["availability"] < 1
-        history = httpx.get(f"{url}/api/history/a--b", timeout=5).json()
+        history = om.get(f"{url}/api/history/a--b", timeout=5).json()
         assert history["skr_bps"][-1] == 0 and history["qber"][-1] is None
         assert any(a["rule"] == "qkd-link-down" for a in history["alarms"])
     finally:
-        httpx.post(f"{url}/api/links/a--b/repair", timeout=5)
+        om.post(f"{url}/api/links/a--b/repair", timeout=5)

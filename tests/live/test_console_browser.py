@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from browser import launch_chromium, map_nodes, open_console, require_chromium, screenshot
+from om_login import PASSWORD, add_operator, session
 
 from qkdnet.live.launch import start_serve
 from qkdnet.topology.cn_qcn import build_cn_qcn
@@ -25,14 +27,31 @@ from playwright.sync_api import Browser, expect  # noqa: E402
 LINK = "beijing--beijing-xiongan-r1"
 
 
+#: The operator the page logs in as.
+ZHANG = ("zhang", PASSWORD)
+
+
 @pytest.fixture(scope="module")
-def om_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    served = start_serve(tmp_path_factory.mktemp("live"), "cn-qcn", ["--prefill-bits", "65536"],
-                         timeout_s=120)
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    folder = tmp_path_factory.mktemp("live")
+    served = start_serve(folder, "cn-qcn", ["--prefill-bits", "65536"], timeout_s=120)
+    add_operator(folder, "zhang", "operator")
     try:
-        yield str(served.manifest["om_url"])
+        yield folder, str(served.manifest["om_url"])
     finally:
         served.stop()
+
+
+@pytest.fixture(scope="module")
+def om_url(served: tuple[Path, str]) -> str:
+    return served[1]
+
+
+@pytest.fixture(scope="module")
+def om(served: tuple[Path, str]) -> Iterator[httpx.Client]:
+    """A script's session beside the page's (as operator "ops")."""
+    with session(*served) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +61,7 @@ def browser() -> Iterator[Browser]:
 
 
 def test_the_map_shows_every_backbone_node(browser: Browser, om_url: str) -> None:
-    page = open_console(browser, om_url, 1920, 1080)
+    page = open_console(browser, om_url, 1920, 1080, login=ZHANG)
     backbone = [n.id for n in build_cn_qcn().nodes
                 if n.kind in (NodeKind.BACKBONE_ACCESS, NodeKind.BACKBONE_RELAY)]
     assert len(backbone) == 145
@@ -53,7 +72,7 @@ def test_the_map_shows_every_backbone_node(browser: Browser, om_url: str) -> Non
 
 
 def test_a_click_on_a_link_shows_its_chart(browser: Browser, om_url: str) -> None:
-    page = open_console(browser, om_url, 1280, 800)
+    page = open_console(browser, om_url, 1280, 800, login=ZHANG)
     # The link is a few pixels long at this size: send the click to its line directly.
     page.locator(f'line[data-link="{LINK}"]').dispatch_event("click")
     expect(page.locator(f'#chart[data-link="{LINK}"]')).to_be_visible(timeout=5000)
@@ -62,25 +81,25 @@ def test_a_click_on_a_link_shows_its_chart(browser: Browser, om_url: str) -> Non
 
 
 def test_a_cut_raises_an_alarm_in_the_page_and_a_repair_clears_it(
-        browser: Browser, om_url: str) -> None:
-    page = open_console(browser, om_url, 1280, 800)
+        browser: Browser, om_url: str, om: httpx.Client) -> None:
+    page = open_console(browser, om_url, 1280, 800, login=ZHANG)
     alarm = page.locator(f'#alarms li[data-alarm-subject="{LINK}"][data-rule="qkd-link-down"]')
     expect(alarm).to_have_count(0)
-    assert httpx.post(f"{om_url}/api/links/{LINK}/cut", timeout=5).status_code == 200
+    assert om.post(f"{om_url}/api/links/{LINK}/cut", timeout=5).status_code == 200
     expect(alarm).to_have_count(1, timeout=5000)
     expect(page.locator(f'line[data-link="{LINK}"][data-up="0"]').first).to_be_attached()
     # the availability table lists the outage as it starts, not at its next 5 s poll
     row = page.locator(f'#availability tr[data-link="{LINK}"] td.down')
     expect(row).to_have_text("DOWN", timeout=3000)
     screenshot(page, "alarm-1280x800.png")
-    assert httpx.post(f"{om_url}/api/links/{LINK}/repair", timeout=5).status_code == 200
+    assert om.post(f"{om_url}/api/links/{LINK}/repair", timeout=5).status_code == 200
     expect(alarm).to_have_count(0, timeout=5000)
     page.close()
 
 
 def test_an_operator_stops_and_starts_a_node_from_the_page(browser: Browser,
                                                            om_url: str) -> None:
-    page = open_console(browser, om_url, 1920, 1080)
+    page = open_console(browser, om_url, 1920, 1080, login=ZHANG)
     node = page.locator('circle[data-node="wuhan"]')
     node.dispatch_event("click")
     button = page.locator("#fault-action")
@@ -106,29 +125,28 @@ def test_an_operator_stops_and_starts_a_node_from_the_page(browser: Browser,
 
 
 def test_an_operator_acknowledges_an_alarm_under_their_name(browser: Browser,
-                                                            om_url: str) -> None:
+                                                            om_url: str, om: httpx.Client) -> None:
     link = "harbin--harbin-m1"
-    page = open_console(browser, om_url, 1280, 800)
-    page.fill("#operator", "zhang")
-    assert httpx.post(f"{om_url}/api/links/{link}/cut", timeout=5).status_code == 200
+    page = open_console(browser, om_url, 1280, 800, login=ZHANG)
+    assert om.post(f"{om_url}/api/links/{link}/cut", timeout=5).status_code == 200
     try:
         alarm = page.locator(f'#alarms li[data-alarm-subject="{link}"]'
                              '[data-rule="qkd-link-down"]')
         alarm.locator("button.ack").click(timeout=5000)
         expect(alarm).to_have_attribute("data-acked", "1", timeout=5000)
         expect(alarm).to_contain_text("acknowledged by zhang")
-        acked = [a for a in httpx.get(f"{om_url}/api/alarms", timeout=5).json()["active"]
+        acked = [a for a in om.get(f"{om_url}/api/alarms", timeout=5).json()["active"]
                  if a["subject"] == link and a["rule"] == "qkd-link-down"]
         assert [a["acknowledged_by"] for a in acked] == ["zhang"]
     finally:
-        httpx.post(f"{om_url}/api/links/{link}/repair", timeout=5)
+        om.post(f"{om_url}/api/links/{link}/repair", timeout=5)
     page.close()
 
 
 def test_backbone_links_are_told_apart_by_colour(browser: Browser, om_url: str) -> None:
     """The colour scale fits the backbone's kbit/s by default, so its links spread over the
     ramp instead of sharing one end of a scale stretched to the metro's Mbit/s."""
-    page = open_console(browser, om_url, 1920, 1080)
+    page = open_console(browser, om_url, 1920, 1080, login=ZHANG)
     backbone = 'line[data-kind="backbone"][data-up="1"]:not(.nodata)'
     expect(page.locator(backbone).first).to_be_attached(timeout=5000)
     colours = page.eval_on_selector_all(backbone, "els => els.map(e => e.style.stroke)")

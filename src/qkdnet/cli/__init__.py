@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from qkdnet.cli import apps, live, pki, quantum, topology, twin
+from qkdnet.cli import apps, live, operator, pki, quantum, topology, twin
 
 app = typer.Typer(
     help="qkdnet: a carrier-grade quantum key distribution network.",
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(quantum.commands)
 app.add_typer(topology.commands, name="topology")
 app.add_typer(pki.commands, name="pki")
+app.add_typer(operator.commands, name="operator")
 app.add_typer(twin.commands)
 app.add_typer(live.commands)
 app.add_typer(apps.commands, name="app")

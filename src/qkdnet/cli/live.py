@@ -91,6 +91,12 @@ def fault_command(
     folder: Annotated[Path, typer.Option("--dir", "-d", help="Data folder of a running "
                                          "`qkdnet serve` (its manifest.json).")] = Path(
         "qkdnet-live"),
+    operator: Annotated[str | None, typer.Option(help="O&M operator (role operator or "
+                                                 "admin); default $QKDNET_OPERATOR.")
+                        ] = None,
+    password_file: Annotated[Path | None, typer.Option(
+        help="File whose first line is the operator's password ('-': stdin); default "
+        "$QKDNET_PASSWORD.")] = None,
 ) -> None:
     """Inject a fault into a running `qkdnet serve`, or end it: a cut link makes no key and
     its KM-links report down; a blinded link's detector-current monitor trips and it stops
@@ -100,7 +106,12 @@ def fault_command(
     from qkdnet.live.om_client import inject_fault
 
     def run() -> None:
-        state = inject_fault(folder, action, target)
+        password = None
+        if password_file is not None:
+            text = (sys.stdin.read() if str(password_file) == "-"
+                    else password_file.read_text(encoding="utf-8"))
+            password = text.splitlines()[0] if text else ""
+        state = inject_fault(folder, action, target, operator, password)
         if "link" in state:
             print(f"{state['link']}: "
                   f"{'up' if state['up'] else 'blinded' if state['blinded'] else 'cut'}")

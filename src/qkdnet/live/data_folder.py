@@ -58,6 +58,7 @@ def check_private(folder: Path) -> None:
 def _guarded(folder: Path) -> list[Path]:
     """The folder, then what it holds that must stay private."""
     paths = [folder, folder / "stores", folder / "pki"]
+    paths += [folder / "operators.json", folder / "audit.log"]  # password hashes, who did what
     stores = folder / "stores"
     if stores.is_dir():
         for store in sorted(stores.glob("*.sqlite")):

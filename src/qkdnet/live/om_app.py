@@ -5,8 +5,9 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
 - ``GET /api/state``: the latest state of every element as JSON;
 - ``GET /api/alarms``: active alarms (each with its root ``cause``, see
   :mod:`qkdnet.management.correlation`) and the history, from the NMS's rules;
-- ``POST /api/alarms/{id}/ack`` with ``{"by": "<operator>"}``: acknowledge an alarm (the
-  first acknowledgement is kept);
+- ``POST /api/alarms/{id}/ack``: acknowledge an alarm under the logged-in operator's name
+  (a replay, which has no login, takes ``{"by": "<operator>"}``); the first
+  acknowledgement is kept;
 - ``POST /api/links/{link}/cut``, ``/blind`` (a blinding attack: the detector-current
   monitor trips) and ``/repair``, ``POST /api/nodes/{node}/stop`` and ``/start``: fault
   injection for operators and tests (409 when the app replays a twin run and has no live
@@ -25,6 +26,9 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
 - ``GET /api/events``: Server-Sent Events, a ``state`` event (``t``, each link's SKR and up
   flag, the stopped nodes, the active alarms) at connect, after each NMS report (at most one
   per EVENT_MIN_GAP_S) and at least every EVENT_INTERVAL_S.
+
+Who may call what, and from where, is :mod:`qkdnet.live.om_access`'s gate in front of this
+app (``POST /api/login``, ``/api/logout``, ``GET /api/session``).
 
 The payloads are the O&M view model's (:mod:`qkdnet.management.om_view`); this module only
 serves them. The handlers are ``async`` so that they run on the event loop that owns the
@@ -45,6 +49,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from qkdnet.errors import ParameterError
+from qkdnet.live.om_access import OPERATOR_KEY
 from qkdnet.live.reports import LiveReports, Updates
 from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.metrics import exposition
@@ -101,7 +106,9 @@ class _ViewHandlers:
             body = await request.json() if await request.body() else {}
         except ValueError:
             return _problem(400, "the body must be JSON: {\"by\": \"<operator>\"}")
-        by = body.get("by") if isinstance(body, dict) else None
+        # behind the gate the acknowledging operator is the one logged in; a replay has none
+        by = request.scope.get(OPERATOR_KEY) or (
+            body.get("by") if isinstance(body, dict) else None)
         if not isinstance(by, str) or not by.strip():
             return _problem(400, "field 'by': the name of the acknowledging operator")
         try:

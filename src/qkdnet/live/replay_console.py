@@ -1,5 +1,9 @@
 """``qkdnet console REPORT_DIR``: the O&M web console over the replay of a finished twin
-run (:mod:`qkdnet.live.replay`), served until stopped."""
+run (:mod:`qkdnet.live.replay`), served until stopped.
+
+It has no login: it shows a finished run and can change nothing but its own replayed alarm
+acknowledgements (fault injection answers 409), so it is served on loopback only, with
+the Host and Origin checks of :mod:`qkdnet.live.om_access`."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qkdnet.errors import ParameterError
+from qkdnet.live.om_access import OmGate, is_loopback, served_names
 from qkdnet.live.om_app import make_om_app
 from qkdnet.live.replay import Replay, load_recording
 from qkdnet.live.tls_server import make_server, serve_many
@@ -23,8 +28,13 @@ async def serve_replay_console(report: Path, host: str, port: int, speed: float,
     if not 0 <= port <= 65535:
         raise ParameterError("--port", port, "a TCP port, 0 to 65535")
     replay = Replay(load_recording(report))
-    server = make_server(make_om_app(replay.nms, replay.alarms, replay.updates), host, port,
-                         None)
+    if not is_loopback(host):
+        # no login: the replay is read-only, but its console is for this machine only
+        raise ParameterError("--host", host, "a replay console has no login: serve it on "
+                             "loopback (127.0.0.1) and reach it through an SSH tunnel")
+    app = OmGate(make_om_app(replay.nms, replay.alarms, replay.updates), served_names(host),
+                 None)
+    server = make_server(app, host, port, None)
     player = asyncio.create_task(replay.play(speed, loop))
     ready(f"console: http://{host}:{server.port}/ ({replay.recording.samples} samples of "
           f"{len(replay.recording.ids)} QKD-links at {speed:g}/s)")

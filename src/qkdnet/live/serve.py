@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +47,18 @@ from qkdnet.live.keynet import (
     served_nodes,
 )
 from qkdnet.live.kme_app import make_kme_app
+from qkdnet.live.om_access import OmGate, OperatorAccess, is_loopback, served_names
 from qkdnet.live.om_app import make_om_app
 from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki, names_not_certified
 from qkdnet.live.reports import LiveReports
 from qkdnet.live.revocation import RevocationWatch
-from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
+from qkdnet.live.tls_server import (
+    TlsServer,
+    make_server,
+    om_ssl_context,
+    serve_many,
+    server_ssl_context,
+)
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.topology.model import Network
 
@@ -185,12 +193,13 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
                 say(f"starting KMEs {i}/{len(nodes)}")
         dynamics = LiveDynamics(network.qkd_links, options.seed) if options.dynamics else None
         live = LiveReports(keynet, router, NetworkMonitor(network), options.speedup, dynamics)
-        om = make_server(make_om_app(live.monitor.nms, live.monitor.alarms, live=live),
-                         options.host, options.om_port, None, limits=OM_LIMITS,
+        om_app, om_tls = _om_access(live, options, pki, nodes[0])
+        om = make_server(om_app, options.host, options.om_port, om_tls, limits=OM_LIMITS,
                          budget=budget, keep_alive_s=options.idle_timeout_s)
         budget.fit_below_file_limit()
         manifest = _manifest(network, options, pki, servers)
-        manifest["om_url"] = f"http://{options.host}:{om.port}"
+        scheme = "https" if om_tls is not None else "http"
+        manifest["om_url"] = f"{scheme}://{options.advertise or options.host}:{om.port}"
         lock.announce(manifest["om_url"])
         _write_json(manifest_path, manifest)
         pump = asyncio.create_task(_pump(keynet, live))
@@ -202,6 +211,23 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
             pump.cancel()
     finally:
         keynet.close()
+
+
+def _om_access(live: LiveReports, options: ServeOptions, pki: Pki, node: str
+               ) -> tuple[OmGate, ssl.SSLContext | None]:
+    """The O&M app behind its operator gate, and its TLS context: HTTPS with a KME
+    certificate of the network (it names the served address) whenever the port is not on
+    loopback, so that passwords and session cookies never cross a network in clear."""
+    access = OperatorAccess(options.folder)
+    if not access.operators.list():
+        log.warning("no O&M operators in %s: every O&M call but the console page and "
+                    "/metrics answers 401; add one with `qkdnet operator add NAME --role "
+                    "admin --dir %s`", access.operators.path, options.folder)
+    app = OmGate(make_om_app(live.monitor.nms, live.monitor.alarms, live=live),
+                 served_names(options.host, options.advertise), access)
+    if is_loopback(options.host):
+        return app, None
+    return app, om_ssl_context(pki.kme_cert(node), pki.kme_key(node))
 
 
 def _check_listen(host: str, port: int) -> None:

@@ -105,6 +105,15 @@ def server_ssl_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
     return context
 
 
+def om_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server context for the O&M port off loopback: TLS >= 1.2 with a certificate of
+    the network; no client certificate (operators log in, browsers have none)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
 def client_certificate(scope: Mapping[str, Any]) -> bytes | None:
     """The DER client certificate of the connection a request came on; None if there is
     none (a plain-HTTP server, or an app not served by :func:`make_server`)."""

@@ -299,7 +299,7 @@
     if (acked) {
       html("span", { class: "ack-by" }, "acknowledged by " + a.acknowledged_by + " at " +
         fmtTime(a.acknowledged_at), li);
-    } else if (main) {
+    } else if (main && canAct) {
       const b = html("button", { class: "ack", "data-ack": a.id }, "Acknowledge", li);
       b.addEventListener("click", (ev) => { ev.stopPropagation(); acknowledge(a.id, b); });
     }
@@ -320,12 +320,66 @@
     return name;
   }
 
+  /* ---------- operator session ---------- */
+  // the CSRF token of the session (POST /api/login); every POST sends it in X-CSRF-Token
+  let csrf = null;
+  // a viewer reads only: no acknowledge or fault buttons (the server answers 403 anyway)
+  let canAct = true;
+
+  function post(url, body) {
+    const headers = {};
+    if (csrf) headers["X-CSRF-Token"] = csrf;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    return fetch(url, { method: "POST", headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body) });
+  }
+
+  // the session: the current one, or one from the login form (shown until a login works);
+  // a replay has no login and answers {"open": true}
+  async function session() {
+    const r = await fetch("/api/session", { credentials: "same-origin" });
+    if (r.ok) return r.json();
+    if (r.status !== 401) throw new Error("HTTP " + r.status);
+    const form = $("login");
+    form.hidden = false;
+    $("login-name").focus();
+    return new Promise((resolve) => {
+      form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        $("login-error").textContent = "";
+        const answer = await fetch("/api/login", { method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ name: $("login-name").value, password: $("login-password").value }) });
+        $("login-password").value = "";
+        if (!answer.ok) {
+          $("login-error").textContent = answer.status === 401 ? "wrong name or password"
+            : "login failed: HTTP " + answer.status;
+          return;
+        }
+        form.hidden = true;
+        resolve(answer.json());
+      });
+    });
+  }
+
+  function showOperator(who) {
+    csrf = who.csrf || null;
+    canAct = who.role !== "viewer";
+    if (!who.name) return;
+    $("operator").value = who.name;
+    $("operator").readOnly = true;  // acknowledgements go under the logged-in name
+    $("who-name").textContent = who.name + " (" + who.role + ")";
+    $("who").hidden = false;
+    $("logout").addEventListener("click", async () => {
+      await post("/api/logout");
+      location.reload();
+    });
+  }
+
   async function acknowledge(id, button) {
     button.disabled = true;
     try {
-      const r = await fetch("/api/alarms/" + encodeURIComponent(id) + "/ack", {
-        method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ by: operator() }) });
+      const r = await post("/api/alarms/" + encodeURIComponent(id) + "/ack", { by: operator() });
       if (!r.ok) throw new Error((await r.json()).message || "HTTP " + r.status);
     } catch (e) { button.disabled = false; button.title = "not acknowledged: " + e.message; }
     // the next state event redraws the list with the acknowledgement
@@ -397,8 +451,7 @@
       b.disabled = true;
       const kind = target.type === "link" ? "links" : "nodes";
       try {
-        const r = await fetch("/api/" + kind + "/" + encodeURIComponent(target.id) + "/" + action,
-          { method: "POST" });
+        const r = await post("/api/" + kind + "/" + encodeURIComponent(target.id) + "/" + action);
         if (!r.ok) throw new Error((await r.json()).message || "HTTP " + r.status);
       } catch (e) { html("span", { class: "muted" }, " failed: " + e.message, box); }
       // the server reports the fault at once; its state event redraws the button
@@ -528,9 +581,11 @@
 
   async function start() {
     try { $("operator").value = localStorage.getItem("qkdnet-operator") || ""; } catch (e) { /* */ }
+    const who = await session();
+    showOperator(who);
     const r = await fetch("/api/topology");
     const data = await r.json();
-    faultsAllowed = !!data.fault_injection;
+    faultsAllowed = !!data.fault_injection && canAct;
     if (data.links.some((l) => l.kind === "backbone")) scaleLayer = "backbone";
     buildMap(data);
     connect();
