@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import shutil
 import socket
 import ssl
@@ -227,8 +228,9 @@ def test_a_cn_only_certificate_is_accepted_with_the_flag(net: Network,
 
 
 def test_a_revoked_sae_is_refused_at_once_and_others_still_served(net: Network) -> None:
-    """`pki revoke sae-a2`: its next request, on the same open connection, gets 401, while
-    sae-a1 still gets keys; no restart."""
+    """`pki revoke sae-a2`: its next request, on the same open connection, gets 401 (and a
+    line in the audit log naming the SAE, the KME and why), while sae-a1 still gets keys;
+    no restart."""
     with net.sae("sae-a2") as revoked, net.sae("sae-a1") as other:
         assert _keys(revoked, net.enc_keys_url()).status_code == 200
         out = _qkdnet("pki", "revoke", "sae-a2", "--dir", str(net.ca),
@@ -239,6 +241,11 @@ def test_a_revoked_sae_is_refused_at_once_and_others_still_served(net: Network) 
         assert reply.json()["message"] == "client certificate is revoked"
         assert _keys(other, net.enc_keys_url()).status_code == 200
     assert net.served.process.poll() is None
+    audited = [json.loads(line) for line in
+               (net.data / "audit.log").read_text(encoding="utf-8").splitlines()]
+    assert {"event": "kme-refused", "who": "sae-a2", "status": 401,
+            "reason": "client certificate is revoked"}.items() <= next(
+        a for a in audited if a["event"] == "kme-refused").items()
 
 
 def test_serve_without_a_pki_keeps_the_ca_key_beside_the_data_folder(net: Network,

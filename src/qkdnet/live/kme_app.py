@@ -31,8 +31,9 @@ from qkdnet.keys.etsi014 import (
     key_order,
     status_document,
 )
+from qkdnet.live.audit import AuditLog
 from qkdnet.live.keynet import KeyNetwork
-from qkdnet.live.pki import NotAnSae, certificate_serial, identify_sae
+from qkdnet.live.pki import NotAnSae, certificate_serial, identify_sae, sae_id_from_certificate
 from qkdnet.live.request_limits import MAX_BODY_BYTES, BodyLimit
 from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.tls_server import client_certificate
@@ -127,11 +128,13 @@ _KEY_ID_QUERY = _query(("key_ID", {"type": "string", "format": "uuid"}, "a key_I
 
 def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None, *,
                  allow_cn_identity: bool = False,
-                 revocation: RevocationWatch | None = None) -> FastAPI:
+                 revocation: RevocationWatch | None = None,
+                 audit: AuditLog | None = None) -> FastAPI:
     """The KME of ``node``: Get status, Get key and Get key with key IDs (GET and POST).
 
     ``allow_cn_identity``: accept a client certificate that names its SAE by CN only;
-    ``revocation``: refuse certificates its CRL lists.
+    ``revocation``: refuse certificates its CRL lists; ``audit``: where each 401 is
+    recorded (who, from where, what, why).
     """
     lim = limits or Limits()
     app = FastAPI(title=f"qkdnet KME {node}", version="1.1.1",
@@ -140,7 +143,9 @@ def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None, *,
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
 
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if exc.status == 401 and audit is not None:
+            _audit_refusal(audit, request, node, exc.message)
         return JSONResponse(exc.body(), status_code=exc.status)
 
     @app.exception_handler(HTTPException)
@@ -249,3 +254,14 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text[:32]} is out of range")
     return value
+
+
+def _audit_refusal(audit: AuditLog, request: Request, node: str, reason: str) -> None:
+    """One audit line for a 401 at KME ``node``: the SAE the client certificate names (if
+    any), the client's address, the call and the reason (never a key or a key_ID list)."""
+    der = client_certificate(request.scope)
+    client = request.client
+    audit.record("kme-refused", sae_id_from_certificate(der) if der else None,
+                 f"{client.host}:{client.port}" if client else "unknown",
+                 kme=node, method=request.method, path=request.url.path, status=401,
+                 reason=reason)

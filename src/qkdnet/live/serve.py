@@ -36,6 +36,7 @@ from typing import Any
 
 from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
+from qkdnet.live.audit import AuditLog, audit_file
 from qkdnet.live.connection_limits import ConnectionBudget, ListenerLimits, raise_file_limit
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
@@ -183,10 +184,11 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         servers: dict[str, TlsServer] = {}
         budget = ConnectionBudget()
         step = max(1, -(-len(nodes) // 4))  # a quarter, rounded up: 4 lines at most
+        audit = AuditLog(audit_file(options.folder))
         for i, n in enumerate(nodes, 1):
             servers[n] = make_server(
                 make_kme_app(keynet, n, allow_cn_identity=options.allow_cn_identity,
-                             revocation=revocation), options.host, 0,
+                             revocation=revocation, audit=audit), options.host, 0,
                 server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert),
                 limits=KME_LIMITS, budget=budget, keep_alive_s=options.idle_timeout_s)
             if i % step == 0 or i == len(nodes):
