@@ -15,9 +15,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from chain_scenario import CHAIN_SCENARIO
+from om_login import logged_in
 from polling import wait_for
 
 from qkdnet.apps.sae_client import BadRequest, KmeUnavailable, SaeClient
@@ -82,12 +82,13 @@ def test_a_full_disk_raises_the_alarm_gives_503_and_recovers_when_freed(tmp_path
         served = start_serve(folder, str(tmp_path / "scenario.yaml"), SERVE_OPTIONS,
                              logs=tmp_path / "serve")  # the logs off the full disk
         om = served.manifest["om_url"]
+        viewer = logged_in(folder, om, name="watch", role="viewer")  # before the disk fills
 
         def state() -> dict[str, Any]:
-            return dict(httpx.get(f"{om}/api/state", timeout=10).json())
+            return dict(viewer.get(f"{om}/api/state", timeout=10).json())
 
         def faulty() -> set[str]:
-            alarms = httpx.get(f"{om}/api/alarms", timeout=10).json()["active"]
+            alarms = viewer.get(f"{om}/api/alarms", timeout=10).json()["active"]
             return {a["subject"] for a in alarms if a["rule"] == "key-store-fault"}
 
         def key_bits() -> float:
@@ -138,6 +139,7 @@ def test_a_full_disk_raises_the_alarm_gives_503_and_recovers_when_freed(tmp_path
                 # a's outbound pool is b's inbound one: no block reached one end alone
                 assert pools[(other, link, 1 - outbound)] == units, (node, link, outbound)
         finally:
+            viewer.close()
             with suppress(FileNotFoundError):
                 filler.unlink()
             served.stop()
