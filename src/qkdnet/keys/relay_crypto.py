@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Protocol
 
 from qkdnet.keys.messages import ForwardKey
@@ -60,8 +59,8 @@ class OneTimePad:
         return self._random(size_bytes)
 
     def seal(self, message: ForwardKey, keys: bytes, pad: bytes) -> ForwardKey:
-        unsealed = replace(message, ciphertext=xor(keys, pad[: len(keys)]), tag=b"")
-        return replace(unsealed, tag=_seal_tag(pad[-UNIT_BYTES:], unsealed))
+        unsealed = message._replace(ciphertext=xor(keys, pad[: len(keys)]), tag=b"")
+        return unsealed._replace(tag=_seal_tag(pad[-UNIT_BYTES:], unsealed))
 
     def unseal(self, message: ForwardKey, pad: bytes) -> bytes | None:
         if not hmac.compare_digest(message.tag, _seal_tag(pad[-UNIT_BYTES:], message)):

@@ -7,7 +7,7 @@ Two clocks of a kind, both simulated:
   vibration bursts (:mod:`qkdnet.quantum.dynamics`), cut by the part of each step it is down;
   the key made goes into the KM-link pools (:class:`~qkdnet.keys.amount_store.AmountPools`,
   amounts of key with the key stores' verbs), a day of steps at a time;
-- relays, hourly (and sooner for a demand that has asked for half of what a pool
+- relays, hourly (and sooner for a demand that has asked for nearly what a pool
   direction holds): each demand's keys asked for since its last relay travel its route as
   one relay through the nodes' :class:`~qkdnet.keys.manager.KeyManager` (the live
   network's relay rules, over amounts of key instead of material), as many keys as the
@@ -213,8 +213,9 @@ class _Run:
         self.link_outages = _link_outages(self.faults)
         self.pools = AmountPools(self.km_links, scenario.pool_bits)
         #: A demand that has asked for this much since its last relay relays at once
-        #: rather than at the next report: half of what one direction of a pool holds.
-        self.relay_bits = scenario.pool_bits / 4
+        #: rather than at the next report, before its pools overflow: 80% of what one
+        #: direction of a pool holds (room for what the links make while it relays).
+        self.relay_bits = 0.4 * scenario.pool_bits
         self.stores = {n.id: self.pools.store(n.id) for n in net.nodes}
         self.kms = InMemoryKMs.over(self.stores, KeyAmounts())
         self.controller = Controller.for_network(net)
