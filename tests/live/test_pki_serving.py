@@ -243,9 +243,9 @@ def test_a_revoked_sae_is_refused_at_once_and_others_still_served(net: Network) 
     assert net.served.process.poll() is None
     audited = [json.loads(line) for line in
                (net.data / "audit.log").read_text(encoding="utf-8").splitlines()]
-    assert {"event": "kme-refused", "who": "sae-a2", "status": 401,
-            "reason": "client certificate is revoked"}.items() <= next(
-        a for a in audited if a["event"] == "kme-refused").items()
+    expected = {"event": "kme-refused", "who": "sae-a2", "status": 401,
+                "reason": "client certificate is revoked"}
+    assert any(expected.items() <= a.items() for a in audited)
 
 
 def test_serve_without_a_pki_keeps_the_ca_key_beside_the_data_folder(net: Network,
