@@ -8,7 +8,6 @@ Mounting needs root (CAP_SYS_ADMIN); where the mount is refused the test is skip
 from __future__ import annotations
 
 import errno
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -19,6 +18,7 @@ import pytest
 from chain_scenario import CHAIN_SCENARIO
 from om_login import logged_in
 from polling import wait_for
+from store_files import unused_units
 
 from qkdnet.apps.sae_client import BadRequest, KmeUnavailable, SaeClient
 from qkdnet.live.launch import start_serve
@@ -61,17 +61,6 @@ def _fill(path: Path) -> None:
                 except OSError as exc:
                     assert exc.errno == errno.ENOSPC, exc
                     break
-
-
-def _pools(stores: Path) -> dict[tuple[str, str, int], int]:
-    """Unused pad units of every KM-link direction in every store: (node, link, outbound)."""
-    pools = {}
-    for path in sorted(stores.glob("*.sqlite")):
-        with sqlite3.connect(path) as db:
-            for link, outbound, units in db.execute(
-                    "SELECT km_link, outbound, units FROM pools"):
-                pools[(path.stem, link, int(outbound))] = int(units)
-    return pools
 
 
 def test_a_full_disk_raises_the_alarm_gives_503_and_recovers_when_freed(tmp_path: Path) -> None:
@@ -133,7 +122,7 @@ def test_a_full_disk_raises_the_alarm_gives_503_and_recovers_when_freed(tmp_path
                 with pytest.raises(BadRequest):  # each key is released once only
                     slave.dec_keys("sae-a", [before[0].key_id])
             assert served.stop() == 0
-            pools = _pools(folder / "stores")
+            pools = unused_units(folder / "stores")
             for (node, link, outbound), units in pools.items():
                 other = next(n for n in link.removeprefix("km:").split("~") if n != node)
                 # a's outbound pool is b's inbound one: no block reached one end alone
