@@ -14,7 +14,7 @@ import pytest
 
 from qkdnet.errors import ScenarioError
 from qkdnet.keys.pool import UNIT_BYTES
-from qkdnet.keys.relay_cost import pad_units
+from qkdnet.keys.relay_cost import key_units
 from qkdnet.management.availability import Interval, total
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.model import KMLinkKind, Network
@@ -78,7 +78,7 @@ def _segment(result: TwinResult, a: str, b: str) -> ServiceResult:
 
 def _pad_bits(key_bits: int) -> int:
     """Bits of KM-link key one hop pays to pad one key: its whole units."""
-    return (pad_units(key_bits) - 1) * UNIT_BYTES * 8
+    return key_units(key_bits) * UNIT_BYTES * 8
 
 
 # --- key conservation -----------------------------------------------------------------

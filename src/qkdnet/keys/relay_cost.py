@@ -10,10 +10,15 @@ from qkdnet.keys.pool import UNIT_BITS, UNIT_BYTES, KeyStore
 from qkdnet.keys.route import Route
 
 
+def key_units(size_bits: int) -> int:
+    """Whole units of pad one key of ``size_bits`` takes on a hop."""
+    return -(-size_bits // UNIT_BITS)
+
+
 def pad_units(size_bits: int, count: int = 1) -> int:
     """Units one hop consumes to relay ``count`` keys of ``size_bits`` together: a pad of
     whole units per key, plus one unit of MAC key for the message."""
-    return count * -(-size_bits // UNIT_BITS) + 1
+    return count * key_units(size_bits) + 1
 
 
 def hop_cost_bits(size_bits: int, count: int = 1) -> int:
@@ -25,7 +30,7 @@ def relayable_keys(stores: Mapping[str, KeyStore], route: Route, size_bits: int,
                    limit: int) -> int:
     """How many keys of ``size_bits`` one relay along ``route`` could carry now, at most
     ``limit``: what the tightest hop's sending end holds, less the hop's MAC key."""
-    per_key = pad_units(size_bits) - 1
+    per_key = key_units(size_bits)
     counts = [(stores[node].pool_bytes(km, outbound=True) // UNIT_BYTES - 1) // per_key
               for node, km in zip(route.nodes, route.km_links, strict=False)]
     return max(min([limit, *counts]), 0)

@@ -39,7 +39,7 @@ from qkdnet.keys.in_memory import InMemoryKMs
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.keys.messages import KeyDelivered, KeyRequest
 from qkdnet.keys.pool import UNIT_BITS
-from qkdnet.keys.relay_cost import pad_units, relayable_keys
+from qkdnet.keys.relay_cost import key_units, relayable_keys
 from qkdnet.keys.relay_crypto import KeyAmounts
 from qkdnet.keys.route import Route
 from qkdnet.management.alarms import Alarm
@@ -365,7 +365,7 @@ class _Run:
         hop pays what a relay of ``count`` separate keys costs, without ``count`` key_IDs."""
         assert d.route is not None
         d.relays += 1
-        size = count * (pad_units(d.demand.key_bits) - 1) * UNIT_BITS
+        size = count * key_units(d.demand.key_bits) * UNIT_BITS
         request = KeyRequest((f"{d.demand.id}/{d.relays}",), size, d.demand.source,
                              d.demand.target, d.route)
         outcomes = self.kms.submit(d.route.source, request, now)
