@@ -26,6 +26,7 @@ import contextlib
 import cProfile
 import dataclasses
 import math
+import os
 import pstats
 import subprocess
 import sys
@@ -69,6 +70,12 @@ class Row:
     latencies: list[float]
     errors: int
     wall_s: float
+    server_cpu_s: float = math.nan  # utime+stime of the serving process over the run (s)
+
+    @property
+    def cpu_per_call_s(self) -> float:
+        """Server CPU time per successful call (s), NaN when not measured."""
+        return self.server_cpu_s / len(self.latencies) if self.latencies else math.nan
 
     @property
     def rate(self) -> float:
@@ -179,6 +186,15 @@ def wait_settled(server: Server, slave: str, limit_s: float, quiet_s: float = 2.
     server.settled_s = time.monotonic() - start
 
 
+def process_cpu_s(pid: int) -> float:
+    """utime+stime of process ``pid`` so far (s), from /proc (Linux; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- HTTP load ---------------------------------------------------------------------------
 
 def http_load(server: Server, label: str, hops: int, master: str, slave: str,
@@ -225,11 +241,14 @@ def http_load(server: Server, label: str, hops: int, master: str, slave: str,
     for worker in workers:
         worker.start()
     start_line.wait()
+    pid = server.served.process.pid
+    cpu_before = process_cpu_s(pid)
     began = time.perf_counter()
     deadline[0] = began + seconds
     for worker in workers:
         worker.join()
-    return Row(label, hops, latencies, errors[0], time.perf_counter() - began)
+    wall = time.perf_counter() - began
+    return Row(label, hops, latencies, errors[0], wall, process_cpu_s(pid) - cpu_before)
 
 
 # --- the relay without HTTP --------------------------------------------------------------
@@ -288,11 +307,11 @@ def print_table(rows: list[Row], threads: int) -> None:
     print(f"\nGet key, {KEY_BITS}-bit key, 1 per call; {threads} keep-alive client "
           f"thread(s), HTTP/1.1 over mutual TLS on loopback")
     print(f"{'measurement':52s} {'hops':>4s} {'calls':>6s} {'errors':>6s} {'calls/s':>8s} "
-          f"{'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
+          f"{'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'srv CPU ms/call':>15s}")
     for r in rows:
         print(f"{r.label:52s} {r.hops:4d} {len(r.latencies):6d} {r.errors:6d} {r.rate:8.1f} "
               f"{r.quantile(0.5) * 1e3:8.2f} {r.quantile(0.99) * 1e3:8.2f} "
-              f"{r.quantile(1.0) * 1e3:8.2f}")
+              f"{r.quantile(1.0) * 1e3:8.2f} {r.cpu_per_call_s * 1e3:15.3f}")
 
 
 def print_targets(kme_rows: list[Row], relay_rows: list[Row]) -> None:

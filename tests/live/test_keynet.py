@@ -246,3 +246,29 @@ def test_dec_keys_finds_the_holder_of_a_key_id_without_asking_every_store(
     assert set(asked) == {"c"}
     assert keynet.dec_keys("sae-c", "sae-a", held)[0][0] == held[0]
     keynet.close()
+
+
+def test_delivered_keys_are_counted_and_summed_up_not_logged_one_by_one(
+        chain: Network, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Serving N keys in N calls writes fewer than N INFO lines; the counters count N."""
+    keynet = KeyNetwork(chain, tmp_path / "stores", served_nodes(chain))
+    calls = 12
+
+    async def go() -> list[tuple[str, bytes]]:
+        loop = asyncio.get_running_loop()
+        keynet.supply.start(loop.time(), prefill_bits=100_000)
+        keynet.supply.pump(loop.time())
+        return [key for _ in range(calls)
+                for key in await keynet.enc_keys("sae-a", "sae-c", 1, 256)]
+
+    with caplog.at_level("INFO", logger="qkdnet"):
+        keys = asyncio.run(go())
+        for key_id, material in keys:
+            assert keynet.dec_keys("sae-c", "sae-a", [key_id]) == [(key_id, material)]
+        assert keynet.log_delivery_summary()
+        assert not keynet.log_delivery_summary()  # nothing new: no line
+    info = [r for r in caplog.records if r.levelname == "INFO"]
+    assert keynet.keys_relayed == keynet.keys_released == calls
+    assert len(info) < calls
+    assert f"{calls} relayed, {calls} released" in info[-1].getMessage()
+    keynet.close()

@@ -81,6 +81,11 @@ class KeyNetwork:
         # back (expiry) is only a stale entry, dropped when found
         self._held_at: dict[str, str] = {key_id: node for node, store in self.stores.items()
                                          for key_id in store.held_key_ids()}
+        #: Keys relayed to a slave's node (enc_keys) and released to a slave (dec_keys)
+        #: since start; a summary line, not a line per call, goes to the log.
+        self.keys_relayed = 0
+        self.keys_released = 0
+        self._summarised = (0, 0)
 
     # --- key delivery, for the KMEs ---------------------------------------------------------
 
@@ -117,8 +122,7 @@ class KeyNetwork:
             self._check_stores(*route.nodes)  # a store fault the relay ran into
             raise
         self._held_at.update(dict.fromkeys(ids, route.destination))
-        log.info("relayed %d keys of %d bits for %s -> %s over %d hops", number, size,
-                 master_sae, slave_sae, route.hops)
+        self.keys_relayed += number  # counted, not logged: see log_delivery_summary
         step = size // 8
         return [(key_id, material[i * step:(i + 1) * step]) for i, key_id in enumerate(ids)]
 
@@ -144,7 +148,7 @@ class KeyNetwork:
             raise ApiError(503, fault_message(exc.node, exc.cause)) from None
         for key_id in key_ids:
             self._held_at.pop(key_id, None)
-        log.info("released %d keys of %s to %s", len(held), master_sae, caller_sae)
+        self.keys_released += len(held)
         return [(k.key_id, k.material) for k in held]
 
     def _held_for_another(self, key_ids: list[str], master_sae: str, caller_sae: str) -> bool:
@@ -217,6 +221,20 @@ class KeyNetwork:
         else:
             log.info("relay %s not delivered: %s", outcome.relay_id, outcome.reason)
             future.set_exception(ApiError(503, outcome.reason or NOT_ENOUGH_KEY))
+
+    def log_delivery_summary(self) -> bool:
+        """One INFO line with the keys relayed and released since the last line and in
+        all, if any were; whether a line was written. Called periodically by the server:
+        a line per delivered key would cost more than the key (failures are still logged
+        one by one)."""
+        now = (self.keys_relayed, self.keys_released)
+        if now == self._summarised:
+            return False
+        relayed, released = (a - b for a, b in zip(now, self._summarised, strict=True))
+        log.info("delivered keys: %d relayed, %d released to slaves since the last summary "
+                 "(%d and %d since start)", relayed, released, *now)
+        self._summarised = now
+        return True
 
     def expire_held(self) -> int:
         """Erase the held keys of every store older than the TTL on the relay clock (crash

@@ -76,6 +76,8 @@ KME_LIMITS = ListenerLimits(max_connections=1024, max_per_address=256)
 OM_LIMITS = ListenerLimits(max_connections=256, max_per_address=64)
 #: How often held keys past their TTL are erased (s).
 EXPIRE_INTERVAL_S = 1.0
+#: How often the keys delivered are summed up in one log line, if any were (s).
+SUMMARY_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -265,9 +267,9 @@ async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
     and the others go on, so that the supply resumes and the NMS clock keeps moving once its
     cause is gone."""
     loop = asyncio.get_running_loop()
-    reported = expired = loop.time()
+    reported = expired = summarised = loop.time()
     pumping, reporting = _Guard("key supply"), _Guard("report to the NMS")
-    expiring = _Guard("expiry of held keys")
+    expiring, summing = _Guard("expiry of held keys"), _Guard("delivery summary")
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
         pumping.run(lambda: keynet.supply.pump(loop.time(), PUMP_BUDGET_S))
@@ -277,6 +279,9 @@ async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
         if loop.time() - reported >= STATE_INTERVAL_S:
             reported = loop.time()
             reporting.run(live.report_now)
+        if loop.time() - summarised >= SUMMARY_INTERVAL_S:
+            summarised = loop.time()
+            summing.run(keynet.log_delivery_summary)
 
 
 class _Guard:
