@@ -66,6 +66,7 @@ __all__ = [
     "LimitedConfig",
     "TlsServer",
     "client_certificate",
+    "connection_tls",
     "make_server",
     "serve_many",
     "server_ssl_context",
@@ -112,6 +113,14 @@ def om_ssl_context(cert: Path, key: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
     return context
+
+
+def connection_tls(scope: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``tls`` extension of the connection a request came on: one dict per connection,
+    shared by its requests, so an app may keep what it learns of the peer there (the SAE
+    identity, parsed once per connection); None if there is none."""
+    tls = (scope.get("extensions") or {}).get("tls")
+    return tls if isinstance(tls, dict) else None
 
 
 def client_certificate(scope: Mapping[str, Any]) -> bytes | None:
@@ -203,16 +212,21 @@ def with_client_certificate(
     app: Callable[[Any, Any, Any], Awaitable[None]], der: bytes | None
 ) -> Callable[[Any, Any, Any], Coroutine[Any, Any, None]]:
     """``app`` with ``scope["extensions"]["tls"]["client_cert_der"] = der`` on every call
-    (other extensions and ``"tls"`` keys kept; the caller's scope is not changed).
+    (other extensions and ``"tls"`` keys kept; the caller's scope is not changed). The
+    ``tls`` dict is made once, here, and shared by every request of the connection (see
+    :func:`connection_tls`).
 
     The server does this per connection; tests can use it to call a KME app as a given SAE
     without TLS (for example through ``httpx.ASGITransport``).
     """
+    connection: dict[str, Any] = {"client_cert_der": der}
 
     async def with_client_cert(scope: Any, receive: Any, send: Any) -> None:
-        extensions = dict(scope.get("extensions") or {})
-        extensions["tls"] = {**(extensions.get("tls") or {}), "client_cert_der": der}
-        await app({**scope, "extensions": extensions}, receive, send)
+        extensions = scope.get("extensions")
+        if extensions and extensions.get("tls"):  # the server's own: merged, once
+            connection.update({**extensions["tls"], **connection})
+        await app({**scope, "extensions": {**(extensions or {}), "tls": connection}},
+                  receive, send)
 
     return with_client_cert
 
