@@ -64,22 +64,29 @@ def kme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(kme_app, "identify_sae", counting)
     revocations = Revocations()
-    keynet = KeyNetwork(network, tmp_path / "stores", served_nodes(network))
-    app = kme_app.make_kme_app(keynet, "a", revocation=revocations)  # type: ignore[arg-type]
-    server = make_server(app, "127.0.0.1", 0,
-                         server_ssl_context(pki.kme_cert("a"), pki.kme_key("a"), pki.ca_cert))
-    thread = threading.Thread(target=lambda: asyncio.run(serve_many([server])), daemon=True)
+    servers: list[TlsServer] = []
+
+    async def run() -> None:  # SQLite stores belong to the thread that opened them
+        keynet = KeyNetwork(network, tmp_path / "stores", served_nodes(network))
+        app = kme_app.make_kme_app(keynet, "a", revocation=revocations)  # type: ignore[arg-type]
+        context = server_ssl_context(pki.kme_cert("a"), pki.kme_key("a"), pki.ca_cert)
+        servers.append(make_server(app, "127.0.0.1", 0, context))
+        try:
+            await serve_many(servers)
+        finally:
+            keynet.close()
+
+    thread = threading.Thread(target=lambda: asyncio.run(run()), daemon=True)
     thread.start()
     deadline = time.monotonic() + TIMEOUT
-    while not server.started:
+    while not (servers and servers[0].started):
         assert thread.is_alive() and time.monotonic() < deadline
         time.sleep(0.01)
     try:
-        yield server, pki, parsed, revocations
+        yield servers[0], pki, parsed, revocations
     finally:
-        stop([server])
+        stop(servers)
         thread.join(TIMEOUT)
-        keynet.close()
 
 
 def _session(pki: Pki) -> requests.Session:

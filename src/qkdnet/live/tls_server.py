@@ -201,10 +201,8 @@ class _ServedConnection:
     connections: set[Any]
     timeout_keep_alive: int
     timeout_keep_alive_task: asyncio.TimerHandle | None
+    timeout_keep_alive_handler: Callable[[], None]
     _header_timer: asyncio.TimerHandle | None = None
-
-    def timeout_keep_alive_handler(self) -> None:
-        raise NotImplementedError  # uvicorn's, from the protocol mixed with
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Called once per connection, after the TLS handshake: wrap the app for it."""
