@@ -81,6 +81,10 @@ class KeyNetwork:
         # back (expiry) is only a stale entry, dropped when found
         self._held_at: dict[str, str] = {key_id: node for node, store in self.stores.items()
                                          for key_id in store.held_key_ids()}
+        # the nodes whose store may hold keys: those holding some at start and every relay's
+        # destination (added before the relay can hold anything, kept: a relay that fails
+        # may leave its keys held there), so that expiry leaves the other stores alone
+        self._may_hold: set[str] = set(self._held_at.values())
         #: Keys relayed to a slave's node (enc_keys) and released to a slave (dec_keys)
         #: since start; a summary line, not a line per call, goes to the log.
         self.keys_relayed = 0
@@ -113,6 +117,7 @@ class KeyNetwork:
         self._check_running(route.source, route.destination)
         self._check_stores(*route.nodes)
         ids = tuple(new_key_id() for _ in range(number))
+        self._may_hold.add(route.destination)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[ids[0]] = future
         self._submit(route.source, KeyRequest(ids, size, master_sae, slave_sae, route))
@@ -237,13 +242,14 @@ class KeyNetwork:
         return True
 
     def expire_held(self) -> int:
-        """Erase the held keys of every store older than the TTL on the relay clock (crash
-        orphans too: a relay the master never completed leaves its keys held), count them
-        per node and return how many went now."""
+        """Erase the held keys older than the TTL on the relay clock of every store that
+        may hold keys (crash orphans too: a relay the master never completed leaves its
+        keys held), count them per node and return how many went now. Stores that never
+        held a key are not visited: each visit is a write transaction."""
         now = asyncio.get_running_loop().time()
         gone = 0
-        for node, store in self.stores.items():
-            erased = store.expire_held(now, self.held_key_ttl_s)
+        for node in sorted(self._may_hold):
+            erased = self.stores[node].expire_held(now, self.held_key_ttl_s)
             self.expired_held_keys[node] += erased
             gone += erased
         if gone:
