@@ -284,3 +284,25 @@ def test_the_key_management_layer_can_route_through_the_control_layer(
     [(key_id, key)] = asyncio.run(relay())
     assert keynet.dec_keys("sae-beijing", "sae-harbin", [key_id]) == [(key_id, key)]
     keynet.close()
+
+
+def test_the_kms_route_look_up_searches_once_and_a_cut_reroutes_at_once(
+        net: Network, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Controller.route searches at a demand's first call only; later calls are served
+    from the demand's routes until a report changes them (a cut moves it at once)."""
+    control = Controller.for_network(net)
+    first = control.route("beijing", "wuhan")
+    searches: list[str] = []
+    real = control.level1.route
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        searches.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(control.level1, "route", counted)
+    assert all(control.route("beijing", "wuhan") == first for _ in range(100))
+    assert searches == []
+    control.report([KMLinkState(first.km_links[0], 0.0, up=False)])
+    moved = control.route("beijing", "wuhan")
+    assert first.km_links[0] not in moved.km_links
+    assert control.route("beijing", "wuhan") == moved
