@@ -243,17 +243,18 @@ saes:
 def test_keys_are_routed_around_a_cut_link_and_a_stopped_node(tmp_path: Path) -> None:
     """On the ring a-b-c / a-d-e-c keys go the two-hop way; with a--b cut, or with b
     stopped, the control layer sends them the three-hop way round at once; repaired and
-    started, they go back (revertive). The hop counts are read from the KMs' log."""
+    started, they go back (revertive). The hop counts are read from the KMs' log (a line
+    each time keys between two nodes take another route)."""
     with _serving(tmp_path, RING_SCENARIO, prefill_bits=200_000) as served, \
             SaeClient.from_manifest(served.manifest, "sae-a", timeout_s=10) as kme:
         url = served.manifest["om_url"]
         om = logged_in(tmp_path / "live", url)
 
         def hops_of_next_key() -> int:
-            before = served.log().count("relayed 1 keys")
+            before = served.log().count("to node c now go")
             kme.enc_keys("sae-c", method="GET")  # raises unless 200
-            assert wait_for(lambda: served.log().count("relayed 1 keys") > before, 5)
-            last = served.log().rsplit("relayed 1 keys", 1)[1]
+            assert wait_for(lambda: served.log().count("to node c now go") > before, 5)
+            last = served.log().rsplit("to node c now go", 1)[1]
             return int(last.split(" over ", 1)[1].split(" hops", 1)[0])
 
         assert wait_for(lambda: om.get(f"{url}/api/state", timeout=5).json()["t"]

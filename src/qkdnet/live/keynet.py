@@ -90,6 +90,7 @@ class KeyNetwork:
         self.keys_relayed = 0
         self.keys_released = 0
         self._summarised = (0, 0)
+        self._route_used: dict[tuple[str, str], Route] = {}  # last route keys took, by ends
 
     # --- key delivery, for the KMEs ---------------------------------------------------------
 
@@ -128,6 +129,10 @@ class KeyNetwork:
             raise
         self._held_at.update(dict.fromkeys(ids, route.destination))
         self.keys_relayed += number  # counted, not logged: see log_delivery_summary
+        ends = (route.source, route.destination)
+        if self._route_used.get(ends) != route:  # a line per route taken, not per key
+            self._route_used[ends] = route
+            log.info("keys from node %s to node %s now go over %d hops", *ends, route.hops)
         step = size // 8
         return [(key_id, material[i * step:(i + 1) * step]) for i, key_id in enumerate(ids)]
 
