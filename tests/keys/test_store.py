@@ -37,8 +37,8 @@ from qkdnet.errors import (
     PoolFull,
 )
 from qkdnet.keys.memory_store import MemoryKeyStore
-from qkdnet.keys.pool import UNIT_BYTES, HeldKey, UnitRange
-from qkdnet.keys.store import SQLiteKeyStore
+from qkdnet.keys.pool import UNIT_BYTES, Deposit, HeldKey, UnitRange
+from qkdnet.keys.store import SCHEMA_VERSION, SQLiteKeyStore
 
 Store = SQLiteKeyStore | MemoryKeyStore
 Make = Callable[..., Store]  # make(node, capacity_bytes_per_link=...)
@@ -563,9 +563,10 @@ def test_the_file_is_in_wal_mode_with_secure_delete(tmp_path: Path) -> None:
                   for name in ("journal_mode", "secure_delete", "foreign_keys", "synchronous")}
         assert pragma == {"journal_mode": "wal", "secure_delete": 1, "foreign_keys": 1,
                           "synchronous": 1}
-        other = sqlite3.connect(tmp_path / "a.sqlite")
-        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        other.close()
+        assert conn.execute("PRAGMA locking_mode").fetchone()[0] == "exclusive"
+    other = sqlite3.connect(tmp_path / "a.sqlite")  # once the store has let go of the file
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    other.close()
     with SQLiteKeyStore(tmp_path / "b.sqlite", "B", synchronous="FULL") as store:
         assert store._db().execute("PRAGMA synchronous").fetchone()[0] == 2
 
@@ -806,5 +807,77 @@ def test_a_schema_1_file_is_migrated_and_its_held_keys_expire_first(tmp_path: Pa
         assert store.expire_held(now=60.0, ttl_s=3600.0) == 1
         assert store.held_for("orphan") is None and store.held_for("new") is not None
     check = sqlite3.connect(path)
-    assert check.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() == ("2",)
+    assert check.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() == (SCHEMA_VERSION,)
     check.close()
+
+
+SCHEMA_2_FILE = Path(__file__).parent / "data" / "schema2.sqlite"
+
+
+def test_a_schema_2_file_is_migrated_with_its_unused_units(tmp_path: Path) -> None:
+    """A store file written by schema 2 (a row per unit; made by qkdnet 80c8a2a: A-B blocks
+    0-3 of 4 units, 0 and 2 outbound, 5 units taken out and 3 in; C-A block 0 used up, block
+    5 outbound; key k1 held) opens as schema 3 with exactly its unused units, its used ones
+    refused, its replays no-ops and its held key."""
+    path = tmp_path / "a.sqlite"
+    path.write_bytes(SCHEMA_2_FILE.read_bytes())
+    with SQLiteKeyStore(path, "A") as store:
+        assert (store.pool_bytes(LINK, True), store.pool_bytes(LINK, False)) == (96, 160)
+        assert (store.pool_bytes("C-A", True), store.pool_bytes("C-A", False)) == (32, 0)
+        assert store.links() == [LINK, "C-A"]
+        assert (store.next_block(LINK), store.next_block("C-A")) == (4, 6)
+        store.deposit(LINK, 0, material(0, 4), True)  # remembered: a no-op
+        with pytest.raises(PadMismatch):
+            store.take_inbound(LINK, (UnitRange(1, 1, 1),))
+        assert store.take_outbound(LINK, 3) == ((UnitRange(2, 1, 3),), material(2, 4)[32:])
+        pad = store.take_inbound(LINK, (UnitRange(3, 1, 3), UnitRange(1, 0, 1),
+                                        UnitRange(1, 3, 1)))
+        assert pad == material(3, 4)[32:] + unit(1, 0) + unit(1, 3)
+        assert store.take_outbound("C-A", 1)[1] == unit(5, 0, "C-A")
+        assert store.pool_bytes(LINK, False) == store.pool_bytes(LINK, True) == 0
+        assert [k.key_id for k in store.release_keys(["k1"], "sae-a", "sae-b")] == ["k1"]
+    check = sqlite3.connect(path)
+    tables = {row[0] for row in check.execute("SELECT name FROM sqlite_master")}
+    assert "units" not in tables and "pads" in tables
+    assert check.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() == ("3",)
+    check.close()
+
+
+def test_a_batch_commits_once_and_keeps_each_call_whole(tmp_path: Path) -> None:
+    """Inside batch(), a refused call changes nothing while the calls around it stand, and
+    all of them are committed at the end (seen by a reopened store)."""
+    path = tmp_path / "a.sqlite"
+    with SQLiteKeyStore(path, "A") as store:
+        store.deposit(LINK, 0, material(0, 4), True)
+        store.deposit(LINK, 1, material(1, 4), False)
+        with store.batch():
+            assert store.take_inbound(LINK, (UnitRange(1, 0, 2),)) == material(1, 2)
+            assert store._db().in_transaction
+            with pytest.raises(NotEnoughKey):
+                store.take_outbound(LINK, 5)
+            with pytest.raises(PadMismatch):
+                store.take_inbound(LINK, (UnitRange(1, 2, 1), UnitRange(1, 0, 1)))
+            assert store.take_outbound(LINK, 1)[0] == (UnitRange(0, 0, 1),)
+        assert not store._db().in_transaction
+    with SQLiteKeyStore(path, "A") as store:
+        assert (store.pool_bytes(LINK, True), store.pool_bytes(LINK, False)) == (96, 64)
+        assert store.take_inbound(LINK, (UnitRange(1, 2, 2),)) == material(1, 4)[64:]
+
+
+def test_deposit_many_is_all_or_none(make: Make) -> None:
+    """Several blocks in one call: replays and repeats are no-ops, counted out of what is new;
+    one block that does not fit stores none of them."""
+    store = make("A", capacity_bytes_per_link=12 * UNIT_BYTES)
+    store.deposit(LINK, 0, material(0, 2), True)
+    new = store.deposit_many([Deposit(LINK, 0, material(0, 2), True),
+                              Deposit(LINK, 1, material(1, 2), True),
+                              Deposit(LINK, 1, material(1, 2), True),
+                              Deposit(LINK, 2, material(2, 3), False)])
+    assert new == 2
+    assert (store.pool_bytes(LINK, True), store.pool_bytes(LINK, False)) == (128, 96)
+    with pytest.raises(PoolFull):
+        store.deposit_many([Deposit(LINK, 3, material(3, 1), False),
+                            Deposit(LINK, 4, material(4, 3), True)])
+    assert (store.pool_bytes(LINK, True), store.pool_bytes(LINK, False)) == (128, 96)
+    assert store.take_outbound(LINK, 4)[1] == material(0, 2) + material(1, 2)
+    assert "material=<64 bytes>" in repr(Deposit(LINK, 1, material(1, 2), True))
