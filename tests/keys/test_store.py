@@ -807,7 +807,8 @@ def test_a_schema_1_file_is_migrated_and_its_held_keys_expire_first(tmp_path: Pa
         assert store.expire_held(now=60.0, ttl_s=3600.0) == 1
         assert store.held_for("orphan") is None and store.held_for("new") is not None
     check = sqlite3.connect(path)
-    assert check.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() == (SCHEMA_VERSION,)
+    schema = check.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+    assert schema == (SCHEMA_VERSION,)
     check.close()
 
 
