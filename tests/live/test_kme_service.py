@@ -343,11 +343,12 @@ def units_held(store: str, km_links: tuple[str, ...]) -> set[Unit]:
     db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10)
     try:
         marks = ",".join("?" * len(km_links))
-        rows = db.execute(f"SELECT km_link, block, unit FROM units WHERE km_link IN ({marks})",
+        rows = db.execute(f"SELECT km_link, block, used FROM pads WHERE km_link IN ({marks})",
                           km_links).fetchall()
     finally:
         db.close()
-    return {(k, b, u) for k, b, u in rows}
+    # a pads row is a block with a byte per unit: 0 while the unit is unused
+    return {(k, b, u) for k, b, used in rows for u, mark in enumerate(used) if mark == 0}
 
 
 def test_every_pad_on_the_route_is_used_once_and_deleted(
