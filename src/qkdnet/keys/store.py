@@ -115,7 +115,6 @@ _MIGRATE_1 = (
 )
 
 _SEEN = "SELECT 1 FROM blocks WHERE km_link = ? AND block = ?"
-_POOL = "SELECT units FROM pools WHERE km_link = ? AND outbound = ?"
 _NEW_POOL = "INSERT OR IGNORE INTO pools (km_link, outbound, units) VALUES (?, ?, 0)"
 _ADD_BLOCK = "INSERT INTO blocks (km_link, block, outbound, units) VALUES (?, ?, ?, ?)"
 _ADD_PAD = """INSERT INTO pads (km_link, block, outbound, unused, used, material)
@@ -200,13 +199,21 @@ class SQLiteKeyStore:
         #: SQLite's words for the last write fault (disk full, read-only, I/O error), None
         #: while the store is known to write; only :meth:`probe` clears it.
         self.write_fault: str | None = None
-        self._batched = 0  # depth of batch() blocks: their methods use savepoints
+        self._batched = 0  # depth of batch() blocks: their methods share its transaction
+        self._broken = False  # a SQLite error inside the batch: it is rolled back whole
+        # unused units per (KM-link, outbound), as committed, and the open transaction's
+        # changes to them: the file has one writer (locking_mode=EXCLUSIVE), so the counters
+        # are read from memory, never from the file (room and pool_bytes cost no query)
+        self._pools: dict[tuple[str, bool], int] = {}
+        self._pending: dict[tuple[str, bool], int] = {}
         self._conn: sqlite3.Connection | None = _connect(self.path, synchronous)
         if not auto_checkpoint:
             # the owner calls checkpoint() at quiet moments instead of some write paying
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         try:
             self._create_schema()
+            self._pools = {(str(link), bool(out)): int(units) for link, out, units in
+                           self._conn.execute("SELECT km_link, outbound, units FROM pools")}
         except BaseException:
             self.close()
             raise
@@ -236,7 +243,7 @@ class SQLiteKeyStore:
                     continue
                 pool = (d.km_link, d.outbound)
                 if pool not in stored:
-                    stored[pool] = self._stored(db, d.km_link, d.outbound)
+                    stored[pool] = self._units(pool) * UNIT_BYTES
                 check_room(d.km_link, d.block, len(d.material), stored[pool], self.capacity)
                 stored[pool] += len(d.material)
                 seen.add((d.km_link, d.block))
@@ -252,8 +259,8 @@ class SQLiteKeyStore:
             added: dict[tuple[str, int], int] = {}
             for link, _, direction, units in blocks:
                 added[(link, direction)] = added.get((link, direction), 0) + units
-            db.executemany(_CHANGE_POOL, ((units, link, direction)
-                                          for (link, direction), units in added.items()))
+            for (link, direction), units in added.items():
+                self._change_pool(db, link, bool(direction), units)
         return len(blocks)
 
     def room(self, km_link: str, outbound: bool) -> int:
@@ -263,11 +270,8 @@ class SQLiteKeyStore:
 
     def pool_bytes(self, km_link: str, outbound: bool) -> int:
         """Unused bytes of the link's outbound (or inbound) pool."""
-        try:
-            row = self._db().execute(_POOL, (km_link, int(outbound))).fetchone()
-        except sqlite3.Error as exc:
-            raise self._fault(exc) from exc
-        return 0 if row is None else int(row[0]) * UNIT_BYTES
+        self._db()
+        return self._units((km_link, outbound)) * UNIT_BYTES
 
     def take_outbound(self, km_link: str, units: int) -> tuple[tuple[UnitRange, ...], bytes]:
         """Take and delete the first ``units`` outbound units in (block, unit) order:
@@ -276,7 +280,7 @@ class SQLiteKeyStore:
         if units < 0:
             raise KeyStoreError(f"units={units} is not allowed: at least 0")
         with self._tx() as db:
-            have = self._stored(db, km_link, True) // UNIT_BYTES
+            have = self._units((km_link, True))
             if have < units:
                 raise NotEnoughKey(f"KM-link {km_link!r} holds {have} outbound units; "
                                    f"{units} asked for")
@@ -302,7 +306,7 @@ class SQLiteKeyStore:
                                     f"counts {have} outbound units but holds fewer")
             for pad in spent:
                 pad.write(db)
-            db.execute(_CHANGE_POOL, (-units, km_link, 1))
+            self._change_pool(db, km_link, True, -units)
         return tuple(ranges), b"".join(parts)
 
     def take_inbound(self, km_link: str, ranges: tuple[UnitRange, ...]) -> bytes:
@@ -329,7 +333,7 @@ class SQLiteKeyStore:
             parts = [pads[r.block].spend(r.start, r.count) for r in ranges]
             for pad in pads.values():
                 pad.write(db)
-            db.execute(_CHANGE_POOL, (-sum(r.count for r in ranges), km_link, 0))
+            self._change_pool(db, km_link, False, -sum(r.count for r in ranges))
         return b"".join(parts)
 
     def links(self) -> list[str]:
@@ -348,15 +352,16 @@ class SQLiteKeyStore:
             row = db.execute(_PAD_ANY, (km_link, block)).fetchone()
             if row is not None:
                 db.execute(_USED_UP, (row[0],))
-                db.execute(_CHANGE_POOL, (-row[2], km_link, row[1]))
+                self._change_pool(db, km_link, bool(row[1]), -int(row[2]))
 
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Run the methods called inside in one transaction, committed at the end (also
         when the block raises: what the methods did, they did). Each method is still whole
-        or absent (a savepoint of its own), so a refusal inside changes nothing and the
-        others stand. Used for a relay hop's take of its inbound pad and its outbound one:
-        one commit instead of two. A crash before the end loses them all."""
+        or absent: a refusal inside changes nothing and the others stand. Used for a relay
+        hop's take of its inbound pad and its outbound one: one commit instead of two. A
+        crash before the end, or a SQLite error inside, loses them all (the error raised
+        again at the end if the block swallowed it)."""
         if self._batched:
             self._batched += 1
             try:
@@ -369,23 +374,19 @@ class SQLiteKeyStore:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise self._fault(exc) from exc
-        self._batched = 1
+        self._batched, self._broken = 1, False
         try:
             yield
         finally:
             self._batched = 0
-            try:
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                _rollback(db)
-                raise self._fault(exc) from exc
+            self._end(db)
 
     # --- held keys -----------------------------------------------------------------------
 
     def hold_keys(self, keys: Sequence[HeldKey], now: float) -> None:
         """Keep ``keys`` for their slave SAE as held at ``now`` (the driver's clock, s), all
         or none; KeyStoreError if a key_ID is already held (or given twice)."""
-        with self._tx() as db:
+        with self._tx(savepoint=True) as db:
             for key in keys:
                 done = db.execute(_HOLD, (key.key_id, key.master_sae, key.slave_sae,
                                           key.material, now))
@@ -472,22 +473,69 @@ class SQLiteKeyStore:
         return self._conn
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (a savepoint inside :meth:`batch`): committed whole, or
-        rolled back on any exception (a SQLite error becomes a KeyStoreError)."""
+    def _tx(self, savepoint: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole, or rolled back on any exception (a
+        SQLite error becomes a KeyStoreError). Inside :meth:`batch` the batch's transaction:
+        a method that may refuse after writing asks for a ``savepoint`` of its own; the
+        others refuse before they write, and a SQLite error breaks the whole batch."""
         db = self._db()
-        begin, commit, undo = (("SAVEPOINT verb", "RELEASE verb", "ROLLBACK TO verb")
-                               if self._batched else ("BEGIN IMMEDIATE", "COMMIT", None))
+        if self._batched:
+            undo = dict(self._pending)
+            try:
+                if savepoint:
+                    db.execute("SAVEPOINT verb")
+                yield db
+                if savepoint:
+                    db.execute("RELEASE verb")
+            except sqlite3.Error as exc:
+                self._broken = True
+                raise self._fault(exc) from exc
+            except BaseException:
+                self._pending = undo
+                if savepoint:
+                    _undo(db)
+                raise
+            return
         try:
-            db.execute(begin)
+            db.execute("BEGIN IMMEDIATE")
             yield db
-            db.execute(commit)
         except sqlite3.Error as exc:
-            _undo(db, undo, commit)
+            self._pending.clear()
+            _rollback(db)
             raise self._fault(exc) from exc
         except BaseException:
-            _undo(db, undo, commit)
+            self._pending.clear()
+            _rollback(db)
             raise
+        self._end(db)
+
+    def _end(self, db: sqlite3.Connection) -> None:
+        """Commit the open transaction (roll it back if a SQLite error broke it) and take
+        its counter changes (or drop them)."""
+        try:
+            if self._broken:
+                self._broken = False
+                raise sqlite3.OperationalError("a write of this transaction failed")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._pending.clear()
+            _rollback(db)
+            raise self._fault(exc) from exc
+        for key, change in self._pending.items():
+            self._pools[key] = self._pools.get(key, 0) + change
+        self._pending.clear()
+
+    def _units(self, pool: tuple[str, bool]) -> int:
+        """Unused units of a pool direction, with the open transaction's changes."""
+        return self._pools.get(pool, 0) + self._pending.get(pool, 0)
+
+    def _change_pool(self, db: sqlite3.Connection, km_link: str, outbound: bool,
+                     units: int) -> None:
+        """Add ``units`` (< 0: take) to a pool direction's counter, in the file and (at
+        commit) in memory."""
+        db.execute(_CHANGE_POOL, (units, km_link, int(outbound)))
+        key = (km_link, outbound)
+        self._pending[key] = self._pending.get(key, 0) + units
 
     def _fault(self, exc: sqlite3.Error) -> KeyStoreError:
         """The error to raise for SQLite's ``exc``: a StoreFault (remembered in
@@ -521,12 +569,6 @@ class SQLiteKeyStore:
         if meta["node"] != self.node:
             raise KeyStoreError(f"{str(self.path)!r} is the key store of node "
                                 f"{meta['node']!r}, not of {self.node!r}")
-
-    @staticmethod
-    def _stored(db: sqlite3.Connection, km_link: str, outbound: bool) -> int:
-        """Unused bytes of a pool direction, read inside a transaction."""
-        row = db.execute(_POOL, (km_link, int(outbound))).fetchone()
-        return 0 if row is None else int(row[0]) * UNIT_BYTES
 
 
 def _runs(used: bytearray, most: int) -> Iterator[tuple[int, int]]:
@@ -607,14 +649,11 @@ def _configure(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:
                             f"secure_delete=1, got {mode} and {secure}")
 
 
-def _undo(db: sqlite3.Connection, undo: str | None, release: str) -> None:
-    """Roll back a failed method: its savepoint inside a batch, else its transaction."""
-    if undo is None:
-        _rollback(db)
-        return
+def _undo(db: sqlite3.Connection) -> None:
+    """Roll back a method's savepoint inside a batch (the batch goes on)."""
     with contextlib.suppress(sqlite3.Error):
-        db.execute(undo)
-        db.execute(release)
+        db.execute("ROLLBACK TO verb")
+        db.execute("RELEASE verb")
 
 
 def _rollback(db: sqlite3.Connection) -> None:
