@@ -108,3 +108,24 @@ def test_fair_shares_are_max_min_and_take_turns() -> None:
     assert _fair_shares([3, 100, 50], 20, 0) == [3, 9, 8]
     assert _fair_shares([2, 5], None, 0) == [2, 5]
     assert [_fair_shares([9, 9], 1, turn) for turn in range(2)] == [[1, 0], [0, 1]]
+
+
+def test_blocks_only_one_end_received_are_all_discarded_on_restart(tmp_path: Path) -> None:
+    """A crash between two stores' transactions can leave a pump's blocks at one end only:
+    the restart discards every one of them, and the ends then resume at the same number."""
+    keynet = _keynet(tmp_path)
+    keynet.supply.start(0.0, speedup=50.0)
+    keynet.supply.pump(1.0)
+    a = keynet.stores["a"]
+    lone = a.next_block("km:a~b")
+    held = a.pool_bytes("km:a~b", True)
+    for number in range(lone, lone + 3):
+        a.deposit("km:a~b", number, bytes(BLOCK_BYTES), outbound=True)
+    keynet.close()
+    again = _keynet(tmp_path)
+    again.supply.start(0.0)
+    assert again.stores["a"].pool_bytes("km:a~b", True) == held
+    assert again.stores["b"].next_block("km:a~b") < again.stores["a"].next_block("km:a~b")
+    again.supply.pump(5.0)
+    assert again.stores["a"].next_block("km:a~b") == again.stores["b"].next_block("km:a~b")
+    again.close()
