@@ -4,11 +4,12 @@ in a SQLite file, by the rules every key store shares (:mod:`qkdnet.keys.pool`).
 Why SQLite: every public method is one ``BEGIN IMMEDIATE … COMMIT`` transaction, so a crash
 (even SIGKILL) at any point leaves a deposit whole or absent, a take deleting exactly what
 it returned, and a release done once. :meth:`SQLiteKeyStore.batch` runs several methods in
-one transaction (each method inside it a savepoint, still whole or absent): a relay hop's
-inbound take and outbound take, or a pump's deposits, commit once. The file is in WAL mode
-with ``locking_mode=EXCLUSIVE`` (one process at a time; no shared-memory index that could
-SIGBUS); ``synchronous=NORMAL`` keeps every committed transaction across a process crash,
-``FULL`` also across a power loss (one fsync per commit, slower).
+one transaction (each method inside it still whole or absent: it refuses before it writes,
+or has a savepoint of its own): a relay hop's inbound take and outbound take commit once.
+The file is in WAL mode with ``locking_mode=EXCLUSIVE`` (one process at a time; no
+shared-memory index that could SIGBUS); ``synchronous=NORMAL`` keeps every committed
+transaction across a process crash, ``FULL`` also across a power loss (one fsync per commit,
+slower).
 
 Layout (schema 3): one ``pads`` row per deposited block that still has unused units, holding
 the block's bytes and a map of its used units (one byte per unit). Outbound units always
@@ -17,20 +18,22 @@ sending end names, in the order its relays arrive (a relay lost on the way leave
 good), so a single consumed offset cannot describe an inbound block: the map can. Taking a
 pad reads and rewrites the few rows it touches in one short transaction, instead of a row
 per 256-bit unit (schema 2). ``pools`` keeps the unused units per KM-link and direction with
-every change, so :meth:`~SQLiteKeyStore.room` never counts rows; ``blocks`` remembers every
+every change (read once at opening and then kept in memory: the file has one writer), so
+:meth:`~SQLiteKeyStore.room` never counts rows or queries; ``blocks`` remembers every
 block ever deposited, so a replayed block never refills used units.
 
 Erasure of used key: overwritten in place, not per-block encryption keys that are destroyed.
 A block's units are used a few at a time over minutes, so a per-block key could only be
 destroyed once the whole block is used, and until then every used unit of it would stay
 readable to whoever reads the file and the key; the used units' bytes would still need
-overwriting. So a take writes zeros over the slice it used in the same transaction (the row
-rewritten with the slice zeroed), a block used up is deleted, and ``PRAGMA secure_delete=ON``
-zeroes the freed cell space and pages. Until the next checkpoint an older copy of a page can
-still lie in the ``-wal`` file; the WAL is checkpointed automatically every 1000 pages and
-truncated when it restarts (``journal_size_limit=0``), and :meth:`SQLiteKeyStore.checkpoint`
-(run by :meth:`~SQLiteKeyStore.close`) wipes it at once. Copies the file system or the disk
-keeps underneath are out of reach of any user-space store.
+overwriting (and every take would pay a decryption). So a take writes zeros over the slice
+it used in the same transaction (the row rewritten with the slice zeroed), a block used up
+is deleted, and ``PRAGMA secure_delete=ON`` zeroes the freed cell space and pages. Until the
+next checkpoint an older copy of a page can still lie in the ``-wal`` file; the WAL is
+checkpointed automatically every 1000 pages and truncated when it restarts
+(``journal_size_limit=0``), and :meth:`SQLiteKeyStore.checkpoint` (run by
+:meth:`~SQLiteKeyStore.close`) wipes it at once. Copies the file system or the disk keeps
+underneath are out of reach of any user-space store.
 
 ``held_keys`` holds the keys kept for slave SAEs (with ``held_at``, the driver's clock when
 held, so keys nobody fetches expire: :meth:`~SQLiteKeyStore.expire_held`).
@@ -480,7 +483,8 @@ class SQLiteKeyStore:
         others refuse before they write, and a SQLite error breaks the whole batch."""
         db = self._db()
         if self._batched:
-            undo = dict(self._pending)
+            # counters change only after every check has passed, so a refusal leaves
+            # _pending as it was; a SQLite error drops the whole batch with it
             try:
                 if savepoint:
                     db.execute("SAVEPOINT verb")
@@ -491,7 +495,6 @@ class SQLiteKeyStore:
                 self._broken = True
                 raise self._fault(exc) from exc
             except BaseException:
-                self._pending = undo
                 if savepoint:
                     _undo(db)
                 raise
