@@ -882,3 +882,51 @@ def test_deposit_many_is_all_or_none(make: Make) -> None:
     assert (store.pool_bytes(LINK, True), store.pool_bytes(LINK, False)) == (128, 96)
     assert store.take_outbound(LINK, 4)[1] == material(0, 2) + material(1, 2)
     assert "material=<64 bytes>" in repr(Deposit(LINK, 1, material(1, 2), True))
+
+
+BATCH_OPS = st.lists(st.one_of(
+    st.tuples(st.just("many"), st.lists(st.tuples(st.integers(0, 8), st.integers(1, 4),
+                                                  st.booleans()), max_size=4)),
+    st.tuples(st.just("out"), st.integers(0, 6)),
+    st.tuples(st.just("in"), st.lists(st.tuples(st.integers(0, 8), st.integers(-1, 4),
+                                                st.integers(0, 3)), max_size=3)),
+    st.tuples(st.just("hop"), st.lists(st.tuples(st.integers(0, 8), st.integers(0, 4),
+                                                 st.integers(1, 3)), max_size=2),
+              st.integers(0, 6)),
+), max_size=25)
+
+
+def _apply_batched(store: Store, op: tuple[object, ...]) -> object:
+    """Run one op of BATCH_OPS: deposit_many, a take, or a relay hop's two takes in one
+    batch; its result, or the types of its refusals."""
+    match op:
+        case ("many", list(blocks)):
+            try:
+                return store.deposit_many([Deposit(LINK, n, material(n, u), out)
+                                           for n, u, out in blocks])
+            except KeyStoreError as exc:
+                return type(exc)
+        case ("hop", list(triples), int(units)):
+            results: list[object] = []
+            with store.batch():
+                for call in (lambda: store.take_inbound(LINK, tuple(UnitRange(*t)
+                                                                    for t in triples)),
+                             lambda: store.take_outbound(LINK, units)):
+                    try:
+                        results.append(call())
+                    except KeyStoreError as exc:
+                        results.append(type(exc))
+            return results
+    return _apply(store, op)
+
+
+@settings(max_examples=80, deadline=None)
+@given(ops=BATCH_OPS)
+def test_deposit_many_and_batches_behave_alike_in_both_stores(
+        ops: list[tuple[object, ...]]) -> None:
+    """deposit_many and a hop's takes in one batch give the same results, refusals and pools
+    in memory and on SQLite, near a small capacity."""
+    with MemoryKeyStore("A", 10 * UNIT_BYTES) as memory, _sqlite_store(10) as durable:
+        for op in ops:
+            assert _apply_batched(memory, op) == _apply_batched(durable, op), op
+            assert _state(memory) == _state(durable)
