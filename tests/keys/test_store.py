@@ -930,3 +930,17 @@ def test_deposit_many_and_batches_behave_alike_in_both_stores(
         for op in ops:
             assert _apply_batched(memory, op) == _apply_batched(durable, op), op
             assert _state(memory) == _state(durable)
+
+
+def test_discard_from_deletes_every_later_block_and_remembers_them(tmp_path: Path) -> None:
+    """Blocks numbered from ``first`` on go, in both directions, counters with them; earlier
+    ones stay; a replay of a discarded block stays a no-op."""
+    with SQLiteKeyStore(tmp_path / "a.sqlite", "A") as store:
+        for number in range(6):
+            store.deposit(LINK, number, material(number, 2), number % 2 == 0)
+        store.take_inbound(LINK, (UnitRange(3, 0, 1),))
+        assert store.discard_from(LINK, 3) == 3
+        assert (store.pool_bytes(LINK, True), store.pool_bytes(LINK, False)) == (128, 64)
+        store.deposit(LINK, 4, material(4, 2), True)
+        assert store.pool_bytes(LINK, True) == 128 and store.next_block(LINK) == 6
+        assert store.take_outbound(LINK, 4)[1] == material(0, 2) + material(2, 2)

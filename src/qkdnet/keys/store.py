@@ -129,6 +129,8 @@ _PAD_IN = """SELECT rowid, unused, used, material FROM pads INDEXED BY pads_orde
     WHERE km_link = ? AND outbound = 0 AND block = ?"""
 _PAD_ANY = """SELECT rowid, outbound, unused FROM pads INDEXED BY pads_order
     WHERE km_link = ? AND outbound IN (0, 1) AND block = ?"""
+_PADS_FROM = """SELECT rowid, outbound, unused FROM pads INDEXED BY pads_order
+    WHERE km_link = ? AND outbound IN (0, 1) AND block >= ?"""
 _SPEND = "UPDATE pads SET unused = ?, used = ?, material = ? WHERE rowid = ?"
 _USED_UP = "DELETE FROM pads WHERE rowid = ?"
 _HOLD = """INSERT INTO held_keys (key_id, master_sae, slave_sae, material, held_at)
@@ -356,6 +358,19 @@ class SQLiteKeyStore:
             if row is not None:
                 db.execute(_USED_UP, (row[0],))
                 self._change_pool(db, km_link, bool(row[1]), -int(row[2]))
+
+    def discard_from(self, km_link: str, first: int) -> int:
+        """Delete what is left of every block of ``km_link`` numbered ``first`` or more
+        (their numbers stay known), in one transaction: for the blocks only this end
+        received before a crash. How many blocks had units left."""
+        with self._tx() as db:
+            rows = db.execute(_PADS_FROM, (km_link, first)).fetchall()
+            db.executemany(_USED_UP, ((rowid,) for rowid, _, _ in rows))
+            for direction in (0, 1):
+                units = sum(unused for _, out, unused in rows if out == direction)
+                if units:
+                    self._change_pool(db, km_link, bool(direction), -units)
+        return len(rows)
 
     @contextmanager
     def batch(self) -> Iterator[None]:

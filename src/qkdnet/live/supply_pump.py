@@ -109,9 +109,8 @@ class SupplyPump:
                 continue
             ends = (self.stores[km.a], self.stores[km.b])
             resume = [store.next_block(km.id) for store in ends]
-            ahead = ends[resume.index(max(resume))]
-            for number in range(min(resume), max(resume)):
-                ahead.discard_block(km.id, number)
+            if resume[0] != resume[1]:
+                ends[resume.index(max(resume))].discard_from(km.id, min(resume))
             link = self.network.link[km.path[0]]
             speed = link_skr_bps(link) * speedup
             early = prefill_bits / speed if speed > 0 else 0.0
