@@ -8,6 +8,12 @@ it returned, and a release done once. The file is in WAL mode; ``synchronous=NOR
 every committed transaction across a process crash, ``FULL`` also across a power loss (one
 fsync per commit, slower).
 
+The store holds its file with ``locking_mode=EXCLUSIVE``: one process owns a node's store
+while it runs (a second opener gets "database is locked"), and the WAL index is kept in the
+owner's heap instead of a ``-shm`` file mapped into memory, so a file that turns read-only
+or immutable underneath fails a write with an error (a store fault) instead of a SIGBUS that
+would end the process. Read a store's file only when its server has stopped.
+
 Key material is overwritten when it is used: ``PRAGMA secure_delete=ON`` zeroes deleted
 rows and freed pages. Until the next checkpoint an older copy of a page can still lie in the
 ``-wal`` file; the WAL is checkpointed automatically every 1000 pages and truncated when it
@@ -391,16 +397,24 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
 
 def _configure(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:
     try:
+        # Before WAL is first used: the WAL index then lives in this process's heap, not in
+        # a shared-memory (-shm) mapping, whose page faults kill the process with SIGBUS
+        # when the files turn immutable (chattr +i) or their disk fails underneath.
+        locking = conn.execute("PRAGMA locking_mode = EXCLUSIVE").fetchone()[0]
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         secure = conn.execute("PRAGMA secure_delete = ON").fetchone()[0]
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA journal_size_limit = 0")
     except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+            raise KeyStoreError(f"cannot open key store {str(path)!r}: it is open in another "
+                                f"process (stop that process first)") from exc
         raise KeyStoreError(f"cannot open key store {str(path)!r}: {exc}") from exc
-    if str(mode).lower() != "wal" or secure != 1:
-        raise KeyStoreError(f"key store {str(path)!r}: needs journal_mode=wal and "
-                            f"secure_delete=1, got {mode} and {secure}")
+    if str(mode).lower() != "wal" or secure != 1 or str(locking).lower() != "exclusive":
+        raise KeyStoreError(f"key store {str(path)!r}: needs journal_mode=wal, "
+                            f"secure_delete=1 and locking_mode=exclusive, got {mode}, "
+                            f"{secure} and {locking}")
 
 
 def _rollback(db: sqlite3.Connection) -> None:
