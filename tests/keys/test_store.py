@@ -36,9 +36,9 @@ from qkdnet.errors import (
     ParameterError,
     PoolFull,
 )
+from qkdnet.keys import store as store_module
 from qkdnet.keys.memory_store import MemoryKeyStore
 from qkdnet.keys.pool import UNIT_BYTES, HeldKey, UnitRange
-from qkdnet.keys import store as store_module
 from qkdnet.keys.store import SQLiteKeyStore
 
 Store = SQLiteKeyStore | MemoryKeyStore
