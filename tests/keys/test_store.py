@@ -36,6 +36,7 @@ from qkdnet.errors import (
     ParameterError,
     PoolFull,
 )
+from qkdnet.keys import store as store_module
 from qkdnet.keys.memory_store import MemoryKeyStore
 from qkdnet.keys.pool import UNIT_BYTES, Deposit, HeldKey, UnitRange
 from qkdnet.keys.store import SCHEMA_VERSION, SQLiteKeyStore
@@ -555,20 +556,78 @@ def test_memory_and_sqlite_stores_behave_alike(ops: list[tuple[object, ...]]) ->
 # --- the SQLite file -------------------------------------------------------------------------
 
 def test_the_file_is_in_wal_mode_with_secure_delete(tmp_path: Path) -> None:
-    """WAL (persistent, seen by any connection), secure_delete, foreign keys and the asked
-    synchronous level on the store's own connection."""
+    """WAL (persistent, seen by any connection once the store is closed), exclusive locking,
+    secure_delete, foreign keys and the asked synchronous level on the store's own
+    connection."""
     with SQLiteKeyStore(tmp_path / "a.sqlite", "A") as store:
         conn = store._db()
         pragma = {name: conn.execute(f"PRAGMA {name}").fetchone()[0]
-                  for name in ("journal_mode", "secure_delete", "foreign_keys", "synchronous")}
-        assert pragma == {"journal_mode": "wal", "secure_delete": 1, "foreign_keys": 1,
-                          "synchronous": 1}
-        assert conn.execute("PRAGMA locking_mode").fetchone()[0] == "exclusive"
-    other = sqlite3.connect(tmp_path / "a.sqlite")  # once the store has let go of the file
+                  for name in ("journal_mode", "locking_mode", "secure_delete", "foreign_keys",
+                               "synchronous")}
+        assert pragma == {"journal_mode": "wal", "locking_mode": "exclusive",
+                          "secure_delete": 1, "foreign_keys": 1, "synchronous": 1}
+    other = sqlite3.connect(tmp_path / "a.sqlite")
     assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     other.close()
     with SQLiteKeyStore(tmp_path / "b.sqlite", "B", synchronous="FULL") as store:
         assert store._db().execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_an_open_store_is_its_owners_alone_and_maps_no_shared_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a store is open no other connection reads or writes its file, and there is no
+    -shm file (the WAL index is in the owner's heap); both are free again once it closes."""
+    path = tmp_path / "a.sqlite"
+    with SQLiteKeyStore(path, "A") as store:
+        store.deposit(LINK, 0, material(0, 2), True)
+        assert not Path(f"{path}-shm").exists()
+        other = sqlite3.connect(path, timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("SELECT COUNT(*) FROM pools").fetchone()
+        other.close()
+        monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.0)
+        with pytest.raises(KeyStoreError, match="open in another process"):
+            SQLiteKeyStore(path, "A")
+    with SQLiteKeyStore(path, "A") as again:
+        assert again.pool_bytes(LINK, True) == 2 * UNIT_BYTES
+
+
+IMMUTABLE_CHILD = textwrap.dedent("""
+    import subprocess, sys
+    from pathlib import Path
+    from qkdnet.errors import StoreFault
+    from qkdnet.keys.store import SQLiteKeyStore
+    path = Path(sys.argv[1])
+    store = SQLiteKeyStore(path, "A")
+    store.deposit("km:A~B", 0, bytes(64), True)
+    files = [str(p) for p in path.parent.glob(path.name + "*")]
+    subprocess.run(["chattr", "+i", *files], check=True)
+    try:
+        store.deposit("km:A~B", 1, bytes(64), True)
+    except StoreFault as exc:
+        print("fault:", exc)
+    finally:
+        subprocess.run(["chattr", "-i", *files], check=True)
+    print("alive")
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="chattr +i needs root")
+def test_a_store_whose_files_turn_immutable_fails_writes_and_lives(tmp_path: Path) -> None:
+    """chattr +i on an open store's files makes the next write a StoreFault; the process
+    goes on (with a shared-memory WAL index it died of SIGBUS)."""
+    probe = tmp_path / "probe"
+    probe.touch()
+    if subprocess.run(["chattr", "+i", str(probe)], capture_output=True,
+                      check=False).returncode != 0:
+        pytest.skip("this file system has no immutable flag")
+    subprocess.run(["chattr", "-i", str(probe)], check=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(qkdnet.__file__).parents[1])}
+    child = subprocess.run([sys.executable, "-c", IMMUTABLE_CHILD, str(tmp_path / "a.sqlite")],
+                           env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert child.returncode == 0, (child.returncode, child.stderr)
+    assert "fault: " in child.stdout and "alive" in child.stdout
 
 
 def test_synchronous_is_normal_or_full(tmp_path: Path) -> None:

@@ -6,10 +6,14 @@ Why SQLite: every public method is one ``BEGIN IMMEDIATE … COMMIT`` transactio
 it returned, and a release done once. :meth:`SQLiteKeyStore.batch` runs several methods in
 one transaction (each method inside it still whole or absent: it refuses before it writes,
 or has a savepoint of its own): a relay hop's inbound take and outbound take commit once.
-The file is in WAL mode with ``locking_mode=EXCLUSIVE`` (one process at a time; no
-shared-memory index that could SIGBUS); ``synchronous=NORMAL`` keeps every committed
-transaction across a process crash, ``FULL`` also across a power loss (one fsync per commit,
-slower).
+The file is in WAL mode; ``synchronous=NORMAL`` keeps every committed transaction across a
+process crash, ``FULL`` also across a power loss (one fsync per commit, slower).
+
+The store holds its file with ``locking_mode=EXCLUSIVE``: one process owns a node's store
+while it runs (a second opener gets "database is locked"), and the WAL index is kept in the
+owner's heap instead of a ``-shm`` file mapped into memory, so a file that turns read-only
+or immutable underneath fails a write with an error (a store fault) instead of a SIGBUS that
+would end the process. Read a store's file only when its server has stopped.
 
 Layout (schema 3): one ``pads`` row per deposited block that still has unused units, holding
 the block's bytes and a map of its used units (one byte per unit). Outbound units always
@@ -652,19 +656,24 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
 
 def _configure(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:
     try:
-        # before WAL is first used: the WAL index then lives in the process's memory, not in
-        # a shared -shm mapping (which raises SIGBUS when the file under it goes away)
-        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+        # Before WAL is first used: the WAL index then lives in this process's heap, not in
+        # a shared-memory (-shm) mapping, whose page faults kill the process with SIGBUS
+        # when the files turn immutable (chattr +i) or their disk fails underneath.
+        locking = conn.execute("PRAGMA locking_mode = EXCLUSIVE").fetchone()[0]
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         secure = conn.execute("PRAGMA secure_delete = ON").fetchone()[0]
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA journal_size_limit = 0")
     except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+            raise KeyStoreError(f"cannot open key store {str(path)!r}: it is open in another "
+                                f"process (stop that process first)") from exc
         raise KeyStoreError(f"cannot open key store {str(path)!r}: {exc}") from exc
-    if str(mode).lower() != "wal" or secure != 1:
-        raise KeyStoreError(f"key store {str(path)!r}: needs journal_mode=wal and "
-                            f"secure_delete=1, got {mode} and {secure}")
+    if str(mode).lower() != "wal" or secure != 1 or str(locking).lower() != "exclusive":
+        raise KeyStoreError(f"key store {str(path)!r}: needs journal_mode=wal, "
+                            f"secure_delete=1 and locking_mode=exclusive, got {mode}, "
+                            f"{secure} and {locking}")
 
 
 def _undo(db: sqlite3.Connection) -> None:

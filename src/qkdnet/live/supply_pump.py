@@ -17,9 +17,9 @@ block that fits in neither direction of its pools is discarded unmade and counte
 
 A store that cannot be written (disk full, read-only, I/O error) stops nothing but its own
 KM-links: their key is discarded unmade, as a device's full buffer discards it, and the
-store is tried again with back-off (:class:`~qkdnet.live.store_faults.StoreFaults`) until it
-takes a write; a block that reached only one end is delivered again first, so the two ends
-never diverge."""
+store is tried again with back-off (:class:`~qkdnet.live.store_faults.StoreFaults`) until its
+folder takes a scratch file of new room and the store a write; a block that reached only
+one end is delivered again first, so the two ends never diverge."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from qkdnet.keys.link_state import KMLinkState, km_link_state
 from qkdnet.keys.pool import Deposit
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.live.operator_faults import OperatorFaults
-from qkdnet.live.store_faults import StoreFaults
+from qkdnet.live.store_faults import StoreFaults, check_room
 from qkdnet.quantum.emulator import KeyEmulator, emulator_for_link
 from qkdnet.quantum.key_source import KeyBlock
 from qkdnet.quantum.link_rate import link_skr_bps
@@ -172,6 +172,12 @@ class SupplyPump:
                 self.store_faults.failed(node, store.write_fault, now)
         for node in self.store_faults.nodes:
             if not self.store_faults.due(node, now):
+                continue
+            try:
+                check_room(self.stores[node].path)
+            except OSError as exc:
+                # the same fault goes on: keep SQLite's words for it, which the KME shows
+                self.store_faults.failed(node, self.store_faults.cause(node) or str(exc), now)
                 continue
             try:
                 self.stores[node].probe()

@@ -5,7 +5,7 @@ exposition always shows the latest ingested samples without copying them into ga
 objects on every ingest. It is registered in a fresh ``CollectorRegistry`` per NMS: the
 process-global registry would mix NMS instances (tests, twins running side by side).
 
-Metrics (all gauges; units in the names, as Prometheus conventions ask):
+Metrics (gauges but the last; units in the names, as Prometheus conventions ask):
 
 =====================================  ======================  =========================
 name                                   labels                  value
@@ -18,19 +18,22 @@ qkdnet_kmlink_key_bits                 km_link, region         key held in the p
 qkdnet_kmlink_refill_bits_per_second   km_link, region         refill rate, bit/s
 qkdnet_kmlink_up                       km_link, region         1 up, 0 down
 qkdnet_node_ok                         node, region            1 KM healthy
+qkdnet_node_expired_held_keys_total    node, region            counter: held keys erased
 =====================================  ======================  =========================
 
-Only elements that have reported at least once appear.
+Only elements that have reported at least once appear, but for the counter: it comes from
+the driver (``qkdnet serve`` counts the keys held for a slave SAE that were not fetched
+within ``--held-key-ttl`` and so erased), one sample per served node, 0 included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from qkdnet.management.nms import Latest, Nms
@@ -50,6 +53,9 @@ _KM = (
     ("qkdnet_kmlink_up", "up", "Whether the KM-link can serve key (1) or is down (0)."),
 )
 _NODE = (("qkdnet_node_ok", "ok", "Whether the node's Key Manager reports healthy (1)."),)
+_EXPIRED = ("qkdnet_node_expired_held_keys",
+            "Keys held for a slave SAE that were not fetched within the held-key TTL and so "
+            "were erased from the node's key store (count since the server started).")
 
 
 def _families(latest: Latest, label: str,
@@ -64,26 +70,43 @@ def _families(latest: Latest, label: str,
         yield family
 
 
-class NmsCollector(Collector):
-    """Reads the NMS's latest state on every scrape."""
+def _expired(latest: Latest, counts: Mapping[str, int]) -> Metric:
+    region_of = dict(zip(latest.ids, latest.regions, strict=True))
+    family = CounterMetricFamily(*_EXPIRED, labels=["node", "region"])
+    for node, count in sorted(counts.items()):
+        family.add_metric([node, str(region_of.get(node, ""))], float(count))
+    return family
 
-    def __init__(self, nms: Nms) -> None:
+
+class NmsCollector(Collector):
+    """Reads the NMS's latest state on every scrape, and ``expired_held_keys`` (a node's
+    count of held keys erased unfetched; None: no such counter, as in a replay)."""
+
+    def __init__(self, nms: Nms,
+                 expired_held_keys: Mapping[str, int] | None = None) -> None:
         self.nms = nms
+        self.expired_held_keys = expired_held_keys
 
     def collect(self) -> Iterator[Metric]:
         """The metric families of the current state."""
         yield from _families(self.nms.latest("links"), "link", _LINK)
         yield from _families(self.nms.latest("km_links"), "km_link", _KM)
-        yield from _families(self.nms.latest("nodes"), "node", _NODE)
+        nodes = self.nms.latest("nodes")
+        yield from _families(nodes, "node", _NODE)
+        if self.expired_held_keys is not None:
+            yield _expired(nodes, self.expired_held_keys)
 
 
-def registry_for(nms: Nms) -> CollectorRegistry:
-    """A fresh registry holding only a collector over ``nms`` (never the global one)."""
+def registry_for(nms: Nms, expired_held_keys: Mapping[str, int] | None = None
+                 ) -> CollectorRegistry:
+    """A fresh registry holding only a collector over ``nms`` and the ``expired_held_keys``
+    counts by node (never the global one)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NmsCollector(nms))
+    registry.register(NmsCollector(nms, expired_held_keys))
     return registry
 
 
-def exposition(nms: Nms) -> bytes:
-    """The Prometheus text exposition of ``nms``'s latest state."""
-    return generate_latest(registry_for(nms))
+def exposition(nms: Nms, expired_held_keys: Mapping[str, int] | None = None) -> bytes:
+    """The Prometheus text exposition of ``nms``'s latest state and, when given, of the
+    count of held keys erased unfetched by node."""
+    return generate_latest(registry_for(nms, expired_held_keys))
