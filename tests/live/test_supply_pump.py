@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from chain_scenario import CHAIN_SCENARIO
+from prometheus_client.parser import text_string_to_metric_families
 
 from qkdnet.files.networks import load_network
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.live.keynet import KeyNetwork, served_nodes
+from qkdnet.live.launch import start_serve
 from qkdnet.live.supply_pump import SupplyPump, _fair_shares
 
 BLOCK_BYTES = 1024
@@ -129,3 +132,21 @@ def test_blocks_only_one_end_received_are_all_discarded_on_restart(tmp_path: Pat
     again.supply.pump(5.0)
     assert again.stores["a"].next_block("km:a~b") == again.stores["b"].next_block("km:a~b")
     again.close()
+
+
+def test_serve_counts_key_discarded_for_full_pools_on_metrics(tmp_path: Path) -> None:
+    """`qkdnet serve` prefilled with twice what its pools hold: /metrics has a counter per
+    KM-link of the bits discarded, at least the prefill that did not fit."""
+    (tmp_path / "scenario.yaml").write_text(CHAIN_SCENARIO)
+    served = start_serve(tmp_path / "live", str(tmp_path / "scenario.yaml"),
+                         ["--prefill-bits", str(2**18), "--pool-capacity-bits", str(2**17),
+                          "--no-dynamics"])
+    try:
+        text = httpx.get(f"{served.manifest['om_url']}/metrics", timeout=10).text
+    finally:
+        served.stop()
+    [family] = [f for f in text_string_to_metric_families(text)
+                if f.name == "qkdnet_kmlink_discarded_bits"]
+    found = {s.labels["km_link"]: s.value for s in family.samples if s.name.endswith("_total")}
+    assert set(found) == {"km:a~b", "km:b~c"}
+    assert all(bits >= 2**17 for bits in found.values()), found

@@ -94,8 +94,12 @@ class _ViewHandlers:
                 ("GET", "/api/events", self.events)]
 
     async def metrics(self) -> Response:
-        counts = self.live.keynet.expired_held_keys if self.live is not None else None
-        return Response(exposition(self.view.nms, counts), media_type=CONTENT_TYPE_LATEST)
+        if self.live is None:
+            return Response(exposition(self.view.nms), media_type=CONTENT_TYPE_LATEST)
+        keynet = self.live.keynet
+        return Response(exposition(self.view.nms, keynet.expired_held_keys,
+                                   keynet.supply.discarded_full_bits),
+                        media_type=CONTENT_TYPE_LATEST)
 
     async def state(self) -> JSONResponse:
         return JSONResponse(self.view.nms.snapshot())
