@@ -1,21 +1,35 @@
-"""Load on the live KMEs of ``qkdnet serve`` (ETSI GS QKD 014 over mutual TLS, loopback).
+"""Load on the live KMEs of ``qkdnet serve`` (ETSI GS QKD 014 over mutual TLS, loopback), and
+the same load on another ETSI GS QKD 014 KME side by side (``--against URL``).
 
-Serves CN-QCN, with two benchmark SAEs added, in a subprocess and measures with keep-alive
-SAE clients (:class:`qkdnet.apps.sae_client.SaeClient`, one per client thread):
+Serves CN-QCN, with two benchmark SAEs added, in a subprocess (or ``--scenario FILE`` with
+``--master``/``--slave``) and calls it with the load generator of ``etsi014_load.py``: N
+asyncio httpx workers (default 16) on keep-alive mutual TLS, one 256-bit key per call.
+Measurements (``--modes``, default all that the scenario allows):
 
-(a) Get key at one KME, one 256-bit key per call: calls/s and p50/p99 latency, for a slave
-    at the same node (no relay) and one KM-link hop away;
-(b) the 64-hop Harbin-Shenzhen relay: the HTTP Get key call, and the relay alone in this
-    process (:class:`qkdnet.live.keynet.KeyNetwork`, no HTTP).
+- ``same``: Get key, master and slave at one node;
+- ``hop``: Get key, the slave one KM-link hop away (cn-qcn);
+- ``relay``: Get key Harbin->Shenzhen over 64 hops (cn-qcn), ``--relay-calls`` calls;
+- ``dec``: Get key with key IDs at the slave (the master fetches the keys first, uncounted);
+- ``cold``: Get key with a new TLS connection per call;
+- ``bidi``: both SAEs of the same-node pair act as master at once;
+- ``inprocess``: the 64-hop relay inside this process, no HTTP (cn-qcn).
 
-Targets: at least 1,000 calls/s with p99 < 50 ms at one KME process; 64-hop relay < 100 ms.
+Each reports calls/s, p50/p99 latency, errors, and the server's CPU time per call (utime +
+stime of the serving process from /proc over the run, divided by the calls it answered):
+on a shared 2-core machine the client's own CPU competes with the server's, so calls/s
+measures the client as much as the server, and the server CPU per call is the figure
+that counts. With ``--against`` the peer KME runs the same modes (those it has the
+credentials for) right after qkdnet's, and a side-by-side table gives both and the ratio.
 
-    .venv/bin/python benchmarks/kme_load.py [--seconds S | --calls N] [--threads T]
-        [--relay-calls N] [--profile] [--server-profile FILE]
+    .venv/bin/python benchmarks/kme_load.py [--seconds S | --calls N] [--workers W]
+        [--modes same,dec,...] [--relay-calls N] [--profile] [--server-profile FILE]
+        [--against URL --against-ca CA --against-cert CERT --against-key KEY
+         --against-master ID --against-slave ID [--against-slave-url URL
+         --against-slave-cert CERT --against-slave-key KEY] [--server-pid PID ...]]
 
-The server is measured once it has settled: ``qkdnet serve`` deposits the prefill and then
-whatever the emulators make until the pools are full, in the event loop, and answers
-slowly meanwhile (the time this takes is printed).
+See docs/benchmarks.md. The server is measured once it has settled: ``qkdnet serve``
+deposits the prefill and then whatever the emulators make until the pools are full, in the
+event loop, and answers slowly meanwhile (the time this takes is printed).
 """
 
 from __future__ import annotations
@@ -26,18 +40,26 @@ import contextlib
 import cProfile
 import dataclasses
 import math
+import os
 import pstats
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qkdnet.apps.sae_client import KmeError, KmeUnreachable, SaeClient
+from etsi014_load import (
+    Measurement,
+    Pair,
+    SaeEnd,
+    client_name,
+    idle_cpu_share,
+    measure,
+)
+from qkdnet.apps.sae_client import KmeUnreachable, SaeClient
 from qkdnet.files.networks import load_network, open_network, save_network
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.keys.relay_cost import pad_units
@@ -47,40 +69,23 @@ from qkdnet.quantum.link_rate import link_skr_bps
 from qkdnet.topology.model import SAE, KMLinkKind, Network
 
 EXPORT = [sys.executable, "-m", "qkdnet", "topology", "export", "-f", "yaml", "-o"]
-KEY_BITS = 256
 MASTER = "sae-beijing"
 SAME_NODE_SAE = "bench-beijing-2"
 RELAY_MASTER, RELAY_SLAVE = "sae-harbin", "sae-shenzhen"
-TARGET_RATE = 1000.0  # calls/s at one KME
-TARGET_P99_S = 0.050
-TARGET_RELAY_S = 0.100
+RELAY_HOPS = 64
+CN_QCN_MODES = ("same", "hop", "relay", "dec", "cold", "bidi", "inprocess")
+PAIR_MODES = ("same", "dec", "cold", "bidi")  # the modes any master/slave pair can run
+GENERATOR_MODE = {"same": "enc", "hop": "enc", "relay": "enc", "dec": "dec", "cold": "cold",
+                  "bidi": "bidi"}
+# issue 13's acceptance, server CPU per call (s) and p99 (s); idle share of a core
+TARGET_CPU_SAME_S = 0.22e-3
+TARGET_P99_S = 0.020
+TARGET_CPU_RELAY_S = 3e-3
+TARGET_IDLE_SHARE = 0.02
 CALL_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 600.0
 WARM_UP_CALLS = 5
-
-
-
-@dataclass(frozen=True)
-class Row:
-    """One measurement: latencies (s) of the calls that succeeded, over ``wall_s``."""
-
-    label: str
-    hops: int
-    latencies: list[float]
-    errors: int
-    wall_s: float
-
-    @property
-    def rate(self) -> float:
-        """Successful calls per second."""
-        return len(self.latencies) / self.wall_s if self.wall_s > 0 else 0.0
-
-    def quantile(self, q: float) -> float:
-        """The ``q`` quantile of the latencies (nearest rank), NaN if there are none."""
-        if not self.latencies:
-            return math.nan
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+OURS, PEER = "qkdnet", "peer"
 
 
 @dataclass
@@ -95,9 +100,23 @@ class Server:
     def manifest(self) -> dict[str, Any]:
         return self.served.manifest
 
+    @property
+    def pid(self) -> int:
+        """The serving process (the manifest names it; under cProfile, the child itself)."""
+        return int(self.manifest["pid"])
+
     def client(self, sae: str) -> SaeClient:
         """A keep-alive SAE client that authenticates as ``sae``."""
         return SaeClient.from_manifest(self.manifest, sae, timeout_s=CALL_TIMEOUT_S)
+
+    def end(self, sae: str) -> SaeEnd:
+        """``sae`` at its KME, for the load generator."""
+        entry = self.manifest["saes"][sae]
+        return SaeEnd(sae, entry["kme_url"], Path(entry["cert"]), Path(entry["key"]),
+                      Path(self.manifest["ca"]))
+
+    def pair(self, master: str, slave: str) -> Pair:
+        return Pair(self.end(master), slave, self.end(slave))
 
 
 # --- the scenario ------------------------------------------------------------------------
@@ -143,29 +162,24 @@ def start_server(folder: Path, scenario: Path, prefill_bits: int, capacity_bits:
     return Server(served, started_s=time.monotonic() - start)
 
 
-def stop_server(server: Server) -> None:
-    """SIGTERM, then SIGKILL if it has not exited after 30 s."""
-    server.served.stop(30)
-
-
 @contextlib.contextmanager
 def serving(folder: Path, scenario: Path, args: argparse.Namespace) -> Iterator[Server]:
-    """The server, stopped whatever happens."""
+    """The server, stopped whatever happens (SIGTERM, SIGKILL after 30 s)."""
     server = start_server(folder, scenario, args.prefill_bits, args.pool_capacity_bits,
                           args.server_profile)
     try:
         yield server
     finally:
-        stop_server(server)
+        server.served.stop(30)
 
 
-def wait_settled(server: Server, slave: str, limit_s: float, quiet_s: float = 2.0,
-                 slow_s: float = 0.25) -> None:
+def wait_settled(server: Server, master: str, slave: str, limit_s: float,
+                 quiet_s: float = 2.0, slow_s: float = 0.25) -> None:
     """Wait until Get status has answered within ``slow_s`` for ``quiet_s`` on end (the
     initial deposits no longer hold up the event loop), at most ``limit_s``."""
     start = time.monotonic()
     quiet_since = start
-    with server.client(MASTER) as kme:
+    with server.client(master) as kme:
         while time.monotonic() - start < limit_s:
             began = time.monotonic()
             # the event loop may be held up for longer than a call's timeout
@@ -179,94 +193,87 @@ def wait_settled(server: Server, slave: str, limit_s: float, quiet_s: float = 2.
     server.settled_s = time.monotonic() - start
 
 
-# --- HTTP load ---------------------------------------------------------------------------
+# --- the peer ----------------------------------------------------------------------------
 
-def http_load(server: Server, label: str, hops: int, master: str, slave: str,
-              seconds: float, calls: int, threads: int) -> Row:
-    """Get key (one KEY_BITS key per call) from ``threads`` keep-alive clients, for
-    ``seconds`` or, if ``calls`` > 0, until ``calls`` calls in all."""
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    budget = iter(range(calls)) if calls > 0 else None
-    start_line = threading.Barrier(threads + 1)
-    deadline = [math.inf]
+@dataclass(frozen=True)
+class Peer:
+    """Another ETSI GS QKD 014 KME: the pair to call and its serving processes' PIDs."""
 
-    def more() -> bool:
-        if budget is None:
-            return time.perf_counter() < deadline[0]
-        with lock:
-            return next(budget, None) is not None
+    pair: Pair
+    pids: tuple[int, ...]
 
-    def call(kme: SaeClient) -> bool:
-        try:
-            kme.enc_keys(slave, 1, KEY_BITS)  # checks that one key of KEY_BITS came back
-        except KmeError:
-            return False
-        return True
+    def runs(self, mode: str) -> bool:
+        """Whether the peer can run ``mode`` (``dec`` and ``bidi`` need the slave)."""
+        return mode in PAIR_MODES and (self.pair.slave is not None
+                                       or mode not in ("dec", "bidi"))
 
-    def client() -> None:
-        with server.client(master) as kme:
-            for _ in range(WARM_UP_CALLS):
-                call(kme)
-            start_line.wait()
-            mine, bad = [], 0
-            while more():
-                began = time.perf_counter()
-                if call(kme):
-                    mine.append(time.perf_counter() - began)
-                else:
-                    bad += 1
-        with lock:
-            latencies.extend(mine)
-            errors[0] += bad
 
-    workers = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    start_line.wait()
-    began = time.perf_counter()
-    deadline[0] = began + seconds
-    for worker in workers:
-        worker.join()
-    return Row(label, hops, latencies, errors[0], time.perf_counter() - began)
+def peer_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Peer | None:
+    """The peer the ``--against*`` options describe, None without ``--against``."""
+    if args.against is None:
+        if args.server_pid:
+            parser.error("--server-pid is the peer's: give --against too")
+        return None
+    needed = ("against_ca", "against_cert", "against_key", "against_master", "against_slave")
+    missing = [f"--{n.replace('_', '-')}" for n in needed if getattr(args, n) is None]
+    if missing:
+        parser.error(f"--against needs {', '.join(missing)}")
+    for name in ("against_ca", "against_cert", "against_key", "against_slave_cert",
+                 "against_slave_key"):
+        path = getattr(args, name)
+        if path is not None and not path.is_file():
+            parser.error(f"--{name.replace('_', '-')}: no file {path}")
+    for pid in args.server_pid:
+        if not Path(f"/proc/{pid}/stat").exists():
+            parser.error(f"--server-pid {pid}: no such process on this machine")
+    master = SaeEnd(args.against_master, args.against, args.against_cert, args.against_key,
+                    args.against_ca)
+    slave = None
+    if args.against_slave_cert is not None or args.against_slave_key is not None:
+        if args.against_slave_cert is None or args.against_slave_key is None:
+            parser.error("give both --against-slave-cert and --against-slave-key")
+        slave = SaeEnd(args.against_slave, args.against_slave_url or args.against,
+                       args.against_slave_cert, args.against_slave_key, args.against_ca)
+    return Peer(Pair(master, args.against_slave, slave), tuple(args.server_pid))
 
 
 # --- the relay without HTTP --------------------------------------------------------------
 
-def inprocess_relay(folder: Path, calls: int, profile: bool) -> tuple[Row, float]:
+def inprocess_relay(folder: Path, calls: int, profile: bool) -> Measurement:
     """Time ``KeyNetwork.enc_keys`` Harbin to Shenzhen in this process over CN-QCN (every
-    served node, SQLite stores under ``folder``), and the route look-up alone."""
+    served node, SQLite stores under ``folder``); the CPU is this process's."""
     network = open_network("cn-qcn")
     # each call takes pad_units from the outbound half of every hop's pool
-    prefill = 2 * (calls + 2 * WARM_UP_CALLS) * pad_units(KEY_BITS) * UNIT_BYTES * 8 + 2**15
+    prefill = 2 * (calls + 2 * WARM_UP_CALLS) * pad_units(256) * UNIT_BYTES * 8 + 2**15
 
-    async def run() -> tuple[Row, float]:
+    async def run() -> Measurement:
         keynet = KeyNetwork(network, folder, served_nodes(network))
         try:
             loop = asyncio.get_running_loop()
             keynet.supply.start(loop.time(), 1.0, prefill)
             keynet.supply.pump(loop.time())
             for _ in range(WARM_UP_CALLS):
-                await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, KEY_BITS)
-            hops = keynet.router.route("harbin", "shenzhen").hops
+                await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, 256)
             profiler = cProfile.Profile() if profile else None
-            latencies = []
-            began = time.perf_counter()
+            row = Measurement("Get key Harbin->Shenzhen, 64 hops, in process (no HTTP)",
+                              OURS, "inprocess")
+            began, cpu = time.perf_counter(), time.process_time()
             for _ in range(calls):
                 start = time.perf_counter()
                 if profiler is not None:
                     profiler.enable()
-                await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, KEY_BITS)
+                await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, 256)
                 if profiler is not None:
                     profiler.disable()
-                latencies.append(time.perf_counter() - start)
-            wall = time.perf_counter() - began
+                row.latencies.append(time.perf_counter() - start)
+            row.wall_s = time.perf_counter() - began
+            row.server_cpu_s = row.client_cpu_s = time.process_time() - cpu
             route_s = _best_of(20, lambda: keynet.router.route("harbin", "shenzhen"))
+            print(f"(route look-up Harbin-Shenzhen alone: {route_s * 1e3:.2f} ms)")
             if profiler is not None:
                 print("\nWhere the in-process 64-hop relay spends its time (cProfile):")
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
-            return Row("64-hop relay, in process (no HTTP)", hops, latencies, 0, wall), route_s
+            return row
         finally:
             keynet.close()
 
@@ -284,39 +291,105 @@ def _best_of(repeats: int, job: Callable[[], object]) -> float:
 
 # --- report ------------------------------------------------------------------------------
 
-def print_table(rows: list[Row], threads: int) -> None:
-    print(f"\nGet key, {KEY_BITS}-bit key, 1 per call; {threads} keep-alive client "
-          f"thread(s), HTTP/1.1 over mutual TLS on loopback")
-    print(f"{'measurement':52s} {'hops':>4s} {'calls':>6s} {'errors':>6s} {'calls/s':>8s} "
-          f"{'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
+def uptime() -> str:
+    """``uptime``'s line (the load averages), or /proc/loadavg's figures."""
+    try:
+        return subprocess.run(["uptime"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "load average: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None or math.isnan(seconds) else f"{seconds * 1e3:.2f}"
+
+
+def print_rows(rows: Sequence[Measurement]) -> None:
+    print(f"\n{'measurement':58s} {'server':>6s} {'calls':>6s} {'errors':>6s} "
+          f"{'calls/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
+          f"{'srv CPU ms/call':>15s} {'cli CPU ms/call':>15s}")
     for r in rows:
-        print(f"{r.label:52s} {r.hops:4d} {len(r.latencies):6d} {r.errors:6d} {r.rate:8.1f} "
-              f"{r.quantile(0.5) * 1e3:8.2f} {r.quantile(0.99) * 1e3:8.2f} "
-              f"{r.quantile(1.0) * 1e3:8.2f}")
+        print(f"{r.label:58s} {r.server:>6s} {r.calls:6d} {r.error_count:6d} {r.rate:8.1f} "
+              f"{_ms(r.quantile(0.5)):>8s} {_ms(r.quantile(0.99)):>8s} "
+              f"{_ms(r.quantile(1.0)):>8s} {_ms(r.server_cpu_per_call):>15s} "
+              f"{_ms(r.client_cpu_per_call):>15s}")
+    for r in rows:
+        if r.errors:
+            print(f"  errors, {r.server}, {r.label}: "
+                  + ", ".join(f"{why} x{n}" for why, n in r.errors.most_common()))
 
 
-def print_targets(kme_rows: list[Row], relay_rows: list[Row]) -> None:
-    print("\nTargets")
-    for r in kme_rows:
-        met = r.errors == 0 and r.rate >= TARGET_RATE and r.quantile(0.99) < TARGET_P99_S
-        print(f"  >= {TARGET_RATE:,.0f} calls/s with p99 < {TARGET_P99_S * 1e3:.0f} ms at one "
-              f"KME ({r.label}): {r.rate:,.0f} calls/s, p99 {r.quantile(0.99) * 1e3:.1f} ms"
-              f" -> {'met' if met else 'NOT met'}")
-    for r in relay_rows:
-        met = r.errors == 0 and r.quantile(0.99) < TARGET_RELAY_S
-        print(f"  64-hop relay < {TARGET_RELAY_S * 1e3:.0f} ms ({r.label}): p99 "
-              f"{r.quantile(0.99) * 1e3:.1f} ms -> {'met' if met else 'NOT met'}")
+def _figure(r: Measurement) -> str:
+    return f"{r.rate:.1f} ({_ms(r.quantile(0.5))} / {_ms(r.quantile(0.99))})"
 
 
-def main() -> None:
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None or b == 0 or math.isnan(a) or math.isnan(b) \
+        else f"{a / b:.2f}"
+
+
+def print_side_by_side(rows: Sequence[Measurement]) -> None:
+    """qkdnet's figure, the peer's and the ratios, per measurement both ran."""
+    peers = {r.label: r for r in rows if r.server == PEER}
+    print("\nSide by side, qkdnet first, the peer second (calls/s (p50 / p99 ms); ratio: "
+          "qkdnet's calls/s over the peer's; CPU ratio: the peer's server CPU per call "
+          "over qkdnet's)")
+    print(f"{'measurement':58s} {'qkdnet':>24s} {'peer':>24s} {'ratio':>6s} "
+          f"{'qkdnet CPU ms/call':>18s} {'peer CPU ms/call':>16s} {'CPU ratio':>9s}")
+    for r in rows:
+        if r.server != OURS or r.label not in peers:
+            continue
+        p = peers[r.label]
+        print(f"{r.label:58s} {_figure(r):>24s} {_figure(p):>24s} "
+              f"{_ratio(r.rate, p.rate):>6s} {_ms(r.server_cpu_per_call):>18s} "
+              f"{_ms(p.server_cpu_per_call):>16s} "
+              f"{_ratio(p.server_cpu_per_call, r.server_cpu_per_call):>9s}")
+
+
+def print_acceptance(rows: Sequence[Measurement], idle: float | None) -> None:
+    """Issue 13's acceptance figures, met or not, for qkdnet's rows."""
+    print("\nIssue 13 acceptance (qkdnet; server CPU per call from /proc)")
+    for r in rows:
+        if r.server != OURS or r.mode not in ("same", "dec", "relay"):
+            continue
+        cpu = r.server_cpu_per_call
+        limit = TARGET_CPU_RELAY_S if r.mode == "relay" else TARGET_CPU_SAME_S
+        met = r.error_count == 0 and cpu is not None and cpu <= limit and (
+            r.mode == "relay" or r.quantile(0.99) < TARGET_P99_S)
+        p99 = "" if r.mode == "relay" else f", p99 < {TARGET_P99_S * 1e3:.0f} ms"
+        print(f"  {r.label}: <= {limit * 1e3:.2f} ms server CPU per call{p99}: "
+              f"{_ms(cpu)} ms, p99 {_ms(r.quantile(0.99))} ms -> {'met' if met else 'NOT met'}")
+    if idle is not None:
+        print(f"  idle qkdnet serve < {TARGET_IDLE_SHARE:.0%} of a core: {idle:.1%} -> "
+              f"{'met' if idle < TARGET_IDLE_SHARE else 'NOT met'}")
+
+
+# --- the run -----------------------------------------------------------------------------
+
+def parse_args() -> tuple[argparse.Namespace, Peer | None]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0,
-                        help="length of each Get key measurement at one KME (s)")
+                        help="length of each measurement but the relay's (s)")
     parser.add_argument("--calls", type=int, default=0,
-                        help="calls per measurement at one KME instead of --seconds")
-    parser.add_argument("--threads", type=int, default=1, help="client threads")
+                        help="calls per measurement instead of --seconds")
+    parser.add_argument("--workers", type=int, default=16, help="asyncio client workers")
+    parser.add_argument("--number", type=int, default=1, help="keys per Get key call")
+    parser.add_argument("--key-bits", type=int, default=256, help="size of each key (bits)")
+    parser.add_argument("--modes", default=None,
+                        help="comma-separated, of " + ", ".join(CN_QCN_MODES)
+                             + " (default: all the scenario allows)")
     parser.add_argument("--relay-calls", type=int, default=300,
                         help="64-hop Get key calls, over HTTP and in process")
+    parser.add_argument("--dec-keys", type=int, default=2000,
+                        help="keys fetched first for a --seconds dec run (it stops early "
+                             "when they are used up)")
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="measure each server's idle CPU this long first (0: not)")
+    parser.add_argument("--scenario", type=Path, default=None,
+                        help="serve this scenario instead of cn-qcn (then give --master "
+                             "and --slave; same, dec, cold and bidi run)")
+    parser.add_argument("--master", default=None, help="master SAE with --scenario")
+    parser.add_argument("--slave", default=None, help="slave SAE with --scenario")
     parser.add_argument("--prefill-bits", type=int, default=1_000_000)
     parser.add_argument("--pool-capacity-bits", type=int, default=2**21)
     parser.add_argument("--settle-limit", type=float, default=600.0,
@@ -326,34 +399,121 @@ def main() -> None:
     parser.add_argument("--server-profile", type=Path, default=None,
                         help="run the server under cProfile, write its stats here and "
                              "print the top functions")
+    peer = parser.add_argument_group("the peer KME (another ETSI GS QKD 014 KME)")
+    peer.add_argument("--against", metavar="URL", default=None,
+                      help="base URL of the master SAE's KME (https://host:port)")
+    peer.add_argument("--against-ca", type=Path, help="CA certificate the KME's chains to")
+    peer.add_argument("--against-cert", type=Path, help="the master SAE's client certificate")
+    peer.add_argument("--against-key", type=Path, help="the master SAE's private key")
+    peer.add_argument("--against-master", metavar="ID", help="the master SAE's ID")
+    peer.add_argument("--against-slave", metavar="ID", help="the slave SAE's ID")
+    peer.add_argument("--against-slave-url", metavar="URL",
+                      help="base URL of the slave SAE's KME (default: --against)")
+    peer.add_argument("--against-slave-cert", type=Path,
+                      help="the slave SAE's client certificate (for dec and bidi)")
+    peer.add_argument("--against-slave-key", type=Path,
+                      help="the slave SAE's private key (for dec and bidi)")
+    peer.add_argument("--server-pid", type=int, action="append", default=[],
+                      help="PID of a process serving the peer KME, on this machine "
+                           "(repeat for several); without it the peer's CPU is not measured")
     args = parser.parse_args()
+    if (args.scenario is None) != (args.master is None) or \
+            (args.scenario is None) != (args.slave is None):
+        parser.error("--scenario, --master and --slave go together")
+    allowed = CN_QCN_MODES if args.scenario is None else PAIR_MODES
+    args.modes = allowed if args.modes is None else tuple(args.modes.split(","))
+    wrong = [m for m in args.modes if m not in allowed]
+    if wrong:
+        parser.error(f"mode(s) {', '.join(wrong)} not among {', '.join(allowed)}"
+                     + (" (hop, relay and inprocess need cn-qcn)" if args.scenario else ""))
+    return args, peer_from(args, parser)
 
+
+def main() -> None:
+    args, peer = parse_args()
+    print(f"client: {client_name()}; {args.workers} asyncio workers, HTTP/1.1 over mutual "
+          f"TLS, {args.number} key(s) of {args.key_bits} bits per call; "
+          f"{os.cpu_count()} CPUs")
+    print(f"at start: {uptime()}", flush=True)
+    rows: list[Measurement] = []
+    idle: float | None = None
     with tempfile.TemporaryDirectory(prefix="kme-load-") as tmp:
         folder = Path(tmp)
-        scenario, hop_sae = bench_scenario(folder)
+        if args.scenario is None:
+            scenario, hop_sae = bench_scenario(folder)
+            master, slave = MASTER, SAME_NODE_SAE
+        else:
+            scenario, hop_sae, master, slave = args.scenario, "", args.master, args.slave
         with serving(folder, scenario, args) as server:
-            print(f"qkdnet serve: manifest after {server.started_s:.1f} s "
-                  f"({len(server.manifest['kmes'])} KMEs)", flush=True)
-            wait_settled(server, SAME_NODE_SAE, args.settle_limit)
+            print(f"qkdnet serve ({server.manifest['scenario']}, pid {server.pid}): manifest "
+                  f"after {server.started_s:.1f} s ({len(server.manifest['kmes'])} KMEs)",
+                  flush=True)
+            wait_settled(server, master, slave, args.settle_limit)
             print(f"settled (Get status < 0.25 s for 2 s) after a further "
                   f"{server.settled_s:.1f} s", flush=True)
-            measure = {"seconds": args.seconds, "calls": args.calls, "threads": args.threads}
-            kme_rows = [
-                http_load(server, f"Get key at one KME, same node ({SAME_NODE_SAE})", 0,
-                          MASTER, SAME_NODE_SAE, **measure),
-                http_load(server, f"Get key at one KME, 1 hop ({hop_sae})", 1,
-                          MASTER, hop_sae, **measure),
-            ]
-            relay_http = http_load(server, "64-hop relay, Harbin-Shenzhen over HTTP", 64,
-                                   RELAY_MASTER, RELAY_SLAVE, 0.0, args.relay_calls, 1)
+            if peer is not None:
+                print(f"peer: {peer.pair.master.kme_url}, master {peer.pair.master.sae_id}, "
+                      f"slave {peer.pair.slave_id}; server CPU "
+                      + (f"of pid {', '.join(map(str, peer.pids))}" if peer.pids
+                         else "not measured (no --server-pid)"), flush=True)
+            if args.idle_seconds > 0:
+                idle = asyncio.run(idle_cpu_share([server.pid], args.idle_seconds))
+                line = f"idle server CPU over {args.idle_seconds:.0f} s: qkdnet " \
+                       f"{_share(idle)} of a core"
+                if peer is not None and peer.pids:
+                    share = asyncio.run(idle_cpu_share(peer.pids, args.idle_seconds))
+                    line += f", peer {_share(share)}"
+                print(line, flush=True)
+            pairs = {"same": server.pair(master, slave),
+                     "hop": server.pair(MASTER, hop_sae) if hop_sae else None,
+                     "relay": server.pair(RELAY_MASTER, RELAY_SLAVE) if hop_sae else None}
+            labels = {
+                "same": "Get key, master and slave at one node" if hop_sae
+                else f"Get key, {master} -> {slave}",
+                "hop": f"Get key, slave one hop away ({hop_sae})",
+                "relay": f"Get key Harbin->Shenzhen, {RELAY_HOPS} hops",
+                "dec": "Get key with key IDs at the slave",
+                "cold": "Get key, new TLS connection per call",
+                "bidi": "Get key, both SAEs master at once"}
+            for mode in args.modes:
+                if mode == "inprocess":
+                    continue
+                pair = pairs.get(mode) or pairs["same"]
+                assert pair is not None
+                relay = mode == "relay"
+                common = {"label": labels[mode], "workers": args.workers,
+                          "seconds": args.seconds,
+                          "calls": args.relay_calls if relay else args.calls,
+                          "number": args.number, "key_bits": args.key_bits,
+                          "dec_keys_max": args.dec_keys}
+                row = asyncio.run(measure(pair, GENERATOR_MODE[mode], server=OURS,
+                                          server_pids=[server.pid], **common))
+                rows.append(dataclasses.replace(row, mode=mode))
+                _progress(rows[-1])
+                if peer is not None and peer.runs(mode):
+                    row = asyncio.run(measure(peer.pair, GENERATOR_MODE[mode], server=PEER,
+                                              server_pids=peer.pids, **common))
+                    rows.append(dataclasses.replace(row, mode=mode))
+                    _progress(rows[-1])
         if args.server_profile is not None:
             print("\nWhere the server spent its time, start-up included (cProfile):")
             pstats.Stats(str(args.server_profile)).sort_stats("tottime").print_stats(20)
-        relay_local, route_s = inprocess_relay(folder / "inprocess", args.relay_calls,
-                                               args.profile)
-    print_table([*kme_rows, relay_http, relay_local], args.threads)
-    print(f"(route look-up Harbin-Shenzhen alone: {route_s * 1e3:.2f} ms)")
-    print_targets(kme_rows, [relay_http, relay_local])
+        if "inprocess" in args.modes:
+            rows.append(inprocess_relay(folder / "inprocess", args.relay_calls, args.profile))
+    print_rows(rows)
+    if peer is not None:
+        print_side_by_side(rows)
+    print_acceptance(rows, idle)
+    print(f"\nat end: {uptime()}")
+
+
+def _share(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"
+
+
+def _progress(row: Measurement) -> None:
+    print(f"  {row.server}: {row.label}: {row.rate:.1f} calls/s, {row.error_count} errors",
+          flush=True)
 
 
 if __name__ == "__main__":
