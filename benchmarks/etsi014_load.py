@@ -53,17 +53,22 @@ PREFETCH_BATCH = 64  # keys per Get key call when the master fetches keys for ``
 class SaeEnd:
     """One SAE at its KME: its ID, the KME's base URL (``https://host:port``, the standard's
     ``/api/v1/keys`` is added), its client certificate and key, and the CA that signed the
-    KME's certificate (PEM files)."""
+    KME's certificate (PEM files). ``check_hostname`` False still verifies the KME's
+    chain to ``ca`` but not that its certificate names the URL's host (simulators often
+    name the KME ID instead)."""
 
     sae_id: str
     kme_url: str
     cert: Path
     key: Path
     ca: Path
+    check_hostname: bool = True
 
     def tls(self) -> ssl.SSLContext:
         """A client context presenting this SAE's certificate, trusting only ``ca``."""
-        return tls_context(self.cert, self.key, self.ca)
+        context = tls_context(self.cert, self.key, self.ca)
+        context.check_hostname = self.check_hostname
+        return context
 
 
 @dataclass(frozen=True)

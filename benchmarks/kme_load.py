@@ -214,6 +214,9 @@ def peer_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Peer
         if args.server_pid:
             parser.error("--server-pid is the peer's: give --against too")
         return None
+    if not args.against.startswith("https://"):
+        parser.error(f"--against {args.against}: give an https:// URL (ETSI GS QKD 014 "
+                     "runs over mutual TLS)")
     needed = ("against_ca", "against_cert", "against_key", "against_master", "against_slave")
     missing = [f"--{n.replace('_', '-')}" for n in needed if getattr(args, n) is None]
     if missing:
@@ -226,14 +229,16 @@ def peer_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Peer
     for pid in args.server_pid:
         if not Path(f"/proc/{pid}/stat").exists():
             parser.error(f"--server-pid {pid}: no such process on this machine")
+    check = not args.against_no_hostname_check
     master = SaeEnd(args.against_master, args.against, args.against_cert, args.against_key,
-                    args.against_ca)
+                    args.against_ca, check)
     slave = None
     if args.against_slave_cert is not None or args.against_slave_key is not None:
         if args.against_slave_cert is None or args.against_slave_key is None:
             parser.error("give both --against-slave-cert and --against-slave-key")
         slave = SaeEnd(args.against_slave, args.against_slave_url or args.against,
-                       args.against_slave_cert, args.against_slave_key, args.against_ca)
+                       args.against_slave_cert, args.against_slave_key, args.against_ca,
+                       check)
     return Peer(Pair(master, args.against_slave, slave), tuple(args.server_pid))
 
 
@@ -413,6 +418,9 @@ def parse_args() -> tuple[argparse.Namespace, Peer | None]:
                       help="the slave SAE's client certificate (for dec and bidi)")
     peer.add_argument("--against-slave-key", type=Path,
                       help="the slave SAE's private key (for dec and bidi)")
+    peer.add_argument("--against-no-hostname-check", action="store_true",
+                      help="verify the peer KME's certificate chain to the CA but not that "
+                           "it names the URL's host")
     peer.add_argument("--server-pid", type=int, action="append", default=[],
                       help="PID of a process serving the peer KME, on this machine "
                            "(repeat for several); without it the peer's CPU is not measured")
