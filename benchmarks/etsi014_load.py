@@ -101,6 +101,8 @@ class Measurement:
     server_cpu_s: float | None = None
     client_cpu_s: float = 0.0
     keys_per_call: int = 1
+    #: The serving processes' idle CPU (share of one core) measured before, if it was.
+    server_idle_share: float | None = None
 
     @property
     def calls(self) -> int:
@@ -128,11 +130,24 @@ class Measurement:
     def server_cpu_per_call(self) -> float | None:
         """Server CPU time (s) per call answered: every call made but those with no reply,
         since a refusal costs the server work too. None without a PID or a call."""
-        answered = self.calls + sum(n for why, n in self.errors.items()
-                                    if not why.startswith("no reply"))
-        if self.server_cpu_s is None or answered == 0:
+        if self.server_cpu_s is None or self.answered == 0:
             return None
-        return self.server_cpu_s / answered
+        return self.server_cpu_s / self.answered
+
+    @property
+    def answered(self) -> int:
+        """Calls the server answered: delivered or refused (not those with no reply)."""
+        return self.calls + sum(n for why, n in self.errors.items()
+                                if not why.startswith("no reply"))
+
+    @property
+    def server_cpu_net_per_call(self) -> float | None:
+        """Server CPU time (s) per call answered, less what the server spends idle over the
+        same wall time (its background work, which a slow run spreads over fewer calls).
+        None without an idle figure."""
+        if self.server_cpu_s is None or self.server_idle_share is None or self.answered == 0:
+            return None
+        return (self.server_cpu_s - self.server_idle_share * self.wall_s) / self.answered
 
     @property
     def client_cpu_per_call(self) -> float:

@@ -312,12 +312,12 @@ def _ms(seconds: float | None) -> str:
 def print_rows(rows: Sequence[Measurement]) -> None:
     print(f"\n{'measurement':58s} {'server':>6s} {'calls':>6s} {'errors':>6s} "
           f"{'calls/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
-          f"{'srv CPU ms/call':>15s} {'cli CPU ms/call':>15s}")
+          f"{'srv CPU ms/call':>15s} {'net of idle':>11s} {'cli CPU ms/call':>15s}")
     for r in rows:
         print(f"{r.label:58s} {r.server:>6s} {r.calls:6d} {r.error_count:6d} {r.rate:8.1f} "
               f"{_ms(r.quantile(0.5)):>8s} {_ms(r.quantile(0.99)):>8s} "
               f"{_ms(r.quantile(1.0)):>8s} {_ms(r.server_cpu_per_call):>15s} "
-              f"{_ms(r.client_cpu_per_call):>15s}")
+              f"{_ms(r.server_cpu_net_per_call):>11s} {_ms(r.client_cpu_per_call):>15s}")
     for r in rows:
         if r.errors:
             print(f"  errors, {r.server}, {r.label}: "
@@ -445,6 +445,7 @@ def main() -> None:
     print(f"at start: {uptime()}", flush=True)
     rows: list[Measurement] = []
     idle: float | None = None
+    peer_idle: float | None = None
     with tempfile.TemporaryDirectory(prefix="kme-load-") as tmp:
         folder = Path(tmp)
         if args.scenario is None:
@@ -469,8 +470,8 @@ def main() -> None:
                 line = f"idle server CPU over {args.idle_seconds:.0f} s: qkdnet " \
                        f"{_share(idle)} of a core"
                 if peer is not None and peer.pids:
-                    share = asyncio.run(idle_cpu_share(peer.pids, args.idle_seconds))
-                    line += f", peer {_share(share)}"
+                    peer_idle = asyncio.run(idle_cpu_share(peer.pids, args.idle_seconds))
+                    line += f", peer {_share(peer_idle)}"
                 print(line, flush=True)
             pairs = {"same": server.pair(master, slave),
                      "hop": server.pair(MASTER, hop_sae) if hop_sae else None,
@@ -496,12 +497,13 @@ def main() -> None:
                           "dec_keys_max": args.dec_keys}
                 row = asyncio.run(measure(pair, GENERATOR_MODE[mode], server=OURS,
                                           server_pids=[server.pid], **common))
-                rows.append(dataclasses.replace(row, mode=mode))
+                rows.append(dataclasses.replace(row, mode=mode, server_idle_share=idle))
                 _progress(rows[-1])
                 if peer is not None and peer.runs(mode):
                     row = asyncio.run(measure(peer.pair, GENERATOR_MODE[mode], server=PEER,
                                               server_pids=peer.pids, **common))
-                    rows.append(dataclasses.replace(row, mode=mode))
+                    rows.append(dataclasses.replace(row, mode=mode,
+                                                    server_idle_share=peer_idle))
                     _progress(rows[-1])
         if args.server_profile is not None:
             print("\nWhere the server spent its time, start-up included (cProfile):")
