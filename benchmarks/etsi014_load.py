@@ -37,6 +37,8 @@ from qkdnet.apps.sae_client import (
     PREFIX,
     KmeError,
     KmeProtocolError,
+    KmeStatus,
+    KmeUnreachable,
     parse_keys,
     parse_reply,
     parse_status,
@@ -224,6 +226,19 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, KmeError) and exc.status:
         return f"HTTP {exc.status}"
     return type(exc).__name__
+
+
+async def probe(pair: Pair) -> KmeStatus:
+    """Get status of the pair at the master's KME: a check that URL, certificates and SAE
+    IDs are right before a long run. KmeUnreachable when there is no TLS reply; the
+    refusal or protocol error of the reply otherwise."""
+    async with _client(pair.master, pair.master.tls(), cold=False) as client:
+        try:
+            reply = await client.get(f"/{pair.slave_id}/status")
+        except httpx.TransportError as exc:
+            raise KmeUnreachable(f"no reply from {pair.master.kme_url}: "
+                                 f"{type(exc).__name__}: {exc}") from None
+        return parse_status(parse_reply(reply.status_code, reply.content))
 
 
 async def prefetch(pair: Pair, count: int, key_bits: int) -> list[str]:

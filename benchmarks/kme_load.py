@@ -51,6 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from etsi014_load import (
     Measurement,
     Pair,
@@ -58,8 +60,10 @@ from etsi014_load import (
     client_name,
     idle_cpu_share,
     measure,
+    probe,
 )
-from qkdnet.apps.sae_client import KmeUnreachable, SaeClient
+from qkdnet.apps.sae_client import KmeError, KmeUnreachable, SaeClient
+from qkdnet.errors import QkdnetError
 from qkdnet.files.networks import load_network, open_network, save_network
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.keys.relay_cost import pad_units
@@ -428,6 +432,8 @@ def parse_args() -> tuple[argparse.Namespace, Peer | None]:
     if (args.scenario is None) != (args.master is None) or \
             (args.scenario is None) != (args.slave is None):
         parser.error("--scenario, --master and --slave go together")
+    if args.scenario is not None and not args.scenario.is_file():
+        parser.error(f"--scenario: no file {args.scenario}")
     allowed = CN_QCN_MODES if args.scenario is None else PAIR_MODES
     args.modes = allowed if args.modes is None else tuple(args.modes.split(","))
     wrong = [m for m in args.modes if m not in allowed]
@@ -437,8 +443,30 @@ def parse_args() -> tuple[argparse.Namespace, Peer | None]:
     return args, peer_from(args, parser)
 
 
+def check_peer(peer: Peer) -> None:
+    """Exit with the reason when the peer KME does not answer over TLS; warn when it
+    answers Get status with anything but a Status object (some KMEs lack it)."""
+    try:
+        for end in (peer.pair.master, peer.pair.slave):
+            if end is not None:
+                end.tls()
+        status = asyncio.run(probe(peer.pair))
+    except KmeUnreachable as exc:
+        sys.exit(f"kme_load: the peer KME does not answer: {exc}")
+    except KmeError as exc:
+        print(f"peer: Get status {peer.pair.master.sae_id} -> {peer.pair.slave_id} "
+              f"failed ({exc}); measuring anyway", flush=True)
+        return
+    except QkdnetError as exc:  # a certificate or key that does not load
+        sys.exit(f"kme_load: {exc}")
+    print(f"peer: Get status answered: KME {status.source_kme_id} -> {status.target_kme_id}, "
+          f"{status.stored_key_count} keys of {status.key_size} bits stored", flush=True)
+
+
 def main() -> None:
     args, peer = parse_args()
+    if peer is not None:
+        check_peer(peer)  # before the long start of qkdnet serve
     print(f"client: {client_name()}; {args.workers} asyncio workers, HTTP/1.1 over mutual "
           f"TLS, {args.number} key(s) of {args.key_bits} bits per call; "
           f"{os.cpu_count()} CPUs")
@@ -495,16 +523,9 @@ def main() -> None:
                           "calls": args.relay_calls if relay else args.calls,
                           "number": args.number, "key_bits": args.key_bits,
                           "dec_keys_max": args.dec_keys}
-                row = asyncio.run(measure(pair, GENERATOR_MODE[mode], server=OURS,
-                                          server_pids=[server.pid], **common))
-                rows.append(dataclasses.replace(row, mode=mode, server_idle_share=idle))
-                _progress(rows[-1])
+                rows += run_mode(pair, mode, OURS, [server.pid], idle, common)
                 if peer is not None and peer.runs(mode):
-                    row = asyncio.run(measure(peer.pair, GENERATOR_MODE[mode], server=PEER,
-                                              server_pids=peer.pids, **common))
-                    rows.append(dataclasses.replace(row, mode=mode,
-                                                    server_idle_share=peer_idle))
-                    _progress(rows[-1])
+                    rows += run_mode(peer.pair, mode, PEER, peer.pids, peer_idle, common)
         if args.server_profile is not None:
             print("\nWhere the server spent its time, start-up included (cProfile):")
             pstats.Stats(str(args.server_profile)).sort_stats("tottime").print_stats(20)
@@ -515,6 +536,22 @@ def main() -> None:
         print_side_by_side(rows)
     print_acceptance(rows, idle)
     print(f"\nat end: {uptime()}")
+
+
+def run_mode(pair: Pair, mode: str, server: str, pids: Sequence[int], idle: float | None,
+             common: dict[str, Any]) -> list[Measurement]:
+    """One measurement, printed as it ends; none (and the reason printed) when it could not
+    start, say because the master could not fetch the keys for ``dec``."""
+    try:
+        row = asyncio.run(measure(pair, GENERATOR_MODE[mode], server=server,
+                                  server_pids=pids, **common))
+    except (httpx.HTTPError, KmeError, QkdnetError) as exc:
+        print(f"  {server}: {common['label']}: not measured: {type(exc).__name__}: {exc}",
+              flush=True)
+        return []
+    row = dataclasses.replace(row, mode=mode, server_idle_share=idle)
+    _progress(row)
+    return [row]
 
 
 def _share(share: float | None) -> str:

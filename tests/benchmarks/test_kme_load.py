@@ -34,8 +34,7 @@ FIGURE = rf"{NUMBER} \({NUMBER} / {NUMBER}\)"  # calls/s (p50 / p99 ms)
 
 
 def test_against_a_second_qkdnet_prints_both_figures_and_their_ratio(tmp_path: Path) -> None:
-    """Every mode's side-by-side row holds qkdnet's figure, the peer's, and their ratio;
-    the peer's server CPU is read from the PID given, and no call fails."""
+    """Each mode's side-by-side row holds qkdnet's figure, the peer's, ratios; no call fails."""
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(SCENARIO)
     peer = start_serve(tmp_path / "peer", str(scenario), ["--prefill-bits", "65536"])
