@@ -469,11 +469,8 @@ def main() -> None:
         check_peer(peer)  # before the long start of qkdnet serve
     print(f"client: {client_name()}; {args.workers} asyncio workers, HTTP/1.1 over mutual "
           f"TLS, {args.number} key(s) of {args.key_bits} bits per call; "
-          f"{os.cpu_count()} CPUs")
-    print(f"at start: {uptime()}", flush=True)
+          f"{os.cpu_count()} CPUs", flush=True)
     rows: list[Measurement] = []
-    idle: float | None = None
-    peer_idle: float | None = None
     with tempfile.TemporaryDirectory(prefix="kme-load-") as tmp:
         folder = Path(tmp)
         if args.scenario is None:
@@ -488,19 +485,8 @@ def main() -> None:
             wait_settled(server, master, slave, args.settle_limit)
             print(f"settled (Get status < 0.25 s for 2 s) after a further "
                   f"{server.settled_s:.1f} s", flush=True)
-            if peer is not None:
-                print(f"peer: {peer.pair.master.kme_url}, master {peer.pair.master.sae_id}, "
-                      f"slave {peer.pair.slave_id}; server CPU "
-                      + (f"of pid {', '.join(map(str, peer.pids))}" if peer.pids
-                         else "not measured (no --server-pid)"), flush=True)
-            if args.idle_seconds > 0:
-                idle = asyncio.run(idle_cpu_share([server.pid], args.idle_seconds))
-                line = f"idle server CPU over {args.idle_seconds:.0f} s: qkdnet " \
-                       f"{_share(idle)} of a core"
-                if peer is not None and peer.pids:
-                    peer_idle = asyncio.run(idle_cpu_share(peer.pids, args.idle_seconds))
-                    line += f", peer {_share(peer_idle)}"
-                print(line, flush=True)
+            print(f"before the load: {uptime()}", flush=True)
+            idle, peer_idle = idle_shares(server, peer, args.idle_seconds)
             pairs = {"same": server.pair(master, slave),
                      "hop": server.pair(MASTER, hop_sae) if hop_sae else None,
                      "relay": server.pair(RELAY_MASTER, RELAY_SLAVE) if hop_sae else None}
@@ -517,10 +503,9 @@ def main() -> None:
                     continue
                 pair = pairs.get(mode) or pairs["same"]
                 assert pair is not None
-                relay = mode == "relay"
                 common = {"label": labels[mode], "workers": args.workers,
                           "seconds": args.seconds,
-                          "calls": args.relay_calls if relay else args.calls,
+                          "calls": args.relay_calls if mode == "relay" else args.calls,
                           "number": args.number, "key_bits": args.key_bits,
                           "dec_keys_max": args.dec_keys}
                 rows += run_mode(pair, mode, OURS, [server.pid], idle, common)
@@ -535,7 +520,28 @@ def main() -> None:
     if peer is not None:
         print_side_by_side(rows)
     print_acceptance(rows, idle)
-    print(f"\nat end: {uptime()}")
+    print(f"\nafter the load: {uptime()}")
+
+
+def idle_shares(server: Server, peer: Peer | None, seconds: float
+                ) -> tuple[float | None, float | None]:
+    """qkdnet's and the peer's idle CPU (share of one core) over ``seconds`` each, printed;
+    None where not measured."""
+    if peer is not None:
+        print(f"peer: {peer.pair.master.kme_url}, master {peer.pair.master.sae_id}, "
+              f"slave {peer.pair.slave_id}; server CPU "
+              + (f"of pid {', '.join(map(str, peer.pids))}" if peer.pids
+                 else "not measured (no --server-pid)"), flush=True)
+    if seconds <= 0:
+        return None, None
+    idle = asyncio.run(idle_cpu_share([server.pid], seconds))
+    line = f"idle server CPU over {seconds:g} s: qkdnet {_share(idle)} of a core"
+    peer_idle = None
+    if peer is not None and peer.pids:
+        peer_idle = asyncio.run(idle_cpu_share(peer.pids, seconds))
+        line += f", peer {_share(peer_idle)}"
+    print(line, flush=True)
+    return idle, peer_idle
 
 
 def run_mode(pair: Pair, mode: str, server: str, pids: Sequence[int], idle: float | None,
