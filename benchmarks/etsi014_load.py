@@ -241,6 +241,17 @@ async def probe(pair: Pair) -> KmeStatus:
         return parse_status(parse_reply(reply.status_code, reply.content))
 
 
+async def stored_keys(client: httpx.AsyncClient, slave_id: str) -> KmeStatus:
+    """Get status for ``slave_id`` on a master's ``client``."""
+    reply = await client.get(f"/{slave_id}/status")
+    return parse_status(parse_reply(reply.status_code, reply.content))
+
+
+def master_client(pair: Pair) -> httpx.AsyncClient:
+    """A keep-alive client of the pair's master (close it, or use it in ``async with``)."""
+    return _client(pair.master, pair.master.tls(), cold=False)
+
+
 async def prefetch(pair: Pair, count: int, key_bits: int) -> list[str]:
     """Key IDs of ``count`` keys the master fetched for the slave (for ``dec``), in batches
     of what the KME's Get status allows, at most :data:`PREFETCH_BATCH`."""
@@ -269,9 +280,11 @@ class _Budget:
     deadline: float = math.inf
     key_ids: deque[str] | None = None
     ids_per_call: int = 1
+    stop: asyncio.Event | None = None
 
     def take(self) -> bool:
-        if time.perf_counter() >= self.deadline:
+        if time.perf_counter() >= self.deadline or (self.stop is not None
+                                                    and self.stop.is_set()):
             return False
         if self.calls is not None:
             if self.calls <= 0:
@@ -282,15 +295,17 @@ class _Budget:
 
 async def measure(pair: Pair, mode: str, *, label: str, server: str, workers: int = 16,
                   seconds: float = 5.0, calls: int = 0, number: int = 1, key_bits: int = 256,
-                  server_pids: Sequence[int] = (), dec_keys_max: int = 2000) -> Measurement:
+                  server_pids: Sequence[int] = (), dec_keys_max: int = 2000,
+                  stop: asyncio.Event | None = None) -> Measurement:
     """Run ``mode`` with ``workers`` asyncio workers for ``seconds`` or, when ``calls`` > 0,
-    ``calls`` calls in all; the serving processes ``server_pids`` are timed over the run.
-    ``dec`` runs on at most ``dec_keys_max`` prefetched keys when timed by ``seconds``."""
+    ``calls`` calls in all, or until ``stop`` is set; the serving processes ``server_pids``
+    are timed over the run. ``dec`` runs on at most ``dec_keys_max`` prefetched keys when
+    timed by ``seconds``."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; the modes are {', '.join(MODES)}")
     pair.needs_slave(mode)
     result = Measurement(label, server, mode, keys_per_call=number)
-    budget = _Budget(calls if calls > 0 else None, ids_per_call=number)
+    budget = _Budget(calls if calls > 0 else None, ids_per_call=number, stop=stop)
     master_tls = pair.master.tls()
     slave_tls = pair.slave.tls() if pair.slave is not None else None
     Call = Callable[[httpx.AsyncClient], Awaitable[object]]

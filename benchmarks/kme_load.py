@@ -12,6 +12,9 @@ Measurements (``--modes``, default all that the scenario allows):
 - ``dec``: Get key with key IDs at the slave (the master fetches the keys first, uncounted);
 - ``cold``: Get key with a new TLS connection per call;
 - ``bidi``: both SAEs of the same-node pair act as master at once;
+- ``refill``: the KM-link of ``hop`` drained by large Get key calls, then ``same``'s load
+  while Get status is polled until the pair holds its keys again (``--refill-seconds``):
+  the rate the link refills at under load, beside its modelled rate (cn-qcn);
 - ``inprocess``: the 64-hop relay inside this process, no HTTP (cn-qcn).
 
 Each reports calls/s, p50/p99 latency, errors, and the server's CPU time per call (utime +
@@ -58,9 +61,12 @@ from etsi014_load import (
     Pair,
     SaeEnd,
     client_name,
+    enc_keys,
     idle_cpu_share,
+    master_client,
     measure,
     probe,
+    stored_keys,
 )
 from qkdnet.apps.sae_client import KmeError, KmeUnreachable, SaeClient
 from qkdnet.errors import QkdnetError
@@ -77,7 +83,8 @@ MASTER = "sae-beijing"
 SAME_NODE_SAE = "bench-beijing-2"
 RELAY_MASTER, RELAY_SLAVE = "sae-harbin", "sae-shenzhen"
 RELAY_HOPS = 64
-CN_QCN_MODES = ("same", "hop", "relay", "dec", "cold", "bidi", "inprocess")
+# refill before hop: it takes the pool as the settled server left it, hop drains it
+CN_QCN_MODES = ("same", "refill", "hop", "relay", "dec", "cold", "bidi", "inprocess")
 PAIR_MODES = ("same", "dec", "cold", "bidi")  # the modes any master/slave pair can run
 GENERATOR_MODE = {"same": "enc", "hop": "enc", "relay": "enc", "dec": "dec", "cold": "cold",
                   "bidi": "bidi"}
@@ -86,6 +93,8 @@ TARGET_CPU_SAME_S = 0.22e-3
 TARGET_P99_S = 0.020
 TARGET_CPU_RELAY_S = 3e-3
 TARGET_IDLE_SHARE = 0.02
+REFILL_SHARE = 0.9  # of the link's modelled rate: "full again at its own rate"
+REFILL_POLL_S = 0.2
 CALL_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 600.0
 WARM_UP_CALLS = 5
@@ -125,30 +134,31 @@ class Server:
 
 # --- the scenario ------------------------------------------------------------------------
 
-def one_hop_neighbour(network: Network, node: str) -> str:
+def one_hop_neighbour(network: Network, node: str) -> tuple[float, str]:
     """The served node one direct KM-link from ``node`` whose QKD-link makes key fastest
-    (its pool refills quickest under load)."""
+    (its pool refills quickest under load), and that rate (bit/s)."""
     served = set(served_nodes(network))
     links = [(link_skr_bps(network.link[k.path[0]]), k.b if k.a == node else k.a)
              for k in network.km_links
              if k.kind is KMLinkKind.DIRECT and node in (k.a, k.b)
              and {k.a, k.b} <= served]
-    return max(links)[1]
+    return max(links)
 
 
-def bench_scenario(folder: Path) -> tuple[Path, str]:
+def bench_scenario(folder: Path) -> tuple[Path, str, float]:
     """CN-QCN exported by ``qkdnet topology export`` with two SAEs added: one at Beijing and
-    one at Beijing's fastest direct neighbour. Returns the file and that SAE's ID."""
+    one at Beijing's fastest direct neighbour. Returns the file, that SAE's ID and the
+    modelled key rate of the QKD-link to it (bit/s)."""
     exported = folder / "cn-qcn.yaml"
     subprocess.run([*EXPORT, str(exported)], check=True, capture_output=True)
     network = load_network(exported)
     beijing = network.sae[MASTER].node
-    neighbour = one_hop_neighbour(network, beijing)
+    rate_bps, neighbour = one_hop_neighbour(network, beijing)
     hop_sae = f"bench-{neighbour}"
     extra = (SAE(SAME_NODE_SAE, beijing, "Benchmark slave at Beijing"),
              SAE(hop_sae, neighbour, "Benchmark slave one hop from Beijing"))
     bench = dataclasses.replace(network, name="cn-qcn-bench", saes=network.saes + extra)
-    return save_network(bench, folder / "cn-qcn-bench.yaml"), hop_sae
+    return save_network(bench, folder / "cn-qcn-bench.yaml"), hop_sae, rate_bps
 
 
 # --- the server --------------------------------------------------------------------------
@@ -298,6 +308,73 @@ def _best_of(repeats: int, job: Callable[[], object]) -> float:
     return best
 
 
+# --- refill of a drained KM-link under load ----------------------------------------------
+
+@dataclass
+class Refill:
+    """A drained KM-link's refill, watched through Get status: keys of ``key_bits`` stored
+    for the pair at the start (``full``), after draining and at the end, over ``seconds``
+    (s) of the load ``load``; ``link_bps`` is the QKD-link's modelled rate (bit/s)."""
+
+    km_link: str
+    link_bps: float
+    key_bits: int
+    full: int
+    drained: int
+    end: int
+    seconds: float
+    load: Measurement
+
+    @property
+    def rate_bps(self) -> float:
+        """Key stored for the pair per second while refilling (bit/s)."""
+        return (self.end - self.drained) * self.key_bits / self.seconds \
+            if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        state = "full again" if self.end >= self.full else f"{self.end} of {self.full} keys"
+        return (f"refill of {self.km_link}: drained to {self.drained} of {self.full} keys of "
+                f"{self.key_bits} bits, {state} after {self.seconds:.1f} s: "
+                f"{self.rate_bps / 1e6:.3f} Mbit/s, the link makes "
+                f"{self.link_bps / 1e6:.3f} Mbit/s; meanwhile at one node "
+                f"{self.load.rate:.0f} calls/s, p99 {_ms(self.load.quantile(0.99))} ms")
+
+
+async def refill_run(server: Server, hop_sae: str, link_bps: float, limit_s: float, *,
+                     label: str, workers: int, number: int, key_bits: int) -> Refill:
+    """Drain the KM-link from Beijing to ``hop_sae``'s node with large Get key calls, then
+    run the same-node load while polling Get status every :data:`REFILL_POLL_S` until the
+    pair holds as many keys as before the drain, at most ``limit_s``."""
+    hop = server.pair(MASTER, hop_sae)
+    async with master_client(hop) as kme:
+        status = await stored_keys(kme, hop_sae)
+        full, size = status.stored_key_count, status.key_size
+        batch = max(1, status.max_key_per_request)
+        left, refused = full, 0
+        while left > full // 100 and refused < 20:
+            try:
+                await enc_keys(kme, hop_sae, min(batch, left), size)
+            except KmeError:  # more than a relay may carry, or than is left: ask less
+                batch, refused = max(1, batch // 2), refused + 1
+            left = (await stored_keys(kme, hop_sae)).stored_key_count
+        stop = asyncio.Event()
+        load = asyncio.create_task(measure(
+            server.pair(MASTER, SAME_NODE_SAE), "enc", label=label, server=OURS,
+            workers=workers, seconds=limit_s, number=number, key_bits=key_bits,
+            server_pids=[server.pid], stop=stop))
+        began = time.perf_counter()
+        now = left
+        while now < full and time.perf_counter() - began < limit_s:
+            await asyncio.sleep(REFILL_POLL_S)
+            now = (await stored_keys(kme, hop_sae)).stored_key_count
+        seconds = time.perf_counter() - began
+        stop.set()
+        row = await load
+    km_link = f"{server.manifest['saes'][MASTER]['node']}-" \
+              f"{server.manifest['saes'][hop_sae]['node']}"
+    return Refill(km_link, link_bps, size, full, left, now, seconds, row)
+
+
 # --- report ------------------------------------------------------------------------------
 
 def uptime() -> str:
@@ -355,7 +432,8 @@ def print_side_by_side(rows: Sequence[Measurement]) -> None:
               f"{_ratio(p.server_cpu_per_call, r.server_cpu_per_call):>9s}")
 
 
-def print_acceptance(rows: Sequence[Measurement], idle: float | None) -> None:
+def print_acceptance(rows: Sequence[Measurement], idle: float | None,
+                     refill: Refill | None) -> None:
     """Issue 13's acceptance figures, met or not, for qkdnet's rows."""
     print("\nIssue 13 acceptance (qkdnet; server CPU per call from /proc)")
     for r in rows:
@@ -368,6 +446,11 @@ def print_acceptance(rows: Sequence[Measurement], idle: float | None) -> None:
         p99 = "" if r.mode == "relay" else f", p99 < {TARGET_P99_S * 1e3:.0f} ms"
         print(f"  {r.label}: <= {limit * 1e3:.2f} ms server CPU per call{p99}: "
               f"{_ms(cpu)} ms, p99 {_ms(r.quantile(0.99))} ms -> {'met' if met else 'NOT met'}")
+    if refill is not None:
+        met = refill.rate_bps >= REFILL_SHARE * refill.link_bps
+        print(f"  a drained KM-link refills at its own rate (>= {REFILL_SHARE:.0%}) under load:"
+              f" {refill.rate_bps / 1e6:.3f} of {refill.link_bps / 1e6:.3f} Mbit/s -> "
+              f"{'met' if met else 'NOT met'}")
     if idle is not None:
         print(f"  idle qkdnet serve < {TARGET_IDLE_SHARE:.0%} of a core: {idle:.1%} -> "
               f"{'met' if idle < TARGET_IDLE_SHARE else 'NOT met'}")
@@ -394,6 +477,8 @@ def parse_args() -> tuple[argparse.Namespace, Peer | None]:
                              "when they are used up)")
     parser.add_argument("--idle-seconds", type=float, default=5.0,
                         help="measure each server's idle CPU this long first (0: not)")
+    parser.add_argument("--refill-seconds", type=float, default=10.0,
+                        help="longest wait for the drained KM-link to refill (s)")
     parser.add_argument("--scenario", type=Path, default=None,
                         help="serve this scenario instead of cn-qcn (then give --master "
                              "and --slave; same, dec, cold and bidi run)")
@@ -471,13 +556,15 @@ def main() -> None:
           f"TLS, {args.number} key(s) of {args.key_bits} bits per call; "
           f"{os.cpu_count()} CPUs", flush=True)
     rows: list[Measurement] = []
+    refill: Refill | None = None
     with tempfile.TemporaryDirectory(prefix="kme-load-") as tmp:
         folder = Path(tmp)
         if args.scenario is None:
-            scenario, hop_sae = bench_scenario(folder)
+            scenario, hop_sae, hop_rate_bps = bench_scenario(folder)
             master, slave = MASTER, SAME_NODE_SAE
         else:
             scenario, hop_sae, master, slave = args.scenario, "", args.master, args.slave
+            hop_rate_bps = 0.0
         with serving(folder, scenario, args) as server:
             print(f"qkdnet serve ({server.manifest['scenario']}, pid {server.pid}): manifest "
                   f"after {server.started_s:.1f} s ({len(server.manifest['kmes'])} KMEs)",
@@ -501,6 +588,15 @@ def main() -> None:
             for mode in args.modes:
                 if mode == "inprocess":
                     continue
+                if mode == "refill":
+                    refill = asyncio.run(refill_run(
+                        server, hop_sae, hop_rate_bps, args.refill_seconds,
+                        label="Get key at one node while the drained KM-link refills",
+                        workers=args.workers, number=args.number, key_bits=args.key_bits))
+                    rows.append(dataclasses.replace(refill.load, mode=mode,
+                                                    server_idle_share=idle))
+                    print(refill.line(), flush=True)
+                    continue
                 pair = pairs.get(mode) or pairs["same"]
                 assert pair is not None
                 common = {"label": labels[mode], "workers": args.workers,
@@ -519,7 +615,7 @@ def main() -> None:
     print_rows(rows)
     if peer is not None:
         print_side_by_side(rows)
-    print_acceptance(rows, idle)
+    print_acceptance(rows, idle, refill)
     print(f"\nafter the load: {uptime()}")
 
 
