@@ -94,7 +94,7 @@ TARGET_P99_S = 0.020
 TARGET_CPU_RELAY_S = 3e-3
 TARGET_IDLE_SHARE = 0.02
 REFILL_SHARE = 0.9  # of the link's modelled rate: "full again at its own rate"
-REFILL_POLL_S = 0.2
+REFILL_POLL_S = 0.02  # a 6.5 Mbit/s link refills a 1 Mbit pool direction in 0.15 s
 CALL_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 600.0
 WARM_UP_CALLS = 5
@@ -164,14 +164,15 @@ def bench_scenario(folder: Path) -> tuple[Path, str, float]:
 # --- the server --------------------------------------------------------------------------
 
 def start_server(folder: Path, scenario: Path, prefill_bits: int, capacity_bits: int,
-                 profile: Path | None) -> Server:
+                 speedup: float, profile: Path | None) -> Server:
     """Start ``qkdnet serve`` and wait for its manifest."""
     python = [sys.executable] if profile is None else \
         [sys.executable, "-m", "cProfile", "-o", str(profile)]
     start = time.monotonic()
     served = start_serve(folder / "live", str(scenario),
                          ["--prefill-bits", str(prefill_bits),
-                          "--pool-capacity-bits", str(capacity_bits)],
+                          "--pool-capacity-bits", str(capacity_bits),
+                          "--speedup", repr(speedup)],
                          logs=folder / "serve", timeout_s=START_TIMEOUT_S, python=python)
     return Server(served, started_s=time.monotonic() - start)
 
@@ -180,7 +181,7 @@ def start_server(folder: Path, scenario: Path, prefill_bits: int, capacity_bits:
 def serving(folder: Path, scenario: Path, args: argparse.Namespace) -> Iterator[Server]:
     """The server, stopped whatever happens (SIGTERM, SIGKILL after 30 s)."""
     server = start_server(folder, scenario, args.prefill_bits, args.pool_capacity_bits,
-                          args.server_profile)
+                          args.speedup, args.server_profile)
     try:
         yield server
     finally:
@@ -335,17 +336,18 @@ class Refill:
         state = "full again" if self.end >= self.full else f"{self.end} of {self.full} keys"
         return (f"refill of {self.km_link}: drained to {self.drained} of {self.full} keys of "
                 f"{self.key_bits} bits, {state} after {self.seconds:.1f} s: "
-                f"{self.rate_bps / 1e6:.3f} Mbit/s, the link makes "
-                f"{self.link_bps / 1e6:.3f} Mbit/s; meanwhile at one node "
+                f"{self.rate_bps / 1e3:.1f} kbit/s, the link makes "
+                f"{self.link_bps / 1e3:.1f} kbit/s; meanwhile at one node "
                 f"{self.load.rate:.0f} calls/s, p99 {_ms(self.load.quantile(0.99))} ms")
 
 
-async def refill_run(server: Server, hop_sae: str, link_bps: float, limit_s: float, *,
-                     label: str, workers: int, number: int, key_bits: int) -> Refill:
-    """Drain the KM-link from Beijing to ``hop_sae``'s node with large Get key calls, then
-    run the same-node load while polling Get status every :data:`REFILL_POLL_S` until the
-    pair holds as many keys as before the drain, at most ``limit_s``."""
-    hop = server.pair(MASTER, hop_sae)
+async def refill_run(server: Server, hop: Pair, load_pair: Pair, link_bps: float,
+                     limit_s: float, *, label: str, workers: int, number: int,
+                     key_bits: int) -> Refill:
+    """Drain the KM-link between the ``hop`` pair's nodes with large Get key calls, then
+    run the ``load_pair``'s load while polling Get status every :data:`REFILL_POLL_S` until
+    the ``hop`` pair holds as many keys as before the drain, at most ``limit_s``."""
+    hop_sae = hop.slave_id
     async with master_client(hop) as kme:
         status = await stored_keys(kme, hop_sae)
         full, size = status.stored_key_count, status.key_size
@@ -359,7 +361,7 @@ async def refill_run(server: Server, hop_sae: str, link_bps: float, limit_s: flo
             left = (await stored_keys(kme, hop_sae)).stored_key_count
         stop = asyncio.Event()
         load = asyncio.create_task(measure(
-            server.pair(MASTER, SAME_NODE_SAE), "enc", label=label, server=OURS,
+            load_pair, "enc", label=label, server=OURS,
             workers=workers, seconds=limit_s, number=number, key_bits=key_bits,
             server_pids=[server.pid], stop=stop))
         began = time.perf_counter()
@@ -370,8 +372,8 @@ async def refill_run(server: Server, hop_sae: str, link_bps: float, limit_s: flo
         seconds = time.perf_counter() - began
         stop.set()
         row = await load
-    km_link = f"{server.manifest['saes'][MASTER]['node']}-" \
-              f"{server.manifest['saes'][hop_sae]['node']}"
+    saes = server.manifest["saes"]
+    km_link = f"{saes[hop.master.sae_id]['node']}-{saes[hop_sae]['node']}"
     return Refill(km_link, link_bps, size, full, left, now, seconds, row)
 
 
@@ -449,7 +451,7 @@ def print_acceptance(rows: Sequence[Measurement], idle: float | None,
     if refill is not None:
         met = refill.rate_bps >= REFILL_SHARE * refill.link_bps
         print(f"  a drained KM-link refills at its own rate (>= {REFILL_SHARE:.0%}) under load:"
-              f" {refill.rate_bps / 1e6:.3f} of {refill.link_bps / 1e6:.3f} Mbit/s -> "
+              f" {refill.rate_bps / 1e3:.1f} of {refill.link_bps / 1e3:.1f} kbit/s -> "
               f"{'met' if met else 'NOT met'}")
     if idle is not None:
         print(f"  idle qkdnet serve < {TARGET_IDLE_SHARE:.0%} of a core: {idle:.1%} -> "
@@ -486,6 +488,9 @@ def parse_args() -> tuple[argparse.Namespace, Peer | None]:
     parser.add_argument("--slave", default=None, help="slave SAE with --scenario")
     parser.add_argument("--prefill-bits", type=int, default=1_000_000)
     parser.add_argument("--pool-capacity-bits", type=int, default=2**21)
+    parser.add_argument("--speedup", type=float, default=1.0,
+                        help="qkdnet serve's --speedup: the links make key this many times "
+                             "faster (issue 13 quotes the Beijing ground-station link at 20)")
     parser.add_argument("--settle-limit", type=float, default=600.0,
                         help="longest wait for the server to settle after start (s)")
     parser.add_argument("--profile", action="store_true",
@@ -590,7 +595,8 @@ def main() -> None:
                     continue
                 if mode == "refill":
                     refill = asyncio.run(refill_run(
-                        server, hop_sae, hop_rate_bps, args.refill_seconds,
+                        server, server.pair(MASTER, hop_sae), server.pair(master, slave),
+                        hop_rate_bps * args.speedup, args.refill_seconds,
                         label="Get key at one node while the drained KM-link refills",
                         workers=args.workers, number=args.number, key_bits=args.key_bits))
                     rows.append(dataclasses.replace(refill.load, mode=mode,
