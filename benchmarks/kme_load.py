@@ -83,8 +83,7 @@ MASTER = "sae-beijing"
 SAME_NODE_SAE = "bench-beijing-2"
 RELAY_MASTER, RELAY_SLAVE = "sae-harbin", "sae-shenzhen"
 RELAY_HOPS = 64
-# refill before hop: it takes the pool as the settled server left it, hop drains it
-CN_QCN_MODES = ("same", "refill", "hop", "relay", "dec", "cold", "bidi", "inprocess")
+CN_QCN_MODES = ("same", "hop", "relay", "dec", "cold", "bidi", "refill", "inprocess")
 PAIR_MODES = ("same", "dec", "cold", "bidi")  # the modes any master/slave pair can run
 GENERATOR_MODE = {"same": "enc", "hop": "enc", "relay": "enc", "dec": "dec", "cold": "cold",
                   "bidi": "bidi"}
@@ -341,18 +340,25 @@ class Refill:
                 f"{self.load.rate:.0f} calls/s, p99 {_ms(self.load.quantile(0.99))} ms")
 
 
-async def refill_run(server: Server, hop: Pair, load_pair: Pair, link_bps: float,
+async def held_keys(pair: Pair) -> int:
+    """Keys the pair's master could get now (Get status)."""
+    async with master_client(pair) as kme:
+        return (await stored_keys(kme, pair.slave_id)).stored_key_count
+
+
+async def refill_run(server: Server, hop: Pair, load_pair: Pair, full: int, link_bps: float,
                      limit_s: float, *, label: str, workers: int, number: int,
                      key_bits: int) -> Refill:
     """Drain the KM-link between the ``hop`` pair's nodes with large Get key calls, then
     run the ``load_pair``'s load while polling Get status every :data:`REFILL_POLL_S` until
-    the ``hop`` pair holds as many keys as before the drain, at most ``limit_s``."""
+    the ``hop`` pair holds ``full`` keys again (what it held when the server had settled),
+    at most ``limit_s``."""
     hop_sae = hop.slave_id
     async with master_client(hop) as kme:
         status = await stored_keys(kme, hop_sae)
-        full, size = status.stored_key_count, status.key_size
+        size = status.key_size
         batch = max(1, status.max_key_per_request)
-        left, refused = full, 0
+        left, refused = status.stored_key_count, 0
         while left > full // 100 and refused < 20:
             try:
                 await enc_keys(kme, hop_sae, min(batch, left), size)
@@ -579,6 +585,9 @@ def main() -> None:
                   f"{server.settled_s:.1f} s", flush=True)
             print(f"before the load: {uptime()}", flush=True)
             idle, peer_idle = idle_shares(server, peer, args.idle_seconds)
+            # what the KM-link refill drains holds now, before hop drains it
+            settled_keys = asyncio.run(held_keys(server.pair(MASTER, hop_sae))) \
+                if "refill" in args.modes else 0
             pairs = {"same": server.pair(master, slave),
                      "hop": server.pair(MASTER, hop_sae) if hop_sae else None,
                      "relay": server.pair(RELAY_MASTER, RELAY_SLAVE) if hop_sae else None}
@@ -596,7 +605,7 @@ def main() -> None:
                 if mode == "refill":
                     refill = asyncio.run(refill_run(
                         server, server.pair(MASTER, hop_sae), server.pair(master, slave),
-                        hop_rate_bps * args.speedup, args.refill_seconds,
+                        settled_keys, hop_rate_bps * args.speedup, args.refill_seconds,
                         label="Get key at one node while the drained KM-link refills",
                         workers=args.workers, number=args.number, key_bits=args.key_bits))
                     rows.append(dataclasses.replace(refill.load, mode=mode,
