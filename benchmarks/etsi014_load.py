@@ -8,8 +8,9 @@ Modes, one call asks for ``number`` keys of ``key_bits`` bits (default 1 of 256)
   connection;
 - ``cold``: the same, with a new TCP connection and a full TLS handshake per call (the client
   sends ``Connection: close`` and keeps no connection alive);
-- ``dec``: Get key with key IDs (``POST .../{master}/dec_keys``) at the slave's KME, one
-  key ID per call; the master fetches the keys first (those calls are not counted);
+- ``dec``: Get key with key IDs (``POST .../{master}/dec_keys``) at the slave's KME,
+  ``number`` key IDs per call; the master fetches the keys first (those calls are not
+  counted);
 - ``bidi``: both SAEs of the pair act as master at once, half of the workers each way.
 
 Every reply is checked as :mod:`qkdnet.apps.sae_client` checks it (the Key container, the
@@ -30,6 +31,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -203,7 +205,7 @@ def _client(end: SaeEnd, context: ssl.SSLContext, cold: bool) -> httpx.AsyncClie
 async def enc_keys(client: httpx.AsyncClient, slave_id: str, number: int,
                    key_bits: int) -> list[str]:
     """Get key: ``number`` keys of ``key_bits`` for ``slave_id``; their key_IDs."""
-    reply = await client.post(f"/{slave_id}/enc_keys",
+    reply = await client.post(f"/{quote(slave_id, safe='')}/enc_keys",
                               json={"number": number, "size": key_bits})
     keys = parse_keys(parse_reply(reply.status_code, reply.content), number, key_bits)
     return [k.key_id for k in keys]
@@ -212,7 +214,7 @@ async def enc_keys(client: httpx.AsyncClient, slave_id: str, number: int,
 async def dec_keys(client: httpx.AsyncClient, master_id: str, key_ids: list[str],
                    key_bits: int) -> None:
     """Get key with key IDs: exactly ``key_ids``, each of ``key_bits``."""
-    reply = await client.post(f"/{master_id}/dec_keys",
+    reply = await client.post(f"/{quote(master_id, safe='')}/dec_keys",
                               json={"key_IDs": [{"key_ID": k} for k in key_ids]})
     keys = parse_keys(parse_reply(reply.status_code, reply.content), len(key_ids), key_bits)
     if sorted(k.key_id for k in keys) != sorted(key_ids):
@@ -228,23 +230,22 @@ def _reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
+async def get_status(client: httpx.AsyncClient, slave_id: str) -> KmeStatus:
+    """Get status for ``slave_id`` on a master's ``client``."""
+    reply = await client.get(f"/{quote(slave_id, safe='')}/status")
+    return parse_status(parse_reply(reply.status_code, reply.content))
+
+
 async def probe(pair: Pair) -> KmeStatus:
     """Get status of the pair at the master's KME: a check that URL, certificates and SAE
     IDs are right before a long run. KmeUnreachable when there is no TLS reply; the
     refusal or protocol error of the reply otherwise."""
-    async with _client(pair.master, pair.master.tls(), cold=False) as client:
+    async with master_client(pair) as client:
         try:
-            reply = await client.get(f"/{pair.slave_id}/status")
+            return await get_status(client, pair.slave_id)
         except httpx.TransportError as exc:
             raise KmeUnreachable(f"no reply from {pair.master.kme_url}: "
                                  f"{type(exc).__name__}: {exc}") from None
-        return parse_status(parse_reply(reply.status_code, reply.content))
-
-
-async def stored_keys(client: httpx.AsyncClient, slave_id: str) -> KmeStatus:
-    """Get status for ``slave_id`` on a master's ``client``."""
-    reply = await client.get(f"/{slave_id}/status")
-    return parse_status(parse_reply(reply.status_code, reply.content))
 
 
 def master_client(pair: Pair) -> httpx.AsyncClient:
@@ -255,11 +256,9 @@ def master_client(pair: Pair) -> httpx.AsyncClient:
 async def prefetch(pair: Pair, count: int, key_bits: int) -> list[str]:
     """Key IDs of ``count`` keys the master fetched for the slave (for ``dec``), in batches
     of what the KME's Get status allows, at most :data:`PREFETCH_BATCH`."""
-    async with _client(pair.master, pair.master.tls(), cold=False) as client:
-        reply = await client.get(f"/{pair.slave_id}/status")
+    async with master_client(pair) as client:
         try:
-            limit = parse_status(parse_reply(reply.status_code, reply.content)
-                                 ).max_key_per_request
+            limit = (await get_status(client, pair.slave_id)).max_key_per_request
         except KmeError:
             limit = 1  # a KME without a usable Get status: one key per call is always allowed
         batch = max(1, min(limit, PREFETCH_BATCH))

@@ -62,11 +62,11 @@ from etsi014_load import (
     SaeEnd,
     client_name,
     enc_keys,
+    get_status,
     idle_cpu_share,
     master_client,
     measure,
     probe,
-    stored_keys,
 )
 from qkdnet.apps.sae_client import KmeError, KmeUnreachable, SaeClient
 from qkdnet.errors import QkdnetError
@@ -343,7 +343,7 @@ class Refill:
 async def held_keys(pair: Pair) -> int:
     """Keys the pair's master could get now (Get status)."""
     async with master_client(pair) as kme:
-        return (await stored_keys(kme, pair.slave_id)).stored_key_count
+        return (await get_status(kme, pair.slave_id)).stored_key_count
 
 
 async def refill_run(server: Server, hop: Pair, load_pair: Pair, full: int, link_bps: float,
@@ -355,7 +355,7 @@ async def refill_run(server: Server, hop: Pair, load_pair: Pair, full: int, link
     at most ``limit_s``."""
     hop_sae = hop.slave_id
     async with master_client(hop) as kme:
-        status = await stored_keys(kme, hop_sae)
+        status = await get_status(kme, hop_sae)
         size = status.key_size
         batch = max(1, status.max_key_per_request)
         left, refused = status.stored_key_count, 0
@@ -364,7 +364,7 @@ async def refill_run(server: Server, hop: Pair, load_pair: Pair, full: int, link
                 await enc_keys(kme, hop_sae, min(batch, left), size)
             except KmeError:  # more than a relay may carry, or than is left: ask less
                 batch, refused = max(1, batch // 2), refused + 1
-            left = (await stored_keys(kme, hop_sae)).stored_key_count
+            left = (await get_status(kme, hop_sae)).stored_key_count
         stop = asyncio.Event()
         load = asyncio.create_task(measure(
             load_pair, "enc", label=label, server=OURS,
@@ -374,7 +374,7 @@ async def refill_run(server: Server, hop: Pair, load_pair: Pair, full: int, link
         now = left
         while now < full and time.perf_counter() - began < limit_s:
             await asyncio.sleep(REFILL_POLL_S)
-            now = (await stored_keys(kme, hop_sae)).stored_key_count
+            now = (await get_status(kme, hop_sae)).stored_key_count
         seconds = time.perf_counter() - began
         stop.set()
         row = await load
