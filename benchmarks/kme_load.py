@@ -1,21 +1,38 @@
-"""Load on the live KMEs of ``qkdnet serve`` (ETSI GS QKD 014 over mutual TLS, loopback).
+"""Load on the live KMEs of ``qkdnet serve`` (ETSI GS QKD 014 over mutual TLS, loopback), and
+the same load on another ETSI GS QKD 014 KME side by side (``--against URL``).
 
-Serves CN-QCN, with two benchmark SAEs added, in a subprocess and measures with keep-alive
-SAE clients (:class:`qkdnet.apps.sae_client.SaeClient`, one per client thread):
+Serves CN-QCN, with two benchmark SAEs added, in a subprocess (or ``--scenario FILE`` with
+``--master``/``--slave``) and calls it with the load generator of ``etsi014_load.py``: N
+asyncio httpx workers (default 16) on keep-alive mutual TLS, one 256-bit key per call.
+Measurements (``--modes``, default all that the scenario allows):
 
-(a) Get key at one KME, one 256-bit key per call: calls/s and p50/p99 latency, for a slave
-    at the same node (no relay) and one KM-link hop away;
-(b) the 64-hop Harbin-Shenzhen relay: the HTTP Get key call, and the relay alone in this
-    process (:class:`qkdnet.live.keynet.KeyNetwork`, no HTTP).
+- ``same``: Get key, master and slave at one node;
+- ``hop``: Get key, the slave one KM-link hop away (cn-qcn);
+- ``relay``: Get key Harbin->Shenzhen over 64 hops (cn-qcn), ``--relay-calls`` calls;
+- ``dec``: Get key with key IDs at the slave (the master fetches the keys first, uncounted);
+- ``cold``: Get key with a new TLS connection per call;
+- ``bidi``: both SAEs of the same-node pair act as master at once;
+- ``refill``: the KM-link of ``hop`` drained by large Get key calls, then ``same``'s load
+  while Get status is polled until the pair holds its keys again (``--refill-seconds``):
+  the rate the link refills at under load, beside its modelled rate (cn-qcn);
+- ``inprocess``: the 64-hop relay inside this process, no HTTP (cn-qcn).
 
-Targets: at least 1,000 calls/s with p99 < 50 ms at one KME process; 64-hop relay < 100 ms.
+Each reports calls/s, p50/p99 latency, errors, and the server's CPU time per call (utime +
+stime of the serving process from /proc over the run, divided by the calls it answered):
+on a shared 2-core machine the client's own CPU competes with the server's, so calls/s
+measures the client as much as the server, and the server CPU per call is the figure
+that counts. With ``--against`` the peer KME runs the same modes (those it has the
+credentials for) right after qkdnet's, and a side-by-side table gives both and the ratio.
 
-    .venv/bin/python benchmarks/kme_load.py [--seconds S | --calls N] [--threads T]
-        [--relay-calls N] [--profile] [--server-profile FILE]
+    .venv/bin/python benchmarks/kme_load.py [--seconds S | --calls N] [--workers W]
+        [--modes same,dec,...] [--relay-calls N] [--profile] [--server-profile FILE]
+        [--against URL --against-ca CA --against-cert CERT --against-key KEY
+         --against-master ID --against-slave ID [--against-slave-url URL
+         --against-slave-cert CERT --against-slave-key KEY] [--server-pid PID ...]]
 
-The server is measured once it has settled: ``qkdnet serve`` deposits the prefill and then
-whatever the emulators make until the pools are full, in the event loop, and answers
-slowly meanwhile (the time this takes is printed).
+See docs/benchmarks.md. The server is measured once it has settled: ``qkdnet serve``
+deposits the prefill and then whatever the emulators make until the pools are full, in the
+event loop, and answers slowly meanwhile (the time this takes is printed).
 """
 
 from __future__ import annotations
@@ -31,14 +48,28 @@ import pstats
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from etsi014_load import (
+    Measurement,
+    Pair,
+    SaeEnd,
+    client_name,
+    enc_keys,
+    get_status,
+    idle_cpu_share,
+    master_client,
+    measure,
+    probe,
+)
 from qkdnet.apps.sae_client import KmeError, KmeUnreachable, SaeClient
+from qkdnet.errors import QkdnetError
 from qkdnet.files.networks import load_network, open_network, save_network
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.keys.relay_cost import pad_units
@@ -48,46 +79,25 @@ from qkdnet.quantum.link_rate import link_skr_bps
 from qkdnet.topology.model import SAE, KMLinkKind, Network
 
 EXPORT = [sys.executable, "-m", "qkdnet", "topology", "export", "-f", "yaml", "-o"]
-KEY_BITS = 256
 MASTER = "sae-beijing"
 SAME_NODE_SAE = "bench-beijing-2"
 RELAY_MASTER, RELAY_SLAVE = "sae-harbin", "sae-shenzhen"
-TARGET_RATE = 1000.0  # calls/s at one KME
-TARGET_P99_S = 0.050
-TARGET_RELAY_S = 0.100
+RELAY_HOPS = 64
+CN_QCN_MODES = ("same", "hop", "relay", "dec", "cold", "bidi", "refill", "inprocess")
+PAIR_MODES = ("same", "dec", "cold", "bidi")  # the modes any master/slave pair can run
+GENERATOR_MODE = {"same": "enc", "hop": "enc", "relay": "enc", "dec": "dec", "cold": "cold",
+                  "bidi": "bidi"}
+# issue 13's acceptance, server CPU per call (s) and p99 (s); idle share of a core
+TARGET_CPU_SAME_S = 0.22e-3
+TARGET_P99_S = 0.020
+TARGET_CPU_RELAY_S = 3e-3
+TARGET_IDLE_SHARE = 0.02
+REFILL_SHARE = 0.9  # of the link's modelled rate: "full again at its own rate"
+REFILL_POLL_S = 0.02  # a 6.5 Mbit/s link refills a 1 Mbit pool direction in 0.15 s
 CALL_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 600.0
 WARM_UP_CALLS = 5
-
-
-
-@dataclass(frozen=True)
-class Row:
-    """One measurement: latencies (s) of the calls that succeeded, over ``wall_s``."""
-
-    label: str
-    hops: int
-    latencies: list[float]
-    errors: int
-    wall_s: float
-    server_cpu_s: float = math.nan  # utime+stime of the serving process over the run (s)
-
-    @property
-    def cpu_per_call_s(self) -> float:
-        """Server CPU time per successful call (s), NaN when not measured."""
-        return self.server_cpu_s / len(self.latencies) if self.latencies else math.nan
-
-    @property
-    def rate(self) -> float:
-        """Successful calls per second."""
-        return len(self.latencies) / self.wall_s if self.wall_s > 0 else 0.0
-
-    def quantile(self, q: float) -> float:
-        """The ``q`` quantile of the latencies (nearest rank), NaN if there are none."""
-        if not self.latencies:
-            return math.nan
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+OURS, PEER = "qkdnet", "peer"
 
 
 @dataclass
@@ -102,77 +112,88 @@ class Server:
     def manifest(self) -> dict[str, Any]:
         return self.served.manifest
 
+    @property
+    def pid(self) -> int:
+        """The serving process (the manifest names it; under cProfile, the child itself)."""
+        return int(self.manifest["pid"])
+
     def client(self, sae: str) -> SaeClient:
         """A keep-alive SAE client that authenticates as ``sae``."""
         return SaeClient.from_manifest(self.manifest, sae, timeout_s=CALL_TIMEOUT_S)
 
+    def end(self, sae: str) -> SaeEnd:
+        """``sae`` at its KME, for the load generator."""
+        entry = self.manifest["saes"][sae]
+        return SaeEnd(sae, entry["kme_url"], Path(entry["cert"]), Path(entry["key"]),
+                      Path(self.manifest["ca"]))
+
+    def pair(self, master: str, slave: str) -> Pair:
+        return Pair(self.end(master), slave, self.end(slave))
+
 
 # --- the scenario ------------------------------------------------------------------------
 
-def one_hop_neighbour(network: Network, node: str) -> str:
+def one_hop_neighbour(network: Network, node: str) -> tuple[float, str]:
     """The served node one direct KM-link from ``node`` whose QKD-link makes key fastest
-    (its pool refills quickest under load)."""
+    (its pool refills quickest under load), and that rate (bit/s)."""
     served = set(served_nodes(network))
     links = [(link_skr_bps(network.link[k.path[0]]), k.b if k.a == node else k.a)
              for k in network.km_links
              if k.kind is KMLinkKind.DIRECT and node in (k.a, k.b)
              and {k.a, k.b} <= served]
-    return max(links)[1]
+    return max(links)
 
 
-def bench_scenario(folder: Path) -> tuple[Path, str]:
+def bench_scenario(folder: Path) -> tuple[Path, str, float]:
     """CN-QCN exported by ``qkdnet topology export`` with two SAEs added: one at Beijing and
-    one at Beijing's fastest direct neighbour. Returns the file and that SAE's ID."""
+    one at Beijing's fastest direct neighbour. Returns the file, that SAE's ID and the
+    modelled key rate of the QKD-link to it (bit/s)."""
     exported = folder / "cn-qcn.yaml"
     subprocess.run([*EXPORT, str(exported)], check=True, capture_output=True)
     network = load_network(exported)
     beijing = network.sae[MASTER].node
-    neighbour = one_hop_neighbour(network, beijing)
+    rate_bps, neighbour = one_hop_neighbour(network, beijing)
     hop_sae = f"bench-{neighbour}"
     extra = (SAE(SAME_NODE_SAE, beijing, "Benchmark slave at Beijing"),
              SAE(hop_sae, neighbour, "Benchmark slave one hop from Beijing"))
     bench = dataclasses.replace(network, name="cn-qcn-bench", saes=network.saes + extra)
-    return save_network(bench, folder / "cn-qcn-bench.yaml"), hop_sae
+    return save_network(bench, folder / "cn-qcn-bench.yaml"), hop_sae, rate_bps
 
 
 # --- the server --------------------------------------------------------------------------
 
 def start_server(folder: Path, scenario: Path, prefill_bits: int, capacity_bits: int,
-                 profile: Path | None) -> Server:
+                 speedup: float, profile: Path | None) -> Server:
     """Start ``qkdnet serve`` and wait for its manifest."""
     python = [sys.executable] if profile is None else \
         [sys.executable, "-m", "cProfile", "-o", str(profile)]
     start = time.monotonic()
     served = start_serve(folder / "live", str(scenario),
                          ["--prefill-bits", str(prefill_bits),
-                          "--pool-capacity-bits", str(capacity_bits)],
+                          "--pool-capacity-bits", str(capacity_bits),
+                          "--speedup", repr(speedup)],
                          logs=folder / "serve", timeout_s=START_TIMEOUT_S, python=python)
     return Server(served, started_s=time.monotonic() - start)
 
 
-def stop_server(server: Server) -> None:
-    """SIGTERM, then SIGKILL if it has not exited after 30 s."""
-    server.served.stop(30)
-
-
 @contextlib.contextmanager
 def serving(folder: Path, scenario: Path, args: argparse.Namespace) -> Iterator[Server]:
-    """The server, stopped whatever happens."""
+    """The server, stopped whatever happens (SIGTERM, SIGKILL after 30 s)."""
     server = start_server(folder, scenario, args.prefill_bits, args.pool_capacity_bits,
-                          args.server_profile)
+                          args.speedup, args.server_profile)
     try:
         yield server
     finally:
-        stop_server(server)
+        server.served.stop(30)
 
 
-def wait_settled(server: Server, slave: str, limit_s: float, quiet_s: float = 2.0,
-                 slow_s: float = 0.25) -> None:
+def wait_settled(server: Server, master: str, slave: str, limit_s: float,
+                 quiet_s: float = 2.0, slow_s: float = 0.25) -> None:
     """Wait until Get status has answered within ``slow_s`` for ``quiet_s`` on end (the
     initial deposits no longer hold up the event loop), at most ``limit_s``."""
     start = time.monotonic()
     quiet_since = start
-    with server.client(MASTER) as kme:
+    with server.client(master) as kme:
         while time.monotonic() - start < limit_s:
             began = time.monotonic()
             # the event loop may be held up for longer than a call's timeout
@@ -186,106 +207,92 @@ def wait_settled(server: Server, slave: str, limit_s: float, quiet_s: float = 2.
     server.settled_s = time.monotonic() - start
 
 
-def process_cpu_s(pid: int) -> float:
-    """utime+stime of process ``pid`` so far (s), from /proc (Linux; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+# --- the peer ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Peer:
+    """Another ETSI GS QKD 014 KME: the pair to call and its serving processes' PIDs."""
+
+    pair: Pair
+    pids: tuple[int, ...]
+
+    def runs(self, mode: str) -> bool:
+        """Whether the peer can run ``mode`` (``dec`` and ``bidi`` need the slave)."""
+        return mode in PAIR_MODES and (self.pair.slave is not None
+                                       or mode not in ("dec", "bidi"))
 
 
-# --- HTTP load ---------------------------------------------------------------------------
-
-def http_load(server: Server, label: str, hops: int, master: str, slave: str,
-              seconds: float, calls: int, threads: int) -> Row:
-    """Get key (one KEY_BITS key per call) from ``threads`` keep-alive clients, for
-    ``seconds`` or, if ``calls`` > 0, until ``calls`` calls in all."""
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    budget = iter(range(calls)) if calls > 0 else None
-    start_line = threading.Barrier(threads + 1)
-    deadline = [math.inf]
-
-    def more() -> bool:
-        if budget is None:
-            return time.perf_counter() < deadline[0]
-        with lock:
-            return next(budget, None) is not None
-
-    def call(kme: SaeClient) -> bool:
-        try:
-            kme.enc_keys(slave, 1, KEY_BITS)  # checks that one key of KEY_BITS came back
-        except KmeError:
-            return False
-        return True
-
-    def client() -> None:
-        with server.client(master) as kme:
-            for _ in range(WARM_UP_CALLS):
-                call(kme)
-            start_line.wait()
-            mine, bad = [], 0
-            while more():
-                began = time.perf_counter()
-                if call(kme):
-                    mine.append(time.perf_counter() - began)
-                else:
-                    bad += 1
-        with lock:
-            latencies.extend(mine)
-            errors[0] += bad
-
-    workers = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    start_line.wait()
-    pid = server.served.process.pid
-    cpu_before = process_cpu_s(pid)
-    began = time.perf_counter()
-    deadline[0] = began + seconds
-    for worker in workers:
-        worker.join()
-    wall = time.perf_counter() - began
-    return Row(label, hops, latencies, errors[0], wall, process_cpu_s(pid) - cpu_before)
+def peer_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Peer | None:
+    """The peer the ``--against*`` options describe, None without ``--against``."""
+    if args.against is None:
+        if args.server_pid:
+            parser.error("--server-pid is the peer's: give --against too")
+        return None
+    if not args.against.startswith("https://"):
+        parser.error(f"--against {args.against}: give an https:// URL (ETSI GS QKD 014 "
+                     "runs over mutual TLS)")
+    needed = ("against_ca", "against_cert", "against_key", "against_master", "against_slave")
+    missing = [f"--{n.replace('_', '-')}" for n in needed if getattr(args, n) is None]
+    if missing:
+        parser.error(f"--against needs {', '.join(missing)}")
+    for name in ("against_ca", "against_cert", "against_key", "against_slave_cert",
+                 "against_slave_key"):
+        path = getattr(args, name)
+        if path is not None and not path.is_file():
+            parser.error(f"--{name.replace('_', '-')}: no file {path}")
+    for pid in args.server_pid:
+        if not Path(f"/proc/{pid}/stat").exists():
+            parser.error(f"--server-pid {pid}: no such process on this machine")
+    check = not args.against_no_hostname_check
+    master = SaeEnd(args.against_master, args.against, args.against_cert, args.against_key,
+                    args.against_ca, check)
+    slave = None
+    if args.against_slave_cert is not None or args.against_slave_key is not None:
+        if args.against_slave_cert is None or args.against_slave_key is None:
+            parser.error("give both --against-slave-cert and --against-slave-key")
+        slave = SaeEnd(args.against_slave, args.against_slave_url or args.against,
+                       args.against_slave_cert, args.against_slave_key, args.against_ca,
+                       check)
+    return Peer(Pair(master, args.against_slave, slave), tuple(args.server_pid))
 
 
 # --- the relay without HTTP --------------------------------------------------------------
 
-def inprocess_relay(folder: Path, calls: int, profile: bool) -> tuple[Row, float]:
+def inprocess_relay(folder: Path, calls: int, profile: bool) -> Measurement:
     """Time ``KeyNetwork.enc_keys`` Harbin to Shenzhen in this process over CN-QCN (every
-    served node, SQLite stores under ``folder``), and the route look-up alone."""
+    served node, SQLite stores under ``folder``); the CPU is this process's."""
     network = open_network("cn-qcn")
     # each call takes pad_units from the outbound half of every hop's pool
-    prefill = 2 * (calls + 2 * WARM_UP_CALLS) * pad_units(KEY_BITS) * UNIT_BYTES * 8 + 2**15
+    prefill = 2 * (calls + 2 * WARM_UP_CALLS) * pad_units(256) * UNIT_BYTES * 8 + 2**15
 
-    async def run() -> tuple[Row, float]:
+    async def run() -> Measurement:
         keynet = KeyNetwork(network, folder, served_nodes(network))
         try:
             loop = asyncio.get_running_loop()
             keynet.supply.start(loop.time(), 1.0, prefill)
             keynet.supply.pump(loop.time())
             for _ in range(WARM_UP_CALLS):
-                await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, KEY_BITS)
-            hops = keynet.router.route("harbin", "shenzhen").hops
+                await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, 256)
             profiler = cProfile.Profile() if profile else None
-            latencies = []
-            began = time.perf_counter()
+            row = Measurement("Get key Harbin->Shenzhen, 64 hops, in process (no HTTP)",
+                              OURS, "inprocess")
+            began, cpu = time.perf_counter(), time.process_time()
             for _ in range(calls):
                 start = time.perf_counter()
                 if profiler is not None:
                     profiler.enable()
-                await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, KEY_BITS)
+                await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, 256)
                 if profiler is not None:
                     profiler.disable()
-                latencies.append(time.perf_counter() - start)
-            wall = time.perf_counter() - began
+                row.latencies.append(time.perf_counter() - start)
+            row.wall_s = time.perf_counter() - began
+            row.server_cpu_s = row.client_cpu_s = time.process_time() - cpu
             route_s = _best_of(20, lambda: keynet.router.route("harbin", "shenzhen"))
+            print(f"(route look-up Harbin-Shenzhen alone: {route_s * 1e3:.2f} ms)")
             if profiler is not None:
                 print("\nWhere the in-process 64-hop relay spends its time (cProfile):")
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
-            return Row("64-hop relay, in process (no HTTP)", hops, latencies, 0, wall), route_s
+            return row
         finally:
             keynet.close()
 
@@ -301,43 +308,195 @@ def _best_of(repeats: int, job: Callable[[], object]) -> float:
     return best
 
 
+# --- refill of a drained KM-link under load ----------------------------------------------
+
+@dataclass
+class Refill:
+    """A drained KM-link's refill, watched through Get status: keys of ``key_bits`` stored
+    for the pair at the start (``full``), after draining and at the end, over ``seconds``
+    (s) of the load ``load``; ``link_bps`` is the QKD-link's modelled rate (bit/s)."""
+
+    km_link: str
+    link_bps: float
+    key_bits: int
+    full: int
+    drained: int
+    end: int
+    seconds: float
+    load: Measurement
+
+    @property
+    def rate_bps(self) -> float:
+        """Key stored for the pair per second while refilling (bit/s)."""
+        return (self.end - self.drained) * self.key_bits / self.seconds \
+            if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        state = "full again" if self.end >= self.full else f"{self.end} of {self.full} keys"
+        return (f"refill of {self.km_link}: drained to {self.drained} of {self.full} keys of "
+                f"{self.key_bits} bits, {state} after {self.seconds:.1f} s: "
+                f"{self.rate_bps / 1e3:.1f} kbit/s, the link makes "
+                f"{self.link_bps / 1e3:.1f} kbit/s; meanwhile at one node "
+                f"{self.load.rate:.0f} calls/s, p99 {_ms(self.load.quantile(0.99))} ms")
+
+
+async def held_keys(pair: Pair) -> int:
+    """Keys the pair's master could get now (Get status)."""
+    async with master_client(pair) as kme:
+        return (await get_status(kme, pair.slave_id)).stored_key_count
+
+
+async def refill_run(server: Server, hop: Pair, load_pair: Pair, full: int, link_bps: float,
+                     limit_s: float, *, label: str, workers: int, number: int,
+                     key_bits: int) -> Refill:
+    """Drain the KM-link between the ``hop`` pair's nodes with large Get key calls, then
+    run the ``load_pair``'s load while polling Get status every :data:`REFILL_POLL_S` until
+    the ``hop`` pair holds ``full`` keys again (what it held when the server had settled),
+    at most ``limit_s``."""
+    hop_sae = hop.slave_id
+    async with master_client(hop) as kme:
+        status = await get_status(kme, hop_sae)
+        size = status.key_size
+        batch = max(1, status.max_key_per_request)
+        left, refused = status.stored_key_count, 0
+        while left > full // 100 and refused < 20:
+            try:
+                await enc_keys(kme, hop_sae, min(batch, left), size)
+            except KmeError:  # more than a relay may carry, or than is left: ask less
+                batch, refused = max(1, batch // 2), refused + 1
+            left = (await get_status(kme, hop_sae)).stored_key_count
+        stop = asyncio.Event()
+        load = asyncio.create_task(measure(
+            load_pair, "enc", label=label, server=OURS,
+            workers=workers, seconds=limit_s, number=number, key_bits=key_bits,
+            server_pids=[server.pid], stop=stop))
+        began = time.perf_counter()
+        now = left
+        while now < full and time.perf_counter() - began < limit_s:
+            await asyncio.sleep(REFILL_POLL_S)
+            now = (await get_status(kme, hop_sae)).stored_key_count
+        seconds = time.perf_counter() - began
+        stop.set()
+        row = await load
+    saes = server.manifest["saes"]
+    km_link = f"{saes[hop.master.sae_id]['node']}-{saes[hop_sae]['node']}"
+    return Refill(km_link, link_bps, size, full, left, now, seconds, row)
+
+
 # --- report ------------------------------------------------------------------------------
 
-def print_table(rows: list[Row], threads: int) -> None:
-    print(f"\nGet key, {KEY_BITS}-bit key, 1 per call; {threads} keep-alive client "
-          f"thread(s), HTTP/1.1 over mutual TLS on loopback")
-    print(f"{'measurement':52s} {'hops':>4s} {'calls':>6s} {'errors':>6s} {'calls/s':>8s} "
-          f"{'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'srv CPU ms/call':>15s}")
+def uptime() -> str:
+    """``uptime``'s line (the load averages), or /proc/loadavg's figures."""
+    try:
+        return subprocess.run(["uptime"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "load average: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None or math.isnan(seconds) else f"{seconds * 1e3:.2f}"
+
+
+def print_rows(rows: Sequence[Measurement]) -> None:
+    print(f"\n{'measurement':58s} {'server':>6s} {'calls':>6s} {'errors':>6s} "
+          f"{'calls/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
+          f"{'srv CPU ms/call':>15s} {'net of idle':>11s} {'cli CPU ms/call':>15s}")
     for r in rows:
-        print(f"{r.label:52s} {r.hops:4d} {len(r.latencies):6d} {r.errors:6d} {r.rate:8.1f} "
-              f"{r.quantile(0.5) * 1e3:8.2f} {r.quantile(0.99) * 1e3:8.2f} "
-              f"{r.quantile(1.0) * 1e3:8.2f} {r.cpu_per_call_s * 1e3:15.3f}")
+        print(f"{r.label:58s} {r.server:>6s} {r.calls:6d} {r.error_count:6d} {r.rate:8.1f} "
+              f"{_ms(r.quantile(0.5)):>8s} {_ms(r.quantile(0.99)):>8s} "
+              f"{_ms(r.quantile(1.0)):>8s} {_ms(r.server_cpu_per_call):>15s} "
+              f"{_ms(r.server_cpu_net_per_call):>11s} {_ms(r.client_cpu_per_call):>15s}")
+    for r in rows:
+        if r.errors:
+            print(f"  errors, {r.server}, {r.label}: "
+                  + ", ".join(f"{why} x{n}" for why, n in r.errors.most_common()))
 
 
-def print_targets(kme_rows: list[Row], relay_rows: list[Row]) -> None:
-    print("\nTargets")
-    for r in kme_rows:
-        met = r.errors == 0 and r.rate >= TARGET_RATE and r.quantile(0.99) < TARGET_P99_S
-        print(f"  >= {TARGET_RATE:,.0f} calls/s with p99 < {TARGET_P99_S * 1e3:.0f} ms at one "
-              f"KME ({r.label}): {r.rate:,.0f} calls/s, p99 {r.quantile(0.99) * 1e3:.1f} ms"
-              f" -> {'met' if met else 'NOT met'}")
-    for r in relay_rows:
-        met = r.errors == 0 and r.quantile(0.99) < TARGET_RELAY_S
-        print(f"  64-hop relay < {TARGET_RELAY_S * 1e3:.0f} ms ({r.label}): p99 "
-              f"{r.quantile(0.99) * 1e3:.1f} ms -> {'met' if met else 'NOT met'}")
+def _figure(r: Measurement) -> str:
+    return f"{r.rate:.1f} ({_ms(r.quantile(0.5))} / {_ms(r.quantile(0.99))})"
 
 
-def main() -> None:
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None or b == 0 or math.isnan(a) or math.isnan(b) \
+        else f"{a / b:.2f}"
+
+
+def print_side_by_side(rows: Sequence[Measurement]) -> None:
+    """qkdnet's figure, the peer's and the ratios, per measurement both ran."""
+    peers = {r.label: r for r in rows if r.server == PEER}
+    print("\nSide by side, qkdnet first, the peer second (calls/s (p50 / p99 ms); ratio: "
+          "qkdnet's calls/s over the peer's; CPU ratio: the peer's server CPU per call "
+          "over qkdnet's)")
+    print(f"{'measurement':58s} {'qkdnet':>24s} {'peer':>24s} {'ratio':>6s} "
+          f"{'qkdnet CPU ms/call':>18s} {'peer CPU ms/call':>16s} {'CPU ratio':>9s}")
+    for r in rows:
+        if r.server != OURS or r.label not in peers:
+            continue
+        p = peers[r.label]
+        print(f"{r.label:58s} {_figure(r):>24s} {_figure(p):>24s} "
+              f"{_ratio(r.rate, p.rate):>6s} {_ms(r.server_cpu_per_call):>18s} "
+              f"{_ms(p.server_cpu_per_call):>16s} "
+              f"{_ratio(p.server_cpu_per_call, r.server_cpu_per_call):>9s}")
+
+
+def print_acceptance(rows: Sequence[Measurement], idle: float | None,
+                     refill: Refill | None) -> None:
+    """Issue 13's acceptance figures, met or not, for qkdnet's rows."""
+    print("\nIssue 13 acceptance (qkdnet; server CPU per call from /proc)")
+    for r in rows:
+        if r.server != OURS or r.mode not in ("same", "dec", "relay"):
+            continue
+        cpu = r.server_cpu_per_call
+        limit = TARGET_CPU_RELAY_S if r.mode == "relay" else TARGET_CPU_SAME_S
+        met = r.error_count == 0 and cpu is not None and cpu <= limit and (
+            r.mode == "relay" or r.quantile(0.99) < TARGET_P99_S)
+        p99 = "" if r.mode == "relay" else f", p99 < {TARGET_P99_S * 1e3:.0f} ms"
+        print(f"  {r.label}: <= {limit * 1e3:.2f} ms server CPU per call{p99}: "
+              f"{_ms(cpu)} ms, p99 {_ms(r.quantile(0.99))} ms -> {'met' if met else 'NOT met'}")
+    if refill is not None:
+        met = refill.rate_bps >= REFILL_SHARE * refill.link_bps
+        print(f"  a drained KM-link refills at its own rate (>= {REFILL_SHARE:.0%}) under load:"
+              f" {refill.rate_bps / 1e3:.1f} of {refill.link_bps / 1e3:.1f} kbit/s -> "
+              f"{'met' if met else 'NOT met'}")
+    if idle is not None:
+        print(f"  idle qkdnet serve < {TARGET_IDLE_SHARE:.0%} of a core: {idle:.1%} -> "
+              f"{'met' if idle < TARGET_IDLE_SHARE else 'NOT met'}")
+
+
+# --- the run -----------------------------------------------------------------------------
+
+def parse_args() -> tuple[argparse.Namespace, Peer | None]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0,
-                        help="length of each Get key measurement at one KME (s)")
+                        help="length of each measurement but the relay's (s)")
     parser.add_argument("--calls", type=int, default=0,
-                        help="calls per measurement at one KME instead of --seconds")
-    parser.add_argument("--threads", type=int, default=1, help="client threads")
+                        help="calls per measurement instead of --seconds")
+    parser.add_argument("--workers", type=int, default=16, help="asyncio client workers")
+    parser.add_argument("--number", type=int, default=1, help="keys per Get key call")
+    parser.add_argument("--key-bits", type=int, default=256, help="size of each key (bits)")
+    parser.add_argument("--modes", default=None,
+                        help="comma-separated, of " + ", ".join(CN_QCN_MODES)
+                             + " (default: all the scenario allows)")
     parser.add_argument("--relay-calls", type=int, default=300,
                         help="64-hop Get key calls, over HTTP and in process")
+    parser.add_argument("--dec-keys", type=int, default=2000,
+                        help="keys fetched first for a --seconds dec run (it stops early "
+                             "when they are used up)")
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="measure each server's idle CPU this long first (0: not)")
+    parser.add_argument("--refill-seconds", type=float, default=10.0,
+                        help="longest wait for the drained KM-link to refill (s)")
+    parser.add_argument("--scenario", type=Path, default=None,
+                        help="serve this scenario instead of cn-qcn (then give --master "
+                             "and --slave; same, dec, cold and bidi run)")
+    parser.add_argument("--master", default=None, help="master SAE with --scenario")
+    parser.add_argument("--slave", default=None, help="slave SAE with --scenario")
     parser.add_argument("--prefill-bits", type=int, default=1_000_000)
     parser.add_argument("--pool-capacity-bits", type=int, default=2**21)
+    parser.add_argument("--speedup", type=float, default=1.0,
+                        help="qkdnet serve's --speedup: the links make key this many times "
+                             "faster (issue 13 quotes the Beijing ground-station link at 20)")
     parser.add_argument("--settle-limit", type=float, default=600.0,
                         help="longest wait for the server to settle after start (s)")
     parser.add_argument("--profile", action="store_true",
@@ -345,34 +504,180 @@ def main() -> None:
     parser.add_argument("--server-profile", type=Path, default=None,
                         help="run the server under cProfile, write its stats here and "
                              "print the top functions")
+    peer = parser.add_argument_group("the peer KME (another ETSI GS QKD 014 KME)")
+    peer.add_argument("--against", metavar="URL", default=None,
+                      help="base URL of the master SAE's KME (https://host:port)")
+    peer.add_argument("--against-ca", type=Path, help="CA certificate the KME's chains to")
+    peer.add_argument("--against-cert", type=Path, help="the master SAE's client certificate")
+    peer.add_argument("--against-key", type=Path, help="the master SAE's private key")
+    peer.add_argument("--against-master", metavar="ID", help="the master SAE's ID")
+    peer.add_argument("--against-slave", metavar="ID", help="the slave SAE's ID")
+    peer.add_argument("--against-slave-url", metavar="URL",
+                      help="base URL of the slave SAE's KME (default: --against)")
+    peer.add_argument("--against-slave-cert", type=Path,
+                      help="the slave SAE's client certificate (for dec and bidi)")
+    peer.add_argument("--against-slave-key", type=Path,
+                      help="the slave SAE's private key (for dec and bidi)")
+    peer.add_argument("--against-no-hostname-check", action="store_true",
+                      help="verify the peer KME's certificate chain to the CA but not that "
+                           "it names the URL's host")
+    peer.add_argument("--server-pid", type=int, action="append", default=[],
+                      help="PID of a process serving the peer KME, on this machine "
+                           "(repeat for several); without it the peer's CPU is not measured")
     args = parser.parse_args()
+    if (args.scenario is None) != (args.master is None) or \
+            (args.scenario is None) != (args.slave is None):
+        parser.error("--scenario, --master and --slave go together")
+    if args.scenario is not None and not args.scenario.is_file():
+        parser.error(f"--scenario: no file {args.scenario}")
+    allowed = CN_QCN_MODES if args.scenario is None else PAIR_MODES
+    args.modes = allowed if args.modes is None else tuple(args.modes.split(","))
+    wrong = [m for m in args.modes if m not in allowed]
+    if wrong:
+        parser.error(f"mode(s) {', '.join(wrong)} not among {', '.join(allowed)}"
+                     + (" (hop, relay and inprocess need cn-qcn)" if args.scenario else ""))
+    return args, peer_from(args, parser)
 
+
+def check_peer(peer: Peer) -> None:
+    """Exit with the reason when the peer KME does not answer over TLS; warn when it
+    answers Get status with anything but a Status object (some KMEs lack it)."""
+    try:
+        for end in (peer.pair.master, peer.pair.slave):
+            if end is not None:
+                end.tls()
+        status = asyncio.run(probe(peer.pair))
+    except KmeUnreachable as exc:
+        sys.exit(f"kme_load: the peer KME does not answer: {exc}")
+    except KmeError as exc:
+        print(f"peer: Get status {peer.pair.master.sae_id} -> {peer.pair.slave_id} "
+              f"failed ({exc}); measuring anyway", flush=True)
+        return
+    except QkdnetError as exc:  # a certificate or key that does not load
+        sys.exit(f"kme_load: {exc}")
+    print(f"peer: Get status answered: KME {status.source_kme_id} -> {status.target_kme_id}, "
+          f"{status.stored_key_count} keys of {status.key_size} bits stored", flush=True)
+
+
+def main() -> None:
+    args, peer = parse_args()
+    if peer is not None:
+        check_peer(peer)  # before the long start of qkdnet serve
+    print(f"client: {client_name()}; {args.workers} asyncio workers, HTTP/1.1 over mutual "
+          f"TLS, {args.number} key(s) of {args.key_bits} bits per call; "
+          f"{os.cpu_count()} CPUs", flush=True)
+    rows: list[Measurement] = []
+    refill: Refill | None = None
     with tempfile.TemporaryDirectory(prefix="kme-load-") as tmp:
         folder = Path(tmp)
-        scenario, hop_sae = bench_scenario(folder)
+        if args.scenario is None:
+            scenario, hop_sae, hop_rate_bps = bench_scenario(folder)
+            master, slave = MASTER, SAME_NODE_SAE
+        else:
+            scenario, hop_sae, master, slave = args.scenario, "", args.master, args.slave
+            hop_rate_bps = 0.0
         with serving(folder, scenario, args) as server:
-            print(f"qkdnet serve: manifest after {server.started_s:.1f} s "
-                  f"({len(server.manifest['kmes'])} KMEs)", flush=True)
-            wait_settled(server, SAME_NODE_SAE, args.settle_limit)
+            print(f"qkdnet serve ({server.manifest['scenario']}, pid {server.pid}): manifest "
+                  f"after {server.started_s:.1f} s ({len(server.manifest['kmes'])} KMEs)",
+                  flush=True)
+            wait_settled(server, master, slave, args.settle_limit)
             print(f"settled (Get status < 0.25 s for 2 s) after a further "
                   f"{server.settled_s:.1f} s", flush=True)
-            measure = {"seconds": args.seconds, "calls": args.calls, "threads": args.threads}
-            kme_rows = [
-                http_load(server, f"Get key at one KME, same node ({SAME_NODE_SAE})", 0,
-                          MASTER, SAME_NODE_SAE, **measure),
-                http_load(server, f"Get key at one KME, 1 hop ({hop_sae})", 1,
-                          MASTER, hop_sae, **measure),
-            ]
-            relay_http = http_load(server, "64-hop relay, Harbin-Shenzhen over HTTP", 64,
-                                   RELAY_MASTER, RELAY_SLAVE, 0.0, args.relay_calls, 1)
+            print(f"before the load: {uptime()}", flush=True)
+            idle, peer_idle = idle_shares(server, peer, args.idle_seconds)
+            # what the KM-link refill drains holds now, before hop drains it
+            settled_keys = asyncio.run(held_keys(server.pair(MASTER, hop_sae))) \
+                if "refill" in args.modes else 0
+            pairs = {"same": server.pair(master, slave),
+                     "hop": server.pair(MASTER, hop_sae) if hop_sae else None,
+                     "relay": server.pair(RELAY_MASTER, RELAY_SLAVE) if hop_sae else None}
+            labels = {
+                "same": "Get key, master and slave at one node" if hop_sae
+                else f"Get key, {master} -> {slave}",
+                "hop": f"Get key, slave one hop away ({hop_sae})",
+                "relay": f"Get key Harbin->Shenzhen, {RELAY_HOPS} hops",
+                "dec": "Get key with key IDs at the slave",
+                "cold": "Get key, new TLS connection per call",
+                "bidi": "Get key, both SAEs master at once"}
+            for mode in args.modes:
+                if mode == "inprocess":
+                    continue
+                if mode == "refill":
+                    refill = asyncio.run(refill_run(
+                        server, server.pair(MASTER, hop_sae), server.pair(master, slave),
+                        settled_keys, hop_rate_bps * args.speedup, args.refill_seconds,
+                        label="Get key at one node while the drained KM-link refills",
+                        workers=args.workers, number=args.number, key_bits=args.key_bits))
+                    rows.append(dataclasses.replace(refill.load, mode=mode,
+                                                    server_idle_share=idle))
+                    print(refill.line(), flush=True)
+                    continue
+                pair = pairs.get(mode) or pairs["same"]
+                assert pair is not None
+                common = {"label": labels[mode], "workers": args.workers,
+                          "seconds": args.seconds,
+                          "calls": args.relay_calls if mode == "relay" else args.calls,
+                          "number": args.number, "key_bits": args.key_bits,
+                          "dec_keys_max": args.dec_keys}
+                rows += run_mode(pair, mode, OURS, [server.pid], idle, common)
+                if peer is not None and peer.runs(mode):
+                    rows += run_mode(peer.pair, mode, PEER, peer.pids, peer_idle, common)
         if args.server_profile is not None:
             print("\nWhere the server spent its time, start-up included (cProfile):")
             pstats.Stats(str(args.server_profile)).sort_stats("tottime").print_stats(20)
-        relay_local, route_s = inprocess_relay(folder / "inprocess", args.relay_calls,
-                                               args.profile)
-    print_table([*kme_rows, relay_http, relay_local], args.threads)
-    print(f"(route look-up Harbin-Shenzhen alone: {route_s * 1e3:.2f} ms)")
-    print_targets(kme_rows, [relay_http, relay_local])
+        if "inprocess" in args.modes:
+            rows.append(inprocess_relay(folder / "inprocess", args.relay_calls, args.profile))
+    print_rows(rows)
+    if peer is not None:
+        print_side_by_side(rows)
+    print_acceptance(rows, idle, refill)
+    print(f"\nafter the load: {uptime()}")
+
+
+def idle_shares(server: Server, peer: Peer | None, seconds: float
+                ) -> tuple[float | None, float | None]:
+    """qkdnet's and the peer's idle CPU (share of one core) over ``seconds`` each, printed;
+    None where not measured."""
+    if peer is not None:
+        print(f"peer: {peer.pair.master.kme_url}, master {peer.pair.master.sae_id}, "
+              f"slave {peer.pair.slave_id}; server CPU "
+              + (f"of pid {', '.join(map(str, peer.pids))}" if peer.pids
+                 else "not measured (no --server-pid)"), flush=True)
+    if seconds <= 0:
+        return None, None
+    idle = asyncio.run(idle_cpu_share([server.pid], seconds))
+    line = f"idle server CPU over {seconds:g} s: qkdnet {_share(idle)} of a core"
+    peer_idle = None
+    if peer is not None and peer.pids:
+        peer_idle = asyncio.run(idle_cpu_share(peer.pids, seconds))
+        line += f", peer {_share(peer_idle)}"
+    print(line, flush=True)
+    return idle, peer_idle
+
+
+def run_mode(pair: Pair, mode: str, server: str, pids: Sequence[int], idle: float | None,
+             common: dict[str, Any]) -> list[Measurement]:
+    """One measurement, printed as it ends; none (and the reason printed) when it could not
+    start, say because the master could not fetch the keys for ``dec``."""
+    try:
+        row = asyncio.run(measure(pair, GENERATOR_MODE[mode], server=server,
+                                  server_pids=pids, **common))
+    except (httpx.HTTPError, KmeError, QkdnetError) as exc:
+        print(f"  {server}: {common['label']}: not measured: {type(exc).__name__}: {exc}",
+              flush=True)
+        return []
+    row = dataclasses.replace(row, mode=mode, server_idle_share=idle)
+    _progress(row)
+    return [row]
+
+
+def _share(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"
+
+
+def _progress(row: Measurement) -> None:
+    print(f"  {row.server}: {row.label}: {row.rate:.1f} calls/s, {row.error_count} errors",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +32,7 @@ from qkdnet.keys.pool import UNIT_BYTES, KeyStore, UnitRange
 from qkdnet.keys.relay_cost import pad_units
 from qkdnet.keys.relay_crypto import OneTimePad, xor
 from qkdnet.keys.route import Route
+from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.keys.supply import deliver
 from qkdnet.quantum.key_source import KeyBlock
 
@@ -53,14 +58,34 @@ class RecordingStore(MemoryKeyStore):
         return pad
 
 
+class RecordingSQLiteStore(SQLiteKeyStore):
+    """A SQLite store (a real file) that remembers every unit it handed out."""
+
+    def __init__(self, path: Path, node: str) -> None:
+        super().__init__(path, node)
+        self.taken: list[tuple[str, int, int]] = []
+
+    def take_outbound(self, km_link: str, units: int) -> tuple[tuple[UnitRange, ...], bytes]:
+        ranges, pad = super().take_outbound(km_link, units)
+        self.taken += [(km_link, r.block, r.start + i) for r in ranges for i in range(r.count)]
+        return ranges, pad
+
+    def take_inbound(self, km_link: str, ranges: tuple[UnitRange, ...]) -> bytes:
+        pad = super().take_inbound(km_link, ranges)
+        self.taken += [(km_link, r.block, r.start + i) for r in ranges for i in range(r.count)]
+        return pad
+
+
 @dataclass
 class Chain:
-    """Nodes n0..nk in a line, KM-link ``l<i>`` between n<i> and n<i+1>, pools filled."""
+    """Nodes n0..nk in a line, KM-link ``l<i>`` between n<i> and n<i+1>, pools filled; the
+    stores in memory, or SQLite files in ``folder``."""
 
     hops: int
     blocks_per_link: int = 8
     seed: int = 0
-    stores: dict[str, RecordingStore] = field(default_factory=dict)
+    folder: Path | None = None
+    stores: dict[str, RecordingStore | RecordingSQLiteStore] = field(default_factory=dict)
     managers: dict[str, KeyManager] = field(default_factory=dict)
     delivered: dict[str, bytes] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
@@ -70,7 +95,8 @@ class Chain:
         rng = random.Random(self.seed)
         for i in range(self.hops + 1):
             node = f"n{i}"
-            self.stores[node] = RecordingStore(node)
+            self.stores[node] = (RecordingStore(node) if self.folder is None else
+                                 RecordingSQLiteStore(self.folder / f"{node}.sqlite", node))
             self.managers[node] = KeyManager(node, self.stores[node],
                                              OneTimePad(rng.randbytes))
         for i in range(self.hops):
@@ -242,16 +268,37 @@ def test_sizes_must_be_whole_bytes() -> None:
     assert "multiple of 8" in chain.failed["k"]
 
 
+@contextmanager
+def _chain(kind: str, hops: int, seed: int) -> Iterator[Chain]:
+    """A Chain of 4 blocks per link with memory stores, or SQLite files in a fresh folder."""
+    if kind == "memory":
+        yield Chain(hops=hops, blocks_per_link=4, seed=seed)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        chain = Chain(hops=hops, blocks_per_link=4, seed=seed, folder=Path(folder))
+        try:
+            yield chain
+        finally:
+            for store in chain.stores.values():
+                store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
 @settings(max_examples=60, deadline=None)
 @given(hops=st.integers(1, 5), requests=st.lists(
     st.tuples(st.integers(0, 5), st.integers(0, 5), st.sampled_from([64, 256, 1024])),
     min_size=1, max_size=8), order_seed=st.integers(0, 2**32 - 1))
 def test_any_interleaving_delivers_matching_keys_and_never_reuses_a_pad(
-        hops: int, requests: list[tuple[int, int, int]], order_seed: int) -> None:
+        kind: str, hops: int, requests: list[tuple[int, int, int]], order_seed: int) -> None:
     """Whatever the routes and the order messages are handled in, every delivered key is
     the one held at its destination, no unit of key is used twice, and a relay that fails
-    leaves nothing held."""
-    chain = Chain(hops=hops, blocks_per_link=4, seed=order_seed)
+    leaves nothing held (memory stores and SQLite files alike)."""
+    with _chain(kind, hops, order_seed) as chain:
+        _interleave(chain, hops, requests, order_seed)
+
+
+def _interleave(chain: Chain, hops: int, requests: list[tuple[int, int, int]],
+                order_seed: int) -> None:
     rng = random.Random(order_seed)
     events: list[tuple[str, Event]] = []
     ends = {}
@@ -268,3 +315,20 @@ def test_any_interleaving_delivers_matching_keys_and_never_reuses_a_pad(
             assert key_id in chain.failed and held is None
     for store in chain.stores.values():
         assert len(store.taken) == len(set(store.taken))
+
+
+def test_a_relay_hop_commits_its_two_store_calls_once(tmp_path: Path) -> None:
+    """On SQLite files, the middle node's inbound and outbound takes, and the destination's
+    take and hold, are each one BEGIN IMMEDIATE; the key still arrives."""
+    chain = Chain(hops=2, folder=tmp_path)
+    begun: dict[str, list[str]] = {"n1": [], "n2": []}
+    for node, seen in begun.items():
+        store = chain.stores[node]
+        assert isinstance(store, SQLiteKeyStore)
+        store._db().set_trace_callback(
+            lambda sql, seen=seen: seen.append(sql) if sql.startswith("BEGIN") else None)
+    chain.run(chain.request("k", 0, 2))
+    assert begun == {"n1": ["BEGIN IMMEDIATE"], "n2": ["BEGIN IMMEDIATE"]}
+    assert chain.held("n2", "k") == chain.delivered["k"]
+    for store in chain.stores.values():
+        store.close()

@@ -36,9 +36,10 @@ from qkdnet.errors import (
     ParameterError,
     PoolFull,
 )
+from qkdnet.keys import store as store_module
 from qkdnet.keys.memory_store import MemoryKeyStore
-from qkdnet.keys.pool import UNIT_BYTES, HeldKey, UnitRange
-from qkdnet.keys.store import SQLiteKeyStore
+from qkdnet.keys.pool import UNIT_BYTES, Deposit, HeldKey, UnitRange
+from qkdnet.keys.store import SCHEMA_VERSION, SQLiteKeyStore
 
 Store = SQLiteKeyStore | MemoryKeyStore
 Make = Callable[..., Store]  # make(node, capacity_bytes_per_link=...)
@@ -555,19 +556,78 @@ def test_memory_and_sqlite_stores_behave_alike(ops: list[tuple[object, ...]]) ->
 # --- the SQLite file -------------------------------------------------------------------------
 
 def test_the_file_is_in_wal_mode_with_secure_delete(tmp_path: Path) -> None:
-    """WAL (persistent, seen by any connection), secure_delete, foreign keys and the asked
-    synchronous level on the store's own connection."""
+    """WAL (persistent, seen by any connection once the store is closed), exclusive locking,
+    secure_delete, foreign keys and the asked synchronous level on the store's own
+    connection."""
     with SQLiteKeyStore(tmp_path / "a.sqlite", "A") as store:
         conn = store._db()
         pragma = {name: conn.execute(f"PRAGMA {name}").fetchone()[0]
-                  for name in ("journal_mode", "secure_delete", "foreign_keys", "synchronous")}
-        assert pragma == {"journal_mode": "wal", "secure_delete": 1, "foreign_keys": 1,
-                          "synchronous": 1}
-        other = sqlite3.connect(tmp_path / "a.sqlite")
-        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        other.close()
+                  for name in ("journal_mode", "locking_mode", "secure_delete", "foreign_keys",
+                               "synchronous")}
+        assert pragma == {"journal_mode": "wal", "locking_mode": "exclusive",
+                          "secure_delete": 1, "foreign_keys": 1, "synchronous": 1}
+    other = sqlite3.connect(tmp_path / "a.sqlite")
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    other.close()
     with SQLiteKeyStore(tmp_path / "b.sqlite", "B", synchronous="FULL") as store:
         assert store._db().execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_an_open_store_is_its_owners_alone_and_maps_no_shared_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a store is open no other connection reads or writes its file, and there is no
+    -shm file (the WAL index is in the owner's heap); both are free again once it closes."""
+    path = tmp_path / "a.sqlite"
+    with SQLiteKeyStore(path, "A") as store:
+        store.deposit(LINK, 0, material(0, 2), True)
+        assert not Path(f"{path}-shm").exists()
+        other = sqlite3.connect(path, timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("SELECT COUNT(*) FROM pools").fetchone()
+        other.close()
+        monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.0)
+        with pytest.raises(KeyStoreError, match="open in another process"):
+            SQLiteKeyStore(path, "A")
+    with SQLiteKeyStore(path, "A") as again:
+        assert again.pool_bytes(LINK, True) == 2 * UNIT_BYTES
+
+
+IMMUTABLE_CHILD = textwrap.dedent("""
+    import subprocess, sys
+    from pathlib import Path
+    from qkdnet.errors import StoreFault
+    from qkdnet.keys.store import SQLiteKeyStore
+    path = Path(sys.argv[1])
+    store = SQLiteKeyStore(path, "A")
+    store.deposit("km:A~B", 0, bytes(64), True)
+    files = [str(p) for p in path.parent.glob(path.name + "*")]
+    subprocess.run(["chattr", "+i", *files], check=True)
+    try:
+        store.deposit("km:A~B", 1, bytes(64), True)
+    except StoreFault as exc:
+        print("fault:", exc)
+    finally:
+        subprocess.run(["chattr", "-i", *files], check=True)
+    print("alive")
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="chattr +i needs root")
+def test_a_store_whose_files_turn_immutable_fails_writes_and_lives(tmp_path: Path) -> None:
+    """chattr +i on an open store's files makes the next write a StoreFault; the process
+    goes on (with a shared-memory WAL index it died of SIGBUS)."""
+    probe = tmp_path / "probe"
+    probe.touch()
+    if subprocess.run(["chattr", "+i", str(probe)], capture_output=True,
+                      check=False).returncode != 0:
+        pytest.skip("this file system has no immutable flag")
+    subprocess.run(["chattr", "-i", str(probe)], check=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(qkdnet.__file__).parents[1])}
+    child = subprocess.run([sys.executable, "-c", IMMUTABLE_CHILD, str(tmp_path / "a.sqlite")],
+                           env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert child.returncode == 0, (child.returncode, child.stderr)
+    assert "fault: " in child.stdout and "alive" in child.stdout
 
 
 def test_synchronous_is_normal_or_full(tmp_path: Path) -> None:
@@ -806,5 +866,140 @@ def test_a_schema_1_file_is_migrated_and_its_held_keys_expire_first(tmp_path: Pa
         assert store.expire_held(now=60.0, ttl_s=3600.0) == 1
         assert store.held_for("orphan") is None and store.held_for("new") is not None
     check = sqlite3.connect(path)
-    assert check.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() == ("2",)
+    schema = check.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+    assert schema == (SCHEMA_VERSION,)
     check.close()
+
+
+SCHEMA_2_FILE = Path(__file__).parent / "data" / "schema2.sqlite"
+
+
+def test_a_schema_2_file_is_migrated_with_its_unused_units(tmp_path: Path) -> None:
+    """A store file written by schema 2 (a row per unit; made by qkdnet 80c8a2a: A-B blocks
+    0-3 of 4 units, 0 and 2 outbound, 5 units taken out and 3 in; C-A block 0 used up, block
+    5 outbound; key k1 held) opens as schema 3 with exactly its unused units, its used ones
+    refused, its replays no-ops and its held key."""
+    path = tmp_path / "a.sqlite"
+    path.write_bytes(SCHEMA_2_FILE.read_bytes())
+    with SQLiteKeyStore(path, "A") as store:
+        assert (store.pool_bytes(LINK, True), store.pool_bytes(LINK, False)) == (96, 160)
+        assert (store.pool_bytes("C-A", True), store.pool_bytes("C-A", False)) == (32, 0)
+        assert store.links() == [LINK, "C-A"]
+        assert (store.next_block(LINK), store.next_block("C-A")) == (4, 6)
+        store.deposit(LINK, 0, material(0, 4), True)  # remembered: a no-op
+        with pytest.raises(PadMismatch):
+            store.take_inbound(LINK, (UnitRange(1, 1, 1),))
+        assert store.take_outbound(LINK, 3) == ((UnitRange(2, 1, 3),), material(2, 4)[32:])
+        pad = store.take_inbound(LINK, (UnitRange(3, 1, 3), UnitRange(1, 0, 1),
+                                        UnitRange(1, 3, 1)))
+        assert pad == material(3, 4)[32:] + unit(1, 0) + unit(1, 3)
+        assert store.take_outbound("C-A", 1)[1] == unit(5, 0, "C-A")
+        assert store.pool_bytes(LINK, False) == store.pool_bytes(LINK, True) == 0
+        assert [k.key_id for k in store.release_keys(["k1"], "sae-a", "sae-b")] == ["k1"]
+    check = sqlite3.connect(path)
+    tables = {row[0] for row in check.execute("SELECT name FROM sqlite_master")}
+    assert "units" not in tables and "pads" in tables
+    assert check.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() == ("3",)
+    check.close()
+
+
+def test_a_batch_commits_once_and_keeps_each_call_whole(tmp_path: Path) -> None:
+    """Inside batch(), a refused call changes nothing while the calls around it stand, and
+    all of them are committed at the end (seen by a reopened store)."""
+    path = tmp_path / "a.sqlite"
+    with SQLiteKeyStore(path, "A") as store:
+        store.deposit(LINK, 0, material(0, 4), True)
+        store.deposit(LINK, 1, material(1, 4), False)
+        with store.batch():
+            assert store.take_inbound(LINK, (UnitRange(1, 0, 2),)) == material(1, 2)
+            assert store._db().in_transaction
+            with pytest.raises(NotEnoughKey):
+                store.take_outbound(LINK, 5)
+            with pytest.raises(PadMismatch):
+                store.take_inbound(LINK, (UnitRange(1, 2, 1), UnitRange(1, 0, 1)))
+            assert store.take_outbound(LINK, 1)[0] == (UnitRange(0, 0, 1),)
+        assert not store._db().in_transaction
+    with SQLiteKeyStore(path, "A") as store:
+        assert (store.pool_bytes(LINK, True), store.pool_bytes(LINK, False)) == (96, 64)
+        assert store.take_inbound(LINK, (UnitRange(1, 2, 2),)) == material(1, 4)[64:]
+
+
+def test_deposit_many_is_all_or_none(make: Make) -> None:
+    """Several blocks in one call: replays and repeats are no-ops, counted out of what is new;
+    one block that does not fit stores none of them."""
+    store = make("A", capacity_bytes_per_link=12 * UNIT_BYTES)
+    store.deposit(LINK, 0, material(0, 2), True)
+    new = store.deposit_many([Deposit(LINK, 0, material(0, 2), True),
+                              Deposit(LINK, 1, material(1, 2), True),
+                              Deposit(LINK, 1, material(1, 2), True),
+                              Deposit(LINK, 2, material(2, 3), False)])
+    assert new == 2
+    assert (store.pool_bytes(LINK, True), store.pool_bytes(LINK, False)) == (128, 96)
+    with pytest.raises(PoolFull):
+        store.deposit_many([Deposit(LINK, 3, material(3, 1), False),
+                            Deposit(LINK, 4, material(4, 3), True)])
+    assert (store.pool_bytes(LINK, True), store.pool_bytes(LINK, False)) == (128, 96)
+    assert store.take_outbound(LINK, 4)[1] == material(0, 2) + material(1, 2)
+    assert "material=<64 bytes>" in repr(Deposit(LINK, 1, material(1, 2), True))
+
+
+BATCH_OPS = st.lists(st.one_of(
+    st.tuples(st.just("many"), st.lists(st.tuples(st.integers(0, 8), st.integers(1, 4),
+                                                  st.booleans()), max_size=4)),
+    st.tuples(st.just("out"), st.integers(0, 6)),
+    st.tuples(st.just("in"), st.lists(st.tuples(st.integers(0, 8), st.integers(-1, 4),
+                                                st.integers(0, 3)), max_size=3)),
+    st.tuples(st.just("hop"), st.lists(st.tuples(st.integers(0, 8), st.integers(0, 4),
+                                                 st.integers(1, 3)), max_size=2),
+              st.integers(0, 6)),
+), max_size=25)
+
+
+def _apply_batched(store: Store, op: tuple[object, ...]) -> object:
+    """Run one op of BATCH_OPS: deposit_many, a take, or a relay hop's two takes in one
+    batch; its result, or the types of its refusals."""
+    match op:
+        case ("many", list(blocks)):
+            try:
+                return store.deposit_many([Deposit(LINK, n, material(n, u), out)
+                                           for n, u, out in blocks])
+            except KeyStoreError as exc:
+                return type(exc)
+        case ("hop", list(triples), int(units)):
+            results: list[object] = []
+            with store.batch():
+                for call in (lambda: store.take_inbound(LINK, tuple(UnitRange(*t)
+                                                                    for t in triples)),
+                             lambda: store.take_outbound(LINK, units)):
+                    try:
+                        results.append(call())
+                    except KeyStoreError as exc:
+                        results.append(type(exc))
+            return results
+    return _apply(store, op)
+
+
+@settings(max_examples=80, deadline=None)
+@given(ops=BATCH_OPS)
+def test_deposit_many_and_batches_behave_alike_in_both_stores(
+        ops: list[tuple[object, ...]]) -> None:
+    """deposit_many and a hop's takes in one batch give the same results, refusals and pools
+    in memory and on SQLite, near a small capacity."""
+    with MemoryKeyStore("A", 10 * UNIT_BYTES) as memory, _sqlite_store(10) as durable:
+        for op in ops:
+            assert _apply_batched(memory, op) == _apply_batched(durable, op), op
+            assert _state(memory) == _state(durable)
+
+
+def test_discard_from_deletes_every_later_block_and_remembers_them(tmp_path: Path) -> None:
+    """Blocks numbered from ``first`` on go, in both directions, counters with them; earlier
+    ones stay; a replay of a discarded block stays a no-op."""
+    with SQLiteKeyStore(tmp_path / "a.sqlite", "A") as store:
+        for number in range(6):
+            store.deposit(LINK, number, material(number, 2), number % 2 == 0)
+        store.take_inbound(LINK, (UnitRange(3, 0, 1),))
+        assert store.discard_from(LINK, 3) == 3
+        assert (store.pool_bytes(LINK, True), store.pool_bytes(LINK, False)) == (128, 64)
+        store.deposit(LINK, 4, material(4, 2), True)
+        assert store.pool_bytes(LINK, True) == 128 and store.next_block(LINK) == 6
+        assert store.take_outbound(LINK, 4)[1] == material(0, 2) + material(2, 2)

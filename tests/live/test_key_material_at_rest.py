@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from chain_scenario import CHAIN_SCENARIO
 from polling import wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 from qkdnet.apps.sae_client import BadRequest, SaeClient
 from qkdnet.live.launch import ServeFailed, ServeProcess, start_serve
@@ -56,13 +58,14 @@ def _start_fails(root: Path) -> str:
 
 def test_the_folder_is_0700_and_every_store_and_key_file_0600(tmp_path: Path) -> None:
     """While serving, the data folder and its sub-folders are 0700, every store with its
-    -wal and -shm and every private key 0600."""
+    -wal and every private key 0600 (there is no -shm: the WAL index is in memory)."""
     with _serving(tmp_path) as served:
         with _client(served, MASTER) as master:
             master.enc_keys(SLAVE, 1)  # a key held at c: the stores have written
         live = tmp_path / "live"
         stores = sorted((live / "stores").iterdir())
-        assert {p.name for p in stores} >= {"a.sqlite", "a.sqlite-wal", "a.sqlite-shm"}
+        assert {p.name for p in stores} >= {"a.sqlite", "a.sqlite-wal"}
+        assert not any(p.name.endswith("-shm") for p in stores)
         for folder in (live, live / "stores", live / "pki"):
             assert _mode(folder) == 0o700, folder
         for file in [*stores, *(live / "pki").rglob("*.key")]:
@@ -137,3 +140,27 @@ def test_a_held_key_not_fetched_within_the_ttl_is_erased_and_counted(tmp_path: P
             with pytest.raises(BadRequest, match="not found"):
                 slave.dec_keys(MASTER, [key.key_id])
     assert "erased 2 held keys" in served.log()
+
+
+def _expired_counter(served: ServeProcess) -> dict[str, float]:
+    """The samples of qkdnet_node_expired_held_keys_total on the O&M /metrics (open on
+    loopback), by node; the family's help text under the key "help"."""
+    text = httpx.get(f"{served.manifest['om_url']}/metrics", timeout=10).text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "qkdnet_node_expired_held_keys":
+            assert family.type == "counter"
+            found["help"] = 0.0 if "erased" in family.documentation else -1.0
+            found.update({s.labels["node"]: s.value for s in family.samples
+                          if s.name.endswith("_total")})
+    return found
+
+
+def test_expired_held_keys_are_a_prometheus_counter_per_node(tmp_path: Path) -> None:
+    """/metrics counts, per node, the held keys erased past the TTL, as a counter."""
+    with (_serving(tmp_path, "--held-key-ttl", str(TTL_S)) as served,
+          _client(served, MASTER) as master):
+        assert _expired_counter(served) == {"help": 0.0, "a": 0.0, "b": 0.0, "c": 0.0}
+        master.enc_keys(SLAVE, 2)  # held at c, never fetched
+        assert wait_for(lambda: _expired_counter(served).get("c") == 2.0, seconds=30)
+        assert _expired_counter(served) == {"help": 0.0, "a": 0.0, "b": 0.0, "c": 2.0}

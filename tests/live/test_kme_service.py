@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -36,7 +35,6 @@ from qkdnet.apps.sae_client import (
     Unauthorized,
     tls_context,
 )
-from qkdnet.control.controller import Controller
 from qkdnet.live.launch import CA_BUNDLE_VARIABLES, ServeFailed, start_serve
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.paths import shortest_path
@@ -331,44 +329,6 @@ def test_a_key_is_delivered_to_the_slave_once(harbin: Sae, shenzhen: Sae,
             kme.dec_keys("sae-harbin", list(sent))
         with refused(400, KEYS_NOT_FOUND):
             kme.dec_keys("sae-harbin", list(sent), method="GET")
-
-
-# --- 6: the pads are gone ------------------------------------------------------------------
-
-Unit = tuple[str, int, int]  # (km_link, block, unit)
-
-
-def units_held(store: str, km_links: tuple[str, ...]) -> set[Unit]:
-    """The route's units a store holds, read through a read-only connection."""
-    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10)
-    try:
-        marks = ",".join("?" * len(km_links))
-        rows = db.execute(f"SELECT km_link, block, unit FROM units WHERE km_link IN ({marks})",
-                          km_links).fetchall()
-    finally:
-        db.close()
-    return {(k, b, u) for k, b, u in rows}
-
-
-def test_every_pad_on_the_route_is_used_once_and_deleted(
-        manifest: dict[str, Any], harbin: Sae, shenzhen: Sae, delivered: list[bytes]) -> None:
-    """One 256-bit key takes the same 2 units (pad + MAC key) out of both ends of each of
-    the route's KM-links, and none of them is left in any store of the route."""
-    route = Controller.for_network(build_cn_qcn()).route("harbin", "shenzhen")
-    stores = {n: manifest["kmes"][n]["store"] for n in route.nodes}
-    before = {n: units_held(s, route.km_links) for n, s in stores.items()}
-    enc_keys(harbin, shenzhen, delivered)
-    after = {n: units_held(s, route.km_links) for n, s in stores.items()}
-    removed = {n: before[n] - after[n] for n in stores}
-    for hop, km_link in enumerate(route.km_links):
-        sender, receiver = route.nodes[hop], route.nodes[hop + 1]
-        at_sender = {u for u in removed[sender] if u[0] == km_link}
-        at_receiver = {u for u in removed[receiver] if u[0] == km_link}
-        assert at_sender == at_receiver, km_link
-        assert len(at_sender) == 2, km_link
-    used = set().union(*removed.values())
-    assert len(used) == 2 * route.hops
-    assert not used & set().union(*after.values())
 
 
 # --- 7: an empty pool ----------------------------------------------------------------------

@@ -269,3 +269,74 @@ def test_repeated_failed_logins_are_throttled(url: str, folder: Path) -> None:
             and r["who"] == "guessed"]
     with session(folder, url, "wei", "viewer") as om:
         assert om.get(f"{url}/api/session").json()["name"] == "wei"
+
+
+NEW_PASSWORD = "a new viewer's passphrase"
+
+
+def test_an_admin_adds_a_viewer_over_the_api_who_can_then_log_in(
+        url: str, folder: Path, served: ServeProcess) -> None:
+    """POST /api/operators by an admin: 201, the viewer logs in at once, the list shows it,
+    the audit names admin, new operator and role, and the password is nowhere but hashed."""
+    with session(folder, url, "boss", "admin") as admin:
+        added = admin.post(f"{url}/api/operators", json={
+            "name": "zhao", "role": "viewer", "password": NEW_PASSWORD})
+        assert added.status_code == 201, added.text
+        assert added.json() == {"name": "zhao", "role": "viewer"}
+        again = admin.post(f"{url}/api/operators", json={
+            "name": "zhao", "role": "admin", "password": NEW_PASSWORD})
+        assert again.status_code == 409
+        listed = admin.get(f"{url}/api/operators").json()["operators"]
+        assert {"name": "zhao", "role": "viewer"} in listed
+    login = httpx.post(f"{url}/api/login", json={"name": "zhao", "password": NEW_PASSWORD},
+                       timeout=5)
+    assert login.status_code == 200 and login.json()["role"] == "viewer"
+    [line] = [a for a in _audit(folder) if a["event"] == "operator-add"
+              and a.get("operator") == "zhao"]
+    assert line["who"] == "boss" and line["role"] == "viewer" and line["via"] == "api"
+    assert line["from"].startswith("127.0.0.1:")
+    for text in ((folder / "audit.log").read_text(), served.log(),
+                 (folder / "operators.json").read_text()):
+        assert NEW_PASSWORD not in text
+
+
+def test_operator_management_needs_an_admin(url: str, folder: Path) -> None:
+    """Unauthenticated: 401; viewer and operator sessions: 403 to list, add and remove;
+    nothing changes, and the refused changes are audited."""
+    assert httpx.get(f"{url}/api/operators", timeout=5).status_code == 401
+    assert httpx.post(f"{url}/api/operators", timeout=5, json={
+        "name": "mallory", "role": "admin", "password": NEW_PASSWORD}).status_code == 401
+    for name, role in (("wei", "viewer"), ("li", "operator")):
+        with session(folder, url, name, role) as om:
+            assert om.get(f"{url}/api/operators").status_code == 403
+            grab = om.post(f"{url}/api/operators", json={
+                "name": "mallory", "role": "admin", "password": NEW_PASSWORD})
+            assert grab.status_code == 403
+            assert om.delete(f"{url}/api/operators/wei").status_code == 403
+    names = set(json.loads((folder / "operators.json").read_text())["operators"])
+    assert "mallory" not in names and "wei" in names
+    refused = [a for a in _audit(folder) if a["event"] == "refused"
+               and a["path"].startswith("/api/operators")]
+    assert {(a["who"], a["status"]) for a in refused} >= {("li", 403), ("wei", 403),
+                                                           (None, 401)}
+
+
+def test_the_last_admin_cannot_be_removed(url: str, folder: Path) -> None:
+    """DELETE of the only admin: 409; with a second admin (added over the API) removing it
+    works (200, audited) and the first is again the last; a DELETE needs the CSRF token."""
+    with session(folder, url, "boss", "admin") as admin:
+        assert {o["name"] for o in admin.get(f"{url}/api/operators").json()["operators"]
+                if o["role"] == "admin"} == {"boss"}
+        last = admin.delete(f"{url}/api/operators/boss")
+        assert last.status_code == 409 and "last admin" in last.json()["message"]
+        assert admin.post(f"{url}/api/operators", json={
+            "name": "boss2", "role": "admin", "password": NEW_PASSWORD}).status_code == 201
+        no_token = admin.delete(f"{url}/api/operators/boss2",
+                                headers={"X-CSRF-Token": "wrong"})
+        assert no_token.status_code == 403
+        assert admin.delete(f"{url}/api/operators/boss2").status_code == 200
+        assert admin.delete(f"{url}/api/operators/boss2").status_code == 404
+        assert admin.delete(f"{url}/api/operators/boss").status_code == 409
+    removed = [a for a in _audit(folder) if a["event"] == "operator-remove"
+               and a.get("operator") == "boss2"]
+    assert [(a["who"], a["role"], a["via"]) for a in removed] == [("boss", "admin", "api")]

@@ -109,17 +109,30 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         served.stop()
 
 
+def _other_ca() -> tuple[x509.Name, ec.EllipticCurvePrivateKey]:
+    """A CA the network does not know: its name and key (its certificate is not needed)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "some other CA")])
+    return name, ec.generate_private_key(ec.SECP256R1())
+
+
 def _issue(net: Network, name: str, *, cn: str, uris: list[str],
-           eku: list[x509.ObjectIdentifier] | None, ca: bool = False) -> tuple[Path, Path]:
-    """A client certificate signed by the network's CA (its ca.key in the CA folder)."""
-    ca_cert = x509.load_pem_x509_certificate((net.ca / "ca.crt").read_bytes())
-    ca_key = serialization.load_pem_private_key((net.ca / "ca.key").read_bytes(), None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+           eku: list[x509.ObjectIdentifier] | None, ca: bool = False,
+           expired: bool = False,
+           issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None = None
+           ) -> tuple[Path, Path]:
+    """A client certificate signed by the network's CA (its ca.key in the CA folder), or
+    by ``issuer``; ``expired``: valid until yesterday."""
+    if issuer is None:
+        ca_cert = x509.load_pem_x509_certificate((net.ca / "ca.crt").read_bytes())
+        loaded = serialization.load_pem_private_key((net.ca / "ca.key").read_bytes(), None)
+        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+        issuer = ca_cert.subject, loaded
+    issuer_name, ca_key = issuer
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(days=2 if expired else 0)
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-               .issuer_name(ca_cert.subject).public_key(key.public_key())
+               .issuer_name(issuer_name).public_key(key.public_key())
                .serial_number(x509.random_serial_number())
                .not_valid_before(now - dt.timedelta(minutes=5))
                .not_valid_after(now + dt.timedelta(days=1))
@@ -276,3 +289,68 @@ def test_serve_without_a_pki_keeps_the_ca_key_beside_the_data_folder(net: Networ
 def _san(path: Path) -> Any:
     cert = x509.load_pem_x509_certificate(path.read_bytes())
     return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+
+
+def _refused_handshake(url_port: int, ca: Path, cert: tuple[Path, Path] | None) -> int:
+    """Try a TLS handshake with the KME on ``url_port`` presenting ``cert`` (None: no
+    certificate); it must fail. The client's port, which the audit line names."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if cert is not None:
+        context.load_cert_chain(*cert)
+    with socket.create_connection(("127.0.0.1", url_port), timeout=TIMEOUT_S,
+                                  source_address=("127.0.0.1", 0)) as raw:
+        port = int(raw.getsockname()[1])
+        with pytest.raises((ssl.SSLError, ConnectionError)), \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"GET /api/v1/keys/sae-b/status HTTP/1.1\r\nHost: a\r\n\r\n")
+            if not tls.recv(64):  # TLS 1.3: the server's refusal shows on the first read
+                raise ConnectionError("closed")
+    return port
+
+
+def test_refused_handshakes_are_audited_and_a_flood_is_summed_up(
+        net: Network, tmp_path: Path) -> None:
+    """Another CA, expired, serverAuth only, no certificate: one tls-handshake-refused line
+    each (KME, client address:port, OpenSSL's reason); 20 more from the same address add
+    one line, and the rest are counted in one summary line when the server stops."""
+    eku = [ExtendedKeyUsageOID.CLIENT_AUTH]
+    bad = {
+        "certificate verify failed": _issue(net, "other-ca", cn="sae-a1",
+                                            uris=["sae-id:sae-a1"], eku=eku,
+                                            issuer=_other_ca()),
+        "certificate has expired": _issue(net, "expired", cn="sae-a1",
+                                          uris=["sae-id:sae-a1"], eku=eku, expired=True),
+        "unsuitable certificate purpose": _issue(
+            net, "server-only-2", cn="sae-a1", uris=["sae-id:sae-a1"],
+            eku=[ExtendedKeyUsageOID.SERVER_AUTH]),
+        "PEER_DID_NOT_RETURN_A_CERTIFICATE": None,
+    }
+    data = tmp_path / "data"
+    _deploy(net.ca, data)
+    served = _serve(data, net.scenario)
+    try:
+        kme = int(served.manifest["kmes"]["a"]["port"])
+        ports = {reason: _refused_handshake(kme, data / "pki" / "ca.crt", cert)
+                 for reason, cert in bad.items()}
+        for _ in range(20):
+            _refused_handshake(kme, data / "pki" / "ca.crt", None)
+        with net.sae("sae-a1") as good:  # the KME still serves a proper SAE
+            assert _keys(good, f"{served.kme_url('sae-a1')}/api/v1/keys/sae-b/enc_keys"
+                         ).status_code == 200
+        lines = [json.loads(line) for line in
+                 (data / "audit.log").read_text(encoding="utf-8").splitlines()]
+        refused = [a for a in lines if a["event"] == "tls-handshake-refused"]
+        for reason, port in ports.items():
+            [line] = [a for a in refused if a["from"] == f"127.0.0.1:{port}"]
+            assert reason in line["reason"] and line["kme"] == "a", line
+            # the certificate's SAE where Python can show it after a failed handshake (3.13)
+            assert line["who"] in (None, "sae-a1"), line
+        assert len(refused) == 5  # per address and window: the 4 and one of the flood
+        assert served.stop() == 0
+    finally:
+        served.stop()
+    lines = [json.loads(line) for line in
+             (data / "audit.log").read_text(encoding="utf-8").splitlines()]
+    [summary] = [a for a in lines if a["event"] == "tls-handshake-refused" and "more" in a]
+    assert summary["more"] == 19 and summary["from"] == "127.0.0.1", summary
+    assert "19 more refused handshakes" in summary["reason"]

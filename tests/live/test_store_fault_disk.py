@@ -1,7 +1,9 @@
 """A full disk under a real ``qkdnet serve``: the chain's data folder on an 8 MiB tmpfs, filled
-with a file until ENOSPC, then freed. The node raises ``key-store-fault``, Get key answers 503
-naming the cause, and once the file is removed the supply and the NMS resume by themselves,
-with the keys delivered before the fault released once and both ends of every KM-link alike.
+once with a file until ENOSPC, then freed. The node raises ``key-store-fault`` and keeps it
+while the disk is full (the probe asks for new room, so pages SQLite frees do not end it),
+Get key answers 503 naming the cause, and once the file is removed the supply and the NMS
+resume by themselves, with the keys delivered before the fault released once and both ends
+of every KM-link alike.
 
 Mounting needs root (CAP_SYS_ADMIN); where the mount is refused the test is skipped."""
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -22,6 +25,7 @@ from store_files import unused_units
 
 from qkdnet.apps.sae_client import BadRequest, KmeUnavailable, SaeClient
 from qkdnet.live.launch import start_serve
+from qkdnet.live.store_faults import MAX_BACKOFF_S
 
 #: Size of the tmpfs the data folder lives on: room for the stores, PKI and manifest.
 TMPFS = "8m"
@@ -87,8 +91,7 @@ def test_a_full_disk_raises_the_alarm_gives_503_and_recovers_when_freed(tmp_path
         refusal: list[str] = []
 
         def refused(master: SaeClient) -> bool:
-            """The disk is kept full and Get key is refused naming a faulty node's store."""
-            _fill(filler)
+            """Get key is refused naming a faulty node's store."""
             try:
                 master.enc_keys("sae-c", number=1, size=256)
             except KmeUnavailable as exc:
@@ -103,9 +106,13 @@ def test_a_full_disk_raises_the_alarm_gives_503_and_recovers_when_freed(tmp_path
                 before = master.enc_keys("sae-c", number=3, size=256)
                 assert faulty() == set()
 
+                _fill(filler)  # once: the stores' probe asks for new room, not freed pages
                 assert wait_for(lambda: refused(master), WAIT_S), refusal
                 assert wait_for(lambda: bool(faulty()), WAIT_S), served.log()
                 at_fault = faulty()
+                time.sleep(3 * MAX_BACKOFF_S)  # several probes: none may end the fault
+                assert faulty() == at_fault, served.log()
+                assert "writes again" not in served.log()
                 assert any(f"the key store of node {node} {FULL}" in refusal[0]
                            for node in at_fault), (refusal, at_fault)
                 assert served.process.poll() is None

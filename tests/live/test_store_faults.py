@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,7 @@ from qkdnet.keys.etsi014 import ApiError
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.live import serve
 from qkdnet.live.keynet import KeyNetwork, served_nodes
-from qkdnet.live.store_faults import StoreFaults
+from qkdnet.live.store_faults import ROOM_PROBE_BYTES, StoreFaults, room_probe_file
 
 FULL = "database or disk is full"
 
@@ -84,6 +88,47 @@ def test_the_pump_survives_a_full_store_and_resumes_when_it_has_room(
         assert x.pool_bytes(link, True) == y.pool_bytes(link, False) > 0
         assert x.pool_bytes(link, False) == y.pool_bytes(link, True) > 0
         assert x.next_block(link) == y.next_block(link)
+    keynet.close()
+
+
+@contextmanager
+def _files_smaller_than(size: int) -> Iterator[None]:
+    """No file of this process may grow to ``size`` bytes (RLIMIT_FSIZE; a write past it
+    fails with EFBIG instead of raising SIGXFSZ): room for small writes only, as on a disk
+    that is nearly full."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size - 1, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_fault_ends_only_when_the_folder_takes_new_room(keynet: KeyNetwork) -> None:
+    """SQLite takes small writes again but the folder cannot hold a scratch file of
+    ROOM_PROBE_BYTES: the fault goes on; once it can, the fault ends."""
+    supply = keynet.supply
+    supply.start(0.0, speedup=0.2)  # little key: the store files stay small
+    supply.pump(1.0)
+    supply.checkpoint_all()
+    _fill(keynet.stores["c"])
+    supply.pump(2.0)
+    assert supply.store_fault("c") == FULL
+    _free(keynet.stores["c"])
+    # every store file well below the limit: SQLite's own probe has room, the scratch not
+    assert max(f.stat().st_size for f in keynet.stores["c"].path.parent.iterdir()) \
+        < ROOM_PROBE_BYTES - (1 << 16)
+    with _files_smaller_than(ROOM_PROBE_BYTES):
+        for t in (3.0, 4.0, 6.0, 9.0):
+            supply.pump(t)
+            assert supply.store_fault("c") == FULL, t
+            assert not room_probe_file(keynet.stores["c"].path).exists()
+        keynet.stores["c"].probe()  # what the supply probed before: it passes on its own
+    for t in (12.0, 13.0):
+        supply.pump(t)
+    assert supply.store_fault("c") is None
     keynet.close()
 
 

@@ -84,3 +84,20 @@ def test_exposition_follows_the_nms_and_leaves_the_global_registry_alone(net: Ne
                                      {"link": link, "region": net.node[net.link[link].a].region}
                                      ) == 20.0
     assert set(REGISTRY._names_to_collectors) == before
+
+
+def test_key_discarded_for_full_pools_is_a_counter_per_km_link(net: Network) -> None:
+    """The driver's discarded bits per KM-link come out as a counter with the link's region,
+    0 included; without them there is no such family."""
+    nms = Nms(net, history_points=2)
+    full, empty = net.km_links[0].id, net.km_links[1].id
+    nms.ingest(KMLinkTelemetry(1.0, (full,), [2048.0], [300.0], [True]))
+    text = exposition(nms, None, {full: 8192, empty: 0}).decode()
+    [family] = [f for f in text_string_to_metric_families(text)
+                if f.name == "qkdnet_kmlink_discarded_bits"]
+    assert family.type == "counter"
+    got = {s.labels["km_link"]: (s.value, s.labels["region"]) for s in family.samples
+           if s.name.endswith("_total")}
+    assert got[full] == (8192.0, net.node[net.km_link[full].a].region)
+    assert got[empty][0] == 0.0
+    assert "qkdnet_kmlink_discarded_bits" not in exposition(nms).decode()

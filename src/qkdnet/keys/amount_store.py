@@ -19,7 +19,8 @@ memory by the deposits, with no copy either way.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,7 @@ from qkdnet.errors import KeyStoreError, NotEnoughKey, PadMismatch, ParameterErr
 from qkdnet.keys.held_keys import HeldKeys
 from qkdnet.keys.pool import (
     UNIT_BITS,
+    Deposit,
     HeldKey,
     UnitRange,
     check_block,
@@ -166,6 +168,32 @@ class AmountStore:
         copy[at] += len(material) * 8.0
         if outbound:  # a block is outbound at exactly one end: count it there
             self._pools.made[at // 2] += len(material) * 8.0
+
+    def deposit_many(self, deposits: Iterable[Deposit]) -> int:
+        """:meth:`deposit` each block in order, all or none (PoolFull or a malformed block
+        for one adds none); how many were new."""
+        todo = list(deposits)
+        limit = int(self._pools.capacity_bits // 8)
+        stored: dict[tuple[str, bool], int] = {}
+        seen: set[tuple[str, int]] = set()
+        for d in todo:
+            check_block(d.km_link, d.block, d.material)
+            self._pools._direction(self.node, d.km_link, d.outbound)
+            if (d.km_link, d.block) in self._seen or (d.km_link, d.block) in seen:
+                continue
+            pool = (d.km_link, d.outbound)
+            if pool not in stored:
+                stored[pool] = self.pool_bytes(d.km_link, d.outbound)
+            check_room(d.km_link, d.block, len(d.material), stored[pool], limit)
+            stored[pool] += len(d.material)
+            seen.add((d.km_link, d.block))
+        for d in todo:
+            self.deposit(d.km_link, d.block, d.material, d.outbound)
+        return len(seen)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Nothing to share: amounts change at once."""
+        return nullcontext()
 
     def room(self, km_link: str, outbound: bool) -> int:
         limit = direction_capacity(int(self._pools.capacity_bits // 8))

@@ -142,9 +142,19 @@ class KeyManager:
 
     def _forwarded(self, message: ForwardKey, now: float) -> list[Action]:
         route, hop = message.route, message.hop
-        nodes, km_links = route.nodes, route.km_links
-        if not 0 <= hop < len(km_links) or nodes[hop + 1] != self.node:
+        if not 0 <= hop < len(route.km_links) or route.nodes[hop + 1] != self.node:
             return self._refuse(message, "message is not for this node")
+        # the hop's store calls (its inbound pad, then its outbound pad or the held keys)
+        # share one transaction; each is still whole, so a refusal keeps what came before
+        try:
+            with self.store.batch():
+                return self._hop(message, now)
+        except KeyStoreError as exc:  # the commit itself failed: nothing was taken
+            return self._refuse(message, f"key store: {exc}")
+
+    def _hop(self, message: ForwardKey, now: float) -> list[Action]:
+        route, hop = message.route, message.hop
+        nodes, km_links = route.nodes, route.km_links
         try:
             pad = self.store.take_inbound(km_links[hop], message.pad)
         except KeyStoreError as exc:

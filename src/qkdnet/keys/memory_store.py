@@ -10,7 +10,8 @@ order), so an outbound block's unused units are always one run at its end.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -19,6 +20,7 @@ from qkdnet.errors import KeyStoreError, NotEnoughKey, PadMismatch, ParameterErr
 from qkdnet.keys.held_keys import HeldKeys
 from qkdnet.keys.pool import (
     UNIT_BYTES,
+    Deposit,
     HeldKey,
     UnitRange,
     check_block,
@@ -99,14 +101,36 @@ class MemoryKeyStore:
         """Store block ``block`` of ``km_link`` (a positive multiple of UNIT_BYTES). A block
         deposited before is a no-op, even once its units are used; PoolFull when the link's
         pool would exceed its capacity."""
-        units = check_block(km_link, block, material)
-        link = self._link(km_link)
-        if link is not None and block in link.seen:
-            return
-        check_room(km_link, block, len(material), self.pool_bytes(km_link, outbound),
-                   self.capacity)
-        new = _Block(outbound, bytearray(material), bytearray(b"\x01" * units), units)
-        self._links.setdefault(km_link, _Link()).add(block, new)
+        self.deposit_many([Deposit(km_link, block, material, outbound)])
+
+    def deposit_many(self, deposits: Iterable[Deposit]) -> int:
+        """Store every block of ``deposits`` as :meth:`deposit` would, in order, all or none
+        (a malformed block or PoolFull for one stores none of them); how many were new."""
+        todo = [(d, check_block(d.km_link, d.block, d.material)) for d in deposits]
+        self._check_open()
+        stored: dict[tuple[str, bool], int] = {}
+        seen: set[tuple[str, int]] = set()
+        new: list[tuple[Deposit, int]] = []
+        for d, units in todo:
+            link = self._links.get(d.km_link)
+            if (d.km_link, d.block) in seen or (link is not None and d.block in link.seen):
+                continue
+            pool = (d.km_link, d.outbound)
+            if pool not in stored:
+                stored[pool] = self.pool_bytes(d.km_link, d.outbound)
+            check_room(d.km_link, d.block, len(d.material), stored[pool], self.capacity)
+            stored[pool] += len(d.material)
+            seen.add((d.km_link, d.block))
+            new.append((d, units))
+        for d, units in new:
+            block = _Block(d.outbound, bytearray(d.material), bytearray(b"\x01" * units),
+                           units)
+            self._links.setdefault(d.km_link, _Link()).add(d.block, block)
+        return len(new)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Nothing to share in memory: every call is already immediate."""
+        return nullcontext()
 
     def room(self, km_link: str, outbound: bool) -> int:
         """How many more bytes the link's outbound (or inbound) pool accepts before

@@ -13,9 +13,10 @@ takes exactly those units. Every unit is used once and deleted.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from qkdnet.errors import KeyNotFound, KeyStoreError, NotAuthorized, PadMismatch, PoolFull
 
@@ -37,6 +38,20 @@ class UnitRange:
     block: int
     start: int
     count: int
+
+
+class Deposit(NamedTuple):
+    """Block ``block`` of ``km_link`` for :meth:`KeyStore.deposit_many`: its ``material``
+    (a positive multiple of UNIT_BYTES, never shown in a repr), outbound here or not."""
+
+    km_link: str
+    block: int
+    material: bytes
+    outbound: bool
+
+    def __repr__(self) -> str:  # keep key material out of logs and tracebacks
+        return (f"Deposit(km_link={self.km_link!r}, block={self.block}, "
+                f"material=<{len(self.material)} bytes>, outbound={self.outbound})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +77,15 @@ class KeyStore(Protocol):
     def deposit(self, km_link: str, block: int, material: bytes, outbound: bool) -> None:
         """Store a block of QKD-key (a multiple of UNIT_BYTES). Depositing the same block
         again is a no-op; raises PoolFull when the link's capacity would be exceeded."""
+
+    def deposit_many(self, deposits: Iterable[Deposit]) -> int:
+        """:meth:`deposit` each block in order, all or none (PoolFull or a malformed block
+        for one stores none); how many were new. One transaction in a durable store."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """A block whose store calls share one transaction in a durable store (each call
+        still whole or absent, its refusals changing nothing): a relay hop's two takes
+        commit once. Nothing to share in memory."""
 
     def room(self, km_link: str, outbound: bool) -> int:
         """How many more bytes the link's outbound (or inbound) pool accepts before

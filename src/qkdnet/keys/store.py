@@ -1,36 +1,60 @@
 """The durable key store: :class:`SQLiteKeyStore` keeps one node's key pools and held keys
-in a SQLite file, and the rules both key stores share (:func:`check_block`,
-:func:`check_ranges`, :func:`coalesce`, :func:`check_release`).
+in a SQLite file, by the rules every key store shares (:mod:`qkdnet.keys.pool`).
 
 Why SQLite: every public method is one ``BEGIN IMMEDIATE … COMMIT`` transaction, so a crash
 (even SIGKILL) at any point leaves a deposit whole or absent, a take deleting exactly what
-it returned, and a release done once. The file is in WAL mode; ``synchronous=NORMAL`` keeps
-every committed transaction across a process crash, ``FULL`` also across a power loss (one
-fsync per commit, slower).
+it returned, and a release done once. :meth:`SQLiteKeyStore.batch` runs several methods in
+one transaction (each method inside it still whole or absent: it refuses before it writes,
+or has a savepoint of its own): a relay hop's inbound take and outbound take commit once.
+The file is in WAL mode; ``synchronous=NORMAL`` keeps every committed transaction across a
+process crash, ``FULL`` also across a power loss (one fsync per commit, slower).
 
-Key material is overwritten when it is used: ``PRAGMA secure_delete=ON`` zeroes deleted
-rows and freed pages. Until the next checkpoint an older copy of a page can still lie in the
-``-wal`` file; the WAL is checkpointed automatically every 1000 pages and truncated when it
-restarts (``journal_size_limit=0``), and :meth:`SQLiteKeyStore.checkpoint` (run by
+The store holds its file with ``locking_mode=EXCLUSIVE``: one process owns a node's store
+while it runs (a second opener gets "database is locked"), and the WAL index is kept in the
+owner's heap instead of a ``-shm`` file mapped into memory, so a file that turns read-only
+or immutable underneath fails a write with an error (a store fault) instead of a SIGBUS that
+would end the process. Read a store's file only when its server has stopped.
+
+Layout (schema 3): one ``pads`` row per deposited block that still has unused units, holding
+the block's bytes and a map of its used units (one byte per unit). Outbound units always
+leave from the front of a block, but inbound units are released by whatever ranges the
+sending end names, in the order its relays arrive (a relay lost on the way leaves a gap for
+good), so a single consumed offset cannot describe an inbound block: the map can. Taking a
+pad reads and rewrites the few rows it touches in one short transaction, instead of a row
+per 256-bit unit (schema 2). ``pools`` keeps the unused units per KM-link and direction with
+every change (read once at opening and then kept in memory: the file has one writer), so
+:meth:`~SQLiteKeyStore.room` never counts rows or queries; ``blocks`` remembers every
+block ever deposited, so a replayed block never refills used units.
+
+Erasure of used key: overwritten in place, not per-block encryption keys that are destroyed.
+A block's units are used a few at a time over minutes, so a per-block key could only be
+destroyed once the whole block is used, and until then every used unit of it would stay
+readable to whoever reads the file and the key; the used units' bytes would still need
+overwriting (and every take would pay a decryption). So a take writes zeros over the slice
+it used in the same transaction (the row rewritten with the slice zeroed), a block used up
+is deleted, and ``PRAGMA secure_delete=ON`` zeroes the freed cell space and pages. Until the
+next checkpoint an older copy of a page can still lie in the ``-wal`` file; the WAL is
+checkpointed automatically every 1000 pages and truncated when it restarts
+(``journal_size_limit=0``), and :meth:`SQLiteKeyStore.checkpoint` (run by
 :meth:`~SQLiteKeyStore.close`) wipes it at once. Copies the file system or the disk keeps
 underneath are out of reach of any user-space store.
 
-Tables: ``pools`` (unused units per KM-link and direction, kept with every change so
-:meth:`~SQLiteKeyStore.room` never counts rows), ``blocks`` (every block ever deposited, so
-a replayed block never refills used units), ``units`` (one row of UNIT_BYTES per unused
-unit) and ``held_keys`` (with ``held_at``, the driver's clock when held, so keys nobody
-fetches expire: :meth:`~SQLiteKeyStore.expire_held`).
+``held_keys`` holds the keys kept for slave SAEs (with ``held_at``, the driver's clock when
+held, so keys nobody fetches expire: :meth:`~SQLiteKeyStore.expire_held`).
 
-Schema 2 added ``held_keys.held_at``. A schema-1 file is migrated when opened: its held keys
-get the oldest possible stamp (their age is unknown), so the first expiry erases them.
+Older files are migrated when opened. Schema 2 kept a ``units`` row per unused unit: its
+units become ``pads`` rows (every unused unit kept, used ones zero) and the table is dropped
+(secure_delete zeroes its pages). Schema 1 had no ``held_keys.held_at``: its held keys get
+the oldest possible stamp (their age is unknown), so the first expiry erases them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -43,21 +67,20 @@ from qkdnet.errors import (
     StoreFault,
 )
 from qkdnet.keys.pool import (
-    MAX_NUMBER,
     UNIT_BYTES,
+    Deposit,
     HeldKey,
     UnitRange,
     check_block,
     check_ranges,
     check_release,
     check_room,
-    coalesce,
     direction_capacity,
 )
 
 #: Accepted values of ``synchronous``: NORMAL survives a process crash, FULL a power loss.
 SYNCHRONOUS = ("NORMAL", "FULL")
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 #: ``held_at`` of keys migrated from schema 1: older than any clock reading.
 UNKNOWN_HELD_AT = -1e300
 #: Seconds a transaction waits for another process holding the file's write lock.
@@ -67,6 +90,8 @@ BUSY_TIMEOUT_S = 5.0
 _FAULT_CODES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY,
                           sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB,
                           sqlite3.SQLITE_PERM})
+#: A unit's mark in a pad's map of used units.
+_UNUSED, _USED = 0, 1
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -77,14 +102,14 @@ _SCHEMA = (
         km_link TEXT NOT NULL, block INTEGER NOT NULL, outbound INTEGER NOT NULL,
         units INTEGER NOT NULL, PRIMARY KEY (km_link, block),
         FOREIGN KEY (km_link, outbound) REFERENCES pools (km_link, outbound)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS units (
-        km_link TEXT NOT NULL, block INTEGER NOT NULL, unit INTEGER NOT NULL,
-        outbound INTEGER NOT NULL, material BLOB NOT NULL,
-        PRIMARY KEY (km_link, block, unit),
-        FOREIGN KEY (km_link, block) REFERENCES blocks (km_link, block)) WITHOUT ROWID""",
-    # the sender's take: the first outbound units of a link in (block, unit) order
-    """CREATE INDEX IF NOT EXISTS units_outbound ON units (km_link, block, unit)
-        WHERE outbound = 1""",
+    # a rowid table: its rows (a block's bytes) are too large for a WITHOUT ROWID b-tree
+    """CREATE TABLE IF NOT EXISTS pads (
+        km_link TEXT NOT NULL, block INTEGER NOT NULL, outbound INTEGER NOT NULL,
+        unused INTEGER NOT NULL, used BLOB NOT NULL, material BLOB NOT NULL,
+        FOREIGN KEY (km_link, block) REFERENCES blocks (km_link, block))""",
+    # the sender's take: the first outbound pads of a link in block order; the receiver's:
+    # one block of a link
+    "CREATE UNIQUE INDEX IF NOT EXISTS pads_order ON pads (km_link, outbound, block)",
     """CREATE TABLE IF NOT EXISTS held_keys (
         key_id TEXT PRIMARY KEY, master_sae TEXT NOT NULL, slave_sae TEXT NOT NULL,
         material BLOB NOT NULL, held_at REAL NOT NULL) WITHOUT ROWID""",
@@ -97,16 +122,21 @@ _MIGRATE_1 = (
 )
 
 _SEEN = "SELECT 1 FROM blocks WHERE km_link = ? AND block = ?"
-_POOL = "SELECT units FROM pools WHERE km_link = ? AND outbound = ?"
 _NEW_POOL = "INSERT OR IGNORE INTO pools (km_link, outbound, units) VALUES (?, ?, 0)"
 _ADD_BLOCK = "INSERT INTO blocks (km_link, block, outbound, units) VALUES (?, ?, ?, ?)"
-_ADD_UNIT = "INSERT INTO units (km_link, block, unit, outbound, material) VALUES (?, ?, ?, ?, ?)"
+_ADD_PAD = """INSERT INTO pads (km_link, block, outbound, unused, used, material)
+    VALUES (?, ?, ?, ?, ?, ?)"""
 _CHANGE_POOL = "UPDATE pools SET units = units + ? WHERE km_link = ? AND outbound = ?"
-_FIRST_OUT = """SELECT block, unit, material FROM units INDEXED BY units_outbound
-    WHERE km_link = ? AND outbound = 1 ORDER BY block, unit LIMIT ?"""
-_RANGE_IN = """SELECT material FROM units WHERE km_link = ? AND block = ? AND unit >= ?
-    AND unit < ? AND outbound = 0 ORDER BY unit"""
-_DROP_UNITS = "DELETE FROM units WHERE km_link = ? AND block = ? AND unit >= ? AND unit < ?"
+_FIRST_OUT = """SELECT rowid, block, unused, used, material FROM pads INDEXED BY pads_order
+    WHERE km_link = ? AND outbound = 1 ORDER BY block LIMIT ?"""
+_PAD_IN = """SELECT rowid, unused, used, material FROM pads INDEXED BY pads_order
+    WHERE km_link = ? AND outbound = 0 AND block = ?"""
+_PAD_ANY = """SELECT rowid, outbound, unused FROM pads INDEXED BY pads_order
+    WHERE km_link = ? AND outbound IN (0, 1) AND block = ?"""
+_PADS_FROM = """SELECT rowid, outbound, unused FROM pads INDEXED BY pads_order
+    WHERE km_link = ? AND outbound IN (0, 1) AND block >= ?"""
+_SPEND = "UPDATE pads SET unused = ?, used = ?, material = ? WHERE rowid = ?"
+_USED_UP = "DELETE FROM pads WHERE rowid = ?"
 _HOLD = """INSERT INTO held_keys (key_id, master_sae, slave_sae, material, held_at)
     VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"""
 _EXPIRE = "DELETE FROM held_keys WHERE held_at < ? OR held_at > ?"
@@ -116,8 +146,41 @@ _COUNT = "SELECT COUNT(*) FROM held_keys WHERE master_sae = ? AND slave_sae = ?"
 _PAIR_OF = "SELECT master_sae, slave_sae FROM held_keys WHERE key_id = ?"
 _LINKS = "SELECT DISTINCT km_link FROM pools ORDER BY km_link"
 _NEXT_BLOCK = "SELECT COALESCE(MAX(block) + 1, 0) FROM blocks WHERE km_link = ?"
-_BLOCK_UNITS = """SELECT unit FROM units WHERE km_link = ? AND block = ? AND outbound = ?
-    ORDER BY unit"""
+
+
+@dataclass(slots=True)
+class _Pad:
+    """One ``pads`` row being spent inside a transaction: its map and bytes, changed in
+    place, written back once."""
+
+    rowid: int
+    unused: int
+    used: bytearray
+    material: bytearray
+
+    def spend(self, start: int, count: int) -> bytes:
+        """The bytes of units ``start`` … ``start + count - 1`` (known unused), zeroed here
+        and marked used."""
+        lo, hi = start * UNIT_BYTES, (start + count) * UNIT_BYTES
+        taken = bytes(self.material[lo:hi])
+        self.material[lo:hi] = bytes(hi - lo)
+        self.used[start:start + count] = b"\x01" * count
+        self.unused -= count
+        return taken
+
+    def holds(self, start: int, count: int) -> bool:
+        """Whether units ``start`` … ``start + count - 1`` all exist and are unused."""
+        end = start + count
+        return end <= len(self.used) and self.used.find(_USED, start, end) < 0
+
+    def write(self, db: sqlite3.Connection) -> None:
+        """Store the spent row: rewritten with its used bytes zeroed, or deleted (zeroed by
+        secure_delete) once no unit is left."""
+        if self.unused:
+            db.execute(_SPEND, (self.unused, bytes(self.used), bytes(self.material),
+                                self.rowid))
+        else:
+            db.execute(_USED_UP, (self.rowid,))
 
 
 class SQLiteKeyStore:
@@ -128,8 +191,8 @@ class SQLiteKeyStore:
     one direction never uses cannot stop the other from filling. ``synchronous`` is ``"NORMAL"``
     (committed work survives a process crash) or ``"FULL"`` (it also survives a power
     loss). A file belongs to one node: opening it for another raises KeyStoreError. Use
-    from one thread; several processes may open the file one after another (or wait up to
-    :data:`BUSY_TIMEOUT_S` for each other).
+    from one thread; one process at a time holds the file (another waits up to
+    :data:`BUSY_TIMEOUT_S` to open it, then gets a KeyStoreError).
     """
 
     def __init__(self, path: Path, node: str, capacity_bytes_per_link: int = 64 * 2**20,
@@ -145,12 +208,21 @@ class SQLiteKeyStore:
         #: SQLite's words for the last write fault (disk full, read-only, I/O error), None
         #: while the store is known to write; only :meth:`probe` clears it.
         self.write_fault: str | None = None
+        self._batched = 0  # depth of batch() blocks: their methods share its transaction
+        self._broken = False  # a SQLite error inside the batch: it is rolled back whole
+        # unused units per (KM-link, outbound), as committed, and the open transaction's
+        # changes to them: the file has one writer (locking_mode=EXCLUSIVE), so the counters
+        # are read from memory, never from the file (room and pool_bytes cost no query)
+        self._pools: dict[tuple[str, bool], int] = {}
+        self._pending: dict[tuple[str, bool], int] = {}
         self._conn: sqlite3.Connection | None = _connect(self.path, synchronous)
         if not auto_checkpoint:
             # the owner calls checkpoint() at quiet moments instead of some write paying
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         try:
             self._create_schema()
+            self._pools = {(str(link), bool(out)): int(units) for link, out, units in
+                           self._conn.execute("SELECT km_link, outbound, units FROM pools")}
         except BaseException:
             self.close()
             raise
@@ -161,18 +233,44 @@ class SQLiteKeyStore:
         """Store block ``block`` of ``km_link`` (a positive multiple of UNIT_BYTES). A block
         deposited before is a no-op, even once its units are used; PoolFull when the link's
         pool would exceed its capacity."""
-        units = check_block(km_link, block, material)
-        direction = int(outbound)
+        self.deposit_many([Deposit(km_link, block, material, outbound)])
+
+    def deposit_many(self, deposits: Iterable[Deposit]) -> int:
+        """Store every block of ``deposits`` as :meth:`deposit` would, in order, in one
+        transaction: all or none (a malformed block or PoolFull for one stores none of
+        them). Returns how many were new (a block deposited before, or earlier in
+        ``deposits``, is a no-op)."""
+        todo = [(d, check_block(d.km_link, d.block, d.material)) for d in deposits]
         with self._tx() as db:
-            if db.execute(_SEEN, (km_link, block)).fetchone() is not None:
-                return
-            self._check_room(db, km_link, block, len(material), outbound)
-            db.executemany(_NEW_POOL, ((km_link, 0), (km_link, 1)))
-            db.execute(_ADD_BLOCK, (km_link, block, direction, units))
-            db.executemany(_ADD_UNIT, ((km_link, block, i, direction,
-                                        material[i * UNIT_BYTES:(i + 1) * UNIT_BYTES])
-                                       for i in range(units)))
-            db.execute(_CHANGE_POOL, (units, km_link, direction))
+            stored: dict[tuple[str, bool], int] = {}  # (link, outbound) -> bytes, as it grows
+            seen: set[tuple[str, int]] = set()
+            blocks: list[tuple[str, int, int, int]] = []
+            pads: list[tuple[str, int, int, int, bytes, bytes]] = []
+            for d, units in todo:
+                if (d.km_link, d.block) in seen or db.execute(
+                        _SEEN, (d.km_link, d.block)).fetchone() is not None:
+                    continue
+                pool = (d.km_link, d.outbound)
+                if pool not in stored:
+                    stored[pool] = self._units(pool) * UNIT_BYTES
+                check_room(d.km_link, d.block, len(d.material), stored[pool], self.capacity)
+                stored[pool] += len(d.material)
+                seen.add((d.km_link, d.block))
+                direction = int(d.outbound)
+                blocks.append((d.km_link, d.block, direction, units))
+                pads.append((d.km_link, d.block, direction, units, bytes(units), d.material))
+            if not blocks:
+                return 0
+            links = {link for link, _ in stored}
+            db.executemany(_NEW_POOL, ((link, out) for link in sorted(links) for out in (0, 1)))
+            db.executemany(_ADD_BLOCK, blocks)
+            db.executemany(_ADD_PAD, pads)
+            added: dict[tuple[str, int], int] = {}
+            for link, _, direction, units in blocks:
+                added[(link, direction)] = added.get((link, direction), 0) + units
+            for (link, direction), units in added.items():
+                self._change_pool(db, link, bool(direction), units)
+        return len(blocks)
 
     def room(self, km_link: str, outbound: bool) -> int:
         """How many more bytes the link's outbound (or inbound) pool accepts before
@@ -181,11 +279,8 @@ class SQLiteKeyStore:
 
     def pool_bytes(self, km_link: str, outbound: bool) -> int:
         """Unused bytes of the link's outbound (or inbound) pool."""
-        try:
-            row = self._db().execute(_POOL, (km_link, int(outbound))).fetchone()
-        except sqlite3.Error as exc:
-            raise self._fault(exc) from exc
-        return 0 if row is None else int(row[0]) * UNIT_BYTES
+        self._db()
+        return self._units((km_link, outbound)) * UNIT_BYTES
 
     def take_outbound(self, km_link: str, units: int) -> tuple[tuple[UnitRange, ...], bytes]:
         """Take and delete the first ``units`` outbound units in (block, unit) order:
@@ -194,21 +289,60 @@ class SQLiteKeyStore:
         if units < 0:
             raise KeyStoreError(f"units={units} is not allowed: at least 0")
         with self._tx() as db:
-            rows = db.execute(_FIRST_OUT, (km_link, min(units, MAX_NUMBER))).fetchall()
-            if len(rows) < units:
-                raise NotEnoughKey(f"KM-link {km_link!r} holds {len(rows)} outbound units; "
+            have = self._units((km_link, True))
+            if have < units:
+                raise NotEnoughKey(f"KM-link {km_link!r} holds {have} outbound units; "
                                    f"{units} asked for")
-            ranges = coalesce((block, unit) for block, unit, _ in rows)
-            _drop(db, km_link, ranges, outbound=True)
-        return ranges, b"".join(row[2] for row in rows)
+            if units == 0:
+                return (), b""
+            ranges: list[UnitRange] = []
+            parts: list[bytes] = []
+            spent: list[_Pad] = []
+            need = units
+            rows = db.execute(_FIRST_OUT, (km_link, units))
+            for rowid, block, unused, used, material in rows:
+                pad = _Pad(rowid, unused, bytearray(used), bytearray(material))
+                for start, count in _runs(pad.used, need):
+                    ranges.append(UnitRange(block, start, count))
+                    parts.append(pad.spend(start, count))
+                    need -= count
+                spent.append(pad)
+                if need == 0:
+                    break
+            rows.close()
+            if need:  # the pool's counter and its pads disagree: a damaged file
+                raise KeyStoreError(f"key store {str(self.path)!r}: KM-link {km_link!r} "
+                                    f"counts {have} outbound units but holds fewer")
+            for pad in spent:
+                pad.write(db)
+            self._change_pool(db, km_link, True, -units)
+        return tuple(ranges), b"".join(parts)
 
     def take_inbound(self, km_link: str, ranges: tuple[UnitRange, ...]) -> bytes:
         """Take and delete exactly the named inbound units, in range order. PadMismatch,
         taking nothing, if any is malformed, named twice, outbound, used or never held."""
         check_ranges(km_link, ranges)
+        if not ranges:
+            self._db()
+            return b""
         with self._tx() as db:
-            parts = [_inbound(db, km_link, r) for r in ranges]
-            _drop(db, km_link, ranges, outbound=False)
+            pads: dict[int, _Pad] = {}
+            for r in ranges:
+                if r.block not in pads:
+                    row = db.execute(_PAD_IN, (km_link, r.block)).fetchone()
+                    if row is not None:
+                        pads[r.block] = _Pad(row[0], row[1], bytearray(row[2]),
+                                             bytearray(row[3]))
+                pad = pads.get(r.block)
+                if pad is None or not pad.holds(r.start, r.count):
+                    raise PadMismatch(f"KM-link {km_link!r}: units {r.start}.."
+                                      f"{r.start + r.count - 1} of block {r.block} are not "
+                                      "all held inbound")
+            # ranges never overlap (check_ranges), so each is still unused when spent
+            parts = [pads[r.block].spend(r.start, r.count) for r in ranges]
+            for pad in pads.values():
+                pad.write(db)
+            self._change_pool(db, km_link, False, -sum(r.count for r in ranges))
         return b"".join(parts)
 
     def links(self) -> list[str]:
@@ -224,19 +358,57 @@ class SQLiteKeyStore:
         """Delete what is left of ``block`` (its number stays known, so it is never taken
         again): for a block that only this end received before a crash."""
         with self._tx() as db:
+            row = db.execute(_PAD_ANY, (km_link, block)).fetchone()
+            if row is not None:
+                db.execute(_USED_UP, (row[0],))
+                self._change_pool(db, km_link, bool(row[1]), -int(row[2]))
+
+    def discard_from(self, km_link: str, first: int) -> int:
+        """Delete what is left of every block of ``km_link`` numbered ``first`` or more
+        (their numbers stay known), in one transaction: for the blocks only this end
+        received before a crash. How many blocks had units left."""
+        with self._tx() as db:
+            rows = db.execute(_PADS_FROM, (km_link, first)).fetchall()
+            db.executemany(_USED_UP, ((rowid,) for rowid, _, _ in rows))
             for direction in (0, 1):
-                units = [row[0] for row in db.execute(_BLOCK_UNITS, (km_link, block,
-                                                                     direction))]
+                units = sum(unused for _, out, unused in rows if out == direction)
                 if units:
-                    _drop(db, km_link, coalesce((block, u) for u in units),
-                          outbound=bool(direction))
+                    self._change_pool(db, km_link, bool(direction), -units)
+        return len(rows)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the methods called inside in one transaction, committed at the end (also
+        when the block raises: what the methods did, they did). Each method is still whole
+        or absent: a refusal inside changes nothing and the others stand. Used for a relay
+        hop's take of its inbound pad and its outbound one: one commit instead of two. A
+        crash before the end, or a SQLite error inside, loses them all (the error raised
+        again at the end if the block swallowed it)."""
+        if self._batched:
+            self._batched += 1
+            try:
+                yield
+            finally:
+                self._batched -= 1
+            return
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from exc
+        self._batched, self._broken = 1, False
+        try:
+            yield
+        finally:
+            self._batched = 0
+            self._end(db)
 
     # --- held keys -----------------------------------------------------------------------
 
     def hold_keys(self, keys: Sequence[HeldKey], now: float) -> None:
         """Keep ``keys`` for their slave SAE as held at ``now`` (the driver's clock, s), all
         or none; KeyStoreError if a key_ID is already held (or given twice)."""
-        with self._tx() as db:
+        with self._tx(savepoint=True) as db:
             for key in keys:
                 done = db.execute(_HOLD, (key.key_id, key.master_sae, key.slave_sae,
                                           key.material, now))
@@ -277,8 +449,8 @@ class SQLiteKeyStore:
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and truncate the WAL to zero bytes, so no
-        older copy of a used unit is left in it (unless another connection reads). A store
-        opened with ``auto_checkpoint=False`` relies on its owner calling this."""
+        older copy of a used unit is left in it. A store opened with
+        ``auto_checkpoint=False`` relies on its owner calling this."""
         try:
             self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as exc:
@@ -301,7 +473,7 @@ class SQLiteKeyStore:
         try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error:
-            pass  # another process reads the file: its WAL stays until it checkpoints
+            pass  # a file that cannot be written: its WAL stays until it can
         finally:
             conn.close()
 
@@ -323,20 +495,69 @@ class SQLiteKeyStore:
         return self._conn
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, savepoint: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed whole, or rolled back on any exception (a
-        SQLite error becomes a KeyStoreError)."""
+        SQLite error becomes a KeyStoreError). Inside :meth:`batch` the batch's transaction:
+        a method that may refuse after writing asks for a ``savepoint`` of its own; the
+        others refuse before they write, and a SQLite error breaks the whole batch."""
         db = self._db()
+        if self._batched:
+            # counters change only after every check has passed, so a refusal leaves
+            # _pending as it was; a SQLite error drops the whole batch with it
+            try:
+                if savepoint:
+                    db.execute("SAVEPOINT verb")
+                yield db
+                if savepoint:
+                    db.execute("RELEASE verb")
+            except sqlite3.Error as exc:
+                self._broken = True
+                raise self._fault(exc) from exc
+            except BaseException:
+                if savepoint:
+                    _undo(db)
+                raise
+            return
         try:
             db.execute("BEGIN IMMEDIATE")
             yield db
-            db.execute("COMMIT")
         except sqlite3.Error as exc:
+            self._pending.clear()
             _rollback(db)
             raise self._fault(exc) from exc
         except BaseException:
+            self._pending.clear()
             _rollback(db)
             raise
+        self._end(db)
+
+    def _end(self, db: sqlite3.Connection) -> None:
+        """Commit the open transaction (roll it back if a SQLite error broke it) and take
+        its counter changes (or drop them)."""
+        try:
+            if self._broken:
+                self._broken = False
+                raise sqlite3.OperationalError("a write of this transaction failed")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._pending.clear()
+            _rollback(db)
+            raise self._fault(exc) from exc
+        for key, change in self._pending.items():
+            self._pools[key] = self._pools.get(key, 0) + change
+        self._pending.clear()
+
+    def _units(self, pool: tuple[str, bool]) -> int:
+        """Unused units of a pool direction, with the open transaction's changes."""
+        return self._pools.get(pool, 0) + self._pending.get(pool, 0)
+
+    def _change_pool(self, db: sqlite3.Connection, km_link: str, outbound: bool,
+                     units: int) -> None:
+        """Add ``units`` (< 0: take) to a pool direction's counter, in the file and (at
+        commit) in memory."""
+        db.execute(_CHANGE_POOL, (units, km_link, int(outbound)))
+        key = (km_link, outbound)
+        self._pending[key] = self._pending.get(key, 0) + units
 
     def _fault(self, exc: sqlite3.Error) -> KeyStoreError:
         """The error to raise for SQLite's ``exc``: a StoreFault (remembered in
@@ -351,12 +572,16 @@ class SQLiteKeyStore:
     def _create_schema(self) -> None:
         with self._tx() as db:
             old = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
-            if old is not None and db.execute(
-                    "SELECT value FROM meta WHERE name = 'schema'").fetchone() == ("1",):
+            schema = None if old is None else db.execute(
+                "SELECT value FROM meta WHERE name = 'schema'").fetchone()
+            if schema == ("1",):
                 for statement in _MIGRATE_1:
                     db.execute(statement)
+                schema = ("2",)
             for statement in _SCHEMA:
                 db.execute(statement)
+            if schema == ("2",):
+                _migrate_2(db)
             db.executemany("INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
                            (("schema", SCHEMA_VERSION), ("node", self.node)))
             meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
@@ -367,11 +592,51 @@ class SQLiteKeyStore:
             raise KeyStoreError(f"{str(self.path)!r} is the key store of node "
                                 f"{meta['node']!r}, not of {self.node!r}")
 
-    def _check_room(self, db: sqlite3.Connection, km_link: str, block: int, size: int,
-                    outbound: bool) -> None:
-        row = db.execute(_POOL, (km_link, int(outbound))).fetchone()
-        stored = 0 if row is None else int(row[0]) * UNIT_BYTES
-        check_room(km_link, block, size, stored, self.capacity)
+
+def _runs(used: bytearray, most: int) -> Iterator[tuple[int, int]]:
+    """(start, count) of the first runs of unused units in a pad's map, in order, ``most``
+    units in all (or all it has)."""
+    start = used.find(_UNUSED)
+    while most > 0 and start >= 0:
+        end = used.find(_USED, start)
+        count = min((len(used) if end < 0 else end) - start, most)
+        yield start, count
+        most -= count
+        start = used.find(_UNUSED, start + count)
+
+
+def _migrate_2(db: sqlite3.Connection) -> None:
+    """Schema 2 to 3, inside the opening transaction: each block's unused units (rows of
+    ``units``) become one ``pads`` row, units used before as zeros; ``units`` is dropped
+    (secure_delete zeroes its pages). The pools' counters stay as they are."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'units'").fetchone() is not None:
+        sizes = {(link, block): (direction, units) for link, block, direction, units
+                 in db.execute("SELECT km_link, block, outbound, units FROM blocks")}
+        current: tuple[str, int] | None = None
+        pad = bytearray()
+        used = bytearray()
+        rows = db.execute("SELECT km_link, block, unit, material FROM units "
+                          "ORDER BY km_link, block, unit").fetchall()
+        pads: list[tuple[str, int, int, int, bytes, bytes]] = []
+
+        def finish() -> None:
+            if current is not None:
+                direction = sizes[current][0]
+                pads.append((*current, direction, used.count(_UNUSED), bytes(used),
+                             bytes(pad)))
+
+        for link, block, index, material in rows:
+            if (link, block) != current:
+                finish()
+                current = (link, block)
+                units = sizes[current][1]
+                pad, used = bytearray(units * UNIT_BYTES), bytearray(b"\x01" * units)
+            pad[index * UNIT_BYTES:(index + 1) * UNIT_BYTES] = material
+            used[index] = _UNUSED
+        finish()
+        db.executemany(_ADD_PAD, pads)
+        db.execute("DROP TABLE units")
+    db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (SCHEMA_VERSION,))
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -391,16 +656,31 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
 
 def _configure(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:
     try:
+        # Before WAL is first used: the WAL index then lives in this process's heap, not in
+        # a shared-memory (-shm) mapping, whose page faults kill the process with SIGBUS
+        # when the files turn immutable (chattr +i) or their disk fails underneath.
+        locking = conn.execute("PRAGMA locking_mode = EXCLUSIVE").fetchone()[0]
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         secure = conn.execute("PRAGMA secure_delete = ON").fetchone()[0]
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA journal_size_limit = 0")
     except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+            raise KeyStoreError(f"cannot open key store {str(path)!r}: it is open in another "
+                                f"process (stop that process first)") from exc
         raise KeyStoreError(f"cannot open key store {str(path)!r}: {exc}") from exc
-    if str(mode).lower() != "wal" or secure != 1:
-        raise KeyStoreError(f"key store {str(path)!r}: needs journal_mode=wal and "
-                            f"secure_delete=1, got {mode} and {secure}")
+    if str(mode).lower() != "wal" or secure != 1 or str(locking).lower() != "exclusive":
+        raise KeyStoreError(f"key store {str(path)!r}: needs journal_mode=wal, "
+                            f"secure_delete=1 and locking_mode=exclusive, got {mode}, "
+                            f"{secure} and {locking}")
+
+
+def _undo(db: sqlite3.Connection) -> None:
+    """Roll back a method's savepoint inside a batch (the batch goes on)."""
+    with contextlib.suppress(sqlite3.Error):
+        db.execute("ROLLBACK TO verb")
+        db.execute("RELEASE verb")
 
 
 def _rollback(db: sqlite3.Connection) -> None:
@@ -410,26 +690,6 @@ def _rollback(db: sqlite3.Connection) -> None:
             db.execute("ROLLBACK")
 
 
-def _inbound(db: sqlite3.Connection, km_link: str, r: UnitRange) -> bytes:
-    """The bytes of inbound range ``r``; PadMismatch unless every unit is held."""
-    rows = db.execute(_RANGE_IN, (km_link, r.block, r.start, r.start + r.count)).fetchall()
-    if len(rows) != r.count:
-        raise PadMismatch(f"KM-link {km_link!r}: units {r.start}..{r.start + r.count - 1} of "
-                          f"block {r.block} are not all held inbound")
-    return b"".join(row[0] for row in rows)
-
-
-def _drop(db: sqlite3.Connection, km_link: str, ranges: Sequence[UnitRange],
-          outbound: bool) -> None:
-    """Delete the units of ``ranges`` (all known to be held) and shrink the pool."""
-    db.executemany(_DROP_UNITS, ((km_link, r.block, r.start, r.start + r.count)
-                                 for r in ranges))
-    units = sum(r.count for r in ranges)
-    db.execute(_CHANGE_POOL, (-units, km_link, int(outbound)))
-
-
 def _held(row: tuple[str, str, str, bytes] | None) -> HeldKey | None:
     return None if row is None else HeldKey(row[0], row[1], row[2], bytes(row[3]))
 
-
-# --- rules both key stores share -----------------------------------------------------------

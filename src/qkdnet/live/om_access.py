@@ -12,16 +12,18 @@ Every request:
    a session cookie from ``POST /api/login`` or HTTP Basic (for scripts and Prometheus);
    else 401. The console's page and static files (no data in them) are open, and
    ``/metrics`` is open on a loopback address only;
-4. reads need the ``viewer`` role, state-changing calls (POST) ``operator``; else 403;
-   a POST authenticated by the session cookie must carry the session's CSRF token in
-   ``X-CSRF-Token``, else 403.
+4. reads need the ``viewer`` role, state-changing calls (POST, DELETE) ``operator``, and
+   every call of ``/api/operators`` (:mod:`qkdnet.live.om_operators`) ``admin``; else 403;
+   a state-changing call authenticated by the session cookie must carry the session's CSRF
+   token in ``X-CSRF-Token``, else 403.
 
 Basic credentials are never asked for by the server (no ``WWW-Authenticate: Basic``), so
 a browser never holds them to send along with a forged request; the cookie is
 ``SameSite=Strict`` and HttpOnly on top of the CSRF token and the Origin check.
 
-Every POST (the ones let through with their status, the refused ones), every login and
-every failed login is a line of the audit log (:mod:`qkdnet.live.audit`).
+Every state-changing call (the ones let through with their status, the refused ones),
+every operator added or removed, every login and every failed login is a line of the audit
+log (:mod:`qkdnet.live.audit`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qkdnet.errors import ParameterError
 from qkdnet.live.audit import AuditLog, audit_file
+from qkdnet.live.om_operators import MAX_BODY, OperatorAdmin, is_operators_path
 from qkdnet.live.operators import Operator, OperatorFile, check_name, role_allows
 
 SESSION_COOKIE = "qkdnet_om"
@@ -100,6 +103,7 @@ class OperatorAccess:
     def __init__(self, folder: Path) -> None:
         self.operators = OperatorFile(folder)
         self.audit = AuditLog(audit_file(folder))
+        self.admin = OperatorAdmin(self.operators, self.audit)
         self.sessions: dict[str, Session] = {}
         self.failures: dict[tuple[str, str], list[float]] = {}
 
@@ -297,7 +301,8 @@ class OmGate:
             await self._refuse(scope, send, 401, "log in first: POST /api/login with "
                                "{\"name\", \"password\"}, or HTTP Basic", tried)
             return
-        needed = "viewer" if reading else "operator"
+        managing = is_operators_path(path)
+        needed = "admin" if managing else "viewer" if reading else "operator"
         if not role_allows(operator.role, needed):
             await self._refuse(scope, send, 403, f"operator {operator.name!r} has role "
                                f"{operator.role!r}; this needs {needed!r}", operator.name)
@@ -312,6 +317,9 @@ class OmGate:
             access.audit.record("logout", operator.name, _client(scope))
             await _answer(send, 200, {"name": operator.name}, [("set-cookie", _cookie_header(
                 scope, "", 0))])
+            return
+        if managing:
+            await self._manage(access, operator, scope, receive, send, headers)
             return
         scope[OPERATOR_KEY] = operator.name
         if reading:
@@ -331,6 +339,25 @@ class OmGate:
             access.audit.record("request", operator.name, _client(scope), method=method,
                                 path=path, role=operator.role, status=status)
 
+    @staticmethod
+    async def _manage(access: OperatorAccess, operator: Operator, scope: Scope,
+                      receive: Receive, send: Send, headers: Headers) -> None:
+        """An /api/operators call by admin ``operator``, audited when it changes state."""
+        method = scope["method"]
+        body = await _read_body(receive, MAX_BODY)
+        if body is None:
+            status, answer = 413, {"message": f"body over {MAX_BODY} bytes"}
+        elif method == "POST" and not _is_json(headers):
+            status, answer = 415, {"message": "the body must be JSON (Content-Type: "
+                                              "application/json)"}
+        else:
+            status, answer = await access.admin.handle(operator, method, scope["path"],
+                                                       body, _client(scope))
+        if method not in ("GET", "HEAD"):
+            access.audit.record("request", operator.name, _client(scope), method=method,
+                                path=scope["path"], role=operator.role, status=status)
+        await _answer(send, status, answer)
+
     async def _login(self, access: OperatorAccess, scope: Scope, receive: Receive,
                      send: Send, headers: Headers) -> None:
         where = _client(scope)
@@ -338,20 +365,14 @@ class OmGate:
             await _answer(send, 405, {"message": "POST /api/login with {\"name\", "
                                       "\"password\"}"})
             return
-        if headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        if not _is_json(headers):
             await _answer(send, 415, {"message": "the login body must be JSON "
                                       "(Content-Type: application/json)"})
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > MAX_LOGIN_BODY:
-                await _answer(send, 413, {"message": f"login body over {MAX_LOGIN_BODY} "
-                                          "bytes"})
-                return
+        body = await _read_body(receive, MAX_LOGIN_BODY)
+        if body is None:
+            await _answer(send, 413, {"message": f"login body over {MAX_LOGIN_BODY} bytes"})
+            return
         try:
             data = json.loads(body)
             name, password = data["name"], data["password"]
@@ -383,6 +404,23 @@ class OmGate:
         await _answer(send, 200, {"name": operator.name, "role": operator.role,
                                   "csrf": session.csrf, "expires": session.expires},
                       [("set-cookie", _cookie_header(scope, token, SESSION_TTL_S))])
+
+
+def _is_json(headers: Headers) -> bool:
+    return headers.get("content-type", "").split(";")[0].strip() == "application/json"
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None once it is over ``limit`` bytes (the rest unread)."""
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > limit:
+            return None
+    return body
 
 
 def _cookie_header(scope: Scope, token: str, max_age: int) -> str:

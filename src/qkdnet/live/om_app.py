@@ -80,8 +80,9 @@ def _problem(status: int, message: str) -> JSONResponse:
 class _ViewHandlers:
     """The read side and the acknowledgements: the O&M view's payloads over HTTP."""
 
-    def __init__(self, view: OmView, pulse: Updates, fault_injection: bool) -> None:
-        self.view, self.pulse, self.fault_injection = view, pulse, fault_injection
+    def __init__(self, view: OmView, pulse: Updates, live: LiveReports | None) -> None:
+        self.view, self.pulse, self.live = view, pulse, live
+        self.fault_injection = live is not None
 
     def routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         return [("GET", "/metrics", self.metrics), ("GET", "/api/state", self.state),
@@ -93,7 +94,12 @@ class _ViewHandlers:
                 ("GET", "/api/events", self.events)]
 
     async def metrics(self) -> Response:
-        return Response(exposition(self.view.nms), media_type=CONTENT_TYPE_LATEST)
+        if self.live is None:
+            return Response(exposition(self.view.nms), media_type=CONTENT_TYPE_LATEST)
+        keynet = self.live.keynet
+        return Response(exposition(self.view.nms, keynet.expired_held_keys,
+                                   keynet.supply.discarded_full_bits),
+                        media_type=CONTENT_TYPE_LATEST)
 
     async def state(self) -> JSONResponse:
         return JSONResponse(self.view.nms.snapshot())
@@ -213,7 +219,7 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
     injection answers 409."""
     app = FastAPI(title="qkdnet O&M", docs_url=None, redoc_url=None)
     pulse = live.updates if live is not None else updates or Updates()
-    groups = (_ViewHandlers(OmView(nms, alarms), pulse, live is not None),
+    groups = (_ViewHandlers(OmView(nms, alarms), pulse, live),
               _ConsoleHandlers(), _FaultHandlers(live))
     for group in groups:
         for method, path, endpoint in group.routes():

@@ -10,7 +10,8 @@ Roles are ordered: each has the rights of those before it.
 
 - ``viewer``: read the console, the /api/* endpoints and the event stream;
 - ``operator``: also inject and end faults and acknowledge alarms;
-- ``admin``: also manage operators (today through ``qkdnet operator`` on the data folder).
+- ``admin``: also manage operators (``/api/operators``, :mod:`qkdnet.live.om_operators`;
+  or ``qkdnet operator`` on the data folder).
 """
 
 from __future__ import annotations

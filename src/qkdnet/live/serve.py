@@ -41,6 +41,7 @@ from qkdnet.live.connection_limits import ConnectionBudget, ListenerLimits, rais
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.dynamics import LiveDynamics
+from qkdnet.live.handshake_audit import HandshakeRefusals, audit_refused_handshakes
 from qkdnet.live.keynet import (
     DEFAULT_CAPACITY_BYTES,
     DEFAULT_HELD_KEY_TTL_S,
@@ -187,11 +188,13 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         budget = ConnectionBudget()
         step = max(1, -(-len(nodes) // 4))  # a quarter, rounded up: 4 lines at most
         audit = AuditLog(audit_file(options.folder))
+        refusals = HandshakeRefusals(audit)  # one rate limit for every KME's handshakes
         for i, n in enumerate(nodes, 1):
+            tls = server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert)
+            audit_refused_handshakes(tls, refusals, n)
             servers[n] = make_server(
                 make_kme_app(keynet, n, allow_cn_identity=options.allow_cn_identity,
-                             revocation=revocation, audit=audit), options.host, 0,
-                server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert),
+                             revocation=revocation, audit=audit), options.host, 0, tls,
                 limits=KME_LIMITS, budget=budget, keep_alive_s=options.idle_timeout_s)
             if i % step == 0 or i == len(nodes):
                 say(f"starting KMEs {i}/{len(nodes)}")
@@ -213,6 +216,7 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
             await serve_many([*servers.values(), om])
         finally:
             pump.cancel()
+            refusals.flush()  # the counts of refusals not yet written
     finally:
         keynet.close()
 

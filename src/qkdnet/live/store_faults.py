@@ -5,12 +5,20 @@ supply tries each again: :class:`StoreFaults`, kept by the supply pump
 Why back-off: a full disk stays full for a while; probing it at every pump (20 times a
 second) would fill the log and the CPU for nothing, while a bounded back-off still finds
 room within :data:`MAX_BACKOFF_S` of it being freed.
+
+Why a scratch file before the store's own probe: on a full disk SQLite can still take a
+small write inside pages its file already holds (freed by a take or a release), so a probe
+through SQLite alone ends the fault while the disk has no room and the next deposit brings
+it back. :func:`check_room` asks the file system for :data:`ROOM_PROBE_BYTES` of new space
+first, so a fault ends only when the disk really has room.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger("qkdnet.keys")
 
@@ -18,6 +26,10 @@ log = logging.getLogger("qkdnet.keys")
 FIRST_BACKOFF_S = 0.1
 #: Longest wait between two tries (s): how long a freed disk may go unnoticed.
 MAX_BACKOFF_S = 2.0
+#: Bytes of new space (a scratch file, written, fsynced and removed) a faulty store's
+#: folder must take before the store is tried again: more than a pump's deposits need.
+ROOM_PROBE_BYTES = 1 << 20
+_CHUNK = b"\0" * (1 << 16)
 
 
 @dataclass
@@ -83,3 +95,24 @@ def fault_message(node: str, cause: str) -> str:
     """What a KME answers (with 503) while ``node``'s key store cannot be written."""
     return (f"the key store of node {node} cannot be written ({cause}); key delivery "
             f"resumes by itself once the store can be written again")
+
+
+def room_probe_file(store: Path) -> Path:
+    """The scratch file :func:`check_room` writes beside the store file ``store``."""
+    return store.with_name(store.name + ".room-probe")
+
+
+def check_room(store: Path, size: int = ROOM_PROBE_BYTES) -> None:
+    """Write ``size`` bytes of zeros to a scratch file beside ``store``, fsync it (a file
+    system that allocates late reports a full disk only then) and remove it; OSError when
+    the disk has not that much new room or the folder takes no new file."""
+    path = room_probe_file(store)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        written = 0
+        while written < size:
+            written += os.write(fd, _CHUNK[: size - written])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(path)  # zeros only, but the room is given back at once either way

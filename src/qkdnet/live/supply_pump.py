@@ -2,38 +2,74 @@
 nodes, pumped into both ends' key stores on the event loop, and what the KMs report of each
 KM-link to the control and management layers.
 
+How a pump shares its time (:meth:`SupplyPump.pump`): the emulators only count the blocks
+their links have completed; blocks are made only as fast as the stores take them. Each pump
+first works out how many blocks it can store in its budget (from the measured cost of a
+block), shares that number fairly among the links with blocks waiting (max-min: a link
+waiting for fewer blocks than its share gets them all, the rest is split among the others,
+the first place going round from pump to pump), makes those blocks and gives each store
+all of its blocks in one transaction (:meth:`~qkdnet.keys.pool.KeyStore.deposit_many`, at
+most :data:`MAX_BATCH_BLOCKS` at a time). The blocks a link has not been given time for
+wait in its device, made on a later pump; a device holds at most :data:`BACKLOG_S` of its
+key, and what it cannot hold is lost and counted (:attr:`SupplyPump.backlog_lost_bits`). A
+block that fits in neither direction of its pools is discarded unmade and counted
+(:attr:`SupplyPump.discarded_full_bits`), as a device whose key buffer is full discards key.
+
 A store that cannot be written (disk full, read-only, I/O error) stops nothing but its own
 KM-links: their key is discarded unmade, as a device's full buffer discards it, and the
-store is tried again with back-off (:class:`~qkdnet.live.store_faults.StoreFaults`) until it
-takes a write; a block that reached only one end is delivered again first, so the two ends
-never diverge."""
+store is tried again with back-off (:class:`~qkdnet.live.store_faults.StoreFaults`) until its
+folder takes a scratch file of new room and the store a write; a block that reached only
+one end is delivered again first, so the two ends never diverge."""
 
 from __future__ import annotations
 
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from qkdnet.errors import KeyStoreError, StoreFault
+from qkdnet.errors import KeyStoreError, PoolFull, StoreFault
 from qkdnet.keys.link_state import KMLinkState, km_link_state
+from qkdnet.keys.pool import Deposit
 from qkdnet.keys.store import SQLiteKeyStore
-from qkdnet.keys.supply import deliver, direction_of
 from qkdnet.live.operator_faults import OperatorFaults
-from qkdnet.live.store_faults import StoreFaults
+from qkdnet.live.store_faults import StoreFaults, check_room
 from qkdnet.quantum.emulator import KeyEmulator, emulator_for_link
 from qkdnet.quantum.key_source import KeyBlock
 from qkdnet.quantum.link_rate import link_skr_bps
 from qkdnet.topology.model import KMLinkKind, Network
 
+#: Most blocks one store takes in one transaction (bounds the time a transaction holds the
+#: event loop, whatever the budget).
+MAX_BATCH_BLOCKS = 512
+#: Key a link's device keeps while the pump has no time for it (s of the link's output):
+#: what it makes beyond is lost and counted.
+BACKLOG_S = 10.0
+#: A device keeps at least this many blocks waiting, however slow its link.
+BACKLOG_MIN_BLOCKS = 64
+#: The cost of one block at both ends (s of the pump's time) assumed before any is measured.
+FIRST_BLOCK_COST_S = 100e-6
+#: Weight of the newest measurement in the running cost of a block.
+COST_WEIGHT = 0.2
 
-@dataclass(frozen=True)
+
+@dataclass
 class _Supply:
     km_link: str
     a: str
     b: str
     emulator: KeyEmulator
     link: str = ""
+    #: Blocks a store fault left at one end only (with their direction: outbound at a),
+    #: delivered again first.
+    unfinished: list[tuple[KeyBlock, bool]] = field(default_factory=list)
+
+    @property
+    def backlog_blocks(self) -> int:
+        """Most blocks the link's device keeps waiting."""
+        em = self.emulator
+        return max(BACKLOG_MIN_BLOCKS,
+                   int(em.rate_bps * em.speedup * BACKLOG_S / em.block_bits))
 
 
 class SupplyPump:
@@ -50,14 +86,23 @@ class SupplyPump:
         self._next_supply = 0
         self._next_checkpoint = 0
         self.store_faults = StoreFaults()
-        # km_link -> a block a store fault left at one end only, delivered again first
-        self._unfinished: dict[str, tuple[KeyBlock, bool]] = {}
+        #: Key (bits) per KM-link discarded because neither direction of its pools had
+        #: room for it (at either end), since start.
+        self.discarded_full_bits: dict[str, int] = {}
+        #: Key (bits) per KM-link its device could not keep while the pump had no time
+        #: for it (more than BACKLOG_S waiting), since start.
+        self.backlog_lost_bits: dict[str, int] = {}
+        #: Blocks deposited at both ends since start.
+        self.deposited_blocks = 0
+        #: The running cost of one block at both ends (s): made, stored, committed.
+        self.block_cost_s = FIRST_BLOCK_COST_S
 
     def start(self, now: float, speedup: float = 1.0, prefill_bits: int = 0) -> None:
         """Start an emulator on every direct KM-link between served nodes at time ``now``
         (s), making key at the link's modelled rate x ``speedup``, with ``prefill_bits`` made
-        at once. After a restart each resumes past the highest block either end holds; a
-        block only one end received (a crash between the two deposits) is discarded."""
+        at once. After a restart each resumes past the highest block either end holds;
+        blocks only one end received (a crash between the two ends' deposits) are
+        discarded."""
         for km in self.network.km_links:
             if km.kind is not KMLinkKind.DIRECT or km.a not in self.stores \
                     or km.b not in self.stores:
@@ -65,39 +110,53 @@ class SupplyPump:
             ends = (self.stores[km.a], self.stores[km.b])
             resume = [store.next_block(km.id) for store in ends]
             if resume[0] != resume[1]:
-                ends[resume.index(max(resume))].discard_block(km.id, max(resume) - 1)
+                ends[resume.index(max(resume))].discard_from(km.id, min(resume))
             link = self.network.link[km.path[0]]
             speed = link_skr_bps(link) * speedup
-            ahead = prefill_bits / speed if speed > 0 else 0.0
+            early = prefill_bits / speed if speed > 0 else 0.0
             self._supplies.append(_Supply(km.id, km.a, km.b, emulator_for_link(
                 link, km.id, random_bytes=secrets.token_bytes, speedup=speedup,
-                start=now - ahead, first_block=max(resume)), link.id))
+                start=now - early, first_block=max(resume)), link.id))
+            self.discarded_full_bits[km.id] = 0
+            self.backlog_lost_bits[km.id] = 0
+
+    @property
+    def discarded_bits(self) -> int:
+        """Key (bits) discarded for full pools on all KM-links since start."""
+        return sum(self.discarded_full_bits.values())
 
     def pump(self, now: float, budget_s: float | None = None) -> int:
-        """Deliver the blocks the emulators have made up to ``now`` (s); returns how many
-        were deposited. A link whose pools are full at either end discards its new blocks
-        unmade. With ``budget_s`` the work stops after about that much CPU time and the
-        next call goes on with the links not yet served (they keep their blocks), so the
-        event loop is never held long."""
-        deadline = None if budget_s is None else time.perf_counter() + budget_s
+        """Deliver the blocks the emulators have made up to ``now`` (s), as many as fit in
+        about ``budget_s`` of CPU time (all of them without a budget), shared fairly among
+        the links; returns how many were deposited at both ends. Blocks that do not fit in
+        a link's pools are discarded and counted; blocks there was no time for wait in
+        their device for the next call."""
+        started = time.perf_counter()
         faulty = self._retry_faulty(now)
         self._checkpoint_next(faulty, now)
-        deposited = 0
         down = self.faults.down_links()
-        for _ in range(len(self._supplies)):
-            s = self._supplies[self._next_supply]
-            self._next_supply = (self._next_supply + 1) % len(self._supplies)
-            if s.a in faulty or s.b in faulty:
+        waiting: list[tuple[_Supply, int]] = []
+        for s in self._supplies:
+            if s.a in faulty or s.b in faulty or s.link in down:
                 s.emulator.skip(now)
-            else:
-                try:
-                    deposited += self._supply(s, now, deadline, s.link in down)
-                except KeyStoreError as exc:
-                    s.emulator.skip(now)
-                    self._failed(exc, (s.a, s.b), now)
-                    faulty = self.store_faults.nodes
-            if deadline is not None and time.perf_counter() > deadline:
-                break
+                continue
+            want = self._waiting(s, now, budget_s is not None)
+            if want or s.unfinished:
+                waiting.append((s, want))
+        if not waiting:
+            return 0
+        spent = time.perf_counter() - started
+        most = None if budget_s is None else max(1, int((budget_s - spent)
+                                                         / self.block_cost_s))
+        shares = _fair_shares([want for _, want in waiting], most, self._next_supply)
+        self._next_supply += 1
+        work = time.perf_counter()
+        deposited = self._deliver([(s, share) for (s, _), share in zip(waiting, shares,
+                                                                        strict=True)], now)
+        if deposited:
+            cost = (time.perf_counter() - work) / deposited
+            self.block_cost_s += COST_WEIGHT * (cost - self.block_cost_s)
+        self.deposited_blocks += deposited
         return deposited
 
     def store_fault(self, node: str) -> str | None:
@@ -113,6 +172,12 @@ class SupplyPump:
                 self.store_faults.failed(node, store.write_fault, now)
         for node in self.store_faults.nodes:
             if not self.store_faults.due(node, now):
+                continue
+            try:
+                check_room(self.stores[node].path)
+            except OSError as exc:
+                # the same fault goes on: keep SQLite's words for it, which the KME shows
+                self.store_faults.failed(node, self.store_faults.cause(node) or str(exc), now)
                 continue
             try:
                 self.stores[node].probe()
@@ -171,30 +236,120 @@ class SupplyPump:
                 except KeyStoreError as exc:
                     self._failed(exc, (node,), now)
 
-    def _supply(self, s: _Supply, now: float, deadline: float | None, down: bool) -> int:
-        """Deposit a link's new blocks (none while it is ``down``); past ``deadline`` the
-        rest are lost, as key is when a device's buffer overflows."""
-        a, b = self.stores[s.a], self.stores[s.b]
-        if down or max(min(a.room(s.km_link, True), b.room(s.km_link, False)),
-                       min(a.room(s.km_link, False), b.room(s.km_link, True))
-                       ) < s.emulator.block_bytes:
-            s.emulator.skip(now)
+    def _waiting(self, s: _Supply, now: float, bounded: bool) -> int:
+        """How many of the link's waiting blocks can be stored: those that fit in neither
+        direction of its pools are discarded (counted), and with ``bounded`` those beyond
+        what its device keeps are lost (counted)."""
+        em = s.emulator
+        pending = em.pending(now)
+        if not pending:
             return 0
-        deposited = 0
-        unfinished = self._unfinished.pop(s.km_link, None)
-        blocks: list[tuple[KeyBlock, bool | None]] = [(k, None) for k in s.emulator.blocks(now)]
-        if unfinished is not None:
-            blocks.insert(0, unfinished)
-        for i, (block, a_out) in enumerate(blocks):
-            if i and deadline is not None and time.perf_counter() > deadline:
-                break
-            if a_out is None:
-                a_out = direction_of(block, a, b)
-            try:
-                deposited += deliver(block, a, b, a_out)
-            except KeyStoreError:
-                # one end may hold it: delivering it again, in the direction chosen now,
-                # completes the other (a deposit of a block already held is a no-op)
-                self._unfinished[s.km_link] = (block, a_out)
-                raise
-        return deposited
+        a, b = self.stores[s.a], self.stores[s.b]
+        fit = sum(min(a.room(s.km_link, out), b.room(s.km_link, not out)) // em.block_bytes
+                  for out in (True, False))
+        fit -= sum(1 for _ in s.unfinished)
+        if pending > fit:
+            gone = em.skip(now, pending - max(fit, 0))
+            self.discarded_full_bits[s.km_link] += gone * em.block_bits
+            pending -= gone
+        if bounded and pending > s.backlog_blocks:
+            gone = em.skip(now, pending - s.backlog_blocks)
+            self.backlog_lost_bits[s.km_link] += gone * em.block_bits
+            pending -= gone
+        return pending
+
+    def _deliver(self, shares: list[tuple[_Supply, int]], now: float) -> int:
+        """Make each link's share of blocks and deposit them, each store's in one
+        transaction; a store that fails leaves its blocks unfinished at the links (where
+        the other end holds them they are delivered again first). How many blocks both
+        ends now hold."""
+        batches: dict[str, list[Deposit]] = {}
+        made: list[tuple[_Supply, KeyBlock, bool]] = []
+        for s, share in shares:
+            a, b = self.stores[s.a], self.stores[s.b]
+            # outbound bytes at a (True) and at b (False), as direction_of compares them
+            held = {True: a.pool_bytes(s.km_link, True), False: b.pool_bytes(s.km_link, True)}
+            room = {out: min(a.room(s.km_link, out), b.room(s.km_link, not out))
+                    for out in (True, False)}
+            # blocks one end may hold already keep their direction; new ones take the rule's
+            blocks = [(k, out, True) for k, out in s.unfinished]
+            blocks += [(k, _direction(k, held), False) for k in s.emulator.blocks(now, share)]
+            s.unfinished = []
+            for block, a_out, fixed in blocks:
+                size = len(block.material)
+                if not fixed and room[a_out] < size <= room[not a_out]:
+                    a_out = not a_out  # the emptier direction is full: the other takes it
+                if room[a_out] < size:
+                    if fixed:
+                        s.unfinished.append((block, a_out))  # waits for room to finish it
+                    else:
+                        self.discarded_full_bits[s.km_link] += size * 8
+                    continue
+                room[a_out] -= size
+                held[a_out] += size
+                made.append((s, block, a_out))
+                batches.setdefault(s.a, []).append(
+                    Deposit(s.km_link, block.block, block.material, a_out))
+                batches.setdefault(s.b, []).append(
+                    Deposit(s.km_link, block.block, block.material, not a_out))
+        stored = {node: self._store(node, deposits, now) for node, deposits in batches.items()}
+        done = 0
+        for s, block, a_out in made:
+            if stored[s.a] and stored[s.b]:
+                done += 1
+            else:  # delivered again (a no-op where held) once both stores write again
+                s.unfinished.append((block, a_out))
+        return done
+
+    def _store(self, node: str, deposits: list[Deposit], now: float) -> bool:
+        """Deposit ``deposits`` at ``node``, MAX_BATCH_BLOCKS per transaction; False (the
+        fault noted) if the store refused them."""
+        store = self.stores[node]
+        try:
+            for i in range(0, len(deposits), MAX_BATCH_BLOCKS):
+                store.deposit_many(deposits[i:i + MAX_BATCH_BLOCKS])
+        except PoolFull:
+            return False  # a KM's relay filled it meanwhile: delivered again
+        except KeyStoreError as exc:
+            self._failed(exc, (node,), now)
+            return False
+        return True
+
+
+def _direction(block: KeyBlock, held: dict[bool, int]) -> bool:
+    """Whether ``block`` is outbound at end ``a`` (the rule of
+    :func:`~qkdnet.keys.supply.direction_of`, on the pools' bytes as this pump fills them):
+    the end whose outbound pool holds less sends with it; on a tie, even blocks go to a.
+    ``held`` is a's outbound bytes (True) and b's (False)."""
+    a_out, b_out = held[True], held[False]
+    return a_out < b_out if a_out != b_out else block.block % 2 == 0
+
+
+def _fair_shares(wants: list[int], most: int | None, first: int) -> list[int]:
+    """Max-min fair shares of ``most`` blocks (all wanted when None) among links wanting
+    ``wants``: a link wanting less than an equal share gets what it wants, the others an
+    equal share of the rest; the blocks integer division leaves over go one each to the
+    links in turn from position ``first`` (so over pumps each link gets its turn)."""
+    if most is None or sum(wants) <= most:
+        return list(wants)
+    n = len(wants)
+    shares = [0] * n
+    left = float(most)
+    order = sorted(range(n), key=lambda i: wants[i])
+    for rank, i in enumerate(order):
+        level = left / (n - rank)
+        if wants[i] > level:  # this link and every one after it is capped at the level
+            for j in order[rank:]:
+                shares[j] = int(level)
+            break
+        shares[i] = wants[i]
+        left -= wants[i]
+    spare = most - sum(shares)
+    for k in range(n):
+        if spare <= 0:
+            break
+        i = (first + k) % n
+        if shares[i] < wants[i]:
+            shares[i] += 1
+            spare -= 1
+    return shares

@@ -5,7 +5,7 @@ exposition always shows the latest ingested samples without copying them into ga
 objects on every ingest. It is registered in a fresh ``CollectorRegistry`` per NMS: the
 process-global registry would mix NMS instances (tests, twins running side by side).
 
-Metrics (all gauges; units in the names, as Prometheus conventions ask):
+Metrics (gauges but the counters; units in the names, as Prometheus conventions ask):
 
 =====================================  ======================  =========================
 name                                   labels                  value
@@ -18,19 +18,24 @@ qkdnet_kmlink_key_bits                 km_link, region         key held in the p
 qkdnet_kmlink_refill_bits_per_second   km_link, region         refill rate, bit/s
 qkdnet_kmlink_up                       km_link, region         1 up, 0 down
 qkdnet_node_ok                         node, region            1 KM healthy
+qkdnet_node_expired_held_keys_total    node, region            counter: held keys erased
+qkdnet_kmlink_discarded_bits_total     km_link, region         counter: key discarded, bits
 =====================================  ======================  =========================
 
-Only elements that have reported at least once appear.
+Only elements that have reported at least once appear, but for the counters: they come from
+the driver (``qkdnet serve`` counts the keys held for a slave SAE that were not fetched
+within ``--held-key-ttl`` and so erased, one sample per served node, 0 included; and the key
+its supply discarded because a KM-link's pools were full, one sample per supplied KM-link).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from qkdnet.management.nms import Latest, Nms
@@ -50,6 +55,9 @@ _KM = (
     ("qkdnet_kmlink_up", "up", "Whether the KM-link can serve key (1) or is down (0)."),
 )
 _NODE = (("qkdnet_node_ok", "ok", "Whether the node's Key Manager reports healthy (1)."),)
+_EXPIRED = ("qkdnet_node_expired_held_keys",
+            "Keys held for a slave SAE that were not fetched within the held-key TTL and so "
+            "were erased from the node's key store (count since the server started).")
 
 
 def _families(latest: Latest, label: str,
@@ -64,26 +72,56 @@ def _families(latest: Latest, label: str,
         yield family
 
 
-class NmsCollector(Collector):
-    """Reads the NMS's latest state on every scrape."""
+_DISCARDED = ("qkdnet_kmlink_discarded_bits",
+              "Key the KM-link's QKD-link made but discarded because its pools were full at "
+              "either end (bits since the server started).")
 
-    def __init__(self, nms: Nms) -> None:
+
+def _counter(latest: Latest, label: str, spec: tuple[str, str],
+             counts: Mapping[str, int]) -> Metric:
+    region_of = dict(zip(latest.ids, latest.regions, strict=True))
+    family = CounterMetricFamily(*spec, labels=[label, "region"])
+    for item, count in sorted(counts.items()):
+        family.add_metric([item, str(region_of.get(item, ""))], float(count))
+    return family
+
+
+class NmsCollector(Collector):
+    """Reads the NMS's latest state on every scrape, and ``expired_held_keys`` (a node's
+    count of held keys erased unfetched) and ``discarded_bits`` (a KM-link's key discarded
+    for full pools, bits); None: no such counter, as in a replay."""
+
+    def __init__(self, nms: Nms, expired_held_keys: Mapping[str, int] | None = None,
+                 discarded_bits: Mapping[str, int] | None = None) -> None:
         self.nms = nms
+        self.expired_held_keys = expired_held_keys
+        self.discarded_bits = discarded_bits
 
     def collect(self) -> Iterator[Metric]:
         """The metric families of the current state."""
         yield from _families(self.nms.latest("links"), "link", _LINK)
-        yield from _families(self.nms.latest("km_links"), "km_link", _KM)
-        yield from _families(self.nms.latest("nodes"), "node", _NODE)
+        km_links = self.nms.latest("km_links")
+        yield from _families(km_links, "km_link", _KM)
+        nodes = self.nms.latest("nodes")
+        yield from _families(nodes, "node", _NODE)
+        if self.expired_held_keys is not None:
+            yield _counter(nodes, "node", _EXPIRED, self.expired_held_keys)
+        if self.discarded_bits is not None:
+            yield _counter(km_links, "km_link", _DISCARDED, self.discarded_bits)
 
 
-def registry_for(nms: Nms) -> CollectorRegistry:
-    """A fresh registry holding only a collector over ``nms`` (never the global one)."""
+def registry_for(nms: Nms, expired_held_keys: Mapping[str, int] | None = None,
+                 discarded_bits: Mapping[str, int] | None = None) -> CollectorRegistry:
+    """A fresh registry holding only a collector over ``nms``, the ``expired_held_keys``
+    counts by node and the ``discarded_bits`` by KM-link (never the global one)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NmsCollector(nms))
+    registry.register(NmsCollector(nms, expired_held_keys, discarded_bits))
     return registry
 
 
-def exposition(nms: Nms) -> bytes:
-    """The Prometheus text exposition of ``nms``'s latest state."""
-    return generate_latest(registry_for(nms))
+def exposition(nms: Nms, expired_held_keys: Mapping[str, int] | None = None,
+               discarded_bits: Mapping[str, int] | None = None) -> bytes:
+    """The Prometheus text exposition of ``nms``'s latest state and, when given, of the
+    count of held keys erased unfetched by node and of key discarded for full pools by
+    KM-link (bits)."""
+    return generate_latest(registry_for(nms, expired_held_keys, discarded_bits))

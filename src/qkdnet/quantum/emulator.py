@@ -70,22 +70,37 @@ class KeyEmulator:
         """Bits per block."""
         return self.block_bytes * 8
 
-    def blocks(self, now: float) -> list[KeyBlock]:
+    def blocks(self, now: float, most: int | None = None) -> list[KeyBlock]:
         """The whole blocks completed since the last call, up to ``now`` (s), in block
-        order. A ``now`` earlier than the last call's raises ParameterError (a ValueError)."""
-        self._advance(now)
-        made = self._made(now)
-        out = [self._block(n) for n in range(self._next_block, made)]
-        self._next_block = max(made, self._next_block)
+        order; with ``most``, only the first ``most`` of them (the rest wait for the next
+        call, as a device's buffer keeps key nobody has fetched yet). A ``now`` earlier than
+        the last call's raises ParameterError (a ValueError)."""
+        end = self._next_block + self.pending(now)
+        if most is not None:
+            end = min(end, self._next_block + max(most, 0))
+        out = [self._block(n) for n in range(self._next_block, end)]
+        self._next_block = max(end, self._next_block)
         return out
 
-    def skip(self, now: float) -> int:
-        """Let the blocks completed up to ``now`` (s) go unmade, as a device whose key
-        buffer is full discards key; their numbers are never used. Returns how many."""
+    @property
+    def blocks_out(self) -> int:
+        """Blocks handed out or skipped since start (the next one's number, less
+        ``first_block``)."""
+        return self._next_block
+
+    def pending(self, now: float) -> int:
+        """How many whole blocks are completed up to ``now`` (s) and not yet handed out."""
         self._advance(now)
-        made = self._made(now)
-        skipped = max(made - self._next_block, 0)
-        self._next_block = max(made, self._next_block)
+        return max(self._made(now) - self._next_block, 0)
+
+    def skip(self, now: float, most: int | None = None) -> int:
+        """Let the blocks completed up to ``now`` (s) go unmade (with ``most``, only the
+        oldest ``most`` of them), as a device whose key buffer is full discards key; their
+        numbers are never used. Returns how many."""
+        skipped = self.pending(now)
+        if most is not None:
+            skipped = min(skipped, max(most, 0))
+        self._next_block += skipped
         return skipped
 
     def set_rate(self, rate_bps: float, now: float) -> None:

@@ -1,0 +1,152 @@
+"""The key supply's pump on real SQLite stores: blocks are made only as fast as they are
+stored (none made and dropped), a store gets a pump's blocks in one transaction, links share
+a short budget fairly, and key that finds its pools full is counted as discarded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from chain_scenario import CHAIN_SCENARIO
+from prometheus_client.parser import text_string_to_metric_families
+
+from qkdnet.files.networks import load_network
+from qkdnet.keys.store import SQLiteKeyStore
+from qkdnet.live.keynet import KeyNetwork, served_nodes
+from qkdnet.live.launch import start_serve
+from qkdnet.live.supply_pump import SupplyPump, _fair_shares
+
+BLOCK_BYTES = 1024
+
+
+def _keynet(tmp_path: Path, capacity: int = 2**24) -> KeyNetwork:
+    (tmp_path / "chain.yaml").write_text(CHAIN_SCENARIO)
+    network = load_network(tmp_path / "chain.yaml")
+    return KeyNetwork(network, tmp_path / "stores", served_nodes(network),
+                      capacity_bytes_per_link=capacity)
+
+
+def _held_blocks(store: SQLiteKeyStore, km_link: str) -> int:
+    """Blocks of a KM-link a store holds unused (both directions)."""
+    return (store.pool_bytes(km_link, True) + store.pool_bytes(km_link, False)) // BLOCK_BYTES
+
+
+def _made(pump: SupplyPump) -> dict[str, int]:
+    return {s.km_link: s.emulator.blocks_out for s in pump._supplies}
+
+
+@pytest.fixture
+def keynet(tmp_path: Path) -> KeyNetwork:
+    return _keynet(tmp_path)
+
+
+def test_blocks_wait_for_time_to_store_them_and_none_is_lost(keynet: KeyNetwork) -> None:
+    """With no time to spare a pump stores one block; the rest wait in their devices, and a
+    pump without a budget then stores every one of them: every block made is held at both
+    ends, its numbers without a gap."""
+    pump = keynet.supply
+    pump.start(0.0, speedup=200.0)
+    for _ in range(10):
+        assert pump.pump(1.0, budget_s=0.0) == 1
+    assert sum(_made(pump).values()) == 10
+    assert pump.pump(1.0) > 0
+    for s in pump._supplies:
+        ends = (keynet.stores[s.a], keynet.stores[s.b])
+        made = s.emulator.blocks_out
+        assert s.emulator.pending(1.0) == 0 and made > 0
+        assert [_held_blocks(e, s.km_link) for e in ends] == [made, made]
+        assert [e.next_block(s.km_link) for e in ends] == [made, made]
+    assert pump.deposited_blocks == sum(_made(pump).values())
+    assert pump.discarded_bits == 0 and sum(pump.backlog_lost_bits.values()) == 0
+
+
+def test_a_slow_link_gets_its_blocks_beside_a_fast_one(keynet: KeyNetwork) -> None:
+    """One block per pump: the slow link's few waiting blocks are all stored within as many
+    pumps as it has blocks times two, while the fast link's thousands wait."""
+    pump = keynet.supply
+    fast, slow = sorted(keynet.network.link)
+    pump.start(0.0)
+    pump.set_rates({fast: 4e6, slow: 3 * 8 * BLOCK_BYTES}, 0.0)
+    pending = {s.link: s.emulator.pending(1.0) for s in pump._supplies}
+    assert pending[slow] == 3 and pending[fast] > 400
+    for _ in range(6):
+        pump.pump(1.0, budget_s=0.0)
+    out = {s.link: s.emulator.blocks_out for s in pump._supplies}
+    assert out == {slow: 3, fast: 3}
+
+
+def test_a_store_takes_a_pumps_blocks_in_one_transaction(keynet: KeyNetwork) -> None:
+    """The middle node b, an end of both KM-links, commits all of a pump's blocks at once."""
+    pump = keynet.supply
+    pump.start(0.0)
+    pump.set_rates(dict.fromkeys(keynet.network.link, 100 * 8 * BLOCK_BYTES), 0.0)
+    begun: list[str] = []
+    keynet.stores["b"]._db().set_trace_callback(
+        lambda sql: begun.append(sql) if sql.startswith("BEGIN") else None)
+    assert pump.pump(1.0) == 200
+    assert begun == ["BEGIN IMMEDIATE"]
+
+
+def test_key_that_finds_its_pools_full_is_counted_as_discarded(tmp_path: Path) -> None:
+    """Pools of 16 blocks a link: every block made beyond them is discarded and counted, in
+    bits; made = stored + discarded."""
+    keynet = _keynet(tmp_path, capacity=16 * BLOCK_BYTES)
+    pump = keynet.supply
+    pump.start(0.0, speedup=200.0)
+    pump.pump(5.0)
+    pump.pump(10.0, budget_s=0.005)
+    for s in pump._supplies:
+        end = keynet.stores[s.a]
+        assert _held_blocks(end, s.km_link) == 16
+        made = s.emulator.blocks_out
+        assert made > 16
+        assert pump.discarded_full_bits[s.km_link] == (made - 16) * BLOCK_BYTES * 8
+    assert pump.discarded_bits == sum(pump.discarded_full_bits.values()) > 0
+
+
+def test_fair_shares_are_max_min_and_take_turns() -> None:
+    """A link wanting less than an equal share gets it all; the rest is split; a single
+    block goes round."""
+    assert _fair_shares([3, 100, 50], 20, 0) == [3, 9, 8]
+    assert _fair_shares([2, 5], None, 0) == [2, 5]
+    assert [_fair_shares([9, 9], 1, turn) for turn in range(2)] == [[1, 0], [0, 1]]
+
+
+def test_blocks_only_one_end_received_are_all_discarded_on_restart(tmp_path: Path) -> None:
+    """A crash between two stores' transactions can leave a pump's blocks at one end only:
+    the restart discards every one of them, and the ends then resume at the same number."""
+    keynet = _keynet(tmp_path)
+    keynet.supply.start(0.0, speedup=50.0)
+    keynet.supply.pump(1.0)
+    a = keynet.stores["a"]
+    lone = a.next_block("km:a~b")
+    held = a.pool_bytes("km:a~b", True)
+    for number in range(lone, lone + 3):
+        a.deposit("km:a~b", number, bytes(BLOCK_BYTES), outbound=True)
+    keynet.close()
+    again = _keynet(tmp_path)
+    again.supply.start(0.0)
+    assert again.stores["a"].pool_bytes("km:a~b", True) == held
+    assert again.stores["b"].next_block("km:a~b") < again.stores["a"].next_block("km:a~b")
+    again.supply.pump(5.0)
+    assert again.stores["a"].next_block("km:a~b") == again.stores["b"].next_block("km:a~b")
+    again.close()
+
+
+def test_serve_counts_key_discarded_for_full_pools_on_metrics(tmp_path: Path) -> None:
+    """`qkdnet serve` prefilled with twice what its pools hold: /metrics has a counter per
+    KM-link of the bits discarded, at least the prefill that did not fit."""
+    (tmp_path / "scenario.yaml").write_text(CHAIN_SCENARIO)
+    served = start_serve(tmp_path / "live", str(tmp_path / "scenario.yaml"),
+                         ["--prefill-bits", str(2**18), "--pool-capacity-bits", str(2**17),
+                          "--no-dynamics"])
+    try:
+        text = httpx.get(f"{served.manifest['om_url']}/metrics", timeout=10).text
+    finally:
+        served.stop()
+    [family] = [f for f in text_string_to_metric_families(text)
+                if f.name == "qkdnet_kmlink_discarded_bits"]
+    found = {s.labels["km_link"]: s.value for s in family.samples if s.name.endswith("_total")}
+    assert set(found) == {"km:a~b", "km:b~c"}
+    assert all(bits >= 2**17 for bits in found.values()), found
