@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from qkdnet.live.pki import Pki, init_pki, sae_id_from_certificate
 from qkdnet.live.tls_server import (
+    CoalescedWrites,
     TlsServer,
     client_certificate,
     make_server,
@@ -228,3 +229,42 @@ def test_an_app_can_be_called_as_an_sae_without_tls(pki: Pki) -> None:
             return (await client.get("/whoami")).json()
 
     assert asyncio.run(call())["sae_id"] == "bob"
+
+
+class _Recorded:
+    """A transport stand-in that records what reaches it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", data))
+
+    def close(self) -> None:
+        self.calls.append(("close", b""))
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_a_response_head_and_body_go_out_in_one_write() -> None:
+    """Writes are held and joined: flushed as one, at the response's end, on close (before
+    closing) or at the loop's next turn; other calls reach the transport."""
+    async def main() -> list[tuple[str, bytes]]:
+        raw = _Recorded()
+        out = CoalescedWrites(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+        out.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        out.write(b"{}")
+        assert raw.calls == []
+        out.flush()  # what the protocol does when the response is complete
+        out.write(b"100 Continue")
+        await asyncio.sleep(0)  # the next turn flushes what nobody flushed
+        await asyncio.sleep(0)
+        out.write(b"last")
+        out.close()
+        assert out.is_closing() is False  # delegated
+        return raw.calls
+
+    assert asyncio.run(main()) == [("write", b"HTTP/1.1 200 OK\r\n\r\n{}"),
+                                   ("write", b"100 Continue"), ("write", b"last"),
+                                   ("close", b"")]
