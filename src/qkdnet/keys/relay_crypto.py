@@ -54,18 +54,33 @@ class OneTimePad:
 
     def __init__(self, random_bytes: Callable[[int], bytes]) -> None:
         self._random = random_bytes
+        # the header fields every hop of a relay shares, encoded once per relay: the last
+        # relay's (key_ids, route) objects and their encoding (a 64-hop route is joined
+        # once, not at every seal and unseal)
+        self._shared: tuple[ForwardKey, bytes] | None = None
 
     def new_keys(self, size_bytes: int) -> bytes:
         return self._random(size_bytes)
 
     def seal(self, message: ForwardKey, keys: bytes, pad: bytes) -> ForwardKey:
-        unsealed = message._replace(ciphertext=xor(keys, pad[: len(keys)]), tag=b"")
-        return unsealed._replace(tag=_seal_tag(pad[-UNIT_BYTES:], unsealed))
+        ciphertext = xor(keys, pad[: len(keys)])
+        tag = hmac.digest(pad[-UNIT_BYTES:], self._header(message) + ciphertext, "sha256")
+        return ForwardKey(*message[:7], ciphertext, tag)
 
     def unseal(self, message: ForwardKey, pad: bytes) -> bytes | None:
-        if not hmac.compare_digest(message.tag, _seal_tag(pad[-UNIT_BYTES:], message)):
+        tag = hmac.digest(pad[-UNIT_BYTES:], self._header(message) + message.ciphertext,
+                          "sha256")
+        if not hmac.compare_digest(message.tag, tag):
             return None
         return xor(message.ciphertext, pad[: len(message.ciphertext)])
+
+    def _header(self, message: ForwardKey) -> bytes:
+        """Every field of ``message`` but its ciphertext and tag, as its MAC covers them; the
+        relay's shared fields encoded once."""
+        last = self._shared
+        if last is None or not _same_relay(last[0], message):
+            last = self._shared = (message, _shared_header(message))
+        return last[1] + _hop_header(message)
 
     def completion_tag(self, keys: bytes, relay_id: str) -> bytes:
         return hmac.new(keys, f"complete|{relay_id}".encode(), hashlib.sha256).digest()
@@ -88,13 +103,26 @@ class KeyAmounts:
         return b""
 
 
-def _header(message: ForwardKey) -> bytes:
-    pad = ";".join(f"{r.block}:{r.start}:{r.count}" for r in message.pad)
+def _shared_header(message: ForwardKey) -> bytes:
+    """What a hop's MAC covers besides the ciphertext is every field of the message
+    (``_shared_header + _hop_header``): here the fields every hop of a relay has alike,
+    with the separator after them."""
     fields = (",".join(message.key_ids), str(message.size_bits), message.master_sae,
               message.slave_sae, ",".join(message.route.nodes),
-              ",".join(message.route.km_links), str(message.hop), pad)
+              ",".join(message.route.km_links), "")
     return "|".join(fields).encode()
 
 
-def _seal_tag(mac_key: bytes, message: ForwardKey) -> bytes:
-    return hmac.new(mac_key, _header(message) + message.ciphertext, hashlib.sha256).digest()
+def _hop_header(message: ForwardKey) -> bytes:
+    pad = ";".join(f"{r.block}:{r.start}:{r.count}" for r in message.pad)
+    return f"{message.hop}|{pad}".encode()
+
+
+def _same_relay(known: ForwardKey, message: ForwardKey) -> bool:
+    """Whether ``message`` has the shared header fields of ``known``: the same key_ids and
+    route objects (immutable tuples, so the same objects encode alike; a copy that is
+    equal but not the same object is simply encoded again), SAEs and size."""
+    return (message.key_ids is known.key_ids and message.route is known.route
+            and message.size_bits == known.size_bits
+            and message.master_sae == known.master_sae
+            and message.slave_sae == known.slave_sae)
