@@ -55,11 +55,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import NoReturn, Self
 
 from qkdnet.errors import (
     KeyStoreError,
@@ -383,32 +382,14 @@ class SQLiteKeyStore:
                     self._change_pool(km_link, bool(direction), -units)
         return len(rows)
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> _Batch:
         """Run the methods called inside in one transaction, committed at the end (also
         when the block raises: what the methods did, they did). Each method is still whole
         or absent: a refusal inside changes nothing and the others stand. Used for a relay
         hop's take of its inbound pad and its outbound one: one commit instead of two. A
         crash before the end, or a SQLite error inside, loses them all (the error raised
         again at the end if the block swallowed it)."""
-        if self._batched:
-            self._batched += 1
-            try:
-                yield
-            finally:
-                self._batched -= 1
-            return
-        db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise self._fault(exc) from exc
-        self._batched, self._broken = 1, False
-        try:
-            yield
-        finally:
-            self._batched = 0
-            self._end(db)
+        return _Batch(self)
 
     # --- held keys -----------------------------------------------------------------------
 
@@ -504,42 +485,12 @@ class SQLiteKeyStore:
             raise KeyStoreError(f"key store {str(self.path)!r} is closed")
         return self._conn
 
-    @contextmanager
-    def _tx(self, savepoint: bool = False) -> Iterator[sqlite3.Connection]:
+    def _tx(self, savepoint: bool = False) -> _Transaction:
         """One write transaction: committed whole, or rolled back on any exception (a
         SQLite error becomes a KeyStoreError). Inside :meth:`batch` the batch's transaction:
         a method that may refuse after writing asks for a ``savepoint`` of its own; the
         others refuse before they write, and a SQLite error breaks the whole batch."""
-        db = self._db()
-        if self._batched:
-            # counters change only after every check has passed, so a refusal leaves
-            # _pending as it was; a SQLite error drops the whole batch with it
-            try:
-                if savepoint:
-                    db.execute("SAVEPOINT verb")
-                yield db
-                if savepoint:
-                    db.execute("RELEASE verb")
-            except sqlite3.Error as exc:
-                self._broken = True
-                raise self._fault(exc) from exc
-            except BaseException:
-                if savepoint:
-                    _undo(db)
-                raise
-            return
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-        except sqlite3.Error as exc:
-            self._pending.clear()
-            _rollback(db)
-            raise self._fault(exc) from exc
-        except BaseException:
-            self._pending.clear()
-            _rollback(db)
-            raise
-        self._end(db)
+        return _Transaction(self, savepoint)
 
     def _end(self, db: sqlite3.Connection) -> None:
         """Commit the open transaction (roll it back if a SQLite error broke it) and take
@@ -620,6 +571,96 @@ class SQLiteKeyStore:
         if meta["node"] != self.node:
             raise KeyStoreError(f"{str(self.path)!r} is the key store of node "
                                 f"{meta['node']!r}, not of {self.node!r}")
+
+
+class _Transaction:
+    """:meth:`SQLiteKeyStore._tx`: a class, not a generator context manager, since a relay
+    hop enters three (its batch and two takes) and a generator's costs several times as
+    much."""
+
+    __slots__ = ("_db", "_savepoint", "_store")
+
+    def __init__(self, store: SQLiteKeyStore, savepoint: bool) -> None:
+        self._store = store
+        self._savepoint = savepoint
+        self._db = store._db()
+
+    def __enter__(self) -> sqlite3.Connection:
+        store, db = self._store, self._db
+        try:
+            if not store._batched:
+                db.execute("BEGIN IMMEDIATE")
+            elif self._savepoint:
+                db.execute("SAVEPOINT verb")
+        except sqlite3.Error as exc:
+            self._failed(exc)
+        return db
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        store, db = self._store, self._db
+        if exc is None:
+            if not store._batched:
+                store._end(db)
+            elif self._savepoint:
+                try:
+                    db.execute("RELEASE verb")
+                except sqlite3.Error as error:
+                    self._failed(error)
+            return
+        if isinstance(exc, sqlite3.Error):
+            self._failed(exc)
+        if not store._batched:
+            store._pending.clear()
+            _rollback(db)
+        elif self._savepoint:
+            _undo(db)
+
+    def _failed(self, exc: sqlite3.Error) -> NoReturn:
+        """A SQLite error: outside a batch the transaction is rolled back; inside one,
+        the whole batch is broken (counters change only after every check has passed, so
+        a refusal leaves the batch's pending changes as they were; an error drops them
+        all)."""
+        store = self._store
+        if store._batched:
+            store._broken = True
+        else:
+            store._pending.clear()
+            _rollback(self._db)
+        raise store._fault(exc) from exc
+
+
+class _Batch:
+    """:meth:`SQLiteKeyStore.batch` (a class for the same reason as :class:`_Transaction`);
+    nested batches share the outermost one's transaction."""
+
+    __slots__ = ("_db", "_store")
+
+    def __init__(self, store: SQLiteKeyStore) -> None:
+        self._store = store
+        self._db: sqlite3.Connection | None = None
+
+    def __enter__(self) -> None:
+        store = self._store
+        if store._batched:
+            store._batched += 1
+            return
+        db = store._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise store._fault(exc) from exc
+        store._batched, store._broken = 1, False
+        self._db = db
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        store, db = self._store, self._db
+        if db is None:
+            store._batched -= 1
+            return
+        store._batched = 0
+        store._end(db)
 
 
 def _runs(used: bytearray, most: int) -> Iterator[tuple[int, int]]:
