@@ -114,6 +114,10 @@ def _shared_header(message: ForwardKey) -> bytes:
 
 
 def _hop_header(message: ForwardKey) -> bytes:
+    """The header's fields of one hop: its number and its pad's ranges."""
+    if len(message.pad) == 1:  # most hops: one range, without a join
+        r = message.pad[0]
+        return f"{message.hop}|{r.block}:{r.start}:{r.count}".encode()
     pad = ";".join(f"{r.block}:{r.start}:{r.count}" for r in message.pad)
     return f"{message.hop}|{pad}".encode()
 

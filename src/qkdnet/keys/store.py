@@ -180,8 +180,8 @@ class _Pad:
         """Store the spent row: rewritten with its used bytes zeroed, or deleted (zeroed by
         secure_delete) once no unit is left."""
         if self.unused:
-            db.execute(_SPEND, (self.unused, bytes(self.used), bytes(self.material),
-                                self.rowid))
+            # bytearrays bind as BLOBs as they are: no copy of the block's bytes
+            db.execute(_SPEND, (self.unused, self.used, self.material, self.rowid))
         else:
             db.execute(_USED_UP, (self.rowid,))
 
