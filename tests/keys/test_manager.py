@@ -32,7 +32,7 @@ from qkdnet.keys.messages import (
 )
 from qkdnet.keys.pool import UNIT_BYTES, KeyStore, UnitRange
 from qkdnet.keys.relay_cost import pad_units
-from qkdnet.keys.relay_crypto import OneTimePad, xor
+from qkdnet.keys.relay_crypto import OneTimePad, hmac_sha256, xor
 from qkdnet.keys.route import Route
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.keys.supply import deliver
@@ -247,6 +247,12 @@ def test_the_hop_mac_is_hmac_sha256_over_every_field_and_any_change_fails() -> N
     for name, value in changes.items():
         assert crypto.unseal(sealed[2]._replace(**{name: value}), pad) is None, name
         assert crypto.unseal(sealed[2], pad) == keys  # the cache was not fooled either way
+
+
+@given(st.binary(max_size=100), st.binary(max_size=600))
+def test_hmac_sha256_is_the_standard_library_hmac(key: bytes, message: bytes) -> None:
+    """The hop MAC's own HMAC-SHA256 gives hmac's tag for any key and message."""
+    assert hmac_sha256(key, message) == hmac.digest(key, message, "sha256")
 
 
 def test_a_replayed_hop_is_refused_because_its_pad_is_gone() -> None:

@@ -47,6 +47,28 @@ def xor(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
+#: HMAC's inner and outer pads (RFC 2104) as byte translations: ``key.translate(_INNER)``
+#: is every byte of the key XOR 0x36.
+_INNER = bytes(b ^ 0x36 for b in range(256))
+_OUTER = bytes(b ^ 0x5C for b in range(256))
+_SHA256_BLOCK = 64  # bytes
+
+
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA256 of ``message`` under ``key`` (RFC 2104), the same tag as
+    ``hmac.digest(key, message, "sha256")``: a hop's MAC key is one 32-byte unit, shorter
+    than SHA-256's 64-byte block, so it is zero-padded to the block and the pads applied by
+    translation. Why not ``hmac.digest``: OpenSSL 3 looks the HMAC and digest algorithms up
+    on every one-shot call, which made it ~10 % of a 64-hop relay's CPU; two
+    ``hashlib.sha256`` calls cost less (see benchmarks/kme_load.py, ``inprocess``).
+    Longer keys take ``hmac.digest``."""
+    if len(key) > _SHA256_BLOCK:
+        return hmac.digest(key, message, "sha256")
+    tail = _SHA256_BLOCK - len(key)  # the zero padding, XOR the pad bytes
+    inner = hashlib.sha256(key.translate(_INNER) + b"\x36" * tail + message).digest()
+    return hashlib.sha256(key.translate(_OUTER) + b"\x5c" * tail + inner).digest()
+
+
 class OneTimePad:
     """Keys from ``random_bytes`` (a CSPRNG, injected by the driver), each hop's
     ciphertext the keys XOR the pad, authenticated by HMAC-SHA256 keyed by the last unit of
@@ -64,12 +86,11 @@ class OneTimePad:
 
     def seal(self, message: ForwardKey, keys: bytes, pad: bytes) -> ForwardKey:
         ciphertext = xor(keys, pad[: len(keys)])
-        tag = hmac.digest(pad[-UNIT_BYTES:], self._header(message) + ciphertext, "sha256")
+        tag = hmac_sha256(pad[-UNIT_BYTES:], self._header(message) + ciphertext)
         return ForwardKey(*message[:7], ciphertext, tag)
 
     def unseal(self, message: ForwardKey, pad: bytes) -> bytes | None:
-        tag = hmac.digest(pad[-UNIT_BYTES:], self._header(message) + message.ciphertext,
-                          "sha256")
+        tag = hmac_sha256(pad[-UNIT_BYTES:], self._header(message) + message.ciphertext)
         if not hmac.compare_digest(message.tag, tag):
             return None
         return xor(message.ciphertext, pad[: len(message.ciphertext)])
