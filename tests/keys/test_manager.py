@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 import tempfile
 from collections.abc import Callable, Iterator
@@ -30,7 +32,7 @@ from qkdnet.keys.messages import (
 )
 from qkdnet.keys.pool import UNIT_BYTES, KeyStore, UnitRange
 from qkdnet.keys.relay_cost import pad_units
-from qkdnet.keys.relay_crypto import OneTimePad, xor
+from qkdnet.keys.relay_crypto import OneTimePad, hmac_sha256, xor
 from qkdnet.keys.route import Route
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.keys.supply import deliver
@@ -220,6 +222,37 @@ def test_tampered_ciphertext_fails_authentication() -> None:
                         bad.hop, bad.pad, xor(bad.ciphertext, b"\x01" + bytes(31)), bad.tag)
     chain.run([(node, Received(event.sender, forged))])
     assert "authentication failed" in chain.failed["k"]
+
+
+def test_the_hop_mac_is_hmac_sha256_over_every_field_and_any_change_fails() -> None:
+    """A hop's tag is HMAC-SHA256, keyed by the pad's last unit, over every field and the
+    ciphertext, however often the same relay's fields were sealed before; a message whose
+    fields differ, even in an object equal to the sealed one but for one node, fails."""
+    crypto = OneTimePad(random.Random(3).randbytes)
+    route = Route(tuple(f"n{i}" for i in range(5)), tuple(f"l{i}" for i in range(4)))
+    pad = random.Random(4).randbytes(2 * UNIT_BYTES)
+    keys = random.Random(5).randbytes(UNIT_BYTES)
+    sealed = [crypto.seal(ForwardKey(("k",), 256, "m", "s", route, hop,
+                                     (UnitRange(7, hop, 2),), b"", b""), keys, pad)
+              for hop in range(3)]
+    header = b"k|256|m|s|n0,n1,n2,n3,n4|l0,l1,l2,l3|2|7:2:2"
+    assert sealed[2].tag == hmac.new(pad[-UNIT_BYTES:], header + sealed[2].ciphertext,
+                                     hashlib.sha256).digest()
+    assert crypto.unseal(sealed[2], pad) == keys
+    copy = Route(tuple(route.nodes), tuple(route.km_links))
+    assert crypto.unseal(sealed[2]._replace(route=copy), pad) == keys
+    changes = {"route": Route(("n0", "n1", "x", "n3", "n4"), route.km_links),
+               "key_ids": ("j",), "size_bits": 128, "master_sae": "m2", "slave_sae": "s2",
+               "hop": 1, "pad": (UnitRange(7, 2, 1),)}
+    for name, value in changes.items():
+        assert crypto.unseal(sealed[2]._replace(**{name: value}), pad) is None, name
+        assert crypto.unseal(sealed[2], pad) == keys  # the cache was not fooled either way
+
+
+@given(st.binary(max_size=100), st.binary(max_size=600))
+def test_hmac_sha256_is_the_standard_library_hmac(key: bytes, message: bytes) -> None:
+    """The hop MAC's own HMAC-SHA256 gives hmac's tag for any key and message."""
+    assert hmac_sha256(key, message) == hmac.digest(key, message, "sha256")
 
 
 def test_a_replayed_hop_is_refused_because_its_pad_is_gone() -> None:

@@ -1003,3 +1003,28 @@ def test_discard_from_deletes_every_later_block_and_remembers_them(tmp_path: Pat
         store.deposit(LINK, 4, material(4, 2), True)
         assert store.pool_bytes(LINK, True) == 128 and store.next_block(LINK) == 6
         assert store.take_outbound(LINK, 4)[1] == material(0, 2) + material(2, 2)
+
+
+def test_pool_counters_are_written_at_closing_and_recounted_from_the_pads(
+        tmp_path: Path) -> None:
+    """Takes leave the file's pool counters to the checkpoint; a file whose counters lag
+    (a crash before it) is counted right from its pads when opened."""
+    path = tmp_path / "a.sqlite"
+    with SQLiteKeyStore(path, "A") as store:
+        store.deposit(LINK, 0, material(0, 64), outbound=True)
+        store.deposit(LINK, 1, material(1, 8), outbound=False)
+        store.take_outbound(LINK, 10)
+        store.take_inbound(LINK, (UnitRange(1, 2, 3),))
+    conn = sqlite3.connect(path)
+    assert dict(((link, out), units) for link, out, units in conn.execute(
+        "SELECT km_link, outbound, units FROM pools")) == {(LINK, 1): 54, (LINK, 0): 5}
+    conn.execute("UPDATE pools SET units = 999")  # counters as a crash may leave them
+    conn.commit()
+    conn.close()
+    with SQLiteKeyStore(path, "A") as store:
+        assert store.pool_bytes(LINK, True) == 54 * UNIT_BYTES
+        assert store.pool_bytes(LINK, False) == 5 * UNIT_BYTES
+        ranges, _ = store.take_outbound(LINK, 54)
+        assert units_of(ranges)[0] == (0, 10)
+        with pytest.raises(NotEnoughKey):
+            store.take_outbound(LINK, 1)

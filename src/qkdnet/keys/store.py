@@ -21,10 +21,12 @@ leave from the front of a block, but inbound units are released by whatever rang
 sending end names, in the order its relays arrive (a relay lost on the way leaves a gap for
 good), so a single consumed offset cannot describe an inbound block: the map can. Taking a
 pad reads and rewrites the few rows it touches in one short transaction, instead of a row
-per 256-bit unit (schema 2). ``pools`` keeps the unused units per KM-link and direction with
-every change (read once at opening and then kept in memory: the file has one writer), so
-:meth:`~SQLiteKeyStore.room` never counts rows or queries; ``blocks`` remembers every
-block ever deposited, so a replayed block never refills used units.
+per 256-bit unit (schema 2). The unused units per KM-link and direction are counted in
+memory (the file has one writer), so :meth:`~SQLiteKeyStore.room` never counts rows or
+queries; they are counted from the pads when the file is opened, so they are exact after a
+crash, and ``pools.units`` in the file is only written at a checkpoint and at closing (a
+take writes its pads and nothing else: one statement fewer per take). ``blocks`` remembers
+every block ever deposited, so a replayed block never refills used units.
 
 Erasure of used key: overwritten in place, not per-block encryption keys that are destroyed.
 A block's units are used a few at a time over minutes, so a per-block key could only be
@@ -53,11 +55,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import NoReturn, Self
 
 from qkdnet.errors import (
     KeyStoreError,
@@ -126,7 +127,9 @@ _NEW_POOL = "INSERT OR IGNORE INTO pools (km_link, outbound, units) VALUES (?, ?
 _ADD_BLOCK = "INSERT INTO blocks (km_link, block, outbound, units) VALUES (?, ?, ?, ?)"
 _ADD_PAD = """INSERT INTO pads (km_link, block, outbound, unused, used, material)
     VALUES (?, ?, ?, ?, ?, ?)"""
-_CHANGE_POOL = "UPDATE pools SET units = units + ? WHERE km_link = ? AND outbound = ?"
+_SET_POOL = "UPDATE pools SET units = ? WHERE km_link = ? AND outbound = ?"
+#: Unused units per pool direction, counted from the pads (the counters' truth).
+_RECOUNT = """SELECT km_link, outbound, SUM(unused) FROM pads GROUP BY km_link, outbound"""
 _FIRST_OUT = """SELECT rowid, block, unused, used, material FROM pads INDEXED BY pads_order
     WHERE km_link = ? AND outbound = 1 ORDER BY block LIMIT ?"""
 _PAD_IN = """SELECT rowid, unused, used, material FROM pads INDEXED BY pads_order
@@ -177,8 +180,8 @@ class _Pad:
         """Store the spent row: rewritten with its used bytes zeroed, or deleted (zeroed by
         secure_delete) once no unit is left."""
         if self.unused:
-            db.execute(_SPEND, (self.unused, bytes(self.used), bytes(self.material),
-                                self.rowid))
+            # bytearrays bind as BLOBs as they are: no copy of the block's bytes
+            db.execute(_SPEND, (self.unused, self.used, self.material, self.rowid))
         else:
             db.execute(_USED_UP, (self.rowid,))
 
@@ -215,14 +218,17 @@ class SQLiteKeyStore:
         # are read from memory, never from the file (room and pool_bytes cost no query)
         self._pools: dict[tuple[str, bool], int] = {}
         self._pending: dict[tuple[str, bool], int] = {}
+        # pool directions whose ``pools.units`` in the file lags the counter (written at
+        # checkpoint and close, not by every take: the pads are the truth, recounted at
+        # opening, so a crash in between loses nothing)
+        self._unflushed: set[tuple[str, bool]] = set()
         self._conn: sqlite3.Connection | None = _connect(self.path, synchronous)
         if not auto_checkpoint:
             # the owner calls checkpoint() at quiet moments instead of some write paying
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         try:
             self._create_schema()
-            self._pools = {(str(link), bool(out)): int(units) for link, out, units in
-                           self._conn.execute("SELECT km_link, outbound, units FROM pools")}
+            self._pools = self._recount()
         except BaseException:
             self.close()
             raise
@@ -269,7 +275,7 @@ class SQLiteKeyStore:
             for link, _, direction, units in blocks:
                 added[(link, direction)] = added.get((link, direction), 0) + units
             for (link, direction), units in added.items():
-                self._change_pool(db, link, bool(direction), units)
+                self._change_pool(link, bool(direction), units)
         return len(blocks)
 
     def room(self, km_link: str, outbound: bool) -> int:
@@ -315,7 +321,7 @@ class SQLiteKeyStore:
                                     f"counts {have} outbound units but holds fewer")
             for pad in spent:
                 pad.write(db)
-            self._change_pool(db, km_link, True, -units)
+            self._change_pool(km_link, True, -units)
         return tuple(ranges), b"".join(parts)
 
     def take_inbound(self, km_link: str, ranges: tuple[UnitRange, ...]) -> bytes:
@@ -342,7 +348,7 @@ class SQLiteKeyStore:
             parts = [pads[r.block].spend(r.start, r.count) for r in ranges]
             for pad in pads.values():
                 pad.write(db)
-            self._change_pool(db, km_link, False, -sum(r.count for r in ranges))
+            self._change_pool(km_link, False, -sum(r.count for r in ranges))
         return b"".join(parts)
 
     def links(self) -> list[str]:
@@ -361,7 +367,7 @@ class SQLiteKeyStore:
             row = db.execute(_PAD_ANY, (km_link, block)).fetchone()
             if row is not None:
                 db.execute(_USED_UP, (row[0],))
-                self._change_pool(db, km_link, bool(row[1]), -int(row[2]))
+                self._change_pool(km_link, bool(row[1]), -int(row[2]))
 
     def discard_from(self, km_link: str, first: int) -> int:
         """Delete what is left of every block of ``km_link`` numbered ``first`` or more
@@ -373,35 +379,17 @@ class SQLiteKeyStore:
             for direction in (0, 1):
                 units = sum(unused for _, out, unused in rows if out == direction)
                 if units:
-                    self._change_pool(db, km_link, bool(direction), -units)
+                    self._change_pool(km_link, bool(direction), -units)
         return len(rows)
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> _Batch:
         """Run the methods called inside in one transaction, committed at the end (also
         when the block raises: what the methods did, they did). Each method is still whole
         or absent: a refusal inside changes nothing and the others stand. Used for a relay
         hop's take of its inbound pad and its outbound one: one commit instead of two. A
         crash before the end, or a SQLite error inside, loses them all (the error raised
         again at the end if the block swallowed it)."""
-        if self._batched:
-            self._batched += 1
-            try:
-                yield
-            finally:
-                self._batched -= 1
-            return
-        db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise self._fault(exc) from exc
-        self._batched, self._broken = 1, False
-        try:
-            yield
-        finally:
-            self._batched = 0
-            self._end(db)
+        return _Batch(self)
 
     # --- held keys -----------------------------------------------------------------------
 
@@ -448,9 +436,10 @@ class SQLiteKeyStore:
     # --- the file ------------------------------------------------------------------------
 
     def checkpoint(self) -> None:
-        """Copy the WAL into the database file and truncate the WAL to zero bytes, so no
-        older copy of a used unit is left in it. A store opened with
-        ``auto_checkpoint=False`` relies on its owner calling this."""
+        """Write the pools' counters to the file, copy the WAL into the database file and
+        truncate the WAL to zero bytes, so no older copy of a used unit is left in it. A
+        store opened with ``auto_checkpoint=False`` relies on its owner calling this."""
+        self._flush_pools()
         try:
             self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as exc:
@@ -467,9 +456,11 @@ class SQLiteKeyStore:
 
     def close(self) -> None:
         """Checkpoint and close the file; further calls raise KeyStoreError."""
-        conn, self._conn = self._conn, None
-        if conn is None:
+        if self._conn is None:
             return
+        with contextlib.suppress(KeyStoreError):  # a file that cannot be written: recounted
+            self._flush_pools()
+        conn, self._conn = self._conn, None
         try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error:
@@ -494,42 +485,12 @@ class SQLiteKeyStore:
             raise KeyStoreError(f"key store {str(self.path)!r} is closed")
         return self._conn
 
-    @contextmanager
-    def _tx(self, savepoint: bool = False) -> Iterator[sqlite3.Connection]:
+    def _tx(self, savepoint: bool = False) -> _Transaction:
         """One write transaction: committed whole, or rolled back on any exception (a
         SQLite error becomes a KeyStoreError). Inside :meth:`batch` the batch's transaction:
         a method that may refuse after writing asks for a ``savepoint`` of its own; the
         others refuse before they write, and a SQLite error breaks the whole batch."""
-        db = self._db()
-        if self._batched:
-            # counters change only after every check has passed, so a refusal leaves
-            # _pending as it was; a SQLite error drops the whole batch with it
-            try:
-                if savepoint:
-                    db.execute("SAVEPOINT verb")
-                yield db
-                if savepoint:
-                    db.execute("RELEASE verb")
-            except sqlite3.Error as exc:
-                self._broken = True
-                raise self._fault(exc) from exc
-            except BaseException:
-                if savepoint:
-                    _undo(db)
-                raise
-            return
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-        except sqlite3.Error as exc:
-            self._pending.clear()
-            _rollback(db)
-            raise self._fault(exc) from exc
-        except BaseException:
-            self._pending.clear()
-            _rollback(db)
-            raise
-        self._end(db)
+        return _Transaction(self, savepoint)
 
     def _end(self, db: sqlite3.Connection) -> None:
         """Commit the open transaction (roll it back if a SQLite error broke it) and take
@@ -545,17 +506,36 @@ class SQLiteKeyStore:
             raise self._fault(exc) from exc
         for key, change in self._pending.items():
             self._pools[key] = self._pools.get(key, 0) + change
+        self._unflushed.update(self._pending)
         self._pending.clear()
+
+    def _recount(self) -> dict[tuple[str, bool], int]:
+        """Unused units per pool direction as the pads hold them (every direction of a link
+        ever deposited, 0 when none is left)."""
+        db = self._db()
+        counts = {(str(link), bool(out)): 0 for link, out in
+                  db.execute("SELECT km_link, outbound FROM pools")}
+        counts.update({(str(link), bool(out)): int(units) for link, out, units in
+                       db.execute(_RECOUNT)})
+        return counts
+
+    def _flush_pools(self) -> None:
+        """Write the counters changed since the last flush to ``pools.units`` (one short
+        transaction; nothing when none changed)."""
+        if not self._unflushed or self._batched:
+            return
+        with self._tx() as db:
+            db.executemany(_SET_POOL, ((self._pools.get(key, 0), key[0], int(key[1]))
+                                       for key in sorted(self._unflushed)))
+        self._unflushed.clear()
 
     def _units(self, pool: tuple[str, bool]) -> int:
         """Unused units of a pool direction, with the open transaction's changes."""
         return self._pools.get(pool, 0) + self._pending.get(pool, 0)
 
-    def _change_pool(self, db: sqlite3.Connection, km_link: str, outbound: bool,
-                     units: int) -> None:
-        """Add ``units`` (< 0: take) to a pool direction's counter, in the file and (at
-        commit) in memory."""
-        db.execute(_CHANGE_POOL, (units, km_link, int(outbound)))
+    def _change_pool(self, km_link: str, outbound: bool, units: int) -> None:
+        """Add ``units`` (< 0: take) to a pool direction's counter in memory, at commit (the
+        file's ``pools.units`` follows at the next checkpoint)."""
         key = (km_link, outbound)
         self._pending[key] = self._pending.get(key, 0) + units
 
@@ -591,6 +571,96 @@ class SQLiteKeyStore:
         if meta["node"] != self.node:
             raise KeyStoreError(f"{str(self.path)!r} is the key store of node "
                                 f"{meta['node']!r}, not of {self.node!r}")
+
+
+class _Transaction:
+    """:meth:`SQLiteKeyStore._tx`: a class, not a generator context manager, since a relay
+    hop enters three (its batch and two takes) and a generator's costs several times as
+    much."""
+
+    __slots__ = ("_db", "_savepoint", "_store")
+
+    def __init__(self, store: SQLiteKeyStore, savepoint: bool) -> None:
+        self._store = store
+        self._savepoint = savepoint
+        self._db = store._db()
+
+    def __enter__(self) -> sqlite3.Connection:
+        store, db = self._store, self._db
+        try:
+            if not store._batched:
+                db.execute("BEGIN IMMEDIATE")
+            elif self._savepoint:
+                db.execute("SAVEPOINT verb")
+        except sqlite3.Error as exc:
+            self._failed(exc)
+        return db
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        store, db = self._store, self._db
+        if exc is None:
+            if not store._batched:
+                store._end(db)
+            elif self._savepoint:
+                try:
+                    db.execute("RELEASE verb")
+                except sqlite3.Error as error:
+                    self._failed(error)
+            return
+        if isinstance(exc, sqlite3.Error):
+            self._failed(exc)
+        if not store._batched:
+            store._pending.clear()
+            _rollback(db)
+        elif self._savepoint:
+            _undo(db)
+
+    def _failed(self, exc: sqlite3.Error) -> NoReturn:
+        """A SQLite error: outside a batch the transaction is rolled back; inside one,
+        the whole batch is broken (counters change only after every check has passed, so
+        a refusal leaves the batch's pending changes as they were; an error drops them
+        all)."""
+        store = self._store
+        if store._batched:
+            store._broken = True
+        else:
+            store._pending.clear()
+            _rollback(self._db)
+        raise store._fault(exc) from exc
+
+
+class _Batch:
+    """:meth:`SQLiteKeyStore.batch` (a class for the same reason as :class:`_Transaction`);
+    nested batches share the outermost one's transaction."""
+
+    __slots__ = ("_db", "_store")
+
+    def __init__(self, store: SQLiteKeyStore) -> None:
+        self._store = store
+        self._db: sqlite3.Connection | None = None
+
+    def __enter__(self) -> None:
+        store = self._store
+        if store._batched:
+            store._batched += 1
+            return
+        db = store._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise store._fault(exc) from exc
+        store._batched, store._broken = 1, False
+        self._db = db
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        store, db = self._store, self._db
+        if db is None:
+            store._batched -= 1
+            return
+        store._batched = 0
+        store._end(db)
 
 
 def _runs(used: bytearray, most: int) -> Iterator[tuple[int, int]]:
