@@ -630,6 +630,26 @@ def test_a_store_whose_files_turn_immutable_fails_writes_and_lives(tmp_path: Pat
     assert "fault: " in child.stdout and "alive" in child.stdout
 
 
+def test_written_says_whether_a_checkpoint_has_work(tmp_path: Path) -> None:
+    """A store is written after opening, deposits, takes and held keys, and not after a
+    checkpoint with nothing since (its owner skips such checkpoints)."""
+    with SQLiteKeyStore(tmp_path / "a.sqlite", "A") as store:
+        assert store.written
+        store.checkpoint()
+        assert not store.written
+        store.deposit(LINK, 0, material(0, 4), True)
+        assert store.written
+        store.checkpoint()
+        assert not store.written
+        store.take_outbound(LINK, 1)
+        assert store.written
+        store.checkpoint()
+        store.hold_keys([key("k1")], 0.0)
+        assert store.written
+        store.checkpoint()
+        assert not store.written
+
+
 def test_synchronous_is_normal_or_full(tmp_path: Path) -> None:
     """Any other level is a ParameterError naming the parameter."""
     with pytest.raises(ParameterError, match="synchronous"):

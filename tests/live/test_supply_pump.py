@@ -15,7 +15,7 @@ from qkdnet.files.networks import load_network
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.live.launch import start_serve
-from qkdnet.live.supply_pump import SupplyPump, _fair_shares
+from qkdnet.live.supply_pump import FULL_RECHECK_S, SupplyPump, _turn_shares
 
 BLOCK_BYTES = 1024
 
@@ -105,12 +105,50 @@ def test_key_that_finds_its_pools_full_is_counted_as_discarded(tmp_path: Path) -
     assert pump.discarded_bits == sum(pump.discarded_full_bits.values()) > 0
 
 
-def test_fair_shares_are_max_min_and_take_turns() -> None:
-    """A link wanting less than an equal share gets it all; the rest is split; a single
-    block goes round."""
-    assert _fair_shares([3, 100, 50], 20, 0) == [3, 9, 8]
-    assert _fair_shares([2, 5], None, 0) == [2, 5]
-    assert [_fair_shares([9, 9], 1, turn) for turn in range(2)] == [[1, 0], [0, 1]]
+def test_a_full_link_is_looked_at_again_after_the_recheck_and_loses_nothing_uncounted(
+        tmp_path: Path) -> None:
+    """Pools of 16 blocks, full: pumps within FULL_RECHECK_S make nothing and run no SQL in
+    any store (an idle network's pump is free); after it, room a KM freed is refilled and
+    every block made is held or counted as discarded."""
+    keynet = _keynet(tmp_path, capacity=16 * BLOCK_BYTES)
+    pump = keynet.supply
+    pump.start(0.0, speedup=200.0)
+    pump.pump(5.0)
+    for t in (5.01, 5.02, 5.03):  # the checkpoints of the filling writes, one store a pump
+        pump.pump(t)
+    made = _made(pump)
+    statements: list[str] = []
+    for store in keynet.stores.values():
+        store._db().set_trace_callback(statements.append)
+    for step in range(1, 5):
+        assert pump.pump(5.03 + step * FULL_RECHECK_S / 5) == 0
+    assert _made(pump) == made and statements == []
+
+    s = pump._supplies[0]
+    a, b = keynet.stores[s.a], keynet.stores[s.b]
+    out = a.pool_bytes(s.km_link, True) > 0  # a's fuller direction
+    sender, receiver = (a, b) if out else (b, a)
+    ranges, _ = sender.take_outbound(s.km_link, 2 * BLOCK_BYTES // 32)
+    receiver.take_inbound(s.km_link, ranges)
+    assert _held_blocks(a, s.km_link) == 14
+    pump.pump(5.04 + FULL_RECHECK_S)
+    for supply in pump._supplies:
+        end = keynet.stores[supply.a]
+        assert _held_blocks(end, supply.km_link) == 16
+        taken = 2 if supply is s else 0
+        assert (supply.emulator.blocks_out - 16 - taken) * BLOCK_BYTES * 8 \
+            == pump.discarded_full_bits[supply.km_link]
+
+
+def test_shares_go_in_turns_of_at_most_a_quantum() -> None:
+    """Links get what they want up to the quantum, in turn from the first position, round
+    again while blocks are left; everything wanted when it fits; the last served is named."""
+    assert _turn_shares([3, 100, 50], 20, 0, quantum=8) == ([3, 9, 8], 1)
+    assert _turn_shares([3, 100, 50], 10, 1, quantum=8) == ([0, 8, 2], 2)
+    assert _turn_shares([2, 5], None, 0) == ([2, 5], 1)
+    assert _turn_shares([0, 0], 4, 0) == ([0, 0], None)
+    assert [_turn_shares([9, 9], 1, first) for first in range(2)] == [([1, 0], 0),
+                                                                       ([0, 1], 1)]
 
 
 def test_blocks_only_one_end_received_are_all_discarded_on_restart(tmp_path: Path) -> None:

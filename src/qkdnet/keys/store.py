@@ -211,6 +211,8 @@ class SQLiteKeyStore:
         #: SQLite's words for the last write fault (disk full, read-only, I/O error), None
         #: while the store is known to write; only :meth:`probe` clears it.
         self.write_fault: str | None = None
+        #: The connection's row changes at the last checkpoint: :attr:`written` compares.
+        self._checkpointed_changes = -1
         self._batched = 0  # depth of batch() blocks: their methods share its transaction
         self._broken = False  # a SQLite error inside the batch: it is rolled back whole
         # unused units per (KM-link, outbound), as committed, and the open transaction's
@@ -440,10 +442,19 @@ class SQLiteKeyStore:
         truncate the WAL to zero bytes, so no older copy of a used unit is left in it. A
         store opened with ``auto_checkpoint=False`` relies on its owner calling this."""
         self._flush_pools()
+        db = self._db()
         try:
-            self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as exc:
             raise self._fault(exc) from exc
+        self._checkpointed_changes = db.total_changes
+
+    @property
+    def written(self) -> bool:
+        """Whether the store has written anything since its last :meth:`checkpoint` (so its
+        WAL may hold copies of used key, or counters wait to be flushed)."""
+        return self._conn is not None and (
+            self._conn.total_changes != self._checkpointed_changes or bool(self._unflushed))
 
     def probe(self) -> None:
         """Write one small row and commit it, to learn whether the file takes writes again

@@ -5,15 +5,19 @@ KM-link to the control and management layers.
 How a pump shares its time (:meth:`SupplyPump.pump`): the emulators only count the blocks
 their links have completed; blocks are made only as fast as the stores take them. Each pump
 first works out how many blocks it can store in its budget (from the measured cost of a
-block), shares that number fairly among the links with blocks waiting (max-min: a link
-waiting for fewer blocks than its share gets them all, the rest is split among the others,
-the first place going round from pump to pump), makes those blocks and gives each store
+block), shares that number among the links with blocks waiting in turns (each link up to
+:data:`TURN_BLOCKS` of them, the next pump going on after the last link served, so every
+link has its turn within a few pumps and each store commits many blocks at once), makes
+those blocks and gives each store
 all of its blocks in one transaction (:meth:`~qkdnet.keys.pool.KeyStore.deposit_many`, at
 most :data:`MAX_BATCH_BLOCKS` at a time). The blocks a link has not been given time for
 wait in its device, made on a later pump; a device holds at most :data:`BACKLOG_S` of its
 key, and what it cannot hold is lost and counted (:attr:`SupplyPump.backlog_lost_bits`). A
 block that fits in neither direction of its pools is discarded unmade and counted
-(:attr:`SupplyPump.discarded_full_bits`), as a device whose key buffer is full discards key.
+(:attr:`SupplyPump.discarded_full_bits`), as a device whose key buffer is full discards key;
+such a link is looked at again only after :data:`FULL_RECHECK_S`, and a store is
+checkpointed only when it has written since its last checkpoint, so an idle network's pump
+(every pool full) costs next to nothing.
 
 A store that cannot be written (disk full, read-only, I/O error) stops nothing but its own
 KM-links: their key is discarded unmade, as a device's full buffer discards it, and the
@@ -49,6 +53,16 @@ BACKLOG_S = 10.0
 BACKLOG_MIN_BLOCKS = 64
 #: The cost of one block at both ends (s of the pump's time) assumed before any is measured.
 FIRST_BLOCK_COST_S = 100e-6
+#: How long the pump leaves a link whose pools have no room for a block before it looks
+#: again (s): what its device makes meanwhile is discarded and counted then. Key a KM takes
+#: out of such a pool is refilled at most this much later; an idle network's pump then
+#: costs next to nothing.
+FULL_RECHECK_S = 0.5
+#: Most blocks one link is given in a pump's turn (:func:`_turn_shares`).
+TURN_BLOCKS = 32
+#: Fewest blocks a pump must deposit to measure their cost: a pump that tops up a block or
+#: two pays mostly its transactions, and would make blocks look dear and the budget small.
+MEASURED_BLOCKS = 16
 #: Weight of the newest measurement in the running cost of a block.
 COST_WEIGHT = 0.2
 
@@ -60,6 +74,8 @@ class _Supply:
     b: str
     emulator: KeyEmulator
     link: str = ""
+    #: Until when (s) the pump leaves the link alone: its pools had no room for a block.
+    full_until: float = float("-inf")
     #: Blocks a store fault left at one end only (with their direction: outbound at a),
     #: delivered again first.
     unfinished: list[tuple[KeyBlock, bool]] = field(default_factory=list)
@@ -83,7 +99,8 @@ class SupplyPump:
         self.faults = faults
         self._supplies: list[_Supply] = []
         self._nodes = list(stores)
-        self._next_supply = 0
+        #: Position (in the links' order) of the last link a pump served: turns go on after it.
+        self._last_served = -1
         self._next_checkpoint = 0
         self.store_faults = StoreFaults()
         #: Key (bits) per KM-link discarded because neither direction of its pools had
@@ -119,6 +136,7 @@ class SupplyPump:
                 start=now - early, first_block=max(resume)), link.id))
             self.discarded_full_bits[km.id] = 0
             self.backlog_lost_bits[km.id] = 0
+        self._order = {s.km_link: k for k, s in enumerate(self._supplies)}
 
     @property
     def discarded_bits(self) -> int:
@@ -140,6 +158,8 @@ class SupplyPump:
             if s.a in faulty or s.b in faulty or s.link in down:
                 s.emulator.skip(now)
                 continue
+            if now < s.full_until and not s.unfinished:
+                continue  # its key is discarded (and counted) when it is looked at again
             want = self._waiting(s, now, budget_s is not None)
             if want or s.unfinished:
                 waiting.append((s, want))
@@ -148,12 +168,16 @@ class SupplyPump:
         spent = time.perf_counter() - started
         most = None if budget_s is None else max(1, int((budget_s - spent)
                                                          / self.block_cost_s))
-        shares = _fair_shares([want for _, want in waiting], most, self._next_supply)
-        self._next_supply += 1
+        # the turn goes on from the first waiting link after the last one served
+        first = next((k for k, (s, _) in enumerate(waiting)
+                      if self._order[s.km_link] > self._last_served), 0)
+        shares, last = _turn_shares([want for _, want in waiting], most, first)
+        if last is not None:
+            self._last_served = self._order[waiting[last][0].km_link]
         work = time.perf_counter()
         deposited = self._deliver([(s, share) for (s, _), share in zip(waiting, shares,
                                                                         strict=True)], now)
-        if deposited:
+        if deposited >= MEASURED_BLOCKS:
             cost = (time.perf_counter() - work) / deposited
             self.block_cost_s += COST_WEIGHT * (cost - self.block_cost_s)
         self.deposited_blocks += deposited
@@ -225,16 +249,20 @@ class SupplyPump:
             store.checkpoint()
 
     def _checkpoint_next(self, faulty: frozenset[str], now: float) -> None:
-        """Checkpoint one store per pump, in turn, so used key leaves the WAL files (not a
-        store at fault: its tries are :meth:`_retry_faulty`'s)."""
-        if self._nodes:
+        """Checkpoint the next store, in turn, that has written since its last checkpoint,
+        one per pump, so used key leaves the WAL files (not a store at fault: its tries are
+        :meth:`_retry_faulty`'s). A store nothing wrote to costs nothing."""
+        for _ in range(len(self._nodes)):
             self._next_checkpoint = (self._next_checkpoint + 1) % len(self._nodes)
             node = self._nodes[self._next_checkpoint]
-            if node not in faulty:
-                try:
-                    self.stores[node].checkpoint()
-                except KeyStoreError as exc:
-                    self._failed(exc, (node,), now)
+            store = self.stores[node]
+            if node in faulty or not store.written:
+                continue
+            try:
+                store.checkpoint()
+            except KeyStoreError as exc:
+                self._failed(exc, (node,), now)
+            return
 
     def _waiting(self, s: _Supply, now: float, bounded: bool) -> int:
         """How many of the link's waiting blocks can be stored: those that fit in neither
@@ -248,6 +276,8 @@ class SupplyPump:
         fit = sum(min(a.room(s.km_link, out), b.room(s.km_link, not out)) // em.block_bytes
                   for out in (True, False))
         fit -= sum(1 for _ in s.unfinished)
+        if fit <= 0:
+            s.full_until = now + FULL_RECHECK_S
         if pending > fit:
             gone = em.skip(now, pending - max(fit, 0))
             self.discarded_full_bits[s.km_link] += gone * em.block_bits
@@ -266,6 +296,8 @@ class SupplyPump:
         batches: dict[str, list[Deposit]] = {}
         made: list[tuple[_Supply, KeyBlock, bool]] = []
         for s, share in shares:
+            if not share and not s.unfinished:
+                continue
             a, b = self.stores[s.a], self.stores[s.b]
             # outbound bytes at a (True) and at b (False), as direction_of compares them
             held = {True: a.pool_bytes(s.km_link, True), False: b.pool_bytes(s.km_link, True)}
@@ -325,31 +357,31 @@ def _direction(block: KeyBlock, held: dict[bool, int]) -> bool:
     return a_out < b_out if a_out != b_out else block.block % 2 == 0
 
 
-def _fair_shares(wants: list[int], most: int | None, first: int) -> list[int]:
-    """Max-min fair shares of ``most`` blocks (all wanted when None) among links wanting
-    ``wants``: a link wanting less than an equal share gets what it wants, the others an
-    equal share of the rest; the blocks integer division leaves over go one each to the
-    links in turn from position ``first`` (so over pumps each link gets its turn)."""
+def _turn_shares(wants: list[int], most: int | None, first: int,
+                 quantum: int = TURN_BLOCKS) -> tuple[list[int], int | None]:
+    """Shares of ``most`` blocks (all wanted when None) among links wanting ``wants``, in
+    turn from position ``first``: each link gets what it wants up to ``quantum`` blocks,
+    the next link the same, round again while blocks are left. Returns the shares and the
+    position of the last link served (None if none), where the next pump's turn follows.
+
+    Why turns and not an equal split of each pump: a pump's budget split over hundreds of
+    links gives each a block or none, so every store commits a transaction for one block;
+    in turns, few stores commit many blocks each, and over a few pumps every link, slow or
+    fast, has had its turn (a fast link cannot take more than ``quantum`` of a turn)."""
     if most is None or sum(wants) <= most:
-        return list(wants)
+        last = max((i for i, w in enumerate(wants) if w), default=None)
+        return list(wants), last
     n = len(wants)
     shares = [0] * n
-    left = float(most)
-    order = sorted(range(n), key=lambda i: wants[i])
-    for rank, i in enumerate(order):
-        level = left / (n - rank)
-        if wants[i] > level:  # this link and every one after it is capped at the level
-            for j in order[rank:]:
-                shares[j] = int(level)
-            break
-        shares[i] = wants[i]
-        left -= wants[i]
-    spare = most - sum(shares)
-    for k in range(n):
-        if spare <= 0:
-            break
-        i = (first + k) % n
-        if shares[i] < wants[i]:
-            shares[i] += 1
-            spare -= 1
-    return shares
+    left, last = most, None
+    while left > 0:
+        for k in range(n):
+            i = (first + k) % n
+            give = min(wants[i] - shares[i], quantum, left)
+            if give > 0:
+                shares[i] += give
+                left -= give
+                last = i
+            if left == 0:
+                break
+    return shares, last
