@@ -4,6 +4,7 @@ a short budget fairly, and key that finds its pools full is counted as discarded
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from qkdnet.files.networks import load_network
 from qkdnet.keys.store import SQLiteKeyStore
+from qkdnet.live import serve
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.live.launch import start_serve
 from qkdnet.live.supply_pump import FULL_RECHECK_S, SupplyPump, _turn_shares
@@ -188,3 +190,37 @@ def test_serve_counts_key_discarded_for_full_pools_on_metrics(tmp_path: Path) ->
     found = {s.labels["km_link"]: s.value for s in family.samples if s.name.endswith("_total")}
     assert set(found) == {"km:a~b", "km:b~c"}
     assert all(bits >= 2**17 for bits in found.values()), found
+
+
+def test_the_pump_takes_more_time_while_no_kme_delivers_keys(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve's pump runs with the idle budget after a pause with no key delivered, and
+    with the short one after a pause in which a KME delivered keys."""
+    budgets: list[float] = []
+
+    class Supply:
+        def pump(self, now: float, budget_s: float) -> int:
+            budgets.append(budget_s)
+            if len(budgets) == 2:
+                Net.keys_relayed += 1  # a key delivered before the third pump
+            return 0
+
+    class Net:
+        supply = Supply()
+        keys_relayed = keys_released = 0
+
+    class Live:
+        def report_now(self) -> None:
+            pass
+
+    monkeypatch.setattr(serve, "PUMP_INTERVAL_S", 0.0)
+
+    async def go() -> None:
+        task = asyncio.create_task(serve._pump(Net(), Live()))  # type: ignore[arg-type]
+        while len(budgets) < 4:
+            await asyncio.sleep(0)
+        task.cancel()
+
+    asyncio.run(go())
+    assert budgets[:4] == [serve.PUMP_IDLE_BUDGET_S, serve.PUMP_IDLE_BUDGET_S,
+                           serve.PUMP_BUDGET_S, serve.PUMP_IDLE_BUDGET_S]

@@ -24,6 +24,7 @@ Revoke with ``qkdnet pki revoke SAE --dir DIR-ca --copy-to DIR/pki/crl.pem``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -67,8 +68,12 @@ from qkdnet.topology.model import Network
 log = logging.getLogger(__name__)
 
 PUMP_INTERVAL_S = 0.05
-#: CPU time one pump may take before it yields to the KMEs (s).
+#: CPU time one pump may take before it yields to the KMEs (s), while they deliver keys.
 PUMP_BUDGET_S = 0.005
+#: The same while no KME delivered a key since the last pump: the loop has nothing else
+#: to do, so a filling network gets most of a core (a request that comes meanwhile waits
+#: at most this long once; the next pump is back to PUMP_BUDGET_S).
+PUMP_IDLE_BUDGET_S = 0.03
 #: How often KM-link state reaches the control layer (s).
 STATE_INTERVAL_S = 1.0
 #: Connections one KME takes at once, in all and from one client address.
@@ -272,11 +277,15 @@ async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
     cause is gone."""
     loop = asyncio.get_running_loop()
     reported = expired = summarised = loop.time()
+    served = (keynet.keys_relayed, keynet.keys_released)  # keys delivered, for the budget
     pumping, reporting = _Guard("key supply"), _Guard("report to the NMS")
     expiring, summing = _Guard("expiry of held keys"), _Guard("delivery summary")
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
-        pumping.run(lambda: keynet.supply.pump(loop.time(), PUMP_BUDGET_S))
+        now_served = (keynet.keys_relayed, keynet.keys_released)
+        budget = PUMP_IDLE_BUDGET_S if now_served == served else PUMP_BUDGET_S
+        served = now_served
+        pumping.run(functools.partial(keynet.supply.pump, loop.time(), budget))
         if loop.time() - expired >= EXPIRE_INTERVAL_S:
             expired = loop.time()
             expiring.run(keynet.expire_held)

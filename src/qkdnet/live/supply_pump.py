@@ -76,6 +76,9 @@ class _Supply:
     link: str = ""
     #: Until when (s) the pump leaves the link alone: its pools had no room for a block.
     full_until: float = float("-inf")
+    #: Blocks its pools had room for at least, when last counted less those deposited
+    #: since (a KM's take only adds room): up to this many need no count of the room.
+    fit_hint: int = 0
     #: Blocks a store fault left at one end only (with their direction: outbound at a),
     #: delivered again first.
     unfinished: list[tuple[KeyBlock, bool]] = field(default_factory=list)
@@ -149,9 +152,11 @@ class SupplyPump:
         the links; returns how many were deposited at both ends. Blocks that do not fit in
         a link's pools are discarded and counted; blocks there was no time for wait in
         their device for the next call."""
-        started = time.perf_counter()
         faulty = self._retry_faulty(now)
         self._checkpoint_next(faulty, now)
+        # the budget is for making and storing blocks: a checkpoint's fsync is not
+        # theirs, and counted against them it would leave a pump no time for a block
+        started = time.perf_counter()
         down = self.faults.down_links()
         waiting: list[tuple[_Supply, int]] = []
         for s in self._supplies:
@@ -272,10 +277,13 @@ class SupplyPump:
         pending = em.pending(now)
         if not pending:
             return 0
+        if pending <= s.fit_hint and (not bounded or pending <= s.backlog_blocks):
+            return pending  # room only grows between pumps: KMs take, only pumps deposit
         a, b = self.stores[s.a], self.stores[s.b]
         fit = sum(min(a.room(s.km_link, out), b.room(s.km_link, not out)) // em.block_bytes
                   for out in (True, False))
         fit -= sum(1 for _ in s.unfinished)
+        s.fit_hint = max(fit, 0)
         if fit <= 0:
             s.full_until = now + FULL_RECHECK_S
         if pending > fit:
@@ -319,6 +327,7 @@ class SupplyPump:
                     continue
                 room[a_out] -= size
                 held[a_out] += size
+                s.fit_hint -= 1
                 made.append((s, block, a_out))
                 batches.setdefault(s.a, []).append(
                     Deposit(s.km_link, block.block, block.material, a_out))
