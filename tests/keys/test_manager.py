@@ -225,9 +225,10 @@ def test_tampered_ciphertext_fails_authentication() -> None:
 
 
 def test_the_hop_mac_is_hmac_sha256_over_every_field_and_any_change_fails() -> None:
-    """A hop's tag is HMAC-SHA256, keyed by the pad's last unit, over every field and the
-    ciphertext, however often the same relay's fields were sealed before; a message whose
-    fields differ, even in an object equal to the sealed one but for one node, fails."""
+    """A hop's tag is HMAC-SHA256, keyed by the pad's last unit, over the SHA-256 of the
+    relay's shared fields, the hop's fields and the ciphertext, however often the same
+    relay's fields were sealed before; a message whose fields differ, even in an object
+    equal to the sealed one but for one node, fails."""
     crypto = OneTimePad(random.Random(3).randbytes)
     route = Route(tuple(f"n{i}" for i in range(5)), tuple(f"l{i}" for i in range(4)))
     pad = random.Random(4).randbytes(2 * UNIT_BYTES)
@@ -235,7 +236,8 @@ def test_the_hop_mac_is_hmac_sha256_over_every_field_and_any_change_fails() -> N
     sealed = [crypto.seal(ForwardKey(("k",), 256, "m", "s", route, hop,
                                      (UnitRange(7, hop, 2),), b"", b""), keys, pad)
               for hop in range(3)]
-    header = b"k|256|m|s|n0,n1,n2,n3,n4|l0,l1,l2,l3|2|7:2:2"
+    shared = hashlib.sha256(b"k|256|m|s|n0,n1,n2,n3,n4|l0,l1,l2,l3").digest()
+    header = shared + b"2|7:2:2"
     assert sealed[2].tag == hmac.new(pad[-UNIT_BYTES:], header + sealed[2].ciphertext,
                                      hashlib.sha256).digest()
     assert crypto.unseal(sealed[2], pad) == keys
