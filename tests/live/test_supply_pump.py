@@ -17,7 +17,12 @@ from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.live import serve
 from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.live.launch import start_serve
-from qkdnet.live.supply_pump import FULL_RECHECK_S, SupplyPump, _turn_shares
+from qkdnet.live.supply_pump import (
+    CHECKPOINT_EVERY_S,
+    FULL_RECHECK_S,
+    SupplyPump,
+    _turn_shares,
+)
 
 BLOCK_BYTES = 1024
 
@@ -140,6 +145,25 @@ def test_a_full_link_is_looked_at_again_after_the_recheck_and_loses_nothing_unco
         taken = 2 if supply is s else 0
         assert (supply.emulator.blocks_out - 16 - taken) * BLOCK_BYTES * 8 \
             == pump.discarded_full_bits[supply.km_link]
+
+
+def test_a_busy_store_is_checkpointed_at_most_once_a_period(keynet: KeyNetwork) -> None:
+    """Stores written at every pump are checkpointed in turn, each at most once per
+    CHECKPOINT_EVERY_S, and again once that has passed."""
+    pump = keynet.supply
+    pump.start(0.0, speedup=50.0)
+    checkpoints: dict[str, int] = dict.fromkeys(keynet.stores, 0)
+    for node, store in keynet.stores.items():
+        store._db().set_trace_callback(
+            lambda sql, node=node: checkpoints.__setitem__(node, checkpoints[node] + 1)
+            if "wal_checkpoint" in sql else None)
+    steps = 20
+    for step in range(1, steps + 1):
+        assert pump.pump(step * CHECKPOINT_EVERY_S / steps) > 0  # every store written
+    assert checkpoints == dict.fromkeys(keynet.stores, 1)
+    for step in range(1, 7):
+        pump.pump(CHECKPOINT_EVERY_S * (1 + step / steps))
+    assert checkpoints == dict.fromkeys(keynet.stores, 2)
 
 
 def test_shares_go_in_turns_of_at_most_a_quantum() -> None:

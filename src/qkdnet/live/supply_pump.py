@@ -27,6 +27,7 @@ one end is delivered again first, so the two ends never diverge."""
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Mapping
@@ -58,6 +59,9 @@ FIRST_BLOCK_COST_S = 100e-6
 #: out of such a pool is refilled at most this much later; an idle network's pump then
 #: costs next to nothing.
 FULL_RECHECK_S = 0.5
+#: Least time between two checkpoints of one store (s): how long a copy of used key may
+#: stay in a busy store's WAL, beside the one store a pump checkpoints in turn.
+CHECKPOINT_EVERY_S = 1.0
 #: Most blocks one link is given in a pump's turn (:func:`_turn_shares`).
 TURN_BLOCKS = 32
 #: Fewest blocks a pump must deposit to measure their cost: a pump that tops up a block or
@@ -105,6 +109,8 @@ class SupplyPump:
         #: Position (in the links' order) of the last link a pump served: turns go on after it.
         self._last_served = -1
         self._next_checkpoint = 0
+        #: When (s) each store was last checkpointed by the pump.
+        self._checkpointed: dict[str, float] = {}
         self.store_faults = StoreFaults()
         #: Key (bits) per KM-link discarded because neither direction of its pools had
         #: room for it (at either end), since start.
@@ -254,15 +260,19 @@ class SupplyPump:
             store.checkpoint()
 
     def _checkpoint_next(self, faulty: frozenset[str], now: float) -> None:
-        """Checkpoint the next store, in turn, that has written since its last checkpoint,
-        one per pump, so used key leaves the WAL files (not a store at fault: its tries are
-        :meth:`_retry_faulty`'s). A store nothing wrote to costs nothing."""
+        """Checkpoint the next store, in turn, that has written since its last checkpoint
+        and was not checkpointed in the last CHECKPOINT_EVERY_S, one per pump, so used key
+        leaves the WAL files (not a store at fault: its tries are :meth:`_retry_faulty`'s).
+        A store nothing wrote to costs nothing; a busy one is not checkpointed (an fsync)
+        at every pump."""
         for _ in range(len(self._nodes)):
             self._next_checkpoint = (self._next_checkpoint + 1) % len(self._nodes)
             node = self._nodes[self._next_checkpoint]
             store = self.stores[node]
-            if node in faulty or not store.written:
+            if node in faulty or not store.written \
+                    or now - self._checkpointed.get(node, -math.inf) < CHECKPOINT_EVERY_S:
                 continue
+            self._checkpointed[node] = now
             try:
                 store.checkpoint()
             except KeyStoreError as exc:
