@@ -19,11 +19,17 @@ from qkdnet.quantum.key_source import KeyBlock
 
 
 def direction_of(block: KeyBlock, a_store: KeyStore, b_store: KeyStore) -> bool:
-    """Whether ``block`` is outbound at the KM-link's end ``a`` (True) or ``b``: the end
-    whose outbound pool holds less key sends with it; on a tie, even blocks go to ``a``."""
-    a_out = a_store.pool_bytes(block.km_link, True)
-    b_out = b_store.pool_bytes(block.km_link, True)
-    return a_out < b_out if a_out != b_out else block.block % 2 == 0
+    """Whether ``block`` is outbound at the KM-link's end ``a`` (True) or ``b``, by
+    :func:`outbound_at_a` on the two stores' outbound pools."""
+    return outbound_at_a(block.block, a_store.pool_bytes(block.km_link, True),
+                         b_store.pool_bytes(block.km_link, True))
+
+
+def outbound_at_a(block: int, a_out_bytes: int, b_out_bytes: int) -> bool:
+    """The direction rule for block number ``block``, given the outbound pool bytes at end
+    ``a`` and at end ``b``: the end whose outbound pool holds less key sends with it; on a
+    tie, even blocks go to ``a``."""
+    return a_out_bytes < b_out_bytes if a_out_bytes != b_out_bytes else block % 2 == 0
 
 
 def deliver(block: KeyBlock, a_store: KeyStore, b_store: KeyStore,

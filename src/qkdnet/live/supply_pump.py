@@ -37,6 +37,7 @@ from qkdnet.errors import KeyStoreError, PoolFull, StoreFault
 from qkdnet.keys.link_state import KMLinkState, km_link_state
 from qkdnet.keys.pool import Deposit
 from qkdnet.keys.store import SQLiteKeyStore
+from qkdnet.keys.supply import outbound_at_a
 from qkdnet.live.operator_faults import OperatorFaults
 from qkdnet.live.store_faults import StoreFaults, check_room
 from qkdnet.quantum.emulator import KeyEmulator, emulator_for_link
@@ -289,10 +290,8 @@ class SupplyPump:
             return 0
         if pending <= s.fit_hint and (not bounded or pending <= s.backlog_blocks):
             return pending  # room only grows between pumps: KMs take, only pumps deposit
-        a, b = self.stores[s.a], self.stores[s.b]
-        fit = sum(min(a.room(s.km_link, out), b.room(s.km_link, not out)) // em.block_bytes
-                  for out in (True, False))
-        fit -= sum(1 for _ in s.unfinished)
+        fit = sum(room // em.block_bytes for room in self._room(s).values())
+        fit -= len(s.unfinished)
         s.fit_hint = max(fit, 0)
         if fit <= 0:
             s.full_until = now + FULL_RECHECK_S
@@ -306,6 +305,12 @@ class SupplyPump:
             pending -= gone
         return pending
 
+    def _room(self, s: _Supply) -> dict[bool, int]:
+        """Bytes the link takes in each direction (True: outbound at a, inbound at b)."""
+        a, b = self.stores[s.a], self.stores[s.b]
+        return {out: min(a.room(s.km_link, out), b.room(s.km_link, not out))
+                for out in (True, False)}
+
     def _deliver(self, shares: list[tuple[_Supply, int]], now: float) -> int:
         """Make each link's share of blocks and deposit them, each store's in one
         transaction; a store that fails leaves its blocks unfinished at the links (where
@@ -317,13 +322,13 @@ class SupplyPump:
             if not share and not s.unfinished:
                 continue
             a, b = self.stores[s.a], self.stores[s.b]
-            # outbound bytes at a (True) and at b (False), as direction_of compares them
+            # outbound bytes at a (True) and at b (False), as this pump fills them
             held = {True: a.pool_bytes(s.km_link, True), False: b.pool_bytes(s.km_link, True)}
-            room = {out: min(a.room(s.km_link, out), b.room(s.km_link, not out))
-                    for out in (True, False)}
+            room = self._room(s)
             # blocks one end may hold already keep their direction; new ones take the rule's
             blocks = [(k, out, True) for k, out in s.unfinished]
-            blocks += [(k, _direction(k, held), False) for k in s.emulator.blocks(now, share)]
+            blocks += [(k, outbound_at_a(k.block, held[True], held[False]), False)
+                       for k in s.emulator.blocks(now, share)]
             s.unfinished = []
             for block, a_out, fixed in blocks:
                 size = len(block.material)
@@ -365,15 +370,6 @@ class SupplyPump:
             self._failed(exc, (node,), now)
             return False
         return True
-
-
-def _direction(block: KeyBlock, held: dict[bool, int]) -> bool:
-    """Whether ``block`` is outbound at end ``a`` (the rule of
-    :func:`~qkdnet.keys.supply.direction_of`, on the pools' bytes as this pump fills them):
-    the end whose outbound pool holds less sends with it; on a tie, even blocks go to a.
-    ``held`` is a's outbound bytes (True) and b's (False)."""
-    a_out, b_out = held[True], held[False]
-    return a_out < b_out if a_out != b_out else block.block % 2 == 0
 
 
 def _turn_shares(wants: list[int], most: int | None, first: int,
