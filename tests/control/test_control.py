@@ -282,7 +282,7 @@ def test_the_key_management_layer_can_route_through_the_control_layer(
         return await keynet.enc_keys("sae-harbin", "sae-beijing", 1, 256)
 
     [(key_id, key)] = asyncio.run(relay())
-    assert keynet.dec_keys("sae-beijing", "sae-harbin", [key_id]) == [(key_id, key)]
+    assert asyncio.run(keynet.dec_keys("sae-beijing", "sae-harbin", [key_id])) == [(key_id, key)]
     keynet.close()
 
 

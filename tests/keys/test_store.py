@@ -1048,3 +1048,23 @@ def test_pool_counters_are_written_at_closing_and_recounted_from_the_pads(
         assert units_of(ranges)[0] == (0, 10)
         with pytest.raises(NotEnoughKey):
             store.take_outbound(LINK, 1)
+
+
+def test_a_discarded_block_is_never_taken_from_again(tmp_path: Path) -> None:
+    """The store keeps the pad it spends now for the next take (no SELECT): a discard of
+    that block drops it, so the next take goes on from the next block (outbound) or is
+    refused (inbound)."""
+    with SQLiteKeyStore(tmp_path / "a.sqlite", "A") as store:
+        for block in (0, 1):
+            store.deposit(LINK, block, material(block, 4), True)
+        assert units_of(store.take_outbound(LINK, 1)[0]) == [(0, 0)]
+        store.discard_block(LINK, 0)
+        assert units_of(store.take_outbound(LINK, 1)[0]) == [(1, 0)]
+        store.discard_from(LINK, 1)
+        with pytest.raises(NotEnoughKey):
+            store.take_outbound(LINK, 1)
+        store.deposit(LINK, 2, material(2, 4), False)
+        assert store.take_inbound(LINK, (UnitRange(2, 0, 1),)) == unit(2, 0)
+        store.discard_block(LINK, 2)
+        with pytest.raises(PadMismatch):
+            store.take_inbound(LINK, (UnitRange(2, 1, 1),))

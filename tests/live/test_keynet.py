@@ -53,10 +53,36 @@ def test_keys_relayed_over_sqlite_stores_reach_the_slave_once(chain: Network,
     """Master's keys are at the slave's node under the same IDs, and released once."""
     keynet = KeyNetwork(chain, tmp_path / "stores", served_nodes(chain))
     keys = _run(keynet, "sae-a", "sae-c", 3)
-    assert keynet.dec_keys("sae-c", "sae-a", [k for k, _ in keys]) == keys
+    assert asyncio.run(keynet.dec_keys("sae-c", "sae-a", [k for k, _ in keys])) == keys
     with pytest.raises(ApiError) as again:
-        keynet.dec_keys("sae-c", "sae-a", [keys[0][0]])
+        asyncio.run(keynet.dec_keys("sae-c", "sae-a", [keys[0][0]]))
     assert again.value.status == 400
+    keynet.close()
+
+
+def test_calls_of_one_turn_commit_each_store_once_and_answer_after_it(
+        chain: Network, tmp_path: Path) -> None:
+    """Eight Get key calls a -> c at once (as a KME's connections bring them): one round,
+    each of the three stores on the route committed once, and every key reaches the slave
+    once; eight in a row are eight rounds."""
+    keynet = KeyNetwork(chain, tmp_path / "stores", served_nodes(chain))
+
+    async def go() -> list[list[tuple[str, bytes]]]:
+        loop = asyncio.get_running_loop()
+        keynet.supply.start(loop.time(), prefill_bits=100_000)
+        keynet.supply.pump(loop.time())
+        before = (keynet.commits.rounds, keynet.commits.commits)
+        at_once = await asyncio.gather(*(keynet.enc_keys("sae-a", "sae-c", 1, 256)
+                                         for _ in range(8)))
+        assert (keynet.commits.rounds - before[0], keynet.commits.commits - before[1]) \
+            == (1, 3)
+        in_a_row = [await keynet.enc_keys("sae-a", "sae-c", 1, 256) for _ in range(8)]
+        assert keynet.commits.rounds - before[0] == 9
+        return at_once + in_a_row
+
+    keys = [key for call in asyncio.run(go()) for key in call]
+    assert len({k for k, _ in keys}) == 16
+    assert asyncio.run(keynet.dec_keys("sae-c", "sae-a", [k for k, _ in keys])) == keys
     keynet.close()
 
 
@@ -183,7 +209,7 @@ def test_a_cut_moves_the_kms_route_to_its_backup_as_the_twin_does(tmp_path: Path
         assert controller.route("a", "c").nodes == ("a", "d", "e", "c")
         before = keynet.stores["d"].pool_bytes("km:d~e", outbound=True)
         keys = await keynet.enc_keys("sae-a", "sae-c", 2, 256)
-        assert keynet.dec_keys("sae-c", "sae-a", [k for k, _ in keys]) == keys
+        assert await keynet.dec_keys("sae-c", "sae-a", [k for k, _ in keys]) == keys
         assert keynet.stores["d"].pool_bytes("km:d~e", outbound=True) < before
         keynet.faults.cut("a--b", False)
         reasons += [c.reason for c in controller.report(keynet.supply.link_states())]
@@ -238,13 +264,13 @@ def test_dec_keys_finds_the_holder_of_a_key_id_without_asking_every_store(
     monkeypatch.setattr(SQLiteKeyStore, "held_for", counting)
     unknown = [str(uuid.uuid4()) for _ in range(64)]
     with pytest.raises(ApiError) as err:
-        keynet.dec_keys("sae-a", "sae-a", unknown)
+        asyncio.run(keynet.dec_keys("sae-a", "sae-a", unknown))
     assert (err.value.status, asked) == (400, [])
     with pytest.raises(ApiError) as err:
-        keynet.dec_keys("sae-a", "sae-a", held)  # sae-a is not the slave of these keys
+        asyncio.run(keynet.dec_keys("sae-a", "sae-a", held))  # sae-a is not the slave of these keys
     assert err.value.status == 401
     assert set(asked) == {"c"}
-    assert keynet.dec_keys("sae-c", "sae-a", held)[0][0] == held[0]
+    assert asyncio.run(keynet.dec_keys("sae-c", "sae-a", held))[0][0] == held[0]
     keynet.close()
 
 
@@ -264,7 +290,7 @@ def test_delivered_keys_are_counted_and_summed_up_not_logged_one_by_one(
     with caplog.at_level("INFO", logger="qkdnet"):
         keys = asyncio.run(go())
         for key_id, material in keys:
-            assert keynet.dec_keys("sae-c", "sae-a", [key_id]) == [(key_id, material)]
+            assert asyncio.run(keynet.dec_keys("sae-c", "sae-a", [key_id])) == [(key_id, material)]
         assert keynet.log_delivery_summary()
         assert not keynet.log_delivery_summary()  # nothing new: no line
     info = [r for r in caplog.records if r.levelname == "INFO"]

@@ -148,7 +148,7 @@ def test_kme_calls_get_503_naming_the_cause_and_held_keys_stay(keynet: KeyNetwor
         assert "node c cannot be written (database or disk is full)" in more.value.message
         _free(keynet.stores["c"])
         keynet.supply.pump(loop.time() + 5.0)
-        assert keynet.dec_keys("sae-c", "sae-a", [k for k, _ in keys]) == keys
+        assert await keynet.dec_keys("sae-c", "sae-a", [k for k, _ in keys]) == keys
         assert len(await keynet.enc_keys("sae-a", "sae-c", 1, 256)) == 1
     asyncio.run(go())
     keynet.close()

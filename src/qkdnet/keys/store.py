@@ -67,6 +67,7 @@ from qkdnet.errors import (
     ParameterError,
     StoreFault,
 )
+from qkdnet.keys.commit_group import CommitGroup
 from qkdnet.keys.pool import (
     UNIT_BYTES,
     Deposit,
@@ -215,6 +216,10 @@ class SQLiteKeyStore:
         self._checkpointed_changes = -1
         self._batched = 0  # depth of batch() blocks: their methods share its transaction
         self._broken = False  # a SQLite error inside the batch: it is rolled back whole
+        #: The group whose rounds this store's writes may join (group commit, see
+        #: :mod:`qkdnet.keys.commit_group`); None: every write commits on its own.
+        self.group: CommitGroup | None = None
+        self._grouped = False  # the open transaction is the group's round
         # unused units per (KM-link, outbound), as committed, and the open transaction's
         # changes to them: the file has one writer (locking_mode=EXCLUSIVE), so the counters
         # are read from memory, never from the file (room and pool_bytes cost no query)
@@ -224,6 +229,12 @@ class SQLiteKeyStore:
         # checkpoint and close, not by every take: the pads are the truth, recounted at
         # opening, so a crash in between loses nothing)
         self._unflushed: set[tuple[str, bool]] = set()
+        # the pad each pool direction spends now, as the open transaction sees it: the
+        # first outbound pad of a link, and the inbound pad a relay last named (the next
+        # relays mostly name the same block), so a take needs no SELECT; dropped with any
+        # rollback and by a discard, so they never differ from the file (one writer)
+        self._front: dict[str, tuple[int, _Pad]] = {}
+        self._inbound: dict[str, tuple[int, _Pad]] = {}
         self._conn: sqlite3.Connection | None = _connect(self.path, synchronous)
         if not auto_checkpoint:
             # the owner calls checkpoint() at quiet moments instead of some write paying
@@ -274,8 +285,11 @@ class SQLiteKeyStore:
             db.executemany(_ADD_BLOCK, blocks)
             db.executemany(_ADD_PAD, pads)
             added: dict[tuple[str, int], int] = {}
-            for link, _, direction, units in blocks:
+            for link, block, direction, units in blocks:
                 added[(link, direction)] = added.get((link, direction), 0) + units
+                front = self._front.get(link)
+                if direction and front is not None and block < front[0]:
+                    del self._front[link]  # a block before the front: it is the first now
             for (link, direction), units in added.items():
                 self._change_pool(link, bool(direction), units)
         return len(blocks)
@@ -305,24 +319,35 @@ class SQLiteKeyStore:
                 return (), b""
             ranges: list[UnitRange] = []
             parts: list[bytes] = []
-            spent: list[_Pad] = []
+            spent: list[tuple[int, _Pad]] = []
+            front = self._front.get(km_link)
+            if front is not None and front[1].unused >= units:
+                spent.append(front)
+            else:
+                need = units
+                rows = db.execute(_FIRST_OUT, (km_link, units))
+                for rowid, block, unused, used, material in rows:
+                    spent.append((block, _Pad(rowid, unused, bytearray(used),
+                                              bytearray(material))))
+                    need -= unused
+                    if need <= 0:
+                        break
+                rows.close()
+                if need > 0:  # the pool's counter and its pads disagree: a damaged file
+                    raise KeyStoreError(f"key store {str(self.path)!r}: KM-link "
+                                        f"{km_link!r} counts {have} outbound units but "
+                                        "holds fewer")
             need = units
-            rows = db.execute(_FIRST_OUT, (km_link, units))
-            for rowid, block, unused, used, material in rows:
-                pad = _Pad(rowid, unused, bytearray(used), bytearray(material))
+            for block, pad in spent:
                 for start, count in _runs(pad.used, need):
                     ranges.append(UnitRange(block, start, count))
                     parts.append(pad.spend(start, count))
                     need -= count
-                spent.append(pad)
-                if need == 0:
-                    break
-            rows.close()
-            if need:  # the pool's counter and its pads disagree: a damaged file
-                raise KeyStoreError(f"key store {str(self.path)!r}: KM-link {km_link!r} "
-                                    f"counts {have} outbound units but holds fewer")
-            for pad in spent:
+            self._front.pop(km_link, None)  # until the writes are done
+            for _, pad in spent:
                 pad.write(db)
+            if spent[-1][1].unused:
+                self._front[km_link] = spent[-1]
             self._change_pool(km_link, True, -units)
         return tuple(ranges), b"".join(parts)
 
@@ -335,8 +360,12 @@ class SQLiteKeyStore:
             return b""
         with self._tx() as db:
             pads: dict[int, _Pad] = {}
+            last = self._inbound.get(km_link)
             for r in ranges:
                 if r.block not in pads:
+                    if last is not None and last[0] == r.block:
+                        pads[r.block] = last[1]
+                        continue
                     row = db.execute(_PAD_IN, (km_link, r.block)).fetchone()
                     if row is not None:
                         pads[r.block] = _Pad(row[0], row[1], bytearray(row[2]),
@@ -348,8 +377,12 @@ class SQLiteKeyStore:
                                       "all held inbound")
             # ranges never overlap (check_ranges), so each is still unused when spent
             parts = [pads[r.block].spend(r.start, r.count) for r in ranges]
+            self._inbound.pop(km_link, None)  # until the writes are done
             for pad in pads.values():
                 pad.write(db)
+            block = ranges[-1].block
+            if pads[block].unused:
+                self._inbound[km_link] = (block, pads[block])
             self._change_pool(km_link, False, -sum(r.count for r in ranges))
         return b"".join(parts)
 
@@ -365,6 +398,7 @@ class SQLiteKeyStore:
     def discard_block(self, km_link: str, block: int) -> None:
         """Delete what is left of ``block`` (its number stays known, so it is never taken
         again): for a block that only this end received before a crash."""
+        self._forget_pads(km_link)
         with self._tx() as db:
             row = db.execute(_PAD_ANY, (km_link, block)).fetchone()
             if row is not None:
@@ -375,6 +409,7 @@ class SQLiteKeyStore:
         """Delete what is left of every block of ``km_link`` numbered ``first`` or more
         (their numbers stay known), in one transaction: for the blocks only this end
         received before a crash. How many blocks had units left."""
+        self._forget_pads(km_link)
         with self._tx() as db:
             rows = db.execute(_PADS_FROM, (km_link, first)).fetchall()
             db.executemany(_USED_UP, ((rowid,) for rowid, _, _ in rows))
@@ -440,7 +475,9 @@ class SQLiteKeyStore:
     def checkpoint(self) -> None:
         """Write the pools' counters to the file, copy the WAL into the database file and
         truncate the WAL to zero bytes, so no older copy of a used unit is left in it. A
-        store opened with ``auto_checkpoint=False`` relies on its owner calling this."""
+        store opened with ``auto_checkpoint=False`` relies on its owner calling this. A
+        group round the store is in is committed first."""
+        self._commit_round()
         self._flush_pools()
         db = self._db()
         try:
@@ -469,6 +506,7 @@ class SQLiteKeyStore:
         """Checkpoint and close the file; further calls raise KeyStoreError."""
         if self._conn is None:
             return
+        self._commit_round()
         with contextlib.suppress(KeyStoreError):  # a file that cannot be written: recounted
             self._flush_pools()
         conn, self._conn = self._conn, None
@@ -488,6 +526,40 @@ class SQLiteKeyStore:
 
     def __repr__(self) -> str:
         return f"SQLiteKeyStore({str(self.path)!r}, node={self.node!r})"
+
+    # --- group commit (keys/commit_group.py) ---------------------------------------------
+
+    def begin_round(self) -> None:
+        """Open this store's transaction for its group's round: the writes of the round's
+        members share it, as a batch's methods do."""
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._fault(exc) from exc
+        self._batched, self._broken, self._grouped = 1, False, True
+
+    def end_round(self, commit: bool) -> KeyStoreError | None:
+        """Commit the round's transaction (or roll it back: not ``commit``); the error
+        when the commit failed (it is then rolled back, and a fault of the file is in
+        :attr:`write_fault`)."""
+        db = self._db()
+        self._batched, self._grouped = 0, False
+        if not commit:
+            self._broken = False
+            self._pending.clear()
+            self._forget_pads()
+            _rollback(db)
+            return None
+        try:
+            self._end(db)
+        except KeyStoreError as exc:
+            return exc
+        return None
+
+    def _commit_round(self) -> None:
+        if self._grouped and self.group is not None:
+            self.group.commit()
 
     # --- inside --------------------------------------------------------------------------
 
@@ -513,12 +585,23 @@ class SQLiteKeyStore:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._pending.clear()
+            self._forget_pads()
             _rollback(db)
             raise self._fault(exc) from exc
         for key, change in self._pending.items():
             self._pools[key] = self._pools.get(key, 0) + change
         self._unflushed.update(self._pending)
         self._pending.clear()
+
+    def _forget_pads(self, km_link: str | None = None) -> None:
+        """Drop the pads kept for the next take (of ``km_link``, or all): the file may
+        no longer hold them as they are (a rollback, a discard)."""
+        if km_link is None:
+            self._front.clear()
+            self._inbound.clear()
+        else:
+            self._front.pop(km_link, None)
+            self._inbound.pop(km_link, None)
 
     def _recount(self) -> dict[tuple[str, bool], int]:
         """Unused units per pool direction as the pads hold them (every direction of a link
@@ -598,6 +681,8 @@ class _Transaction:
 
     def __enter__(self) -> sqlite3.Connection:
         store, db = self._store, self._db
+        if store.group is not None:
+            store.group.writing(store, store._grouped)
         try:
             if not store._batched:
                 db.execute("BEGIN IMMEDIATE")
@@ -623,8 +708,10 @@ class _Transaction:
             self._failed(exc)
         if not store._batched:
             store._pending.clear()
+            store._forget_pads()
             _rollback(db)
         elif self._savepoint:
+            store._forget_pads()
             _undo(db)
 
     def _failed(self, exc: sqlite3.Error) -> NoReturn:
@@ -637,6 +724,7 @@ class _Transaction:
             store._broken = True
         else:
             store._pending.clear()
+            store._forget_pads()
             _rollback(self._db)
         raise store._fault(exc) from exc
 
@@ -653,6 +741,8 @@ class _Batch:
 
     def __enter__(self) -> None:
         store = self._store
+        if store.group is not None:
+            store.group.writing(store, store._grouped)
         if store._batched:
             store._batched += 1
             return

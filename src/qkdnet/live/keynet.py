@@ -16,6 +16,7 @@ from pathlib import Path
 
 from qkdnet.control.controller import Controller
 from qkdnet.errors import KeyNotFound, NoRoute, NotAuthorized, StoreFault
+from qkdnet.keys.commit_group import CommitGroup, Member
 from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, NOT_KME_CONFIGURATION, ApiError
 from qkdnet.keys.in_memory import InMemoryKMs, Outcome
 from qkdnet.keys.messages import Event, KeyDelivered, KeyRequest, StartTimer, TimerExpired
@@ -67,6 +68,13 @@ class KeyNetwork:
         # checkpoints happen in the pump, one store at a time, not inside a relay
         self.stores = {n: SQLiteKeyStore(folder / f"{n}.sqlite", n, capacity_bytes_per_link,
                                          auto_checkpoint=False) for n in self.nodes}
+        # group commit: the calls of one turn of the loop commit each store once, and each
+        # is answered once its round has committed (keys/commit_group.py)
+        self.commits = CommitGroup()
+        for store in self.stores.values():
+            store.group = self.commits
+        self._round: asyncio.Future[None] | None = None
+        self._round_end: asyncio.Handle | None = None
         self.kms = InMemoryKMs.over(self.stores, OneTimePad(secrets.token_bytes), timeout_s,
                                     on_timer=self._start_timer, on_lost=_log_lost)
         self.router: Router = router or Controller.for_network(network)
@@ -121,12 +129,15 @@ class KeyNetwork:
         self._may_hold.add(route.destination)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[ids[0]] = future
-        self._submit(route.source, KeyRequest(ids, size, master_sae, slave_sae, route))
+        with self.commits.member(route.nodes) as member:
+            self._submit(route.source, KeyRequest(ids, size, master_sae, slave_sae, route))
+        self._end_round_soon(member)
         try:
             material = await future
         except ApiError:
             self._check_stores(*route.nodes)  # a store fault the relay ran into
             raise
+        await self._committed(member)
         self._held_at.update(dict.fromkeys(ids, route.destination))
         self.keys_relayed += number  # counted, not logged: see log_delivery_summary
         ends = (route.source, route.destination)
@@ -136,9 +147,10 @@ class KeyNetwork:
         step = size // 8
         return [(key_id, material[i * step:(i + 1) * step]) for i, key_id in enumerate(ids)]
 
-    def dec_keys(self, caller_sae: str, master_sae: str, key_ids: list[str]
-                 ) -> list[tuple[str, bytes]]:
-        """Hand the slave its keys, each once; ApiError 400 unknown, 401 not the slave."""
+    async def dec_keys(self, caller_sae: str, master_sae: str, key_ids: list[str]
+                       ) -> list[tuple[str, bytes]]:
+        """Hand the slave its keys, each once; ApiError 400 unknown, 401 not the slave,
+        503 when the store cannot record the release (the keys then stay held)."""
         node = self.sae_node(caller_sae)
         if node is None or node not in self.stores:
             raise ApiError(401, f"SAE {caller_sae!r} is not attached to a served node")
@@ -146,7 +158,8 @@ class KeyNetwork:
         if self.sae_node(master_sae) is not None:  # an unknown master's keys: 400 below
             self._check_pair(master_sae, caller_sae)
         try:
-            held = self.stores[node].release_keys(key_ids, master_sae, caller_sae)
+            with self.commits.member((node,)) as member:
+                held = self.stores[node].release_keys(key_ids, master_sae, caller_sae)
         except KeyNotFound:
             if self._held_for_another(key_ids, master_sae, caller_sae):
                 raise ApiError(401, "keys were not requested for this SAE") from None
@@ -156,6 +169,8 @@ class KeyNetwork:
         except StoreFault as exc:
             # the keys stay held: the slave gets them once the store can be written
             raise ApiError(503, fault_message(exc.node, exc.cause)) from None
+        self._end_round_soon(member)
+        await self._committed(member)
         for key_id in key_ids:
             self._held_at.pop(key_id, None)
         self.keys_released += len(held)
@@ -212,6 +227,36 @@ class KeyNetwork:
         except NoRoute as exc:
             raise ApiError(503, f"no route between the SAEs' nodes: {exc}") from None
 
+    # --- group commit ---------------------------------------------------------------------
+
+    def _end_round_soon(self, member: Member) -> None:
+        """Have the round ``member`` wrote in commit at the loop's next turn (once per
+        round), after the calls of this turn have joined it."""
+        if not member.settled and self._round_end is None:
+            self._round_end = asyncio.get_running_loop().call_soon(self.end_round)
+
+    def end_round(self) -> None:
+        """Commit the open round (if any) and wake the calls waiting for it."""
+        self._round_end = None
+        self.commits.commit()
+        round_, self._round = self._round, None
+        if round_ is not None and not round_.done():
+            round_.set_result(None)
+
+    async def _committed(self, member: Member) -> None:
+        """Return once what ``member`` wrote has committed; ApiError 503 naming the node
+        whose store could not commit it (it is then undone)."""
+        while not member.settled:
+            if self._round is None:
+                self._round = asyncio.get_running_loop().create_future()
+            self._end_round_soon(member)
+            await asyncio.shield(self._round)  # shared by the round's calls: never cancelled
+        failure = member.failure
+        if isinstance(failure, StoreFault):
+            raise ApiError(503, fault_message(failure.node, failure.cause))
+        if failure is not None:
+            raise ApiError(503, f"key store: {failure}")
+
     # --- the relay machinery --------------------------------------------------------------
 
     def _submit(self, node: str, event: Event) -> None:
@@ -262,7 +307,11 @@ class KeyNetwork:
         return gone
 
     def close(self) -> None:
-        """Close every store."""
+        """Commit the open round and close every store."""
+        self.commits.commit()
+        if self._round_end is not None:
+            self._round_end.cancel()
+            self._round_end = None
         for store in self.stores.values():
             store.close()
 

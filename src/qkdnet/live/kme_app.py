@@ -246,7 +246,7 @@ class KmeApp:
             return 200, key_container(keys), ()
         if operation == "dec_keys":
             ids = key_ids(body, query, self.limits)
-            return 200, key_container(self.keynet.dec_keys(caller, sae, ids)), ()
+            return 200, key_container(await self.keynet.dec_keys(caller, sae, ids)), ()
         return 200, self._status(caller, sae), ()
 
     def _status(self, master: str, slave: str) -> dict[str, Any]:
