@@ -7,7 +7,11 @@ it returned, and a release done once. :meth:`SQLiteKeyStore.batch` runs several 
 one transaction (each method inside it still whole or absent: it refuses before it writes,
 or has a savepoint of its own): a relay hop's inbound take and outbound take commit once.
 The file is in WAL mode; ``synchronous=NORMAL`` keeps every committed transaction across a
-process crash, ``FULL`` also across a power loss (one fsync per commit, slower).
+process crash, ``FULL`` also across a power loss (one fsync per commit, slower). A store
+given a :class:`~qkdnet.keys.commit_group.CommitGroup` (``store.group``) lets the group's
+members share one transaction per store that commits once per round (group commit: the
+live KMEs' calls of one loop turn); each call is answered only once its round has
+committed, so the crash rules above hold for what any caller was told.
 
 The store holds its file with ``locking_mode=EXCLUSIVE``: one process owns a node's store
 while it runs (a second opener gets "database is locked"), and the WAL index is kept in the
@@ -25,7 +29,10 @@ per 256-bit unit (schema 2). The unused units per KM-link and direction are coun
 memory (the file has one writer), so :meth:`~SQLiteKeyStore.room` never counts rows or
 queries; they are counted from the pads when the file is opened, so they are exact after a
 crash, and ``pools.units`` in the file is only written at a checkpoint and at closing (a
-take writes its pads and nothing else: one statement fewer per take). ``blocks`` remembers
+take writes its pads and nothing else: one statement fewer per take). For the same reason
+the pad a pool direction spends now (the first outbound pad of a link, the inbound pad
+the last relay named) is kept in memory as its row stands, so most takes read nothing and
+write one row; it is dropped with any rollback and by a discard. ``blocks`` remembers
 every block ever deposited, so a replayed block never refills used units.
 
 Erasure of used key: overwritten in place, not per-block encryption keys that are destroyed.
