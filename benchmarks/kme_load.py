@@ -15,7 +15,8 @@ Measurements (``--modes``, default all that the scenario allows):
 - ``refill``: the KM-link of ``hop`` drained by large Get key calls, then ``same``'s load
   while Get status is polled until the pair holds its keys again (``--refill-seconds``):
   the rate the link refills at under load, beside its modelled rate (cn-qcn);
-- ``inprocess``: the 64-hop relay inside this process, no HTTP (cn-qcn).
+- ``inprocess``: the 64-hop relay inside this process, no HTTP (cn-qcn), one call at a
+  time and 8 at once (as a KME's concurrent calls share a group commit round).
 
 Each reports calls/s, p50/p99 latency, errors, and the server's CPU time per call (utime +
 stime of the serving process from /proc over the run, divided by the calls it answered):
@@ -258,9 +259,12 @@ def peer_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Peer
 
 # --- the relay without HTTP --------------------------------------------------------------
 
-def inprocess_relay(folder: Path, calls: int, profile: bool) -> Measurement:
+def inprocess_relay(folder: Path, calls: int, profile: bool, at_once: int = 1
+                    ) -> Measurement:
     """Time ``KeyNetwork.enc_keys`` Harbin to Shenzhen in this process over CN-QCN (every
-    served node, SQLite stores under ``folder``); the CPU is this process's."""
+    served node, SQLite stores under ``folder``), ``at_once`` calls at a time (so they
+    share a group commit round, as a KME's concurrent calls do); the CPU is this
+    process's."""
     network = open_network("cn-qcn")
     # each call takes pad_units from the outbound half of every hop's pool
     prefill = 2 * (calls + 2 * WARM_UP_CALLS) * pad_units(256) * UNIT_BYTES * 8 + 2**15
@@ -274,17 +278,19 @@ def inprocess_relay(folder: Path, calls: int, profile: bool) -> Measurement:
             for _ in range(WARM_UP_CALLS):
                 await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, 256)
             profiler = cProfile.Profile() if profile else None
-            row = Measurement("Get key Harbin->Shenzhen, 64 hops, in process (no HTTP)",
+            label = "Get key Harbin->Shenzhen, 64 hops, in process (no HTTP)"
+            row = Measurement(label if at_once == 1 else f"{label}, {at_once} at once",
                               OURS, "inprocess")
             began, cpu = time.perf_counter(), time.process_time()
-            for _ in range(calls):
-                start = time.perf_counter()
+            for done in range(0, calls, at_once):
+                start, now = time.perf_counter(), min(at_once, calls - done)
                 if profiler is not None:
                     profiler.enable()
-                await keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, 256)
+                await asyncio.gather(*(keynet.enc_keys(RELAY_MASTER, RELAY_SLAVE, 1, 256)
+                                       for _ in range(now)))
                 if profiler is not None:
                     profiler.disable()
-                row.latencies.append(time.perf_counter() - start)
+                row.latencies += [time.perf_counter() - start] * now  # all end together
             row.wall_s = time.perf_counter() - began
             row.server_cpu_s = row.client_cpu_s = time.process_time() - cpu
             route_s = _best_of(20, lambda: keynet.router.route("harbin", "shenzhen"))
@@ -627,6 +633,8 @@ def main() -> None:
             pstats.Stats(str(args.server_profile)).sort_stats("tottime").print_stats(20)
         if "inprocess" in args.modes:
             rows.append(inprocess_relay(folder / "inprocess", args.relay_calls, args.profile))
+            rows.append(inprocess_relay(folder / "inprocess-8", args.relay_calls, False,
+                                        at_once=8))
     print_rows(rows)
     if peer is not None:
         print_side_by_side(rows)
