@@ -56,7 +56,7 @@ def serve_command(
     folder (a second is refused, exit 2). Ctrl-C or SIGTERM stops and removes the
     manifest."""
     from qkdnet.files.networks import open_network
-    from qkdnet.live.runtime import log_to_stderr, run_until_stopped
+    from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
     from qkdnet.live.serve import ServeOptions, serve
 
     def run() -> None:
@@ -77,7 +77,7 @@ def serve_command(
         def progress(line: str) -> None:
             print(line, file=sys.stderr, flush=True)
 
-        run_until_stopped(lambda: serve(network, options, ready, progress))
+        run_until_stopped(lambda: serve(network, options, ready, progress), loop_factory())
 
     guard(run)
 

@@ -1,16 +1,24 @@
-"""Caps on concurrent connections, applied at ``accept()`` before any TLS or HTTP work.
+"""Caps on concurrent connections, applied as a connection is accepted, before any TLS or
+HTTP work.
 
-A :class:`GuardedListener` is a listening socket whose ``accept()`` (the one asyncio calls)
-closes a new connection at once when its listener, its client address or the whole process
-is at its cap, and hands every other connection out as a :class:`CountedConnection` that
-gives its place back when closed. So a flood of idle connections to one port (the O&M port,
-say) fills that port's cap, not the process's file handles, and every KME still accepts.
+A :class:`ListenerCaps` holds one listening socket's counts. The server's first protocol of
+every accepted connection (``live/tls_server.py``) asks :meth:`ListenerCaps.admit` before
+anything else and aborts the connection at once when its listener, its client address or
+the whole process (:class:`ConnectionBudget`) is at its cap; an admitted connection gives
+its place back when it closes (:meth:`ListenerCaps.released`). So a flood of idle
+connections to one port (the O&M port, say) fills that port's cap, not the process's file
+handles, and every KME still accepts. This works whoever accepts: asyncio's loop (which
+calls the listening socket's ``accept()``) or uvloop's (libuv accepts on the handle itself).
 
 Refusals are logged once per burst (the first refusal after :data:`BURST_QUIET_S` without
-one), with the count of the burst before, never once per connection. When ``accept()``
-itself runs out of file handles, a spare handle kept for the purpose is closed, the
-connection is accepted and closed, and the spare reopened: the classic way to drain the
-backlog instead of busy-looping (or asyncio logging a traceback per attempt).
+one), with the count of the burst before, never once per connection.
+
+Out of file handles: on asyncio's loop the listening socket is a :class:`GuardedListener`,
+whose ``accept()`` then closes a spare handle kept for the purpose, accepts the connection
+and closes it, and reopens the spare: the classic way to drain the backlog instead of
+busy-looping (or asyncio logging a traceback per attempt), logged with the refusals. On
+uvloop's loop libuv does the same by itself (its own spare handle: ``uv__emfile_trick``)
+and tells nobody: such connections are closed without a log line.
 """
 
 from __future__ import annotations
@@ -28,8 +36,8 @@ __all__ = [
     "BURST_QUIET_S",
     "FD_HEADROOM",
     "ConnectionBudget",
-    "CountedConnection",
     "GuardedListener",
+    "ListenerCaps",
     "ListenerLimits",
     "raise_file_limit",
 ]
@@ -42,9 +50,6 @@ BURST_QUIET_S = 10.0
 FD_HEADROOM = 256
 """File handles kept free beyond the connection caps: stores, logs, certificates, the
 spare handle, and whatever the process opens later."""
-
-MAX_REFUSALS_PER_ACCEPT = 64
-"""Refusals one ``accept()`` call works through before it lets the loop run other work."""
 
 _OUT_OF_HANDLES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -140,71 +145,30 @@ class _Refusals:
         self.last = now
 
 
-class CountedConnection(socket.socket):
-    """An accepted connection that gives its place in the caps back when closed."""
+class ListenerCaps:
+    """The open connections of one listening socket (port ``port``), in all and per client
+    address, checked against ``limits`` and the process's ``budget``."""
 
-    _listener: GuardedListener | None = None
-    _host: str = ""
+    __slots__ = ("budget", "limits", "open", "per_address", "refusals")
 
-    def close(self) -> None:
-        """Close, and free the place in the listener's caps (once)."""
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.released(self._host)
-        super().close()
+    def __init__(self, port: int, limits: ListenerLimits, budget: ConnectionBudget) -> None:
+        self.limits, self.budget = limits, budget
+        self.open = 0
+        self.per_address: dict[str, int] = {}
+        self.refusals = _Refusals(port)
 
-
-class GuardedListener(socket.socket):
-    """A listening socket whose ``accept()`` enforces ``limits`` and ``budget``."""
-
-    limits: ListenerLimits
-    budget: ConnectionBudget
-    open: int
-    per_address: dict[str, int]
-    refusals: _Refusals
-
-    @classmethod
-    def around(cls, sock: socket.socket, limits: ListenerLimits,
-               budget: ConnectionBudget) -> GuardedListener:
-        """``sock`` (bound and listening; taken over, not to be used after) guarded."""
-        guarded = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        guarded.limits, guarded.budget = limits, budget
-        guarded.open, guarded.per_address = 0, {}
-        guarded.refusals = _Refusals(int(guarded.getsockname()[1]))
-        return guarded
-
-    def accept(self) -> tuple[socket.socket, Any]:
-        """The next connection within the caps; those beyond are closed at once. Raises
-        BlockingIOError when none is waiting (asyncio's cue to wait for the next)."""
-        for _ in range(MAX_REFUSALS_PER_ACCEPT):
-            fd, addr = self._accept_or_drain()
-            host = str(addr[0]) if isinstance(addr, tuple) else str(addr)
-            why = self._over_cap(host)
-            if why is None:
-                conn = CountedConnection(self.family, self.type, self.proto, fileno=fd)
-                self.open += 1
-                self.budget.open += 1
-                self.per_address[host] = self.per_address.get(host, 0) + 1
-                conn._listener, conn._host = self, host
-                return conn, addr
-            os.close(fd)
+    def admit(self, host: str) -> bool:
+        """Whether a new connection from ``host`` fits under the caps; if so it takes its
+        place (give it back with :meth:`released`), if not the refusal is noted (and
+        logged once per burst)."""
+        why = self._over_cap(host)
+        if why is not None:
             self.refusals.note(host, why)
-        raise BlockingIOError(errno.EAGAIN, "refused a burst; the rest on the next turn")
-
-    def _accept_or_drain(self) -> tuple[int, Any]:
-        while True:
-            try:
-                fd, addr = self._accept()  # type: ignore[attr-defined]
-                return int(fd), addr
-            except OSError as exc:
-                if exc.errno not in _OUT_OF_HANDLES or not self.budget.release_spare():
-                    raise
-                try:
-                    fd, addr = self._accept()  # type: ignore[attr-defined]
-                    os.close(fd)
-                    self.refusals.note(str(addr[0]), "the process is out of file handles")
-                finally:
-                    self.budget.reserve_spare()
+            return False
+        self.open += 1
+        self.budget.open += 1
+        self.per_address[host] = self.per_address.get(host, 0) + 1
+        return True
 
     def _over_cap(self, host: str) -> str | None:
         if self.budget.open >= self.budget.max_connections:
@@ -216,7 +180,7 @@ class GuardedListener(socket.socket):
         return None
 
     def released(self, host: str) -> None:
-        """A connection from ``host`` has closed."""
+        """A connection from ``host`` that :meth:`admit` let in has closed."""
         self.open -= 1
         self.budget.open -= 1
         left = self.per_address.get(host, 1) - 1
@@ -224,3 +188,40 @@ class GuardedListener(socket.socket):
             self.per_address[host] = left
         else:
             self.per_address.pop(host, None)
+
+
+class GuardedListener(socket.socket):
+    """A listening socket whose ``accept()`` (the one asyncio's loop calls; uvloop's never
+    does) drains the backlog when the process is out of file handles."""
+
+    caps: ListenerCaps
+
+    @classmethod
+    def around(cls, sock: socket.socket, caps: ListenerCaps) -> GuardedListener:
+        """``sock`` (bound and listening; taken over, not to be used after) guarded; out of
+        handles is noted among ``caps``' refusals."""
+        guarded = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        guarded.caps = caps
+        return guarded
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        """The next connection. Raises BlockingIOError when none is waiting (asyncio's cue
+        to wait for the next)."""
+        fd, addr = self._accept_or_drain()
+        return socket.socket(self.family, self.type, self.proto, fileno=fd), addr
+
+    def _accept_or_drain(self) -> tuple[int, Any]:
+        while True:
+            try:
+                fd, addr = self._accept()  # type: ignore[attr-defined]
+                return int(fd), addr
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_HANDLES or not self.caps.budget.release_spare():
+                    raise
+                try:
+                    fd, addr = self._accept()  # type: ignore[attr-defined]
+                    os.close(fd)
+                    self.caps.refusals.note(str(addr[0]),
+                                            "the process is out of file handles")
+                finally:
+                    self.caps.budget.reserve_spare()

@@ -2,13 +2,17 @@
 
 A client certificate from another CA, an expired one, one without EKU clientAuth, or none at
 all fails the KME's TLS handshake, before any HTTP: the app never sees the call, so the
-refusal is caught where the handshake runs. :func:`audit_refused_handshakes` sets the KME's
-``ssl.SSLContext.sslobject_class`` to a subclass whose ``do_handshake`` reports a failed
-handshake (and then raises as before) to :class:`HandshakeRefusals`, which writes one
-``tls-handshake-refused`` line per refusal: ``who`` (the SAE or subject the certificate
+refusal is caught where the handshake runs: the server starts TLS on each accepted
+connection itself (``loop.start_tls`` in ``live/tls_server.py``, on asyncio's loop and on
+uvloop's alike), so a failed handshake raises there, with the connection's peer address at
+hand, and the server hands both to :meth:`HandshakeRefusals.handshake_failed`. That writes
+one ``tls-handshake-refused`` line per refusal: ``who`` (the SAE or subject the certificate
 names, when the ``ssl`` module can show it: Python >= 3.13; else null), ``from`` (the peer's
 address and port), ``kme``, ``reason`` (OpenSSL's words: "certificate has expired",
-"unsuitable certificate purpose", "PEER_DID_NOT_RETURN_A_CERTIFICATE"...).
+"unsuitable certificate purpose", "PEER_DID_NOT_RETURN_A_CERTIFICATE"...). ``who`` comes
+from the failed ``ssl.SSLObject`` itself: :func:`name_refused_certificates` sets the
+context's ``sslobject_class`` to a subclass whose ``do_handshake`` pins the name to the
+error it raises (both loops make their ``SSLObject`` with the context's ``wrap_bio``).
 
 Bounded: per client address (IP) at most :data:`LINES_PER_ADDRESS` lines, and in all at
 most :data:`LINES_PER_WINDOW`, every :data:`WINDOW_S`; refusals beyond are counted, and when
@@ -16,10 +20,6 @@ the window ends one summary line per address (``"more": n``, at most
 :data:`SUMMARY_ADDRESSES` addresses, the others summed in one line with ``from``
 ``"other addresses"``) says how many were not written. So a flood of bad handshakes adds at
 most LINES_PER_WINDOW + SUMMARY_ADDRESSES + 1 lines a window, whatever its size and spread.
-
-Why a look at the caller's frame: the ``ssl`` module gives an ``SSLObject`` no way to the
-connection it serves, and asyncio's ``SSLProtocol`` (the only caller of ``do_handshake`` on a
-server's objects) keeps its transport private; without it the line has ``from`` "unknown".
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +50,9 @@ LINES_PER_WINDOW = 60
 #: Addresses that get a summary line of their own at the end of a window.
 SUMMARY_ADDRESSES = 64
 OTHERS = "other addresses"
+#: The attribute of a failed handshake's ``ssl.SSLError`` that holds what the client
+#: certificate names (see :func:`name_refused_certificates`).
+WHO_ATTRIBUTE = "qkdnet_who"
 
 
 @dataclass
@@ -82,6 +84,11 @@ class HandshakeRefusals:
             else OTHERS
         self.suppressed[key] = self.suppressed.get(key, 0) + 1
         self._flush_later(now)
+
+    def handshake_failed(self, kme: str, peer: Any, exc: ssl.SSLError) -> None:
+        """The TLS handshake at KME ``kme`` from ``peer`` failed with ``exc``: a refusal
+        (``who`` as :func:`name_refused_certificates` pinned it, if it did)."""
+        self.refused(kme, peer, _reason(exc), getattr(exc, WHO_ATTRIBUTE, None))
 
     def flush(self) -> None:
         """Write the summary lines of the window that is ending, and start afresh."""
@@ -142,23 +149,12 @@ def _named(sslobj: ssl.SSLObject) -> str | None:
         return None
 
 
-def _peer_of_caller() -> Any:
-    """The peer address of the asyncio connection whose handshake called us (see the
-    module's note), or None."""
-    frame = sys._getframe(2)  # do_handshake's caller: SSLProtocol._do_handshake
-    owner = frame.f_locals.get("self")
-    transport = getattr(owner, "_transport", None)
-    if transport is None or not hasattr(transport, "get_extra_info"):
-        return None
-    return transport.get_extra_info("peername")
+def name_refused_certificates(context: ssl.SSLContext) -> None:
+    """Make every handshake ``context`` (a server's) fails carry, on the ``ssl.SSLError``
+    it raises, what the client certificate names (attribute :data:`WHO_ATTRIBUTE`; None
+    where this Python cannot show it); the handshake fails as before."""
 
-
-def audit_refused_handshakes(context: ssl.SSLContext, refusals: HandshakeRefusals,
-                             kme: str) -> None:
-    """Make every handshake ``context`` (a server's) refuses a call of
-    ``refusals.refused`` for KME ``kme``; the handshake fails as before."""
-
-    class ReportingSSLObject(ssl.SSLObject):
+    class NamingSSLObject(ssl.SSLObject):
         def do_handshake(self) -> None:
             try:
                 super().do_handshake()
@@ -166,9 +162,9 @@ def audit_refused_handshakes(context: ssl.SSLContext, refusals: HandshakeRefusal
                 raise
             except ssl.SSLError as exc:
                 try:
-                    refusals.refused(kme, _peer_of_caller(), _reason(exc), _named(self))
+                    setattr(exc, WHO_ATTRIBUTE, _named(self))
                 except Exception:  # the audit must never change the handshake's outcome
-                    log.exception("cannot audit a refused TLS handshake at KME %s", kme)
+                    log.exception("cannot name the certificate of a refused TLS handshake")
                 raise
 
-    context.sslobject_class = ReportingSSLObject
+    context.sslobject_class = NamingSSLObject

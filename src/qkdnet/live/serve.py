@@ -42,7 +42,7 @@ from qkdnet.live.connection_limits import ConnectionBudget, ListenerLimits, rais
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.dynamics import LiveDynamics
-from qkdnet.live.handshake_audit import HandshakeRefusals, audit_refused_handshakes
+from qkdnet.live.handshake_audit import HandshakeRefusals, name_refused_certificates
 from qkdnet.live.keynet import (
     DEFAULT_CAPACITY_BYTES,
     DEFAULT_HELD_KEY_TTL_S,
@@ -55,6 +55,7 @@ from qkdnet.live.om_app import make_om_app
 from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki, names_not_certified
 from qkdnet.live.reports import LiveReports
 from qkdnet.live.revocation import RevocationWatch
+from qkdnet.live.runtime import loop_name
 from qkdnet.live.tls_server import (
     TlsServer,
     make_server,
@@ -184,6 +185,7 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
                         held_key_ttl_s=options.held_key_ttl_s)
     try:
         loop = asyncio.get_running_loop()
+        log.info("event loop: %s", loop_name(loop))
         if options.prefill_bits:
             say(f"filling {len(network.km_links)} KM-links with {options.prefill_bits} bits...")
         keynet.supply.start(loop.time(), options.speedup, options.prefill_bits)
@@ -196,11 +198,12 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         refusals = HandshakeRefusals(audit)  # one rate limit for every KME's handshakes
         for i, n in enumerate(nodes, 1):
             tls = server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert)
-            audit_refused_handshakes(tls, refusals, n)
+            name_refused_certificates(tls)
             servers[n] = make_server(
                 make_kme_app(keynet, n, allow_cn_identity=options.allow_cn_identity,
                              revocation=revocation, audit=audit), options.host, 0, tls,
-                limits=KME_LIMITS, budget=budget, keep_alive_s=options.idle_timeout_s)
+                limits=KME_LIMITS, budget=budget, keep_alive_s=options.idle_timeout_s,
+                on_handshake_refused=functools.partial(refusals.handshake_failed, n))
             if i % step == 0 or i == len(nodes):
                 say(f"starting KMEs {i}/{len(nodes)}")
         dynamics = LiveDynamics(network.qkd_links, options.seed) if options.dynamics else None

@@ -32,14 +32,19 @@ Port 0: :func:`make_server` binds and listens on the socket itself and hands it 
 so ``server.port`` is the real port before the loop even starts, and a client that connects
 early waits in the listen backlog instead of being refused.
 
-Needs uvicorn >= 0.47 (``Config(ssl_context_factory=...)``) so that the server uses exactly
-the ``ssl.SSLContext`` it is given.
+TLS is the server's, not the loop's: uvicorn listens without TLS, and the first protocol of
+each accepted connection, :class:`ConnectionGate`, applies the connection caps (see
+:mod:`qkdnet.live.connection_limits`), then runs ``loop.start_tls`` with the server's
+context and hands the TLS transport to the HTTP protocol. So caps, refused-handshake audit
+(the handshake fails where the peer address is known) and the HTTP protocol's hooks are the
+same on asyncio's event loop and on uvloop's (``live/runtime.py`` picks the loop).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 from collections.abc import (
@@ -58,13 +63,20 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from qkdnet.live.connection_limits import ConnectionBudget, GuardedListener, ListenerLimits
+from qkdnet.live.connection_limits import (
+    ConnectionBudget,
+    GuardedListener,
+    ListenerCaps,
+    ListenerLimits,
+)
 
 __all__ = [
     "CLOSE_GRACE_S",
+    "HANDSHAKE_TIMEOUT_S",
     "HEADER_TIMEOUT_S",
     "ASGIApp",
     "ClientCertProtocol",
+    "ConnectionGate",
     "FastClientCertProtocol",
     "LimitedConfig",
     "TlsServer",
@@ -91,14 +103,26 @@ CLOSE_GRACE_S = 1.0
 HEADER_TIMEOUT_S = 5.0
 """Seconds a client has, from the first byte of a request, to finish its headers."""
 
+HANDSHAKE_TIMEOUT_S = 60.0
+"""Seconds a client has to complete its TLS handshake (asyncio's default, kept)."""
+
 TICK_S = 1.0
 """Seconds between a server's housekeeping ticks (Date header, ``should_exit``)."""
 
+HandshakeRefused = Callable[[Any, ssl.SSLError], None]
+"""Told of each failed TLS handshake: the peer's socket address and the error."""
+
 
 class LimitedConfig(uvicorn.Config):
-    """uvicorn's config and the request-header timeout (s) the protocol enforces."""
+    """uvicorn's config and what :class:`ConnectionGate` and the HTTP protocol add: the
+    request-header timeout (s), the server's TLS context (None: plain HTTP), its handshake
+    timeout (s), the listener's caps (None: none) and who hears of refused handshakes."""
 
     header_timeout_s: float = HEADER_TIMEOUT_S
+    tls: ssl.SSLContext | None = None
+    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
+    caps: ListenerCaps | None = None
+    on_handshake_refused: HandshakeRefused | None = None
 
 
 def server_ssl_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
@@ -203,6 +227,8 @@ class _ServedConnection:
     timeout_keep_alive_task: asyncio.TimerHandle | None
     timeout_keep_alive_handler: Callable[[], None]
     _header_timer: asyncio.TimerHandle | None = None
+    on_closed: Callable[[], None] | None = None
+    """Called once when the connection closes (gives its place under the caps back)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Called once per connection, after the TLS handshake: wrap the app for it."""
@@ -249,11 +275,18 @@ class _ServedConnection:
         super().on_response_complete()  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """uvicorn's, and the header deadline dropped."""
+        """uvicorn's, the header deadline dropped and :attr:`on_closed` called."""
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
+        self.closed()
         super().connection_lost(exc)  # type: ignore[misc]
+
+    def closed(self) -> None:
+        """Call :attr:`on_closed` (once)."""
+        on_closed, self.on_closed = self.on_closed, None
+        if on_closed is not None:
+            on_closed()
 
     def _header_timeout(self) -> None:
         self._header_timer = None
@@ -289,6 +322,107 @@ class ClientCertProtocol(_ServedConnection, H11Protocol):
 class FastClientCertProtocol(_ServedConnection, HttpToolsProtocol):
     """uvicorn's httptools protocol (llhttp, in C) with the KME's additions: what
     :func:`make_server` serves with (a third less server CPU per call than h11)."""
+
+
+class _Handshaking(asyncio.Protocol):
+    """The protocol over TLS from the end of the handshake until the HTTP protocol takes
+    over (a turn of the loop later): keeps what arrives, notes an end."""
+
+    __slots__ = ("early", "ended")
+
+    def __init__(self) -> None:
+        self.early: list[bytes] = []
+        self.ended = False
+
+    def data_received(self, data: bytes) -> None:
+        self.early.append(data)
+
+    def eof_received(self) -> None:
+        self.ended = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+
+
+def _drive(coro: Coroutine[Any, Any, Any],
+           done: Callable[[Any, BaseException | None], None]) -> None:
+    """Run ``coro`` (one that awaits futures only) now, up to its first wait, and the rest
+    as its futures complete; then ``done(result, None)`` or ``done(None, error)``.
+
+    A task would start it only at the loop's next turn: ``loop.start_tls`` must take the
+    transport over within ``connection_made``, before any byte can be read (uvloop starts
+    reading as soon as ``connection_made`` returns)."""
+    try:
+        waiting = coro.send(None)
+    except StopIteration as stop:
+        done(stop.value, None)
+        return
+    except BaseException as exc:
+        done(None, exc)
+        return
+    if waiting is None:  # a bare yield: go on at the next turn
+        asyncio.get_running_loop().call_soon(_drive, coro, done)
+    else:
+        waiting.add_done_callback(lambda _future: _drive(coro, done))
+
+
+class ConnectionGate(asyncio.Protocol):
+    """The first protocol of every accepted connection (uvicorn makes one per connection:
+    it is the ``http`` class :func:`make_server` gives it).
+
+    ``connection_made`` checks the listener's caps (over one: the connection is aborted at
+    once, before any TLS), then, over TLS, starts the handshake (``loop.start_tls``; a
+    failed one is reported with the peer's address to the config's
+    ``on_handshake_refused``) and hands the TLS transport, or the plain one, to a
+    :class:`FastClientCertProtocol`, which serves HTTP from then on. Works the same on
+    asyncio's event loop and on uvloop's."""
+
+    __slots__ = ("app_state", "config", "loop", "server_state")
+
+    def __init__(self, config: LimitedConfig, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.config, self.server_state, self.app_state = config, server_state, app_state
+        self.loop = _loop or asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Admit (or abort) the connection, then start TLS or plain HTTP on it."""
+        config = self.config
+        plain = cast(asyncio.Transport, transport)
+        peer = plain.get_extra_info("peername")
+        host = str(peer[0]) if isinstance(peer, tuple | list) else str(peer)
+        caps = config.caps
+        if caps is not None and not caps.admit(host):
+            plain.abort()
+            return
+        http = FastClientCertProtocol(config=config, server_state=self.server_state,
+                                      app_state=self.app_state, _loop=self.loop)
+        if caps is not None:
+            http.on_closed = functools.partial(caps.released, host)
+        if config.tls is None:
+            plain.set_protocol(http)
+            http.connection_made(plain)
+            return
+        early = _Handshaking()
+        _drive(self.loop.start_tls(plain, early, config.tls, server_side=True,
+                                   ssl_handshake_timeout=config.handshake_timeout_s),
+               functools.partial(self._secured, plain, peer, http, early))
+
+    def _secured(self, plain: asyncio.Transport, peer: Any, http: FastClientCertProtocol,
+                 early: _Handshaking, tls: asyncio.Transport | None,
+                 error: BaseException | None) -> None:
+        """The handshake is over: hand ``tls`` to ``http``, or, if it failed (``error``)
+        or the client has already gone, close and give the connection's place back."""
+        if error is not None or tls is None or early.ended:
+            (tls or plain).abort()
+            http.closed()
+            refused = self.config.on_handshake_refused
+            if isinstance(error, ssl.SSLError) and refused is not None:
+                refused(peer, error)
+            return
+        tls.set_protocol(http)
+        http.connection_made(tls)
+        for data in early.early:
+            http.data_received(data)
 
 
 def with_client_certificate(
@@ -372,12 +506,15 @@ def make_server(app: ASGIApp, host: str, port: int, ssl_context: ssl.SSLContext 
                 keep_alive_s: int = 30, shutdown_timeout_s: int = 5,
                 header_timeout_s: float = HEADER_TIMEOUT_S,
                 limits: ListenerLimits | None = None,
-                budget: ConnectionBudget | None = None) -> TlsServer:
+                budget: ConnectionBudget | None = None,
+                on_handshake_refused: HandshakeRefused | None = None) -> TlsServer:
     """A server for ``app`` on ``host``:``port`` (0: any free port, see ``.port``) over TLS,
     or plain HTTP without ``ssl_context`` (the O&M endpoints, for Prometheus and browsers).
 
     With ``limits``, connections beyond them, or beyond ``budget`` (process-wide, shared by
-    the servers given it), are closed on accept (see :mod:`qkdnet.live.connection_limits`).
+    the servers given it), are closed on accept, before TLS (see
+    :mod:`qkdnet.live.connection_limits`). ``on_handshake_refused`` is told of every failed
+    TLS handshake (peer address, error).
     A request whose headers are not complete ``header_timeout_s`` after its first byte
     has its connection closed.
 
@@ -388,19 +525,21 @@ def make_server(app: ASGIApp, host: str, port: int, ssl_context: ssl.SSLContext 
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.create_server((host, port), family=family, backlog=1024)
+    caps = None
     if limits is not None:
-        sock = GuardedListener.around(sock, limits, budget or ConnectionBudget())
+        caps = ListenerCaps(int(sock.getsockname()[1]), limits, budget or ConnectionBudget())
+        sock = GuardedListener.around(sock, caps)
     try:
         config = LimitedConfig(
             app, host=host, port=int(sock.getsockname()[1]),
-            http=FastClientCertProtocol,
+            http=ConnectionGate,
             ws="none", lifespan="off", log_config=None, log_level="warning", access_log=False,
             proxy_headers=False, timeout_keep_alive=keep_alive_s,
             timeout_graceful_shutdown=shutdown_timeout_s,
-            ssl_context_factory=None if ssl_context is None
-            else lambda _config, _default: ssl_context,
         )
         config.header_timeout_s = header_timeout_s
+        config.tls, config.caps = ssl_context, caps
+        config.on_handshake_refused = on_handshake_refused
         return TlsServer(config, sock)
     except BaseException:
         sock.close()
