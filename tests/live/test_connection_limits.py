@@ -22,6 +22,7 @@ from chain_scenario import CHAIN_SCENARIO
 
 from qkdnet.apps.sae_client import tls_context
 from qkdnet.live.launch import ServeProcess, start_serve
+from qkdnet.live.runtime import LOOP_VARIABLE
 from qkdnet.live.serve import OM_LIMITS
 from qkdnet.live.tls_server import HEADER_TIMEOUT_S
 
@@ -96,6 +97,14 @@ def _answers(sock: socket.socket) -> bool:
         return False
 
 
+@pytest.fixture(params=["uvloop", "asyncio"], autouse=True)
+def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test on uvloop's event loop (serve's default) and on asyncio's."""
+    name = str(request.param)
+    monkeypatch.setenv(LOOP_VARIABLE, name)
+    return name
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[ServeProcess]:
     """The chain with a short idle timeout."""
@@ -144,7 +153,7 @@ def test_a_connection_that_never_sends_a_request_is_closed_when_idle(
 
 
 def test_the_per_address_cap_refuses_the_extra_connections_and_logs_once(
-        tmp_path: Path) -> None:
+        tmp_path: Path, loop: str) -> None:
     """Cap + 16 connections from one address: the cap are served, 16 closed, one log line."""
     extra = 16
     with _serving(tmp_path) as served:
@@ -160,6 +169,7 @@ def test_the_per_address_cap_refuses_the_extra_connections_and_logs_once(
     assert answered.count(True) == OM_LIMITS.max_per_address
     assert answered.count(False) == extra
     assert log.count(REFUSAL_LOG) == 1, log
+    assert f"event loop: {loop}" in log
 
 
 def _flood_size() -> int:

@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from qkdnet.apps.sae_client import tls_context
 from qkdnet.live.launch import ServeFailed, ServeProcess, start_serve
+from qkdnet.live.runtime import LOOP_VARIABLE
 
 TIMEOUT_S = 30.0
 SCENARIO = """\
@@ -308,11 +309,14 @@ def _refused_handshake(url_port: int, ca: Path, cert: tuple[Path, Path] | None) 
     return port
 
 
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_refused_handshakes_are_audited_and_a_flood_is_summed_up(
-        net: Network, tmp_path: Path) -> None:
+        net: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: str) -> None:
     """Another CA, expired, serverAuth only, no certificate: one tls-handshake-refused line
     each (KME, client address:port, OpenSSL's reason); 20 more from the same address add
-    one line, and the rest are counted in one summary line when the server stops."""
+    one line, and the rest are counted in one summary line when the server stops (on
+    uvloop's event loop, serve's default, and on asyncio's)."""
+    monkeypatch.setenv(LOOP_VARIABLE, loop)
     eku = [ExtendedKeyUsageOID.CLIENT_AUTH]
     bad = {
         "certificate verify failed": _issue(net, "other-ca", cn="sae-a1",
@@ -346,6 +350,7 @@ def test_refused_handshakes_are_audited_and_a_flood_is_summed_up(
             # the certificate's SAE where Python can show it after a failed handshake (3.13)
             assert line["who"] in (None, "sae-a1"), line
         assert len(refused) == 5  # per address and window: the 4 and one of the flood
+        assert f"event loop: {loop}" in served.log()
         assert served.stop() == 0
     finally:
         served.stop()
