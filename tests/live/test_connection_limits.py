@@ -6,11 +6,13 @@ burst."""
 from __future__ import annotations
 
 import errno
+import os
 import resource
 import select
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -209,3 +211,42 @@ def test_ten_thousand_idle_connections_to_the_om_port_leave_every_kme_answering(
     assert all(status < 500 for status in answers.values()), answers
     # One line per burst (SYNs the full backlog dropped come back in waves), no tracebacks.
     assert 1 <= log.count(REFUSAL_LOG) <= 5 and "Traceback" not in log, log[-3000:]
+
+
+def test_running_out_of_file_handles_drains_the_backlog_and_serving_goes_on(
+        tmp_path: Path, loop: str) -> None:
+    """With a file limit a few handles above what serve holds at start, 40 connections to
+    a KME run it out of handles: the process lives on and answers Get status once they are
+    closed; on asyncio's loop the drain is logged once (uvloop's libuv drains silently)."""
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    with _serving(tmp_path / "first") as served:
+        at_start = len(os.listdir(f"/proc/{served.process.pid}/fd"))
+    with _serving(tmp_path / "second", nofile=at_start + 6) as served:
+        address = _kme_address(served, "a")
+        flood = []
+        try:
+            for _ in range(40):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                flood.append(sock)
+                sock.setblocking(False)
+                assert sock.connect_ex(address) in (0, errno.EINPROGRESS)
+            # the server has taken every handle it may: its limit is reached
+            deadline = time.monotonic() + MARGIN_S
+            while len(os.listdir(f"/proc/{served.process.pid}/fd")) < at_start + 6:
+                assert time.monotonic() < deadline, "the server never ran out of handles"
+                time.sleep(0.1)
+        finally:
+            for sock in flood:
+                sock.close()
+        (cert, key), ca = served.tls("sae-a")
+        with httpx.Client(verify=tls_context(cert, key, ca), trust_env=False,
+                          timeout=MARGIN_S) as client:
+            status = client.get(f"{served.manifest['kmes']['a']['url']}"
+                                "/api/v1/keys/sae-c/status").status_code
+        assert served.process.poll() is None
+        log = served.log()
+    assert status == 200
+    assert "Traceback" not in log, log[-3000:]
+    if loop == "asyncio":
+        assert log.count("the process is out of file handles") == 1, log[-3000:]
