@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from qkdnet.live.pki import Pki, init_pki, sae_id_from_certificate
+from qkdnet.live.runtime import loop_factory
 from qkdnet.live.tls_server import (
     CoalescedWrites,
     TlsServer,
@@ -53,8 +54,9 @@ def _app(kme: str) -> Starlette:
 class Running:
     """Servers run by serve_many in a thread of their own, with their own loop."""
 
-    def __init__(self, servers: Sequence[TlsServer]) -> None:
+    def __init__(self, servers: Sequence[TlsServer], loop: str = "asyncio") -> None:
         self.servers = servers
+        self.factory = loop_factory(loop)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -65,7 +67,8 @@ class Running:
 
     def _run(self) -> None:
         try:
-            asyncio.run(serve_many(self.servers))
+            with asyncio.Runner(loop_factory=self.factory) as runner:
+                runner.run(serve_many(self.servers))
         except BaseException as exc:
             self.error = exc
 
@@ -91,9 +94,10 @@ def stranger(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return init_pki(tmp_path_factory.mktemp("other"), ["A"], ["alice"])
 
 
-@pytest.fixture(scope="module")
-def server(pki: Pki) -> Iterator[TlsServer]:
-    running = Running([_server(pki, "A")])
+@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
+def server(pki: Pki, request: pytest.FixtureRequest) -> Iterator[TlsServer]:
+    """KME A's server, on uvloop's event loop (serve's default) and on asyncio's."""
+    running = Running([_server(pki, "A")], str(request.param))
     yield running.servers[0]
     running.stop()
 

@@ -357,7 +357,7 @@ def _drive(coro: Coroutine[Any, Any, Any],
     except StopIteration as stop:
         done(stop.value, None)
         return
-    except BaseException as exc:
+    except (Exception, asyncio.CancelledError) as exc:  # handed on, not swallowed
         done(None, exc)
         return
     if waiting is None:  # a bare yield: go on at the next turn
