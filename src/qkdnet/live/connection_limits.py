@@ -1,14 +1,20 @@
 """Caps on concurrent connections, applied as a connection is accepted, before any TLS or
 HTTP work.
 
-A :class:`ListenerCaps` holds one listening socket's counts. The server's first protocol of
-every accepted connection (``live/tls_server.py``) asks :meth:`ListenerCaps.admit` before
-anything else and aborts the connection at once when its listener, its client address or
-the whole process (:class:`ConnectionBudget`) is at its cap; an admitted connection gives
-its place back when it closes (:meth:`ListenerCaps.released`). So a flood of idle
-connections to one port (the O&M port, say) fills that port's cap, not the process's file
-handles, and every KME still accepts. This works whoever accepts: asyncio's loop (which
-calls the listening socket's ``accept()``) or uvloop's (libuv accepts on the handle itself).
+A :class:`ListenerCaps` holds one listening socket's counts; :meth:`ListenerCaps.admit`
+refuses a new connection when its listener, its client address or the whole process
+(:class:`ConnectionBudget`) is at its cap, and an admitted connection gives its place back
+when it closes (:meth:`ListenerCaps.released`). So a flood of idle connections to one port
+(the O&M port, say) fills that port's cap, not the process's file handles, and every KME
+still accepts. Where it is checked depends on who accepts:
+
+- asyncio's event loop calls the listening socket's ``accept()``: a
+  :class:`GuardedListener` checks there and closes a refused connection at once, before
+  asyncio makes a transport of it (asyncio accepts up to a backlog's worth per wake-up:
+  refusals that waited for their transport would pile up file handles in a flood);
+- uvloop's (libuv accepts on the listening handle itself, never calling ``accept()``): the
+  server's first protocol of each connection (``ConnectionGate`` in ``live/tls_server.py``)
+  checks in ``connection_made`` and aborts a refused connection there, before any TLS.
 
 Refusals are logged once per burst (the first refusal after :data:`BURST_QUIET_S` without
 one), with the count of the burst before, never once per connection.
@@ -36,6 +42,7 @@ __all__ = [
     "BURST_QUIET_S",
     "FD_HEADROOM",
     "ConnectionBudget",
+    "CountedConnection",
     "GuardedListener",
     "ListenerCaps",
     "ListenerLimits",
@@ -50,6 +57,9 @@ BURST_QUIET_S = 10.0
 FD_HEADROOM = 256
 """File handles kept free beyond the connection caps: stores, logs, certificates, the
 spare handle, and whatever the process opens later."""
+
+MAX_REFUSALS_PER_ACCEPT = 64
+"""Refusals one ``accept()`` call works through before it lets the loop run other work."""
 
 _OUT_OF_HANDLES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -149,10 +159,13 @@ class ListenerCaps:
     """The open connections of one listening socket (port ``port``), in all and per client
     address, checked against ``limits`` and the process's ``budget``."""
 
-    __slots__ = ("budget", "limits", "open", "per_address", "refusals")
+    __slots__ = ("budget", "checked_at_accept", "limits", "open", "per_address", "refusals")
 
     def __init__(self, port: int, limits: ListenerLimits, budget: ConnectionBudget) -> None:
         self.limits, self.budget = limits, budget
+        self.checked_at_accept = False
+        """Whether the listening socket's ``accept()`` applies the caps (it has been called:
+        asyncio's loop accepts); if not, the server's first protocol does."""
         self.open = 0
         self.per_address: dict[str, int] = {}
         self.refusals = _Refusals(port)
@@ -190,25 +203,48 @@ class ListenerCaps:
             self.per_address.pop(host, None)
 
 
+class CountedConnection(socket.socket):
+    """An accepted connection that gives its place in the caps back when closed."""
+
+    _caps: ListenerCaps | None = None
+    _host: str = ""
+
+    def close(self) -> None:
+        """Close, and free the place in the listener's caps (once)."""
+        caps, self._caps = self._caps, None
+        if caps is not None:
+            caps.released(self._host)
+        super().close()
+
+
 class GuardedListener(socket.socket):
     """A listening socket whose ``accept()`` (the one asyncio's loop calls; uvloop's never
-    does) drains the backlog when the process is out of file handles."""
+    does) enforces ``caps`` and drains the backlog when the process is out of file
+    handles."""
 
     caps: ListenerCaps
 
     @classmethod
     def around(cls, sock: socket.socket, caps: ListenerCaps) -> GuardedListener:
-        """``sock`` (bound and listening; taken over, not to be used after) guarded; out of
-        handles is noted among ``caps``' refusals."""
+        """``sock`` (bound and listening; taken over, not to be used after) guarded."""
         guarded = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
         guarded.caps = caps
         return guarded
 
     def accept(self) -> tuple[socket.socket, Any]:
-        """The next connection. Raises BlockingIOError when none is waiting (asyncio's cue
-        to wait for the next)."""
-        fd, addr = self._accept_or_drain()
-        return socket.socket(self.family, self.type, self.proto, fileno=fd), addr
+        """The next connection within the caps; those beyond are closed at once. Raises
+        BlockingIOError when none is waiting (asyncio's cue to wait for the next)."""
+        caps = self.caps
+        caps.checked_at_accept = True
+        for _ in range(MAX_REFUSALS_PER_ACCEPT):
+            fd, addr = self._accept_or_drain()
+            host = str(addr[0]) if isinstance(addr, tuple) else str(addr)
+            if caps.admit(host):
+                conn = CountedConnection(self.family, self.type, self.proto, fileno=fd)
+                conn._caps, conn._host = caps, host
+                return conn, addr
+            os.close(fd)
+        raise BlockingIOError(errno.EAGAIN, "refused a burst; the rest on the next turn")
 
     def _accept_or_drain(self) -> tuple[int, Any]:
         while True:

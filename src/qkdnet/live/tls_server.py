@@ -370,12 +370,12 @@ class ConnectionGate(asyncio.Protocol):
     """The first protocol of every accepted connection (uvicorn makes one per connection:
     it is the ``http`` class :func:`make_server` gives it).
 
-    ``connection_made`` checks the listener's caps (over one: the connection is aborted at
-    once, before any TLS), then, over TLS, starts the handshake (``loop.start_tls``; a
-    failed one is reported with the peer's address to the config's
-    ``on_handshake_refused``) and hands the TLS transport, or the plain one, to a
-    :class:`FastClientCertProtocol`, which serves HTTP from then on. Works the same on
-    asyncio's event loop and on uvloop's."""
+    ``connection_made`` checks the listener's caps where the listening socket has not
+    (uvloop's loop; over a cap the connection is aborted at once, before any TLS), then,
+    over TLS, starts the handshake (``loop.start_tls``; a failed one is reported with the
+    peer's address to the config's ``on_handshake_refused``) and hands the TLS transport,
+    or the plain one, to a :class:`FastClientCertProtocol`, which serves HTTP from then
+    on. Works the same on asyncio's event loop and on uvloop's."""
 
     __slots__ = ("app_state", "config", "loop", "server_state")
 
@@ -391,6 +391,8 @@ class ConnectionGate(asyncio.Protocol):
         peer = plain.get_extra_info("peername")
         host = str(peer[0]) if isinstance(peer, tuple | list) else str(peer)
         caps = config.caps
+        if caps is not None and caps.checked_at_accept:
+            caps = None  # asyncio's loop: the listening socket's accept() has checked
         if caps is not None and not caps.admit(host):
             plain.abort()
             return
