@@ -26,12 +26,13 @@ import inspect
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, MutableMapping
+import types
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from pydantic import BaseModel
-from starlette.datastructures import QueryParams
 
 from qkdnet.keys.etsi014 import (
     ApiError,
@@ -239,7 +240,7 @@ class KmeApp:
         body = await _json_body(receive, {} if operation == "enc_keys" else None) \
             if method == "POST" else None
         caller = self._caller(scope)
-        query = QueryParams(scope.get("query_string", b""))
+        query = _query_params(scope.get("query_string", b""))
         if operation == "enc_keys":
             order = key_order(body, query, self.limits)
             keys = await self.keynet.enc_keys(caller, sae, order.number, order.size)
@@ -309,6 +310,18 @@ def _operation(path: str) -> tuple[str | None, str]:
     return sae, operation
 
 
+#: The query of a request without one (most: POST bodies carry the order).
+_NO_QUERY: Mapping[str, str] = types.MappingProxyType({})
+
+
+def _query_params(raw: bytes) -> Mapping[str, str]:
+    """The query string's parameters, as Starlette's ``QueryParams`` reads them (Latin-1,
+    blank values kept, the last of a repeated name wins), parsed only when there is one."""
+    if not raw:
+        return _NO_QUERY
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+
+
 def _dumps(document: dict[str, Any]) -> bytes:
     """Compact JSON, as FastAPI's JSONResponse writes it."""
     return json.dumps(document, ensure_ascii=False, allow_nan=False,
@@ -347,7 +360,9 @@ async def _json_body(receive: Receive, empty: Any) -> Any:
     if not raw.strip():
         return empty
     try:
-        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        # as json.loads reads bytes (UTF-8, -16 or -32 by their first bytes), without the
+        # decoder json.loads would build for these hooks at every call
+        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "request body is not valid JSON") from None
     except RecursionError:
@@ -363,6 +378,11 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text[:32]} is out of range")
     return value
+
+
+#: The strict decoder of request bodies (one for all: json.loads builds one per call when
+#: given hooks).
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
 
 
 def _audit_refusal(audit: AuditLog, scope: Scope, node: str, reason: str) -> None:
