@@ -322,10 +322,14 @@ def _query_params(raw: bytes) -> Mapping[str, str]:
     return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
 
 
+#: Compact JSON, as FastAPI's JSONResponse writes it (one encoder for all: json.dumps builds
+#: one per call when given options).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _dumps(document: dict[str, Any]) -> bytes:
     """Compact JSON, as FastAPI's JSONResponse writes it."""
-    return json.dumps(document, ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":")).encode()
+    return _ENCODER.encode(document).encode()
 
 
 def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None, *,
