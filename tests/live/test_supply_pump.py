@@ -19,6 +19,7 @@ from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.live.launch import start_serve
 from qkdnet.live.supply_pump import (
     CHECKPOINT_EVERY_S,
+    CHECKPOINT_SCAN_PUMPS,
     FULL_RECHECK_S,
     FULL_RECOUNT_S,
     SupplyPump,
@@ -211,6 +212,30 @@ def test_a_take_hidden_by_a_checkpoint_still_wakes_a_full_link(tmp_path: Path) -
     assert _held_blocks(a, s.km_link) == 14
     pump.pump(t + FULL_RECHECK_S)
     assert _held_blocks(a, s.km_link) == 16
+
+
+def test_a_store_written_after_a_quiet_spell_is_found_within_the_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing written, then one store written: each pump asks only its share of the stores
+    whether they have written, and the written one is checkpointed within
+    CHECKPOINT_SCAN_PUMPS pumps."""
+    keynet, pump, t = _full_keynet(tmp_path)
+    t += CHECKPOINT_EVERY_S  # every store's last checkpoint long past
+    pump.pump(t)  # every full link looked at: none again within FULL_RECHECK_S
+    asked: list[str] = []
+    written = SQLiteKeyStore.written
+    monkeypatch.setattr(SQLiteKeyStore, "written", property(
+        lambda store: (asked.append(store.node), written.fget(store))[1]))  # type: ignore[attr-defined]
+    checkpoints: list[str] = []
+    for node, store in keynet.stores.items():
+        store._db().set_trace_callback(
+            lambda sql, node=node: checkpoints.append(node) if "wal_checkpoint" in sql else None)
+    pump.pump(t + 0.01)
+    assert 0 < len(asked) < len(keynet.stores) and checkpoints == []
+    keynet.stores["c"].probe()  # one small write
+    for step in range(1, CHECKPOINT_SCAN_PUMPS + 1):
+        pump.pump(t + 0.01 + step * FULL_RECHECK_S / (CHECKPOINT_SCAN_PUMPS + 1))
+    assert checkpoints == ["c"]
 
 
 def test_a_busy_store_is_checkpointed_at_most_once_a_period(keynet: KeyNetwork) -> None:
