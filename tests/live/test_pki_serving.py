@@ -1,5 +1,5 @@
 """Issue 12, item 2 as a user meets it: ``qkdnet serve`` runs on a PKI without the CA key,
-takes only proper SAE client certificates, and refuses a revoked SAE from its next request.
+takes only proper SAE client certificates, and refuses a revoked SAE within a second.
 
 The PKI is made by ``qkdnet pki init`` in a CA folder and copied to the data folder without
 ``ca.key``, as an operator deploys it; odd client certificates are issued by the same CA with

@@ -10,7 +10,8 @@ The calling SAE is identified from its TLS client certificate by
 :func:`qkdnet.live.pki.identify_sae` (clientAuth, not a CA, ``sae-id:`` URI; CN only if
 allowed) once per TLS connection (the result is kept in the connection's ``tls`` scope
 extension, see :func:`qkdnet.live.tls_server.with_client_certificate`), and checked on
-every request against the CRL (:mod:`qkdnet.live.revocation`); a certificate refused either
+every request against the CRL (:mod:`qkdnet.live.revocation`, which looks at the file at
+most once a second); a certificate refused either
 way gets 401 with the reason. Bodies are read as JSON whatever the Content-Type (some C
 clients send none); every error reply is a JSON Error object ``{"message", "details"?}``,
 also for an unknown path (404), a wrong method (405, with ``Allow``), malformed JSON, a
