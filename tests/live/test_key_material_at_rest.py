@@ -164,3 +164,23 @@ def test_expired_held_keys_are_a_prometheus_counter_per_node(tmp_path: Path) -> 
         master.enc_keys(SLAVE, 2)  # held at c, never fetched
         assert wait_for(lambda: _expired_counter(served).get("c") == 2.0, seconds=30)
         assert _expired_counter(served) == {"help": 0.0, "a": 0.0, "b": 0.0, "c": 2.0}
+
+
+def _commit_counters(served: ServeProcess) -> tuple[float, float]:
+    """(group commit rounds, store commits) from the O&M /metrics."""
+    text = httpx.get(f"{served.manifest['om_url']}/metrics", timeout=10).text
+    found = {f.name: s.value for f in text_string_to_metric_families(text)
+             for s in f.samples if f.name.startswith("qkdnet_key_store_")}
+    return found["qkdnet_key_store_commit_rounds"], found["qkdnet_key_store_commits"]
+
+
+def test_get_key_calls_show_as_group_commit_rounds_on_metrics(tmp_path: Path) -> None:
+    """A relay a -> c over b is one round that commits the three stores it wrote; the
+    slave's release one more round of one commit."""
+    with (_serving(tmp_path) as served, _client(served, MASTER) as master):
+        rounds, commits = _commit_counters(served)
+        [key] = master.enc_keys(SLAVE, 1)
+        assert _commit_counters(served) == (rounds + 1, commits + 3)
+        with _client(served, SLAVE) as slave:
+            assert slave.dec_keys(MASTER, [key.key_id]) == [key]
+        assert _commit_counters(served) == (rounds + 2, commits + 4)

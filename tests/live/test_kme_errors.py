@@ -212,6 +212,49 @@ def test_a_streamed_body_is_cut_at_the_cap(served: ServeProcess) -> None:
     assert rss_bytes(pid) - before < MAX_RSS_GROWTH
 
 
+def test_a_body_is_read_no_further_than_its_declared_length(served: ServeProcess) -> None:
+    """A Get key order with its Content-Length and, in the same write, a Get status: the
+    order is served from the declared bytes alone (200, one key), and what follows them is
+    the next request (its own 200), never more body."""
+    order = b'{"number": 1, "size": 256}'
+    pipelined = (f"POST {API}/sae-c/enc_keys HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 f"Content-Length: {len(order)}\r\n\r\n").encode() + order + (
+        f"GET {API}/sae-c/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").encode()
+    (cert, key), ca = served.tls("sae-a")
+    port = int(served.kme_url("sae-a").rsplit(":", 1)[1])
+    replies: list[tuple[bytes, dict[str, Any]]] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=CALL_TIMEOUT_S) as raw, \
+            tls_context(cert, key, ca).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(pipelined)
+        data = b""
+        while len(replies) < 2:
+            head, sep, rest = data.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]) \
+                if sep else -1
+            if sep and len(rest) >= length:
+                replies.append((head.split()[1], json.loads(rest[:length])))
+                data = rest[length:]
+                continue
+            more = tls.recv(65536)
+            assert more, data[:300]
+            data += more
+    (status, keys), (status_2, document) = replies
+    assert status == b"200" and len(keys["keys"]) == 1
+    assert status_2 == b"200" and document["slave_SAE_ID"] == "sae-c"
+
+
+def test_a_length_beside_chunked_encoding_is_refused(served: ServeProcess) -> None:
+    """Content-Length 26 and Transfer-Encoding chunked with 600 MB of chunks: refused with
+    400 by the HTTP parser, long before 600 MB (the declared length cannot let it by)."""
+    head = (f"POST {API}/sae-c/enc_keys HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Length: 26\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    piece = b" " * 2**20
+    chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    reply, sent = raw_post(served, head, iter([chunk] * (HUGE_BYTES // len(piece))))
+    assert reply.split()[1] == b"400", reply[:300]
+    assert sent < HUGE_BYTES // 10
+
+
 def test_an_order_no_pool_can_hold_spends_no_pad(served: ServeProcess) -> None:
     """number=128&size=8192 needs more pad per hop than a pool end holds: 400, pads kept."""
     with client(served) as http:

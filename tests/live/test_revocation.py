@@ -51,7 +51,7 @@ def test_revoke_needs_the_ca_key(pki: Pki, tmp_path: Path) -> None:
 def test_the_watch_sees_a_new_crl_without_restart(pki: Pki, tmp_path: Path) -> None:
     """A watch made before any CRL picks up each copy written later."""
     served = copy_public_pki(pki, tmp_path / "served")
-    watch = RevocationWatch.of_pki(served)
+    watch = RevocationWatch.of_pki(served, check_every_s=0)
     assert not watch.is_revoked(_serial(pki, "alice"))
     revoke(pki, "alice", copy_to=[served.crl])
     assert watch.is_revoked(_serial(pki, "alice"))
@@ -60,11 +60,28 @@ def test_the_watch_sees_a_new_crl_without_restart(pki: Pki, tmp_path: Path) -> N
     assert watch.is_revoked(_serial(pki, "bob"))
 
 
+def test_the_watch_looks_at_the_file_at_most_once_a_period(pki: Pki, tmp_path: Path) -> None:
+    """A CRL written within the period after the last look counts from the first call a
+    period after that look, not before (the watch's clock is the test's)."""
+    served = copy_public_pki(pki, tmp_path / "served")
+    now = [100.0]
+    watch = RevocationWatch(served.crl, served.ca_cert, check_every_s=1.0,
+                            clock=lambda: now[0])
+    alice = _serial(pki, "alice")
+    now[0] = 101.0
+    assert not watch.is_revoked(alice)  # looked: no CRL yet
+    revoke(pki, "alice", copy_to=[served.crl])
+    now[0] = 101.9
+    assert not watch.is_revoked(alice)  # within the period: the file is not looked at
+    now[0] = 102.0
+    assert watch.is_revoked(alice)
+
+
 def test_a_forged_or_broken_crl_keeps_the_last_good_one(pki: Pki, tmp_path: Path) -> None:
     """A CRL signed by another CA, garbage, or no file at all: the revocations stand."""
     served = copy_public_pki(pki, tmp_path / "served")
     revoke(pki, "alice", copy_to=[served.crl])
-    watch = RevocationWatch.of_pki(served)
+    watch = RevocationWatch.of_pki(served, check_every_s=0)
     alice = _serial(pki, "alice")
     other = init_pki(tmp_path / "other", ["A"], ["alice"])
     forged = revoke(other, "alice")  # a CRL of the same form, from a stranger's CA

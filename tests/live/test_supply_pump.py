@@ -19,7 +19,9 @@ from qkdnet.live.keynet import KeyNetwork, served_nodes
 from qkdnet.live.launch import start_serve
 from qkdnet.live.supply_pump import (
     CHECKPOINT_EVERY_S,
+    CHECKPOINT_SCAN_PUMPS,
     FULL_RECHECK_S,
+    FULL_RECOUNT_S,
     SupplyPump,
     _turn_shares,
 )
@@ -145,6 +147,95 @@ def test_a_full_link_is_looked_at_again_after_the_recheck_and_loses_nothing_unco
         taken = 2 if supply is s else 0
         assert (supply.emulator.blocks_out - 16 - taken) * BLOCK_BYTES * 8 \
             == pump.discarded_full_bits[supply.km_link]
+
+
+def _full_keynet(tmp_path: Path) -> tuple[KeyNetwork, SupplyPump, float]:
+    """Pools of 16 blocks, filled, and every write checkpointed (one store a pump, each at
+    most once a CHECKPOINT_EVERY_S); with the time (s) of the last pump."""
+    keynet = _keynet(tmp_path, capacity=16 * BLOCK_BYTES)
+    pump = keynet.supply
+    pump.start(0.0, speedup=200.0)
+    t = 5.0
+    pump.pump(t)
+    while any(store.written for store in keynet.stores.values()):
+        assert t < 5.0 + 2 * CHECKPOINT_EVERY_S
+        t += 0.05
+        pump.pump(t)
+    return keynet, pump, t
+
+
+def _count_room_calls(keynet: KeyNetwork, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    for node, store in keynet.stores.items():
+        room = store.room
+        monkeypatch.setattr(store, "room", lambda *a, room=room, node=node: (
+            calls.append(node), room(*a))[1])
+    return calls
+
+
+def test_a_full_link_nobody_takes_from_is_not_recounted_but_its_key_is_counted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full pools no store has written to since: at each recheck the key made meanwhile is
+    counted as discarded without counting the room again, until FULL_RECOUNT_S."""
+    keynet, pump, start = _full_keynet(tmp_path)
+    t = start + FULL_RECHECK_S  # every link counted full once more: now at rest
+    pump.pump(t)
+    calls = _count_room_calls(keynet, monkeypatch)
+    while t < start + FULL_RECOUNT_S - FULL_RECHECK_S:
+        t += FULL_RECHECK_S
+        assert pump.pump(t) == 0
+    assert calls == []
+    for s in pump._supplies:
+        assert (s.emulator.blocks_out - 16) * BLOCK_BYTES * 8 \
+            == pump.discarded_full_bits[s.km_link] > 0
+    pump.pump(t + FULL_RECOUNT_S)
+    assert calls  # counted again at last
+
+
+def test_a_take_hidden_by_a_checkpoint_still_wakes_a_full_link(tmp_path: Path) -> None:
+    """Key taken from a full link, then its stores checkpointed by the pump (no longer
+    written) before the link's recheck: the recheck still finds the room and refills it."""
+    keynet, pump, start = _full_keynet(tmp_path)
+    t = start
+    while t < start + CHECKPOINT_EVERY_S:  # at rest, full; the stores' checkpoints long past
+        t += FULL_RECHECK_S
+        pump.pump(t)
+    s = pump._supplies[0]
+    a, b = keynet.stores[s.a], keynet.stores[s.b]
+    out = a.pool_bytes(s.km_link, True) > 0
+    sender, receiver = (a, b) if out else (b, a)
+    ranges, _ = sender.take_outbound(s.km_link, 2 * BLOCK_BYTES // 32)
+    receiver.take_inbound(s.km_link, ranges)
+    for step in range(1, 4):  # within the rest: the pump checkpoints both stores
+        pump.pump(t + step * 0.01)
+    assert not a.written and not b.written
+    assert _held_blocks(a, s.km_link) == 14
+    pump.pump(t + FULL_RECHECK_S)
+    assert _held_blocks(a, s.km_link) == 16
+
+
+def test_a_store_written_after_a_quiet_spell_is_found_within_the_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing written, then one store written: each pump asks only its share of the stores
+    whether they have written, and the written one is checkpointed within
+    CHECKPOINT_SCAN_PUMPS pumps."""
+    keynet, pump, t = _full_keynet(tmp_path)
+    t += CHECKPOINT_EVERY_S  # every store's last checkpoint long past
+    pump.pump(t)  # every full link looked at: none again within FULL_RECHECK_S
+    asked: list[str] = []
+    written = SQLiteKeyStore.written
+    monkeypatch.setattr(SQLiteKeyStore, "written", property(
+        lambda store: (asked.append(store.node), written.fget(store))[1]))  # type: ignore[attr-defined]
+    checkpoints: list[str] = []
+    for node, store in keynet.stores.items():
+        store._db().set_trace_callback(
+            lambda sql, node=node: checkpoints.append(node) if "wal_checkpoint" in sql else None)
+    pump.pump(t + 0.01)
+    assert 0 < len(asked) < len(keynet.stores) and checkpoints == []
+    keynet.stores["c"].probe()  # one small write
+    for step in range(1, CHECKPOINT_SCAN_PUMPS + 1):
+        pump.pump(t + 0.01 + step * FULL_RECHECK_S / (CHECKPOINT_SCAN_PUMPS + 1))
+    assert checkpoints == ["c"]
 
 
 def test_a_busy_store_is_checkpointed_at_most_once_a_period(keynet: KeyNetwork) -> None:

@@ -101,3 +101,18 @@ def test_key_discarded_for_full_pools_is_a_counter_per_km_link(net: Network) -> 
     assert got[full] == (8192.0, net.node[net.km_link[full].a].region)
     assert got[empty][0] == 0.0
     assert "qkdnet_kmlink_discarded_bits" not in exposition(nms).decode()
+
+
+def test_group_commit_rounds_and_commits_are_two_counters(net: Network) -> None:
+    """The driver's rounds and store commits, read at scrape time; without them, none."""
+    nms = Nms(net, history_points=2)
+    counts = [3, 12]
+    text = exposition(nms, None, None, lambda: (counts[0], counts[1])).decode()
+    got = {f.name: (f.type, [s.value for s in f.samples if s.name.endswith("_total")])
+           for f in text_string_to_metric_families(text) if f.name.startswith("qkdnet_key_")}
+    assert got == {"qkdnet_key_store_commit_rounds": ("counter", [3.0]),
+                   "qkdnet_key_store_commits": ("counter", [12.0])}
+    counts[:] = [4, 20]
+    assert "qkdnet_key_store_commits_total 20.0" in exposition(
+        nms, None, None, lambda: (counts[0], counts[1])).decode()
+    assert "qkdnet_key_store" not in exposition(nms).decode()

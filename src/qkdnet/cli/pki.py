@@ -50,8 +50,8 @@ def pki_revoke(
         "node (repeatable); KMEs re-read it on change.")] = None,
 ) -> None:
     """Revoke an SAE's certificate: add it to DIR/crl.pem, signed by the CA. A running
-    `qkdnet serve` refuses the SAE (401) from its next request once its pki/crl.pem holds
-    the new list."""
+    `qkdnet serve` refuses the SAE (401) within a second of its pki/crl.pem holding the
+    new list (the KMEs look at the file at most once a second)."""
     from qkdnet.live.pki import load_pki
     from qkdnet.live.revocation import revoke
 

@@ -10,7 +10,8 @@ The calling SAE is identified from its TLS client certificate by
 :func:`qkdnet.live.pki.identify_sae` (clientAuth, not a CA, ``sae-id:`` URI; CN only if
 allowed) once per TLS connection (the result is kept in the connection's ``tls`` scope
 extension, see :func:`qkdnet.live.tls_server.with_client_certificate`), and checked on
-every request against the CRL (:mod:`qkdnet.live.revocation`); a certificate refused either
+every request against the CRL (:mod:`qkdnet.live.revocation`, which looks at the file at
+most once a second); a certificate refused either
 way gets 401 with the reason. Bodies are read as JSON whatever the Content-Type (some C
 clients send none); every error reply is a JSON Error object ``{"message", "details"?}``,
 also for an unknown path (404), a wrong method (405, with ``Allow``), malformed JSON, a
@@ -26,12 +27,13 @@ import inspect
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, MutableMapping
+import types
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from pydantic import BaseModel
-from starlette.datastructures import QueryParams
 
 from qkdnet.keys.etsi014 import (
     ApiError,
@@ -239,7 +241,7 @@ class KmeApp:
         body = await _json_body(receive, {} if operation == "enc_keys" else None) \
             if method == "POST" else None
         caller = self._caller(scope)
-        query = QueryParams(scope.get("query_string", b""))
+        query = _query_params(scope.get("query_string", b""))
         if operation == "enc_keys":
             order = key_order(body, query, self.limits)
             keys = await self.keynet.enc_keys(caller, sae, order.number, order.size)
@@ -309,10 +311,26 @@ def _operation(path: str) -> tuple[str | None, str]:
     return sae, operation
 
 
+#: The query of a request without one (most: POST bodies carry the order).
+_NO_QUERY: Mapping[str, str] = types.MappingProxyType({})
+
+
+def _query_params(raw: bytes) -> Mapping[str, str]:
+    """The query string's parameters, as Starlette's ``QueryParams`` reads them (Latin-1,
+    blank values kept, the last of a repeated name wins), parsed only when there is one."""
+    if not raw:
+        return _NO_QUERY
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+
+
+#: Compact JSON, as FastAPI's JSONResponse writes it (one encoder for all: json.dumps builds
+#: one per call when given options).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _dumps(document: dict[str, Any]) -> bytes:
     """Compact JSON, as FastAPI's JSONResponse writes it."""
-    return json.dumps(document, ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":")).encode()
+    return _ENCODER.encode(document).encode()
 
 
 def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None, *,
@@ -347,7 +365,9 @@ async def _json_body(receive: Receive, empty: Any) -> Any:
     if not raw.strip():
         return empty
     try:
-        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+        # as json.loads reads bytes (UTF-8, -16 or -32 by their first bytes), without the
+        # decoder json.loads would build for these hooks at every call
+        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "request body is not valid JSON") from None
     except RecursionError:
@@ -363,6 +383,11 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text[:32]} is out of range")
     return value
+
+
+#: The strict decoder of request bodies (one for all: json.loads builds one per call when
+#: given hooks).
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
 
 
 def _audit_refusal(audit: AuditLog, scope: Scope, node: str, reason: str) -> None:

@@ -97,8 +97,10 @@ class _ViewHandlers:
         if self.live is None:
             return Response(exposition(self.view.nms), media_type=CONTENT_TYPE_LATEST)
         keynet = self.live.keynet
+        rounds = keynet.commits
         return Response(exposition(self.view.nms, keynet.expired_held_keys,
-                                   keynet.supply.discarded_full_bits),
+                                   keynet.supply.discarded_full_bits,
+                                   lambda: (rounds.rounds, rounds.commits)),
                         media_type=CONTENT_TYPE_LATEST)
 
     async def state(self) -> JSONResponse:

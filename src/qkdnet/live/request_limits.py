@@ -4,6 +4,9 @@ a JSON 413 before anything parses it.
 A declared ``Content-Length`` over the cap is refused before one byte of the body is read; a
 body without one (chunked) is counted as it streams, and refused when the count passes the
 cap, so a client claiming or sending 600 MB costs the server at most ``max_bytes`` of memory.
+A body with a ``Content-Length`` within the cap is passed on uncounted: the HTTP parser reads
+exactly that many bytes (and refuses a request that also says ``Transfer-Encoding``), so it
+cannot pass the cap, and the wrappers would only cost time at every request.
 A 413 closes the connection (``Connection: close``): the rest of the body is never read.
 """
 
@@ -49,6 +52,9 @@ class BodyLimit:
             error = (too_large(cap) if declared.isdigit()
                      else ApiError(400, "Content-Length shall be a number of bytes"))
             await _reply(send, error)
+            return
+        if declared is not None:
+            await self.app(scope, receive, send)  # the parser stops at the declared length
             return
         seen = 0
 

@@ -4,13 +4,15 @@
 ``PKI/crl.pem``, signs the list with ``PKI/ca.key`` and writes it atomically (readers never
 see half a file), and may copy it to the PKI folders of serving nodes.
 
-:class:`RevocationWatch` is the KME side: it checks on every request whether the CRL file
-changed (one ``stat``, a few microseconds, against the milliseconds of a TLS request) and
-re-reads it when it did, so a revocation takes effect on the next request, on connections
-already open too, without a restart. The check is done by the application, not by OpenSSL
-(``VERIFY_CRL_CHECK_LEAF``): OpenSSL checks only at the handshake, so a client holding a
-keep-alive connection would go on being served, an ``SSLContext`` cannot drop a CRL it has
-loaded, and with the flag set every handshake fails while no CRL exists.
+:class:`RevocationWatch` is the KME side: on a request at least :data:`CHECK_EVERY_S` after
+its last look it checks whether the CRL file changed (one ``stat``) and re-reads it when it
+did, so a revocation takes effect within :data:`CHECK_EVERY_S` of the new file (on the first
+request after that), on connections already open too, without a restart (a ``stat`` at
+every request cost a few per cent of the server's CPU per same-node Get key). The check is
+done by the application, not by OpenSSL (``VERIFY_CRL_CHECK_LEAF``): OpenSSL checks only at
+the handshake, so a client holding a keep-alive connection would go on being served, an
+``SSLContext`` cannot drop a CRL it has loaded, and with the flag set every handshake fails
+while no CRL exists.
 
 A CRL whose signature does not verify with the CA certificate, or that cannot be read, is
 ignored with a warning and the last good one stays in force; so does a CRL file removed
@@ -23,7 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -33,12 +36,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from qkdnet.errors import ParameterError
 from qkdnet.live.pki import Pki
 
-__all__ = ["CRL_VALIDITY_DAYS", "RevocationWatch", "revoke"]
+__all__ = ["CHECK_EVERY_S", "CRL_VALIDITY_DAYS", "RevocationWatch", "revoke"]
 
 log = logging.getLogger(__name__)
 
 CRL_VALIDITY_DAYS = 365
 """Days from a CRL's issue to its next update."""
+
+CHECK_EVERY_S = 1.0
+"""Least time between two looks at the CRL file by a :class:`RevocationWatch` (s): how long
+a new CRL may wait before requests are checked against it."""
 
 
 def revoke(pki: Pki, sae_id: str, copy_to: Sequence[Path] = ()) -> x509.CertificateRevocationList:
@@ -75,23 +82,32 @@ def revoke(pki: Pki, sae_id: str, copy_to: Sequence[Path] = ()) -> x509.Certific
 
 class RevocationWatch:
     """The serials revoked by the CRL at ``crl`` (signed by the CA at ``ca_cert``), re-read
-    whenever the file changes."""
+    when the file has changed, looked at no more often than every ``check_every_s`` (s) of
+    ``clock`` (a monotonic clock in s; 0 looks at every call)."""
 
-    def __init__(self, crl: Path, ca_cert: Path) -> None:
+    def __init__(self, crl: Path, ca_cert: Path, check_every_s: float = CHECK_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.crl = Path(crl)
+        self.check_every_s = check_every_s
+        self._clock = clock
         self._ca = x509.load_pem_x509_certificate(Path(ca_cert).read_bytes())
         self._seen: tuple[int, int, int] | None = None  # inode, size, mtime (ns) read last
         self._revoked: frozenset[int] = frozenset()
+        self._next_look = clock() + check_every_s
         self._refresh()
 
     @classmethod
-    def of_pki(cls, pki: Pki) -> RevocationWatch:
+    def of_pki(cls, pki: Pki, check_every_s: float = CHECK_EVERY_S) -> RevocationWatch:
         """The watch of a PKI folder's ``crl.pem``."""
-        return cls(pki.crl, pki.ca_cert)
+        return cls(pki.crl, pki.ca_cert, check_every_s)
 
     def is_revoked(self, serial: int) -> bool:
-        """Whether the current CRL lists ``serial`` (re-reads the CRL first if it changed)."""
-        self._refresh()
+        """Whether the CRL lists ``serial`` (looking first whether the file changed, if the
+        last look is ``check_every_s`` old)."""
+        now = self._clock()
+        if now >= self._next_look:
+            self._next_look = now + self.check_every_s
+            self._refresh()
         return serial in self._revoked
 
     def _refresh(self) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import logging
 import os
@@ -218,6 +219,11 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         lock.announce(manifest["om_url"])
         _write_json(manifest_path, manifest)
         pump = asyncio.create_task(_pump(keynet, live))
+        # what start-up built (the network, routes, stores, apps) lives as long as the
+        # server: out of the collector's reach, a full collection walks a few thousand
+        # objects instead of ~130,000 (a 90 ms pause every so often under load, measured)
+        gc.collect()
+        gc.freeze()
         if ready is not None:
             ready(manifest)
         try:

@@ -15,7 +15,10 @@ wait in its device, made on a later pump; a device holds at most :data:`BACKLOG_
 key, and what it cannot hold is lost and counted (:attr:`SupplyPump.backlog_lost_bits`). A
 block that fits in neither direction of its pools is discarded unmade and counted
 (:attr:`SupplyPump.discarded_full_bits`), as a device whose key buffer is full discards key;
-such a link is looked at again only after :data:`FULL_RECHECK_S`, and a store is
+such a link is looked at again only after :data:`FULL_RECHECK_S`, and its room counted
+again only if a store at either end may have had key taken since it was full (it has written
+since, or the pump checkpointed it: a take writes) or :data:`FULL_RECOUNT_S` has passed;
+otherwise what its device made meanwhile is just discarded and counted. A store is
 checkpointed only when it has written since its last checkpoint, so an idle network's pump
 (every pool full) costs next to nothing.
 
@@ -27,6 +30,7 @@ one end is delivered again first, so the two ends never diverge."""
 
 from __future__ import annotations
 
+import bisect
 import math
 import secrets
 import time
@@ -60,9 +64,15 @@ FIRST_BLOCK_COST_S = 100e-6
 #: out of such a pool is refilled at most this much later; an idle network's pump then
 #: costs next to nothing.
 FULL_RECHECK_S = 0.5
+#: Longest time a full link's room goes uncounted while neither end's store shows that key
+#: may have been taken (s): bounds what a take the pump could not see would wait.
+FULL_RECOUNT_S = 5.0
 #: Least time between two checkpoints of one store (s): how long a copy of used key may
 #: stay in a busy store's WAL, beside the one store a pump checkpoints in turn.
 CHECKPOINT_EVERY_S = 1.0
+#: Pumps over which every store is asked once whether it has written (a share a pump): a
+#: store first written after a quiet spell is found within this many pumps.
+CHECKPOINT_SCAN_PUMPS = 4
 #: Most blocks one link is given in a pump's turn (:func:`_turn_shares`).
 TURN_BLOCKS = 32
 #: Fewest blocks a pump must deposit to measure their cost: a pump that tops up a block or
@@ -84,6 +94,10 @@ class _Supply:
     #: Blocks its pools had room for at least, when last counted less those deposited
     #: since (a KM's take only adds room): up to this many need no count of the room.
     fit_hint: int = 0
+    #: When its pools were last found without room for a block (s; -inf: not full), and
+    #: the pump's checkpoint count then (a later checkpoint of an end may hide a take).
+    full_since: float = float("-inf")
+    full_checkpoints: int = 0
     #: Blocks a store fault left at one end only (with their direction: outbound at a),
     #: delivered again first.
     unfinished: list[tuple[KeyBlock, bool]] = field(default_factory=list)
@@ -107,11 +121,20 @@ class SupplyPump:
         self.faults = faults
         self._supplies: list[_Supply] = []
         self._nodes = list(stores)
+        self._store_list = [stores[node] for node in self._nodes]
+        #: Stores asked per pump whether they have written, from position _scan_next on;
+        #: positions of those found written and not checkpointed since.
+        self._scan_share = max(1, math.ceil(len(self._store_list) / CHECKPOINT_SCAN_PUMPS))
+        self._scan_next = 0
+        self._found_written: set[int] = set()
         #: Position (in the links' order) of the last link a pump served: turns go on after it.
         self._last_served = -1
         self._next_checkpoint = 0
         #: When (s) each store was last checkpointed by the pump.
         self._checkpointed: dict[str, float] = {}
+        #: Checkpoints the pump has made, and each store's count at its last one.
+        self._checkpoints = 0
+        self._checkpoint_count: dict[str, int] = {}
         self.store_faults = StoreFaults()
         #: Key (bits) per KM-link discarded because neither direction of its pools had
         #: room for it (at either end), since start.
@@ -166,12 +189,19 @@ class SupplyPump:
         started = time.perf_counter()
         down = self.faults.down_links()
         waiting: list[tuple[_Supply, int]] = []
+        stopped = bool(faulty or down)
         for s in self._supplies:
-            if s.a in faulty or s.b in faulty or s.link in down:
+            if stopped and (s.a in faulty or s.b in faulty or s.link in down):
                 s.emulator.skip(now)
                 continue
-            if now < s.full_until and not s.unfinished:
-                continue  # its key is discarded (and counted) when it is looked at again
+            if not s.unfinished:
+                if now < s.full_until:
+                    continue  # its key is discarded (and counted) when it is looked at again
+                if s.full_since > -math.inf and self._still_full(s, now):
+                    gone = s.emulator.skip(now)
+                    self.discarded_full_bits[s.km_link] += gone * s.emulator.block_bits
+                    s.full_until = now + FULL_RECHECK_S
+                    continue
             want = self._waiting(s, now, budget_s is not None)
             if want or s.unfinished:
                 waiting.append((s, want))
@@ -203,9 +233,10 @@ class SupplyPump:
     def _retry_faulty(self, now: float) -> frozenset[str]:
         """Take up the faults the KMs' writes found, try again each faulty store whose wait
         is over, and return the nodes still at fault."""
-        for node, store in self.stores.items():
-            if store.write_fault is not None and node not in self.store_faults.nodes:
-                self.store_faults.failed(node, store.write_fault, now)
+        for k in [k for k, store in enumerate(self._store_list) if store.write_fault is not None]:
+            node, fault = self._nodes[k], self._store_list[k].write_fault
+            if fault is not None and node not in self.store_faults.nodes:
+                self.store_faults.failed(node, fault, now)
         for node in self.store_faults.nodes:
             if not self.store_faults.due(node, now):
                 continue
@@ -257,25 +288,57 @@ class SupplyPump:
 
     def checkpoint_all(self) -> None:
         """Checkpoint every store (after a large prefill, before serving)."""
-        for store in self.stores.values():
-            store.checkpoint()
+        for node, store in self.stores.items():
+            self._checkpoint(node, store)
+
+    def _checkpoint(self, node: str, store: SQLiteKeyStore) -> None:
+        self._checkpoints += 1
+        self._checkpoint_count[node] = self._checkpoints
+        store.checkpoint()
+
+    def _still_full(self, s: _Supply, now: float) -> bool:
+        """Whether the link's pools surely still have no room for a block: full when last
+        counted, less than FULL_RECOUNT_S ago, and no key taken at either end since (a take
+        writes its store, which stays :attr:`~SQLiteKeyStore.written` until a checkpoint,
+        and the pump counts its checkpoints)."""
+        if now - s.full_since >= FULL_RECOUNT_S:
+            return False
+        for node in (s.a, s.b):
+            if self.stores[node].written \
+                    or self._checkpoint_count.get(node, 0) > s.full_checkpoints:
+                return False
+        return True
 
     def _checkpoint_next(self, faulty: frozenset[str], now: float) -> None:
-        """Checkpoint the next store, in turn, that has written since its last checkpoint
-        and was not checkpointed in the last CHECKPOINT_EVERY_S, one per pump, so used key
-        leaves the WAL files (not a store at fault: its tries are :meth:`_retry_faulty`'s).
-        A store nothing wrote to costs nothing; a busy one is not checkpointed (an fsync)
-        at every pump."""
-        for _ in range(len(self._nodes)):
-            self._next_checkpoint = (self._next_checkpoint + 1) % len(self._nodes)
-            node = self._nodes[self._next_checkpoint]
-            store = self.stores[node]
-            if node in faulty or not store.written \
+        """Checkpoint the next store, in turn, found to have written since its last
+        checkpoint (a share of the stores is asked at each pump, all of them every
+        CHECKPOINT_SCAN_PUMPS) and not checkpointed in the last CHECKPOINT_EVERY_S, one per
+        pump, so used key leaves the WAL files (not a store at fault: its tries are
+        :meth:`_retry_faulty`'s). A store nothing wrote to costs nothing; a busy one is not
+        checkpointed (an fsync) at every pump."""
+        # each pump asks the next share of the stores whether they have written (asking all
+        # 217 of cn-qcn 20 times a second was a third of an idle pump); those found written
+        # are kept until checkpointed, and the turn goes on among them
+        n, share = len(self._store_list), self._scan_share
+        for k in range(self._scan_next, self._scan_next + share):
+            if self._store_list[k % n].written:
+                self._found_written.add(k % n)
+        self._scan_next = (self._scan_next + share) % n
+        written = sorted(self._found_written)
+        after = bisect.bisect_right(written, self._next_checkpoint)
+        for k in written[after:] + written[:after]:
+            node, store = self._nodes[k], self._store_list[k]
+            if not store.written:
+                self._found_written.discard(k)  # checkpointed meanwhile (checkpoint_all)
+                continue
+            if node in faulty \
                     or now - self._checkpointed.get(node, -math.inf) < CHECKPOINT_EVERY_S:
                 continue
+            self._found_written.discard(k)
+            self._next_checkpoint = k
             self._checkpointed[node] = now
             try:
-                store.checkpoint()
+                self._checkpoint(node, store)
             except KeyStoreError as exc:
                 self._failed(exc, (node,), now)
             return
@@ -295,6 +358,9 @@ class SupplyPump:
         s.fit_hint = max(fit, 0)
         if fit <= 0:
             s.full_until = now + FULL_RECHECK_S
+            s.full_since, s.full_checkpoints = now, self._checkpoints
+        else:
+            s.full_since = -math.inf
         if pending > fit:
             gone = em.skip(now, pending - max(fit, 0))
             self.discarded_full_bits[s.km_link] += gone * em.block_bits

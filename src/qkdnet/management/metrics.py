@@ -20,17 +20,21 @@ qkdnet_kmlink_up                       km_link, region         1 up, 0 down
 qkdnet_node_ok                         node, region            1 KM healthy
 qkdnet_node_expired_held_keys_total    node, region            counter: held keys erased
 qkdnet_kmlink_discarded_bits_total     km_link, region         counter: key discarded, bits
+qkdnet_key_store_commit_rounds_total   (none)                  counter: group commit rounds
+qkdnet_key_store_commits_total         (none)                  counter: store commits
 =====================================  ======================  =========================
 
 Only elements that have reported at least once appear, but for the counters: they come from
 the driver (``qkdnet serve`` counts the keys held for a slave SAE that were not fetched
 within ``--held-key-ttl`` and so erased, one sample per served node, 0 included; and the key
-its supply discarded because a KM-link's pools were full, one sample per supplied KM-link).
+its supply discarded because a KM-link's pools were full, one sample per supplied KM-link;
+and its group commit rounds and the store commits they made: commits over rounds is how
+many stores a round wrote, rounds over calls how well calls share them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from numpy.typing import NDArray
@@ -72,6 +76,12 @@ def _families(latest: Latest, label: str,
         yield family
 
 
+_ROUNDS = ("qkdnet_key_store_commit_rounds",
+           "Group commit rounds of the KMEs' writes to the key stores: each commits every "
+           "store its calls wrote once (count since the server started).")
+_COMMITS = ("qkdnet_key_store_commits",
+            "Key store commits made by the group commit rounds (count since the server "
+            "started).")
 _DISCARDED = ("qkdnet_kmlink_discarded_bits",
               "Key the KM-link's QKD-link made but discarded because its pools were full at "
               "either end (bits since the server started).")
@@ -88,14 +98,17 @@ def _counter(latest: Latest, label: str, spec: tuple[str, str],
 
 class NmsCollector(Collector):
     """Reads the NMS's latest state on every scrape, and ``expired_held_keys`` (a node's
-    count of held keys erased unfetched) and ``discarded_bits`` (a KM-link's key discarded
-    for full pools, bits); None: no such counter, as in a replay."""
+    count of held keys erased unfetched), ``discarded_bits`` (a KM-link's key discarded
+    for full pools, bits) and ``commit_rounds`` (group commit rounds and the store commits
+    they made); None: no such counter, as in a replay."""
 
     def __init__(self, nms: Nms, expired_held_keys: Mapping[str, int] | None = None,
-                 discarded_bits: Mapping[str, int] | None = None) -> None:
+                 discarded_bits: Mapping[str, int] | None = None,
+                 commit_rounds: Callable[[], tuple[int, int]] | None = None) -> None:
         self.nms = nms
         self.expired_held_keys = expired_held_keys
         self.discarded_bits = discarded_bits
+        self.commit_rounds = commit_rounds
 
     def collect(self) -> Iterator[Metric]:
         """The metric families of the current state."""
@@ -108,20 +121,30 @@ class NmsCollector(Collector):
             yield _counter(nodes, "node", _EXPIRED, self.expired_held_keys)
         if self.discarded_bits is not None:
             yield _counter(km_links, "km_link", _DISCARDED, self.discarded_bits)
+        if self.commit_rounds is not None:
+            for spec, count in zip((_ROUNDS, _COMMITS), self.commit_rounds(), strict=True):
+                family = CounterMetricFamily(*spec)
+                family.add_metric([], float(count))
+                yield family
 
 
 def registry_for(nms: Nms, expired_held_keys: Mapping[str, int] | None = None,
-                 discarded_bits: Mapping[str, int] | None = None) -> CollectorRegistry:
+                 discarded_bits: Mapping[str, int] | None = None,
+                 commit_rounds: Callable[[], tuple[int, int]] | None = None
+                 ) -> CollectorRegistry:
     """A fresh registry holding only a collector over ``nms``, the ``expired_held_keys``
-    counts by node and the ``discarded_bits`` by KM-link (never the global one)."""
+    counts by node, the ``discarded_bits`` by KM-link and the group ``commit_rounds``
+    (rounds, commits) read at scrape time (never the global registry)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NmsCollector(nms, expired_held_keys, discarded_bits))
+    registry.register(NmsCollector(nms, expired_held_keys, discarded_bits, commit_rounds))
     return registry
 
 
 def exposition(nms: Nms, expired_held_keys: Mapping[str, int] | None = None,
-               discarded_bits: Mapping[str, int] | None = None) -> bytes:
+               discarded_bits: Mapping[str, int] | None = None,
+               commit_rounds: Callable[[], tuple[int, int]] | None = None) -> bytes:
     """The Prometheus text exposition of ``nms``'s latest state and, when given, of the
-    count of held keys erased unfetched by node and of key discarded for full pools by
-    KM-link (bits)."""
-    return generate_latest(registry_for(nms, expired_held_keys, discarded_bits))
+    count of held keys erased unfetched by node, of key discarded for full pools by
+    KM-link (bits) and of the key stores' group commit rounds and commits."""
+    return generate_latest(registry_for(nms, expired_held_keys, discarded_bits,
+                                        commit_rounds))
