@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from qkdnet.live.connection_limits import ListenerLimits
 from qkdnet.live.pki import Pki, init_pki, sae_id_from_certificate
 from qkdnet.live.runtime import loop_factory
 from qkdnet.live.tls_server import (
@@ -272,3 +273,37 @@ def test_a_response_head_and_body_go_out_in_one_write() -> None:
     assert asyncio.run(main()) == [("write", b"HTTP/1.1 200 OK\r\n\r\n{}"),
                                    ("write", b"100 Continue"), ("write", b"last"),
                                    ("close", b"")]
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_clients_gone_mid_handshake_give_their_places_back(pki: Pki, loop: str) -> None:
+    """Connections closed before their TLS handshake ends free their places under the
+    caps (three rounds fill them), an SAE is then served, and a handshake under way at
+    shutdown is ended."""
+    limits = ListenerLimits(max_connections=4, max_per_address=4)
+    context = server_ssl_context(pki.kme_cert("A"), pki.kme_key("A"), pki.ca_cert)
+    server = make_server(_app("A"), "127.0.0.1", 0, context, limits=limits)
+    caps = server.config.caps
+    assert caps is not None
+    running = Running([server], loop)
+    try:
+        for _ in range(3):
+            silent = [socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+                      for _ in range(limits.max_connections)]
+            silent[0].sendall(b"\x16\x03\x01\x00\x10half")  # half a ClientHello
+            deadline = time.monotonic() + TIMEOUT
+            while caps.open < len(silent) and time.monotonic() < deadline:  # all let in
+                time.sleep(0.01)
+            for sock in silent:
+                sock.close()
+            while caps.open and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert caps.open == 0
+        reply = requests.get(_url(server), cert=_as(pki, "alice"), verify=_ca(pki),
+                             timeout=TIMEOUT)
+        assert reply.json()["sae_id"] == "alice"
+        held = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+    finally:
+        running.stop()
+    held.close()
+    assert not server.server_state.connections and not server.config.handshaking

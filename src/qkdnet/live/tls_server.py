@@ -123,6 +123,8 @@ class LimitedConfig(uvicorn.Config):
     handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
     caps: ListenerCaps | None = None
     on_handshake_refused: HandshakeRefused | None = None
+    handshaking: set[asyncio.Transport]
+    """Connections whose TLS handshake is under way (aborted when the server shuts down)."""
 
 
 def server_ssl_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
@@ -405,6 +407,7 @@ class ConnectionGate(asyncio.Protocol):
             http.connection_made(plain)
             return
         early = _Handshaking()
+        config.handshaking.add(plain)
         _drive(self.loop.start_tls(plain, early, config.tls, server_side=True,
                                    ssl_handshake_timeout=config.handshake_timeout_s),
                functools.partial(self._secured, plain, peer, http, early))
@@ -414,7 +417,11 @@ class ConnectionGate(asyncio.Protocol):
                  error: BaseException | None) -> None:
         """The handshake is over: hand ``tls`` to ``http``, or, if it failed (``error``)
         or the client has already gone, close and give the connection's place back."""
-        if error is not None or tls is None or early.ended:
+        self.config.handshaking.discard(plain)
+        # A connection lost mid-handshake without an error (a client's EOF, an abort) ends
+        # start_tls without one on uvloop, with a transport already dead: look.
+        if error is not None or tls is None or early.ended or plain.is_closing() \
+                or tls.is_closing():
             (tls or plain).abort()
             http.closed()
             refused = self.config.on_handshake_refused
@@ -498,6 +505,15 @@ class TlsServer(uvicorn.Server):
         finally:
             self.socket.close()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's, after aborting the handshakes under way: a connection not yet
+        serving HTTP has nothing to finish (and its handshake must end while the loop
+        still runs)."""
+        handshaking: set[asyncio.Transport] = getattr(self.config, "handshaking", set())
+        for transport in list(handshaking):
+            transport.abort()
+        await super().shutdown(sockets)
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         """Install nothing: several servers share a loop, and its owner handles signals."""
@@ -541,6 +557,7 @@ def make_server(app: ASGIApp, host: str, port: int, ssl_context: ssl.SSLContext 
         )
         config.header_timeout_s = header_timeout_s
         config.tls, config.caps = ssl_context, caps
+        config.handshaking = set[asyncio.Transport]()
         config.on_handshake_refused = on_handshake_refused
         return TlsServer(config, sock)
     except BaseException:
