@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import uvloop
 
 from qkdnet.errors import QkdnetError
 from qkdnet.live.runtime import LOOP_VARIABLE, loop_factory, loop_name, run_until_stopped
+
+uvloop = pytest.importorskip("uvloop")  # no Windows wheels: pyproject installs it elsewhere
 
 
 def test_the_default_loop_is_uvloop_and_asyncio_can_be_forced(
