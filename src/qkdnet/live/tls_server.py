@@ -60,7 +60,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from qkdnet.live.connection_limits import (
@@ -75,7 +74,6 @@ __all__ = [
     "HANDSHAKE_TIMEOUT_S",
     "HEADER_TIMEOUT_S",
     "ASGIApp",
-    "ClientCertProtocol",
     "ConnectionGate",
     "FastClientCertProtocol",
     "LimitedConfig",
@@ -316,14 +314,10 @@ class _ServedConnection:
             self.transport.abort()
 
 
-class ClientCertProtocol(_ServedConnection, H11Protocol):
-    """uvicorn's h11 protocol (pure Python) with the KME's additions: kept as the
-    reference the faster one was measured against (``benchmarks/kme_load.py``)."""
-
-
 class FastClientCertProtocol(_ServedConnection, HttpToolsProtocol):
     """uvicorn's httptools protocol (llhttp, in C) with the KME's additions: what
-    :func:`make_server` serves with (a third less server CPU per call than h11)."""
+    :func:`make_server` serves with (a third less server CPU per call than uvicorn's h11
+    protocol, measured when it was chosen)."""
 
 
 class _Handshaking(asyncio.Protocol):
