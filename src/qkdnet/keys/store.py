@@ -440,7 +440,8 @@ class SQLiteKeyStore:
     def hold_keys(self, keys: Sequence[HeldKey], now: float) -> None:
         """Keep ``keys`` for their slave SAE as held at ``now`` (the driver's clock, s), all
         or none; KeyStoreError if a key_ID is already held (or given twice)."""
-        with self._tx(savepoint=True) as db:
+        # one key refuses before it writes (ON CONFLICT DO NOTHING): no savepoint needed
+        with self._tx(savepoint=len(keys) > 1) as db:
             for key in keys:
                 done = db.execute(_HOLD, (key.key_id, key.master_sae, key.slave_sae,
                                           key.material, now))
