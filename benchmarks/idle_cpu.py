@@ -13,11 +13,11 @@ manifest and ``--settle`` seconds more, then reads the process's utime+stime fro
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
+from etsi014_load import process_cpu_s  # benchmarks/: the script's own folder
 from qkdnet.live.launch import start_serve
 
 TARGET_SHARE = 0.02  # of one core
@@ -25,9 +25,11 @@ START_TIMEOUT_S = 600.0
 
 
 def cpu_s(pid: int) -> float:
-    """utime+stime of process ``pid`` so far (s)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime+stime of process ``pid`` so far (s); SystemExit if it has gone."""
+    spent = process_cpu_s([pid])
+    if spent is None:
+        raise SystemExit(f"idle_cpu: qkdnet serve (pid {pid}) has gone")
+    return spent
 
 
 def main() -> None:
