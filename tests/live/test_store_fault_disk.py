@@ -21,9 +21,10 @@ import pytest
 from chain_scenario import CHAIN_SCENARIO
 from om_login import logged_in
 from polling import wait_for
+from store_fault_watch import faulty_nodes, refused_naming
 from store_files import unused_units
 
-from qkdnet.apps.sae_client import BadRequest, KmeUnavailable, SaeClient
+from qkdnet.apps.sae_client import BadRequest, SaeClient
 from qkdnet.live.launch import start_serve
 from qkdnet.live.store_faults import MAX_BACKOFF_S
 
@@ -81,8 +82,7 @@ def test_a_full_disk_raises_the_alarm_gives_503_and_recovers_when_freed(tmp_path
             return dict(viewer.get(f"{om}/api/state", timeout=10).json())
 
         def faulty() -> set[str]:
-            alarms = viewer.get(f"{om}/api/alarms", timeout=10).json()["active"]
-            return {a["subject"] for a in alarms if a["rule"] == "key-store-fault"}
+            return faulty_nodes(viewer, om)
 
         def key_bits() -> float:
             return float(sum(k["key_bits"] for k in state()["km_links"].values()))
@@ -92,12 +92,7 @@ def test_a_full_disk_raises_the_alarm_gives_503_and_recovers_when_freed(tmp_path
 
         def refused(master: SaeClient) -> bool:
             """Get key is refused naming a faulty node's store."""
-            try:
-                master.enc_keys("sae-c", number=1, size=256)
-            except KmeUnavailable as exc:
-                refusal[:] = [exc.message]
-                return FULL in exc.message
-            return False
+            return refused_naming(master, FULL, refusal)
 
         try:
             assert wait_for(lambda: state()["km_links"] != {}, WAIT_S)

@@ -17,8 +17,9 @@ import pytest
 from chain_scenario import CHAIN_SCENARIO
 from om_login import logged_in
 from polling import wait_for
+from store_fault_watch import faulty_nodes, refused_naming
 
-from qkdnet.apps.sae_client import KmeUnavailable, SaeClient
+from qkdnet.apps.sae_client import SaeClient
 from qkdnet.live.launch import start_serve
 
 #: How long a fault or a recovery may take to show on this (loaded) machine (s).
@@ -57,18 +58,12 @@ def test_immutable_store_files_are_a_store_fault_not_a_crash(tmp_path: Path) -> 
     viewer = logged_in(folder, om, name="watch", role="viewer")
 
     def faulty() -> set[str]:
-        alarms = viewer.get(f"{om}/api/alarms", timeout=10).json()["active"]
-        return {a["subject"] for a in alarms if a["rule"] == "key-store-fault"}
+        return faulty_nodes(viewer, om)
 
     refusal: list[str] = []
 
     def refused(master: SaeClient) -> bool:
-        try:
-            master.enc_keys("sae-c", number=1, size=256)
-        except KmeUnavailable as exc:
-            refusal[:] = [exc.message]
-            return "the key store of node b cannot be written" in exc.message
-        return False
+        return refused_naming(master, "the key store of node b cannot be written", refusal)
 
     try:
         with SaeClient.from_manifest(served.manifest, "sae-a") as master:
