@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import qkdnet
@@ -544,6 +544,7 @@ def _sqlite_store(capacity_units: int) -> Iterator[SQLiteKeyStore]:
 
 @settings(max_examples=80, deadline=None)
 @given(ops=DIFF_OPS)
+@example(ops=[("deposit", 2, 2, False), ("in", [(2, 0, 1)]), ("in", [(2, 0, 1)])])
 def test_memory_and_sqlite_stores_behave_alike(ops: list[tuple[object, ...]]) -> None:
     """The same operations give the same results and the same refusals in both stores,
     near a small capacity."""
@@ -1068,3 +1069,16 @@ def test_a_discarded_block_is_never_taken_from_again(tmp_path: Path) -> None:
         store.discard_block(LINK, 2)
         with pytest.raises(PadMismatch):
             store.take_inbound(LINK, (UnitRange(2, 1, 1),))
+
+
+def test_an_inbound_unit_is_taken_once_even_from_the_kept_pad(tmp_path: Path) -> None:
+    """The inbound pad a relay last named is kept for the next relay; naming one of its
+    spent units again is refused (PadMismatch), never answered with its zeroed bytes."""
+    with SQLiteKeyStore(tmp_path / "a.sqlite", "A") as store:
+        store.deposit(LINK, 0, material(0, 4), False)
+        assert store.take_inbound(LINK, (UnitRange(0, 0, 2),)) == unit(0, 0) + unit(0, 1)
+        for spent in (UnitRange(0, 0, 1), UnitRange(0, 1, 1), UnitRange(0, 1, 2)):
+            with pytest.raises(PadMismatch):
+                store.take_inbound(LINK, (spent,))
+        assert store.take_inbound(LINK, (UnitRange(0, 2, 1),)) == unit(0, 2)
+        assert store.pool_bytes(LINK, False) == UNIT_BYTES

@@ -372,9 +372,7 @@ class SQLiteKeyStore:
                 if r.block not in pads:
                     if last is not None and last[0] == r.block:
                         pads[r.block] = last[1]
-                        continue
-                    row = db.execute(_PAD_IN, (km_link, r.block)).fetchone()
-                    if row is not None:
+                    elif (row := db.execute(_PAD_IN, (km_link, r.block)).fetchone()):
                         pads[r.block] = _Pad(row[0], row[1], bytearray(row[2]),
                                              bytearray(row[3]))
                 pad = pads.get(r.block)
