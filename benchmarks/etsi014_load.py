@@ -1,6 +1,8 @@
-"""The load generator of ``kme_load.py``: asyncio httpx workers calling one ETSI GS QKD 014
-KME, whichever implementation serves it, over mutual TLS; and the CPU time of the process
-that serves it, from ``/proc/<pid>/stat``.
+"""The load generator of ``kme_load.py``: asyncio workers calling one ETSI GS QKD 014 KME,
+whichever implementation serves it, over mutual TLS, each with an httpx client (the
+default) or a :class:`~lean_client.LeanClient` (a fraction of httpx's CPU per call, so that
+latency shows the server rather than the client); and the CPU time of the process that
+serves it, from ``/proc/<pid>/stat``.
 
 Modes, one call asks for ``number`` keys of ``key_bits`` bits (default 1 of 256):
 
@@ -35,6 +37,7 @@ from urllib.parse import quote
 
 import httpx
 
+from lean_client import LeanClient, NoReply  # benchmarks/: the script's own folder
 from qkdnet.apps.sae_client import (
     PREFIX,
     KmeError,
@@ -48,6 +51,9 @@ from qkdnet.apps.sae_client import (
 )
 
 MODES = ("enc", "cold", "dec", "bidi")
+#: The HTTP clients a worker may use, the default first.
+CLIENTS = ("httpx", "lean")
+Client = httpx.AsyncClient | LeanClient
 WARM_UP_CALLS = 3  # per worker, before the clock starts: connections made, code paths warm
 CALL_TIMEOUT_S = 30.0
 PREFETCH_BATCH = 64  # keys per Get key call when the master fetches keys for ``dec``
@@ -192,7 +198,10 @@ async def idle_cpu_share(pids: Sequence[int], seconds: float) -> float | None:
 
 # --- the calls -----------------------------------------------------------------------------
 
-def _client(end: SaeEnd, context: ssl.SSLContext, cold: bool) -> httpx.AsyncClient:
+def _client(end: SaeEnd, context: ssl.SSLContext, cold: bool, kind: str = "httpx") -> Client:
+    if kind == "lean":
+        return LeanClient(end.kme_url.rstrip("/") + PREFIX, context, cold=cold,
+                          timeout_s=CALL_TIMEOUT_S)
     if cold:
         return httpx.AsyncClient(
             base_url=end.kme_url.rstrip("/") + PREFIX, verify=context, trust_env=False,
@@ -202,7 +211,7 @@ def _client(end: SaeEnd, context: ssl.SSLContext, cold: bool) -> httpx.AsyncClie
                              trust_env=False, timeout=CALL_TIMEOUT_S)
 
 
-async def enc_keys(client: httpx.AsyncClient, slave_id: str, number: int,
+async def enc_keys(client: Client, slave_id: str, number: int,
                    key_bits: int) -> list[str]:
     """Get key: ``number`` keys of ``key_bits`` for ``slave_id``; their key_IDs."""
     reply = await client.post(f"/{quote(slave_id, safe='')}/enc_keys",
@@ -211,7 +220,7 @@ async def enc_keys(client: httpx.AsyncClient, slave_id: str, number: int,
     return [k.key_id for k in keys]
 
 
-async def dec_keys(client: httpx.AsyncClient, master_id: str, key_ids: list[str],
+async def dec_keys(client: Client, master_id: str, key_ids: list[str],
                    key_bits: int) -> None:
     """Get key with key IDs: exactly ``key_ids``, each of ``key_bits``."""
     reply = await client.post(f"/{quote(master_id, safe='')}/dec_keys",
@@ -223,14 +232,14 @@ async def dec_keys(client: httpx.AsyncClient, master_id: str, key_ids: list[str]
 
 def _reason(exc: Exception) -> str:
     """A short, key-free reason for a failed call, to count failures by."""
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, httpx.TransportError | NoReply):
         return f"no reply ({type(exc).__name__})"
     if isinstance(exc, KmeError) and exc.status:
         return f"HTTP {exc.status}"
     return type(exc).__name__
 
 
-async def get_status(client: httpx.AsyncClient, slave_id: str) -> KmeStatus:
+async def get_status(client: Client, slave_id: str) -> KmeStatus:
     """Get status for ``slave_id`` on a master's ``client``."""
     reply = await client.get(f"/{quote(slave_id, safe='')}/status")
     return parse_status(parse_reply(reply.status_code, reply.content))
@@ -248,7 +257,7 @@ async def probe(pair: Pair) -> KmeStatus:
                                  f"{type(exc).__name__}: {exc}") from None
 
 
-def master_client(pair: Pair) -> httpx.AsyncClient:
+def master_client(pair: Pair) -> Client:
     """A keep-alive client of the pair's master (close it, or use it in ``async with``)."""
     return _client(pair.master, pair.master.tls(), cold=False)
 
@@ -295,33 +304,35 @@ class _Budget:
 async def measure(pair: Pair, mode: str, *, label: str, server: str, workers: int = 16,
                   seconds: float = 5.0, calls: int = 0, number: int = 1, key_bits: int = 256,
                   server_pids: Sequence[int] = (), dec_keys_max: int = 2000,
-                  stop: asyncio.Event | None = None) -> Measurement:
-    """Run ``mode`` with ``workers`` asyncio workers for ``seconds`` or, when ``calls`` > 0,
-    ``calls`` calls in all, or until ``stop`` is set; the serving processes ``server_pids``
-    are timed over the run. ``dec`` runs on at most ``dec_keys_max`` prefetched keys when
-    timed by ``seconds``."""
+                  stop: asyncio.Event | None = None, client: str = "httpx") -> Measurement:
+    """Run ``mode`` with ``workers`` asyncio workers, each with a ``client`` (one of
+    :data:`CLIENTS`), for ``seconds`` or, when ``calls`` > 0, ``calls`` calls in all, or
+    until ``stop`` is set; the serving processes ``server_pids`` are timed over the run.
+    ``dec`` runs on at most ``dec_keys_max`` prefetched keys when timed by ``seconds``."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; the modes are {', '.join(MODES)}")
+    if client not in CLIENTS:
+        raise ValueError(f"unknown client {client!r}; the clients are {', '.join(CLIENTS)}")
     pair.needs_slave(mode)
     result = Measurement(label, server, mode, keys_per_call=number)
     budget = _Budget(calls if calls > 0 else None, ids_per_call=number, stop=stop)
     master_tls = pair.master.tls()
     slave_tls = pair.slave.tls() if pair.slave is not None else None
-    Call = Callable[[httpx.AsyncClient], Awaitable[object]]
-    jobs: list[tuple[httpx.AsyncClient, Call]] = []
+    Call = Callable[[Client], Awaitable[object]]
+    jobs: list[tuple[Client, Call]] = []
 
     def enc(slave_id: str) -> Call:
         return lambda c: enc_keys(c, slave_id, number, key_bits)
 
     if mode in ("enc", "cold"):
-        jobs = [(_client(pair.master, master_tls, mode == "cold"), enc(pair.slave_id))
+        jobs = [(_client(pair.master, master_tls, mode == "cold", client), enc(pair.slave_id))
                 for _ in range(workers)]
     elif mode == "bidi":
         assert pair.slave is not None and slave_tls is not None
         back = max(1, workers // 2)
-        jobs = [(_client(pair.master, master_tls, False), enc(pair.slave_id))
+        jobs = [(_client(pair.master, master_tls, False, client), enc(pair.slave_id))
                 for _ in range(max(1, workers - back))]
-        jobs += [(_client(pair.slave, slave_tls, False), enc(pair.master.sae_id))
+        jobs += [(_client(pair.slave, slave_tls, False, client), enc(pair.master.sae_id))
                  for _ in range(back)]
     else:  # dec: one key ID per call, taken from the prefetched ones
         assert pair.slave is not None and slave_tls is not None
@@ -330,31 +341,31 @@ async def measure(pair: Pair, mode: str, *, label: str, server: str, workers: in
         ids = budget.key_ids
         master_id = pair.master.sae_id
 
-        def dec(client: httpx.AsyncClient) -> Awaitable[None]:
-            return dec_keys(client, master_id, [ids.popleft() for _ in range(number)],
+        def dec(worker_client: Client) -> Awaitable[None]:
+            return dec_keys(worker_client, master_id, [ids.popleft() for _ in range(number)],
                             key_bits)
 
-        jobs = [(_client(pair.slave, slave_tls, False), dec) for _ in range(workers)]
+        jobs = [(_client(pair.slave, slave_tls, False, client), dec) for _ in range(workers)]
 
     start_line = asyncio.Barrier(len(jobs) + 1)
 
-    async def worker(client: httpx.AsyncClient, call: Call) -> None:
-        async with client:
+    async def worker(http: Client, call: Call) -> None:
+        async with http:
             for _ in range(WARM_UP_CALLS):
                 # a warm-up failure shows again, counted, in the run
-                with contextlib.suppress(httpx.HTTPError, KmeError):
-                    await call(client)
+                with contextlib.suppress(httpx.HTTPError, KmeError, NoReply):
+                    await call(http)
             await start_line.wait()
             while budget.take():
                 began = time.perf_counter()
                 try:
-                    await call(client)
-                except (httpx.HTTPError, KmeError) as exc:
+                    await call(http)
+                except (httpx.HTTPError, KmeError, NoReply) as exc:
                     result.errors[_reason(exc)] += 1
                 else:
                     result.latencies.append(time.perf_counter() - began)
 
-    tasks = [asyncio.create_task(worker(client, call)) for client, call in jobs]
+    tasks = [asyncio.create_task(worker(http, call)) for http, call in jobs]
     await start_line.wait()
     began, cpu_before, client_before = time.perf_counter(), process_cpu_s(server_pids), \
         time.process_time()
@@ -369,6 +380,8 @@ async def measure(pair: Pair, mode: str, *, label: str, server: str, workers: in
     return result
 
 
-def client_name() -> str:
-    """The client, named: httpx and Python versions."""
-    return f"httpx {httpx.__version__} on Python {platform.python_version()}"
+def client_name(client: str = "httpx") -> str:
+    """The client, named: httpx (or the lean client), the event loop and Python versions."""
+    loop = type(asyncio.get_event_loop_policy()).__module__.split(".")[0]
+    name = f"httpx {httpx.__version__}" if client == "httpx" else "the lean client"
+    return f"{name} on {loop} and Python {platform.python_version()}"

@@ -58,6 +58,7 @@ from typing import Any
 import httpx
 
 from etsi014_load import (
+    CLIENTS,
     Measurement,
     Pair,
     SaeEnd,
@@ -366,7 +367,7 @@ async def held_keys(pair: Pair) -> int:
 
 async def refill_run(server: Server, hop: Pair, load_pair: Pair, full: int, link_bps: float,
                      limit_s: float, *, label: str, workers: int, number: int,
-                     key_bits: int) -> Refill:
+                     key_bits: int, client: str = "httpx") -> Refill:
     """Drain the KM-link between the ``hop`` pair's nodes with large Get key calls, then
     run the ``load_pair``'s load while polling Get status every :data:`REFILL_POLL_S` until
     the ``hop`` pair holds ``full`` keys again (what it held when the server had settled),
@@ -387,7 +388,7 @@ async def refill_run(server: Server, hop: Pair, load_pair: Pair, full: int, link
         load = asyncio.create_task(measure(
             load_pair, "enc", label=label, server=OURS,
             workers=workers, seconds=limit_s, number=number, key_bits=key_bits,
-            server_pids=[server.pid], stop=stop))
+            server_pids=[server.pid], stop=stop, client=client))
         saes = server.manifest["saes"]
         ends = (saes[hop.master.sae_id]["node"], saes[hop_sae]["node"])
         live = [await live_link_bps(server, *ends)]
@@ -511,6 +512,10 @@ def parse_args() -> tuple[argparse.Namespace, Peer | None]:
     parser.add_argument("--calls", type=int, default=0,
                         help="calls per measurement instead of --seconds")
     parser.add_argument("--workers", type=int, default=16, help="asyncio client workers")
+    parser.add_argument("--client", choices=CLIENTS, default=CLIENTS[0],
+                        help="each worker's HTTP client: httpx, or the lean client "
+                             "(benchmarks/lean_client.py: a fraction of httpx's CPU per call, "
+                             "so latency shows the server, not the client)")
     parser.add_argument("--number", type=int, default=1, help="keys per Get key call")
     parser.add_argument("--key-bits", type=int, default=256, help="size of each key (bits)")
     parser.add_argument("--modes", default=None,
@@ -601,8 +606,8 @@ def main() -> None:
     args, peer = parse_args()
     if peer is not None:
         check_peer(peer)  # before the long start of qkdnet serve
-    print(f"client: {client_name()}; {args.workers} asyncio workers, HTTP/1.1 over mutual "
-          f"TLS, {args.number} key(s) of {args.key_bits} bits per call; "
+    print(f"client: {client_name(args.client)}; {args.workers} asyncio workers, HTTP/1.1 "
+          f"over mutual TLS, {args.number} key(s) of {args.key_bits} bits per call; "
           f"{os.cpu_count()} CPUs", flush=True)
     rows: list[Measurement] = []
     refill: Refill | None = None
@@ -645,7 +650,8 @@ def main() -> None:
                         server, server.pair(MASTER, hop_sae), server.pair(master, slave),
                         settled_keys, hop_rate_bps * args.speedup, args.refill_seconds,
                         label="Get key at one node while the drained KM-link refills",
-                        workers=args.workers, number=args.number, key_bits=args.key_bits))
+                        workers=args.workers, number=args.number, key_bits=args.key_bits,
+                        client=args.client))
                     rows.append(dataclasses.replace(refill.load, mode=mode,
                                                     server_idle_share=idle))
                     print(refill.line(), flush=True)
@@ -656,7 +662,7 @@ def main() -> None:
                           "seconds": args.seconds,
                           "calls": args.relay_calls if mode == "relay" else args.calls,
                           "number": args.number, "key_bits": args.key_bits,
-                          "dec_keys_max": args.dec_keys}
+                          "dec_keys_max": args.dec_keys, "client": args.client}
                 rows += run_mode(pair, mode, OURS, [server.pid], idle, common)
                 if peer is not None and peer.runs(mode):
                     rows += run_mode(peer.pair, mode, PEER, peer.pids, peer_idle, common)

@@ -8,25 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench_pair import KME_LOAD, SCENARIO
+
 from qkdnet.live.launch import start_serve
 
-ROOT = Path(__file__).resolve().parents[2]
-KME_LOAD = ROOT / "benchmarks" / "kme_load.py"
-
-# two nodes, one QKD-link; a master and a slave SAE at node a, one more at b
-SCENARIO = """\
-qkdnet_scenario: 1
-name: bench-pair
-nodes:
-  - {id: a, kind: backbone_access, lat: 40.0, lon: 116.0}
-  - {id: b, kind: backbone_access, lat: 40.3, lon: 116.3}
-qkd_links:
-  - {a: a, b: b, length_km: 50, device_type: I}
-saes:
-  - {id: sae-a, node: a}
-  - {id: sae-a2, node: a}
-  - {id: sae-b, node: b}
-"""
 MODES = ("Get key, sae-a -> sae-a2", "Get key with key IDs at the slave",
          "Get key, new TLS connection per call", "Get key, both SAEs master at once")
 NUMBER = r"\d+(?:\.\d+)?"
