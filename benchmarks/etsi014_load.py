@@ -1,8 +1,8 @@
 """The load generator of ``kme_load.py``: asyncio workers calling one ETSI GS QKD 014 KME,
 whichever implementation serves it, over mutual TLS, each with an httpx client (the
-default) or a :class:`~lean_client.LeanClient` (a fraction of httpx's CPU per call, so that
-latency shows the server rather than the client); and the CPU time of the process that
-serves it, from ``/proc/<pid>/stat``.
+default) or a :class:`~qkdnet.live.http_client.LeanClient` (a fraction of httpx's CPU per
+call, so that latency shows the server rather than the client); and the CPU time of the
+process that serves it, from ``/proc/<pid>/stat``.
 
 Modes, one call asks for ``number`` keys of ``key_bits`` bits (default 1 of 256):
 
@@ -37,7 +37,6 @@ from urllib.parse import quote
 
 import httpx
 
-from lean_client import LeanClient, NoReply  # benchmarks/: the script's own folder
 from qkdnet.apps.sae_client import (
     PREFIX,
     KmeError,
@@ -49,6 +48,7 @@ from qkdnet.apps.sae_client import (
     parse_status,
     tls_context,
 )
+from qkdnet.live.http_client import LeanClient, NoReply
 
 MODES = ("enc", "cold", "dec", "bidi")
 #: The HTTP clients a worker may use, the default first.

@@ -514,7 +514,7 @@ def parse_args() -> tuple[argparse.Namespace, Peer | None]:
     parser.add_argument("--workers", type=int, default=16, help="asyncio client workers")
     parser.add_argument("--client", choices=CLIENTS, default=CLIENTS[0],
                         help="each worker's HTTP client: httpx, or the lean client "
-                             "(benchmarks/lean_client.py: a fraction of httpx's CPU per call, "
+                             "(qkdnet.live.http_client: a fraction of httpx's CPU per call, "
                              "so latency shows the server, not the client)")
     parser.add_argument("--number", type=int, default=1, help="keys per Get key call")
     parser.add_argument("--key-bits", type=int, default=256, help="size of each key (bits)")

@@ -52,3 +52,25 @@ def test_against_a_second_qkdnet_prints_both_figures_and_their_ratio(tmp_path: P
     for line in rows:
         calls, errors = map(int, line.split(" peer ")[1].split()[:2])
         assert (calls, errors) == (6, 0), line
+
+
+def test_kme_load_with_the_lean_client_names_it_and_every_call_delivers(
+        tmp_path: Path) -> None:
+    """kme_load.py --client lean: the client line names it, and each mode's calls all
+    deliver."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO)
+    done = subprocess.run(
+        [sys.executable, str(KME_LOAD), "--scenario", str(scenario), "--master", "sae-a",
+         "--slave", "sae-a2", "--prefill-bits", "65536", "--calls", "6", "--workers", "2",
+         "--dec-keys", "6", "--idle-seconds", "0", "--client", "lean",
+         "--modes", "same,dec,cold,bidi"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    report = done.stdout
+    assert done.returncode == 0, report + done.stderr
+    assert re.search(r"^client: the lean client on \w+", report, re.MULTILINE)
+    rows = [line for line in report.splitlines() if re.match(r"^Get key.* qkdnet ", line)]
+    assert len(rows) == 4, report
+    for line in rows:
+        calls, errors = map(int, line.split(" qkdnet ")[1].split()[:2])
+        assert (calls, errors) == (6, 0), line

@@ -1,12 +1,10 @@
-"""A lean HTTP/1.1 client for the load generator: one keep-alive mutual TLS connection on
-asyncio streams, requests written as bytes, replies read by Content-Length.
+"""A lean HTTP/1.1 client: one keep-alive mutual TLS connection on asyncio streams,
+requests written as bytes, replies read by Content-Length.
 
-httpx costs about 0.8 ms of client CPU per call (``kme_load.py`` prints it), a whole core
-at ~1,200 calls/s on the 2-core development machine: with 16 workers the median latency
-is then 16 / the client's rate, whatever the server does. This client costs a fraction of
-that, so that latency and calls/s show the KME. It speaks only what an ETSI GS QKD 014
-call needs: GET or POST with a JSON body, a reply with Content-Length (chunked replies
-are refused as a protocol error, never guessed at).
+For calls between qkdnet's own services (KM to KM) and for the load generator of
+``benchmarks/kme_load.py``: httpx costs about 0.8 ms of CPU per call, this client about a
+tenth. It speaks only what those calls need: GET or POST with a body, a reply with
+Content-Length (chunked replies are refused as a protocol error, never guessed at).
 """
 
 from __future__ import annotations
@@ -75,6 +73,10 @@ class LeanClient:
         """POST ``json`` (as compact JSON) to ``path`` under the base URL."""
         return await self._call(b"POST", path, _ENCODER.encode(json).encode())
 
+    async def post_bytes(self, path: str, body: bytes) -> Reply:
+        """POST ``body`` (JSON already encoded) to ``path`` under the base URL."""
+        return await self._call(b"POST", path, body)
+
     async def get(self, path: str) -> Reply:
         """GET ``path`` under the base URL."""
         return await self._call(b"GET", path, None)
@@ -102,14 +104,14 @@ class LeanClient:
         if body is not None:
             head.append(body)
         writer.write(b"".join(head))
-        status, length, closes = _read_head(await reader.readuntil(b"\r\n\r\n"))
+        status, length, closes = read_head(await reader.readuntil(b"\r\n\r\n"))
         content = await reader.readexactly(length)
         if self._cold or closes:
             await self.aclose()
         return Reply(status, content)
 
 
-def _read_head(head: bytes) -> tuple[int, int, bool]:
+def read_head(head: bytes) -> tuple[int, int, bool]:
     """(status code, Content-Length, whether the server closes) of a reply head; ValueError
     for a head this client does not read (no Content-Length, chunked, malformed)."""
     if len(head) > MAX_HEAD_BYTES:

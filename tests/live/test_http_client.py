@@ -1,31 +1,26 @@
-"""benchmarks/lean_client.py: the load generator's lean HTTP/1.1 client calls a real KME
-(``qkdnet serve``) over mutual TLS as httpx does, and refuses what it cannot read."""
+"""The lean HTTP/1.1 client (KM to KM, and the load generator's ``--client lean``) calls a
+real KME (``qkdnet serve``) over mutual TLS as httpx does, and refuses what it cannot
+read."""
 
 from __future__ import annotations
 
 import asyncio
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bench_pair import KME_LOAD, ROOT, SCENARIO
+from chain_scenario import CHAIN_SCENARIO
 
 from qkdnet.apps.sae_client import KmeRefused, parse_keys, parse_reply, tls_context
+from qkdnet.live.http_client import LeanClient, NoReply, read_head
 from qkdnet.live.launch import ServeProcess, start_serve
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from lean_client import LeanClient, NoReply, _read_head
 
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     folder = tmp_path_factory.mktemp("lean")
     scenario = folder / "scenario.yaml"
-    scenario.write_text(SCENARIO)
+    scenario.write_text(CHAIN_SCENARIO)
     process = start_serve(folder / "serve", str(scenario), ["--prefill-bits", "65536"])
     try:
         yield process
@@ -43,9 +38,9 @@ def test_a_key_got_by_the_master_is_the_key_the_slave_gets(serve: ServeProcess) 
     """Get key at the master's KME, Get key with key IDs at the slave's, on one keep-alive
     connection each: the same key material, as the reply checks of the SAE client read it."""
     async def run() -> None:
-        async with _client(serve, "sae-a") as master, _client(serve, "sae-b") as slave:
+        async with _client(serve, "sae-a") as master, _client(serve, "sae-c") as slave:
             for _ in range(3):  # the connection is reused between calls
-                reply = await master.post("/sae-b/enc_keys", json={"number": 2, "size": 256})
+                reply = await master.post("/sae-c/enc_keys", json={"number": 2, "size": 256})
                 got = parse_keys(parse_reply(reply.status_code, reply.content), 2, 256)
                 asked = {"key_IDs": [{"key_ID": k.key_id} for k in got]}
                 reply = await slave.post("/sae-a/dec_keys", json=asked)
@@ -64,11 +59,11 @@ def test_refusals_come_back_as_the_kme_sent_them(serve: ServeProcess) -> None:
             with pytest.raises(KmeRefused) as refused:
                 parse_reply(reply.status_code, reply.content)
             assert (refused.value.status, refused.value.message) == (400, "unknown slave SAE ID")
-            assert (await master.get("/sae-b/nowhere")).status_code == 404
-            assert (await master.get("/sae-b/status")).status_code == 200
+            assert (await master.get("/sae-c/nowhere")).status_code == 404
+            assert (await master.get("/sae-c/status")).status_code == 200
         async with _client(serve, "sae-a", cold=True) as cold:
             for _ in range(2):
-                assert (await cold.get("/sae-b/status")).status_code == 200
+                assert (await cold.get("/sae-c/status")).status_code == 200
                 assert cold._streams is None  # closed after the call
     asyncio.run(run())
 
@@ -79,7 +74,7 @@ def test_a_server_that_is_not_there_is_no_reply(tmp_path: Path, serve: ServeProc
     client = LeanClient("https://127.0.0.1:9/api/v1/keys",
                         tls_context(Path(cert), Path(key), Path(ca)), timeout_s=5)
     with pytest.raises(NoReply):
-        asyncio.run(client.get("/sae-b/status"))
+        asyncio.run(client.get("/sae-c/status"))
 
 
 @pytest.mark.parametrize(("head", "why"), [
@@ -90,34 +85,12 @@ def test_a_server_that_is_not_there_is_no_reply(tmp_path: Path, serve: ServeProc
 ])
 def test_a_reply_head_it_cannot_read_is_refused_not_guessed(head: bytes, why: str) -> None:
     with pytest.raises(ValueError, match=why):
-        _read_head(head)
+        read_head(head)
 
 
 def test_a_reply_head_is_read_for_status_length_and_close() -> None:
-    assert _read_head(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 41\r\n\r\n") == \
+    assert read_head(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 41\r\n\r\n") == \
         (503, 41, False)
-    assert _read_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n") \
+    assert read_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n") \
         == (200, 0, True)
-    assert _read_head(b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\n") == (200, 7, True)
-
-
-def test_kme_load_with_the_lean_client_names_it_and_every_call_delivers(
-        tmp_path: Path) -> None:
-    """kme_load.py --client lean: the client line names it, and each mode's calls all
-    deliver."""
-    scenario = tmp_path / "scenario.yaml"
-    scenario.write_text(SCENARIO)
-    done = subprocess.run(
-        [sys.executable, str(KME_LOAD), "--scenario", str(scenario), "--master", "sae-a",
-         "--slave", "sae-a2", "--prefill-bits", "65536", "--calls", "6", "--workers", "2",
-         "--dec-keys", "6", "--idle-seconds", "0", "--client", "lean",
-         "--modes", "same,dec,cold,bidi"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    report = done.stdout
-    assert done.returncode == 0, report + done.stderr
-    assert re.search(r"^client: the lean client on \w+", report, re.MULTILINE)
-    rows = [line for line in report.splitlines() if re.match(r"^Get key.* qkdnet ", line)]
-    assert len(rows) == 4, report
-    for line in rows:
-        calls, errors = map(int, line.split(" qkdnet ")[1].split()[:2])
-        assert (calls, errors) == (6, 0), line
+    assert read_head(b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\n") == (200, 7, True)
