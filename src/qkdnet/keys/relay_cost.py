@@ -29,8 +29,11 @@ def hop_cost_bits(size_bits: int, count: int = 1) -> int:
 def relayable_keys(stores: Mapping[str, KeyStore], route: Route, size_bits: int,
                    limit: int) -> int:
     """How many keys of ``size_bits`` one relay along ``route`` could carry now, at most
-    ``limit``: what the tightest hop's sending end holds, less the hop's MAC key."""
+    ``limit``: what the tightest hop's sending end holds, less the hop's MAC key. Hops
+    whose sending end has no store in ``stores`` (a node of another process) are not
+    known here and not counted."""
     per_key = key_units(size_bits)
     counts = [(stores[node].pool_bytes(km, outbound=True) // UNIT_BYTES - 1) // per_key
-              for node, km in zip(route.nodes, route.km_links, strict=False)]
+              for node, km in zip(route.nodes, route.km_links, strict=False)
+              if node in stores]
     return max(min([limit, *counts]), 0)

@@ -1,9 +1,18 @@
-"""The Key Managers of one process, for the KMEs: every served node's KM and SQLite key
-store, joined by the in-memory transport (:class:`~qkdnet.keys.in_memory.InMemoryKMs`),
-with relay timers on the asyncio clock and routes from the control layer. The KMEs
-(:mod:`qkdnet.live.kme_app`) call :meth:`KeyNetwork.enc_keys` and
-:meth:`KeyNetwork.dec_keys`; the key supply (:mod:`qkdnet.live.supply_pump`) and the
-operator's faults (:mod:`qkdnet.live.operator_faults`) are its parts.
+"""The Key Managers of one process, for the KMEs: every node's KM and SQLite key store
+that this process hosts, joined by the in-memory transport
+(:class:`~qkdnet.keys.in_memory.InMemoryKMs`), with relay timers on the asyncio clock and
+routes from the control layer. The KMEs (:mod:`qkdnet.live.kme_app`) call
+:meth:`KeyNetwork.enc_keys` and :meth:`KeyNetwork.dec_keys`; the key supply
+(:mod:`qkdnet.live.supply_pump`) and the operator's faults
+(:mod:`qkdnet.live.operator_faults`) are its parts.
+
+Nodes of other processes are reached through ``remote``
+(:class:`~qkdnet.live.km_transport.RemoteKMs`, mutual TLS), and their messages come in
+through :meth:`KeyNetwork.receive` (from the process's KM listener,
+:mod:`qkdnet.live.km_app`). A message for another process leaves only once the round that
+wrote its pad has committed here: sent earlier, a rollback here would leave the pad's
+units unused at this end while the other end has spent them, and this end could use them
+again.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from qkdnet.control.controller import Controller
@@ -19,13 +28,23 @@ from qkdnet.errors import KeyNotFound, NoRoute, NotAuthorized, StoreFault
 from qkdnet.keys.commit_group import CommitGroup, Member
 from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, NOT_KME_CONFIGURATION, ApiError
 from qkdnet.keys.in_memory import InMemoryKMs, Outcome
-from qkdnet.keys.messages import Event, KeyDelivered, KeyRequest, StartTimer, TimerExpired
+from qkdnet.keys.km_wire import Envelope
+from qkdnet.keys.messages import (
+    Event,
+    ForwardKey,
+    KeyDelivered,
+    KeyRequest,
+    Received,
+    StartTimer,
+    TimerExpired,
+)
 from qkdnet.keys.pool import UNIT_BYTES, direction_capacity
 from qkdnet.keys.relay_cost import pad_units, relayable_keys
 from qkdnet.keys.relay_crypto import OneTimePad
 from qkdnet.keys.route import Route, Router
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.live.key_ids import new_key_id
+from qkdnet.live.km_transport import RemoteKMs
 from qkdnet.live.operator_faults import OperatorFaults
 from qkdnet.live.store_faults import fault_message
 from qkdnet.live.supply_pump import SupplyPump
@@ -53,13 +72,18 @@ def served_nodes(network: Network, everything: bool = False) -> list[str]:
 
 class KeyNetwork:
     """Key Managers and stores of ``nodes`` of ``network``, stores under ``folder``,
-    routes from ``router`` (by default the network's control layer)."""
+    routes from ``router`` (by default the network's control layer); the KMs of other
+    nodes through ``remote`` (none: every node of a route must be one of ``nodes``)."""
 
     def __init__(self, network: Network, folder: Path, nodes: Iterable[str],
                  router: Router | None = None, timeout_s: float = 5.0,
                  capacity_bytes_per_link: int = DEFAULT_CAPACITY_BYTES,
-                 held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S) -> None:
+                 held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S,
+                 remote: RemoteKMs | None = None) -> None:
         self.network = network
+        self.remote = remote
+        # messages for other processes made by the submit under way (see _submit)
+        self._outgoing: list[tuple[str, Received]] = []
         self.held_key_ttl_s = held_key_ttl_s
         self.nodes = list(nodes)
         #: Held keys erased unfetched since start, per node.
@@ -75,8 +99,9 @@ class KeyNetwork:
             store.group = self.commits
         self._round: asyncio.Future[None] | None = None
         self._round_end: asyncio.Handle | None = None
-        self.kms = InMemoryKMs.over(self.stores, OneTimePad(secrets.token_bytes), timeout_s,
-                                    on_timer=self._start_timer, on_lost=_log_lost)
+        self.kms = InMemoryKMs.over(
+            self.stores, OneTimePad(secrets.token_bytes), timeout_s, on_timer=self._start_timer,
+            on_lost=_log_lost, on_remote=self._outgoing_message if remote is not None else None)
         self.router: Router = router or Controller.for_network(network)
         self.faults = OperatorFaults(network)
         self.kms.stopped = self.faults.stopped_nodes  # a stopped KM hears nothing
@@ -126,19 +151,30 @@ class KeyNetwork:
         self._check_running(route.source, route.destination)
         self._check_stores(*route.nodes)
         ids = tuple(new_key_id() for _ in range(number))
-        self._may_hold.add(route.destination)
+        here = route.destination in self.stores
+        if here:
+            self._may_hold.add(route.destination)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[ids[0]] = future
         with self.commits.member(route.nodes) as member:
-            self._submit(route.source, KeyRequest(ids, size, master_sae, slave_sae, route))
+            sends = self._submit(route.source, KeyRequest(ids, size, master_sae, slave_sae,
+                                                          route))
         self._end_round_soon(member)
+        try:
+            await self._committed(member)
+        except ApiError:
+            self._waiting.pop(ids[0], None)
+            if future.done():
+                future.exception()  # the relay's own outcome: the commit's failure answers
+            raise
+        self._release(sends)
         try:
             material = await future
         except ApiError:
             self._check_stores(*route.nodes)  # a store fault the relay ran into
             raise
-        await self._committed(member)
-        self._held_at.update(dict.fromkeys(ids, route.destination))
+        if here:
+            self._held_at.update(dict.fromkeys(ids, route.destination))
         self.keys_relayed += number  # counted, not logged: see log_delivery_summary
         ends = (route.source, route.destination)
         if self._route_used.get(ends) != route:  # a line per route taken, not per key
@@ -257,15 +293,69 @@ class KeyNetwork:
         if failure is not None:
             raise ApiError(503, f"key store: {failure}")
 
+    # --- messages from other processes ----------------------------------------------------
+
+    async def receive(self, sender: str, envelopes: Sequence[Envelope]) -> list[str]:
+        """Do the messages node ``sender`` (of another process) sent to nodes of this one,
+        each in the group round as its relay's part here, and return once the round has
+        committed: the ids of those whose writes could not be committed (undone; the
+        sender sends them again), none when all were."""
+        done: list[tuple[Envelope, Member, list[tuple[str, Received]]]] = []
+        for envelope in envelopes:
+            with self.commits.member(self._local_part(envelope)) as member:
+                sends = self._submit(envelope.to, Received(sender, envelope.message))
+            self._end_round_soon(member)
+            done.append((envelope, member, sends))
+        failed = []
+        for envelope, member, sends in done:
+            try:
+                await self._committed(member)
+            except ApiError:
+                failed.append(envelope.id)
+                continue
+            self._release(sends)
+        return failed
+
+    def _local_part(self, envelope: Envelope) -> tuple[str, ...]:
+        """The nodes of this process whose stores a message may write, in its route's
+        order: for a hop, its receiver and the route's later nodes hosted here."""
+        message = envelope.message
+        if isinstance(message, ForwardKey):
+            return tuple(n for n in message.route.nodes[message.hop + 1:]
+                         if n in self.stores)
+        return (envelope.to,)
+
     # --- the relay machinery --------------------------------------------------------------
 
-    def _submit(self, node: str, event: Event) -> None:
+    def _submit(self, node: str, event: Event) -> list[tuple[str, Received]]:
+        """Give ``event`` to the KM of ``node`` and carry its messages between this
+        process's KMs; the messages it made for other processes (to be released with
+        :meth:`_release` once what made them has committed)."""
+        sends: list[tuple[str, Received]] = []
+        self._outgoing = sends
         for outcome in self.kms.submit(node, event, asyncio.get_running_loop().time()):
             self._settle(outcome)
+        self._outgoing = []
+        return sends
+
+    def _outgoing_message(self, to: str, received: Received) -> None:
+        self._outgoing.append((to, received))
+
+    def _release(self, sends: list[tuple[str, Received]]) -> None:
+        """Hand messages for other processes to the transport."""
+        if self.remote is None:
+            return
+        for to, received in sends:
+            self.remote.send(received.sender, to, received.message)
 
     def _start_timer(self, node: str, timer: StartTimer) -> None:
-        asyncio.get_running_loop().call_at(timer.deadline, self._submit, node,
-                                           TimerExpired(timer.tag))
+        asyncio.get_running_loop().call_at(timer.deadline, self._timer_expired, node,
+                                           timer.tag)
+
+    def _timer_expired(self, node: str, tag: str) -> None:
+        # a timer's writes are not a member's: each commits on its own at once (the round
+        # first), so what it sends may leave now
+        self._release(self._submit(node, TimerExpired(tag)))
 
     def _settle(self, outcome: Outcome) -> None:
         future = self._waiting.pop(outcome.relay_id, None)
@@ -307,7 +397,8 @@ class KeyNetwork:
         return gone
 
     def close(self) -> None:
-        """Commit the open round and close every store."""
+        """Commit the open round and close every store (the transport is closed by its
+        owner)."""
         self.commits.commit()
         if self._round_end is not None:
             self._round_end.cancel()

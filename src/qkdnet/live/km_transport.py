@@ -1,0 +1,160 @@
+"""KM-to-KM over mutual TLS, the sending side: messages for Key Managers of other processes
+go out in batches, one outbox per (sending node, receiving process), each posted to the
+receiving process's KM listener (:mod:`qkdnet.live.km_app`) and sent again until that
+process acknowledges it (HTTP 200, given once what it did with the batch has committed).
+
+Each sending node presents its own node certificate from ``qkdnet pki`` (a KME
+certificate: ``kme:<node>`` URI, clientAuth), so the receiver knows who sends without
+trusting the batch. Every message carries an id (this outbox's incarnation, a sequence
+number): a batch sent again after a lost acknowledgement is recognised and not done twice.
+Order is kept per outbox. A message not acknowledged within ``give_up_s`` (the receiving
+process down for longer than a relay may take) is dropped and counted: the relay's source
+has failed it by then on its own timer, and a late hop could only be refused.
+
+The one-time pad makes the relay's content safe on any wire; TLS adds who-is-who,
+integrity of the framing and confidentiality of the metadata (key_IDs, SAEs, routes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+import ssl
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from qkdnet.keys.km_wire import MAX_MESSAGES, Envelope, encode_batch
+from qkdnet.keys.messages import Message
+from qkdnet.live.http_client import LeanClient, NoReply
+
+log = logging.getLogger("qkdnet.km")
+
+#: Where a process's KM listener takes batches.
+KM_PATH = "/km/v1/messages"
+#: First and longest wait (s) before a batch is sent again.
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 1.0
+#: Replies that say the batch itself is refused: sending it again cannot help.
+REFUSED = frozenset({400, 401, 403, 404, 405, 413})
+
+
+@dataclass
+class _Outbox:
+    sender: str
+    url: str
+    client: LeanClient
+    queue: deque[tuple[Envelope, float]] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+class RemoteKMs:
+    """Sends messages to the KMs of nodes in ``peers`` (node -> base URL of the KM listener
+    of the process that hosts it, ``https://host:port``), each sending node with the TLS
+    client context ``context_for(node)`` gives (its node certificate, the network's CA).
+
+    ``on_lost(to, message)`` is told of each message dropped (refused by the receiver, or
+    not acknowledged within ``give_up_s`` s); ``timeout_s`` bounds one post (s).
+    """
+
+    def __init__(self, peers: Mapping[str, str], context_for: Callable[[str], ssl.SSLContext],
+                 *, give_up_s: float = 10.0, timeout_s: float = 5.0,
+                 on_lost: Callable[[str, Message], None] | None = None) -> None:
+        self._peers = dict(peers)
+        self._context_for = context_for
+        self._give_up_s = give_up_s
+        self._timeout_s = timeout_s
+        self._on_lost = on_lost
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._outboxes: dict[tuple[str, str], _Outbox] = {}
+        self._incarnation = secrets.token_hex(8)
+        self._sequence = itertools.count()
+        #: Messages acknowledged, posts sent again, and messages dropped, since start.
+        self.delivered = 0
+        self.retries = 0
+        self.lost = 0
+
+    def hosts(self, node: str) -> bool:
+        """Whether ``node``'s KM is reachable through this transport."""
+        return node in self._peers
+
+    def send(self, sender: str, to: str, message: Message) -> None:
+        """Queue ``message`` from the KM of ``sender`` to the KM of ``to``; it is posted at
+        the loop's next turn with whatever else is queued for the same process by then."""
+        url = self._peers.get(to)
+        if url is None:
+            self._drop(to, message, f"no process is known for node {to}")
+            return
+        box = self._outboxes.get((sender, url))
+        if box is None:
+            context = self._contexts.get(sender)
+            if context is None:
+                context = self._contexts[sender] = self._context_for(sender)
+            box = self._outboxes[(sender, url)] = _Outbox(
+                sender, url, LeanClient(url, context, timeout_s=self._timeout_s))
+        loop = asyncio.get_running_loop()
+        ident = f"{self._incarnation}:{next(self._sequence)}"
+        box.queue.append((Envelope(ident, to, message), loop.time()))
+        if box.task is None or box.task.done():
+            box.task = loop.create_task(self._drain(box))
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting to be acknowledged."""
+        return sum(len(box.queue) for box in self._outboxes.values())
+
+    async def close(self) -> None:
+        """Stop sending (what is queued is dropped, uncounted) and close the connections."""
+        for box in self._outboxes.values():
+            if box.task is not None:
+                box.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await box.task
+            await box.client.aclose()
+        self._outboxes.clear()
+
+    async def _drain(self, box: _Outbox) -> None:
+        """Post the outbox's messages in order, in batches, until none is left."""
+        await asyncio.sleep(0)  # let this turn's other sends join the first batch
+        delay = RETRY_FIRST_S
+        loop = asyncio.get_running_loop()
+        while box.queue:
+            while box.queue and loop.time() - box.queue[0][1] > self._give_up_s:
+                envelope = box.queue.popleft()[0]
+                self._drop(envelope.to, envelope.message,
+                           f"not acknowledged by {box.url} within {self._give_up_s:g} s")
+            batch = [e for e, _ in itertools.islice(box.queue, MAX_MESSAGES)]
+            if not batch:
+                return
+            status, why = await self._post(box, batch)
+            if status == 200:
+                for _ in batch:
+                    box.queue.popleft()
+                self.delivered += len(batch)
+                delay = RETRY_FIRST_S
+            elif status in REFUSED:
+                for _ in batch:
+                    envelope = box.queue.popleft()[0]
+                    self._drop(envelope.to, envelope.message,
+                               f"refused by {box.url} ({status}): {why}")
+            else:
+                self.retries += 1
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, RETRY_MAX_S)
+
+    async def _post(self, box: _Outbox, batch: list[Envelope]) -> tuple[int, str]:
+        """(HTTP status, short reason) of posting ``batch``; status 0 for no reply."""
+        try:
+            reply = await box.client.post_bytes(KM_PATH, encode_batch(box.sender, batch))
+        except NoReply as exc:
+            return 0, str(exc)
+        return reply.status_code, reply.content[:200].decode("utf-8", "replace")
+
+    def _drop(self, to: str, message: Message, why: str) -> None:
+        self.lost += 1
+        log.warning("KM message %s for node %s dropped: %s", type(message).__name__, to, why)
+        if self._on_lost is not None:
+            self._on_lost(to, message)
