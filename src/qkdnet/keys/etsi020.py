@@ -610,7 +610,9 @@ class InteropKms:
 
     def voiding(self, peer: str, request: Void, now: float) -> None:
         """Record that keys pushed to ``peer`` are being voided: never released here."""
-        known = self.ledger.get(list(request.key_ids))
+        known = (self.ledger.get(list(request.key_ids)) if request.key_ids else
+                 {e.key_id: e for e in
+                  self.ledger.between(peer, request.initiator, request.targets)})
         self._settle([k for k, e in known.items() if not e.inbound and e.peer == peer],
                      VOIDED, now)
 
