@@ -248,6 +248,26 @@ def test_failed_or_voided_pushes_are_never_released() -> None:
     assert k.ledger.get([K2])[K2].state == "voided"
 
 
+def test_voiding_every_pushed_key_settles_them_all() -> None:
+    """A void of all keys to a peer (no key_ids) marks each pushed one voided here."""
+    k = kms()
+    k.send("kms-c", ExtKeys((ExtKey(K1, VALUE), ExtKey(K2, VALUE)), "sae-b", ("sae-x",)), 1.0)
+    k.voiding("kms-c", Void((), "sae-b", ("sae-x",), all_confirmation=True), 2.0)
+    assert {e.state for e in k.ledger.get([K1, K2]).values()} == {"voided"}
+    assert k.acknowledge("kms-c", [Ack((K1, K2), "relayed", "sae-b", ("sae-x",))], 3.0) == []
+
+
+def test_a_retry_of_a_push_is_allowed_a_reuse_is_not() -> None:
+    """The same push again while unanswered is fine; the key_id for other SAEs is 400."""
+    k = kms()
+    request = ExtKeys((ExtKey(K1, VALUE),), "sae-b", ("sae-x",))
+    k.send("kms-c", request, 1.0)
+    k.send("kms-c", request, 2.0)
+    with pytest.raises(Problem) as caught:
+        k.send("kms-c", ExtKeys((ExtKey(K1, VALUE),), "sae-b", ("sae-y",)), 3.0)
+    assert caught.value.status == 400
+
+
 IDS = [str(uuid.UUID(int=i + 1)) for i in range(4)]
 OPS = st.lists(st.tuples(st.sampled_from(["push", "push-other", "void", "take", "restart"]),
                          st.lists(st.sampled_from(IDS), min_size=1, max_size=3, unique=True)),

@@ -57,6 +57,7 @@ class Node:
                                      pki.ca_cert)
             self.app = Etsi020App(self.kms, [self.peer], time.monotonic, client_ssl,
                                   on_released=self.released.extend, body_timeout_s=1.0,
+                                  max_body_bytes=2**20,
                                   callbacks=CallbackPolicy(3, 0.05, 0.2, 2.0))
             context = server_ssl_context(pki.kme_cert(self.name), pki.kme_key(self.name),
                                          pki.ca_cert)
@@ -322,6 +323,16 @@ def test_oversize_arrays_and_bad_json(net: Harness) -> None:
                                                    "void-request-not-understood")):
             assert_problem(http.post(f"{net.b.url}/kmapi/v1/{path}", content=b"{nope"),
                            400, kind)
+
+
+def test_a_body_over_the_cap_is_413(net: Harness) -> None:
+    """A body over the app's cap (1 MiB here): 413, a problem detail, nothing kept."""
+    key_id = kid()
+    big = container(key_id, extension_optional=[{"pad": "x" * 2**20}])
+    with net.http() as http:
+        reply = http.post(net.b.url + "/kmapi/v1/ext_keys", json=big)
+    assert reply.status_code == 413 and reply.json()["type"] == "about:blank"
+    assert reply.json()["status"] == 413 and net.b.entry(key_id) is None
 
 
 def test_refusals_by_routing_and_extensions(net: Harness) -> None:

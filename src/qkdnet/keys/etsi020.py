@@ -44,6 +44,7 @@ _TITLES: Final = {
     "key-not-present": "Key not present",
     "void-request-not-understood": "Void request not understood",
     "no-key-ids-or-confirmation": "No key IDs or confirmation",
+    "about:blank": "Request body too large",  # the only about:blank Problem raised (413)
 }
 # RFC 9562 text form: 8-4-4-4-12 hexadecimal digits (either case; kept in lower case)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"

@@ -88,12 +88,13 @@ class Etsi020App:
     def __init__(self, kms: InteropKms, peers: Collection[str], clock: Callable[[], float],
                  client_ssl: ssl.SSLContext, *, on_released: Released | None = None,
                  callbacks: CallbackPolicy | None = None,
-                 body_timeout_s: float = 10.0) -> None:
+                 body_timeout_s: float = 10.0, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.kms, self.peers, self.clock = kms, frozenset(peers), clock
         self.client_ssl = client_ssl
         self.on_released = on_released
         self.callbacks = callbacks or CallbackPolicy()
         self.body_timeout_s = body_timeout_s
+        self.max_body_bytes = max_body_bytes
         self.delivered: list[tuple[str, int]] = []  # (callback URL, HTTP status) each POST
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -195,8 +196,8 @@ class Etsi020App:
         return peer
 
     async def _body(self, receive: Receive, kind: str) -> Any:
-        """The JSON body; Problem 408 if it does not arrive whole in time, 413 if too
-        large, 400 ``kind`` if it is not JSON."""
+        """The JSON body; Problem 408 if it does not arrive whole in time, 413 if over
+        ``max_body_bytes``, 400 ``kind`` if it is not JSON."""
         chunks: list[bytes] = []
         size = 0
         try:
@@ -207,9 +208,9 @@ class Etsi020App:
                         raise Problem(408, "timeout", "the request ended before its body")
                     chunk = message.get("body", b"")
                     size += len(chunk)
-                    if size > MAX_BODY_BYTES:
+                    if size > self.max_body_bytes:
                         raise Problem(413, "about:blank",
-                                      f"body over {MAX_BODY_BYTES} bytes")
+                                      f"body over {self.max_body_bytes} bytes")
                     chunks.append(chunk)
                     if not message.get("more_body", False):
                         break
