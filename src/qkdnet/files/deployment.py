@@ -49,9 +49,11 @@ from qkdnet.topology.scenarios import BUILT_IN
 from qkdnet.topology.served import served_nodes
 
 FORMAT_VERSION = 1
-#: Ids of hosts and processes become container, Service and Secret names: DNS labels,
-#: short enough to take a prefix and a suffix within the 63 characters of a label.
-ID_PATTERN = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
+#: Ids of hosts and processes name containers and Services: DNS labels (RFC 1123), a
+#: process id short enough to take a prefix and a suffix within a label's 63 characters.
+ID_PATTERN = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+MAX_HOST_ID = 63
+MAX_PROCESS_ID = 40
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 Port = int
 
@@ -307,7 +309,7 @@ def _scenario(name: str, base: Path) -> Network:
 def _hosts(hosts: list[HostSpec]) -> dict[str, HostSpec]:
     seen: dict[str, HostSpec] = {}
     for i, h in enumerate(hosts):
-        _check_id(h.id, f"hosts[{i}].id", seen)
+        _check_id(h.id, f"hosts[{i}].id", seen, MAX_HOST_ID)
         if not _is_address(h.address):
             raise ScenarioError(f"hosts[{i}].address", f"{h.address!r} is neither an IP "
                                 "address nor a host name")
@@ -315,13 +317,13 @@ def _hosts(hosts: list[HostSpec]) -> dict[str, HostSpec]:
     return seen
 
 
-def _check_id(ident: str, where: str, seen: Mapping[str, object]) -> None:
+def _check_id(ident: str, where: str, seen: Mapping[str, object], longest: int) -> None:
     if ident in seen:
         raise ScenarioError(where, f"duplicate id {ident!r}")
-    if not ID_PATTERN.fullmatch(ident):
+    if not ID_PATTERN.fullmatch(ident) or len(ident) > longest:
         raise ScenarioError(where, f"{ident!r} is not a valid id: lower-case letters, digits "
-                            "and '-', starting with a letter, at most 40 characters (it "
-                            "names containers and Services)")
+                            f"and '-', starting with a letter, at most {longest} characters "
+                            "(it names containers and Services)")
 
 
 def _is_address(text: str) -> bool:
@@ -351,7 +353,7 @@ def _placement(spec: DeploymentSpec, network: Network) -> dict[str, tuple[str, .
     region_of: dict[str, str] = {}   # region -> where it was named
     ids: dict[str, object] = {}
     for i, p in enumerate(spec.processes):
-        _check_id(p.id, f"processes[{i}].id", ids)
+        _check_id(p.id, f"processes[{i}].id", ids, MAX_PROCESS_ID)
         ids[p.id] = p
         if not p.nodes and not p.regions:
             raise ScenarioError(f"processes[{i}]", "names no nodes and no regions")
@@ -431,7 +433,8 @@ def _check_ports(spec: DeploymentSpec, processes: tuple[ProcessPlacement, ...]) 
     taken: list[tuple[str, str, range]] = []
     for where, host, ports in _listeners(spec, processes):
         if ports.start < 1 or ports.stop - 1 > 65535:
-            raise ScenarioError(where, f"{_ports(ports)} is outside 1..65535")
+            raise ScenarioError(where, f"{_ports(ports)} "
+                                + ("is" if len(ports) == 1 else "are") + " outside 1..65535")
         for other, other_host, other_ports in taken:
             if host == other_host and ports.start < other_ports.stop \
                     and other_ports.start < ports.stop:
