@@ -11,6 +11,7 @@ import yaml
 
 from qkdnet.errors import ScenarioError
 from qkdnet.files.deployment import (
+    Deployment,
     deployment_document,
     format_deployment,
     load_deployment,
@@ -43,7 +44,7 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _load(folder: Path, text: str) -> object:
+def _load(folder: Path, text: str) -> Deployment:
     path = folder / "dep.yaml"
     path.write_text(text)
     return load_deployment(path)
@@ -67,27 +68,27 @@ def test_a_process_serves_its_nodes_on_consecutive_ports_in_scenario_order(
         folder: Path) -> None:
     """Named nodes go first to their process; a region process takes the rest, in order."""
     d = _load(folder, BASE)
-    west, rest = d.processes  # type: ignore[attr-defined]
+    west, rest = d.processes
     assert west.nodes == ("hefei", "nanjing")  # the scenario's order, not the file's
     assert rest.nodes == ("shanghai", "sh-m1")
-    assert d.kme_url("nanjing") == "https://10.0.0.1:8444"  # type: ignore[attr-defined]
-    assert d.kme_url("sh-m1") == "https://kme-2.example.net:8444"  # type: ignore[attr-defined]
-    assert d.km_address("shanghai") == ("kme-2.example.net", 9443)  # type: ignore[attr-defined]
-    assert d.process_of("hefei") is west  # type: ignore[attr-defined]
-    assert d.controller_address() == ("10.0.0.1", 7000)  # type: ignore[attr-defined]
-    assert d.ems_address("east") == ("kme-2.example.net", 7100)  # type: ignore[attr-defined]
+    assert d.kme_url("nanjing") == "https://10.0.0.1:8444"
+    assert d.kme_url("sh-m1") == "https://kme-2.example.net:8444"
+    assert d.km_address("shanghai") == ("kme-2.example.net", 9443)
+    assert d.process_of("hefei") is west
+    assert d.controller_address() == ("10.0.0.1", 7000)
+    assert d.ems_address("east") == ("kme-2.example.net", 7100)
 
 
 def test_an_ipv6_host_is_bracketed_in_urls(folder: Path) -> None:
     """An IPv6 literal is written [addr]:port in a KME's URL (RFC 3986)."""
     d = _load(folder, BASE.replace("10.0.0.1", "fd00::1"))
-    assert d.kme_url("hefei") == "https://[fd00::1]:8443"  # type: ignore[attr-defined]
+    assert d.kme_url("hefei") == "https://[fd00::1]:8443"
 
 
 def test_a_written_deployment_loads_back_equal(folder: Path) -> None:
     """deployment_document, written as YAML beside the same scenario, loads back equal."""
     d = _load(folder, BASE)
-    again = _load(folder, format_deployment(deployment_document(d)))  # type: ignore[arg-type]
+    again = _load(folder, format_deployment(deployment_document(d)))
     assert again == d
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from qkdnet.cli.guard import guard
+
+if TYPE_CHECKING:
+    from qkdnet.deploy.kubernetes import ServiceType
 
 commands = typer.Typer(help="Write the manifests that run a deployment file's processes: "
                        "Compose or Kubernetes.", no_args_is_help=True)
@@ -68,7 +71,7 @@ def deploy_kubernetes(
             raise ParameterError("--service-type", service_type,
                                  "ClusterIP, NodePort or LoadBalancer")
         loaded = load_deployment(deployment)
-        files = kubernetes_files(loaded, image, pki, service_type,  # type: ignore[arg-type]
+        files = kubernetes_files(loaded, image, pki, cast("ServiceType", service_type),
                                  storage)
         written = _write(out, files)
         print(f"{out / 'kustomization.yaml'} ({len(written)} files)")
