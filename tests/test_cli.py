@@ -303,3 +303,50 @@ def test_serve_refuses_bad_options_before_starting(args: list[str], named: str,
     assert result.exit_code == 2
     assert named in result.stderr
     assert not (tmp_path / "d" / "manifest.json").exists()
+
+
+# --- qkdnet deploy -----------------------------------------------------------------------
+
+
+def _ring_deployment(folder: Path) -> Path:
+    shutil.copy(Path(__file__).parents[1] / "examples" / "three-city-ring.yaml",
+                folder / "ring.yaml")
+    path = folder / "dep.yaml"
+    path.write_text(
+        "qkdnet_deployment: 1\nscenario: ring.yaml\nhosts: [{id: h, address: 10.1.1.1}]\n"
+        "processes: [{id: all, host: h, regions: [east], kme_port: 8443, km_port: 9443}]\n"
+        "controller: {host: h, port: 7000}\nems: [{region: east, host: h, port: 7100}]\n"
+        "nms: {host: h, port: 8080}\n")
+    return path
+
+
+def test_deploy_writes_compose_and_kubernetes_manifests(tmp_path: Path) -> None:
+    """Both generators write their files; kubernetes names the Secrets to create."""
+    dep = _ring_deployment(tmp_path)
+    result = runner.invoke(app, ["deploy", "compose", str(dep), "-o", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "c").iterdir()} == {
+        "compose.yaml", "deployment.yaml", "scenario.yaml"}
+    result = runner.invoke(app, ["deploy", "kubernetes", str(dep), "-o", str(tmp_path / "k"),
+                                 "--image", "reg.example/qkdnet:3"])
+    assert result.exit_code == 0, result.output
+    assert "qkdnet-node-all-tls, qkdnet-ca" in result.stdout
+    assert "reg.example/qkdnet:3" in (tmp_path / "k" / "node-all.yaml").read_text()
+    assert (tmp_path / "k" / "kustomization.yaml").is_file()
+
+
+def test_deploy_refuses_a_bad_file_naming_line_and_a_pki_without_the_keys(
+        tmp_path: Path) -> None:
+    """A mistake is one line, file:line: path: problem; a PKI lacking a key names the file."""
+    dep = _ring_deployment(tmp_path)
+    dep.write_text(dep.read_text().replace("port: 7100", "port: 9443"))
+    result = runner.invoke(app, ["deploy", "compose", str(dep), "-o", str(tmp_path / "c")])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"qkdnet: error: {dep}:6: ems[0].port: port 9443 on host 'h' clashes with "
+        "processes[0].km_port (port 9443)")
+    dep = _ring_deployment(tmp_path)
+    (tmp_path / "pki").mkdir()
+    result = runner.invoke(app, ["deploy", "kubernetes", str(dep), "-o", str(tmp_path / "k"),
+                                 "--pki", str(tmp_path / "pki")])
+    assert result.exit_code == 2 and "cannot read ca.crt" in result.stderr

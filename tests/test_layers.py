@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "qkdnet"
 # network, so quantum is the lowest; the network records each link's device by its
 # catalogue name and draws its field parameters from the catalogue's spread.
 LAYERS = ["quantum", "topology", "keys", "control", "management", "apps"]
-DRIVERS = {"twin", "live", "cli", "figures", "files"}
+DRIVERS = {"twin", "live", "cli", "figures", "files", "deploy"}
 # Leaf modules every layer may use: the error tree and the units of time.
 SHARED = {"errors", "units"}
 # Modules held to the I/O and randomness rules: the layers and the shared leaves. Not apps:

@@ -1,0 +1,93 @@
+"""What runs in each container of a deployment, whatever runs the containers: its command,
+the files it reads (the deployment file, the scenario file, certificates) and where they
+are mounted. The compose and Kubernetes writers (:mod:`qkdnet.deploy.compose`,
+:mod:`qkdnet.deploy.kubernetes`) share it, so both run the same commands."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qkdnet.files.deployment import (
+    Deployment,
+    ProcessPlacement,
+    deployment_document,
+    format_deployment,
+)
+from qkdnet.topology.scenario_file import format_network
+from qkdnet.topology.scenarios import BUILT_IN
+
+CONFIG_DIR = "/etc/qkdnet"
+DEPLOYMENT_FILE = "deployment.yaml"
+SCENARIO_FILE = "scenario.yaml"
+PKI_DIR = f"{CONFIG_DIR}/pki"
+DATA_DIR = "/var/lib/qkdnet"
+DEFAULT_IMAGE = "qkdnet:latest"
+_NOT_LABEL = re.compile(r"[^a-z0-9-]+")
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container: a service name, a component (node, controller, ems, nms), the host
+    (deployment host id) it is placed on, its arguments after ``qkdnet``, the PKI files it
+    needs (paths relative to a ``qkdnet pki`` folder), its listening ports and whether it
+    keeps state (a node process's key stores)."""
+
+    name: str
+    component: str
+    host: str
+    args: tuple[str, ...]
+    pki_files: tuple[str, ...]
+    ports: tuple[int, ...]
+    stateful: bool
+
+
+def label(text: str) -> str:
+    """``text`` as a DNS label (lower-case letters, digits, '-'), for names built from
+    scenario ids such as regions."""
+    out = _NOT_LABEL.sub("-", text.lower()).strip("-")
+    return out[:40].rstrip("-") or "x"
+
+
+def config_files(deployment: Deployment, hosts: dict[str, str] | None = None
+                 ) -> dict[str, str]:
+    """The text of each file mounted in ``CONFIG_DIR``: the deployment file and, when the
+    scenario is not built in, the scenario beside it as ``scenario.yaml``. ``hosts`` (host
+    id -> address) replaces the hosts of the deployment when given (see
+    :func:`qkdnet.deploy.kubernetes.cluster_deployment`)."""
+    built_in = deployment.scenario in BUILT_IN
+    document = deployment_document(deployment,
+                                   None if built_in else SCENARIO_FILE)
+    if hosts is not None:
+        document["hosts"] = [{"id": h, "address": a} for h, a in hosts.items()]
+    files = {DEPLOYMENT_FILE: format_deployment(document)}
+    if not built_in:
+        files[SCENARIO_FILE] = format_network(deployment.network, "yaml")
+    return files
+
+
+def node_pki_files(process: ProcessPlacement) -> tuple[str, ...]:
+    """The PKI files a node process needs: the CA certificate and each node's KME pair."""
+    return ("ca.crt", *(f"kme/{n}.{kind}" for n in process.nodes for kind in ("crt", "key")))
+
+
+def containers(deployment: Deployment, listen: str | None = None) -> list[Container]:
+    """Every container of ``deployment``: node processes, the controller, one EMS per
+    region, the NMS. ``listen``: the address each listens on (Kubernetes: 0.0.0.0), else
+    the one the deployment gives its host."""
+    base = ("--deployment", f"{CONFIG_DIR}/{DEPLOYMENT_FILE}", "--pki", PKI_DIR)
+    extra = ("--listen", listen) if listen else ()
+    out = [Container(f"node-{p.id}", "node", p.host,
+                     ("node", *base, "--process", p.id, "--dir", DATA_DIR, *extra),
+                     node_pki_files(p), (*p.kme_ports, p.km_port), True)
+           for p in deployment.processes]
+    out.append(Container("controller", "controller", deployment.controller.host,
+                         ("controller", *base, *extra), ("ca.crt",),
+                         (deployment.controller.port,), False))
+    out += [Container(f"ems-{label(e.region)}", "ems", e.host,
+                      ("ems", *base, "--region", e.region, *extra), ("ca.crt",), (e.port,),
+                      False)
+            for e in deployment.ems]
+    out.append(Container("nms", "nms", deployment.nms.host, ("nms", *base, *extra),
+                         ("ca.crt",), (deployment.nms.port,), False))
+    return out
