@@ -28,8 +28,8 @@ def pki_init(
     """Create a CA and the KME and SAE certificates of a scenario (SAE ID = certificate
     CN and URI SAN sae-id:<id>). Copy it to the serving nodes without ca.key."""
     from qkdnet.files.networks import open_network
-    from qkdnet.live.keynet import served_nodes
     from qkdnet.live.pki import init_pki
+    from qkdnet.topology.served import served_nodes
 
     def make() -> None:
         network = open_network(scenario)

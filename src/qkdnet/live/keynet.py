@@ -48,7 +48,10 @@ from qkdnet.live.km_transport import RemoteKMs
 from qkdnet.live.operator_faults import OperatorFaults
 from qkdnet.live.store_faults import fault_message
 from qkdnet.live.supply_pump import SupplyPump
-from qkdnet.topology.model import Network, NodeKind
+from qkdnet.topology.model import Network
+from qkdnet.topology.served import served_nodes
+
+__all__ = ["DEFAULT_CAPACITY_BYTES", "DEFAULT_HELD_KEY_TTL_S", "KeyNetwork", "served_nodes"]
 
 log = logging.getLogger("qkdnet.keys")
 
@@ -58,16 +61,6 @@ DEFAULT_HELD_KEY_TTL_S = 3600.0
 #: Pool size per KM-link end (1 Mbit): a metro CV link makes megabits per second, and an
 #: SQLite store holds key in 32-byte units, so pools stay small and full ones stop filling.
 DEFAULT_CAPACITY_BYTES = 2**17
-
-
-def served_nodes(network: Network, everything: bool = False) -> list[str]:
-    """Nodes that run a KM: every node with a KM-link except user nodes without an SAE
-    (``everything``: all of them)."""
-    with_sae = {s.node for s in network.saes}
-    linked = {n for k in network.km_links for n in (k.a, k.b)}
-    return [n.id for n in network.nodes
-            if (n.id in linked or n.id in with_sae)
-            and (everything or n.kind is not NodeKind.USER or n.id in with_sae)]
 
 
 class KeyNetwork:
