@@ -20,6 +20,7 @@ from qkdnet.keys.km_wire import (
 from qkdnet.keys.messages import ForwardKey, RelayAbort, RelayComplete, RelayFailed
 from qkdnet.keys.pool import UnitRange
 from qkdnet.keys.route import Route
+from qkdnet.keys.supply_sync import KeySupply, KeySupplyAck, SuppliedBlock
 
 ROUTE = Route(("a", "b", "c"), ("a-b", "b-c"))
 SECRET = bytes(range(200, 232))  # stands for ciphertext: must never show in an error
@@ -36,7 +37,9 @@ def _forward(**change: Any) -> ForwardKey:
 
 MESSAGES = [_forward(), RelayComplete("k1", b"\x02" * 32),
             RelayFailed("k1", "b", "not enough key on KM-link b-c"),
-            RelayAbort(("k1", "k2"), "sae-a", "sae-c")]
+            RelayAbort(("k1", "k2"), "sae-a", "sae-c"),
+            KeySupply("b-c", (SuppliedBlock(4, "id-4", True), SuppliedBlock(5, "id-5", False))),
+            KeySupplyAck("b-c", (4, 5), 3072)]
 
 
 def test_every_message_type_comes_back_equal() -> None:

@@ -8,125 +8,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from border_sides import BLOCK_UNITS, SIDES, border, node_context
 
 from qkdnet.apps.sae_client import tls_context
-from qkdnet.files.networks import load_network
 from qkdnet.keys.etsi014 import ApiError
-from qkdnet.keys.km_wire import Envelope
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.live.http_client import LeanClient
-from qkdnet.live.keynet import KeyNetwork
 from qkdnet.live.km_app import make_km_app
-from qkdnet.live.km_transport import KM_PATH, RemoteKMs
-from qkdnet.live.pki import Pki, init_pki
-from qkdnet.live.tls_server import TlsServer, make_server, server_ssl_context
-from qkdnet.topology.model import Network
-
-SCENARIO = """\
-qkdnet_scenario: 1
-name: border
-nodes:
-  - {id: a, kind: backbone_access, lat: 30, lon: 110}
-  - {id: b, kind: backbone_relay, lat: 30.3, lon: 110.3}
-  - {id: c, kind: backbone_relay, lat: 30.6, lon: 110.6}
-  - {id: d, kind: backbone_access, lat: 30.9, lon: 110.9}
-qkd_links:
-  - {a: a, b: b, length_km: 40, loss_db: 10, device_type: I}
-  - {a: b, b: c, length_km: 40, loss_db: 10, device_type: I}
-  - {a: c, b: d, length_km: 40, loss_db: 10, device_type: I}
-saes:
-  - {id: sae-a, node: a}
-  - {id: sae-d, node: d}
-"""
-SIDES = (("a", "b"), ("c", "d"))
-BLOCK_UNITS = 64
-
-
-@dataclass
-class Side:
-    """One process's worth of the chain: its key network, KM listener and transport."""
-
-    keynet: KeyNetwork
-    server: TlsServer
-    task: asyncio.Task[None]
-    remote: RemoteKMs
-
-
-@dataclass
-class Border:
-    network: Network
-    pki: Pki
-    sides: tuple[Side, Side]
-    border_link: str
-
-
-def _context(pki: Pki, node: str) -> Any:
-    return tls_context(pki.kme_cert(node), pki.kme_key(node), pki.ca_cert)
-
-
-@contextlib.asynccontextmanager
-async def border(tmp_path: Path, *, timeout_s: float = 5.0, give_up_s: float = 10.0,
-                 wrap: Callable[[Any], Any] | None = None) -> AsyncIterator[Border]:
-    """The chain split in two sides on one event loop, talking only over mutual TLS;
-    ``wrap`` wraps the second side's KM listener app (fault injection)."""
-    path = tmp_path / "border.yaml"
-    path.write_text(SCENARIO)
-    network = load_network(path)
-    pki = init_pki(tmp_path / "pki", ["a", "b", "c", "d"], ["sae-a", "sae-d"])
-    keynets: list[KeyNetwork] = []
-    servers = []
-    for i, nodes in enumerate(SIDES):
-        def deliver(sender: str, envelopes: Sequence[Envelope], i: int = i) -> Any:
-            return keynets[i].receive(sender, envelopes)
-        app: Any = make_km_app(deliver, nodes)
-        if wrap is not None and i == 1:
-            app = wrap(app)
-        servers.append(make_server(app, "127.0.0.1", 0, server_ssl_context(
-            pki.kme_cert(nodes[0]), pki.kme_key(nodes[0]), pki.ca_cert)))
-    sides = []
-    for i, nodes in enumerate(SIDES):
-        other = SIDES[1 - i]
-        url = f"https://127.0.0.1:{servers[1 - i].port}"
-        remote = RemoteKMs(dict.fromkeys(other, url), lambda node: _context(pki, node),
-                           timeout_s=2.0, give_up_s=give_up_s)
-        keynet = KeyNetwork(network, tmp_path / f"side{i}", nodes, timeout_s=timeout_s,
-                            remote=remote)
-        keynets.append(keynet)
-        loop = asyncio.get_running_loop()
-        keynet.supply.start(loop.time(), prefill_bits=200_000)
-        keynet.supply.pump(loop.time())
-        sides.append(Side(keynet, servers[i], asyncio.create_task(servers[i].serve()),
-                          remote))
-    border_link = next(k.id for k in network.km_links if {k.a, k.b} == {"b", "c"})
-    _supply_border(keynets, border_link, blocks=8)
-    for side in sides:
-        while not side.server.started:
-            await asyncio.sleep(0.01)
-    try:
-        yield Border(network, pki, (sides[0], sides[1]), border_link)
-    finally:
-        for side in sides:
-            await side.remote.close()
-            side.server.request_stop()
-            await side.task
-            side.keynet.close()
-
-
-def _supply_border(keynets: list[KeyNetwork], link: str, blocks: int) -> None:
-    """The same blocks at both ends of the border KM-link (what its QKD device pair would
-    deliver), alternately outbound at b and at c."""
-    b, c = keynets[0].stores["b"], keynets[1].stores["c"]
-    for block in range(blocks):
-        material = secrets.token_bytes(BLOCK_UNITS * UNIT_BYTES)
-        b.deposit(link, block, material, outbound=block % 2 == 0)
-        c.deposit(link, block, material, outbound=block % 2 == 1)
+from qkdnet.live.km_transport import KM_PATH
+from qkdnet.live.tls_server import make_server, server_ssl_context
 
 
 def test_keys_cross_the_border_and_are_the_same_at_both_saes(tmp_path: Path) -> None:
@@ -256,7 +150,7 @@ def test_the_listener_refuses_what_it_must_not_do(tmp_path: Path) -> None:
             async def post(cert_of: str, document: Any, sae: bool = False
                            ) -> tuple[int, str]:
                 context = tls_context(net.pki.sae_cert(cert_of), net.pki.sae_key(cert_of),
-                                      net.pki.ca_cert) if sae else _context(net.pki, cert_of)
+                                      net.pki.ca_cert) if sae else node_context(net.pki, cert_of)
                 async with LeanClient(url, context) as client:
                     reply = await client.post_bytes(KM_PATH, json.dumps(document).encode())
                 answer = json.loads(reply.content)

@@ -1,6 +1,7 @@
 """KM-to-KM messages on the wire: batches of Key Manager messages as JSON, for the
 transport between node processes (ITU-T Y.3803 hop-by-hop key relay; ITU-T Q.4163 names
-the message set: key relay, relay completion, relay failure, abort).
+the message set: key relay, relay completion, relay failure, abort, and the key supply
+notification with its acknowledgement, :mod:`qkdnet.keys.supply_sync`).
 
 A batch is what one sending node posts to one receiving process::
 
@@ -25,9 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qkdnet.keys.messages import ForwardKey, Message, RelayAbort, RelayComplete, RelayFailed
+from qkdnet.keys.messages import ForwardKey, RelayAbort, RelayComplete, RelayFailed
 from qkdnet.keys.pool import UnitRange
 from qkdnet.keys.route import Route
+from qkdnet.keys.supply_sync import KeySupply, KeySupplyAck, KmMessage, SuppliedBlock
 
 VERSION = 1
 #: Most messages in one batch, and most bytes of one encoded batch: a batch holds the
@@ -38,7 +40,7 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024
 MAX_NAME = 256
 MAX_REASON = 1024
 _TYPES = {ForwardKey: "forward", RelayComplete: "complete", RelayFailed: "failed",
-          RelayAbort: "abort"}
+          RelayAbort: "abort", KeySupply: "supply", KeySupplyAck: "supply_ack"}
 
 
 class WireError(ValueError):
@@ -52,7 +54,7 @@ class Envelope:
 
     id: str
     to: str
-    message: Message
+    message: KmMessage
 
 
 def encode_batch(sender: str, envelopes: Sequence[Envelope]) -> bytes:
@@ -98,8 +100,13 @@ def _encode(envelope: Envelope) -> dict[str, Any]:
         out.update(relay_id=m.relay_id, tag=_b64(m.tag))
     elif isinstance(m, RelayFailed):
         out.update(relay_id=m.relay_id, node=m.node, reason=m.reason)
-    else:
+    elif isinstance(m, RelayAbort):
         out.update(key_ids=list(m.key_ids), master_sae=m.master_sae, slave_sae=m.slave_sae)
+    elif isinstance(m, KeySupply):
+        out.update(km_link=m.km_link, blocks=[[b.block, b.key_id, b.initiator_sends]
+                                              for b in m.blocks])
+    else:
+        out.update(km_link=m.km_link, blocks=list(m.blocks), out_bytes=m.out_bytes)
     return out
 
 
@@ -108,7 +115,7 @@ def _decode(item: Any, where: str) -> Envelope:
         raise WireError(f"{where}: expected an object")
     ident, to = _name(item, "id", where), _name(item, "to", where)
     kind = item.get("type")
-    message: Message
+    message: KmMessage
     if kind == "forward":
         nodes = _names(item, "nodes", where, least=2)
         km_links = _names(item, "km_links", where, least=1)
@@ -129,6 +136,17 @@ def _decode(item: Any, where: str) -> Envelope:
     elif kind == "abort":
         message = RelayAbort(_names(item, "key_ids", where, least=1),
                              _name(item, "master_sae", where), _name(item, "slave_sae", where))
+    elif kind == "supply":
+        message = KeySupply(_name(item, "km_link", where), _supplied(item, where))
+    elif kind == "supply_ack":
+        blocks = item.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > MAX_MESSAGES or not all(
+                isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 2**53
+                for b in blocks):
+            raise WireError(f"{where}.blocks: expected a list of at most {MAX_MESSAGES} "
+                            "block numbers")
+        message = KeySupplyAck(_name(item, "km_link", where), tuple(blocks),
+                               _int(item, "out_bytes", where, 0, 2**53))
     else:
         raise WireError(f"{where}.type: expected one of {', '.join(_TYPES.values())}, got "
                         f"{_shown(kind)}")
@@ -193,6 +211,21 @@ def _pad(item: dict[str, Any], where: str) -> tuple[UnitRange, ...]:
             raise WireError(f"{where}.pad[{i}]: expected [block, start, count] with block, "
                             "start >= 0 and count >= 1")
         out.append(UnitRange(r[0], r[1], r[2]))
+    return tuple(out)
+
+
+def _supplied(item: dict[str, Any], where: str) -> tuple[SuppliedBlock, ...]:
+    blocks = item.get("blocks")
+    if not isinstance(blocks, list) or not 1 <= len(blocks) <= MAX_MESSAGES:
+        raise WireError(f"{where}.blocks: expected a list of 1..{MAX_MESSAGES} blocks")
+    out = []
+    for i, b in enumerate(blocks):
+        path = f"{where}.blocks[{i}]"
+        if not (isinstance(b, list) and len(b) == 3 and isinstance(b[0], int)
+                and not isinstance(b[0], bool) and 0 <= b[0] <= 2**53
+                and isinstance(b[2], bool)):
+            raise WireError(f"{path}: expected [block, key_ID, initiator sends]")
+        out.append(SuppliedBlock(b[0], _checked_name(b[1], f"{path}[1]"), b[2]))
     return tuple(out)
 
 

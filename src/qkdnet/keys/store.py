@@ -400,6 +400,12 @@ class SQLiteKeyStore:
         where a key supply resumes after a restart."""
         return int(self._db().execute(_NEXT_BLOCK, (km_link,)).fetchone()[0])
 
+    def known_blocks(self, km_link: str, blocks: Iterable[int]) -> set[int]:
+        """Which of ``blocks`` of ``km_link`` were ever deposited here (used up or discarded
+        since, or not)."""
+        db = self._db()
+        return {b for b in blocks if db.execute(_SEEN, (km_link, b)).fetchone() is not None}
+
     def discard_block(self, km_link: str, block: int) -> None:
         """Delete what is left of ``block`` (its number stays known, so it is never taken
         again): for a block that only this end received before a crash."""

@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from qkdnet.control.controller import Controller
-from qkdnet.errors import KeyNotFound, NoRoute, NotAuthorized, StoreFault
+from qkdnet.errors import KeyNotFound, KeyStoreError, NoRoute, NotAuthorized, StoreFault
 from qkdnet.keys.commit_group import CommitGroup, Member
 from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, NOT_KME_CONFIGURATION, ApiError
 from qkdnet.keys.in_memory import InMemoryKMs, Outcome
@@ -43,9 +43,12 @@ from qkdnet.keys.relay_cost import pad_units, relayable_keys
 from qkdnet.keys.relay_crypto import OneTimePad
 from qkdnet.keys.route import Route, Router
 from qkdnet.keys.store import SQLiteKeyStore
+from qkdnet.keys.supply_sync import KeySupply, KeySupplyAck
+from qkdnet.live.border_supply import BorderSupply
 from qkdnet.live.key_ids import new_key_id
 from qkdnet.live.km_transport import RemoteKMs
 from qkdnet.live.operator_faults import OperatorFaults
+from qkdnet.live.qkd_device import DeviceEnd
 from qkdnet.live.store_faults import fault_message
 from qkdnet.live.supply_pump import SupplyPump
 from qkdnet.topology.model import Network
@@ -66,13 +69,15 @@ DEFAULT_CAPACITY_BYTES = 2**17
 class KeyNetwork:
     """Key Managers and stores of ``nodes`` of ``network``, stores under ``folder``,
     routes from ``router`` (by default the network's control layer); the KMs of other
-    nodes through ``remote`` (none: every node of a route must be one of ``nodes``)."""
+    nodes through ``remote`` (none: every node of a route must be one of ``nodes``), and
+    the KM-links to them supplied from the device ends in ``devices`` (by KM-link id)."""
 
     def __init__(self, network: Network, folder: Path, nodes: Iterable[str],
                  router: Router | None = None, timeout_s: float = 5.0,
                  capacity_bytes_per_link: int = DEFAULT_CAPACITY_BYTES,
                  held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S,
-                 remote: RemoteKMs | None = None) -> None:
+                 remote: RemoteKMs | None = None,
+                 devices: Mapping[str, DeviceEnd] | None = None) -> None:
         self.network = network
         self.remote = remote
         # messages for other processes made by the submit under way (see _submit)
@@ -99,6 +104,9 @@ class KeyNetwork:
         self.faults = OperatorFaults(network)
         self.kms.stopped = self.faults.stopped_nodes  # a stopped KM hears nothing
         self.supply = SupplyPump(network, self.stores, self.faults)
+        #: The supply of the KM-links to other processes (None without a transport).
+        self.border = BorderSupply(network, self.stores, remote, devices or {}) \
+            if remote is not None else None
         self._waiting: dict[str, asyncio.Future[bytes]] = {}
         #: Most pad one relay may take from a hop (bytes): what one direction of a pool holds.
         self.max_relay_bytes = direction_capacity(capacity_bytes_per_link)
@@ -294,12 +302,17 @@ class KeyNetwork:
         committed: the ids of those whose writes could not be committed (undone; the
         sender sends them again), none when all were."""
         done: list[tuple[Envelope, Member, list[tuple[str, Received]]]] = []
+        failed = []
         for envelope in envelopes:
+            message = envelope.message
+            if isinstance(message, KeySupply | KeySupplyAck):
+                if not await self._supply_message(sender, envelope.to, message):
+                    failed.append(envelope.id)
+                continue
             with self.commits.member(self._local_part(envelope)) as member:
-                sends = self._submit(envelope.to, Received(sender, envelope.message))
+                sends = self._submit(envelope.to, Received(sender, message))
             self._end_round_soon(member)
             done.append((envelope, member, sends))
-        failed = []
         for envelope, member, sends in done:
             try:
                 await self._committed(member)
@@ -308,6 +321,20 @@ class KeyNetwork:
                 continue
             self._release(sends)
         return failed
+
+    async def _supply_message(self, sender: str, to: str,
+                              message: KeySupply | KeySupplyAck) -> bool:
+        """Hand a border KM-link's supply message to the border supply; whether it was
+        done (a store that cannot be written: not, and the sender sends it again)."""
+        if self.border is None:
+            return True  # nothing here supplies border KM-links: acknowledged, unused
+        try:
+            await self.border.receive(sender, to, message)
+        except KeyStoreError as exc:
+            log.warning("key supply message for KM-link %s not stored: %s",
+                        message.km_link, exc)
+            return False
+        return True
 
     def _local_part(self, envelope: Envelope) -> tuple[str, ...]:
         """The nodes of this process whose stores a message may write, in its route's

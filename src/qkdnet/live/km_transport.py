@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from qkdnet.keys.km_wire import MAX_MESSAGES, Envelope, encode_batch
-from qkdnet.keys.messages import Message
+from qkdnet.keys.supply_sync import KmMessage
 from qkdnet.live.http_client import LeanClient, NoReply
 
 log = logging.getLogger("qkdnet.km")
@@ -62,7 +62,7 @@ class RemoteKMs:
 
     def __init__(self, peers: Mapping[str, str], context_for: Callable[[str], ssl.SSLContext],
                  *, give_up_s: float = 10.0, timeout_s: float = 5.0,
-                 on_lost: Callable[[str, Message], None] | None = None) -> None:
+                 on_lost: Callable[[str, KmMessage], None] | None = None) -> None:
         self._peers = dict(peers)
         self._context_for = context_for
         self._give_up_s = give_up_s
@@ -81,7 +81,7 @@ class RemoteKMs:
         """Whether ``node``'s KM is reachable through this transport."""
         return node in self._peers
 
-    def send(self, sender: str, to: str, message: Message) -> None:
+    def send(self, sender: str, to: str, message: KmMessage) -> None:
         """Queue ``message`` from the KM of ``sender`` to the KM of ``to``; it is posted at
         the loop's next turn with whatever else is queued for the same process by then."""
         url = self._peers.get(to)
@@ -153,7 +153,7 @@ class RemoteKMs:
             return 0, str(exc)
         return reply.status_code, reply.content[:200].decode("utf-8", "replace")
 
-    def _drop(self, to: str, message: Message, why: str) -> None:
+    def _drop(self, to: str, message: KmMessage, why: str) -> None:
         self.lost += 1
         log.warning("KM message %s for node %s dropped: %s", type(message).__name__, to, why)
         if self._on_lost is not None:

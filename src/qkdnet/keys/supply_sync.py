@@ -1,0 +1,156 @@
+"""Key supply across a process border: the two ends of a KM-link hosted by different
+processes each take the link's key from their own end of the QKD device pair, and agree
+over the KM-to-KM interface on which blocks they both hold before either end spends one
+(ITU-T Y.3803 key synchronisation; ITU-T Q.4163 calls the message a key supply
+notification).
+
+Each end's KM is an SAE of its device (ETSI GS QKD 014). The *initiating* end (end ``a``
+of the KM-link) asks its device for blocks (Get key: key_IDs and material), numbers them
+and picks each block's direction (the end whose outbound pool holds less sends with it,
+:func:`~qkdnet.keys.supply.outbound_at_a`), then tells the other end the blocks' numbers,
+key_IDs and directions (:class:`KeySupply`). The *responding* end gets the same material
+from its device by key_ID (Get key with key IDs), stores the blocks and says which it
+holds (:class:`KeySupplyAck`).
+
+The rule that keeps a pad used once and every relay decryptable: **a block is stored at
+the end that receives with it before the end that sends with it may use it.** So the
+initiator stores at once only the blocks it receives with (the responder sends with them,
+and it holds none before it has answered), and keeps the blocks it sends with until the
+acknowledgement names them; a block the acknowledgement leaves out (the responder's device
+no longer had it) is never stored there and is discarded where it was stored. An
+exchange whose acknowledgement never comes is abandoned: its kept blocks are dropped and
+counted (the responder may hold them, unused for good: key lost, never reused).
+
+Sans-I/O: the driver (:mod:`qkdnet.live.border_supply`) talks to the devices and the
+transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from qkdnet.keys.messages import Message
+from qkdnet.keys.pool import Deposit
+from qkdnet.keys.supply import outbound_at_a
+
+
+@dataclass(frozen=True, slots=True)
+class SuppliedBlock:
+    """Block ``block`` of a KM-link, under ``key_id`` at both ends' device; whether the
+    initiating end sends with it."""
+
+    block: int
+    key_id: str
+    initiator_sends: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KeySupply:
+    """Initiator to responder: the blocks of ``km_link`` it took from its device."""
+
+    km_link: str
+    blocks: tuple[SuppliedBlock, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeySupplyAck:
+    """Responder to initiator: the blocks of ``km_link`` it now holds (of a KeySupply), and
+    its outbound pool's unused bytes after them."""
+
+    km_link: str
+    blocks: tuple[int, ...]
+    out_bytes: int
+
+
+#: Every message between KMs: the relay's and the supply's.
+KmMessage = Message | KeySupply | KeySupplyAck
+
+
+@dataclass
+class _Exchange:
+    supply: KeySupply
+    started: float
+    kept: dict[int, bytes] = field(repr=False)  # blocks the initiator sends with, by number
+
+
+class SupplyInitiator:
+    """The initiating end of border KM-link ``km_link``, going on from block
+    ``next_block`` (one past the highest either end holds). One exchange at a time."""
+
+    def __init__(self, km_link: str, next_block: int) -> None:
+        self.km_link = km_link
+        self.next_block = next_block
+        #: The responder's outbound pool (bytes) as its last acknowledgement said.
+        self.peer_out_bytes = 0
+        self._open: _Exchange | None = None
+        #: Bits of key dropped: kept blocks of abandoned exchanges, and blocks the
+        #: responder did not hold.
+        self.lost_bits = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether an exchange waits for its acknowledgement."""
+        return self._open is not None
+
+    def started(self) -> float | None:
+        """When (s) the open exchange started; None if none is open."""
+        return None if self._open is None else self._open.started
+
+    def plan(self, keys: Sequence[tuple[str, bytes]], out_bytes: int, now: float
+             ) -> tuple[list[Deposit], KeySupply]:
+        """Number the device's ``keys`` (key_ID, material) as the next blocks and choose
+        their directions, given this end's outbound pool (``out_bytes``); what to store here
+        now (the blocks this end receives with) and the message for the responder."""
+        if self._open is not None:
+            raise RuntimeError(f"KM-link {self.km_link}: an exchange is already open")
+        here, there = out_bytes, self.peer_out_bytes
+        now_deposits: list[Deposit] = []
+        kept: dict[int, bytes] = {}
+        blocks = []
+        for key_id, material in keys:
+            number, self.next_block = self.next_block, self.next_block + 1
+            sends = outbound_at_a(number, here, there)
+            if sends:
+                here += len(material)
+                kept[number] = material
+            else:
+                there += len(material)
+                now_deposits.append(Deposit(self.km_link, number, material, False))
+            blocks.append(SuppliedBlock(number, key_id, sends))
+        supply = KeySupply(self.km_link, tuple(blocks))
+        self._open = _Exchange(supply, now, kept)
+        return now_deposits, supply
+
+    def acked(self, ack: KeySupplyAck) -> tuple[list[Deposit], list[int]]:
+        """The acknowledgement of the open exchange came: the kept blocks it names, to
+        store now (outbound here), and the blocks stored here that it does not name, to
+        discard (the responder never held them). An acknowledgement of no open exchange
+        (a late duplicate) changes nothing."""
+        exchange = self._open
+        if exchange is None or ack.km_link != self.km_link:
+            return [], []
+        self._open = None
+        self.peer_out_bytes = ack.out_bytes
+        held = set(ack.blocks)
+        store = [Deposit(self.km_link, n, m, True) for n, m in exchange.kept.items()
+                 if n in held]
+        self.lost_bits += 8 * sum(len(m) for n, m in exchange.kept.items() if n not in held)
+        discard = [b.block for b in exchange.supply.blocks
+                   if not b.initiator_sends and b.block not in held]
+        return store, discard
+
+    def abandon(self) -> None:
+        """Give up the open exchange (no acknowledgement came): its kept blocks are dropped
+        and counted in :attr:`lost_bits`. The blocks stored here stay: the responder sends
+        with them only if it holds them."""
+        exchange, self._open = self._open, None
+        if exchange is not None:
+            self.lost_bits += 8 * sum(len(m) for m in exchange.kept.values())
+
+
+def responder_deposits(supply: KeySupply, material: Mapping[str, bytes]) -> list[Deposit]:
+    """What the responding end stores for ``supply``: each block whose key_ID its device
+    gave (``material`` by key_ID), outbound here when the initiator receives with it."""
+    return [Deposit(supply.km_link, b.block, material[b.key_id], not b.initiator_sends)
+            for b in supply.blocks if b.key_id in material]

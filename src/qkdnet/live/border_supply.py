@@ -1,0 +1,156 @@
+"""The key supply of the KM-links whose ends are in different processes (border
+KM-links): each end takes the link's key from its own device end
+(:class:`~qkdnet.live.qkd_device.DeviceEnd`), and the ends synchronise over the KM-to-KM
+transport by the rules of :mod:`qkdnet.keys.supply_sync` (a block is stored at the end
+that receives with it before the end that sends with it may use it).
+
+This process initiates on the border KM-links whose end ``a`` it hosts and responds on
+those whose end ``b`` it hosts. :meth:`BorderSupply.step` (called by the driver's pump)
+starts one exchange per idle initiated link; :meth:`BorderSupply.receive` takes the
+other end's messages (from :meth:`~qkdnet.live.keynet.KeyNetwork.receive`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from qkdnet.keys.store import SQLiteKeyStore
+from qkdnet.keys.supply_sync import (
+    KeySupply,
+    KeySupplyAck,
+    SupplyInitiator,
+    responder_deposits,
+)
+from qkdnet.live.km_transport import RemoteKMs
+from qkdnet.live.qkd_device import DeviceEnd, DeviceError
+from qkdnet.topology.model import KMLinkKind, Network
+
+log = logging.getLogger("qkdnet.supply")
+
+#: Most blocks one exchange carries.
+EXCHANGE_BLOCKS = 64
+#: How long an exchange waits for its acknowledgement before it is abandoned (s).
+ACK_TIMEOUT_S = 10.0
+
+
+@dataclass
+class _Initiated:
+    node: str
+    peer: str
+    sync: SupplyInitiator
+    device: DeviceEnd
+
+
+class BorderSupply:
+    """The border KM-links of ``network`` with one end in ``stores`` (by node) and a device
+    end in ``devices`` (by KM-link id), synchronised through ``remote``."""
+
+    def __init__(self, network: Network, stores: Mapping[str, SQLiteKeyStore],
+                 remote: RemoteKMs, devices: Mapping[str, DeviceEnd],
+                 ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
+        self.stores = stores
+        self.remote = remote
+        #: How long an exchange waits for its acknowledgement before it is abandoned (s).
+        self.ack_timeout_s = ack_timeout_s
+        self._initiated: dict[str, _Initiated] = {}
+        self._responding: dict[str, tuple[str, DeviceEnd]] = {}
+        for km in network.km_links:
+            here = [n for n in (km.a, km.b) if n in stores]
+            if km.kind is not KMLinkKind.DIRECT or len(here) != 1 or km.id not in devices:
+                continue
+            if here[0] == km.a:
+                store = stores[km.a]
+                self._initiated[km.id] = _Initiated(
+                    km.a, km.b, SupplyInitiator(km.id, store.next_block(km.id)),
+                    devices[km.id])
+            else:
+                self._responding[km.id] = (km.b, devices[km.id])
+        #: Blocks stored by this process's border supply since start.
+        self.stored_blocks = 0
+
+    @property
+    def links(self) -> list[str]:
+        """The border KM-links this process supplies (initiating or responding)."""
+        return sorted([*self._initiated, *self._responding])
+
+    @property
+    def lost_bits(self) -> int:
+        """Key (bits) dropped by abandoned exchanges and blocks the other end lacked."""
+        return sum(i.sync.lost_bits for i in self._initiated.values())
+
+    async def step(self, now: float) -> int:
+        """Start an exchange on every initiated link that has none open, room in its pools
+        and key in its device; abandon exchanges unanswered for :attr:`ack_timeout_s`.
+        Returns the blocks offered."""
+        offered = 0
+        for link, side in self._initiated.items():
+            started = side.sync.started()
+            if started is not None:
+                if now - started > self.ack_timeout_s:
+                    log.warning("KM-link %s: no acknowledgement of key supply from node %s "
+                                "within %g s; its blocks are dropped", link, side.peer,
+                                self.ack_timeout_s)
+                    side.sync.abandon()
+                continue
+            store = self.stores[side.node]
+            size = side.device.key_bytes
+            room = (store.room(link, True) + store.room(link, False)) // size
+            wanted = min(room, EXCHANGE_BLOCKS)
+            if wanted <= 0:
+                continue
+            ready = await side.device.available()
+            if ready <= 0:
+                continue
+            keys = await side.device.enc_keys(min(wanted, ready))
+            deposits, supply = side.sync.plan(keys, store.pool_bytes(link, True), now)
+            store.deposit_many(deposits)
+            self.stored_blocks += len(deposits)
+            self.remote.send(side.node, side.peer, supply)
+            offered += len(supply.blocks)
+        return offered
+
+    async def receive(self, sender: str, to: str, message: KeySupply | KeySupplyAck
+                      ) -> None:
+        """Take a supply message of the other end of a border KM-link."""
+        if isinstance(message, KeySupply):
+            await self._respond(sender, to, message)
+            return
+        side = self._initiated.get(message.km_link)
+        if side is None or side.node != to or side.peer != sender:
+            log.warning("key supply acknowledgement for KM-link %s from node %s ignored: "
+                        "not a border KM-link node %s initiates with it", message.km_link,
+                        sender, to)
+            return
+        deposits, discard = side.sync.acked(message)
+        store = self.stores[to]
+        store.deposit_many(deposits)
+        self.stored_blocks += len(deposits)
+        for block in discard:
+            store.discard_block(message.km_link, block)
+
+    async def _respond(self, sender: str, to: str, supply: KeySupply) -> None:
+        responding = self._responding.get(supply.km_link)
+        if responding is None or responding[0] != to:
+            log.warning("key supply for KM-link %s from node %s ignored: node %s does not "
+                        "respond on it", supply.km_link, sender, to)
+            return
+        store, device = self.stores[to], responding[1]
+        # blocks stored before (a supply sent again after a crash here): not asked again
+        known = store.known_blocks(supply.km_link, (b.block for b in supply.blocks))
+        new = [b for b in supply.blocks if b.block not in known]
+        material: dict[str, bytes] = {}
+        if new:
+            try:
+                material = dict(await device.dec_keys([b.key_id for b in new]))
+            except DeviceError as exc:
+                log.warning("KM-link %s: the device did not give the supplied keys (%s); "
+                            "none of them is stored", supply.km_link, exc)
+        deposits = responder_deposits(supply, material)
+        store.deposit_many(deposits)
+        self.stored_blocks += len(deposits)
+        held = tuple(b.block for b in supply.blocks
+                     if b.block in known or b.key_id in material)
+        self.remote.send(to, sender, KeySupplyAck(supply.km_link, held,
+                                                  store.pool_bytes(supply.km_link, True)))

@@ -1,0 +1,101 @@
+"""Key supply across a process border: whatever the responder's device still has and
+whichever acknowledgements are lost, no end ever holds a block to send with that the
+other end does not hold to receive with."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qkdnet.keys.pool import Deposit
+from qkdnet.keys.supply_sync import (
+    KeySupplyAck,
+    SupplyInitiator,
+    responder_deposits,
+)
+
+LINK = "b-c"
+BLOCK = 1024
+
+
+def _keys(start: int, n: int) -> list[tuple[str, bytes]]:
+    return [(f"id-{start + i}", bytes([(start + i) % 256]) * BLOCK) for i in range(n)]
+
+
+def test_the_initiator_stores_now_only_what_it_receives_with() -> None:
+    """Blocks the initiator sends with wait for the acknowledgement; the others are stored
+    at once, inbound; numbering goes on from next_block."""
+    sync = SupplyInitiator(LINK, next_block=7)
+    now, supply = sync.plan(_keys(0, 6), out_bytes=0, now=0.0)
+    assert [b.block for b in supply.blocks] == list(range(7, 13))
+    sends = {b.block for b in supply.blocks if b.initiator_sends}
+    assert sends and len(sends) < 6  # both directions get key
+    assert all(not d.outbound and d.block not in sends for d in now)
+    assert sync.busy
+    stored, discard = sync.acked(KeySupplyAck(LINK, tuple(range(7, 13)), out_bytes=3 * BLOCK))
+    assert {d.block for d in stored} == sends and all(d.outbound for d in stored)
+    assert discard == [] and not sync.busy and sync.peer_out_bytes == 3 * BLOCK
+
+
+def test_blocks_the_responder_lacks_are_never_sent_with_and_are_discarded() -> None:
+    sync = SupplyInitiator(LINK, next_block=0)
+    now, supply = sync.plan(_keys(0, 4), out_bytes=0, now=0.0)
+    held = (supply.blocks[0].block,)  # its device had only the first key left
+    stored, discard = sync.acked(KeySupplyAck(LINK, held, out_bytes=0))
+    assert {d.block for d in stored} <= set(held)
+    assert set(discard) == {d.block for d in now} - set(held)
+    assert sync.lost_bits == 8 * BLOCK * sum(
+        1 for b in supply.blocks if b.initiator_sends and b.block not in held)
+
+
+def test_an_abandoned_exchange_keeps_nothing_to_send_with() -> None:
+    sync = SupplyInitiator(LINK, next_block=0)
+    _, supply = sync.plan(_keys(0, 4), out_bytes=0, now=0.0)
+    sync.abandon()
+    assert not sync.busy
+    kept = sum(1 for b in supply.blocks if b.initiator_sends)
+    assert sync.lost_bits == 8 * BLOCK * kept
+    assert sync.acked(KeySupplyAck(LINK, (0, 1, 2, 3), 0)) == ([], [])  # a late ack
+
+
+@given(rounds=st.lists(st.tuples(st.integers(1, 8), st.sets(st.integers(0, 7)),
+                                 st.booleans()), min_size=1, max_size=12))
+def test_no_end_holds_a_block_to_send_with_that_the_other_lacks(
+        rounds: list[tuple[int, set[int], bool]]) -> None:
+    """Each round: the initiator takes n keys, the responder's device still has some of
+    them, and the acknowledgement arrives or is lost. After every step, each block stored
+    outbound at one end is stored (inbound) at the other."""
+    sync = SupplyInitiator(LINK, next_block=0)
+    at_initiator: dict[int, bool] = {}  # block -> outbound there
+    at_responder: dict[int, bool] = {}
+    taken = 0
+
+    def apply(store: dict[int, bool], deposits: list[Deposit]) -> None:
+        for d in deposits:
+            store.setdefault(d.block, d.outbound)
+
+    def check() -> None:
+        for block, out in at_initiator.items():
+            assert not out or at_responder.get(block) is False, block
+        for block, out in at_responder.items():
+            assert not out or at_initiator.get(block) is False, block
+
+    for n, device_has, ack_arrives in rounds:
+        now, supply = sync.plan(_keys(taken, n), sum(
+            BLOCK for out in at_initiator.values() if out), now=0.0)
+        taken += n
+        apply(at_initiator, now)
+        check()
+        material = {b.key_id: b"\x00" * BLOCK for i, b in enumerate(supply.blocks)
+                    if i in device_has}
+        apply(at_responder, responder_deposits(supply, material))
+        check()
+        held = tuple(b.block for b in supply.blocks if b.key_id in material)
+        if ack_arrives:
+            stored, discard = sync.acked(KeySupplyAck(LINK, held, 0))
+            apply(at_initiator, stored)
+            for block in discard:
+                at_initiator.pop(block, None)  # discarded: no unit of it is taken again
+        else:
+            sync.abandon()
+        check()
