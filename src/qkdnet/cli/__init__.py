@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from qkdnet.cli import apps, deploy, live, operator, pki, quantum, topology, twin
+from qkdnet.cli import apps, deploy, live, nodes, operator, pki, quantum, topology, twin
 
 app = typer.Typer(
     help="qkdnet: a carrier-grade quantum key distribution network.",
@@ -21,6 +21,7 @@ app.add_typer(pki.commands, name="pki")
 app.add_typer(operator.commands, name="operator")
 app.add_typer(twin.commands)
 app.add_typer(live.commands)
+app.add_typer(nodes.commands)
 app.add_typer(apps.commands, name="app")
 app.add_typer(deploy.commands, name="deploy")
 

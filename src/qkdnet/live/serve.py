@@ -57,6 +57,7 @@ from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki, names_not_
 from qkdnet.live.reports import LiveReports
 from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.runtime import loop_name
+from qkdnet.live.step_guard import StepGuard
 from qkdnet.live.tls_server import (
     TlsServer,
     make_server,
@@ -287,8 +288,8 @@ async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
     loop = asyncio.get_running_loop()
     reported = expired = summarised = loop.time()
     served = (keynet.keys_relayed, keynet.keys_released)  # keys delivered, for the budget
-    pumping, reporting = _Guard("key supply"), _Guard("report to the NMS")
-    expiring, summing = _Guard("expiry of held keys"), _Guard("delivery summary")
+    pumping, reporting = StepGuard("key supply"), StepGuard("report to the NMS")
+    expiring, summing = StepGuard("expiry of held keys"), StepGuard("delivery summary")
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
         now_served = (keynet.keys_relayed, keynet.keys_released)
@@ -304,28 +305,6 @@ async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
         if loop.time() - summarised >= SUMMARY_INTERVAL_S:
             summarised = loop.time()
             summing.run(keynet.log_delivery_summary)
-
-
-class _Guard:
-    """Runs one step of the pump, logging an exception the first time it comes (with its
-    traceback) and not again until the step has succeeded once."""
-
-    def __init__(self, step: str) -> None:
-        self.step = step
-        self.failing: str | None = None
-
-    def run(self, step: Callable[[], object]) -> None:
-        try:
-            step()
-        except Exception as exc:  # no fault may end the pump task
-            what = f"{type(exc).__name__}: {exc}"
-            if what != self.failing:
-                log.exception("%s failed, retried every pump: %s", self.step, what)
-                self.failing = what
-            return
-        if self.failing is not None:
-            log.warning("%s works again", self.step)
-            self.failing = None
 
 
 def _manifest(network: Network, options: ServeOptions, pki: Pki,

@@ -1,0 +1,152 @@
+"""``qkdnet node``, ``qkdnet up``, ``qkdnet down``, ``qkdnet status``: the live network as
+node processes of a deployment file, on this machine and others."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from qkdnet.cli.guard import guard
+
+commands = typer.Typer()
+
+DeploymentOption = Annotated[Path, typer.Option("--deployment", help="The deployment file "
+                                                "(qkdnet_deployment: 1).")]
+DeploymentArgument = Annotated[Path, typer.Argument(help="The deployment file "
+                                                    "(qkdnet_deployment: 1).")]
+BaseOption = Annotated[Path, typer.Option("--dir", "-d", help="Base folder: BASE/pki, and "
+                                          "BASE/<process> for each node process.")]
+SpeedupOption = Annotated[float, typer.Option(help="Make key this many times faster than "
+                                              "the modelled rates.")]
+PrefillOption = Annotated[int, typer.Option(help="Key (bits) each KM-link between a "
+                                            "process's own nodes starts with.")]
+
+
+@commands.command("node")
+def node_command(
+    deployment: DeploymentOption,
+    process: Annotated[str | None, typer.Option(help="The node process to run.")] = None,
+    node: Annotated[str | None, typer.Option(help="Run the process this node is placed "
+                                             "in.")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Data folder (default "
+                                                "qkdnet-node-<process>).")] = None,
+    pki: Annotated[Path, typer.Option(help="PKI folder: ca.crt and kme/<node>.crt|key of "
+                                      "the process's nodes.")] = Path("pki"),
+    listen: Annotated[str | None, typer.Option(help="Address to listen on (default: the "
+                                               "host's address in the deployment).")] = None,
+    speedup: SpeedupOption = 1.0,
+    prefill_bits: PrefillOption = 0,
+) -> None:
+    """Run one node process of a deployment: the KM, key store and ETSI GS QKD 014 KME of
+    each node placed in it, KM-to-KM with the other processes over mutual TLS, and the key
+    supply of its KM-links. Ctrl-C or SIGTERM stops it."""
+    from qkdnet.errors import ParameterError
+    from qkdnet.files.deployment import load_deployment
+    from qkdnet.live.node_service import NodeOptions, run_node
+    from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
+
+    def run() -> None:
+        plan = load_deployment(deployment)
+        if (process is None) == (node is None):
+            raise ParameterError("--process", process, "give exactly one of --process and "
+                                 "--node")
+        chosen = process
+        if node is not None:
+            try:
+                chosen = plan.process_of(node).id
+            except KeyError:
+                raise ParameterError("--node", node, "not placed in the deployment") from None
+        assert chosen is not None
+        try:
+            plan.process(chosen)
+        except KeyError:
+            raise ParameterError("--process", chosen, "no such process in the deployment; "
+                                 "it has " + ", ".join(p.id for p in plan.processes)
+                                 ) from None
+        options = NodeOptions(folder or Path(f"qkdnet-node-{chosen}"), pki, listen, speedup,
+                              prefill_bits)
+        log_to_stderr()
+
+        def ready(manifest: dict[str, Any]) -> None:
+            print(f"node process {chosen}: {len(manifest['kmes'])} KMEs serving, KM-to-KM "
+                  f"at {manifest['km_url']}", flush=True)
+
+        run_until_stopped(lambda: run_node(plan, chosen, options, ready), loop_factory())
+
+    guard(run)
+
+
+@commands.command("up")
+def up_command(
+    deployment: DeploymentArgument,
+    base: BaseOption = Path("qkdnet-deployment"),
+    host: Annotated[str | None, typer.Option(help="Start the processes placed on this host "
+                                             "(default: the hosts on loopback).")] = None,
+    speedup: SpeedupOption = 1.0,
+    prefill_bits: PrefillOption = 0,
+) -> None:
+    """Start every node process of the deployment placed on this machine's host (those
+    already running are left alone) and wait until each serves."""
+    from qkdnet.files.deployment import load_deployment
+    from qkdnet.live.node_processes import local_hosts, start_processes
+
+    def run() -> None:
+        plan = load_deployment(deployment)
+        hosts = local_hosts(plan, host)
+        started = start_processes(plan, deployment, base, hosts,
+                                  ["--speedup", str(speedup), "--prefill-bits",
+                                   str(prefill_bits)])
+        print(f"started {len(started)} node processes on {', '.join(hosts)}: "
+              + (", ".join(started) or "none (all were running)"))
+        print(f"PKI: {base / 'pki'}; logs: {base}/<process>/node.log")
+
+    guard(run)
+
+
+@commands.command("down")
+def down_command(
+    deployment: DeploymentArgument,
+    base: BaseOption = Path("qkdnet-deployment"),
+    kill: Annotated[bool, typer.Option(help="SIGKILL at once instead of SIGTERM.")] = False,
+) -> None:
+    """Stop the deployment's node processes running from this base folder."""
+    from qkdnet.files.deployment import load_deployment
+    from qkdnet.live.node_processes import stop_processes
+
+    def run() -> None:
+        stopped = stop_processes(load_deployment(deployment), base, kill)
+        print(f"stopped {len(stopped)} node processes: " + (", ".join(stopped) or "none"))
+
+    guard(run)
+
+
+@commands.command("status")
+def status_command(
+    deployment: DeploymentArgument,
+    base: BaseOption = Path("qkdnet-deployment"),
+) -> None:
+    """The deployment's node processes: running or not, and whether their KME and KM ports
+    answer. Exit 1 if any is not serving."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from qkdnet.files.deployment import load_deployment
+    from qkdnet.live.node_processes import process_states
+
+    def run() -> int:
+        plan = load_deployment(deployment)
+        table = Table("process", "host", "nodes", "pid", "KME", "KM-to-KM")
+        down = 0
+        for s in process_states(plan, base):
+            serving = s.pid is not None and s.kme_listening and s.km_listening
+            down += not serving
+            table.add_row(s.process, s.host, str(s.nodes), str(s.pid or "-"),
+                          "up" if s.kme_listening else "down",
+                          "up" if s.km_listening else "down")
+        Console().print(table)
+        return 1 if down else 0
+
+    sys.exit(guard(run))

@@ -1,0 +1,249 @@
+"""``qkdnet node``: one node process of a deployment (:mod:`qkdnet.files.deployment`), the
+nodes placed in it and nothing else.
+
+For each of its nodes the process runs the Key Manager and its SQLite key store and the
+ETSI GS QKD 014 KME on the node's port; it keeps the KM-links between its own nodes
+filled from their emulated devices as ``qkdnet serve`` does. Everything else goes over the
+network with the nodes' certificates from the deployment's PKI:
+
+- KM-to-KM (relay hops, completions, aborts, key supply notifications) to the KM listener
+  of the process hosting the other node (:mod:`qkdnet.live.km_transport`), and from others
+  to this process's KM listener on ``km_port`` (:mod:`qkdnet.live.km_app`);
+- the key of a KM-link to another process comes from its QKD device pair, each end from
+  its own device end, synchronised over KM-to-KM (:mod:`qkdnet.live.border_supply`). The
+  emulated device pair of such a link runs in the process of the link's end ``a``, which
+  also serves end ``b``'s device end over ETSI 014 on its KM listener, under
+  ``/devices/<km_link>`` (:mod:`qkdnet.live.device_app`).
+
+Routes come from a controller run in this process over the whole network (the controller
+as a service, and the NMS, come with the rest of issue 14). A manifest in the data folder
+names the process's KMEs and SAEs, as ``qkdnet serve``'s does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import json
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qkdnet.apps.sae_client import tls_context
+from qkdnet.errors import ParameterError
+from qkdnet.files.deployment import Deployment, ProcessPlacement
+from qkdnet.live.audit import AuditLog, audit_file
+from qkdnet.live.data_folder import open_data_folder
+from qkdnet.live.data_lock import FolderLock
+from qkdnet.live.device_app import PREFIX as DEVICE_PREFIX
+from qkdnet.live.device_app import make_device_app
+from qkdnet.live.device_client import HttpDeviceEnd
+from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, DEFAULT_HELD_KEY_TTL_S, KeyNetwork
+from qkdnet.live.km_app import make_km_app
+from qkdnet.live.km_transport import RemoteKMs
+from qkdnet.live.kme_app import make_kme_app
+from qkdnet.live.pki import Pki, load_pki
+from qkdnet.live.qkd_device import DeviceEnd, EmulatedDevice
+from qkdnet.live.revocation import RevocationWatch
+from qkdnet.live.step_guard import StepGuard
+from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
+from qkdnet.quantum.emulator import emulator_for_link
+from qkdnet.topology.model import KMLinkKind
+
+log = logging.getLogger(__name__)
+
+PUMP_INTERVAL_S = 0.05
+PUMP_BUDGET_S = 0.005
+EXPIRE_INTERVAL_S = 1.0
+#: Key size of the emulated devices of border KM-links (bytes): one store block.
+DEVICE_KEY_BYTES = 1024
+
+Scope = MutableMapping[str, Any]
+App = Callable[[Scope, Any, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """How to run a node process: its data folder, the PKI folder (``ca.crt``, ``kme/``),
+    the address to listen on (default: its host's address in the deployment), how fast
+    key is made, and the pools."""
+
+    folder: Path
+    pki: Path
+    listen: str | None = None
+    speedup: float = 1.0
+    prefill_bits: int = 0
+    pool_capacity_bits: int = DEFAULT_CAPACITY_BYTES * 8
+    held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S
+
+    def __post_init__(self) -> None:
+        if not self.speedup > 0:
+            raise ParameterError("--speedup", self.speedup, "must be > 0")
+        if self.prefill_bits < 0:
+            raise ParameterError("--prefill-bits", self.prefill_bits, "must be >= 0")
+        if not (self.pki / "ca.crt").is_file():
+            raise ParameterError("--pki", str(self.pki), "no ca.crt there: make the "
+                                 "deployment's PKI with `qkdnet up` or `qkdnet pki init`")
+
+
+async def run_node(deployment: Deployment, process_id: str, options: NodeOptions,
+                   ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Run the node process ``process_id`` until cancelled; ``ready`` gets its manifest
+    once every listener is up."""
+    placement = deployment.process(process_id)  # the caller checked the name
+    open_data_folder(options.folder)
+    lock = FolderLock.acquire(options.folder)
+    try:
+        await _run(deployment, placement, options, lock, ready)
+    finally:
+        with contextlib.suppress(OSError):
+            path = options.folder / "manifest.json"
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
+        lock.release()
+
+
+async def _run(deployment: Deployment, placement: ProcessPlacement, options: NodeOptions,
+               lock: FolderLock, ready: Callable[[dict[str, Any]], None] | None) -> None:
+    network = deployment.network
+    nodes = placement.nodes
+    pki = load_pki(options.pki)
+    listen = options.listen or deployment.host(placement.host).address
+    loop = asyncio.get_running_loop()
+
+    def context_for(node: str) -> Any:
+        return tls_context(pki.kme_cert(node), pki.kme_key(node), pki.ca_cert)
+
+    peers = {n: _url(*deployment.km_address(n)) for n in deployment.nodes if n not in nodes}
+    remote = RemoteKMs(peers, context_for)
+    served, devices = _devices(deployment, placement, pki, options, loop.time, context_for)
+    keynet = KeyNetwork(network, options.folder / "stores", nodes, remote=remote,
+                        devices=devices, capacity_bytes_per_link=options.pool_capacity_bits
+                        // 8, held_key_ttl_s=options.held_key_ttl_s)
+    try:
+        keynet.supply.start(loop.time(), options.speedup, options.prefill_bits)
+        keynet.supply.pump(loop.time())
+        keynet.supply.checkpoint_all()
+        revocation = RevocationWatch.of_pki(pki)
+        audit = AuditLog(audit_file(options.folder))
+        servers: dict[str, TlsServer] = {}
+        for node in nodes:
+            tls = server_ssl_context(pki.kme_cert(node), pki.kme_key(node), pki.ca_cert)
+            servers[node] = make_server(
+                make_kme_app(keynet, node, revocation=revocation, audit=audit), listen,
+                placement.kme_port_of(node), tls)
+        km_tls = server_ssl_context(pki.kme_cert(nodes[0]), pki.kme_key(nodes[0]),
+                                    pki.ca_cert)
+        km = make_server(_by_path(make_km_app(keynet.receive, nodes),
+                                  make_device_app(served)), listen, placement.km_port, km_tls)
+        manifest = _manifest(deployment, placement, pki, listen)
+        _write_json(options.folder / "manifest.json", manifest)
+        lock.announce(f"node process {placement.id}")
+        pump = asyncio.create_task(_pump(keynet))
+        gc.collect()
+        gc.freeze()
+        if ready is not None:
+            ready(manifest)
+        try:
+            await serve_many([*servers.values(), km])
+        finally:
+            pump.cancel()
+            await remote.close()
+            for end in devices.values():
+                if isinstance(end, HttpDeviceEnd):
+                    await end.aclose()
+    finally:
+        keynet.close()
+
+
+def _devices(deployment: Deployment, placement: ProcessPlacement, pki: Pki,
+             options: NodeOptions, now: Callable[[], float],
+             context_for: Callable[[str], Any]
+             ) -> tuple[dict[str, EmulatedDevice], dict[str, DeviceEnd]]:
+    """The emulated device pairs this process runs (its border KM-links' end a), and this
+    process's device end of each border KM-link."""
+    network = deployment.network
+    here = set(placement.nodes)
+    served: dict[str, EmulatedDevice] = {}
+    ends: dict[str, DeviceEnd] = {}
+    for km in network.km_links:
+        if km.kind is not KMLinkKind.DIRECT or (km.a in here) == (km.b in here) \
+                or km.a not in deployment.nodes or km.b not in deployment.nodes:
+            continue
+        if km.a in here:
+            link = network.link[km.path[0]]
+            emulator = emulator_for_link(link, km.id, random_bytes=secrets.token_bytes,
+                                         block_bytes=DEVICE_KEY_BYTES,
+                                         speedup=options.speedup, start=now())
+            device = served[km.id] = EmulatedDevice(km.id, (km.a, km.b), emulator, now)
+            ends[km.id] = device.end(km.a)
+        else:
+            url = _url(*deployment.km_address(km.a)) + DEVICE_PREFIX + km.id
+            ends[km.id] = HttpDeviceEnd(url, context_for(km.b), km.a, DEVICE_KEY_BYTES)
+    return served, ends
+
+
+def _by_path(km: App, devices: App) -> App:
+    """One listener for KM-to-KM and for the device ends this process serves."""
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and scope["path"].startswith(DEVICE_PREFIX):
+            await devices(scope, receive, send)
+        else:
+            await km(scope, receive, send)
+    return app
+
+
+async def _pump(keynet: KeyNetwork) -> None:
+    """Fill the pools of the process's own KM-links, run the border supply, erase held keys
+    past their TTL; a failing step is logged once while it repeats, and the others go on."""
+    loop = asyncio.get_running_loop()
+    expired = loop.time()
+    pumping, bordering = StepGuard("key supply"), StepGuard("border key supply")
+    expiring = StepGuard("expiry of held keys")
+    while True:
+        await asyncio.sleep(PUMP_INTERVAL_S)
+        pumping.run(functools.partial(keynet.supply.pump, loop.time(), PUMP_BUDGET_S))
+        if keynet.border is not None:
+            await bordering.run_async(keynet.border.step(loop.time()))
+        if loop.time() - expired >= EXPIRE_INTERVAL_S:
+            expired = loop.time()
+            expiring.run(keynet.expire_held)
+
+
+def _manifest(deployment: Deployment, placement: ProcessPlacement, pki: Pki,
+              listen: str) -> dict[str, Any]:
+    address = deployment.host(placement.host).address
+    here = set(placement.nodes)
+    return {
+        "scenario": deployment.network.name,
+        "process": placement.id,
+        "pid": os.getpid(),
+        "ca": str(pki.ca_cert),
+        "km_url": _url(address, placement.km_port),
+        "kmes": {n: {"url": deployment.kme_url(n), "port": placement.kme_port_of(n),
+                     "cert": str(pki.kme_cert(n)), "key": str(pki.kme_key(n))}
+                 for n in placement.nodes},
+        "saes": {s.id: {"node": s.node, "kme_url": deployment.kme_url(s.node),
+                        **({"cert": str(pki.sae_cert(s.id)), "key": str(pki.sae_key(s.id))}
+                           if s.id in pki.sae_ids else {})}
+                 for s in deployment.network.saes if s.node in here},
+        "listen": listen,
+    }
+
+
+def _url(address: str, port: int) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"https://{host}:{port}"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically: readers never see half a manifest."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
