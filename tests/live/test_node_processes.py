@@ -5,6 +5,7 @@ traffic and `qkdnet up` brings it back; `qkdnet status` and `qkdnet down` tell a
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from etsi_qkd_014_client import QKD014Client
+from qkdsec.client import ETSI014Client
 
 from qkdnet.apps.sae_client import KmeError, SaeClient
 
@@ -99,6 +102,22 @@ def _key_crosses(folder: Path, tries: int = 100) -> bool:
     return False
 
 
+def _third_party_clients_agree(folder: Path) -> None:
+    """etsi-qkd-014-client as sae-a at the left process's KME, qkdsec as sae-d at the right
+    process's: the same key bytes under the same key_IDs."""
+    left = json.loads((folder / "base" / "left" / "manifest.json").read_text())
+    right = json.loads((folder / "base" / "right" / "manifest.json").read_text())
+    a, d = left["saes"]["sae-a"], right["saes"]["sae-d"]
+    master = QKD014Client(a["kme_url"].removeprefix("https://"), a["cert"], a["key"],
+                          left["ca"])
+    code, container = master.get_key("sae-d", number=2, size=256)
+    assert code == 200
+    sent = {k.key_id: base64.b64decode(k.key) for k in container.keys}
+    slave = ETSI014Client(d["kme_url"], client_cert=(d["cert"], d["key"]), verify=right["ca"])
+    got = slave.get_dec_keys("sae-a", key_ids=list(sent))
+    assert {k.key_id: k.key for k in got} == sent and len(sent) == 2
+
+
 def test_keys_cross_process_boundaries_and_survive_a_killed_process(deployment: Path
                                                                     ) -> None:
     folder = deployment.parent
@@ -109,6 +128,7 @@ def test_keys_cross_process_boundaries_and_survive_a_killed_process(deployment: 
     assert (os.stat(folder / "base" / "left").st_mode & 0o077) == 0  # key material inside
     assert _qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder).returncode == 0
     assert _key_crosses(folder)
+    _third_party_clients_agree(folder)
 
     right_pid = int((folder / "base" / "right" / "node.pid").read_text())
     os.kill(right_pid, signal.SIGKILL)
