@@ -261,8 +261,9 @@ class NetnsHosts:
                 with contextlib.suppress(NetnsError):  # nothing to remove is fine
                     _ip("-n", ns, "qdisc", "del", "dev", dev, "root", tool="tc")
                 continue
+            lose = ("loss", f"{loss * 100:g}%") if loss else ()
             _ip("-n", ns, "qdisc", "replace", "dev", dev, "root", "netem",
-                "delay", f"{round(delay_s * 1e6)}us", "loss", f"{loss * 100:g}%", tool="tc")
+                "delay", f"{round(delay_s * 1e6)}us", *lose, tool="tc")
 
     def cut(self, a: str, b: str) -> None:
         """Cut the link ``a``-``b`` (both ends down): the two hosts no longer reach each
