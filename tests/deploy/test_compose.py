@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from qkdnet.deploy.compose import COMPOSE_FILE, compose_files
+from qkdnet.deploy.containers import RUN_AS_GID, RUN_AS_UID
 from qkdnet.files.deployment import Deployment, load_deployment
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cn-qcn-deployment.yaml"
@@ -63,7 +64,7 @@ def test_each_process_and_service_runs_its_command(written: Path,
     assert list(services) == expected
     dep = ["--deployment", "/etc/qkdnet/deployment.yaml", "--pki", "/etc/qkdnet/pki"]
     assert services["node-east"]["command"] == [
-        "node", *dep, "--process", "east", "--dir", "/var/lib/qkdnet"]
+        "node", *dep, "--process", "east", "--dir", "/var/lib/qkdnet/state"]
     assert services["controller"]["command"] == ["controller", *dep]
     assert services["ems-north"]["command"] == ["ems", *dep, "--region", "north"]
     assert services["nms"]["command"] == ["nms", *dep]
@@ -111,3 +112,14 @@ def test_a_scenario_file_travels_with_the_deployment(tmp_path: Path) -> None:
     again = load_deployment(out / "deployment.yaml")
     assert again.scenario == "scenario.yaml" and again.nodes == ("hefei", "nanjing",
                                                                  "shanghai", "sh-m1")
+
+
+def test_services_run_as_the_images_user_and_secrets_keep_the_hosts_modes(
+        written: Path) -> None:
+    """Every service runs as uid:gid 10001 (the Dockerfile's USER), never root; no secret
+    claims a uid, gid or mode, which Docker Compose ignores for file secrets."""
+    document = _compose(written)
+    for service in document["services"].values():
+        assert service["user"] == f"{RUN_AS_UID}:{RUN_AS_GID}" and RUN_AS_UID != 0
+        for secret in service["secrets"]:
+            assert set(secret) == {"source", "target"}

@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from qkdnet.deploy.containers import DATA_DIR, RUN_AS_GID, RUN_AS_UID, STATE_DIR
 from qkdnet.deploy.kubernetes import KUSTOMIZATION, kubernetes_files, secret_names
 from qkdnet.files.deployment import Deployment, load_deployment, parse_deployment
 from qkdnet.live.pki import init_pki
@@ -141,3 +142,26 @@ def test_with_a_pki_the_secrets_hold_its_pem_files(ring: tuple[Deployment, Path]
     assert ca_key not in "".join(files.values())  # the CA key stays off the cluster
     for o in yaml.safe_load_all(files["secrets.yaml"]):
         kubernetes_validate.validate(o, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_pods_run_as_the_images_user_and_can_read_their_keys(example: Deployment) -> None:
+    """Pods run as uid 10001 (never root) with group 10001 as fsGroup, so the kubelet gives
+    the Secret's files that group: mode 0440 lets the process read its keys, others not;
+    the volume claim's root is the mount, the data folder a private folder inside it."""
+    objects = _objects(kubernetes_files(example))
+    workloads = [o for o in objects if o["kind"] in ("StatefulSet", "Deployment")]
+    for w in workloads:
+        pod = w["spec"]["template"]["spec"]
+        assert pod["securityContext"] == {
+            "runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_GID, "runAsNonRoot": True,
+            "fsGroup": RUN_AS_GID, "fsGroupChangePolicy": "OnRootMismatch"}
+        assert RUN_AS_UID != 0 and RUN_AS_GID != 0
+        mode = next(v for v in pod["volumes"] if v["name"] == "pki")["secret"]["defaultMode"]
+        assert mode & 0o040 and not mode & 0o007 and not mode & 0o222
+        container = pod["containers"][0]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        if w["kind"] == "StatefulSet":
+            data = next(m for m in container["volumeMounts"] if m["name"] == "data")
+            state = container["args"][container["args"].index("--dir") + 1]
+            assert data["mountPath"] == DATA_DIR and state == STATE_DIR
+            assert state.startswith(DATA_DIR + "/")

@@ -8,6 +8,12 @@ placed there. The deployment file (and a scenario file, if any) are Compose conf
 mounted in ``/etc/qkdnet``; certificates are Compose secrets read from a ``qkdnet pki``
 folder and mounted as ``/etc/qkdnet/pki``; each node process keeps its key stores in a
 named volume.
+
+Every service runs as the image's user (:data:`~qkdnet.deploy.containers.RUN_AS_UID`).
+Docker Compose mounts a file secret as a bind mount of the host's file, keeping its owner
+and mode (it ignores a secret's ``uid``, ``gid`` and ``mode`` and warns), so none are
+written: the PKI files on each host must be readable by that uid, keys staying 0600
+(``chown -R 10001:10001 pki``).
 """
 
 from __future__ import annotations
@@ -16,12 +22,18 @@ from typing import Any
 
 import yaml
 
-from qkdnet.deploy.containers import CONFIG_DIR, DATA_DIR, PKI_DIR, config_files, containers
+from qkdnet.deploy.containers import (
+    CONFIG_DIR,
+    DATA_DIR,
+    PKI_DIR,
+    RUN_AS_GID,
+    RUN_AS_UID,
+    config_files,
+    containers,
+)
 from qkdnet.files.deployment import Deployment
 
 COMPOSE_FILE = "compose.yaml"
-#: Owner-read only: a KME's private key in the container.
-SECRET_MODE = 0o400
 
 
 def compose_files(deployment: Deployment, pki: str = "pki", image: str = "qkdnet:latest"
@@ -37,11 +49,12 @@ def compose_files(deployment: Deployment, pki: str = "pki", image: str = "qkdnet
         service: dict[str, Any] = {
             "image": image,
             "command": list(c.args),
+            "user": f"{RUN_AS_UID}:{RUN_AS_GID}",
             "network_mode": "host",
             "restart": "unless-stopped",
             "profiles": [c.host],
             "configs": [{"source": _name(f), "target": f"{CONFIG_DIR}/{f}"} for f in configs],
-            "secrets": [{"source": _name(f), "target": f"{PKI_DIR}/{f}", "mode": SECRET_MODE}
+            "secrets": [{"source": _name(f), "target": f"{PKI_DIR}/{f}"}
                         for f in c.pki_files],
             "labels": {"org.qkdnet.component": c.component, "org.qkdnet.host": c.host},
         }

@@ -21,8 +21,18 @@ CONFIG_DIR = "/etc/qkdnet"
 DEPLOYMENT_FILE = "deployment.yaml"
 SCENARIO_FILE = "scenario.yaml"
 PKI_DIR = f"{CONFIG_DIR}/pki"
+#: Where a node process's volume is mounted (the image user's home).
 DATA_DIR = "/var/lib/qkdnet"
+#: A node process's data folder (``--dir``), a folder the process makes in its volume:
+#: the volume's root may be group-accessible (Kubernetes' fsGroup makes it 2770), and the
+#: data folder must be private to the process (mode 0700, see qkdnet.live.data_folder).
+STATE_DIR = f"{DATA_DIR}/state"
 DEFAULT_IMAGE = "qkdnet:latest"
+#: The user and group every container runs as: the image's USER (the repository's
+#: Dockerfile), never root. Kubernetes gets them as runAsUser/runAsGroup/fsGroup; on a
+#: Compose host the PKI files mounted must be readable by this uid.
+RUN_AS_UID = 10001
+RUN_AS_GID = 10001
 _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
@@ -78,7 +88,7 @@ def containers(deployment: Deployment, listen: str | None = None) -> list[Contai
     base = ("--deployment", f"{CONFIG_DIR}/{DEPLOYMENT_FILE}", "--pki", PKI_DIR)
     extra = ("--listen", listen) if listen else ()
     out = [Container(f"node-{p.id}", "node", p.host,
-                     ("node", *base, "--process", p.id, "--dir", DATA_DIR, *extra),
+                     ("node", *base, "--process", p.id, "--dir", STATE_DIR, *extra),
                      node_pki_files(p), (*p.kme_ports, p.km_port), True)
            for p in deployment.processes]
     out.append(Container("controller", "controller", deployment.controller.host,

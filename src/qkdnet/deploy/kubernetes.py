@@ -15,6 +15,15 @@ host per Service), ports unchanged; the containers listen on 0.0.0.0. Certificat
 from Secrets: written from a ``qkdnet pki`` folder when one is given (PEM files,
 base64-encoded as Kubernetes stores them), else only referenced by name (created by the
 operator, see :func:`secret_names`).
+
+Pods run as the image's user, never root (``runAsUser``/``runAsGroup``
+:data:`~qkdnet.deploy.containers.RUN_AS_UID`/``GID``, ``runAsNonRoot``), and with that
+group as ``fsGroup``: the kubelet gives the Secret's files (root-owned) that group, so
+mode 0440 lets the process read its keys and no one else, and makes the volume claim's
+root writable by the process (mode 2770), which keeps its data folder in a private
+sub-folder (:data:`~qkdnet.deploy.containers.STATE_DIR`). ``fsGroupChangePolicy:
+OnRootMismatch``: the kubelet changes ownership and modes only on a volume's first mount,
+not the key stores (0600) on every restart.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ from qkdnet.deploy.containers import (
     DATA_DIR,
     DEFAULT_IMAGE,
     PKI_DIR,
+    RUN_AS_GID,
+    RUN_AS_UID,
     Container,
     config_files,
     containers,
@@ -47,6 +58,8 @@ ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 #: Space for each node process's key stores.
 DEFAULT_STORAGE = "1Gi"
 _APP = "qkdnet"
+#: Owner (root) and group (fsGroup: the process's group) read: a KME's private key.
+SECRET_MODE = 0o440
 
 
 def service_name(container: Container) -> str:
@@ -153,7 +166,7 @@ def _workload(c: Container, image: str, configs: list[str], storage: str) -> dic
     mounts.append({"name": "pki", "mountPath": PKI_DIR, "readOnly": True})
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": CONFIG_MAP}},
-        {"name": "pki", "secret": {"secretName": secret_name(c), "defaultMode": 0o400,
+        {"name": "pki", "secret": {"secretName": secret_name(c), "defaultMode": SECRET_MODE,
                                    "items": [{"key": _key(f), "path": f}
                                              for f in c.pki_files]}}]
     if c.stateful:
@@ -164,7 +177,12 @@ def _workload(c: Container, image: str, configs: list[str], storage: str) -> dic
                "args": list(c.args),
                "ports": [{"name": n, "containerPort": p, "protocol": "TCP"}
                          for n, p in _port_names(c)],
-               "volumeMounts": mounts}],
+               "volumeMounts": mounts,
+               "securityContext": {"allowPrivilegeEscalation": False,
+                                   "capabilities": {"drop": ["ALL"]}}}],
+               "securityContext": {"runAsUser": RUN_AS_UID, "runAsGroup": RUN_AS_GID,
+                                   "runAsNonRoot": True, "fsGroup": RUN_AS_GID,
+                                   "fsGroupChangePolicy": "OnRootMismatch"},
                "volumes": volumes}}
     spec: dict[str, Any] = {"replicas": 1,
                             "selector": {"matchLabels": _labels(c)}, "template": pod}
