@@ -9,15 +9,13 @@ import base64
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from etsi_qkd_014_client import QKD014Client
+from node_deployment import free_ports, qkdnet
 from qkdsec.client import ETSI014Client
 
 from qkdnet.apps.sae_client import KmeError, SaeClient
@@ -40,32 +38,10 @@ saes:
 """
 
 
-def _free_ports(n: int) -> list[int]:
-    """``n`` ports free now, each with the next one free too (a process's two KMEs)."""
-    found: list[int] = []
-    while len(found) < n:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        try:
-            with socket.socket() as next_one:
-                next_one.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        if not any(abs(port - p) < 2 for p in found):
-            found.append(port)
-    return found
-
-
-def _qkdnet(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "qkdnet", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=180)
-
-
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "chain.yaml").write_text(CHAIN)
-    kme_l, km_l, kme_r, km_r = _free_ports(4)
+    kme_l, km_l, kme_r, km_r = free_ports(4)
     (tmp_path / "deploy.yaml").write_text(f"""\
 qkdnet_deployment: 1
 scenario: chain.yaml
@@ -78,7 +54,7 @@ controller: {{host: local, port: 1}}
 nms: {{host: local, port: 2}}
 """)
     yield tmp_path / "deploy.yaml"
-    _qkdnet("down", "deploy.yaml", "--dir", "base", "--kill", cwd=tmp_path)
+    qkdnet("down", "deploy.yaml", "--dir", "base", "--kill", cwd=tmp_path)
 
 
 def _client(folder: Path, process: str, sae: str) -> SaeClient:
@@ -121,12 +97,12 @@ def _third_party_clients_agree(folder: Path) -> None:
 def test_keys_cross_process_boundaries_and_survive_a_killed_process(deployment: Path
                                                                     ) -> None:
     folder = deployment.parent
-    up = _qkdnet("up", "deploy.yaml", "--dir", "base", "--prefill-bits", "100000",
+    up = qkdnet("up", "deploy.yaml", "--dir", "base", "--prefill-bits", "100000",
                  "--speedup", "5", cwd=folder)
     assert up.returncode == 0, up.stdout + up.stderr
     assert "started 2 node processes on local: left, right" in up.stdout
     assert (os.stat(folder / "base" / "left").st_mode & 0o077) == 0  # key material inside
-    assert _qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder).returncode == 0
+    assert qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder).returncode == 0
     assert _key_crosses(folder)
     _third_party_clients_agree(folder)
 
@@ -136,21 +112,21 @@ def test_keys_cross_process_boundaries_and_survive_a_killed_process(deployment: 
     with pytest.raises(KmeError) as refused:  # no KM at c: the relay fails on its timer
         master.enc_keys("sae-d", 1, 256)
     assert refused.value.status == 503
-    status = _qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder)
+    status = qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder)
     assert status.returncode == 1 and "right" in status.stdout
 
-    again = _qkdnet("up", "deploy.yaml", "--dir", "base", cwd=folder)
+    again = qkdnet("up", "deploy.yaml", "--dir", "base", cwd=folder)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "started 1 node processes on local: right" in again.stdout
     assert _key_crosses(folder)
 
-    down = _qkdnet("down", "deploy.yaml", "--dir", "base", cwd=folder)
+    down = qkdnet("down", "deploy.yaml", "--dir", "base", cwd=folder)
     assert "stopped 2 node processes" in down.stdout
-    assert _qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder).returncode == 1
+    assert qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder).returncode == 1
 
 
 def test_a_process_not_in_the_deployment_is_refused_by_name(deployment: Path) -> None:
-    done = _qkdnet("node", "--deployment", "deploy.yaml", "--process", "middle", "--pki",
+    done = qkdnet("node", "--deployment", "deploy.yaml", "--process", "middle", "--pki",
                    ".", cwd=deployment.parent)
     assert done.returncode == 2
     assert "middle" in done.stderr and "left, right" in done.stderr

@@ -1,6 +1,7 @@
 """KM-to-KM over mutual TLS, the receiving side: the KM listener of a process, an ASGI app
 taking batches of Key Manager messages (:mod:`qkdnet.keys.km_wire`) at ``POST
-/km/v1/messages`` for the nodes the process hosts.
+/km/v1/messages`` for the nodes the process hosts, and answering the other processes'
+health probes at ``GET /km/v1/health`` (the nodes it hosts).
 
 The sending node is the one its client certificate names (``kme:<node>``, from the
 network's CA; an SAE's certificate names none and is refused with 401), and every message
@@ -24,7 +25,7 @@ from typing import Any
 
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.keys.km_wire import MAX_BATCH_BYTES, Envelope, WireError, decode_batch
-from qkdnet.live.km_transport import KM_PATH
+from qkdnet.live.km_transport import HEALTH_PATH, KM_PATH
 from qkdnet.live.pki import kme_id_from_certificate
 from qkdnet.live.request_limits import BodyLimit
 from qkdnet.live.tls_server import client_certificate, connection_tls
@@ -73,6 +74,9 @@ class KmApp:
         await send({"type": "http.response.body", "body": body})
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
+        if scope["path"] == HEALTH_PATH and scope["method"] == "GET":
+            self._peer(scope)  # only the network's nodes ask
+            return 200, {"nodes": sorted(self._hosted)}
         if scope["path"] != KM_PATH:
             return 404, {"message": "Not Found"}
         if scope["method"] != "POST":

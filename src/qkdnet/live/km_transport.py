@@ -11,6 +11,11 @@ Order is kept per outbox. A message not acknowledged within ``give_up_s`` (the r
 process down for longer than a relay may take) is dropped and counted: the relay's source
 has failed it by then on its own timer, and a late hop could only be refused.
 
+Each process is probed (``GET /km/v1/health``) when it has not answered for
+PROBE_INTERVAL_S; one that has not answered for DOWN_AFTER_S counts as down
+(:meth:`RemoteKMs.down_nodes`), so the KM-links to its nodes are reported down and routes
+go round it; its first answer brings it back.
+
 The one-time pad makes the relay's content safe on any wire; TLS adds who-is-who,
 integrity of the framing and confidentiality of the metadata (key_IDs, SAEs, routes).
 """
@@ -21,6 +26,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import secrets
 import ssl
 from collections import deque
@@ -33,8 +39,13 @@ from qkdnet.live.http_client import LeanClient, NoReply
 
 log = logging.getLogger("qkdnet.km")
 
-#: Where a process's KM listener takes batches.
+#: Where a process's KM listener takes batches, and answers health probes.
 KM_PATH = "/km/v1/messages"
+HEALTH_PATH = "/km/v1/health"
+#: How often a process not heard from is probed (s), and after how long without an answer
+#: it counts as down (s): neighbours know a dead process within DOWN_AFTER_S + a probe.
+PROBE_INTERVAL_S = 1.0
+DOWN_AFTER_S = 3.0
 #: First and longest wait (s) before a batch is sent again.
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 1.0
@@ -72,6 +83,8 @@ class RemoteKMs:
         self._outboxes: dict[tuple[str, str], _Outbox] = {}
         self._incarnation = secrets.token_hex(8)
         self._sequence = itertools.count()
+        self._heard: dict[str, float] = {}  # process URL -> when it last answered (loop s)
+        self._started: float | None = None
         #: Messages acknowledged, posts sent again, and messages dropped, since start.
         self.delivered = 0
         self.retries = 0
@@ -90,16 +103,53 @@ class RemoteKMs:
             return
         box = self._outboxes.get((sender, url))
         if box is None:
-            context = self._contexts.get(sender)
-            if context is None:
-                context = self._contexts[sender] = self._context_for(sender)
             box = self._outboxes[(sender, url)] = _Outbox(
-                sender, url, LeanClient(url, context, timeout_s=self._timeout_s))
+                sender, url, LeanClient(url, self._context(sender), timeout_s=self._timeout_s))
         loop = asyncio.get_running_loop()
         ident = f"{self._incarnation}:{next(self._sequence)}"
         box.queue.append((Envelope(ident, to, message), loop.time()))
         if box.task is None or box.task.done():
             box.task = loop.create_task(self._drain(box))
+
+    def down_nodes(self, now: float, after_s: float = DOWN_AFTER_S) -> set[str]:
+        """The nodes whose process has not answered for ``after_s`` (s) at ``now`` (a
+        process never heard from counts from the transport's first probe)."""
+        start = self._started if self._started is not None else now
+        quiet = {url for url in set(self._peers.values())
+                 if now - self._heard.get(url, start) >= after_s}
+        return {node for node, url in self._peers.items() if url in quiet}
+
+    async def watch(self, prober: str, interval_s: float = PROBE_INTERVAL_S) -> None:
+        """Probe every process not heard from for ``interval_s``, as node ``prober``
+        (with its certificate), until cancelled."""
+        loop = asyncio.get_running_loop()
+        self._started = loop.time()
+        clients = {url: LeanClient(url, self._context(prober), timeout_s=interval_s)
+                   for url in set(self._peers.values())}
+        try:
+            while True:
+                now = loop.time()
+                quiet = [url for url in clients
+                         if now - self._heard.get(url, -math.inf) >= interval_s]
+                await asyncio.gather(*(self._probe(url, clients[url]) for url in quiet))
+                await asyncio.sleep(interval_s / 2)
+        finally:
+            for client in clients.values():
+                await client.aclose()
+
+    async def _probe(self, url: str, client: LeanClient) -> None:
+        try:
+            reply = await client.get(HEALTH_PATH)
+        except NoReply:
+            return
+        if reply.status_code == 200:
+            self._heard[url] = asyncio.get_running_loop().time()
+
+    def _context(self, node: str) -> ssl.SSLContext:
+        context = self._contexts.get(node)
+        if context is None:
+            context = self._contexts[node] = self._context_for(node)
+        return context
 
     @property
     def queued(self) -> int:
@@ -130,6 +180,8 @@ class RemoteKMs:
             if not batch:
                 return
             status, why = await self._post(box, batch)
+            if status:
+                self._heard[box.url] = loop.time()  # it answered: it is up
             if status == 200:
                 for _ in batch:
                     box.queue.popleft()

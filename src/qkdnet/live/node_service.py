@@ -16,8 +16,13 @@ network with the nodes' certificates from the deployment's PKI:
   ``/devices/<km_link>`` (:mod:`qkdnet.live.device_app`).
 
 Routes come from a controller run in this process over the whole network (the controller
-as a service, and the NMS, come with the rest of issue 14). A manifest in the data folder
-names the process's KMEs and SAEs, as ``qkdnet serve``'s does.
+as a service, and the NMS, come with the rest of issue 14). Every STATE_INTERVAL_S the
+process reports to it what it knows of each KM-link: its own KM-links as ``qkdnet serve``
+does, a border KM-link by this end's pool, a KM-link between other processes as nominal
+(full, up); and every KM-link with an end in a process that has not answered for
+:data:`~qkdnet.live.km_transport.DOWN_AFTER_S` as down, so routes go round a dead or
+unreachable process and come back (revertive) once it answers. A manifest in the data
+folder names the process's KMEs and SAEs, as ``qkdnet serve``'s does.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from pathlib import Path
 from typing import Any
 
 from qkdnet.apps.sae_client import tls_context
+from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
 from qkdnet.files.deployment import Deployment, ProcessPlacement
+from qkdnet.keys.link_state import KMLinkState
 from qkdnet.live.audit import AuditLog, audit_file
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
@@ -59,6 +66,8 @@ from qkdnet.topology.model import KMLinkKind
 log = logging.getLogger(__name__)
 
 PUMP_INTERVAL_S = 0.05
+#: How often the process's KM-link states reach its controller (s).
+STATE_INTERVAL_S = 1.0
 PUMP_BUDGET_S = 0.005
 EXPIRE_INTERVAL_S = 1.0
 #: Key size of the emulated devices of border KM-links (bytes): one store block.
@@ -123,7 +132,9 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
     peers = {n: _url(*deployment.km_address(n)) for n in deployment.nodes if n not in nodes}
     remote = RemoteKMs(peers, context_for)
     served, devices = _devices(deployment, placement, pki, options, loop.time, context_for)
-    keynet = KeyNetwork(network, options.folder / "stores", nodes, remote=remote,
+    controller = Controller.for_network(network)
+    keynet = KeyNetwork(network, options.folder / "stores", nodes, router=controller,
+                        remote=remote,
                         devices=devices, capacity_bytes_per_link=options.pool_capacity_bits
                         // 8, held_key_ttl_s=options.held_key_ttl_s)
     try:
@@ -145,7 +156,10 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         manifest = _manifest(deployment, placement, pki, listen)
         _write_json(options.folder / "manifest.json", manifest)
         lock.announce(f"node process {placement.id}")
-        pump = asyncio.create_task(_pump(keynet))
+        background = [asyncio.create_task(_pump(keynet)),
+                      asyncio.create_task(remote.watch(nodes[0])),
+                      asyncio.create_task(_report(keynet, remote, controller,
+                                                  options.pool_capacity_bits))]
         gc.collect()
         gc.freeze()
         if ready is not None:
@@ -153,7 +167,9 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         try:
             await serve_many([*servers.values(), km])
         finally:
-            pump.cancel()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await remote.close()
             for end in devices.values():
                 if isinstance(end, HttpDeviceEnd):
@@ -214,6 +230,41 @@ async def _pump(keynet: KeyNetwork) -> None:
         if loop.time() - expired >= EXPIRE_INTERVAL_S:
             expired = loop.time()
             expiring.run(keynet.expire_held)
+
+
+async def _report(keynet: KeyNetwork, remote: RemoteKMs, controller: Controller,
+                  nominal_bits: float) -> None:
+    """Report the KM-link states to the process's controller every STATE_INTERVAL_S."""
+    loop = asyncio.get_running_loop()
+    reporting = StepGuard("report to the controller")
+
+    def report() -> None:
+        states = link_states(keynet, remote.down_nodes(loop.time()), nominal_bits)
+        for change in controller.report(states):
+            log.info("demand %s: %s", change.demand, change.reason)
+
+    while True:
+        await asyncio.sleep(STATE_INTERVAL_S)
+        reporting.run(report)
+
+
+def link_states(keynet: KeyNetwork, down: set[str], nominal_bits: float
+                ) -> list[KMLinkState]:
+    """What this process knows of every KM-link: its own as the supply reports them, a
+    border KM-link by this end's outbound pool, a KM-link between other processes as
+    ``nominal_bits`` of key; down when an end is in ``down`` (a process not heard from)."""
+    states = {s.km_link: s for s in keynet.supply.link_states()}
+    for km in keynet.network.km_links:
+        if km.id in states:
+            continue
+        ends_here = [n for n in (km.a, km.b) if n in keynet.stores]
+        up = km.a not in down and km.b not in down
+        if ends_here:
+            key = 8.0 * keynet.stores[ends_here[0]].pool_bytes(km.id, True)
+            states[km.id] = KMLinkState(km.id, key, 0.0, up)
+        else:
+            states[km.id] = KMLinkState(km.id, nominal_bits, 0.0, up)
+    return list(states.values())
 
 
 def _manifest(deployment: Deployment, placement: ProcessPlacement, pki: Pki,
