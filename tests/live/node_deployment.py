@@ -1,5 +1,6 @@
-"""What the node-process tests share: free ports for a deployment file, and the qkdnet
-command line run in a folder."""
+"""What the node-process tests share: a ring of 7 nodes (SAEs at a2 and c1, whose short
+route crosses b1 and b2), free ports for a deployment file, and the qkdnet command line
+run in a folder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,30 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+
+RING = """\
+qkdnet_scenario: 1
+name: ring7
+nodes:
+  - {id: a1, kind: backbone_access, lat: 30.0, lon: 110.0}
+  - {id: a2, kind: backbone_access, lat: 30.2, lon: 110.4}
+  - {id: b1, kind: backbone_relay, lat: 30.5, lon: 110.8}
+  - {id: b2, kind: backbone_relay, lat: 30.9, lon: 110.9}
+  - {id: c1, kind: backbone_access, lat: 31.2, lon: 110.6}
+  - {id: c2, kind: backbone_relay, lat: 31.1, lon: 110.1}
+  - {id: c3, kind: backbone_relay, lat: 30.6, lon: 109.8}
+qkd_links:
+  - {a: a1, b: a2, length_km: 30, loss_db: 8, device_type: I}
+  - {a: a2, b: b1, length_km: 30, loss_db: 8, device_type: I}
+  - {a: b1, b: b2, length_km: 30, loss_db: 8, device_type: I}
+  - {a: b2, b: c1, length_km: 30, loss_db: 8, device_type: I}
+  - {a: c1, b: c2, length_km: 30, loss_db: 8, device_type: I}
+  - {a: c2, b: c3, length_km: 30, loss_db: 8, device_type: I}
+  - {a: c3, b: a1, length_km: 30, loss_db: 8, device_type: I}
+saes:
+  - {id: sae-a, node: a2}
+  - {id: sae-c, node: c1}
+"""
 
 
 def free_ports(n: int, width: int = 2) -> list[int]:
