@@ -68,6 +68,7 @@ class RemoteRouter:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one connection: one call at a time
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         #: When the controller was lost (s since the epoch); None while it answers.
         self.controller_lost_since: float | None = None
         #: Answers taken from the controller, and calls that got none, since start.
@@ -109,6 +110,7 @@ class RemoteRouter:
 
     async def close(self) -> None:
         """Stop refreshing and close the connection."""
+        self._closing = True  # ends the loop should a cancellation be lost on the way
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -119,9 +121,12 @@ class RemoteRouter:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_refresh = loop.time()
-        while True:
+        while not self._closing:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation
+            # that comes as the event is set, and close() would wait for ever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_refresh - loop.time()))
+                async with asyncio.timeout(max(0.0, next_refresh - loop.time())):
+                    await self._wake.wait()
             self._wake.clear()
             if self._wanted:
                 await self._fetch_all(sorted(self._wanted))
@@ -226,6 +231,7 @@ class RemoteReporter:
         self._states = states
         self.interval_s, self.retries, self.retry_s = interval_s, retries, retry_s
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._lock = asyncio.Lock()  # one connection: one post at a time
         #: Reports the controller took, and reports given up on, since start.
         self.sent = 0
@@ -240,6 +246,7 @@ class RemoteReporter:
 
     async def close(self) -> None:
         """Stop reporting and close the connection."""
+        self._closing = True  # ends the loop should a cancellation be lost on the way
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -281,7 +288,7 @@ class RemoteReporter:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._closing:
             started = loop.time()
             await self.report_now()
             await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
