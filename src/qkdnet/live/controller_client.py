@@ -128,7 +128,7 @@ class RemoteRouter:
                 async with asyncio.timeout(max(0.0, next_refresh - loop.time())):
                     await self._wake.wait()
             self._wake.clear()
-            if self._wanted:
+            if self._wanted and not self.stale:  # while lost, only the rounds try
                 await self._fetch_all(sorted(self._wanted))
             if loop.time() >= next_refresh:
                 self._forget(loop.time())
