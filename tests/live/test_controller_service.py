@@ -298,10 +298,10 @@ def test_a_lost_controller_leaves_the_last_routes_and_says_so(tmp_path: Path) ->
                 assert reporter.controller_lost_since is not None
                 assert router.route("a", "b").nodes == AROUND
                 with pytest.raises(NoRoute, match=ASKING):
-                    router.route("c", "a")  # never answered: nothing to fall back on
+                    router.route("a", "c")  # never answered: nothing to fall back on
                 await ctl.start()
                 assert await until(lambda: not router.stale)
-                assert await until(lambda: _nodes(router, "c", "a") is not None)
+                assert await until(lambda: _nodes(router, "a", "c") is not None)
                 assert router.controller_lost_since is None
                 assert await until(lambda: reporter.controller_lost_since is None)
             finally:
