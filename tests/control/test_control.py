@@ -156,6 +156,25 @@ def test_repair_of_the_working_route_reverts_the_demand_to_it(net: Network) -> N
     assert control.active("d") == working and control.backup("d") == backup
 
 
+def test_a_demand_declared_before_any_route_reverts_to_its_first_route(net: Network
+                                                                        ) -> None:
+    """A live demand declared while its KM-links hold no key gets no route; the route found
+    once they fill becomes its plan, so after a failure and repair it comes back to it."""
+    control = Controller(controllers_for(net))
+    control.report([KMLinkState(km.id, 0.0) for km in net.km_links])
+    control.add(Demand("d", "beijing", "wuhan"))
+    assert control.active("d") is None
+    [change] = control.report([KMLinkState(km.id, 1e9) for km in net.km_links])
+    assert change.reason == "restored"
+    first = control.active("d")
+    assert first is not None and control.backup("d") is not None
+    control.report([KMLinkState(first.km_links[0], 0.0, up=False)])
+    assert control.active("d") != first
+    [change] = control.report([KMLinkState(first.km_links[0], 1e9, up=True)])
+    assert change.reason == "reverted to the working route"
+    assert control.active("d") == first
+
+
 def test_a_drained_km_link_moves_the_demand_around_it(net: Network) -> None:
     """A report that a KM-link of the route holds less key than one request moves the
     demand to a route around it, though the link still refills (it would serve only its

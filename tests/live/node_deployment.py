@@ -34,6 +34,10 @@ saes:
 """
 
 
+#: How long the tests let a deployment's border KM-links fill before the first Get key (s).
+SETTLE_S = 5.0
+
+
 def free_ports(n: int, width: int = 2) -> list[int]:
     """``n`` ports free now, each with the ``width - 1`` next ones free too (a process's
     KMEs take consecutive ports)."""

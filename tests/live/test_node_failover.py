@@ -1,7 +1,8 @@
-"""A ring of 7 nodes in 3 node processes on loopback: the short route between two SAEs
-crosses the middle process; SIGKILL it and keys go round the other side of the ring once
-its loss is detected (a process silent for 3 s counts as down), each key delivered once
-and identical at both SAEs; start it again and the route comes back (revertive)."""
+"""A ring of 7 nodes in 3 node processes and the controller service on loopback: the short
+route between two SAEs crosses the middle process; SIGKILL it and keys go round the other
+side of the ring once its loss is detected (a process silent for 3 s counts as down), each
+key delivered once and identical at both SAEs; start it again and the route comes back
+(revertive). SIGKILL the controller service: keys keep flowing on the last routes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import signal
 import time
 from pathlib import Path
 
-from node_deployment import RING, free_ports, qkdnet
+from node_deployment import RING, SETTLE_S, free_ports, qkdnet
 
 from qkdnet.apps.sae_client import KmeError, SaeClient
 
@@ -24,7 +25,7 @@ def _hops_logged(log: Path) -> list[int]:
 
 def test_keys_go_round_a_killed_process_and_come_back(tmp_path: Path) -> None:
     (tmp_path / "ring.yaml").write_text(RING)
-    ports = free_ports(6, width=3)
+    ports = free_ports(7, width=3)
     (tmp_path / "deploy.yaml").write_text(f"""\
 qkdnet_deployment: 1
 scenario: ring.yaml
@@ -34,7 +35,7 @@ processes:
   - {{id: pa, host: local, nodes: [a1, a2], kme_port: {ports[0]}, km_port: {ports[1]}}}
   - {{id: pb, host: local, nodes: [b1, b2], kme_port: {ports[2]}, km_port: {ports[3]}}}
   - {{id: pc, host: local, nodes: [c1, c2, c3], kme_port: {ports[4]}, km_port: {ports[5]}}}
-controller: {{host: local, port: 1}}
+controller: {{host: local, port: {ports[6]}}}
 nms: {{host: local, port: 2}}
 """)
     try:
@@ -65,6 +66,9 @@ nms: {{host: local, port: 2}}
                 return refused
             raise AssertionError(f"no key delivered in {tries} calls")
 
+        # the first Get key declares the demand, and its first route is the plan it reverts
+        # to: declared once every border KM-link holds key, the plan is the short route
+        time.sleep(SETTLE_S)
         for _ in range(3):
             deliver_once(100)
         log = base / "pa" / "node.log"
@@ -77,11 +81,16 @@ nms: {{host: local, port: 2}}
         assert _hops_logged(log)[-1] == 4  # a2 a1 c3 c2 c1: round pb
 
         again = qkdnet("up", "deploy.yaml", "--dir", "base", cwd=tmp_path)
-        assert "started 1 node processes on local: pb" in again.stdout
+        assert "started 1 processes on local: pb" in again.stdout
         deadline = time.monotonic() + 60
         while _hops_logged(log)[-1] != 3 and time.monotonic() < deadline:
             deliver_once(100)
             time.sleep(0.2)
         assert _hops_logged(log)[-1] == 3  # reverted through pb
+
+        os.kill(int((base / "controller" / "controller.pid").read_text()), signal.SIGKILL)
+        for _ in range(5):  # no controller: the nodes relay on the routes it last gave
+            assert deliver_once(10) == 0
+        assert _hops_logged(log)[-1] == 3
     finally:
         qkdnet("down", "deploy.yaml", "--dir", "base", "--kill", cwd=tmp_path)

@@ -1,7 +1,8 @@
 """The ring of 7 nodes deployed on 3 hosts (Linux network namespaces joined by veth links),
-one node process per host: keys cross hosts; SIGKILL of the relay host's process, and a
-cut link between two hosts, each send keys round the ring once detected; the process
-started again, or the link restored, brings the short route back."""
+one node process per host and the controller service on the first: keys cross hosts;
+SIGKILL of the relay host's process, and a cut link between two hosts, each send keys
+round the ring once detected; the process started again, or the link restored, brings the
+short route back."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from netns_hosts import NetnsHosts, netns_hosts, read_line, require_netns
-from node_deployment import RING
+from node_deployment import RING, SETTLE_S
 
 from qkdnet.files.deployment import load_deployment
 from qkdnet.live.node_processes import deployment_pki
@@ -71,6 +72,16 @@ class Ring:
         self.processes: dict[str, subprocess.Popen[str]] = {}
         self.seen: set[str] = set()
 
+    def start_controller(self) -> None:
+        data = self.folder / "base" / "controller"
+        data.mkdir(parents=True, exist_ok=True)
+        data.chmod(0o700)
+        self.controller = self.net.qkdnet(
+            "h1", "controller", "--deployment", str(self.file), "--pki", str(self.pki),
+            "--dir", str(data), stdout=subprocess.PIPE,
+            stderr=(data / "controller.log").open("w"), text=True)
+        assert "controller serving" in read_line(self.controller, START_TIMEOUT_S)
+
     def start(self, process: str) -> None:
         data = self.folder / "base" / process
         data.mkdir(parents=True, exist_ok=True)
@@ -112,8 +123,13 @@ class Ring:
 def test_keys_go_round_a_lost_host_process_and_a_cut_link(hosts: NetnsHosts,
                                                           tmp_path: Path) -> None:
     ring = Ring(hosts, tmp_path)
+    ring.start_controller()
     for process in HOSTS:
         ring.start(process)
+    # the first Get key declares the demand, and its first route is the plan it reverts
+    # to: declared once every border KM-link holds key (their devices make a block every
+    # ~0.1 s at --speedup 10), the plan is the short route
+    time.sleep(SETTLE_S)
     for _ in range(3):
         ring.deliver(100)
     assert ring.hops() == 3  # a2 b1 b2 c1: through h2

@@ -1,5 +1,6 @@
-"""``qkdnet node``, ``qkdnet up``, ``qkdnet down``, ``qkdnet status``: the live network as
-node processes of a deployment file, on this machine and others."""
+"""``qkdnet node``, ``qkdnet controller``, ``qkdnet up``, ``qkdnet down``, ``qkdnet
+status``: the live network as the processes of a deployment file, on this machine and
+others."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def node_command(
                                                "host's address in the deployment).")] = None,
     speedup: SpeedupOption = 1.0,
     prefill_bits: PrefillOption = 0,
+    local_controller: Annotated[bool, typer.Option(
+        "--local-controller", help="Route with a controller in this process instead of the "
+        "deployment's controller service.")] = False,
 ) -> None:
     """Run one node process of a deployment: the KM, key store and ETSI GS QKD 014 KME of
     each node placed in it, KM-to-KM with the other processes over mutual TLS, and the key
@@ -67,7 +71,7 @@ def node_command(
                                  "it has " + ", ".join(p.id for p in plan.processes)
                                  ) from None
         options = NodeOptions(folder or Path(f"qkdnet-node-{chosen}"), pki, listen, speedup,
-                              prefill_bits)
+                              prefill_bits, local_controller=local_controller)
         log_to_stderr()
 
         def ready(manifest: dict[str, Any]) -> None:
@@ -75,6 +79,35 @@ def node_command(
                   f"at {manifest['km_url']}", flush=True)
 
         run_until_stopped(lambda: run_node(plan, chosen, options, ready), loop_factory())
+
+    guard(run)
+
+
+@commands.command("controller")
+def controller_command(
+    deployment: DeploymentOption,
+    pki: Annotated[Path, typer.Option(help="PKI folder: ca.crt and "
+                                      "kme/qkdnet-controller.crt|key.")] = Path("pki"),
+    folder: Annotated[Path, typer.Option("--dir", "-d", help="Folder for its manifest.")
+                      ] = Path("qkdnet-controller"),
+    listen: Annotated[str | None, typer.Option(help="Address to listen on (default: the "
+                                               "host's address in the deployment).")] = None,
+) -> None:
+    """Run the deployment's controller service: the node processes report their KM-links to
+    it and ask it for routes, over mutual TLS. Ctrl-C or SIGTERM stops it."""
+    from qkdnet.files.deployment import load_deployment
+    from qkdnet.live.controller_process import run_controller
+    from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
+
+    def run() -> None:
+        plan = load_deployment(deployment)
+        log_to_stderr()
+
+        def ready(manifest: dict[str, Any]) -> None:
+            print(f"controller serving at {manifest['controller_url']}", flush=True)
+
+        run_until_stopped(lambda: run_controller(plan, pki, folder, listen, ready),
+                          loop_factory())
 
     guard(run)
 
@@ -88,8 +121,9 @@ def up_command(
     speedup: SpeedupOption = 1.0,
     prefill_bits: PrefillOption = 0,
 ) -> None:
-    """Start every node process of the deployment placed on this machine's host (those
-    already running are left alone) and wait until each serves."""
+    """Start every process of the deployment placed on this machine's host (the controller
+    service, then the node processes; those already running are left alone) and wait until
+    each serves."""
     from qkdnet.files.deployment import load_deployment
     from qkdnet.live.node_processes import local_hosts, start_processes
 
@@ -99,7 +133,7 @@ def up_command(
         started = start_processes(plan, deployment, base, hosts,
                                   ["--speedup", str(speedup), "--prefill-bits",
                                    str(prefill_bits)])
-        print(f"started {len(started)} node processes on {', '.join(hosts)}: "
+        print(f"started {len(started)} processes on {', '.join(hosts)}: "
               + (", ".join(started) or "none (all were running)"))
         print(f"PKI: {base / 'pki'}; logs: {base}/<process>/node.log")
 
@@ -112,13 +146,13 @@ def down_command(
     base: BaseOption = Path("qkdnet-deployment"),
     kill: Annotated[bool, typer.Option(help="SIGKILL at once instead of SIGTERM.")] = False,
 ) -> None:
-    """Stop the deployment's node processes running from this base folder."""
+    """Stop the deployment's processes running from this base folder (the nodes first)."""
     from qkdnet.files.deployment import load_deployment
     from qkdnet.live.node_processes import stop_processes
 
     def run() -> None:
-        stopped = stop_processes(load_deployment(deployment), base, kill)
-        print(f"stopped {len(stopped)} node processes: " + (", ".join(stopped) or "none"))
+        stopped = stop_processes(load_deployment(deployment), deployment, base, kill)
+        print(f"stopped {len(stopped)} processes: " + (", ".join(stopped) or "none"))
 
     guard(run)
 
@@ -140,7 +174,7 @@ def status_command(
         plan = load_deployment(deployment)
         table = Table("process", "host", "nodes", "pid", "KME", "KM-to-KM")
         down = 0
-        for s in process_states(plan, base):
+        for s in process_states(plan, deployment, base):
             serving = s.pid is not None and s.kme_listening and s.km_listening
             down += not serving
             table.add_row(s.process, s.host, str(s.nodes), str(s.pid or "-"),

@@ -169,7 +169,9 @@ class Controller:
         """Search a route for an unrouted demand after news that may open one. A repair on
         its planned route is always worth a search; other news is, but searches that keep
         failing back off (1, 2, 4 ... 64 reports skipped), since on a large network each
-        costs a Level-1 computation."""
+        costs a Level-1 computation. A demand declared while nothing could carry it (a live
+        network still filling its pools) takes the first route found as its plan, the one
+        revertive protection returns to."""
         planned = self._planned.get(demand.id)
         on_plan = planned is not None and bool(repaired & set(planned.working.km_links))
         if not self._restore_searches.due(demand.id) and not on_plan:
@@ -179,6 +181,8 @@ class Controller:
         if route is None:
             return None
         self._routes[demand.id] = route
+        if self._planned.get(demand.id) is None:
+            self._planned[demand.id] = route
         return RouteChanged(demand.id, route.working, "restored")
 
     def _revertible(self, demand: Demand, active: Route | None,

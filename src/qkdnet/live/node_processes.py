@@ -1,12 +1,15 @@
-"""The node processes of a deployment on this machine: ``qkdnet up`` starts them, ``qkdnet
-down`` stops them, ``qkdnet status`` lists them with their health.
+"""The processes of a deployment on this machine: ``qkdnet up`` starts them, ``qkdnet down``
+stops them, ``qkdnet status`` lists them with their health. They are the node processes and
+the controller service placed on this machine's host(s).
 
 Layout under the base folder ``BASE`` (``--dir``): ``BASE/pki`` the deployment's PKI
-without the CA key (made on the first ``up`` in ``BASE-ca``, naming every host address, and
-copied, as ``qkdnet serve`` does), and per process ``BASE/<process>/`` its data folder
-(key stores, manifest, audit), ``node.pid`` and ``node.log``. A process is started as
-``python -m qkdnet node --deployment FILE --process ID --dir BASE/ID --pki BASE/pki`` in a
-session of its own, so it outlives the command that started it.
+without the CA key (made on the first ``up`` in ``BASE-ca``: every node, SAE and the
+controller, naming every host address; copied as ``qkdnet serve`` does), per node process
+``BASE/<process>/`` its data folder (key stores, manifest, audit), ``node.pid`` and
+``node.log``, and ``BASE/controller/`` with ``controller.pid`` and ``controller.log``. A
+process is started as ``python -m qkdnet node --deployment FILE --process ID --dir BASE/ID
+--pki BASE/pki`` (or ``qkdnet controller ...``) in a session of its own, so it outlives
+the command that started it; the controller first.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qkdnet.errors import ParameterError, QkdnetError
-from qkdnet.files.deployment import Deployment, ProcessPlacement
+from qkdnet.files.deployment import Deployment
+from qkdnet.live.controller_process import CONTROLLER_ID
 from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki
 from qkdnet.topology.served import served_nodes
 
@@ -31,6 +35,20 @@ from qkdnet.topology.served import served_nodes
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 _LOOPBACK = ("127.", "::1", "localhost")
+#: The folder (under BASE) and the name of the controller service's process.
+CONTROLLER = "controller"
+
+
+@dataclass(frozen=True)
+class _Managed:
+    """A process ``up`` starts: its folder under BASE, its kind (node or controller: the
+    names of its pid and log files), the host it is placed on and its ``qkdnet``
+    arguments."""
+
+    name: str
+    kind: str
+    host: str
+    args: tuple[str, ...]
 
 
 class NodeStartFailed(QkdnetError):
@@ -73,54 +91,68 @@ def deployment_pki(deployment: Deployment, base: Path) -> Pki:
     ca_folder = base.with_name(base.name + "-ca")
     network = deployment.network
     ca = load_pki(ca_folder) if (ca_folder / "ca.crt").exists() else init_pki(
-        ca_folder, served_nodes(network, deployment.all_nodes), [s.id for s in network.saes],
-        kme_names=sorted({h.address for h in deployment.hosts}))
+        ca_folder, [*served_nodes(network, deployment.all_nodes), CONTROLLER_ID],
+        [s.id for s in network.saes], kme_names=sorted({h.address for h in deployment.hosts}))
     return copy_public_pki(ca, public)
+
+
+def managed(deployment: Deployment, deployment_file: Path, base: Path, pki: Path,
+            extra: Sequence[str] = ()) -> list[_Managed]:
+    """Every process of the deployment ``up`` manages, the controller first; ``extra``
+    arguments go to each ``qkdnet node``."""
+    common = ("--deployment", str(deployment_file.resolve()), "--pki", str(pki.resolve()))
+    out = [_Managed(CONTROLLER, "controller", deployment.controller.host,
+                    ("controller", *common, "--dir", str((base / CONTROLLER).resolve())))]
+    out += [_Managed(p.id, "node", p.host,
+                     ("node", *common, "--process", p.id, "--dir",
+                      str((base / p.id).resolve()), *extra))
+            for p in deployment.processes]
+    return out
 
 
 def start_processes(deployment: Deployment, deployment_file: Path, base: Path,
                     hosts: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
-    """Start every node process placed on ``hosts`` that is not running, with ``extra``
-    arguments to ``qkdnet node``; wait for their manifests. The ids started."""
+    """Start every process placed on ``hosts`` that is not running (the controller service
+    first), with ``extra`` arguments to ``qkdnet node``; wait for each one's manifest
+    before the next starts. The names started."""
     pki = deployment_pki(deployment, base)
-    started: list[tuple[ProcessPlacement, subprocess.Popen[bytes], Path]] = []
-    for placement in deployment.processes:
-        if placement.host not in hosts or running_pid(base, placement.id) is not None:
+    started = []
+    for proc in managed(deployment, deployment_file, base, pki.folder, extra):
+        if proc.host not in hosts or running_pid(base, proc) is not None:
             continue
-        folder = base / placement.id
+        folder = base / proc.name
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o700)  # it holds key material
         manifest = folder / "manifest.json"
         manifest.unlink(missing_ok=True)
-        log = (folder / "node.log").open("ab")
-        command = [sys.executable, "-m", "qkdnet", "node", "--deployment",
-                   str(deployment_file.resolve()), "--process", placement.id, "--dir",
-                   str(folder.resolve()), "--pki", str(pki.folder.resolve()), *extra]
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        log = (folder / f"{proc.kind}.log").open("ab")
+        child = subprocess.Popen([sys.executable, "-m", "qkdnet", *proc.args], stdout=log,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
         log.close()
-        (folder / "node.pid").write_text(f"{child.pid}\n")
-        started.append((placement, child, manifest))
-    deadline = time.monotonic() + START_TIMEOUT_S
-    for placement, child, manifest in started:
+        (folder / f"{proc.kind}.pid").write_text(f"{child.pid}\n")
+        deadline = time.monotonic() + START_TIMEOUT_S
         while not _manifest_of(manifest, child.pid):
             if child.poll() is not None:
-                raise NodeStartFailed(f"node process {placement.id} exited "
-                                      f"({child.returncode}): {_last_line(manifest.parent)}")
+                raise NodeStartFailed(f"{proc.kind} process {proc.name} exited "
+                                      f"({child.returncode}): {_last_line(folder, proc)}")
             if time.monotonic() > deadline:
-                raise NodeStartFailed(f"node process {placement.id} wrote no manifest "
+                raise NodeStartFailed(f"{proc.kind} process {proc.name} wrote no manifest "
                                       f"within {START_TIMEOUT_S:g} s; see "
-                                      f"{manifest.parent / 'node.log'}")
+                                      f"{folder / (proc.kind + '.log')}")
             time.sleep(0.1)
-    return [p.id for p, _, _ in started]
+        started.append(proc.name)
+    return started
 
 
-def stop_processes(deployment: Deployment, base: Path, kill: bool = False) -> list[str]:
-    """Stop every running node process of the deployment under ``base`` (SIGTERM, then
-    SIGKILL after STOP_TIMEOUT_S; ``kill``: SIGKILL at once). The ids stopped."""
+def stop_processes(deployment: Deployment, deployment_file: Path, base: Path,
+                   kill: bool = False) -> list[str]:
+    """Stop every running process of the deployment under ``base``, the nodes first
+    (SIGTERM, then SIGKILL after STOP_TIMEOUT_S; ``kill``: SIGKILL at once). The names
+    stopped."""
     stopped = []
-    for placement in deployment.processes:
-        pid = running_pid(base, placement.id)
+    for proc in reversed(managed(deployment, deployment_file, base, base / "pki")):
+        pid = running_pid(base, proc)
         if pid is None:
             continue
         os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
@@ -129,36 +161,45 @@ def stop_processes(deployment: Deployment, base: Path, kill: bool = False) -> li
             time.sleep(0.05)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
-        (base / placement.id / "node.pid").unlink(missing_ok=True)
-        stopped.append(placement.id)
+        (base / proc.name / f"{proc.kind}.pid").unlink(missing_ok=True)
+        stopped.append(proc.name)
     return stopped
 
 
-def process_states(deployment: Deployment, base: Path) -> list[NodeProcessState]:
-    """Each node process of the deployment: whether it runs (by its pid file), and whether
-    its first KME port and its KM port accept connections."""
+def process_states(deployment: Deployment, deployment_file: Path, base: Path
+                   ) -> list[NodeProcessState]:
+    """Each process of the deployment: whether it runs (by its pid file), and whether its
+    ports accept connections (a node process: its first KME port and its KM port; the
+    controller: its port, both columns)."""
     out = []
-    for p in deployment.processes:
-        address = deployment.host(p.host).address
-        out.append(NodeProcessState(p.id, p.host, len(p.nodes), running_pid(base, p.id),
+    for proc in managed(deployment, deployment_file, base, base / "pki"):
+        address = deployment.host(proc.host).address
+        pid = running_pid(base, proc)
+        if proc.kind == "controller":
+            serving = _accepts(address, deployment.controller.port)
+            out.append(NodeProcessState(proc.name, proc.host, 0, pid, serving, serving))
+            continue
+        p = deployment.process(proc.name)
+        out.append(NodeProcessState(p.id, p.host, len(p.nodes), pid,
                                     _accepts(address, p.kme_port), _accepts(address, p.km_port)))
     return out
 
 
-def running_pid(base: Path, process: str) -> int | None:
-    """The pid of node process ``process`` under ``base`` if its pid file names a live
-    ``qkdnet node`` of it, else None."""
+def running_pid(base: Path, proc: _Managed) -> int | None:
+    """The pid of ``proc`` under ``base`` if its pid file names a live ``qkdnet`` process
+    of it, else None."""
     try:
-        pid = int((base / process / "node.pid").read_text().split()[0])
+        pid = int((base / proc.name / f"{proc.kind}.pid").read_text().split()[0])
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError, IndexError):
         return None
-    return pid if b"node" in command and process.encode() in command else None
+    return pid if proc.kind.encode() in command and (
+        proc.kind == "controller" or proc.name.encode() in command) else None
 
 
-def _last_line(folder: Path) -> str:
-    """The last line of a node process's log, and where the log is."""
-    log = folder / "node.log"
+def _last_line(folder: Path, proc: _Managed) -> str:
+    """The last line of a process's log, and where the log is."""
+    log = folder / f"{proc.kind}.log"
     try:
         lines = log.read_text(errors="replace").strip().splitlines()
     except OSError:

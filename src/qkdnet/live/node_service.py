@@ -15,14 +15,16 @@ network with the nodes' certificates from the deployment's PKI:
   also serves end ``b``'s device end over ETSI 014 on its KM listener, under
   ``/devices/<km_link>`` (:mod:`qkdnet.live.device_app`).
 
-Routes come from a controller run in this process over the whole network (the controller
-as a service, and the NMS, come with the rest of issue 14). Every STATE_INTERVAL_S the
-process reports to it what it knows of each KM-link: its own KM-links as ``qkdnet serve``
-does, a border KM-link by this end's pool, a KM-link between other processes as nominal
-(full, up); and every KM-link with an end in a process that has not answered for
-:data:`~qkdnet.live.km_transport.DOWN_AFTER_S` as down, so routes go round a dead or
-unreachable process and come back (revertive) once it answers. A manifest in the data
-folder names the process's KMEs and SAEs, as ``qkdnet serve``'s does.
+Routes come from the deployment's controller service (:mod:`qkdnet.live.controller_client`:
+the last routes it gave are kept while it is lost), to which each node reports its
+KM-links every STATE_INTERVAL_S: a KM-link between two nodes of this process as ``qkdnet
+serve`` does, a border KM-link by this end's pool, and down when the other end's process
+has not answered for :data:`~qkdnet.live.km_transport.DOWN_AFTER_S`, so routes go round a
+dead or unreachable process and come back (revertive) once it answers. With
+``local_controller`` the process runs a controller of its own over the whole network
+instead, and reports to it also the KM-links between other processes, as nominal (full) or
+down. A manifest in the data folder names the process's KMEs and SAEs, as ``qkdnet
+serve``'s does.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
 from qkdnet.files.deployment import Deployment, ProcessPlacement
 from qkdnet.keys.link_state import KMLinkState
+from qkdnet.keys.route import Router
 from qkdnet.live.audit import AuditLog, audit_file
+from qkdnet.live.controller_client import RemoteReporter, RemoteRouter
+from qkdnet.live.controller_process import controller_url
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.device_app import PREFIX as DEVICE_PREFIX
@@ -90,6 +95,7 @@ class NodeOptions:
     prefill_bits: int = 0
     pool_capacity_bits: int = DEFAULT_CAPACITY_BYTES * 8
     held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S
+    local_controller: bool = False  # a controller in this process, not the service
 
     def __post_init__(self) -> None:
         if not self.speedup > 0:
@@ -132,8 +138,14 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
     peers = {n: _url(*deployment.km_address(n)) for n in deployment.nodes if n not in nodes}
     remote = RemoteKMs(peers, context_for)
     served, devices = _devices(deployment, placement, pki, options, loop.time, context_for)
-    controller = Controller.for_network(network)
-    keynet = KeyNetwork(network, options.folder / "stores", nodes, router=controller,
+    controller: Controller | None = None
+    remote_router: RemoteRouter | None = None
+    router: Router
+    if options.local_controller:
+        router = controller = Controller.for_network(network)
+    else:
+        router = remote_router = RemoteRouter(controller_url(deployment), context_for(nodes[0]))
+    keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
                         remote=remote,
                         devices=devices, capacity_bytes_per_link=options.pool_capacity_bits
                         // 8, held_key_ttl_s=options.held_key_ttl_s)
@@ -157,9 +169,21 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         _write_json(options.folder / "manifest.json", manifest)
         lock.announce(f"node process {placement.id}")
         background = [asyncio.create_task(_pump(keynet)),
-                      asyncio.create_task(remote.watch(nodes[0])),
-                      asyncio.create_task(_report(keynet, remote, controller,
-                                                  options.pool_capacity_bits))]
+                      asyncio.create_task(remote.watch(nodes[0]))]
+        reporters: list[RemoteReporter] = []
+        if controller is not None:
+            background.append(asyncio.create_task(_report(
+                keynet, remote, controller, options.pool_capacity_bits)))
+        else:
+            assert remote_router is not None
+            remote_router.start()
+            for node in nodes:
+                reporter = RemoteReporter(
+                    controller_url(deployment), node, context_for(node),
+                    functools.partial(_node_states, keynet, remote, node),
+                    interval_s=STATE_INTERVAL_S)
+                reporter.start()
+                reporters.append(reporter)
         gc.collect()
         gc.freeze()
         if ready is not None:
@@ -170,6 +194,10 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            for reporter in reporters:
+                await reporter.close()
+            if remote_router is not None:
+                await remote_router.close()
             await remote.close()
             for end in devices.values():
                 if isinstance(end, HttpDeviceEnd):
@@ -248,11 +276,20 @@ async def _report(keynet: KeyNetwork, remote: RemoteKMs, controller: Controller,
         reporting.run(report)
 
 
-def link_states(keynet: KeyNetwork, down: set[str], nominal_bits: float
+def _node_states(keynet: KeyNetwork, remote: RemoteKMs, node: str) -> list[KMLinkState]:
+    """What ``node`` reports to the controller service: its own KM-links (both ends here
+    or a border KM-link), down where the other end's process is silent."""
+    ends = {km.id for km in keynet.network.km_links if node in (km.a, km.b)}
+    down = remote.down_nodes(asyncio.get_running_loop().time())
+    return [s for s in link_states(keynet, down, None) if s.km_link in ends]
+
+
+def link_states(keynet: KeyNetwork, down: set[str], nominal_bits: float | None
                 ) -> list[KMLinkState]:
     """What this process knows of every KM-link: its own as the supply reports them, a
     border KM-link by this end's outbound pool, a KM-link between other processes as
-    ``nominal_bits`` of key; down when an end is in ``down`` (a process not heard from)."""
+    ``nominal_bits`` of key (None: not at all); down when an end is in ``down`` (a process
+    not heard from)."""
     states = {s.km_link: s for s in keynet.supply.link_states()}
     for km in keynet.network.km_links:
         if km.id in states:
@@ -262,7 +299,7 @@ def link_states(keynet: KeyNetwork, down: set[str], nominal_bits: float
         if ends_here:
             key = 8.0 * keynet.stores[ends_here[0]].pool_bytes(km.id, True)
             states[km.id] = KMLinkState(km.id, key, 0.0, up)
-        else:
+        elif nominal_bits is not None:
             states[km.id] = KMLinkState(km.id, nominal_bits, 0.0, up)
     return list(states.values())
 
