@@ -37,7 +37,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.step_guard import StepGuard
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
 from qkdnet.quantum.emulator import emulator_for_link
-from qkdnet.topology.model import KMLinkKind
+from qkdnet.topology.model import KMLink, KMLinkKind
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +178,10 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
             assert remote_router is not None
             remote_router.start()
             for node in nodes:
+                links = [km for km in network.km_links if node in (km.a, km.b)]
                 reporter = RemoteReporter(
                     controller_url(deployment), node, context_for(node),
-                    functools.partial(_node_states, keynet, remote, node),
+                    functools.partial(_node_states, keynet, remote, links, node),
                     interval_s=STATE_INTERVAL_S)
                 reporter.start()
                 reporters.append(reporter)
@@ -276,12 +277,20 @@ async def _report(keynet: KeyNetwork, remote: RemoteKMs, controller: Controller,
         reporting.run(report)
 
 
-def _node_states(keynet: KeyNetwork, remote: RemoteKMs, node: str) -> list[KMLinkState]:
-    """What ``node`` reports to the controller service: its own KM-links (both ends here
-    or a border KM-link), down where the other end's process is silent."""
-    ends = {km.id for km in keynet.network.km_links if node in (km.a, km.b)}
+def _node_states(keynet: KeyNetwork, remote: RemoteKMs, links: Sequence[KMLink],
+                 node: str) -> list[KMLinkState]:
+    """What ``node`` reports to the controller service of its KM-links ``links``: one
+    between two nodes of this process as the supply reports it, a border KM-link by this
+    end's outbound pool; down where the other end's process is silent."""
     down = remote.down_nodes(asyncio.get_running_loop().time())
-    return [s for s in link_states(keynet, down, None) if s.km_link in ends]
+    states = []
+    for km in links:
+        state = keynet.supply.link_state(km.id)
+        if state is None:
+            key = 8.0 * keynet.stores[node].pool_bytes(km.id, True)
+            state = KMLinkState(km.id, key, 0.0, km.a not in down and km.b not in down)
+        states.append(state)
+    return states
 
 
 def link_states(keynet: KeyNetwork, down: set[str], nominal_bits: float | None
