@@ -175,6 +175,24 @@ def test_a_demand_declared_before_any_route_reverts_to_its_first_route(net: Netw
     assert control.active("d") == first
 
 
+def test_a_refill_that_comes_while_searches_back_off_is_not_lost(net: Network) -> None:
+    """Searches for an unrouted demand back off while they fail; the refill that finally
+    opens a route may come in a skipped chance, and then stay: the demand is still
+    restored within the backoff (64 reports), without any further news."""
+    control = Controller(controllers_for(net))
+    control.report([KMLinkState(km.id, 0.0) for km in net.km_links])
+    control.add(Demand("d", "beijing", "wuhan"))
+    links = [km.id for km in net.km_links]
+    for i in range(12):  # refills that open no route: failed searches, longer waits
+        control.report([KMLinkState(links[i], 1e9)])
+    control.report([KMLinkState(km, 1e9) for km in links])  # every KM-link full now
+    for _ in range(70):  # nothing new is reported; the same states again
+        if control.active("d") is not None:
+            break
+        control.report([KMLinkState(links[0], 1e9)])
+    assert control.active("d") is not None
+
+
 def test_a_drained_km_link_moves_the_demand_around_it(net: Network) -> None:
     """A report that a KM-link of the route holds less key than one request moves the
     demand to a route around it, though the link still refills (it would serve only its

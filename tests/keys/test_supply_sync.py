@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 from qkdnet.keys.pool import Deposit
 from qkdnet.keys.supply_sync import (
     KeySupplyAck,
+    Pools,
     SupplyInitiator,
     responder_deposits,
 )
 
 LINK = "b-c"
 BLOCK = 1024
+ROOMY = Pools(0, 0, 1 << 20, 1 << 20)  # empty pools with room for 1,024 blocks each way
 
 
 def _keys(start: int, n: int) -> list[tuple[str, bytes]]:
@@ -26,22 +28,22 @@ def test_the_initiator_stores_now_only_what_it_receives_with() -> None:
     """Blocks the initiator sends with wait for the acknowledgement; the others are stored
     at once, inbound; numbering goes on from next_block."""
     sync = SupplyInitiator(LINK, next_block=7)
-    now, supply = sync.plan(_keys(0, 6), out_bytes=0, now=0.0)
+    now, supply = sync.plan(_keys(0, 6), ROOMY, now=0.0)
     assert [b.block for b in supply.blocks] == list(range(7, 13))
     sends = {b.block for b in supply.blocks if b.initiator_sends}
     assert sends and len(sends) < 6  # both directions get key
     assert all(not d.outbound and d.block not in sends for d in now)
     assert sync.busy
-    stored, discard = sync.acked(KeySupplyAck(LINK, tuple(range(7, 13)), out_bytes=3 * BLOCK))
+    stored, discard = sync.acked(KeySupplyAck(LINK, tuple(range(7, 13))))
     assert {d.block for d in stored} == sends and all(d.outbound for d in stored)
-    assert discard == [] and not sync.busy and sync.peer_out_bytes == 3 * BLOCK
+    assert discard == [] and not sync.busy
 
 
 def test_blocks_the_responder_lacks_are_never_sent_with_and_are_discarded() -> None:
     sync = SupplyInitiator(LINK, next_block=0)
-    now, supply = sync.plan(_keys(0, 4), out_bytes=0, now=0.0)
+    now, supply = sync.plan(_keys(0, 4), ROOMY, now=0.0)
     held = (supply.blocks[0].block,)  # its device had only the first key left
-    stored, discard = sync.acked(KeySupplyAck(LINK, held, out_bytes=0))
+    stored, discard = sync.acked(KeySupplyAck(LINK, held))
     assert {d.block for d in stored} <= set(held)
     assert set(discard) == {d.block for d in now} - set(held)
     assert sync.lost_bits == 8 * BLOCK * sum(
@@ -50,12 +52,12 @@ def test_blocks_the_responder_lacks_are_never_sent_with_and_are_discarded() -> N
 
 def test_an_abandoned_exchange_keeps_nothing_to_send_with() -> None:
     sync = SupplyInitiator(LINK, next_block=0)
-    _, supply = sync.plan(_keys(0, 4), out_bytes=0, now=0.0)
+    _, supply = sync.plan(_keys(0, 4), ROOMY, now=0.0)
     sync.abandon()
     assert not sync.busy
     kept = sum(1 for b in supply.blocks if b.initiator_sends)
     assert sync.lost_bits == 8 * BLOCK * kept
-    assert sync.acked(KeySupplyAck(LINK, (0, 1, 2, 3), 0)) == ([], [])  # a late ack
+    assert sync.acked(KeySupplyAck(LINK, (0, 1, 2, 3))) == ([], [])  # a late ack
 
 
 @given(rounds=st.lists(st.tuples(st.integers(1, 8), st.sets(st.integers(0, 7)),
@@ -81,21 +83,35 @@ def test_no_end_holds_a_block_to_send_with_that_the_other_lacks(
             assert not out or at_initiator.get(block) is False, block
 
     for n, device_has, ack_arrives in rounds:
-        now, supply = sync.plan(_keys(taken, n), sum(
-            BLOCK for out in at_initiator.values() if out), now=0.0)
+        out = sum(BLOCK for o in at_initiator.values() if o)
+        now, supply = sync.plan(_keys(taken, n), Pools(out, 0, 1 << 20, 1 << 20), now=0.0)
         taken += n
         apply(at_initiator, now)
         check()
         material = {b.key_id: b"\x00" * BLOCK for i, b in enumerate(supply.blocks)
                     if i in device_has}
-        apply(at_responder, responder_deposits(supply, material))
+        apply(at_responder, responder_deposits(supply, material, ROOMY))
         check()
         held = tuple(b.block for b in supply.blocks if b.key_id in material)
         if ack_arrives:
-            stored, discard = sync.acked(KeySupplyAck(LINK, held, 0))
+            stored, discard = sync.acked(KeySupplyAck(LINK, held))
             apply(at_initiator, stored)
             for block in discard:
                 at_initiator.pop(block, None)  # discarded: no unit of it is taken again
         else:
             sync.abandon()
         check()
+
+
+def test_a_full_direction_takes_no_block_and_the_responder_stores_what_fits() -> None:
+    """The initiator's inbound direction is full: every block goes the other way (the
+    initiator sends with it); a responder with room for two keeps two and says so."""
+    sync = SupplyInitiator(LINK, next_block=0)
+    now, supply = sync.plan(_keys(0, 4), Pools(0, 10 * BLOCK, 1 << 20, 0), now=0.0)
+    assert now == [] and all(b.initiator_sends for b in supply.blocks)
+    material = {b.key_id: bytes(BLOCK) for b in supply.blocks}
+    kept = responder_deposits(supply, material, Pools(0, 0, 0, 2 * BLOCK))
+    assert [d.block for d in kept] == [0, 1] and not any(d.outbound for d in kept)
+    stored, _ = sync.acked(KeySupplyAck(LINK, tuple(d.block for d in kept)))
+    assert [d.block for d in stored] == [0, 1]
+    assert sync.lost_bits == 2 * 8 * BLOCK

@@ -1,6 +1,7 @@
-"""What the node-process tests share: a ring of 7 nodes (SAEs at a2 and c1, whose short
-route crosses b1 and b2), free ports for a deployment file, and the qkdnet command line
-run in a folder."""
+"""What the node-process tests share: a chain a-b-c-d (SAEs at a and d) and a ring of 7
+nodes (SAEs at a2 and c1, whose short route crosses b1 and b2), free ports for a
+deployment file, the chain's two-process deployment, and the qkdnet command line run in a
+folder."""
 
 from __future__ import annotations
 
@@ -8,6 +9,23 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+
+CHAIN = """\
+qkdnet_scenario: 1
+name: border
+nodes:
+  - {id: a, kind: backbone_access, lat: 30, lon: 110}
+  - {id: b, kind: backbone_relay, lat: 30.3, lon: 110.3}
+  - {id: c, kind: backbone_relay, lat: 30.6, lon: 110.6}
+  - {id: d, kind: backbone_access, lat: 30.9, lon: 110.9}
+qkd_links:
+  - {a: a, b: b, length_km: 40, loss_db: 10, device_type: I}
+  - {a: b, b: c, length_km: 40, loss_db: 10, device_type: I}
+  - {a: c, b: d, length_km: 40, loss_db: 10, device_type: I}
+saes:
+  - {id: sae-a, node: a}
+  - {id: sae-d, node: d}
+"""
 
 RING = """\
 qkdnet_scenario: 1
@@ -61,3 +79,22 @@ def qkdnet(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """`python -m qkdnet ARGS` in ``cwd``, its output captured (at most 180 s)."""
     return subprocess.run([sys.executable, "-m", "qkdnet", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=180)
+
+
+def chain_deployment(folder: Path) -> Path:
+    """The chain as two node processes (a, b | c, d) and the controller on loopback, free
+    ports; the deployment file (the scenario beside it)."""
+    (folder / "chain.yaml").write_text(CHAIN)
+    kme_l, km_l, kme_r, km_r, control = free_ports(5)
+    (folder / "deploy.yaml").write_text(f"""\
+qkdnet_deployment: 1
+scenario: chain.yaml
+hosts:
+  - {{id: local, address: 127.0.0.1}}
+processes:
+  - {{id: left, host: local, nodes: [a, b], kme_port: {kme_l}, km_port: {km_l}}}
+  - {{id: right, host: local, nodes: [c, d], kme_port: {kme_r}, km_port: {km_r}}}
+controller: {{host: local, port: {control}}}
+nms: {{host: local, port: 2}}
+""")
+    return folder / "deploy.yaml"

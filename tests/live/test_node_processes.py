@@ -15,45 +15,15 @@ from pathlib import Path
 
 import pytest
 from etsi_qkd_014_client import QKD014Client
-from node_deployment import free_ports, qkdnet
+from node_deployment import chain_deployment, qkdnet
 from qkdsec.client import ETSI014Client
 
 from qkdnet.apps.sae_client import KmeError, SaeClient
 
-CHAIN = """\
-qkdnet_scenario: 1
-name: border
-nodes:
-  - {id: a, kind: backbone_access, lat: 30, lon: 110}
-  - {id: b, kind: backbone_relay, lat: 30.3, lon: 110.3}
-  - {id: c, kind: backbone_relay, lat: 30.6, lon: 110.6}
-  - {id: d, kind: backbone_access, lat: 30.9, lon: 110.9}
-qkd_links:
-  - {a: a, b: b, length_km: 40, loss_db: 10, device_type: I}
-  - {a: b, b: c, length_km: 40, loss_db: 10, device_type: I}
-  - {a: c, b: d, length_km: 40, loss_db: 10, device_type: I}
-saes:
-  - {id: sae-a, node: a}
-  - {id: sae-d, node: d}
-"""
-
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Path]:
-    (tmp_path / "chain.yaml").write_text(CHAIN)
-    kme_l, km_l, kme_r, km_r, control = free_ports(5)
-    (tmp_path / "deploy.yaml").write_text(f"""\
-qkdnet_deployment: 1
-scenario: chain.yaml
-hosts:
-  - {{id: local, address: 127.0.0.1}}
-processes:
-  - {{id: left, host: local, nodes: [a, b], kme_port: {kme_l}, km_port: {km_l}}}
-  - {{id: right, host: local, nodes: [c, d], kme_port: {kme_r}, km_port: {km_r}}}
-controller: {{host: local, port: {control}}}
-nms: {{host: local, port: 2}}
-""")
-    yield tmp_path / "deploy.yaml"
+    yield chain_deployment(tmp_path)
     qkdnet("down", "deploy.yaml", "--dir", "base", "--kill", cwd=tmp_path)
 
 

@@ -88,6 +88,10 @@ class Controller:
         self._planned: dict[str, Protected | None] = {}
         self._restore_searches = _Backoff()
         self._drain_searches = _Backoff()
+        # unrouted demands whose news (a repair, a refill) came while their searches were
+        # backing off: each later report is a chance for it, so a refill that crossed the
+        # demand's need once, then stayed, is not lost
+        self._news_waiting: set[str] = set()
         self._nodes: frozenset[str] | None = None  # known nodes, when built for a network
 
     @classmethod
@@ -157,7 +161,7 @@ class Controller:
                 change = self._avoid_drained(demand, active)
                 if change is not None:
                     changes.append(change)
-            elif active is None and (repaired or any(
+            elif active is None and (repaired or demand.id in self._news_waiting or any(
                     before < demand.need_bits <= reported[km].key_bits
                     for km, before in refilled.items())):
                 change = self._restore(demand, repaired)
@@ -175,7 +179,9 @@ class Controller:
         planned = self._planned.get(demand.id)
         on_plan = planned is not None and bool(repaired & set(planned.working.km_links))
         if not self._restore_searches.due(demand.id) and not on_plan:
+            self._news_waiting.add(demand.id)
             return None
+        self._news_waiting.discard(demand.id)
         route = self.level1.protected(demand.source, demand.target, demand.need_bits)
         self._restore_searches.record(demand.id, found=route is not None)
         if route is None:

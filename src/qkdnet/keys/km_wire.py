@@ -106,7 +106,7 @@ def _encode(envelope: Envelope) -> dict[str, Any]:
         out.update(km_link=m.km_link, blocks=[[b.block, b.key_id, b.initiator_sends]
                                               for b in m.blocks])
     else:
-        out.update(km_link=m.km_link, blocks=list(m.blocks), out_bytes=m.out_bytes)
+        out.update(km_link=m.km_link, blocks=list(m.blocks))
     return out
 
 
@@ -145,8 +145,7 @@ def _decode(item: Any, where: str) -> Envelope:
                 for b in blocks):
             raise WireError(f"{where}.blocks: expected a list of at most {MAX_MESSAGES} "
                             "block numbers")
-        message = KeySupplyAck(_name(item, "km_link", where), tuple(blocks),
-                               _int(item, "out_bytes", where, 0, 2**53))
+        message = KeySupplyAck(_name(item, "km_link", where), tuple(blocks))
     else:
         raise WireError(f"{where}.type: expected one of {', '.join(_TYPES.values())}, got "
                         f"{_shown(kind)}")

@@ -7,10 +7,11 @@ notification).
 Each end's KM is an SAE of its device (ETSI GS QKD 014). The *initiating* end (end ``a``
 of the KM-link) asks its device for blocks (Get key: key_IDs and material), numbers them
 and picks each block's direction (the end whose outbound pool holds less sends with it,
-:func:`~qkdnet.keys.supply.outbound_at_a`), then tells the other end the blocks' numbers,
-key_IDs and directions (:class:`KeySupply`). The *responding* end gets the same material
-from its device by key_ID (Get key with key IDs), stores the blocks and says which it
-holds (:class:`KeySupplyAck`).
+:func:`~qkdnet.keys.supply.outbound_at_a`; the other end's outbound pool is this end's
+inbound pool, the same blocks; a direction without room takes none), then tells the other
+end the blocks' numbers, key_IDs and directions (:class:`KeySupply`). The *responding*
+end gets the same material from its device by key_ID (Get key with key IDs), stores the
+blocks that fit and says which it holds (:class:`KeySupplyAck`).
 
 The rule that keeps a pad used once and every relay decryptable: **a block is stored at
 the end that receives with it before the end that sends with it may use it.** So the
@@ -55,16 +56,24 @@ class KeySupply:
 
 @dataclass(frozen=True, slots=True)
 class KeySupplyAck:
-    """Responder to initiator: the blocks of ``km_link`` it now holds (of a KeySupply), and
-    its outbound pool's unused bytes after them."""
+    """Responder to initiator: the blocks of ``km_link`` it now holds (of a KeySupply)."""
 
     km_link: str
     blocks: tuple[int, ...]
-    out_bytes: int
 
 
 #: Every message between KMs: the relay's and the supply's.
 KmMessage = Message | KeySupply | KeySupplyAck
+
+
+@dataclass(frozen=True, slots=True)
+class Pools:
+    """One end's pools on a KM-link: unused bytes and room (bytes) each way."""
+
+    out_bytes: int
+    in_bytes: int
+    out_room: int
+    in_room: int
 
 
 @dataclass
@@ -81,8 +90,6 @@ class SupplyInitiator:
     def __init__(self, km_link: str, next_block: int) -> None:
         self.km_link = km_link
         self.next_block = next_block
-        #: The responder's outbound pool (bytes) as its last acknowledgement said.
-        self.peer_out_bytes = 0
         self._open: _Exchange | None = None
         #: Bits of key dropped: kept blocks of abandoned exchanges, and blocks the
         #: responder did not hold.
@@ -97,25 +104,33 @@ class SupplyInitiator:
         """When (s) the open exchange started; None if none is open."""
         return None if self._open is None else self._open.started
 
-    def plan(self, keys: Sequence[tuple[str, bytes]], out_bytes: int, now: float
+    def plan(self, keys: Sequence[tuple[str, bytes]], pools: Pools, now: float
              ) -> tuple[list[Deposit], KeySupply]:
         """Number the device's ``keys`` (key_ID, material) as the next blocks and choose
-        their directions, given this end's outbound pool (``out_bytes``); what to store here
-        now (the blocks this end receives with) and the message for the responder."""
+        their directions, given this end's ``pools`` on the KM-link; what to store here now
+        (the blocks this end receives with) and the message for the responder. Keys for
+        which neither direction has room are left out (give no more than fit)."""
         if self._open is not None:
             raise RuntimeError(f"KM-link {self.km_link}: an exchange is already open")
-        here, there = out_bytes, self.peer_out_bytes
+        # the responder's outbound pool holds the blocks this end's inbound pool holds
+        here, there = pools.out_bytes, pools.in_bytes
+        out_room, in_room = pools.out_room, pools.in_room
         now_deposits: list[Deposit] = []
         kept: dict[int, bytes] = {}
         blocks = []
         for key_id, material in keys:
+            size = len(material)
+            sends = outbound_at_a(self.next_block, here, there)
+            if (out_room if sends else in_room) < size:
+                sends = not sends  # that direction is full: the other one takes it
+            if (out_room if sends else in_room) < size:
+                break
             number, self.next_block = self.next_block, self.next_block + 1
-            sends = outbound_at_a(number, here, there)
             if sends:
-                here += len(material)
+                here, out_room = here + size, out_room - size
                 kept[number] = material
             else:
-                there += len(material)
+                there, in_room = there + size, in_room - size
                 now_deposits.append(Deposit(self.km_link, number, material, False))
             blocks.append(SuppliedBlock(number, key_id, sends))
         supply = KeySupply(self.km_link, tuple(blocks))
@@ -131,7 +146,6 @@ class SupplyInitiator:
         if exchange is None or ack.km_link != self.km_link:
             return [], []
         self._open = None
-        self.peer_out_bytes = ack.out_bytes
         held = set(ack.blocks)
         store = [Deposit(self.km_link, n, m, True) for n, m in exchange.kept.items()
                  if n in held]
@@ -149,8 +163,18 @@ class SupplyInitiator:
             self.lost_bits += 8 * sum(len(m) for m in exchange.kept.values())
 
 
-def responder_deposits(supply: KeySupply, material: Mapping[str, bytes]) -> list[Deposit]:
+def responder_deposits(supply: KeySupply, material: Mapping[str, bytes], pools: Pools
+                       ) -> list[Deposit]:
     """What the responding end stores for ``supply``: each block whose key_ID its device
-    gave (``material`` by key_ID), outbound here when the initiator receives with it."""
-    return [Deposit(supply.km_link, b.block, material[b.key_id], not b.initiator_sends)
-            for b in supply.blocks if b.key_id in material]
+    gave (``material`` by key_ID) and that fits its ``pools``, outbound here when the
+    initiator receives with it."""
+    room = {True: pools.out_room, False: pools.in_room}
+    out = []
+    for b in supply.blocks:
+        data = material.get(b.key_id)
+        outbound = not b.initiator_sends
+        if data is None or room[outbound] < len(data):
+            continue
+        room[outbound] -= len(data)
+        out.append(Deposit(supply.km_link, b.block, data, outbound))
+    return out

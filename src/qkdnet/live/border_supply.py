@@ -20,6 +20,7 @@ from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.keys.supply_sync import (
     KeySupply,
     KeySupplyAck,
+    Pools,
     SupplyInitiator,
     responder_deposits,
 )
@@ -96,7 +97,7 @@ class BorderSupply:
                 continue
             store = self.stores[side.node]
             size = side.device.key_bytes
-            room = (store.room(link, True) + store.room(link, False)) // size
+            room = store.room(link, True) // size + store.room(link, False) // size
             wanted = min(room, EXCHANGE_BLOCKS)
             if wanted <= 0:
                 continue
@@ -104,7 +105,7 @@ class BorderSupply:
             if ready <= 0:
                 continue
             keys = await side.device.enc_keys(min(wanted, ready))
-            deposits, supply = side.sync.plan(keys, store.pool_bytes(link, True), now)
+            deposits, supply = side.sync.plan(keys, _pools(store, link), now)
             store.deposit_many(deposits)
             self.stored_blocks += len(deposits)
             self.remote.send(side.node, side.peer, supply)
@@ -147,10 +148,15 @@ class BorderSupply:
             except DeviceError as exc:
                 log.warning("KM-link %s: the device did not give the supplied keys (%s); "
                             "none of them is stored", supply.km_link, exc)
-        deposits = responder_deposits(supply, material)
+        deposits = responder_deposits(supply, material, _pools(store, supply.km_link))
         store.deposit_many(deposits)
         self.stored_blocks += len(deposits)
-        held = tuple(b.block for b in supply.blocks
-                     if b.block in known or b.key_id in material)
-        self.remote.send(to, sender, KeySupplyAck(supply.km_link, held,
-                                                  store.pool_bytes(supply.km_link, True)))
+        stored = {d.block for d in deposits}
+        held = tuple(b.block for b in supply.blocks if b.block in known or b.block in stored)
+        self.remote.send(to, sender, KeySupplyAck(supply.km_link, held))
+
+
+def _pools(store: SQLiteKeyStore, km_link: str) -> Pools:
+    """The store's pools on ``km_link``, each way: unused bytes and room."""
+    return Pools(store.pool_bytes(km_link, True), store.pool_bytes(km_link, False),
+                 store.room(km_link, True), store.room(km_link, False))
