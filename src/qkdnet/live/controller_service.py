@@ -42,9 +42,8 @@ from qkdnet.control.controller import Controller
 from qkdnet.errors import NoRoute
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.keys.link_state import KMLinkState
-from qkdnet.live.pki import kme_id_from_certificate
 from qkdnet.live.request_limits import MAX_BODY_BYTES, BodyLimit
-from qkdnet.live.tls_server import client_certificate, connection_tls
+from qkdnet.live.tls_server import calling_kme
 from qkdnet.topology.model import Network
 
 __all__ = [
@@ -67,7 +66,6 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-_IDENTITY = "qkdnet.control_node"
 _JSON = (b"content-type", b"application/json")
 _STATE_FIELDS = frozenset({"km_link", "key_bits", "rate_bps", "up"})
 _ENDPOINTS = {REPORTS_PATH: "POST", ROUTES_PATH: "POST", HEALTH_PATH: "GET"}
@@ -187,17 +185,11 @@ class ControllerService:
         return self.route(source, destination)
 
     def _peer(self, scope: Scope) -> str:
-        """The node the client certificate names (parsed once per connection): 401 if it
-        names none, 403 if that node is not in the network."""
-        tls = connection_tls(scope)
-        node: str | None = tls.get(_IDENTITY) if tls is not None else None
+        """The node the client certificate names: 401 if it names none, 403 if that node
+        is not in the network."""
+        node = calling_kme(scope)
         if node is None:
-            der = client_certificate(scope)
-            node = kme_id_from_certificate(der) if der is not None else None
-            if node is None:
-                raise ApiError(401, "the client certificate names no node (kme-id: URI)")
-            if tls is not None:
-                tls[_IDENTITY] = node
+            raise ApiError(401, "the client certificate names no node (kme-id: URI)")
         if node not in self.network.node:
             raise ApiError(403, f"the client certificate names {node!r}, not a node of "
                                 f"network {self.network.name!r}")

@@ -17,10 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from qkdnet.keys.etsi014 import ApiError, Limits, key_container, key_ids, key_order, status_document
-from qkdnet.live.pki import kme_id_from_certificate
 from qkdnet.live.qkd_device import DeviceError, EmulatedDevice
 from qkdnet.live.request_limits import BodyLimit
-from qkdnet.live.tls_server import client_certificate
+from qkdnet.live.tls_server import calling_kme
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -57,8 +56,7 @@ class DeviceApp:
         device = self.devices.get(link)
         if not scope["path"].startswith(PREFIX) or device is None or not operation:
             raise ApiError(404, "Not Found")
-        der = client_certificate(scope)
-        caller = kme_id_from_certificate(der) if der is not None else None
+        caller = calling_kme(scope)
         if caller not in device.ends:
             raise ApiError(401, f"the client certificate does not name an end of KM-link "
                                 f"{link}")

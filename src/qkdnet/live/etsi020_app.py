@@ -40,8 +40,7 @@ from qkdnet.keys.etsi020 import (
     parse_ext_keys,
     parse_void,
 )
-from qkdnet.live.pki import kme_id_from_certificate
-from qkdnet.live.tls_server import client_certificate, connection_tls
+from qkdnet.live.tls_server import calling_kme
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,6 @@ MAX_BODY_BYTES = 8 * 2**20
 _METHODS = {VERSIONS: "GET", EXT_KEYS: "POST", ACK: "POST", VOID: "POST"}
 _MALFORMED = {EXT_KEYS: "missing-parameters", ACK: "ack-not-understood",
               VOID: "void-request-not-understood"}
-_PEER_KEY = "qkdnet.kms_identity"
 
 
 class CallbackPolicy:
@@ -181,15 +179,9 @@ class Etsi020App:
 
     def _peer(self, scope: Scope) -> str:
         """The calling peer KMS, or Problem 401 saying why not."""
-        tls = connection_tls(scope)
-        peer: str | None = tls.get(_PEER_KEY) if tls is not None else None
+        peer = calling_kme(scope)
         if peer is None:
-            der = client_certificate(scope)
-            peer = kme_id_from_certificate(der) if der is not None else None
-            if peer is None:
-                raise Problem(401, "unauthorized", "no KME client certificate")
-            if tls is not None:
-                tls[_PEER_KEY] = peer
+            raise Problem(401, "unauthorized", "no KME client certificate")
         if peer not in self.peers:
             raise Problem(401, "unauthorized", f"KMS {peer!r} is not a peer of "
                           f"{self.kms.node!r}")

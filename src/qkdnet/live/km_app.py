@@ -26,9 +26,8 @@ from typing import Any
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.keys.km_wire import MAX_BATCH_BYTES, Envelope, WireError, decode_batch
 from qkdnet.live.km_transport import HEALTH_PATH, KM_PATH
-from qkdnet.live.pki import kme_id_from_certificate
 from qkdnet.live.request_limits import BodyLimit
-from qkdnet.live.tls_server import client_certificate, connection_tls
+from qkdnet.live.tls_server import calling_kme
 
 log = logging.getLogger("qkdnet.km")
 
@@ -41,7 +40,6 @@ Deliver = Callable[[str, Sequence[Envelope]], Awaitable[list[str]]]
 #: Message ids remembered as done, per process (the oldest forgotten first): far more than
 #: a sender can have unacknowledged when it retries.
 REMEMBERED = 65_536
-_IDENTITY = "qkdnet.km_node"
 _JSON = (b"content-type", b"application/json")
 
 
@@ -107,17 +105,10 @@ class KmApp:
         return 200, {"accepted": len(envelopes)}
 
     def _peer(self, scope: Scope) -> str:
-        """The node the client certificate names (parsed once per connection); ApiError 401
-        if it names none."""
-        tls = connection_tls(scope)
-        node: str | None = tls.get(_IDENTITY) if tls is not None else None
+        """The node the client certificate names; ApiError 401 if it names none."""
+        node = calling_kme(scope)
         if node is None:
-            der = client_certificate(scope)
-            node = kme_id_from_certificate(der) if der is not None else None
-            if node is None:
-                raise ApiError(401, "the client certificate names no node (kme: URI)")
-            if tls is not None:
-                tls[_IDENTITY] = node
+            raise ApiError(401, "the client certificate names no node (kme: URI)")
         return node
 
     async def _once(self, sender: str, envelopes: Sequence[Envelope]) -> int:

@@ -68,6 +68,7 @@ from qkdnet.live.connection_limits import (
     ListenerCaps,
     ListenerLimits,
 )
+from qkdnet.live.pki import kme_id_from_certificate
 
 __all__ = [
     "CLOSE_GRACE_S",
@@ -151,6 +152,24 @@ def connection_tls(scope: Mapping[str, Any]) -> dict[str, Any] | None:
     identity, parsed once per connection); None if there is none."""
     tls = (scope.get("extensions") or {}).get("tls")
     return tls if isinstance(tls, dict) else None
+
+
+def calling_kme(scope: Mapping[str, Any]) -> str | None:
+    """The KME (node) id the connection's client certificate names (its ``kme:`` URI: a
+    node, or a service of the deployment), parsed once per connection and kept in its
+    ``tls`` extension; None if it names none."""
+    tls = connection_tls(scope)
+    known = tls.get(_KME_ID) if tls is not None else None
+    if isinstance(known, str):
+        return known
+    der = client_certificate(scope)
+    kme = kme_id_from_certificate(der) if der is not None else None
+    if tls is not None and kme is not None:
+        tls[_KME_ID] = kme
+    return kme
+
+
+_KME_ID = "qkdnet.kme_id"
 
 
 def client_certificate(scope: Mapping[str, Any]) -> bytes | None:
