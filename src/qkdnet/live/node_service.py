@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.device_app import PREFIX as DEVICE_PREFIX
 from qkdnet.live.device_app import make_device_app
 from qkdnet.live.device_client import HttpDeviceEnd
+from qkdnet.live.ems_process import service_url
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, DEFAULT_HELD_KEY_TTL_S, KeyNetwork
 from qkdnet.live.km_app import make_km_app
 from qkdnet.live.km_transport import RemoteKMs
@@ -64,8 +66,12 @@ from qkdnet.live.pki import Pki, load_pki
 from qkdnet.live.qkd_device import DeviceEnd, EmulatedDevice
 from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.step_guard import StepGuard
+from qkdnet.live.telemetry_pusher import TelemetryPusher
+from qkdnet.live.telemetry_records import KMLinkEnd, LinkEnd, NodeRecord
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
 from qkdnet.quantum.emulator import emulator_for_link
+from qkdnet.quantum.link_rate import links_skr_bps
+from qkdnet.quantum.rate_table import intrinsic_qber
 from qkdnet.topology.model import KMLinkKind
 
 log = logging.getLogger(__name__)
@@ -184,6 +190,9 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
                     interval_s=STATE_INTERVAL_S)
                 reporter.start()
                 reporters.append(reporter)
+        pushers = _pushers(deployment, keynet, remote, remote_router, options, context_for)
+        for pusher in pushers:
+            pusher.start()
         gc.collect()
         gc.freeze()
         if ready is not None:
@@ -196,6 +205,8 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
             await asyncio.gather(*background, return_exceptions=True)
             for reporter in reporters:
                 await reporter.close()
+            for pusher in pushers:
+                await pusher.close()
             if remote_router is not None:
                 await remote_router.close()
             await remote.close()
@@ -282,6 +293,45 @@ def _node_states(keynet: KeyNetwork, remote: RemoteKMs, node: str) -> list[KMLin
     ends = {km.id for km in keynet.network.km_links if node in (km.a, km.b)}
     down = remote.down_nodes(asyncio.get_running_loop().time())
     return [s for s in link_states(keynet, down, None) if s.km_link in ends]
+
+
+def _pushers(deployment: Deployment, keynet: KeyNetwork, remote: RemoteKMs,
+             router: RemoteRouter | None, options: NodeOptions,
+             context_for: Callable[[str], Any]) -> list[TelemetryPusher]:
+    """A pusher to its region's EMS for each node of the process whose region has one."""
+    network = keynet.network
+    links = network.qkd_links
+    rates = dict(zip((lk.id for lk in links), (links_skr_bps(links)[:, 0] * options.speedup
+                                               ).tolist(), strict=True))
+    qber = dict(zip((lk.id for lk in links), intrinsic_qber(links).tolist(), strict=True))
+    out = []
+    for node in keynet.stores:
+        try:
+            ems = deployment.ems_address(network.node[node].region)
+        except KeyError:
+            continue  # a region without an EMS (a scenario that declares no regions)
+        out.append(TelemetryPusher(service_url(*ems), node, context_for(node), functools.partial(
+            node_record, keynet, remote, router, node, rates, qber), interval_s=STATE_INTERVAL_S))
+    return out
+
+
+def node_record(keynet: KeyNetwork, remote: RemoteKMs, router: RemoteRouter | None,
+                node: str, rates: dict[str, float], qber: dict[str, float]) -> NodeRecord:
+    """What ``node`` tells its EMS now: its QKD-links at their modelled ``rates`` (bit/s)
+    and ``qber`` (a cut link makes no key and measures nothing), its ends of its KM-links
+    (down where the other end's process is silent), its KM's and store's health."""
+    network = keynet.network
+    faults = keynet.faults
+    down, blinded = faults.down_links(), faults.blinded_links
+    links = tuple(LinkEnd(lk.id, 0.0 if lk.id in down else rates[lk.id],
+                          float("nan") if lk.id in down else qber[lk.id], lk.id not in down,
+                          lk.id in blinded)
+                  for lk in network.qkd_links if node in (lk.a, lk.b))
+    kms = tuple(KMLinkEnd(s.km_link, s.key_bits, s.rate_bps, s.up)
+                for s in _node_states(keynet, remote, node))
+    return NodeRecord(node, time.time(), node not in faults.stopped_nodes,
+                      keynet.supply.store_fault(node) is None,
+                      router is not None and router.stale, links, kms)
 
 
 def link_states(keynet: KeyNetwork, down: set[str], nominal_bits: float | None
