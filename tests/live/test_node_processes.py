@@ -41,7 +41,7 @@ saes:
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "chain.yaml").write_text(CHAIN)
-    kme_l, km_l, kme_r, km_r, control = free_ports(5)
+    kme_l, km_l, kme_r, km_r, control, nms = free_ports(6)
     (tmp_path / "deploy.yaml").write_text(f"""\
 qkdnet_deployment: 1
 scenario: chain.yaml
@@ -51,7 +51,7 @@ processes:
   - {{id: left, host: local, nodes: [a, b], kme_port: {kme_l}, km_port: {km_l}}}
   - {{id: right, host: local, nodes: [c, d], kme_port: {kme_r}, km_port: {km_r}}}
 controller: {{host: local, port: {control}}}
-nms: {{host: local, port: 2}}
+nms: {{host: local, port: {nms}}}
 """)
     yield tmp_path / "deploy.yaml"
     qkdnet("down", "deploy.yaml", "--dir", "base", "--kill", cwd=tmp_path)
@@ -100,7 +100,7 @@ def test_keys_cross_process_boundaries_and_survive_a_killed_process(deployment: 
     up = qkdnet("up", "deploy.yaml", "--dir", "base", "--prefill-bits", "100000",
                  "--speedup", "5", cwd=folder)
     assert up.returncode == 0, up.stdout + up.stderr
-    assert "started 3 processes on local: controller, left, right" in up.stdout
+    assert "started 4 processes on local: controller, nms, left, right" in up.stdout
     assert (os.stat(folder / "base" / "left").st_mode & 0o077) == 0  # key material inside
     assert qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder).returncode == 0
     assert _key_crosses(folder)
@@ -121,7 +121,7 @@ def test_keys_cross_process_boundaries_and_survive_a_killed_process(deployment: 
     assert _key_crosses(folder)
 
     down = qkdnet("down", "deploy.yaml", "--dir", "base", cwd=folder)
-    assert "stopped 3 processes" in down.stdout
+    assert "stopped 4 processes" in down.stdout
     assert qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder).returncode == 1
 
 
