@@ -13,7 +13,9 @@ from that monitor (:mod:`qkdnet.live.nms_process`).
     node is not an end of; 400 naming the field when malformed (``records[2].t: ...``).
     All or nothing. Answers ``{"taken": n}``.
 ``GET /nms/v1/health``
-    ``{"status": "ok", "batches", "records", "nodes_heard"}``.
+    ``{"status": "ok", "batches", "records", "nodes_heard", "silent_nodes",
+    "stale_routes"}`` (the nodes not heard from, and those relaying on the last routes of a
+    controller they lost), to an EMS certificate.
 
 From records to reports. :class:`NmsState` keeps each node's last record and when it came
 (the NMS's clock). Every :meth:`NmsState.report` (1 s) makes one report of the whole
@@ -193,9 +195,16 @@ class NmsService:
             raise ApiError(403, f"the client certificate names {peer!r}, not the EMS of a "
                                 "region of the deployment")
         if path == HEALTH_PATH:
-            return 200, {"status": "ok", "batches": self.state.batches,
-                         "records": self.state.records, "nodes_heard": len(self.state.node_view())}
+            return 200, self.health()
         return 200, self.take(region, await json_body(receive))
+
+    def health(self) -> dict[str, Any]:
+        """Counts, and the nodes now silent or relaying on stale routes."""
+        nodes = self.state.node_view()
+        return {"status": "ok", "batches": self.state.batches, "records": self.state.records,
+                "nodes_heard": len(nodes),
+                "silent_nodes": sorted(n for n, v in nodes.items() if v["silent"]),
+                "stale_routes": sorted(n for n, v in nodes.items() if v["stale_routes"])}
 
     def take(self, region: str, document: Any) -> dict[str, Any]:
         """Take the batch ``document`` sent by ``region``'s EMS, all or nothing."""
