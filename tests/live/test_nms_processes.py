@@ -81,6 +81,7 @@ def test_the_nms_shows_both_processes_and_raises_a_killed_ones_alarms(deployment
     assert ("started 6 processes on local: controller, nms, ems-west, ems-east, west, east"
             in up.stdout)
     assert qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder).returncode == 0
+    assert "O&M console (NMS): http://127.0.0.1:" in up.stdout
     om_url = json.loads((folder / "base" / "nms" / "manifest.json").read_text())["om_url"]
 
     metrics = ""
@@ -109,3 +110,13 @@ def test_the_nms_shows_both_processes_and_raises_a_killed_ones_alarms(deployment
 
         assert wait_for(alarms_raised, 30), active
         assert ("node-down", "a") not in active and ("km-link-down", "km:a~b") not in active
+
+
+def test_an_ems_for_a_region_without_one_is_refused_naming_the_option(deployment: Path
+                                                                      ) -> None:
+    """`qkdnet ems --region` of a region the deployment gives no EMS: an error naming
+    --region and the regions it has, a non-zero exit, nothing served."""
+    ran = qkdnet("ems", "--deployment", "deploy.yaml", "--region", "north", "--pki", "pki",
+                 cwd=deployment.parent)
+    assert ran.returncode != 0
+    assert "--region" in ran.stderr and "west, east" in ran.stderr, ran.stderr

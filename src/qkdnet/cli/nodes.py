@@ -196,6 +196,7 @@ def up_command(
     each serves."""
     from qkdnet.files.deployment import load_deployment
     from qkdnet.live.node_processes import local_hosts, start_processes
+    from qkdnet.live.om_access import is_loopback
 
     def run() -> None:
         plan = load_deployment(deployment)
@@ -208,7 +209,8 @@ def up_command(
         print(f"PKI: {base / 'pki'}; logs: {base}/<process>/node.log")
         if plan.nms.host in hosts:
             address, port = plan.nms_address()
-            print(f"O&M console (NMS): http://{address}:{port}/ (https off loopback)")
+            scheme = "http" if is_loopback(address) else "https"
+            print(f"O&M console (NMS): {scheme}://{address}:{port}/")
 
     guard(run)
 

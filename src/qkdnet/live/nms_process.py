@@ -30,6 +30,7 @@ from qkdnet.live.om_access import OmGate, OperatorAccess, is_loopback, served_na
 from qkdnet.live.om_app import make_om_app
 from qkdnet.live.pki import load_pki
 from qkdnet.live.reports import Updates
+from qkdnet.live.serve import OM_LIMITS
 from qkdnet.live.step_guard import StepGuard
 from qkdnet.live.tls_server import make_server, om_ssl_context, serve_many, server_ssl_context
 from qkdnet.management.monitor import NetworkMonitor
@@ -70,7 +71,7 @@ async def run_nms(deployment: Deployment, pki_folder: Path, folder: Path,
                         served_names(host, address), access)
         om_tls = None if is_loopback(host) else om_ssl_context(pki.kme_cert(NMS_ID),
                                                                pki.kme_key(NMS_ID))
-        om = make_server(om_app, host, port, om_tls)
+        om = make_server(om_app, host, port, om_tls, limits=OM_LIMITS)
         scheme = "https" if om_tls is not None else "http"
         om_url = f"{scheme}://{_authority(address, port)}"
         manifest = {"om_url": om_url,
