@@ -300,38 +300,71 @@ def _pushers(deployment: Deployment, keynet: KeyNetwork, remote: RemoteKMs,
              context_for: Callable[[str], Any]) -> list[TelemetryPusher]:
     """A pusher to its region's EMS for each node of the process whose region has one."""
     network = keynet.network
-    links = network.qkd_links
-    rates = dict(zip((lk.id for lk in links), (links_skr_bps(links)[:, 0] * options.speedup
-                                               ).tolist(), strict=True))
-    qber = dict(zip((lk.id for lk in links), intrinsic_qber(links).tolist(), strict=True))
+    telemetry = NodeTelemetry(keynet, remote, router, options.speedup)
     out = []
     for node in keynet.stores:
         try:
             ems = deployment.ems_address(network.node[node].region)
         except KeyError:
             continue  # a region without an EMS (a scenario that declares no regions)
-        out.append(TelemetryPusher(service_url(*ems), node, context_for(node), functools.partial(
-            node_record, keynet, remote, router, node, rates, qber), interval_s=STATE_INTERVAL_S))
+        out.append(TelemetryPusher(service_url(*ems), node, context_for(node),
+                                   functools.partial(telemetry.record, node),
+                                   interval_s=STATE_INTERVAL_S))
     return out
 
 
-def node_record(keynet: KeyNetwork, remote: RemoteKMs, router: RemoteRouter | None,
-                node: str, rates: dict[str, float], qber: dict[str, float]) -> NodeRecord:
-    """What ``node`` tells its EMS now: its QKD-links at their modelled ``rates`` (bit/s)
-    and ``qber`` (a cut link makes no key and measures nothing), its ends of its KM-links
-    (down where the other end's process is silent), its KM's and store's health."""
-    network = keynet.network
-    faults = keynet.faults
-    down, blinded = faults.down_links(), faults.blinded_links
-    links = tuple(LinkEnd(lk.id, 0.0 if lk.id in down else rates[lk.id],
-                          float("nan") if lk.id in down else qber[lk.id], lk.id not in down,
-                          lk.id in blinded)
-                  for lk in network.qkd_links if node in (lk.a, lk.b))
-    kms = tuple(KMLinkEnd(s.km_link, s.key_bits, s.rate_bps, s.up)
-                for s in _node_states(keynet, remote, node))
-    return NodeRecord(node, time.time(), node not in faults.stopped_nodes,
-                      keynet.supply.store_fault(node) is None,
-                      router is not None and router.stale, links, kms)
+class NodeTelemetry:
+    """What the nodes of a process tell their EMS (:meth:`record`): each node's QKD-links
+    at their modelled rates (times ``speedup``, bit/s) and intrinsic QBER (a cut link makes
+    no key and measures nothing), its ends of its KM-links (down where the other end's
+    process is silent), its KM's and key store's health, and whether its routes are stale.
+    The KM-link states of the whole process are read at most every SNAPSHOT_S and shared
+    by its nodes' records (a region process has up to ~80 nodes, each pushing every
+    second)."""
+
+    SNAPSHOT_S = 0.5
+
+    def __init__(self, keynet: KeyNetwork, remote: RemoteKMs, router: RemoteRouter | None,
+                 speedup: float) -> None:
+        self.keynet, self.remote, self.router = keynet, remote, router
+        network = keynet.network
+        links = network.qkd_links
+        rates = (links_skr_bps(links)[:, 0] * speedup).tolist()
+        qber = intrinsic_qber(links).tolist()
+        here = set(keynet.stores)
+        self._links: dict[str, list[tuple[str, float, float]]] = {n: [] for n in here}
+        for link, rate, q in zip(links, rates, qber, strict=True):
+            for end in {link.a, link.b} & here:
+                self._links[end].append((link.id, rate, q))
+        self._km_links: dict[str, list[str]] = {n: [] for n in here}
+        for km in network.km_links:
+            for end in {km.a, km.b} & here:
+                self._km_links[end].append(km.id)
+        self._states: dict[str, KMLinkState] = {}
+        self._read_at = -float("inf")
+
+    def _snapshot(self) -> dict[str, KMLinkState]:
+        now = asyncio.get_running_loop().time()
+        if now - self._read_at >= self.SNAPSHOT_S:
+            self._read_at = now
+            self._states = {s.km_link: s for s in link_states(
+                self.keynet, self.remote.down_nodes(now), None)}
+        return self._states
+
+    def record(self, node: str) -> NodeRecord:
+        """``node``'s record now."""
+        faults = self.keynet.faults
+        down, blinded = faults.down_links(), faults.blinded_links
+        links = tuple(LinkEnd(link, 0.0 if link in down else rate,
+                              float("nan") if link in down else q, link not in down,
+                              link in blinded)
+                      for link, rate, q in self._links[node])
+        states = self._snapshot()
+        kms = tuple(KMLinkEnd(s.km_link, s.key_bits, s.rate_bps, s.up)
+                    for s in (states.get(k) for k in self._km_links[node]) if s is not None)
+        return NodeRecord(node, time.time(), node not in faults.stopped_nodes,
+                          self.keynet.supply.store_fault(node) is None,
+                          self.router is not None and self.router.stale, links, kms)
 
 
 def link_states(keynet: KeyNetwork, down: set[str], nominal_bits: float | None
