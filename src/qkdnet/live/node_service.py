@@ -38,7 +38,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ss
 from qkdnet.quantum.emulator import emulator_for_link
 from qkdnet.quantum.link_rate import links_skr_bps
 from qkdnet.quantum.rate_table import intrinsic_qber
-from qkdnet.topology.model import KMLinkKind
+from qkdnet.topology.model import KMLink, KMLinkKind
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +184,10 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
             assert remote_router is not None
             remote_router.start()
             for node in nodes:
+                links = [km for km in network.km_links if node in (km.a, km.b)]
                 reporter = RemoteReporter(
                     controller_url(deployment), node, context_for(node),
-                    functools.partial(_node_states, keynet, remote, node),
+                    functools.partial(_node_states, keynet, remote, links, node),
                     interval_s=STATE_INTERVAL_S)
                 reporter.start()
                 reporters.append(reporter)
@@ -287,12 +288,20 @@ async def _report(keynet: KeyNetwork, remote: RemoteKMs, controller: Controller,
         reporting.run(report)
 
 
-def _node_states(keynet: KeyNetwork, remote: RemoteKMs, node: str) -> list[KMLinkState]:
-    """What ``node`` reports to the controller service: its own KM-links (both ends here
-    or a border KM-link), down where the other end's process is silent."""
-    ends = {km.id for km in keynet.network.km_links if node in (km.a, km.b)}
+def _node_states(keynet: KeyNetwork, remote: RemoteKMs, links: Sequence[KMLink],
+                 node: str) -> list[KMLinkState]:
+    """What ``node`` reports to the controller service of its KM-links ``links``: one
+    between two nodes of this process as the supply reports it, a border KM-link by this
+    end's outbound pool; down where the other end's process is silent."""
     down = remote.down_nodes(asyncio.get_running_loop().time())
-    return [s for s in link_states(keynet, down, None) if s.km_link in ends]
+    states = []
+    for km in links:
+        state = keynet.supply.link_state(km.id)
+        if state is None:
+            key = 8.0 * keynet.stores[node].pool_bytes(km.id, True)
+            state = KMLinkState(km.id, key, 0.0, km.a not in down and km.b not in down)
+        states.append(state)
+    return states
 
 
 def _pushers(deployment: Deployment, keynet: KeyNetwork, remote: RemoteKMs,
@@ -318,11 +327,8 @@ class NodeTelemetry:
     at their modelled rates (times ``speedup``, bit/s) and intrinsic QBER (a cut link makes
     no key and measures nothing), its ends of its KM-links (down where the other end's
     process is silent), its KM's and key store's health, and whether its routes are stale.
-    The KM-link states of the whole process are read at most every SNAPSHOT_S and shared
-    by its nodes' records (a region process has up to ~80 nodes, each pushing every
-    second)."""
-
-    SNAPSHOT_S = 0.5
+    Each node's links are found once: a region process has up to ~80 nodes, each pushing
+    every second."""
 
     def __init__(self, keynet: KeyNetwork, remote: RemoteKMs, router: RemoteRouter | None,
                  speedup: float) -> None:
@@ -336,20 +342,10 @@ class NodeTelemetry:
         for link, rate, q in zip(links, rates, qber, strict=True):
             for end in {link.a, link.b} & here:
                 self._links[end].append((link.id, rate, q))
-        self._km_links: dict[str, list[str]] = {n: [] for n in here}
+        self._km_links: dict[str, list[KMLink]] = {n: [] for n in here}
         for km in network.km_links:
             for end in {km.a, km.b} & here:
-                self._km_links[end].append(km.id)
-        self._states: dict[str, KMLinkState] = {}
-        self._read_at = -float("inf")
-
-    def _snapshot(self) -> dict[str, KMLinkState]:
-        now = asyncio.get_running_loop().time()
-        if now - self._read_at >= self.SNAPSHOT_S:
-            self._read_at = now
-            self._states = {s.km_link: s for s in link_states(
-                self.keynet, self.remote.down_nodes(now), None)}
-        return self._states
+                self._km_links[end].append(km)
 
     def record(self, node: str) -> NodeRecord:
         """``node``'s record now."""
@@ -359,9 +355,8 @@ class NodeTelemetry:
                               float("nan") if link in down else q, link not in down,
                               link in blinded)
                       for link, rate, q in self._links[node])
-        states = self._snapshot()
         kms = tuple(KMLinkEnd(s.km_link, s.key_bits, s.rate_bps, s.up)
-                    for s in (states.get(k) for k in self._km_links[node]) if s is not None)
+                    for s in _node_states(self.keynet, self.remote, self._km_links[node], node))
         return NodeRecord(node, time.time(), node not in faults.stopped_nodes,
                           self.keynet.supply.store_fault(node) is None,
                           self.router is not None and self.router.stale, links, kms)

@@ -120,6 +120,7 @@ class SupplyPump:
         self.stores = stores
         self.faults = faults
         self._supplies: list[_Supply] = []
+        self._order: dict[str, int] = {}  # KM-link -> its place in _supplies (start())
         self._nodes = list(stores)
         self._store_list = [stores[node] for node in self._nodes]
         #: Stores asked per pump whether they have written, from position _scan_next on;
@@ -268,6 +269,14 @@ class SupplyPump:
         modelled refill (bit/s, with the speed-up), and up."""
         down = self.faults.down_links()
         return [self._state(s, s.link not in down) for s in self._supplies]
+
+    def link_state(self, km_link: str) -> KMLinkState | None:
+        """What the KMs report of one supplied KM-link (None if it is not supplied here)."""
+        k = self._order.get(km_link)
+        if k is None:
+            return None
+        s = self._supplies[k]
+        return self._state(s, s.link not in self.faults.down_links())
 
     def _state(self, s: _Supply, up: bool) -> KMLinkState:
         rate = s.emulator.rate_bps * s.emulator.speedup
