@@ -61,6 +61,7 @@ def test_the_cn_qcn_example_places_every_served_node_once() -> None:
     assert len(d.processes_on("local")) == 7 and d.processes_on("elsewhere") == ()
     assert [e.region for e in d.ems] == [r.id for r in network.regions]
     assert d.nms_address() == ("127.0.0.1", 8080)
+    assert d.nms_intake_address() == ("127.0.0.1", 8081)  # ems_port: port + 1 by default
     assert d.network == network
 
 
@@ -128,6 +129,12 @@ def test_a_written_deployment_loads_back_equal(folder: Path) -> None:
      "  - {id: rest", 7, "processes[0].kme_port", "ports 65535..65536 are outside 1..65535"),
     ("nms: {host: h1, port: 8080}", "nms: {host: h1, port: 0}", 12, "nms.port",
      "port 0 is outside 1..65535"),
+    ("nms: {host: h1, port: 8080}", "nms: {host: h1, port: 7000}", 12, "nms.port",
+     "port 7000 on host 'h1' clashes with controller.port"),
+    ("nms: {host: h1, port: 8080}", "nms: {host: h1, port: 6999}", 12, "nms.ems_port",
+     "port 7000 on host 'h1' clashes with controller.port"),
+    ("nms: {host: h1, port: 8080}", "nms: {host: h1, port: 8080, ems_port: 9443}", 12,
+     "nms.ems_port", "port 9443 on host 'h1' clashes with processes[0].km_port"),
     ("ems:\n  - {region: east, host: h2, port: 7100}", "ems: []", 10, "ems",
      "no EMS for region(s) east"),
     ("region: east, host", "region: north, host", 11, "ems[0].region",

@@ -85,7 +85,7 @@ def chain_deployment(folder: Path) -> Path:
     """The chain as two node processes (a, b | c, d) and the controller on loopback, free
     ports; the deployment file (the scenario beside it)."""
     (folder / "chain.yaml").write_text(CHAIN)
-    kme_l, km_l, kme_r, km_r, control = free_ports(5)
+    kme_l, km_l, kme_r, km_r, control, nms = free_ports(6)
     (folder / "deploy.yaml").write_text(f"""\
 qkdnet_deployment: 1
 scenario: chain.yaml
@@ -95,6 +95,6 @@ processes:
   - {{id: left, host: local, nodes: [a, b], kme_port: {kme_l}, km_port: {km_l}}}
   - {{id: right, host: local, nodes: [c, d], kme_port: {kme_r}, km_port: {km_r}}}
 controller: {{host: local, port: {control}}}
-nms: {{host: local, port: 2}}
+nms: {{host: local, port: {nms}}}
 """)
     return folder / "deploy.yaml"

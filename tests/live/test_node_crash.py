@@ -115,7 +115,7 @@ def test_keys_survive_sigkills_of_either_process_once_and_unique(folder: Path) -
             assert again.value.status == 400, "a key was delivered twice"
 
     stopped = qkdnet("down", "deploy.yaml", "--dir", "base", cwd=folder)
-    assert "stopped 3 processes" in stopped.stdout
+    assert "stopped 4 processes" in stopped.stdout
     b = SQLiteKeyStore(folder / "base" / "left" / "stores" / "b.sqlite", "b")
     c = SQLiteKeyStore(folder / "base" / "right" / "stores" / "c.sqlite", "c")
     try:

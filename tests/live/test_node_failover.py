@@ -25,7 +25,7 @@ def _hops_logged(log: Path) -> list[int]:
 
 def test_keys_go_round_a_killed_process_and_come_back(tmp_path: Path) -> None:
     (tmp_path / "ring.yaml").write_text(RING)
-    ports = free_ports(7, width=3)
+    ports = free_ports(8, width=3)
     (tmp_path / "deploy.yaml").write_text(f"""\
 qkdnet_deployment: 1
 scenario: ring.yaml
@@ -36,7 +36,7 @@ processes:
   - {{id: pb, host: local, nodes: [b1, b2], kme_port: {ports[2]}, km_port: {ports[3]}}}
   - {{id: pc, host: local, nodes: [c1, c2, c3], kme_port: {ports[4]}, km_port: {ports[5]}}}
 controller: {{host: local, port: {ports[6]}}}
-nms: {{host: local, port: 2}}
+nms: {{host: local, port: {ports[7]}}}
 """)
     try:
         up = qkdnet("up", "deploy.yaml", "--dir", "base", "--prefill-bits", "200000",

@@ -70,7 +70,7 @@ def test_keys_cross_process_boundaries_and_survive_a_killed_process(deployment: 
     up = qkdnet("up", "deploy.yaml", "--dir", "base", "--prefill-bits", "100000",
                  "--speedup", "5", cwd=folder)
     assert up.returncode == 0, up.stdout + up.stderr
-    assert "started 3 processes on local: controller, left, right" in up.stdout
+    assert "started 4 processes on local: controller, nms, left, right" in up.stdout
     assert (os.stat(folder / "base" / "left").st_mode & 0o077) == 0  # key material inside
     assert qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder).returncode == 0
     assert _key_crosses(folder)
@@ -91,7 +91,7 @@ def test_keys_cross_process_boundaries_and_survive_a_killed_process(deployment: 
     assert _key_crosses(folder)
 
     down = qkdnet("down", "deploy.yaml", "--dir", "base", cwd=folder)
-    assert "stopped 3 processes" in down.stdout
+    assert "stopped 4 processes" in down.stdout
     assert qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder).returncode == 1
 
 

@@ -1,6 +1,6 @@
-"""``qkdnet node``, ``qkdnet controller``, ``qkdnet up``, ``qkdnet down``, ``qkdnet
-status``: the live network as the processes of a deployment file, on this machine and
-others."""
+"""``qkdnet node``, ``qkdnet controller``, ``qkdnet ems``, ``qkdnet nms``, ``qkdnet up``,
+``qkdnet down``, ``qkdnet status``: the live network as the processes of a deployment
+file, on this machine and others."""
 
 from __future__ import annotations
 
@@ -112,6 +112,75 @@ def controller_command(
     guard(run)
 
 
+@commands.command("ems")
+def ems_command(
+    deployment: DeploymentOption,
+    region: Annotated[str, typer.Option(help="The region whose EMS to run.")],
+    pki: Annotated[Path, typer.Option(help="PKI folder: ca.crt and "
+                                      "kme/qkdnet-ems-<region>.crt|key.")] = Path("pki"),
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Folder for its manifest "
+                                                "(default qkdnet-ems-<region>).")] = None,
+    listen: Annotated[str | None, typer.Option(help="Address to listen on (default: the "
+                                               "host's address in the deployment).")] = None,
+) -> None:
+    """Run the EMS of one region: its nodes push their telemetry to it over mutual TLS, and
+    it forwards it to the NMS every second. Ctrl-C or SIGTERM stops it."""
+    from qkdnet.errors import ParameterError
+    from qkdnet.files.deployment import load_deployment
+    from qkdnet.live.ems_process import run_ems
+    from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
+
+    def run() -> None:
+        plan = load_deployment(deployment)
+        try:
+            plan.ems_of(region)
+        except KeyError:
+            raise ParameterError("--region", region, "no EMS for it in the deployment; it "
+                                 "has " + (", ".join(e.region for e in plan.ems) or "none")
+                                 ) from None
+        log_to_stderr()
+
+        def ready(manifest: dict[str, Any]) -> None:
+            print(f"EMS {region} serving at {manifest['ems_url']}", flush=True)
+
+        run_until_stopped(lambda: run_ems(plan, region, pki,
+                                          folder or Path(f"qkdnet-ems-{region}"), listen,
+                                          ready), loop_factory())
+
+    guard(run)
+
+
+@commands.command("nms")
+def nms_command(
+    deployment: DeploymentOption,
+    pki: Annotated[Path, typer.Option(help="PKI folder: ca.crt and "
+                                      "kme/qkdnet-nms.crt|key.")] = Path("pki"),
+    folder: Annotated[Path, typer.Option("--dir", "-d", help="Folder for its manifest, O&M "
+                                         "operators (qkdnet operator add --dir) and audit "
+                                         "log.")] = Path("qkdnet-nms"),
+    listen: Annotated[str | None, typer.Option(help="Address to listen on (default: the "
+                                               "host's address in the deployment).")] = None,
+) -> None:
+    """Run the deployment's NMS: it takes the EMSs' telemetry over mutual TLS, raises the
+    alarms, and serves the O&M console and /metrics on the deployment's nms port. Ctrl-C
+    or SIGTERM stops it."""
+    from qkdnet.files.deployment import load_deployment
+    from qkdnet.live.nms_process import run_nms
+    from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
+
+    def run() -> None:
+        plan = load_deployment(deployment)
+        log_to_stderr()
+
+        def ready(manifest: dict[str, Any]) -> None:
+            print(f"NMS: O&M console at {manifest['om_url']}, taking the EMSs' telemetry at "
+                  f"{manifest['nms_url']}", flush=True)
+
+        run_until_stopped(lambda: run_nms(plan, pki, folder, listen, ready), loop_factory())
+
+    guard(run)
+
+
 @commands.command("up")
 def up_command(
     deployment: DeploymentArgument,
@@ -122,10 +191,12 @@ def up_command(
     prefill_bits: PrefillOption = 0,
 ) -> None:
     """Start every process of the deployment placed on this machine's host (the controller
-    service, then the node processes; those already running are left alone) and wait until
+    service, the NMS, the EMSs, then the node processes; those already running are left
+    alone) and wait until
     each serves."""
     from qkdnet.files.deployment import load_deployment
     from qkdnet.live.node_processes import local_hosts, start_processes
+    from qkdnet.live.om_access import is_loopback
 
     def run() -> None:
         plan = load_deployment(deployment)
@@ -136,6 +207,10 @@ def up_command(
         print(f"started {len(started)} processes on {', '.join(hosts)}: "
               + (", ".join(started) or "none (all were running)"))
         print(f"PKI: {base / 'pki'}; logs: {base}/<process>/node.log")
+        if plan.nms.host in hosts:
+            address, port = plan.nms_address()
+            scheme = "http" if is_loopback(address) else "https"
+            print(f"O&M console (NMS): {scheme}://{address}:{port}/")
 
     guard(run)
 
@@ -162,8 +237,9 @@ def status_command(
     deployment: DeploymentArgument,
     base: BaseOption = Path("qkdnet-deployment"),
 ) -> None:
-    """The deployment's node processes: running or not, and whether their KME and KM ports
-    answer. Exit 1 if any is not serving."""
+    """The deployment's processes: running or not, and whether their ports answer (a node
+    process: KME and KM-to-KM; the NMS: O&M and its port for the EMSs; the controller and
+    an EMS: its port). Exit 1 if any is not serving."""
     from rich.console import Console
     from rich.table import Table
 

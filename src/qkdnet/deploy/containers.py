@@ -99,5 +99,6 @@ def containers(deployment: Deployment, listen: str | None = None) -> list[Contai
                       False)
             for e in deployment.ems]
     out.append(Container("nms", "nms", deployment.nms.host, ("nms", *base, *extra),
-                         ("ca.crt",), (deployment.nms.port,), False))
+                         ("ca.crt",), (deployment.nms.port, deployment.nms.intake_port),
+                         False))
     return out

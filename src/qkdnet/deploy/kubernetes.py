@@ -95,7 +95,7 @@ def cluster_deployment(deployment: Deployment) -> Deployment:
         processes=tuple(replace(p, host=services[f"node-{p.id}"])
                         for p in deployment.processes),
         controller=ServicePlacement(services["controller"], deployment.controller.port),
-        ems=ems, nms=ServicePlacement(services["nms"], deployment.nms.port))
+        ems=ems, nms=replace(deployment.nms, host=services["nms"]))
 
 
 def kubernetes_files(deployment: Deployment, image: str = DEFAULT_IMAGE,

@@ -13,7 +13,10 @@ The format (``qkdnet_deployment: 1``)::
       - {id: beijing, host: host-1, nodes: [beijing, beijing-gs], kme_port: 8643, km_port: 9643}
     controller: {host: host-1, port: 7000}
     ems: [{region: north, host: host-1, port: 7100}]   # one per region of the scenario
-    nms: {host: host-1, port: 8080}
+    nms: {host: host-1, port: 8080, ems_port: 8081}   # ems_port: default port + 1
+
+The NMS serves the O&M console and ``/metrics`` on ``port`` and takes the EMSs' batches
+over mutual TLS on ``ems_port``.
 
 A process runs the nodes it names in ``nodes`` and every served node (one that runs a KM:
 :func:`~qkdnet.topology.served.served_nodes`) of its ``regions`` that no process names
@@ -81,6 +84,12 @@ class ServiceSpec(_Spec):
     port: int
 
 
+class NmsSpec(_Spec):
+    host: str
+    port: int
+    ems_port: int | None = None
+
+
 class EmsSpec(_Spec):
     region: str
     host: str
@@ -95,7 +104,7 @@ class DeploymentSpec(_Spec):
     processes: list[ProcessSpec] = Field(min_length=1)
     controller: ServiceSpec
     ems: list[EmsSpec] = []
-    nms: ServiceSpec
+    nms: NmsSpec
 
 
 @dataclass(frozen=True)
@@ -129,10 +138,17 @@ class ProcessPlacement:
 
 @dataclass(frozen=True)
 class ServicePlacement:
-    """A service (the controller, the NMS) on a host and port."""
+    """A service (the controller, the NMS) on a host and port; the NMS takes the EMSs'
+    batches on ``ems_port`` too (None: ``port + 1``)."""
 
     host: str
     port: Port
+    ems_port: Port | None = None
+
+    @property
+    def intake_port(self) -> Port:
+        """The NMS's port for the EMSs' batches."""
+        return self.port + 1 if self.ems_port is None else self.ems_port
 
 
 @dataclass(frozen=True)
@@ -227,8 +243,12 @@ class Deployment:
         return self.address(e.host, e.port)
 
     def nms_address(self) -> tuple[str, Port]:
-        """Where the NMS listens."""
+        """Where the NMS listens (the O&M console and /metrics)."""
         return self.address(self.nms.host, self.nms.port)
+
+    def nms_intake_address(self) -> tuple[str, Port]:
+        """Where the NMS takes the EMSs' batches (mutual TLS)."""
+        return self.address(self.nms.host, self.nms.intake_port)
 
 
 def load_deployment(path: Path) -> Deployment:
@@ -264,7 +284,7 @@ def deployment_from_spec(spec: DeploymentSpec, base: Path) -> Deployment:
         tuple(Host(h.id, h.address) for h in spec.hosts), processes,
         ServicePlacement(spec.controller.host, spec.controller.port),
         tuple(EmsPlacement(e.region, e.host, e.port) for e in spec.ems),
-        ServicePlacement(spec.nms.host, spec.nms.port))
+        ServicePlacement(spec.nms.host, spec.nms.port, spec.nms.ems_port))
 
 
 def deployment_document(deployment: Deployment, scenario: str | None = None
@@ -282,7 +302,9 @@ def deployment_document(deployment: Deployment, scenario: str | None = None
                       for p in deployment.processes],
         "controller": {"host": deployment.controller.host, "port": deployment.controller.port},
         "ems": [{"region": e.region, "host": e.host, "port": e.port} for e in deployment.ems],
-        "nms": {"host": deployment.nms.host, "port": deployment.nms.port},
+        "nms": {"host": deployment.nms.host, "port": deployment.nms.port,
+                **({} if deployment.nms.ems_port is None
+                   else {"ems_port": deployment.nms.ems_port})},
     }
 
 
@@ -427,6 +449,8 @@ def _listeners(spec: DeploymentSpec, processes: tuple[ProcessPlacement, ...]
     for i, e in enumerate(spec.ems):
         yield f"ems[{i}].port", e.host, range(e.port, e.port + 1)
     yield "nms.port", spec.nms.host, range(spec.nms.port, spec.nms.port + 1)
+    intake = spec.nms.port + 1 if spec.nms.ems_port is None else spec.nms.ems_port
+    yield "nms.ems_port", spec.nms.host, range(intake, intake + 1)
 
 
 def _check_ports(spec: DeploymentSpec, processes: tuple[ProcessPlacement, ...]) -> None:

@@ -1,15 +1,19 @@
 """The processes of a deployment on this machine: ``qkdnet up`` starts them, ``qkdnet down``
-stops them, ``qkdnet status`` lists them with their health. They are the node processes and
-the controller service placed on this machine's host(s).
+stops them, ``qkdnet status`` lists them with their health. They are the node processes,
+the controller service, the EMS of each region and the NMS placed on this machine's
+host(s).
 
 Layout under the base folder ``BASE`` (``--dir``): ``BASE/pki`` the deployment's PKI
 without the CA key (made on the first ``up`` in ``BASE-ca``: every node, SAE and the
 controller, naming every host address; copied as ``qkdnet serve`` does), per node process
 ``BASE/<process>/`` its data folder (key stores, manifest, audit), ``node.pid`` and
-``node.log``, and ``BASE/controller/`` with ``controller.pid`` and ``controller.log``. A
-process is started as ``python -m qkdnet node --deployment FILE --process ID --dir BASE/ID
---pki BASE/pki`` (or ``qkdnet controller ...``) in a session of its own, so it outlives
-the command that started it; the controller first.
+``node.log``, ``BASE/controller/`` with ``controller.pid`` and ``controller.log``,
+``BASE/nms/`` (``nms.pid``, ``nms.log``, the O&M operators and audit log) and
+``BASE/ems-<region>/`` (``ems.pid``, ``ems.log``). A process is started as ``python -m
+qkdnet node --deployment FILE --process ID --dir BASE/ID --pki BASE/pki`` (or ``qkdnet
+controller ...``, ``qkdnet nms ...``, ``qkdnet ems ... --region R``) in a session of its
+own, so it outlives the command that started it; the controller first, then the NMS, the
+EMSs and the node processes.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from pathlib import Path
 from qkdnet.errors import ParameterError, QkdnetError
 from qkdnet.files.deployment import Deployment
 from qkdnet.live.controller_process import CONTROLLER_ID
+from qkdnet.live.nms_process import NMS_ID
+from qkdnet.live.nms_service import ems_id
 from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki
 from qkdnet.topology.served import served_nodes
 
@@ -37,12 +43,14 @@ STOP_TIMEOUT_S = 15.0
 _LOOPBACK = ("127.", "::1", "localhost")
 #: The folder (under BASE) and the name of the controller service's process.
 CONTROLLER = "controller"
+#: The folder (under BASE) and the name of the NMS's process.
+NMS = "nms"
 
 
 @dataclass(frozen=True)
 class _Managed:
-    """A process ``up`` starts: its folder under BASE, its kind (node or controller: the
-    names of its pid and log files), the host it is placed on and its ``qkdnet``
+    """A process ``up`` starts: its folder under BASE, its kind (node, controller, nms or
+    ems: the names of its pid and log files), the host it is placed on and its ``qkdnet``
     arguments."""
 
     name: str
@@ -84,25 +92,33 @@ def local_hosts(deployment: Deployment, host: str | None) -> list[str]:
 
 def deployment_pki(deployment: Deployment, base: Path) -> Pki:
     """``BASE/pki``, made if missing (CA in ``BASE-ca``, every node and SAE of the
-    scenario, every host address named in the node certificates)."""
+    scenario, the controller, each region's EMS and the NMS, every host address named in
+    the KME-type certificates)."""
     public = base / "pki"
     if (public / "ca.crt").exists():
         return load_pki(public)
     ca_folder = base.with_name(base.name + "-ca")
     network = deployment.network
     ca = load_pki(ca_folder) if (ca_folder / "ca.crt").exists() else init_pki(
-        ca_folder, [*served_nodes(network, deployment.all_nodes), CONTROLLER_ID],
+        ca_folder, [*served_nodes(network, deployment.all_nodes), CONTROLLER_ID, NMS_ID,
+                    *(ems_id(e.region) for e in deployment.ems)],
         [s.id for s in network.saes], kme_names=sorted({h.address for h in deployment.hosts}))
     return copy_public_pki(ca, public)
 
 
 def managed(deployment: Deployment, deployment_file: Path, base: Path, pki: Path,
             extra: Sequence[str] = ()) -> list[_Managed]:
-    """Every process of the deployment ``up`` manages, the controller first; ``extra``
-    arguments go to each ``qkdnet node``."""
+    """Every process of the deployment ``up`` manages: the controller, the NMS, the EMSs,
+    the node processes; ``extra`` arguments go to each ``qkdnet node``."""
     common = ("--deployment", str(deployment_file.resolve()), "--pki", str(pki.resolve()))
     out = [_Managed(CONTROLLER, "controller", deployment.controller.host,
-                    ("controller", *common, "--dir", str((base / CONTROLLER).resolve())))]
+                    ("controller", *common, "--dir", str((base / CONTROLLER).resolve()))),
+           _Managed(NMS, "nms", deployment.nms.host,
+                    ("nms", *common, "--dir", str((base / NMS).resolve())))]
+    out += [_Managed(f"ems-{e.region}", "ems", e.host,
+                     ("ems", *common, "--region", e.region, "--dir",
+                      str((base / f"ems-{e.region}").resolve())))
+            for e in deployment.ems]
     out += [_Managed(p.id, "node", p.host,
                      ("node", *common, "--process", p.id, "--dir",
                       str((base / p.id).resolve()), *extra))
@@ -113,7 +129,8 @@ def managed(deployment: Deployment, deployment_file: Path, base: Path, pki: Path
 def start_processes(deployment: Deployment, deployment_file: Path, base: Path,
                     hosts: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
     """Start every process placed on ``hosts`` that is not running (the controller service
-    first), with ``extra`` arguments to ``qkdnet node``; wait for each one's manifest
+    first, then the NMS, the EMSs, the node processes), with ``extra`` arguments to
+    ``qkdnet node``; wait for each one's manifest
     before the next starts. The names started."""
     pki = deployment_pki(deployment, base)
     started = []
@@ -147,8 +164,9 @@ def start_processes(deployment: Deployment, deployment_file: Path, base: Path,
 
 def stop_processes(deployment: Deployment, deployment_file: Path, base: Path,
                    kill: bool = False) -> list[str]:
-    """Stop every running process of the deployment under ``base``, the nodes first
-    (SIGTERM, then SIGKILL after STOP_TIMEOUT_S; ``kill``: SIGKILL at once). The names
+    """Stop every running process of the deployment under ``base``, the nodes first and
+    the controller last (SIGTERM, then SIGKILL after STOP_TIMEOUT_S; ``kill``: SIGKILL at
+    once). The names
     stopped."""
     stopped = []
     for proc in reversed(managed(deployment, deployment_file, base, base / "pki")):
@@ -170,14 +188,19 @@ def process_states(deployment: Deployment, deployment_file: Path, base: Path
                    ) -> list[NodeProcessState]:
     """Each process of the deployment: whether it runs (by its pid file), and whether its
     ports accept connections (a node process: its first KME port and its KM port; the
-    controller: its port, both columns)."""
+    controller and an EMS: its port, both columns; the NMS: its O&M port and its port for
+    the EMSs)."""
     out = []
     for proc in managed(deployment, deployment_file, base, base / "pki"):
         address = deployment.host(proc.host).address
         pid = running_pid(base, proc)
-        if proc.kind == "controller":
-            serving = _accepts(address, deployment.controller.port)
-            out.append(NodeProcessState(proc.name, proc.host, 0, pid, serving, serving))
+        if proc.kind != "node":
+            ports = {"controller": (deployment.controller.port,) * 2,
+                     "nms": (deployment.nms.port, deployment.nms.intake_port)}.get(
+                proc.kind) or (deployment.ems_of(proc.name.removeprefix("ems-")).port,) * 2
+            out.append(NodeProcessState(proc.name, proc.host, 0, pid,
+                                        _accepts(address, ports[0]),
+                                        _accepts(address, ports[1])))
             continue
         p = deployment.process(proc.name)
         out.append(NodeProcessState(p.id, p.host, len(p.nodes), pid,
@@ -194,7 +217,8 @@ def running_pid(base: Path, proc: _Managed) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if proc.kind.encode() in command and (
-        proc.kind == "controller" or proc.name.encode() in command) else None
+        proc.kind in ("controller", "nms") or proc.name.removeprefix("ems-").encode()
+        in command) else None
 
 
 def _last_line(folder: Path, proc: _Managed) -> str:

@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.device_app import PREFIX as DEVICE_PREFIX
 from qkdnet.live.device_app import make_device_app
 from qkdnet.live.device_client import HttpDeviceEnd
+from qkdnet.live.ems_process import service_url
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, DEFAULT_HELD_KEY_TTL_S, KeyNetwork
 from qkdnet.live.km_app import make_km_app
 from qkdnet.live.km_transport import RemoteKMs
@@ -64,8 +66,12 @@ from qkdnet.live.pki import Pki, load_pki
 from qkdnet.live.qkd_device import DeviceEnd, EmulatedDevice
 from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.step_guard import StepGuard
+from qkdnet.live.telemetry_pusher import TelemetryPusher
+from qkdnet.live.telemetry_records import KMLinkEnd, LinkEnd, NodeRecord
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
 from qkdnet.quantum.emulator import emulator_for_link
+from qkdnet.quantum.link_rate import links_skr_bps
+from qkdnet.quantum.rate_table import intrinsic_qber
 from qkdnet.topology.model import KMLink, KMLinkKind
 
 log = logging.getLogger(__name__)
@@ -185,6 +191,9 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
                     interval_s=STATE_INTERVAL_S)
                 reporter.start()
                 reporters.append(reporter)
+        pushers = _pushers(deployment, keynet, remote, remote_router, options, context_for)
+        for pusher in pushers:
+            pusher.start()
         gc.collect()
         gc.freeze()
         if ready is not None:
@@ -197,6 +206,8 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
             await asyncio.gather(*background, return_exceptions=True)
             for reporter in reporters:
                 await reporter.close()
+            for pusher in pushers:
+                await pusher.close()
             if remote_router is not None:
                 await remote_router.close()
             await remote.close()
@@ -291,6 +302,64 @@ def _node_states(keynet: KeyNetwork, remote: RemoteKMs, links: Sequence[KMLink],
             state = KMLinkState(km.id, key, 0.0, km.a not in down and km.b not in down)
         states.append(state)
     return states
+
+
+def _pushers(deployment: Deployment, keynet: KeyNetwork, remote: RemoteKMs,
+             router: RemoteRouter | None, options: NodeOptions,
+             context_for: Callable[[str], Any]) -> list[TelemetryPusher]:
+    """A pusher to its region's EMS for each node of the process whose region has one."""
+    network = keynet.network
+    telemetry = NodeTelemetry(keynet, remote, router, options.speedup)
+    out = []
+    for node in keynet.stores:
+        try:
+            ems = deployment.ems_address(network.node[node].region)
+        except KeyError:
+            continue  # a region without an EMS (a scenario that declares no regions)
+        out.append(TelemetryPusher(service_url(*ems), node, context_for(node),
+                                   functools.partial(telemetry.record, node),
+                                   interval_s=STATE_INTERVAL_S))
+    return out
+
+
+class NodeTelemetry:
+    """What the nodes of a process tell their EMS (:meth:`record`): each node's QKD-links
+    at their modelled rates (times ``speedup``, bit/s) and intrinsic QBER (a cut link makes
+    no key and measures nothing), its ends of its KM-links (down where the other end's
+    process is silent), its KM's and key store's health, and whether its routes are stale.
+    Each node's links are found once: a region process has up to ~80 nodes, each pushing
+    every second."""
+
+    def __init__(self, keynet: KeyNetwork, remote: RemoteKMs, router: RemoteRouter | None,
+                 speedup: float) -> None:
+        self.keynet, self.remote, self.router = keynet, remote, router
+        network = keynet.network
+        links = network.qkd_links
+        rates = (links_skr_bps(links)[:, 0] * speedup).tolist()
+        qber = intrinsic_qber(links).tolist()
+        here = set(keynet.stores)
+        self._links: dict[str, list[tuple[str, float, float]]] = {n: [] for n in here}
+        for link, rate, q in zip(links, rates, qber, strict=True):
+            for end in {link.a, link.b} & here:
+                self._links[end].append((link.id, rate, q))
+        self._km_links: dict[str, list[KMLink]] = {n: [] for n in here}
+        for km in network.km_links:
+            for end in {km.a, km.b} & here:
+                self._km_links[end].append(km)
+
+    def record(self, node: str) -> NodeRecord:
+        """``node``'s record now."""
+        faults = self.keynet.faults
+        down, blinded = faults.down_links(), faults.blinded_links
+        links = tuple(LinkEnd(link, 0.0 if link in down else rate,
+                              float("nan") if link in down else q, link not in down,
+                              link in blinded)
+                      for link, rate, q in self._links[node])
+        kms = tuple(KMLinkEnd(s.km_link, s.key_bits, s.rate_bps, s.up)
+                    for s in _node_states(self.keynet, self.remote, self._km_links[node], node))
+        return NodeRecord(node, time.time(), node not in faults.stopped_nodes,
+                          self.keynet.supply.store_fault(node) is None,
+                          self.router is not None and self.router.stale, links, kms)
 
 
 def link_states(keynet: KeyNetwork, down: set[str], nominal_bits: float | None
