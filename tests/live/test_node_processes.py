@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,7 +76,12 @@ def test_keys_cross_process_boundaries_and_survive_a_killed_process(deployment: 
     _third_party_clients_agree(folder)
 
     right_pid = int((folder / "base" / "right" / "node.pid").read_text())
-    os.kill(right_pid, signal.SIGKILL)
+    stop = qkdnet("fault", "stop", "d", "--deployment", "deploy.yaml", "--dir", "base",
+                  cwd=folder)
+    assert "d: stopped (node process right killed, with its 2 nodes)" in stop.stdout, \
+        stop.stdout + stop.stderr
+    assert not Path(f"/proc/{right_pid}").exists() or \
+        Path(f"/proc/{right_pid}/stat").read_text().split(") ")[1][0] == "Z"
     master = _client(folder, "left", "sae-a")
     with pytest.raises(KmeError) as refused:  # no KM at c: the relay fails on its timer
         master.enc_keys("sae-d", 1, 256)

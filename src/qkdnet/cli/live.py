@@ -97,13 +97,22 @@ def fault_command(
     password_file: Annotated[Path | None, typer.Option(
         help="File whose first line is the operator's password ('-': stdin); default "
         "$QKDNET_PASSWORD.")] = None,
+    deployment: Annotated[Path | None, typer.Option(
+        help="A deployment file: stop SIGKILLs the node process that runs NODE (every node "
+        "placed with it), start starts it again; --dir is then the base folder of "
+        "`qkdnet up`.")] = None,
 ) -> None:
     """Inject a fault into a running `qkdnet serve`, or end it: a cut link makes no key and
     its KM-links report down; a blinded link's detector-current monitor trips and it stops
     distilling; a stopped node's Key Manager and devices go dark (its links
     make no key, its KME answers 503). The controllers route around it and the NMS raises
-    its alarms at once; a repair or start clears them."""
+    its alarms at once; a repair or start clears them. With --deployment, stop and start
+    act on the node's process of a deployment run by `qkdnet up`."""
     from qkdnet.live.om_client import inject_fault
+
+    if deployment is not None:
+        guard(lambda: _deployment_fault(action, target, deployment, folder))
+        return
 
     def run() -> None:
         password = None
@@ -119,6 +128,35 @@ def fault_command(
             print(f"{state['node']}: {'running' if state['running'] else 'stopped'}")
 
     guard(run)
+
+
+def _deployment_fault(action: str, node: str, deployment: Path, base: Path) -> None:
+    """``qkdnet fault stop|start NODE --deployment F``: SIGKILL, or start again, the node
+    process that runs NODE."""
+    from qkdnet.errors import ParameterError
+    from qkdnet.files.deployment import load_deployment
+    from qkdnet.live.node_processes import (
+        kill_node_process,
+        local_hosts,
+        start_processes,
+    )
+
+    plan = load_deployment(deployment)
+    if action == "stop":
+        process = kill_node_process(plan, deployment, base, node)
+        print(f"{node}: stopped (node process {process} killed, with its "
+              f"{len(plan.process(process).nodes)} nodes)")
+    elif action == "start":
+        if node not in plan.nodes:
+            raise ParameterError("NODE", node, "not placed in the deployment")
+        process = plan.process_of(node).id
+        started = start_processes(plan, deployment, base, local_hosts(plan, None),
+                                  only={process})
+        print(f"{node}: running (node process {process} "
+              f"{'started' if started else 'was running'})")
+    else:
+        raise ParameterError("ACTION", action, "on a deployment only stop and start (a "
+                             "node's process); QKD-link faults need `qkdnet serve`")
 
 
 @commands.command("console")

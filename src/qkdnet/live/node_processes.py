@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,7 +127,8 @@ def managed(deployment: Deployment, deployment_file: Path, base: Path, pki: Path
 
 
 def start_processes(deployment: Deployment, deployment_file: Path, base: Path,
-                    hosts: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+                    hosts: Sequence[str], extra: Sequence[str] = (),
+                    only: Collection[str] | None = None) -> list[str]:
     """Start every process placed on ``hosts`` that is not running (the controller service
     first, then the NMS, the EMSs, the node processes), with ``extra`` arguments to
     ``qkdnet node``; wait for each one's manifest
@@ -135,7 +136,8 @@ def start_processes(deployment: Deployment, deployment_file: Path, base: Path,
     pki = deployment_pki(deployment, base)
     started = []
     for proc in managed(deployment, deployment_file, base, pki.folder, extra):
-        if proc.host not in hosts or running_pid(base, proc) is not None:
+        if proc.host not in hosts or running_pid(base, proc) is not None \
+                or (only is not None and proc.name not in only):
             continue
         folder = base / proc.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -182,6 +184,26 @@ def stop_processes(deployment: Deployment, deployment_file: Path, base: Path,
         (base / proc.name / f"{proc.kind}.pid").unlink(missing_ok=True)
         stopped.append(proc.name)
     return stopped
+
+
+def kill_node_process(deployment: Deployment, deployment_file: Path, base: Path,
+                      node: str) -> str:
+    """SIGKILL the node process that runs ``node`` (and so every node placed with it), as
+    a crash would; its name. ParameterError if the node is not placed, or its process is
+    not running from ``base`` on this machine."""
+    try:
+        placement = deployment.process_of(node)
+    except KeyError:
+        raise ParameterError("NODE", node, "not placed in the deployment") from None
+    proc = next(p for p in managed(deployment, deployment_file, base, base / "pki")
+                if p.kind == "node" and p.name == placement.id)
+    pid = running_pid(base, proc)
+    if pid is None:
+        raise ParameterError("NODE", node, f"its process {placement.id} is not running from "
+                             f"{base} on this machine")
+    os.kill(pid, signal.SIGKILL)
+    (base / proc.name / "node.pid").unlink(missing_ok=True)
+    return placement.id
 
 
 def process_states(deployment: Deployment, deployment_file: Path, base: Path
