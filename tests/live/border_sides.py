@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node_deployment import CHAIN
+
 from qkdnet.apps.sae_client import tls_context
 from qkdnet.files.networks import load_network
 from qkdnet.keys.km_wire import Envelope
@@ -25,22 +27,6 @@ from qkdnet.live.tls_server import TlsServer, make_server, server_ssl_context
 from qkdnet.quantum.emulator import KeyEmulator
 from qkdnet.topology.model import Network
 
-SCENARIO = """\
-qkdnet_scenario: 1
-name: border
-nodes:
-  - {id: a, kind: backbone_access, lat: 30, lon: 110}
-  - {id: b, kind: backbone_relay, lat: 30.3, lon: 110.3}
-  - {id: c, kind: backbone_relay, lat: 30.6, lon: 110.6}
-  - {id: d, kind: backbone_access, lat: 30.9, lon: 110.9}
-qkd_links:
-  - {a: a, b: b, length_km: 40, loss_db: 10, device_type: I}
-  - {a: b, b: c, length_km: 40, loss_db: 10, device_type: I}
-  - {a: c, b: d, length_km: 40, loss_db: 10, device_type: I}
-saes:
-  - {id: sae-a, node: a}
-  - {id: sae-d, node: d}
-"""
 SIDES = (("a", "b"), ("c", "d"))
 BLOCK_UNITS = 64
 
@@ -77,7 +63,7 @@ async def border(tmp_path: Path, *, timeout_s: float = 5.0, give_up_s: float = 1
     b-c gets the same blocks deposited at both ends, or, with ``device_rate_bps``, nothing:
     an emulated device pair makes its key at that rate and the border supply brings it."""
     path = tmp_path / "border.yaml"
-    path.write_text(SCENARIO)
+    path.write_text(CHAIN)
     network = load_network(path)
     pki = init_pki(tmp_path / "pki", ["a", "b", "c", "d"], ["sae-a", "sae-d"])
     keynets: list[KeyNetwork] = []

@@ -32,7 +32,6 @@ which they send every interval anyway.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -43,6 +42,7 @@ from qkdnet.errors import NoRoute
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.live.request_limits import MAX_BODY_BYTES, BodyLimit
+from qkdnet.live.service_calls import answer, json_body
 from qkdnet.live.tls_server import calling_kme
 from qkdnet.topology.model import Network
 
@@ -66,7 +66,6 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-_JSON = (b"content-type", b"application/json")
 _STATE_FIELDS = frozenset({"km_link", "key_bits", "rate_bps", "up"})
 _ENDPOINTS = {REPORTS_PATH: "POST", ROUTES_PATH: "POST", HEALTH_PATH: "GET"}
 
@@ -162,10 +161,7 @@ class ControllerService:
         except Exception:  # a bug, never an input: logged, and the node asks again
             log.exception("controller service: internal error")
             status, document = 500, {"message": "internal error of the controller service"}
-        body = json.dumps(document, separators=(",", ":")).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [_JSON, (b"content-length", b"%d" % len(body))]})
-        await send({"type": "http.response.body", "body": body})
+        await answer(send, status, document)
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         path = scope["path"]
@@ -177,7 +173,7 @@ class ControllerService:
         peer = self._peer(scope)
         if path == HEALTH_PATH:
             return 200, self.health()
-        document = await _json_body(receive)
+        document = await json_body(receive)
         if path == REPORTS_PATH:
             node, states = parse_report(document, self.network)
             return 200, self.report(peer, node, states)
@@ -243,21 +239,6 @@ def _combine(km_link: str, ends: Iterable[KMLinkState]) -> KMLinkState:
     states = list(ends)
     return KMLinkState(km_link, min(s.key_bits for s in states),
                        min(s.rate_bps for s in states), all(s.up for s in states))
-
-
-async def _json_body(receive: Receive) -> Any:
-    chunks = []
-    more = True
-    while more:
-        message = await receive()  # behind BodyLimit: ApiError 413 past the cap
-        if message["type"] == "http.disconnect":
-            raise ApiError(400, "the caller went away before its body was complete")
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "body: not JSON") from None
 
 
 def make_controller_app(service: ControllerService,

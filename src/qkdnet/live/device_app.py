@@ -12,13 +12,13 @@ is the device's other end. Errors are ETSI 014 Error objects.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from qkdnet.keys.etsi014 import ApiError, Limits, key_container, key_ids, key_order, status_document
 from qkdnet.live.qkd_device import DeviceError, EmulatedDevice
 from qkdnet.live.request_limits import BodyLimit
+from qkdnet.live.service_calls import answer, json_body
 from qkdnet.live.tls_server import calling_kme
 
 Scope = MutableMapping[str, Any]
@@ -28,7 +28,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 PREFIX = "/devices/"
 #: Most keys one call may take or release (an exchange of the border supply takes 64).
 MAX_KEYS_PER_CALL = 128
-_JSON = (b"content-type", b"application/json")
 
 
 class DeviceApp:
@@ -45,10 +44,7 @@ class DeviceApp:
             status = 200
         except ApiError as exc:
             status, document = exc.status, exc.body()
-        body = json.dumps(document, separators=(",", ":")).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [_JSON, (b"content-length", b"%d" % len(body))]})
-        await send({"type": "http.response.body", "body": body})
+        await answer(send, status, document)
 
     async def _handle(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         link, _, rest = scope["path"].removeprefix(PREFIX).partition("/api/v1/keys/")
@@ -69,7 +65,7 @@ class DeviceApp:
             return status_document(link, link, caller, other, await end.available(), limits)
         if scope["method"] != "POST" or operation not in ("enc_keys", "dec_keys"):
             raise ApiError(405, "Method Not Allowed")
-        body = await _json(receive)
+        body = await json_body(receive)
         try:
             if operation == "enc_keys":
                 order = key_order(body, {}, limits)
@@ -77,20 +73,6 @@ class DeviceApp:
             return key_container(await end.dec_keys(key_ids(body, {}, limits)))
         except DeviceError as exc:
             raise ApiError(400 if operation == "dec_keys" else 503, str(exc)) from None
-
-
-async def _json(receive: Receive) -> Any:
-    chunks, more = [], True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ApiError(400, "the client went away before its request body was complete")
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    try:
-        return json.loads(b"".join(chunks) or b"{}")
-    except (ValueError, RecursionError):
-        raise ApiError(400, "request body is not valid JSON") from None
 
 
 def make_device_app(devices: Mapping[str, EmulatedDevice]) -> BodyLimit:

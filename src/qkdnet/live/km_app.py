@@ -17,7 +17,6 @@ its id) is acknowledged without being done again; one still being done is waited
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, MutableMapping, Sequence
@@ -27,6 +26,7 @@ from qkdnet.keys.etsi014 import ApiError
 from qkdnet.keys.km_wire import MAX_BATCH_BYTES, Envelope, WireError, decode_batch
 from qkdnet.live.km_transport import HEALTH_PATH, KM_PATH
 from qkdnet.live.request_limits import BodyLimit
+from qkdnet.live.service_calls import answer
 from qkdnet.live.tls_server import calling_kme
 
 log = logging.getLogger("qkdnet.km")
@@ -40,7 +40,6 @@ Deliver = Callable[[str, Sequence[Envelope]], Awaitable[list[str]]]
 #: Message ids remembered as done, per process (the oldest forgotten first): far more than
 #: a sender can have unacknowledged when it retries.
 REMEMBERED = 65_536
-_JSON = (b"content-type", b"application/json")
 
 
 class KmApp:
@@ -66,10 +65,7 @@ class KmApp:
         except Exception:  # a bug, never an input: logged, and the sender retries
             log.exception("KM listener: internal error")
             status, document = 500, {"message": "internal error of the KM listener"}
-        body = json.dumps(document, separators=(",", ":")).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [_JSON, (b"content-length", b"%d" % len(body))]})
-        await send({"type": "http.response.body", "body": body})
+        await answer(send, status, document)
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         if scope["path"] == HEALTH_PATH and scope["method"] == "GET":

@@ -1,7 +1,7 @@
-"""What the management services (:mod:`qkdnet.live.ems_service`,
-:mod:`qkdnet.live.nms_service`) do with every call over mutual TLS: who the caller is (the
+"""What the services of a deployment (the KM listener, the controller, the device ends,
+the EMSs and the NMS) do with every call over mutual TLS: who the caller is (the
 ``kme-id:`` its client certificate names, parsed once per connection), its JSON body, and
-a JSON answer. Plain ASGI, as :mod:`qkdnet.live.km_app`."""
+a JSON answer. Plain ASGI."""
 
 from __future__ import annotations
 
@@ -10,28 +10,20 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from qkdnet.keys.etsi014 import ApiError
-from qkdnet.live.pki import kme_id_from_certificate
-from qkdnet.live.tls_server import client_certificate, connection_tls
+from qkdnet.live.tls_server import calling_kme
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-_IDENTITY = "qkdnet.service_peer"
 _JSON = (b"content-type", b"application/json")
 
 
 def peer_id(scope: Scope) -> str:
     """The id the client certificate names (``kme-id:`` URI); ApiError 401 if none."""
-    tls = connection_tls(scope)
-    peer: str | None = tls.get(_IDENTITY) if tls is not None else None
+    peer = calling_kme(scope)
     if peer is None:
-        der = client_certificate(scope)
-        peer = kme_id_from_certificate(der) if der is not None else None
-        if peer is None:
-            raise ApiError(401, "the client certificate names no identity (kme-id: URI)")
-        if tls is not None:
-            tls[_IDENTITY] = peer
+        raise ApiError(401, "the client certificate names no identity (kme-id: URI)")
     return peer
 
 
