@@ -50,6 +50,7 @@ from qkdnet.files.deployment import Deployment, ProcessPlacement
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.keys.route import Router
 from qkdnet.live.audit import AuditLog, audit_file
+from qkdnet.live.connection_limits import ConnectionBudget, raise_file_limit
 from qkdnet.live.controller_client import RemoteReporter, RemoteRouter
 from qkdnet.live.controller_process import controller_url
 from qkdnet.live.data_folder import open_data_folder
@@ -58,6 +59,7 @@ from qkdnet.live.device_app import PREFIX as DEVICE_PREFIX
 from qkdnet.live.device_app import make_device_app
 from qkdnet.live.device_client import HttpDeviceEnd
 from qkdnet.live.ems_process import service_url
+from qkdnet.live.handshake_audit import HandshakeRefusals, name_refused_certificates
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, DEFAULT_HELD_KEY_TTL_S, KeyNetwork
 from qkdnet.live.km_app import make_km_app
 from qkdnet.live.km_transport import RemoteKMs
@@ -65,6 +67,7 @@ from qkdnet.live.kme_app import make_kme_app
 from qkdnet.live.pki import Pki, load_pki
 from qkdnet.live.qkd_device import DeviceEnd, EmulatedDevice
 from qkdnet.live.revocation import RevocationWatch
+from qkdnet.live.serve import KME_LIMITS
 from qkdnet.live.step_guard import StepGuard
 from qkdnet.live.telemetry_pusher import TelemetryPusher
 from qkdnet.live.telemetry_records import KMLinkEnd, LinkEnd, NodeRecord
@@ -119,6 +122,7 @@ async def run_node(deployment: Deployment, process_id: str, options: NodeOptions
     once every listener is up."""
     placement = deployment.process(process_id)  # the caller checked the name
     open_data_folder(options.folder)
+    raise_file_limit()
     lock = FolderLock.acquire(options.folder)
     try:
         await _run(deployment, placement, options, lock, ready)
@@ -143,7 +147,7 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
 
     peers = {n: _url(*deployment.km_address(n)) for n in deployment.nodes if n not in nodes}
     remote = RemoteKMs(peers, context_for)
-    served, devices = _devices(deployment, placement, pki, options, loop.time, context_for)
+    served, devices = _devices(deployment, placement, options, loop.time, context_for)
     controller: Controller | None = None
     remote_router: RemoteRouter | None = None
     router: Router
@@ -161,16 +165,24 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         keynet.supply.checkpoint_all()
         revocation = RevocationWatch.of_pki(pki)
         audit = AuditLog(audit_file(options.folder))
-        servers: dict[str, TlsServer] = {}
-        for node in nodes:
+        # the hardening of `qkdnet serve`'s listeners: connection limits per listener and
+        # per address, one budget for the process, refused handshakes audited
+        budget = ConnectionBudget()
+        refusals = HandshakeRefusals(audit)
+
+        def listener(app: Any, port: int, node: str) -> TlsServer:
             tls = server_ssl_context(pki.kme_cert(node), pki.kme_key(node), pki.ca_cert)
-            servers[node] = make_server(
-                make_kme_app(keynet, node, revocation=revocation, audit=audit), listen,
-                placement.kme_port_of(node), tls)
-        km_tls = server_ssl_context(pki.kme_cert(nodes[0]), pki.kme_key(nodes[0]),
-                                    pki.ca_cert)
-        km = make_server(_by_path(make_km_app(keynet.receive, nodes),
-                                  make_device_app(served)), listen, placement.km_port, km_tls)
+            name_refused_certificates(tls)
+            return make_server(app, listen, port, tls, limits=KME_LIMITS, budget=budget,
+                               on_handshake_refused=functools.partial(
+                                   refusals.handshake_failed, node))
+
+        servers = {node: listener(make_kme_app(keynet, node, revocation=revocation,
+                                               audit=audit), placement.kme_port_of(node), node)
+                   for node in nodes}
+        km = listener(_by_path(make_km_app(keynet.receive, nodes), make_device_app(served)),
+                      placement.km_port, nodes[0])
+        budget.fit_below_file_limit()
         manifest = _manifest(deployment, placement, pki, listen)
         _write_json(options.folder / "manifest.json", manifest)
         lock.announce(f"node process {placement.id}")
@@ -201,6 +213,7 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         try:
             await serve_many([*servers.values(), km])
         finally:
+            refusals.flush()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -218,7 +231,7 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         keynet.close()
 
 
-def _devices(deployment: Deployment, placement: ProcessPlacement, pki: Pki,
+def _devices(deployment: Deployment, placement: ProcessPlacement,
              options: NodeOptions, now: Callable[[], float],
              context_for: Callable[[str], Any]
              ) -> tuple[dict[str, EmulatedDevice], dict[str, DeviceEnd]]:
