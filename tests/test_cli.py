@@ -330,7 +330,7 @@ def test_deploy_writes_compose_and_kubernetes_manifests(tmp_path: Path) -> None:
     result = runner.invoke(app, ["deploy", "kubernetes", str(dep), "-o", str(tmp_path / "k"),
                                  "--image", "reg.example/qkdnet:3"])
     assert result.exit_code == 0, result.output
-    assert "qkdnet-node-all-tls, qkdnet-ca" in result.stdout
+    assert "qkdnet-node-all-tls, qkdnet-controller-tls" in result.stdout
     assert "reg.example/qkdnet:3" in (tmp_path / "k" / "node-all.yaml").read_text()
     assert (tmp_path / "k" / "kustomization.yaml").is_file()
 

@@ -17,6 +17,7 @@ from qkdnet.deploy.kubernetes import KUSTOMIZATION, kubernetes_files, secret_nam
 from qkdnet.files.deployment import Deployment, load_deployment, parse_deployment
 from qkdnet.live.pki import init_pki
 from qkdnet.topology.served import served_nodes
+from qkdnet.topology.service_ids import service_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "cn-qcn-deployment.yaml"
@@ -48,7 +49,8 @@ def ring(tmp_path_factory: pytest.TempPathFactory) -> tuple[Deployment, Path]:
     folder = tmp_path_factory.mktemp("ring")
     (folder / "ring.yaml").write_text((ROOT / "examples" / "three-city-ring.yaml").read_text())
     deployment = parse_deployment(RING, "dep.yaml", "yaml", folder)
-    init_pki(folder / "pki", served_nodes(deployment.network), ["sae-a"])
+    init_pki(folder / "pki", [*served_nodes(deployment.network),
+                              *service_ids(deployment.network)], ["sae-a"])
     return deployment, folder / "pki"
 
 
@@ -126,8 +128,8 @@ def test_without_a_pki_no_manifest_holds_key_material(
 
 
 def test_with_a_pki_the_secrets_hold_its_pem_files(ring: tuple[Deployment, Path]) -> None:
-    """With --pki each process's Secret holds the CA certificate and its KMEs' pairs, and
-    the others only the CA certificate."""
+    """With --pki each container's Secret holds the CA certificate and its own pairs: a
+    node process its KMEs', a service its own (no container sees another's key)."""
     deployment, pki = ring
     files = kubernetes_files(deployment, pki=pki)
     secrets = {o["metadata"]["name"]: o["data"] for o in yaml.safe_load_all(files["secrets.yaml"])}
@@ -137,7 +139,10 @@ def test_with_a_pki_the_secrets_hold_its_pem_files(ring: tuple[Deployment, Path]
                     "kme.hefei.key": (pki / "kme/hefei.key").read_bytes(),
                     "kme.nanjing.crt": (pki / "kme/nanjing.crt").read_bytes(),
                     "kme.nanjing.key": (pki / "kme/nanjing.key").read_bytes()}
-    assert set(secrets["qkdnet-ca"]) == {"ca.crt"}
+    assert set(secrets["qkdnet-controller-tls"]) == \
+        {"ca.crt", "kme.qkdnet-controller.crt", "kme.qkdnet-controller.key"}
+    assert set(secrets["qkdnet-nms-tls"]) == {"ca.crt", "kme.qkdnet-nms.crt",
+                                              "kme.qkdnet-nms.key"}
     ca_key = base64.b64encode((pki / "ca.key").read_bytes()).decode()
     assert ca_key not in "".join(files.values())  # the CA key stays off the cluster
     for o in yaml.safe_load_all(files["secrets.yaml"]):

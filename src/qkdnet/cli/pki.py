@@ -26,16 +26,22 @@ def pki_init(
         "certificates besides localhost and 127.0.0.1 (repeatable).")] = None,
 ) -> None:
     """Create a CA and the KME and SAE certificates of a scenario (SAE ID = certificate
-    CN and URI SAN sae-id:<id>). Copy it to the serving nodes without ca.key."""
+    CN and URI SAN sae-id:<id>), and those of a deployment's services (the controller, the
+    NMS, each region's EMS: kme-id qkdnet-controller, qkdnet-nms, qkdnet-ems-<region>).
+    Copy it to the serving nodes without ca.key."""
     from qkdnet.files.networks import open_network
     from qkdnet.live.pki import init_pki
     from qkdnet.topology.served import served_nodes
+    from qkdnet.topology.service_ids import service_ids
 
     def make() -> None:
         network = open_network(scenario)
-        pki = init_pki(folder, served_nodes(network, all_nodes), [s.id for s in network.saes],
+        kmes = served_nodes(network, all_nodes)
+        services = service_ids(network)
+        pki = init_pki(folder, [*kmes, *services], [s.id for s in network.saes],
                        overwrite=overwrite, kme_names=kme_name or ())
-        print(f"{pki.ca_cert} ({len(pki.kme_ids)} KMEs, {len(pki.sae_ids)} SAEs)")
+        print(f"{pki.ca_cert} ({len(kmes)} KMEs, {len(services)} services, "
+              f"{len(pki.sae_ids)} SAEs)")
 
     guard(make)
 

@@ -16,6 +16,7 @@ from qkdnet.files.deployment import (
 )
 from qkdnet.topology.scenario_file import format_network
 from qkdnet.topology.scenarios import BUILT_IN
+from qkdnet.topology.service_ids import CONTROLLER_ID, NMS_ID, ems_id
 
 CONFIG_DIR = "/etc/qkdnet"
 DEPLOYMENT_FILE = "deployment.yaml"
@@ -81,6 +82,12 @@ def node_pki_files(process: ProcessPlacement) -> tuple[str, ...]:
     return ("ca.crt", *(f"kme/{n}.{kind}" for n in process.nodes for kind in ("crt", "key")))
 
 
+def service_pki_files(service: str) -> tuple[str, ...]:
+    """The PKI files a service (controller, EMS, NMS) needs: the CA certificate and its own
+    pair (:mod:`qkdnet.topology.service_ids`)."""
+    return ("ca.crt", f"kme/{service}.crt", f"kme/{service}.key")
+
+
 def containers(deployment: Deployment, listen: str | None = None) -> list[Container]:
     """Every container of ``deployment``: node processes, the controller, one EMS per
     region, the NMS. ``listen``: the address each listens on (Kubernetes: 0.0.0.0), else
@@ -92,13 +99,13 @@ def containers(deployment: Deployment, listen: str | None = None) -> list[Contai
                      node_pki_files(p), (*p.kme_ports, p.km_port), True)
            for p in deployment.processes]
     out.append(Container("controller", "controller", deployment.controller.host,
-                         ("controller", *base, *extra), ("ca.crt",),
+                         ("controller", *base, *extra), service_pki_files(CONTROLLER_ID),
                          (deployment.controller.port,), False))
     out += [Container(f"ems-{label(e.region)}", "ems", e.host,
-                      ("ems", *base, "--region", e.region, *extra), ("ca.crt",), (e.port,),
-                      False)
+                      ("ems", *base, "--region", e.region, *extra),
+                      service_pki_files(ems_id(e.region)), (e.port,), False)
             for e in deployment.ems]
     out.append(Container("nms", "nms", deployment.nms.host, ("nms", *base, *extra),
-                         ("ca.crt",), (deployment.nms.port, deployment.nms.intake_port),
-                         False))
+                         service_pki_files(NMS_ID),
+                         (deployment.nms.port, deployment.nms.intake_port), False))
     return out

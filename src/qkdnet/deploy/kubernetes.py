@@ -52,7 +52,6 @@ from qkdnet.files.deployment import Deployment, EmsPlacement, Host, ServicePlace
 
 KUSTOMIZATION = "kustomization.yaml"
 CONFIG_MAP = "qkdnet-deployment"
-CA_SECRET = "qkdnet-ca"
 PREFIX = "qkdnet-"
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
 #: Space for each node process's key stores.
@@ -68,9 +67,10 @@ def service_name(container: Container) -> str:
 
 
 def secret_name(container: Container) -> str:
-    """The Secret holding a container's certificates: one per node process (its KMEs' key
-    pairs and the CA certificate), ``qkdnet-ca`` for the others."""
-    return f"{service_name(container)}-tls" if container.component == "node" else CA_SECRET
+    """The Secret holding a container's certificates and keys: one per container (a node
+    process: its KMEs' key pairs; the controller, an EMS, the NMS: its own pair; each with
+    the CA certificate), so no container holds another's private key."""
+    return f"{service_name(container)}-tls"
 
 
 def secret_names(deployment: Deployment) -> list[str]:

@@ -17,10 +17,7 @@ from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.pki import load_pki
 from qkdnet.live.tls_server import make_server, serve_many, server_ssl_context
-
-#: The controller service's identity in the deployment's PKI (a KME-type certificate:
-#: serverAuth for the nodes that call it).
-CONTROLLER_ID = "qkdnet-controller"
+from qkdnet.topology.service_ids import CONTROLLER_ID
 
 
 def controller_url(deployment: Deployment) -> str:

@@ -34,9 +34,8 @@ from qkdnet.live.serve import OM_LIMITS
 from qkdnet.live.step_guard import StepGuard
 from qkdnet.live.tls_server import make_server, om_ssl_context, serve_many, server_ssl_context
 from qkdnet.management.monitor import NetworkMonitor
+from qkdnet.topology.service_ids import NMS_ID
 
-#: The NMS's identity in the deployment's PKI (a KME-type certificate: serverAuth).
-NMS_ID = "qkdnet-nms"
 #: How often the NMS reports the network to the management layer (s).
 REPORT_INTERVAL_S = 1.0
 

@@ -47,6 +47,7 @@ from qkdnet.management.alarms import AlarmEvent
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.topology.model import Network
+from qkdnet.topology.service_ids import EMS_PREFIX, ems_id
 
 __all__ = ["BATCHES_PATH", "EMS_PREFIX", "HEALTH_PATH", "MAX_BATCH_BYTES", "SILENT_AFTER_S",
            "NmsService", "NmsState", "ems_id", "make_nms_intake"]
@@ -56,7 +57,6 @@ log = logging.getLogger("qkdnet.management")
 BATCHES_PATH = "/nms/v1/batches"
 HEALTH_PATH = "/nms/v1/health"
 #: The certificate id of a region's EMS is this prefix and the region id.
-EMS_PREFIX = "qkdnet-ems-"
 #: A node not heard from for this long is unreachable (s): as long as its neighbours take
 #: to report its KM-links down (3 s), plus the 1 s of each hop (node, EMS, NMS).
 SILENT_AFTER_S = 5.0
@@ -65,10 +65,6 @@ MAX_BATCH_BYTES = 4 * 1024 * 1024
 _ENDPOINTS = {BATCHES_PATH: "POST", HEALTH_PATH: "GET"}
 _BATCH = frozenset({"region", "records"})
 
-
-def ems_id(region: str) -> str:
-    """The certificate id (``kme-id``) of ``region``'s EMS."""
-    return EMS_PREFIX + region
 
 
 class NmsState:

@@ -31,11 +31,9 @@ from pathlib import Path
 
 from qkdnet.errors import ParameterError, QkdnetError
 from qkdnet.files.deployment import Deployment
-from qkdnet.live.controller_process import CONTROLLER_ID
-from qkdnet.live.nms_process import NMS_ID
-from qkdnet.live.nms_service import ems_id
 from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki
 from qkdnet.topology.served import served_nodes
+from qkdnet.topology.service_ids import service_ids
 
 #: How long ``up`` waits for a process's manifest, and ``down`` for a process to exit (s).
 START_TIMEOUT_S = 120.0
@@ -100,8 +98,7 @@ def deployment_pki(deployment: Deployment, base: Path) -> Pki:
     ca_folder = base.with_name(base.name + "-ca")
     network = deployment.network
     ca = load_pki(ca_folder) if (ca_folder / "ca.crt").exists() else init_pki(
-        ca_folder, [*served_nodes(network, deployment.all_nodes), CONTROLLER_ID, NMS_ID,
-                    *(ems_id(e.region) for e in deployment.ems)],
+        ca_folder, [*served_nodes(network, deployment.all_nodes), *service_ids(network)],
         [s.id for s in network.saes], kme_names=sorted({h.address for h in deployment.hosts}))
     return copy_public_pki(ca, public)
 
