@@ -78,6 +78,11 @@ class ListenerLimits:
                              f"max_connections ({self.max_connections})")
 
 
+#: The listeners of a deployment's services (controller, EMS, NMS intake): each reporting
+#: node keeps one connection, and the nodes of a host share its address.
+SERVICE_LIMITS = ListenerLimits(max_connections=8192, max_per_address=2048)
+
+
 def raise_file_limit() -> int:
     """Raise the soft RLIMIT_NOFILE to the hard limit (more room for connections at no
     cost); the soft limit now in force."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qkdnet.files.deployment import Deployment
+from qkdnet.live.connection_limits import SERVICE_LIMITS
 from qkdnet.live.controller_service import ControllerService, make_controller_app
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
@@ -40,7 +41,7 @@ async def run_controller(deployment: Deployment, pki_folder: Path, folder: Path,
         tls = server_ssl_context(pki.kme_cert(CONTROLLER_ID), pki.kme_key(CONTROLLER_ID),
                                  pki.ca_cert)
         server = make_server(make_controller_app(ControllerService(deployment.network)),
-                             listen or address, port, tls)
+                             listen or address, port, tls, limits=SERVICE_LIMITS)
         manifest = {"controller_url": controller_url(deployment), "pid": os.getpid()}
         (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         lock.announce("controller")

@@ -12,6 +12,7 @@ from typing import Any
 
 from qkdnet.apps.sae_client import tls_context
 from qkdnet.files.deployment import Deployment
+from qkdnet.live.connection_limits import SERVICE_LIMITS
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.ems_service import EmsForwarder, EmsService, make_ems_app
@@ -39,7 +40,8 @@ async def run_ems(deployment: Deployment, region: str, pki_folder: Path, folder:
         address, port = deployment.ems_address(region)
         tls = server_ssl_context(pki.kme_cert(me), pki.kme_key(me), pki.ca_cert)
         service = EmsService(deployment.network, region)
-        server = make_server(make_ems_app(service), listen or address, port, tls)
+        server = make_server(make_ems_app(service), listen or address, port, tls,
+                             limits=SERVICE_LIMITS)
         forwarder = EmsForwarder(service, service_url(*deployment.nms_intake_address()),
                                  tls_context(pki.kme_cert(me), pki.kme_key(me), pki.ca_cert))
         manifest = {"ems_url": service_url(address, port), "region": region,

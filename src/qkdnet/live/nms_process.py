@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from qkdnet.files.deployment import Deployment
+from qkdnet.live.connection_limits import SERVICE_LIMITS
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.ems_process import service_url
@@ -60,7 +61,7 @@ async def run_nms(deployment: Deployment, pki_folder: Path, folder: Path,
         intake_tls = server_ssl_context(pki.kme_cert(NMS_ID), pki.kme_key(NMS_ID), pki.ca_cert)
         intake = make_server(make_nms_intake(NmsService(state, (e.region for e in
                                                                  deployment.ems))),
-                             host, intake_port, intake_tls)
+                             host, intake_port, intake_tls, limits=SERVICE_LIMITS)
         access = OperatorAccess(folder)
         if not access.operators.list():
             log.warning("no O&M operators in %s: every O&M call but the console page and "
