@@ -89,9 +89,13 @@ def test_keys_cross_process_boundaries_and_survive_a_killed_process(deployment: 
     status = qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder)
     assert status.returncode == 1 and "right" in status.stdout
 
-    again = qkdnet("up", "deploy.yaml", "--dir", "base", cwd=folder)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "started 1 processes on local: right" in again.stdout
+    again = qkdnet("fault", "start", "d", "--deployment", "deploy.yaml", "--dir", "base",
+                   cwd=folder)
+    assert "d: running (node process right started)" in again.stdout, \
+        again.stdout + again.stderr
+    pid = int((folder / "base" / "right" / "node.pid").read_text())
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert float(command[command.index(b"--speedup") + 1]) == 5.0  # as `up` started it
     assert _key_crosses(folder)
 
     down = qkdnet("down", "deploy.yaml", "--dir", "base", cwd=folder)

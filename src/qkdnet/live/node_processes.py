@@ -103,10 +103,10 @@ def deployment_pki(deployment: Deployment, base: Path) -> Pki:
     return copy_public_pki(ca, public)
 
 
-def managed(deployment: Deployment, deployment_file: Path, base: Path, pki: Path,
-            extra: Sequence[str] = ()) -> list[_Managed]:
+def managed(deployment: Deployment, deployment_file: Path, base: Path, pki: Path
+            ) -> list[_Managed]:
     """Every process of the deployment ``up`` manages: the controller, the NMS, the EMSs,
-    the node processes; ``extra`` arguments go to each ``qkdnet node``."""
+    the node processes (their options are added at start, see :func:`start_processes`)."""
     common = ("--deployment", str(deployment_file.resolve()), "--pki", str(pki.resolve()))
     out = [_Managed(CONTROLLER, "controller", deployment.controller.host,
                     ("controller", *common, "--dir", str((base / CONTROLLER).resolve()))),
@@ -118,21 +118,22 @@ def managed(deployment: Deployment, deployment_file: Path, base: Path, pki: Path
             for e in deployment.ems]
     out += [_Managed(p.id, "node", p.host,
                      ("node", *common, "--process", p.id, "--dir",
-                      str((base / p.id).resolve()), *extra))
+                      str((base / p.id).resolve())))
             for p in deployment.processes]
     return out
 
 
 def start_processes(deployment: Deployment, deployment_file: Path, base: Path,
-                    hosts: Sequence[str], extra: Sequence[str] = (),
+                    hosts: Sequence[str], extra: Sequence[str] | None = None,
                     only: Collection[str] | None = None) -> list[str]:
     """Start every process placed on ``hosts`` that is not running (the controller service
     first, then the NMS, the EMSs, the node processes), with ``extra`` arguments to
-    ``qkdnet node``; wait for each one's manifest
-    before the next starts. The names started."""
+    ``qkdnet node`` (None: those each node process was last started with, recorded in
+    ``BASE/<process>/node.options``); wait for each one's manifest before the next starts.
+    The names started."""
     pki = deployment_pki(deployment, base)
     started = []
-    for proc in managed(deployment, deployment_file, base, pki.folder, extra):
+    for proc in managed(deployment, deployment_file, base, pki.folder):
         if proc.host not in hosts or running_pid(base, proc) is not None \
                 or (only is not None and proc.name not in only):
             continue
@@ -141,8 +142,10 @@ def start_processes(deployment: Deployment, deployment_file: Path, base: Path,
         folder.chmod(0o700)  # it holds key material
         manifest = folder / "manifest.json"
         manifest.unlink(missing_ok=True)
+        args = (*proc.args, *_node_options(folder, extra)) if proc.kind == "node" \
+            else proc.args
         log = (folder / f"{proc.kind}.log").open("ab")
-        child = subprocess.Popen([sys.executable, "-m", "qkdnet", *proc.args], stdout=log,
+        child = subprocess.Popen([sys.executable, "-m", "qkdnet", *args], stdout=log,
                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  start_new_session=True)
         log.close()
@@ -238,6 +241,20 @@ def running_pid(base: Path, proc: _Managed) -> int | None:
     return pid if proc.kind.encode() in command and (
         proc.kind in ("controller", "nms") or proc.name.removeprefix("ems-").encode()
         in command) else None
+
+
+def _node_options(folder: Path, extra: Sequence[str] | None) -> list[str]:
+    """``extra`` (recorded in ``folder/node.options`` for the next start), or, when None,
+    what was recorded (none if nothing was)."""
+    record = folder / "node.options"
+    if extra is not None:
+        record.write_text(json.dumps(list(extra)), encoding="utf-8")
+        return list(extra)
+    try:
+        recorded = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [str(a) for a in recorded] if isinstance(recorded, list) else []
 
 
 def _last_line(folder: Path, proc: _Managed) -> str:
