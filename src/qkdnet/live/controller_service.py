@@ -42,7 +42,7 @@ from qkdnet.errors import NoRoute
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.live.request_limits import MAX_BODY_BYTES, BodyLimit
-from qkdnet.live.service_calls import answer, json_body
+from qkdnet.live.service_calls import endpoint, json_body, respond
 from qkdnet.live.tls_server import calling_kme
 from qkdnet.topology.model import Network
 
@@ -152,24 +152,11 @@ class ControllerService:
         self._asked: set[tuple[str, str]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        try:
-            status, document = await self._handle(scope, receive)
-        except ApiError as exc:
-            status, document = exc.status, exc.body()
-        except Exception:  # a bug, never an input: logged, and the node asks again
-            log.exception("controller service: internal error")
-            status, document = 500, {"message": "internal error of the controller service"}
-        await answer(send, status, document)
+        if scope["type"] == "http":
+            await respond(send, self._handle(scope, receive), "controller service")
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
-        path = scope["path"]
-        method = _ENDPOINTS.get(path)
-        if method is None:
-            return 404, {"message": "Not Found"}
-        if scope["method"] != method:
-            return 405, {"message": "Method Not Allowed"}
+        path = endpoint(scope, _ENDPOINTS)
         peer = self._peer(scope)
         if path == HEALTH_PATH:
             return 200, self.health()

@@ -35,7 +35,15 @@ from typing import Any
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.live.http_client import LeanClient, NoReply
 from qkdnet.live.request_limits import MAX_BODY_BYTES, BodyLimit
-from qkdnet.live.service_calls import Receive, Scope, Send, answer, json_body, peer_id
+from qkdnet.live.service_calls import (
+    Receive,
+    Scope,
+    Send,
+    endpoint,
+    json_body,
+    peer_id,
+    respond,
+)
 from qkdnet.live.telemetry_records import check_ends, parse_record
 from qkdnet.topology.model import Network
 
@@ -73,24 +81,11 @@ class EmsService:
         self.nms_lost_since: float | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        try:
-            status, document = await self._handle(scope, receive)
-        except ApiError as exc:
-            status, document = exc.status, exc.body()
-        except Exception:  # a bug, never an input: logged, and the node pushes again
-            log.exception("EMS %s: internal error", self.region)
-            status, document = 500, {"message": "internal error of the EMS"}
-        await answer(send, status, document)
+        if scope["type"] == "http":
+            await respond(send, self._handle(scope, receive), "EMS")
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
-        path = scope["path"]
-        method = _ENDPOINTS.get(path)
-        if method is None:
-            return 404, {"message": "Not Found"}
-        if scope["method"] != method:
-            return 405, {"message": "Method Not Allowed"}
+        path = endpoint(scope, _ENDPOINTS)
         peer = peer_id(scope)
         if peer not in self.network.node:
             raise ApiError(403, f"the client certificate names {peer!r}, not a node of "

@@ -26,7 +26,7 @@ from qkdnet.keys.etsi014 import ApiError
 from qkdnet.keys.km_wire import MAX_BATCH_BYTES, Envelope, WireError, decode_batch
 from qkdnet.live.km_transport import HEALTH_PATH, KM_PATH
 from qkdnet.live.request_limits import BodyLimit
-from qkdnet.live.service_calls import answer
+from qkdnet.live.service_calls import respond
 from qkdnet.live.tls_server import calling_kme
 
 log = logging.getLogger("qkdnet.km")
@@ -56,16 +56,8 @@ class KmApp:
         self.duplicates = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        try:
-            status, document = await self._handle(scope, receive)
-        except ApiError as exc:
-            status, document = exc.status, exc.body()
-        except Exception:  # a bug, never an input: logged, and the sender retries
-            log.exception("KM listener: internal error")
-            status, document = 500, {"message": "internal error of the KM listener"}
-        await answer(send, status, document)
+        if scope["type"] == "http":
+            await respond(send, self._handle(scope, receive), "KM listener")
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         if scope["path"] == HEALTH_PATH and scope["method"] == "GET":

@@ -41,7 +41,15 @@ import numpy as np
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.live.reports import Updates
 from qkdnet.live.request_limits import BodyLimit
-from qkdnet.live.service_calls import Receive, Scope, Send, answer, json_body, peer_id
+from qkdnet.live.service_calls import (
+    Receive,
+    Scope,
+    Send,
+    endpoint,
+    json_body,
+    peer_id,
+    respond,
+)
 from qkdnet.live.telemetry_records import NodeRecord, check_ends, parse_record
 from qkdnet.management.alarms import AlarmEvent
 from qkdnet.management.monitor import NetworkMonitor
@@ -167,24 +175,11 @@ class NmsService:
         self.regions = frozenset(regions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        try:
-            status, document = await self._handle(scope, receive)
-        except ApiError as exc:
-            status, document = exc.status, exc.body()
-        except Exception:  # a bug, never an input: logged, and the EMS sends again
-            log.exception("NMS: internal error")
-            status, document = 500, {"message": "internal error of the NMS"}
-        await answer(send, status, document)
+        if scope["type"] == "http":
+            await respond(send, self._handle(scope, receive), "NMS")
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
-        path = scope["path"]
-        method = _ENDPOINTS.get(path)
-        if method is None:
-            return 404, {"message": "Not Found"}
-        if scope["method"] != method:
-            return 405, {"message": "Method Not Allowed"}
+        path = endpoint(scope, _ENDPOINTS)
         peer = peer_id(scope)
         region = peer.removeprefix(EMS_PREFIX)
         if not peer.startswith(EMS_PREFIX) or region not in self.regions:

@@ -6,7 +6,8 @@ a JSON answer. Plain ASGI."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from qkdnet.keys.etsi014 import ApiError
@@ -17,6 +18,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
+log = logging.getLogger("qkdnet.live")
 
 
 def peer_id(scope: Scope) -> str:
@@ -49,3 +51,30 @@ async def answer(send: Send, status: int, document: dict[str, Any]) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [_JSON, (b"content-length", b"%d" % len(body))]})
     await send({"type": "http.response.body", "body": body})
+
+
+def endpoint(scope: Scope, endpoints: Mapping[str, str]) -> str:
+    """The path of a call to one of ``endpoints`` (path -> its method); ApiError 404 for
+    another path, 405 for another method."""
+    path: str = scope["path"]
+    method = endpoints.get(path)
+    if method is None:
+        raise ApiError(404, "Not Found")
+    if scope["method"] != method:
+        raise ApiError(405, "Method Not Allowed")
+    return path
+
+
+async def respond(send: Send, handling: Awaitable[tuple[int, dict[str, Any]]],
+                  service: str) -> None:
+    """Answer with what ``handling`` gives (status, document), an ApiError as its own
+    answer; any other exception is a bug of ``service``, never an input: logged, and 500
+    (the caller sends again)."""
+    try:
+        status, document = await handling
+    except ApiError as exc:
+        status, document = exc.status, exc.body()
+    except Exception:
+        log.exception("%s: internal error", service)
+        status, document = 500, {"message": f"internal error of the {service}"}
+    await answer(send, status, document)
