@@ -38,6 +38,7 @@ from typing import Any
 from qkdnet.errors import NoRoute
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.keys.route import Route
+from qkdnet.live.background_caller import BackgroundCaller
 from qkdnet.live.controller_service import REPORTS_PATH, ROUTES_PATH
 from qkdnet.live.http_client import LeanClient, NoReply, Reply
 
@@ -51,7 +52,7 @@ ASKING = "asking the controller"
 _REFUSED = frozenset({400, 401, 403, 404, 405, 413})
 
 
-class RemoteRouter:
+class RemoteRouter(BackgroundCaller):
     """The KMs' Router in a node process: routes from the controller service at
     ``base_url`` (``https://host:port``), asked with TLS client context ``context`` (a
     node certificate of the network). See the module docstring; call :meth:`start` in the
@@ -59,7 +60,8 @@ class RemoteRouter:
 
     def __init__(self, base_url: str, context: ssl.SSLContext, *, refresh_s: float = 1.0,
                  forget_s: float = 60.0, timeout_s: float = 2.0) -> None:
-        self._client = LeanClient(base_url, context, timeout_s=timeout_s)
+        super().__init__(LeanClient(base_url, context, timeout_s=timeout_s),
+                         "controller-routes")
         self.refresh_s, self.forget_s = refresh_s, forget_s
         #: (source, destination) -> the route given, or why there is none.
         self._routes: dict[tuple[str, str], Route | str] = {}
@@ -67,8 +69,6 @@ class RemoteRouter:
         self._wanted: set[tuple[str, str]] = set()  # pairs never answered
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one connection: one call at a time
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
         #: When the controller was lost (s since the epoch); None while it answers.
         self.controller_lost_since: float | None = None
         #: Answers taken from the controller, and calls that got none, since start.
@@ -102,21 +102,6 @@ class RemoteRouter:
         if not await self._fetch(pair):
             raise NoReply(f"controller: no answer for {source} -> {destination}")
         return self.route(source, destination)
-
-    def start(self) -> None:
-        """Start refreshing in the running event loop."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="controller-routes")
-
-    async def close(self) -> None:
-        """Stop refreshing and close the connection."""
-        self._closing = True  # ends the loop should a cancellation be lost on the way
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._client.aclose()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -217,7 +202,7 @@ def _loop_time() -> float:
         return time.monotonic()
 
 
-class RemoteReporter:
+class RemoteReporter(BackgroundCaller):
     """Posts node ``node``'s KM-link states (``states()``, read at each send) to the
     controller service at ``base_url`` every ``interval_s``, with TLS client context
     ``context`` (the node's certificate). A report that gets no answer is tried again
@@ -226,33 +211,17 @@ class RemoteReporter:
     def __init__(self, base_url: str, node: str, context: ssl.SSLContext,
                  states: Callable[[], Iterable[KMLinkState]], *, interval_s: float = 1.0,
                  retries: int = 2, retry_s: float = 0.1, timeout_s: float = 2.0) -> None:
-        self._client = LeanClient(base_url, context, timeout_s=timeout_s)
+        super().__init__(LeanClient(base_url, context, timeout_s=timeout_s),
+                         f"controller-reports:{node}")
         self.node = node
         self._states = states
         self.interval_s, self.retries, self.retry_s = interval_s, retries, retry_s
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
         self._lock = asyncio.Lock()  # one connection: one post at a time
         #: Reports the controller took, and reports given up on, since start.
         self.sent = 0
         self.failed = 0
         #: When the controller stopped taking reports (s since the epoch); None while it does.
         self.controller_lost_since: float | None = None
-
-    def start(self) -> None:
-        """Start reporting in the running event loop (the first report at once)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"controller-reports:{self.node}")
-
-    async def close(self) -> None:
-        """Stop reporting and close the connection."""
-        self._closing = True  # ends the loop should a cancellation be lost on the way
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._client.aclose()
 
     async def report_now(self) -> bool:
         """Post the current states now (after a fault is detected, say); whether the

@@ -24,7 +24,6 @@ and the NMS, once back, gets the newest state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import ssl
@@ -33,6 +32,7 @@ from collections import deque
 from typing import Any
 
 from qkdnet.keys.etsi014 import ApiError
+from qkdnet.live.background_caller import BackgroundCaller
 from qkdnet.live.http_client import LeanClient, NoReply
 from qkdnet.live.request_limits import MAX_BODY_BYTES, BodyLimit
 from qkdnet.live.service_calls import (
@@ -135,7 +135,7 @@ class EmsService:
                 "dropped": self.dropped, "nms_lost_since": self.nms_lost_since}
 
 
-class EmsForwarder:
+class EmsForwarder(BackgroundCaller):
     """Sends ``service``'s queued records to the NMS at ``base_url`` every ``interval_s``
     with TLS client context ``context`` (the EMS's certificate); a batch that gets no
     answer is tried ``retries`` more times, ``retry_s`` apart, then left queued for the
@@ -145,26 +145,9 @@ class EmsForwarder:
                  interval_s: float = 1.0, retries: int = 2, retry_s: float = 0.1,
                  timeout_s: float = 5.0) -> None:
         self.service = service
-        self._client = LeanClient(base_url, context, timeout_s=timeout_s)
+        super().__init__(LeanClient(base_url, context, timeout_s=timeout_s),
+                         f"ems-forward:{service.region}")
         self.interval_s, self.retries, self.retry_s = interval_s, retries, retry_s
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-
-    def start(self) -> None:
-        """Start forwarding in the running event loop."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(),
-                                             name=f"ems-forward:{self.service.region}")
-
-    async def close(self) -> None:
-        """Stop forwarding and close the connection."""
-        self._closing = True
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._client.aclose()
 
     async def forward_now(self) -> bool:
         """Send everything queued now, batch by batch; whether the NMS took it all."""

@@ -9,12 +9,12 @@ the next tick pushes afresh. A push the EMS refuses (4xx) is logged, not retried
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import ssl
 from collections.abc import Callable
 
+from qkdnet.live.background_caller import BackgroundCaller
 from qkdnet.live.ems_service import TELEMETRY_PATH
 from qkdnet.live.http_client import LeanClient, NoReply
 from qkdnet.live.telemetry_records import NodeRecord
@@ -26,7 +26,7 @@ log = logging.getLogger("qkdnet.management")
 _REFUSED = frozenset({400, 401, 403, 404, 405, 413})
 
 
-class TelemetryPusher:
+class TelemetryPusher(BackgroundCaller):
     """Posts node ``node``'s record (``record()``, read at each push) to the EMS at
     ``base_url`` every ``interval_s`` with TLS client context ``context`` (the node's
     certificate); a push that gets no answer is tried ``retries`` more times, ``retry_s``
@@ -35,28 +35,12 @@ class TelemetryPusher:
     def __init__(self, base_url: str, node: str, context: ssl.SSLContext,
                  record: Callable[[], NodeRecord], *, interval_s: float = 1.0,
                  retries: int = 1, retry_s: float = 0.1, timeout_s: float = 2.0) -> None:
-        self._client = LeanClient(base_url, context, timeout_s=timeout_s)
+        super().__init__(LeanClient(base_url, context, timeout_s=timeout_s),
+                         f"ems-push:{node}")
         self.node, self._record = node, record
         self.interval_s, self.retries, self.retry_s = interval_s, retries, retry_s
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
         #: Pushes the EMS took, and pushes given up on, since start.
         self.sent = self.failed = 0
-
-    def start(self) -> None:
-        """Start pushing in the running event loop (the first push at once)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"ems-push:{self.node}")
-
-    async def close(self) -> None:
-        """Stop pushing and close the connection."""
-        self._closing = True
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._client.aclose()
 
     async def push_now(self) -> bool:
         """Push the current record now; whether the EMS took it."""
