@@ -1,7 +1,7 @@
-"""What the node-process tests share: a chain a-b-c-d (SAEs at a and d) and a ring of 7
-nodes (SAEs at a2 and c1, whose short route crosses b1 and b2), free ports for a
-deployment file, the chain's two-process deployment, and the qkdnet command line run in a
-folder."""
+"""What the node-process tests share: a chain a-b-c-d (SAEs at a and d), a ring of 7 nodes
+(SAEs at a2 and c1, whose short route crosses b1 and b2) and a square of two regions (SAEs
+at a and d); free ports for a deployment file, the chain's two-process deployment, and the
+qkdnet command line run in a folder."""
 
 from __future__ import annotations
 
@@ -22,6 +22,27 @@ qkd_links:
   - {a: a, b: b, length_km: 40, loss_db: 10, device_type: I}
   - {a: b, b: c, length_km: 40, loss_db: 10, device_type: I}
   - {a: c, b: d, length_km: 40, loss_db: 10, device_type: I}
+saes:
+  - {id: sae-a, node: a}
+  - {id: sae-d, node: d}
+"""
+
+SQUARE = """\
+qkdnet_scenario: 1
+name: square
+regions:
+  - {id: west}
+  - {id: east}
+nodes:
+  - {id: a, kind: backbone_access, lat: 30, lon: 110, region: west}
+  - {id: b, kind: backbone_relay, lat: 30.3, lon: 110.3, region: west}
+  - {id: c, kind: backbone_relay, lat: 30.6, lon: 110.0, region: east}
+  - {id: d, kind: backbone_access, lat: 30.3, lon: 109.7, region: east}
+qkd_links:
+  - {a: a, b: b, length_km: 40, loss_db: 10, device_type: I}
+  - {a: b, b: c, length_km: 40, loss_db: 10, device_type: I}
+  - {a: c, b: d, length_km: 40, loss_db: 10, device_type: I}
+  - {a: d, b: a, length_km: 40, loss_db: 10, device_type: I}
 saes:
   - {id: sae-a, node: a}
   - {id: sae-d, node: d}

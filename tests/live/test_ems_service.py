@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from node_deployment import SQUARE
 
 from qkdnet.apps.sae_client import tls_context
 from qkdnet.files.networks import load_network
@@ -26,26 +27,6 @@ from qkdnet.live.telemetry_records import parse_record
 from qkdnet.live.tls_server import TlsServer, make_server, server_ssl_context
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.topology.model import Network
-
-SCENARIO = """\
-qkdnet_scenario: 1
-name: square
-regions:
-  - {id: west}
-  - {id: east}
-nodes:
-  - {id: a, kind: backbone_access, lat: 30, lon: 110, region: west}
-  - {id: b, kind: backbone_access, lat: 30.3, lon: 110.3, region: west}
-  - {id: c, kind: backbone_access, lat: 30.6, lon: 110.0, region: east}
-  - {id: d, kind: backbone_access, lat: 30.3, lon: 109.7, region: east}
-qkd_links:
-  - {a: a, b: b, length_km: 40, loss_db: 10, device_type: I}
-  - {a: b, b: c, length_km: 40, loss_db: 10, device_type: I}
-  - {a: c, b: d, length_km: 40, loss_db: 10, device_type: I}
-  - {a: d, b: a, length_km: 40, loss_db: 10, device_type: I}
-saes:
-  - {id: sae-a, node: a}
-"""
 
 
 def record(node: str, t: float = 1000.0, *, down: tuple[str, ...] = (),
@@ -105,7 +86,7 @@ class Services:
 @contextlib.asynccontextmanager
 async def services(tmp_path: Path, queue_records: int = 100) -> AsyncIterator[Services]:
     """The west EMS and the NMS intake serving on loopback."""
-    (tmp_path / "square.yaml").write_text(SCENARIO)
+    (tmp_path / "square.yaml").write_text(SQUARE)
     network = load_network(tmp_path / "square.yaml")
     pki = init_pki(tmp_path / "pki", ["a", "b", "c", "d", ems_id("west"), "qkdnet-nms"],
                    ["sae-a"])
@@ -204,7 +185,7 @@ def test_records_reach_the_nms_and_wait_in_a_bounded_queue_while_it_is_away(
 def test_a_silent_node_raises_node_down_and_its_links_go_down(tmp_path: Path) -> None:
     """A node whose records stop is unreachable after the silence time: node-down, and its
     KM-links and QKD-links down, while its neighbours' own links stay up."""
-    (tmp_path / "square.yaml").write_text(SCENARIO)
+    (tmp_path / "square.yaml").write_text(SQUARE)
     network = load_network(tmp_path / "square.yaml")
     clock = [1000.0]
     state = NmsState(NetworkMonitor(network), clock=lambda: clock[0], silent_after_s=5.0)

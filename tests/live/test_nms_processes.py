@@ -13,30 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from node_deployment import free_ports, qkdnet
+from node_deployment import SQUARE, free_ports, qkdnet
 from om_login import session
 from polling import wait_for
-
-SQUARE = """\
-qkdnet_scenario: 1
-name: square
-regions:
-  - {id: west}
-  - {id: east}
-nodes:
-  - {id: a, kind: backbone_access, lat: 30, lon: 110, region: west}
-  - {id: b, kind: backbone_relay, lat: 30.3, lon: 110.3, region: west}
-  - {id: c, kind: backbone_relay, lat: 30.6, lon: 110.0, region: east}
-  - {id: d, kind: backbone_access, lat: 30.3, lon: 109.7, region: east}
-qkd_links:
-  - {a: a, b: b, length_km: 40, loss_db: 10, device_type: I}
-  - {a: b, b: c, length_km: 40, loss_db: 10, device_type: I}
-  - {a: c, b: d, length_km: 40, loss_db: 10, device_type: I}
-  - {a: d, b: a, length_km: 40, loss_db: 10, device_type: I}
-saes:
-  - {id: sae-a, node: a}
-  - {id: sae-d, node: d}
-"""
 
 
 @pytest.fixture
