@@ -920,7 +920,8 @@ def test_a_schema_2_file_is_migrated_with_its_unused_units(tmp_path: Path) -> No
     check = sqlite3.connect(path)
     tables = {row[0] for row in check.execute("SELECT name FROM sqlite_master")}
     assert "units" not in tables and "pads" in tables
-    assert check.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() == ("3",)
+    schema = check.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+    assert schema == (SCHEMA_VERSION,)
     check.close()
 
 

@@ -18,8 +18,9 @@ from qkdnet.apps.sae_client import tls_context
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.live.http_client import LeanClient
+from qkdnet.live.keynet import KeyNetwork
 from qkdnet.live.km_app import make_km_app
-from qkdnet.live.km_transport import KM_PATH
+from qkdnet.live.km_transport import KM_PATH, RemoteKMs
 from qkdnet.live.tls_server import make_server, server_ssl_context
 
 
@@ -110,6 +111,83 @@ def test_a_batch_sent_again_after_a_lost_acknowledgement_is_done_once(tmp_path: 
             assert await right.keynet.dec_keys("sae-d", "sae-a", [keys[0][0]]) == keys
             b, c = left.keynet.stores["b"], right.keynet.stores["c"]
             assert b.pool_bytes(net.border_link, True) == c.pool_bytes(net.border_link, False)
+    asyncio.run(run())
+
+
+class _CrashAfterFirstBatch:
+    """Fault injection: the receiving process does the first batch and commits it, then
+    dies before it acknowledges it or sends anything on (its transport sends nothing, as
+    a killed process's would not); ``restart`` then brings up a new process on the same
+    stores, whose KM listener takes the sender's retries."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.crashed = False
+        self.restart: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.crashed or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.crashed = True
+
+        async def swallow(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                raise ConnectionResetError("process killed (test)")
+
+        with contextlib.suppress(ConnectionResetError):
+            await self.app(scope, receive, swallow)
+        await self.restart()
+        raise ConnectionResetError("process killed (test)")
+
+
+def test_a_relay_completes_once_across_a_crash_of_the_receiving_process(tmp_path: Path
+                                                                         ) -> None:
+    """The process of c and d does the hop from b, commits (keys held at d, the completion
+    for a kept in d's store) and dies before acknowledging it or sending the completion.
+    Restarted on the same stores, it sends the kept completion again and recognises b's
+    retry of the hop as done (no pad taken twice): Get key at a succeeds, the keys are
+    released once at d, and the border link's ends still hold the same units."""
+    fault: list[_CrashAfterFirstBatch] = []
+
+    def wrap(app: Any) -> Any:
+        fault.append(_CrashAfterFirstBatch(app))
+        return fault[0]
+
+    async def run() -> None:
+        async with border(tmp_path, wrap=wrap) as net:
+            left, right = net.sides
+            dead = right.remote.send
+            right.remote.send = lambda *args, **kw: None  # type: ignore[method-assign]
+
+            async def restart() -> None:
+                right.keynet.close()
+                url = f"https://127.0.0.1:{left.server.port}"
+                right.remote = RemoteKMs(dict.fromkeys(SIDES[0], url),
+                                         lambda node: node_context(net.pki, node))
+                right.keynet = KeyNetwork(net.network, tmp_path / "side1", SIDES[1],
+                                          remote=right.remote)
+                fault[0].app = make_km_app(right.keynet.receive, SIDES[1])
+                assert right.keynet.resend_kept() == 1  # the completion, from d to a
+
+            fault[0].restart = restart
+            keys = await left.keynet.enc_keys("sae-a", "sae-d", 2, 256)
+            assert fault[0].crashed and dead is not right.remote.send
+            for _ in range(200):  # b's retry waits out its back-off first
+                if left.remote.queued == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert left.remote.queued == 0 and right.keynet.replayed == 1
+            assert await right.keynet.dec_keys("sae-d", "sae-a", [k for k, _ in keys]) == keys
+            b, c = left.keynet.stores["b"], right.keynet.stores["c"]
+            assert b.pool_bytes(net.border_link, True) == c.pool_bytes(net.border_link, False)
+            for _ in range(100):  # the completion's acknowledgement reaches the transport
+                if right.remote.queued == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert right.remote.delivered == 1  # the completion; no failure said of the hop
+            assert right.keynet.forget_settled() == 1
+            assert right.keynet.stores["d"].outgoing() == []
     asyncio.run(run())
 
 

@@ -89,7 +89,7 @@ from qkdnet.keys.pool import (
 
 #: Accepted values of ``synchronous``: NORMAL survives a process crash, FULL a power loss.
 SYNCHRONOUS = ("NORMAL", "FULL")
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 #: ``held_at`` of keys migrated from schema 1: older than any clock reading.
 UNKNOWN_HELD_AT = -1e300
 #: Seconds a transaction waits for another process holding the file's write lock.
@@ -123,6 +123,16 @@ _SCHEMA = (
         key_id TEXT PRIMARY KEY, master_sae TEXT NOT NULL, slave_sae TEXT NOT NULL,
         material BLOB NOT NULL, held_at REAL NOT NULL) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS held_keys_pair ON held_keys (master_sae, slave_sae)",
+    # KM-to-KM exactly once across crashes (schema 4): the ids of the messages from other
+    # processes done here, and the messages for them not yet acknowledged, each written in
+    # the transaction of what made it
+    """CREATE TABLE IF NOT EXISTS km_received (
+        sender TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL,
+        PRIMARY KEY (sender, id)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS km_received_at ON km_received (at)",
+    """CREATE TABLE IF NOT EXISTS km_outbox (
+        seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, to_node TEXT NOT NULL,
+        body BLOB NOT NULL, at REAL NOT NULL)""",
 )
 #: Schema 1 to 2: when each key was held.
 _MIGRATE_1 = (
@@ -131,6 +141,7 @@ _MIGRATE_1 = (
 )
 
 _SEEN = "SELECT 1 FROM blocks WHERE km_link = ? AND block = ?"
+_RECEIVED = "INSERT OR IGNORE INTO km_received (sender, id, at) VALUES (?, ?, ?)"
 _NEW_POOL = "INSERT OR IGNORE INTO pools (km_link, outbound, units) VALUES (?, ?, 0)"
 _ADD_BLOCK = "INSERT INTO blocks (km_link, block, outbound, units) VALUES (?, ?, ?, ?)"
 _ADD_PAD = """INSERT INTO pads (km_link, block, outbound, unused, used, material)
@@ -439,6 +450,39 @@ class SQLiteKeyStore:
         again at the end if the block swallowed it)."""
         return _Batch(self)
 
+    # --- KM-to-KM messages, exactly once ----------------------------------------------------
+
+    def receive_once(self, sender: str, ident: str, now: float) -> bool:
+        """Record that message ``ident`` from node ``sender`` is done here (at ``now``, wall
+        clock s), in the transaction of what it does; whether it is new (False: it was done
+        before, maybe before a crash, and must not be done again)."""
+        with self._tx() as db:
+            return bool(db.execute(_RECEIVED, (sender, ident, now)).rowcount == 1)
+
+    def forget_received(self, before: float) -> int:
+        """Forget the ids of messages done before ``before`` (wall clock s): no sender
+        sends a message again that long after; how many."""
+        with self._tx() as db:
+            return int(db.execute("DELETE FROM km_received WHERE at < ?", (before,)).rowcount)
+
+    def queue_outgoing(self, ident: str, to: str, body: bytes, now: float) -> None:
+        """Keep message ``ident`` for node ``to`` of another process (its wire form
+        ``body``, one-time-pad protected) until it is acknowledged, in the transaction of
+        what made it: a crash before it leaves cannot lose it."""
+        with self._tx() as db:
+            db.execute("INSERT INTO km_outbox (id, to_node, body, at) VALUES (?, ?, ?, ?)",
+                       (ident, to, body, now))
+
+    def forget_outgoing(self, idents: Iterable[str]) -> None:
+        """Drop the kept messages ``idents`` (acknowledged, or given up)."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM km_outbox WHERE id = ?", ((i,) for i in idents))
+
+    def outgoing(self) -> list[tuple[str, str, bytes, float]]:
+        """The kept messages, oldest first: (id, receiving node, wire form, when kept)."""
+        return [(str(i), str(t), bytes(b), float(a)) for i, t, b, a in self._db().execute(
+            "SELECT id, to_node, body, at FROM km_outbox ORDER BY seq")]
+
     # --- held keys -----------------------------------------------------------------------
 
     def hold_keys(self, keys: Sequence[HeldKey], now: float) -> None:
@@ -668,6 +712,9 @@ class SQLiteKeyStore:
                 db.execute(statement)
             if schema == ("2",):
                 _migrate_2(db)
+            elif schema == ("3",):  # schema 4 only adds tables
+                db.execute("UPDATE meta SET value = ? WHERE name = 'schema'",
+                           (SCHEMA_VERSION,))
             db.executemany("INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
                            (("schema", SCHEMA_VERSION), ("node", self.node)))
             meta = dict(db.execute("SELECT name, value FROM meta").fetchall())

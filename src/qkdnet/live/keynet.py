@@ -13,13 +13,24 @@ through :meth:`KeyNetwork.receive` (from the process's KM listener,
 wrote its pad has committed here: sent earlier, a rollback here would leave the pad's
 units unused at this end while the other end has spent them, and this end could use them
 again.
+
+Exactly once across crashes, both ways: a relay's message for another process is kept in
+the sending node's store in the transaction that made it, until the other process
+acknowledges it (a crash between the commit and the send loses nothing: it is sent again,
+under the same id, by :meth:`KeyNetwork.resend_kept` at the next start); and a message from
+another process is recorded as done, by its sender and id, in the receiving node's store
+in the transaction of what it does (a retry after a crash here, whose acknowledgement was
+lost, is recognised and not done again). A receiver forgets the ids after
+:data:`RECEIVED_KEEP_S`, far past the time a sender keeps sending (``give_up_s``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -28,7 +39,7 @@ from qkdnet.errors import KeyNotFound, KeyStoreError, NoRoute, NotAuthorized, St
 from qkdnet.keys.commit_group import CommitGroup, Member
 from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, NOT_KME_CONFIGURATION, ApiError
 from qkdnet.keys.in_memory import InMemoryKMs, Outcome
-from qkdnet.keys.km_wire import Envelope
+from qkdnet.keys.km_wire import Envelope, WireError, decode_batch, encode_batch
 from qkdnet.keys.messages import (
     Event,
     ForwardKey,
@@ -65,6 +76,13 @@ DEFAULT_HELD_KEY_TTL_S = 3600.0
 #: SQLite store holds key in 32-byte units, so pools stay small and full ones stop filling.
 DEFAULT_CAPACITY_BYTES = 2**17
 
+#: A message for another process: (receiving node, the message, its id).
+_Outgoing = tuple[str, Received, str]
+
+#: How long a node remembers the id of a message from another process it has done (s):
+#: far longer than a sender keeps sending one (its transport's ``give_up_s``, 10 s).
+RECEIVED_KEEP_S = 600.0
+
 
 class KeyNetwork:
     """Key Managers and stores of ``nodes`` of ``network``, stores under ``folder``,
@@ -80,8 +98,19 @@ class KeyNetwork:
                  devices: Mapping[str, DeviceEnd] | None = None) -> None:
         self.network = network
         self.remote = remote
-        # messages for other processes made by the submit under way (see _submit)
-        self._outgoing: list[tuple[str, Received]] = []
+        # messages for other processes made by the submit under way (see _submit), each
+        # kept in its sender's store under an id of this incarnation until acknowledged
+        self._outgoing: list[_Outgoing] = []
+        self._incarnation = secrets.token_hex(8)
+        self._sequence = itertools.count()
+        self._settled: dict[str, list[str]] = {}  # sender -> ids acknowledged or given up
+        if remote is not None:
+            remote.on_settled = self._message_settled
+        #: Messages from other processes recognised as done before (a retry after a crash),
+        #: and kept messages sent again at start or given up as too old then.
+        self.replayed = 0
+        self.resent = 0
+        self.stale = 0
         self.held_key_ttl_s = held_key_ttl_s
         self.nodes = list(nodes)
         #: Held keys erased unfetched since start, per node.
@@ -301,7 +330,7 @@ class KeyNetwork:
         each in the group round as its relay's part here, and return once the round has
         committed: the ids of those whose writes could not be committed (undone; the
         sender sends them again), none when all were."""
-        done: list[tuple[Envelope, Member, list[tuple[str, Received]]]] = []
+        done: list[tuple[Envelope, Member, list[_Outgoing]]] = []
         failed = []
         for envelope in envelopes:
             message = envelope.message
@@ -310,7 +339,18 @@ class KeyNetwork:
                     failed.append(envelope.id)
                 continue
             with self.commits.member(self._local_part(envelope)) as member:
-                sends = self._submit(envelope.to, Received(sender, message))
+                try:
+                    fresh = self.stores[envelope.to].receive_once(sender, envelope.id,
+                                                                  time.time())
+                except KeyStoreError as exc:
+                    log.warning("KM message for node %s not taken: %s", envelope.to, exc)
+                    failed.append(envelope.id)
+                    continue
+                if fresh:
+                    sends = self._submit(envelope.to, Received(sender, message))
+                else:
+                    sends = []
+                    self.replayed += 1
             self._end_round_soon(member)
             done.append((envelope, member, sends))
         for envelope, member, sends in done:
@@ -347,11 +387,11 @@ class KeyNetwork:
 
     # --- the relay machinery --------------------------------------------------------------
 
-    def _submit(self, node: str, event: Event) -> list[tuple[str, Received]]:
+    def _submit(self, node: str, event: Event) -> list[_Outgoing]:
         """Give ``event`` to the KM of ``node`` and carry its messages between this
         process's KMs; the messages it made for other processes (to be released with
         :meth:`_release` once what made them has committed)."""
-        sends: list[tuple[str, Received]] = []
+        sends: list[_Outgoing] = []
         self._outgoing = sends
         for outcome in self.kms.submit(node, event, asyncio.get_running_loop().time()):
             self._settle(outcome)
@@ -359,14 +399,74 @@ class KeyNetwork:
         return sends
 
     def _outgoing_message(self, to: str, received: Received) -> None:
-        self._outgoing.append((to, received))
+        """Keep a message for another process in its sender's store, in the transaction
+        under way (the round's, or a timer's own)."""
+        ident = f"{self._incarnation}:{next(self._sequence)}"
+        body = encode_batch(received.sender, [Envelope(ident, to, received.message)])
+        try:
+            self.stores[received.sender].queue_outgoing(ident, to, body, time.time())
+        except KeyStoreError as exc:
+            # inside a round the round rolls back and the message is never released;
+            # outside one it leaves now, unkept
+            log.warning("KM message of node %s for node %s not kept: %s", received.sender,
+                        to, exc)
+        self._outgoing.append((to, received, ident))
 
-    def _release(self, sends: list[tuple[str, Received]]) -> None:
+    def _release(self, sends: list[_Outgoing]) -> None:
         """Hand messages for other processes to the transport."""
         if self.remote is None:
             return
-        for to, received in sends:
-            self.remote.send(received.sender, to, received.message)
+        for to, received, ident in sends:
+            self.remote.send(received.sender, to, received.message, ident)
+
+    def _message_settled(self, sender: str, ident: str) -> None:
+        if sender in self.stores:
+            self._settled.setdefault(sender, []).append(ident)
+
+    def forget_settled(self) -> int:
+        """Drop from the stores the kept messages acknowledged (or given up) since the last
+        call, one transaction per sending node; how many. Called by the pump: a message
+        acknowledged but not yet forgotten when the process dies is only sent again, and
+        recognised there."""
+        done = 0
+        for node in list(self._settled):
+            self.stores[node].forget_outgoing(self._settled[node])  # kept if this fails
+            done += len(self._settled.pop(node))
+        return done
+
+    def forget_received(self) -> int:
+        """Forget the ids of messages from other processes done more than
+        :data:`RECEIVED_KEEP_S` ago, in every store; how many."""
+        before = time.time() - RECEIVED_KEEP_S
+        return sum(store.forget_received(before) for store in self.stores.values())
+
+    def resend_kept(self, give_up_s: float = 10.0) -> int:
+        """Send again, under their ids, the messages kept in the stores from before a
+        restart; those kept longer than ``give_up_s`` are dropped (their relay has failed
+        at its source by now), counted in :attr:`stale`. How many were sent."""
+        if self.remote is None:
+            return 0
+        now = time.time()
+        for node, store in self.stores.items():
+            old = []
+            for ident, to, body, at in store.outgoing():
+                try:
+                    sender, (envelope,) = decode_batch(body)
+                except (WireError, ValueError):
+                    sender = ""
+                if sender != node or now - at > give_up_s:
+                    old.append(ident)
+                    continue
+                self.remote.send(node, to, envelope.message, ident, age_s=max(0.0, now - at))
+                self.resent += 1
+            if old:
+                store.forget_outgoing(old)
+                self.stale += len(old)
+                log.warning("node %s: %d KM messages kept from before the restart were "
+                            "older than %g s and are dropped", node, len(old), give_up_s)
+        if self.resent:
+            log.info("%d KM messages kept from before the restart sent again", self.resent)
+        return self.resent
 
     def _start_timer(self, node: str, timer: StartTimer) -> None:
         asyncio.get_running_loop().call_at(timer.deadline, self._timer_expired, node,

@@ -9,7 +9,11 @@ trusting the batch. Every message carries an id (this outbox's incarnation, a se
 number): a batch sent again after a lost acknowledgement is recognised and not done twice.
 Order is kept per outbox. A message not acknowledged within ``give_up_s`` (the receiving
 process down for longer than a relay may take) is dropped and counted: the relay's source
-has failed it by then on its own timer, and a late hop could only be refused.
+has failed it by then on its own timer, and a late hop could only be refused. The sender
+may name a message itself (a relay's messages are kept in the sending node's store under
+their id until acknowledged, and sent again under it after a restart:
+:meth:`~qkdnet.live.keynet.KeyNetwork.resend_kept`); ``on_settled`` hears of each such
+message once it is acknowledged or dropped.
 
 Each process is probed (``GET /km/v1/health``) when it has not answered for
 PROBE_INTERVAL_S; one that has not answered for DOWN_AFTER_S counts as down
@@ -58,7 +62,8 @@ class _Outbox:
     sender: str
     url: str
     client: LeanClient
-    queue: deque[tuple[Envelope, float]] = field(default_factory=deque)
+    #: (envelope, when queued (loop s), whether the transport named it)
+    queue: deque[tuple[Envelope, float, bool]] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
 
 
@@ -68,17 +73,21 @@ class RemoteKMs:
     client context ``context_for(node)`` gives (its node certificate, the network's CA).
 
     ``on_lost(to, message)`` is told of each message dropped (refused by the receiver, or
-    not acknowledged within ``give_up_s`` s); ``timeout_s`` bounds one post (s).
+    not acknowledged within ``give_up_s`` s); ``on_settled(sender, id)`` of each message
+    sent with an id of the sender's once it is acknowledged or dropped; ``timeout_s``
+    bounds one post (s).
     """
 
     def __init__(self, peers: Mapping[str, str], context_for: Callable[[str], ssl.SSLContext],
                  *, give_up_s: float = 10.0, timeout_s: float = 5.0,
-                 on_lost: Callable[[str, KmMessage], None] | None = None) -> None:
+                 on_lost: Callable[[str, KmMessage], None] | None = None,
+                 on_settled: Callable[[str, str], None] | None = None) -> None:
         self._peers = dict(peers)
         self._context_for = context_for
         self._give_up_s = give_up_s
         self._timeout_s = timeout_s
         self._on_lost = on_lost
+        self.on_settled = on_settled
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._outboxes: dict[tuple[str, str], _Outbox] = {}
         self._incarnation = secrets.token_hex(8)
@@ -94,20 +103,26 @@ class RemoteKMs:
         """Whether ``node``'s KM is reachable through this transport."""
         return node in self._peers
 
-    def send(self, sender: str, to: str, message: KmMessage) -> None:
+    def send(self, sender: str, to: str, message: KmMessage, ident: str | None = None,
+             age_s: float = 0.0) -> None:
         """Queue ``message`` from the KM of ``sender`` to the KM of ``to``; it is posted at
-        the loop's next turn with whatever else is queued for the same process by then."""
+        the loop's next turn with whatever else is queued for the same process by then.
+        ``ident``: the sender's id for it (default: a new one of this transport's), kept
+        ``age_s`` s already (counted against ``give_up_s``)."""
         url = self._peers.get(to)
         if url is None:
-            self._drop(to, message, f"no process is known for node {to}")
+            self._drop(Envelope(ident or "", to, message), sender,
+                       f"no process is known for node {to}", settle=ident is not None)
             return
         box = self._outboxes.get((sender, url))
         if box is None:
             box = self._outboxes[(sender, url)] = _Outbox(
                 sender, url, LeanClient(url, self._context(sender), timeout_s=self._timeout_s))
         loop = asyncio.get_running_loop()
-        ident = f"{self._incarnation}:{next(self._sequence)}"
-        box.queue.append((Envelope(ident, to, message), loop.time()))
+        own = ident is None
+        if ident is None:
+            ident = f"{self._incarnation}:{next(self._sequence)}"
+        box.queue.append((Envelope(ident, to, message), loop.time() - age_s, own))
         if box.task is None or box.task.done():
             box.task = loop.create_task(self._drain(box))
 
@@ -173,10 +188,11 @@ class RemoteKMs:
         loop = asyncio.get_running_loop()
         while box.queue:
             while box.queue and loop.time() - box.queue[0][1] > self._give_up_s:
-                envelope = box.queue.popleft()[0]
-                self._drop(envelope.to, envelope.message,
-                           f"not acknowledged by {box.url} within {self._give_up_s:g} s")
-            batch = [e for e, _ in itertools.islice(box.queue, MAX_MESSAGES)]
+                envelope, _, own = box.queue.popleft()
+                self._drop(envelope, box.sender,
+                           f"not acknowledged by {box.url} within {self._give_up_s:g} s",
+                           settle=not own)
+            batch = [e for e, _, _ in itertools.islice(box.queue, MAX_MESSAGES)]
             if not batch:
                 return
             status, why = await self._post(box, batch)
@@ -184,14 +200,16 @@ class RemoteKMs:
                 self._heard[box.url] = loop.time()  # it answered: it is up
             if status == 200:
                 for _ in batch:
-                    box.queue.popleft()
+                    envelope, _, own = box.queue.popleft()
+                    if not own and self.on_settled is not None:
+                        self.on_settled(box.sender, envelope.id)
                 self.delivered += len(batch)
                 delay = RETRY_FIRST_S
             elif status in REFUSED:
                 for _ in batch:
-                    envelope = box.queue.popleft()[0]
-                    self._drop(envelope.to, envelope.message,
-                               f"refused by {box.url} ({status}): {why}")
+                    envelope, _, own = box.queue.popleft()
+                    self._drop(envelope, box.sender, f"refused by {box.url} ({status}): {why}",
+                               settle=not own)
             else:
                 self.retries += 1
                 await asyncio.sleep(delay)
@@ -205,8 +223,11 @@ class RemoteKMs:
             return 0, str(exc)
         return reply.status_code, reply.content[:200].decode("utf-8", "replace")
 
-    def _drop(self, to: str, message: KmMessage, why: str) -> None:
+    def _drop(self, envelope: Envelope, sender: str, why: str, settle: bool) -> None:
         self.lost += 1
-        log.warning("KM message %s for node %s dropped: %s", type(message).__name__, to, why)
+        log.warning("KM message %s for node %s dropped: %s", type(envelope.message).__name__,
+                    envelope.to, why)
         if self._on_lost is not None:
-            self._on_lost(to, message)
+            self._on_lost(envelope.to, envelope.message)
+        if settle and self.on_settled is not None:
+            self.on_settled(sender, envelope.id)

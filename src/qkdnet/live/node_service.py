@@ -163,6 +163,7 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         keynet.supply.start(loop.time(), options.speedup, options.prefill_bits)
         keynet.supply.pump(loop.time())
         keynet.supply.checkpoint_all()
+        keynet.resend_kept()  # messages of relays under way when this process last stopped
         revocation = RevocationWatch.of_pki(pki)
         audit = AuditLog(audit_file(options.folder))
         # the hardening of `qkdnet serve`'s listeners: connection limits per listener and
@@ -269,20 +270,25 @@ def _by_path(km: App, devices: App) -> App:
 
 
 async def _pump(keynet: KeyNetwork) -> None:
-    """Fill the pools of the process's own KM-links, run the border supply, erase held keys
-    past their TTL; a failing step is logged once while it repeats, and the others go on."""
+    """Fill the pools of the process's own KM-links, run the border supply, forget the KM
+    messages other processes have acknowledged, erase held keys past their TTL and old
+    message ids; a failing step is logged once while it repeats, and the others go on."""
     loop = asyncio.get_running_loop()
     expired = loop.time()
     pumping, bordering = StepGuard("key supply"), StepGuard("border key supply")
+    forgetting = StepGuard("forgetting acknowledged KM messages")
     expiring = StepGuard("expiry of held keys")
+    pruning = StepGuard("forgetting old KM message ids")
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
         pumping.run(functools.partial(keynet.supply.pump, loop.time(), PUMP_BUDGET_S))
         if keynet.border is not None:
             await bordering.run_async(keynet.border.step(loop.time()))
+        forgetting.run(keynet.forget_settled)
         if loop.time() - expired >= EXPIRE_INTERVAL_S:
             expired = loop.time()
             expiring.run(keynet.expire_held)
+            pruning.run(keynet.forget_received)
 
 
 async def _report(keynet: KeyNetwork, remote: RemoteKMs, controller: Controller,
