@@ -20,7 +20,7 @@ from qkdnet.keys.km_wire import (
 from qkdnet.keys.messages import ForwardKey, RelayAbort, RelayComplete, RelayFailed
 from qkdnet.keys.pool import UnitRange
 from qkdnet.keys.route import Route
-from qkdnet.keys.supply_sync import KeySupply, KeySupplyAck, SuppliedBlock
+from qkdnet.keys.supply_sync import KeySupply, KeySupplyAck, PoolSync, SuppliedBlock
 
 ROUTE = Route(("a", "b", "c"), ("a-b", "b-c"))
 SECRET = bytes(range(200, 232))  # stands for ciphertext: must never show in an error
@@ -39,7 +39,8 @@ MESSAGES = [_forward(), RelayComplete("k1", b"\x02" * 32),
             RelayFailed("k1", "b", "not enough key on KM-link b-c"),
             RelayAbort(("k1", "k2"), "sae-a", "sae-c"),
             KeySupply("b-c", (SuppliedBlock(4, "id-4", True), SuppliedBlock(5, "id-5", False))),
-            KeySupplyAck("b-c", (4, 5))]
+            KeySupplyAck("b-c", (4, 5)), PoolSync("b-c", (2, 4, 5), 6),
+            PoolSync("b-c", (), 0, reply=True)]
 
 
 def test_every_message_type_comes_back_equal() -> None:
@@ -100,6 +101,25 @@ def test_a_malformed_message_is_refused_naming_its_field(change: dict[str, Any],
 def test_a_malformed_batch_is_refused_naming_the_problem(document: Any, named: str) -> None:
     with pytest.raises(WireError, match=f"^{named}"):
         decode_batch(json.dumps(document).encode())
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"live": [1, -2]}, "messages[0].live"),
+    ({"live": [True]}, "messages[0].live"),
+    ({"next_block": "7"}, "messages[0].next_block"),
+    ({"reply": None}, "messages[0].reply"),
+])
+def test_a_malformed_pool_synchronisation_is_refused_naming_its_field(
+        change: dict[str, Any], named: str) -> None:
+    document = json.loads(encode_batch("b", [Envelope("i1", "c", PoolSync("b-c", (1,), 2))]))
+    for field, value in change.items():
+        if value is None:
+            del document["messages"][0][field]
+        else:
+            document["messages"][0][field] = value
+    with pytest.raises(WireError) as refused:
+        decode_batch(json.dumps(document).encode())
+    assert str(refused.value).startswith(named + ":"), refused.value
 
 
 def test_bytes_that_are_not_json_are_refused() -> None:

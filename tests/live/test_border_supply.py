@@ -117,15 +117,44 @@ def test_an_exchange_nobody_answers_is_abandoned_and_counted(tmp_path: Path) -> 
     async def run() -> None:
         async with border(tmp_path, device_rate_bps=RATE_BPS) as net:
             right = net.sides[1]
+            supply = _border_supply(net, 0)
+            link = net.border_link
+            await _pump_until(net, lambda: supply._initiated[link].sync.synced)
             right.server.request_stop()
             await right.task
-            supply = _border_supply(net, 0)
             supply.ack_timeout_s = 0.3
-            link = net.border_link
             loop = asyncio.get_running_loop()
             await _pump_until(net, lambda: supply._initiated[link].sync.busy)
             await asyncio.sleep(0.4)
             await supply.step(loop.time())  # past the timeout: abandoned
             assert supply.lost_bits > 0
             assert net.sides[0].keynet.stores["b"].pool_bytes(link, True) == 0
+    asyncio.run(run())
+
+
+def test_after_a_restart_the_ends_discard_what_only_one_of_them_holds(tmp_path: Path
+                                                                      ) -> None:
+    """c holds a block b never got (b died before storing what it sent with). b's supply
+    starts again from its store: before any exchange the pool synchronisation has c
+    discard that block (counted), b numbers new blocks past it, and the ends agree."""
+    async def run() -> None:
+        async with border(tmp_path, device_rate_bps=RATE_BPS) as net:
+            left = net.sides[0]
+            b, c = left.keynet.stores["b"], net.sides[1].keynet.stores["c"]
+            link = net.border_link
+            supply = _border_supply(net, 0)
+            await _pump_until(net, lambda: b.pool_bytes(link, True) >= 4096)
+            await _pump_until(net, lambda: not supply._initiated[link].sync.busy)
+            orphan = b.next_block(link) + 5
+            c.deposit(link, orphan, bytes(1024), outbound=False)
+            device = supply._initiated[link].device
+            restarted = left.keynet.border = BorderSupply(
+                net.network, {"b": b}, left.remote, {link: device})
+            await _pump_until(net, lambda: restarted._initiated[link].sync.synced
+                              and not restarted._initiated[link].sync.busy
+                              and b.next_block(link) > orphan)
+            assert orphan not in c.live_blocks(link)
+            assert _border_supply(net, 1).discarded_bits == 8 * 1024
+            assert restarted.discarded_bits == 0
+            assert b.live_blocks(link) == c.live_blocks(link) and _agree(net)
     asyncio.run(run())

@@ -29,18 +29,27 @@ from typing import Any
 from qkdnet.keys.messages import ForwardKey, RelayAbort, RelayComplete, RelayFailed
 from qkdnet.keys.pool import UnitRange
 from qkdnet.keys.route import Route
-from qkdnet.keys.supply_sync import KeySupply, KeySupplyAck, KmMessage, SuppliedBlock
+from qkdnet.keys.supply_sync import (
+    KeySupply,
+    KeySupplyAck,
+    KmMessage,
+    PoolSync,
+    SuppliedBlock,
+)
 
 VERSION = 1
 #: Most messages in one batch, and most bytes of one encoded batch: a batch holds the
 #: messages one node had for one process at one moment (a few relays' hops), far below.
 MAX_MESSAGES = 1024
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+#: Most block numbers one pool synchronisation names (a pool of 64 Mbit in 128-byte blocks).
+MAX_BLOCKS = 65_536
 #: Longest node, KM-link, SAE and message id, and longest reason text (characters).
 MAX_NAME = 256
 MAX_REASON = 1024
 _TYPES = {ForwardKey: "forward", RelayComplete: "complete", RelayFailed: "failed",
-          RelayAbort: "abort", KeySupply: "supply", KeySupplyAck: "supply_ack"}
+          RelayAbort: "abort", KeySupply: "supply", KeySupplyAck: "supply_ack",
+          PoolSync: "pool_sync"}
 
 
 class WireError(ValueError):
@@ -105,6 +114,9 @@ def _encode(envelope: Envelope) -> dict[str, Any]:
     elif isinstance(m, KeySupply):
         out.update(km_link=m.km_link, blocks=[[b.block, b.key_id, b.initiator_sends]
                                               for b in m.blocks])
+    elif isinstance(m, PoolSync):
+        out.update(km_link=m.km_link, live=list(m.live), next_block=m.next_block,
+                   reply=m.reply)
     else:
         out.update(km_link=m.km_link, blocks=list(m.blocks))
     return out
@@ -139,13 +151,15 @@ def _decode(item: Any, where: str) -> Envelope:
     elif kind == "supply":
         message = KeySupply(_name(item, "km_link", where), _supplied(item, where))
     elif kind == "supply_ack":
-        blocks = item.get("blocks")
-        if not isinstance(blocks, list) or len(blocks) > MAX_MESSAGES or not all(
-                isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 2**53
-                for b in blocks):
-            raise WireError(f"{where}.blocks: expected a list of at most {MAX_MESSAGES} "
-                            "block numbers")
-        message = KeySupplyAck(_name(item, "km_link", where), tuple(blocks))
+        message = KeySupplyAck(_name(item, "km_link", where),
+                               _blocks(item, "blocks", where, MAX_MESSAGES))
+    elif kind == "pool_sync":
+        reply = item.get("reply")
+        if not isinstance(reply, bool):
+            raise WireError(f"{where}.reply: expected true or false")
+        message = PoolSync(_name(item, "km_link", where),
+                           _blocks(item, "live", where, MAX_BLOCKS),
+                           _int(item, "next_block", where, 0, 2**53), reply)
     else:
         raise WireError(f"{where}.type: expected one of {', '.join(_TYPES.values())}, got "
                         f"{_shown(kind)}")
@@ -178,6 +192,15 @@ def _int(item: dict[str, Any], field: str, where: str, low: int, high: int) -> i
         raise WireError(f"{where}.{field}: expected an integer in {low}..{high}, got "
                         f"{_shown(value)}")
     return value
+
+
+def _blocks(item: dict[str, Any], field: str, where: str, most: int) -> tuple[int, ...]:
+    values = item.get(field)
+    if not isinstance(values, list) or len(values) > most or not all(
+            isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 2**53
+            for b in values):
+        raise WireError(f"{where}.{field}: expected a list of at most {most} block numbers")
+    return tuple(values)
 
 
 def _text(item: dict[str, Any], field: str, where: str) -> str:

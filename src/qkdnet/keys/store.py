@@ -417,15 +417,23 @@ class SQLiteKeyStore:
         db = self._db()
         return {b for b in blocks if db.execute(_SEEN, (km_link, b)).fetchone() is not None}
 
-    def discard_block(self, km_link: str, block: int) -> None:
+    def live_blocks(self, km_link: str) -> list[int]:
+        """The blocks of ``km_link`` with unused units left, in order."""
+        return [int(row[0]) for row in self._db().execute(
+            "SELECT block FROM pads WHERE km_link = ? ORDER BY block", (km_link,))]
+
+    def discard_block(self, km_link: str, block: int) -> int:
         """Delete what is left of ``block`` (its number stays known, so it is never taken
-        again): for a block that only this end received before a crash."""
+        again): for a block that only this end received before a crash. How many unused
+        units it had."""
         self._forget_pads(km_link)
         with self._tx() as db:
             row = db.execute(_PAD_ANY, (km_link, block)).fetchone()
-            if row is not None:
-                db.execute(_USED_UP, (row[0],))
-                self._change_pool(km_link, bool(row[1]), -int(row[2]))
+            if row is None:
+                return 0
+            db.execute(_USED_UP, (row[0],))
+            self._change_pool(km_link, bool(row[1]), -int(row[2]))
+            return int(row[2])
 
     def discard_from(self, km_link: str, first: int) -> int:
         """Delete what is left of every block of ``km_link`` numbered ``first`` or more

@@ -22,6 +22,15 @@ no longer had it) is never stored there and is discarded where it was stored. An
 exchange whose acknowledgement never comes is abandoned: its kept blocks are dropped and
 counted (the responder may hold them, unused for good: key lost, never reused).
 
+**Resynchronisation.** An end that restarts, or whose exchange went unanswered, cannot know
+which blocks of the open exchange the other end kept. So before its next exchange the
+initiator sends the blocks it holds unused units of, and one past the highest it ever got
+(:class:`PoolSync`); the responder discards its own blocks the initiator does not hold and
+answers the same of itself; the initiator discards its blocks the responder does not hold
+and goes on numbering past both ends' highest. A block only one end received is so never
+used, and its bits are counted as discarded; a relay in flight over a block discarded
+meanwhile fails at the receiver (its pad is gone), never reuses one.
+
 Sans-I/O: the driver (:mod:`qkdnet.live.border_supply`) talks to the devices and the
 transport.
 """
@@ -62,8 +71,27 @@ class KeySupplyAck:
     blocks: tuple[int, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class PoolSync:
+    """One end of ``km_link`` to the other: the blocks it holds unused units of (``live``)
+    and one past the highest block it ever got (``next_block``); ``reply``: whether this
+    answers the other end's."""
+
+    km_link: str
+    live: tuple[int, ...]
+    next_block: int
+    reply: bool = False
+
+
+def unmatched(own: Sequence[int], other: PoolSync) -> list[int]:
+    """The blocks of ``own`` (held here) that the other end, by ``other``, does not hold:
+    to discard here."""
+    theirs = set(other.live)
+    return [b for b in own if b not in theirs]
+
+
 #: Every message between KMs: the relay's and the supply's.
-KmMessage = Message | KeySupply | KeySupplyAck
+KmMessage = Message | KeySupply | KeySupplyAck | PoolSync
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,20 +113,47 @@ class _Exchange:
 
 class SupplyInitiator:
     """The initiating end of border KM-link ``km_link``, going on from block
-    ``next_block`` (one past the highest either end holds). One exchange at a time."""
+    ``next_block`` (one past the highest this end got); ``synced``: whether the ends are
+    known to agree on their blocks (else a :class:`PoolSync` comes first). One exchange at
+    a time."""
 
-    def __init__(self, km_link: str, next_block: int) -> None:
+    def __init__(self, km_link: str, next_block: int, synced: bool = False) -> None:
         self.km_link = km_link
         self.next_block = next_block
         self._open: _Exchange | None = None
         #: Bits of key dropped: kept blocks of abandoned exchanges, and blocks the
         #: responder did not hold.
         self.lost_bits = 0
+        #: Whether the two ends agree on the blocks they hold (False at start and after an
+        #: abandoned exchange: no exchange starts before :meth:`synced_with`).
+        self.synced = synced
+        self._sync_sent: float | None = None
 
     @property
     def busy(self) -> bool:
         """Whether an exchange waits for its acknowledgement."""
         return self._open is not None
+
+    def sync_due(self, now: float, timeout_s: float) -> bool:
+        """Whether to send a :class:`PoolSync` now: not synced, and none sent in the last
+        ``timeout_s`` (s) (a lost one is sent again)."""
+        return not self.synced and (self._sync_sent is None
+                                    or now - self._sync_sent > timeout_s)
+
+    def sync_request(self, live: Sequence[int], now: float) -> PoolSync:
+        """The :class:`PoolSync` to send, given the blocks held here (``live``)."""
+        self._sync_sent = now
+        return PoolSync(self.km_link, tuple(live), self.next_block)
+
+    def synced_with(self, reply: PoolSync, live: Sequence[int]) -> list[int]:
+        """The responder's answer came: the blocks of ``live`` (held here) to discard, and
+        numbering goes on past both ends' highest block. A reply when synced (a late
+        duplicate) changes nothing."""
+        if self.synced or reply.km_link != self.km_link or not reply.reply:
+            return []
+        self.synced, self._sync_sent = True, None
+        self.next_block = max(self.next_block, reply.next_block)
+        return unmatched(live, reply)
 
     def started(self) -> float | None:
         """When (s) the open exchange started; None if none is open."""
@@ -110,8 +165,9 @@ class SupplyInitiator:
         their directions, given this end's ``pools`` on the KM-link; what to store here now
         (the blocks this end receives with) and the message for the responder. Keys for
         which neither direction has room are left out (give no more than fit)."""
-        if self._open is not None:
-            raise RuntimeError(f"KM-link {self.km_link}: an exchange is already open")
+        if self._open is not None or not self.synced:
+            raise RuntimeError(f"KM-link {self.km_link}: an exchange is open, or the ends "
+                               "have not synchronised")
         # the responder's outbound pool holds the blocks this end's inbound pool holds
         here, there = pools.out_bytes, pools.in_bytes
         out_room, in_room = pools.out_room, pools.in_room
@@ -161,6 +217,7 @@ class SupplyInitiator:
         exchange, self._open = self._open, None
         if exchange is not None:
             self.lost_bits += 8 * sum(len(m) for m in exchange.kept.values())
+            self.synced = False  # which blocks the responder kept is unknown
 
 
 def responder_deposits(supply: KeySupply, material: Mapping[str, bytes], pools: Pools

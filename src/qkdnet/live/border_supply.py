@@ -16,13 +16,16 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.keys.supply_sync import (
     KeySupply,
     KeySupplyAck,
     Pools,
+    PoolSync,
     SupplyInitiator,
     responder_deposits,
+    unmatched,
 )
 from qkdnet.live.km_transport import RemoteKMs
 from qkdnet.live.qkd_device import DeviceEnd, DeviceError
@@ -68,8 +71,10 @@ class BorderSupply:
                     devices[km.id])
             else:
                 self._responding[km.id] = (km.b, devices[km.id])
-        #: Blocks stored by this process's border supply since start.
+        #: Blocks stored by this process's border supply since start, and bits of key
+        #: discarded by pool synchronisation (blocks only this end held).
         self.stored_blocks = 0
+        self.discarded_bits = 0
 
     @property
     def links(self) -> list[str]:
@@ -87,6 +92,11 @@ class BorderSupply:
         Returns the blocks offered."""
         offered = 0
         for link, side in self._initiated.items():
+            if side.sync.sync_due(now, self.ack_timeout_s):
+                live = self.stores[side.node].live_blocks(link)
+                self.remote.send(side.node, side.peer, side.sync.sync_request(live, now))
+            if not side.sync.synced:
+                continue
             started = side.sync.started()
             if started is not None:
                 if now - started > self.ack_timeout_s:
@@ -112,11 +122,14 @@ class BorderSupply:
             offered += len(supply.blocks)
         return offered
 
-    async def receive(self, sender: str, to: str, message: KeySupply | KeySupplyAck
-                      ) -> None:
+    async def receive(self, sender: str, to: str,
+                      message: KeySupply | KeySupplyAck | PoolSync) -> None:
         """Take a supply message of the other end of a border KM-link."""
         if isinstance(message, KeySupply):
             await self._respond(sender, to, message)
+            return
+        if isinstance(message, PoolSync):
+            self._pool_sync(sender, to, message)
             return
         side = self._initiated.get(message.km_link)
         if side is None or side.node != to or side.peer != sender:
@@ -130,6 +143,33 @@ class BorderSupply:
         self.stored_blocks += len(deposits)
         for block in discard:
             store.discard_block(message.km_link, block)
+
+    def _pool_sync(self, sender: str, to: str, sync: PoolSync) -> None:
+        """The other end's blocks: discard the blocks held here that it does not hold; the
+        responder answers with its own."""
+        link = sync.km_link
+        side = self._initiated.get(link)
+        responding = self._responding.get(link)
+        if sync.reply and side is not None and (side.node, side.peer) == (to, sender):
+            self._discard(to, link, side.sync.synced_with(sync, self.stores[to].live_blocks(
+                link)))
+        elif not sync.reply and responding is not None and responding[0] == to:
+            store = self.stores[to]
+            self._discard(to, link, unmatched(store.live_blocks(link), sync))
+            self.remote.send(to, sender, PoolSync(link, tuple(store.live_blocks(link)),
+                                                  store.next_block(link), reply=True))
+        else:
+            log.warning("pool synchronisation of KM-link %s from node %s ignored: not a "
+                        "border KM-link node %s shares with it", link, sender, to)
+
+    def _discard(self, node: str, link: str, blocks: list[int]) -> None:
+        if not blocks:
+            return
+        store = self.stores[node]
+        bits = 8 * UNIT_BYTES * sum(store.discard_block(link, b) for b in blocks)
+        self.discarded_bits += bits
+        log.warning("KM-link %s: node %s discarded %d blocks (%d bits) the other end does "
+                    "not hold", link, node, len(blocks), bits)
 
     async def _respond(self, sender: str, to: str, supply: KeySupply) -> None:
         responding = self._responding.get(supply.km_link)

@@ -54,7 +54,7 @@ from qkdnet.keys.relay_cost import pad_units, relayable_keys
 from qkdnet.keys.relay_crypto import OneTimePad
 from qkdnet.keys.route import Route, Router
 from qkdnet.keys.store import SQLiteKeyStore
-from qkdnet.keys.supply_sync import KeySupply, KeySupplyAck
+from qkdnet.keys.supply_sync import KeySupply, KeySupplyAck, PoolSync
 from qkdnet.live.border_supply import BorderSupply
 from qkdnet.live.key_ids import new_key_id
 from qkdnet.live.km_transport import RemoteKMs
@@ -334,7 +334,7 @@ class KeyNetwork:
         failed = []
         for envelope in envelopes:
             message = envelope.message
-            if isinstance(message, KeySupply | KeySupplyAck):
+            if isinstance(message, KeySupply | KeySupplyAck | PoolSync):
                 if not await self._supply_message(sender, envelope.to, message):
                     failed.append(envelope.id)
                 continue
@@ -363,7 +363,7 @@ class KeyNetwork:
         return failed
 
     async def _supply_message(self, sender: str, to: str,
-                              message: KeySupply | KeySupplyAck) -> bool:
+                              message: KeySupply | KeySupplyAck | PoolSync) -> bool:
         """Hand a border KM-link's supply message to the border supply; whether it was
         done (a store that cannot be written: not, and the sender sends it again)."""
         if self.border is None:
