@@ -12,10 +12,12 @@ from typing import Any
 
 from qkdnet.apps.sae_client import tls_context
 from qkdnet.files.deployment import Deployment
+from qkdnet.live.audit import AuditLog, audit_file
 from qkdnet.live.connection_limits import SERVICE_LIMITS
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.ems_service import EmsForwarder, EmsService, make_ems_app
+from qkdnet.live.handshake_audit import HandshakeRefusals, audited
 from qkdnet.live.nms_service import ems_id
 from qkdnet.live.pki import load_pki
 from qkdnet.live.tls_server import make_server, serve_many, server_ssl_context
@@ -40,8 +42,10 @@ async def run_ems(deployment: Deployment, region: str, pki_folder: Path, folder:
         address, port = deployment.ems_address(region)
         tls = server_ssl_context(pki.kme_cert(me), pki.kme_key(me), pki.ca_cert)
         service = EmsService(deployment.network, region)
+        refusals = HandshakeRefusals(AuditLog(audit_file(folder)))
         server = make_server(make_ems_app(service), listen or address, port, tls,
-                             limits=SERVICE_LIMITS)
+                             limits=SERVICE_LIMITS,
+                             on_handshake_refused=audited(tls, refusals, me))
         forwarder = EmsForwarder(service, service_url(*deployment.nms_intake_address()),
                                  tls_context(pki.kme_cert(me), pki.kme_key(me), pki.ca_cert))
         manifest = {"ems_url": service_url(address, port), "region": region,
@@ -54,6 +58,7 @@ async def run_ems(deployment: Deployment, region: str, pki_folder: Path, folder:
         try:
             await serve_many([server])
         finally:
+            refusals.flush()
             await forwarder.close()
     finally:
         (folder / "manifest.json").unlink(missing_ok=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import time
@@ -112,6 +113,15 @@ class HandshakeRefusals:
             loop = asyncio.get_running_loop()
             self._flush_timer = loop.call_later(
                 max(0.0, self.window_start + WINDOW_S - now), self.flush)
+
+
+def audited(tls: ssl.SSLContext, refusals: HandshakeRefusals, service: str
+            ) -> Callable[[Any, ssl.SSLError], None]:
+    """What a mutual-TLS server of ``service`` (a KME's node, the controller, an EMS, the
+    NMS) is given as ``on_handshake_refused``: each refusal written by ``refusals`` under
+    the service's name, ``who`` pinned as :func:`name_refused_certificates` does."""
+    name_refused_certificates(tls)
+    return functools.partial(refusals.handshake_failed, service)
 
 
 def _address(peer: Any) -> tuple[str, str]:

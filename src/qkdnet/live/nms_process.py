@@ -26,6 +26,7 @@ from qkdnet.live.connection_limits import SERVICE_LIMITS
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.ems_process import service_url
+from qkdnet.live.handshake_audit import HandshakeRefusals, audited
 from qkdnet.live.nms_service import NmsService, NmsState, make_nms_intake
 from qkdnet.live.om_access import OmGate, OperatorAccess, is_loopback, served_names
 from qkdnet.live.om_app import make_om_app
@@ -59,10 +60,12 @@ async def run_nms(deployment: Deployment, pki_folder: Path, folder: Path,
         monitor = NetworkMonitor(deployment.network)
         state = NmsState(monitor, updates)
         intake_tls = server_ssl_context(pki.kme_cert(NMS_ID), pki.kme_key(NMS_ID), pki.ca_cert)
+        access = OperatorAccess(folder)
+        refusals = HandshakeRefusals(access.audit)  # the O&M's audit log: one per folder
         intake = make_server(make_nms_intake(NmsService(state, (e.region for e in
                                                                  deployment.ems))),
-                             host, intake_port, intake_tls, limits=SERVICE_LIMITS)
-        access = OperatorAccess(folder)
+                             host, intake_port, intake_tls, limits=SERVICE_LIMITS,
+                             on_handshake_refused=audited(intake_tls, refusals, NMS_ID))
         if not access.operators.list():
             log.warning("no O&M operators in %s: every O&M call but the console page and "
                         "/metrics (on loopback) answers 401; add one with `qkdnet operator "
@@ -84,6 +87,7 @@ async def run_nms(deployment: Deployment, pki_folder: Path, folder: Path,
         try:
             await serve_many([intake, om])
         finally:
+            refusals.flush()
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
     finally:

@@ -59,7 +59,7 @@ from qkdnet.live.device_app import PREFIX as DEVICE_PREFIX
 from qkdnet.live.device_app import make_device_app
 from qkdnet.live.device_client import HttpDeviceEnd
 from qkdnet.live.ems_process import service_url
-from qkdnet.live.handshake_audit import HandshakeRefusals, name_refused_certificates
+from qkdnet.live.handshake_audit import HandshakeRefusals, audited
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, DEFAULT_HELD_KEY_TTL_S, KeyNetwork
 from qkdnet.live.km_app import make_km_app
 from qkdnet.live.km_transport import RemoteKMs
@@ -173,10 +173,8 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
 
         def listener(app: Any, port: int, node: str) -> TlsServer:
             tls = server_ssl_context(pki.kme_cert(node), pki.kme_key(node), pki.ca_cert)
-            name_refused_certificates(tls)
             return make_server(app, listen, port, tls, limits=KME_LIMITS, budget=budget,
-                               on_handshake_refused=functools.partial(
-                                   refusals.handshake_failed, node))
+                               on_handshake_refused=audited(tls, refusals, node))
 
         servers = {node: listener(make_kme_app(keynet, node, revocation=revocation,
                                                audit=audit), placement.kme_port_of(node), node)
