@@ -83,7 +83,10 @@ class LeanClient:
 
     async def _call(self, method: bytes, path: str, body: bytes | None) -> Reply:
         try:
-            return await asyncio.wait_for(self._exchange(method, path, body), self._timeout_s)
+            # asyncio.timeout, not wait_for: no task per call, and Python 3.11's wait_for
+            # can lose a cancellation that arrives as the call completes
+            async with asyncio.timeout(self._timeout_s):
+                return await self._exchange(method, path, body)
         except (OSError, EOFError, TimeoutError, ValueError, asyncio.LimitOverrunError) as exc:
             await self.aclose()  # a connection in an unknown state is never reused
             raise NoReply(f"{type(exc).__name__}: {exc}") from None

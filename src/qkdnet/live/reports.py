@@ -51,7 +51,8 @@ class Updates:
         if self.generation != seen:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: see http_client
+                await self._event.wait()
 
 
 class LiveReports:
