@@ -45,7 +45,7 @@ from qkdnet.live.launch import start_serve
 from qkdnet.live.operators import OperatorFile
 from qkdnet.management.nms import Nms, ems_for
 from qkdnet.management.om_view import link_kind
-from qkdnet.management.telemetry import Batch, KMLinkTelemetry, LinkTelemetry
+from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry
 from qkdnet.topology.cn_qcn import build_cn_qcn
 from qkdnet.topology.model import Network
 
@@ -71,7 +71,8 @@ RENDER_PROBE = """(() => {
 })();"""
 
 
-def _maker(network: Network, seed: int) -> Callable[[int], tuple[Batch, Batch]]:
+def _maker(network: Network, seed: int
+           ) -> Callable[[int], tuple[LinkTelemetry, KMLinkTelemetry]]:
     """A function from step number to that step's (QKD-link, KM-link) batches."""
     rng = np.random.default_rng(seed)
     links, kms = tuple(network.link), tuple(network.km_link)
@@ -83,7 +84,7 @@ def _maker(network: Network, seed: int) -> Callable[[int], tuple[Batch, Batch]]:
     km_up = np.ones(len(kms), dtype=bool)
     alarm = np.zeros(len(links), dtype=bool)
 
-    def make(step: int) -> tuple[Batch, Batch]:
+    def make(step: int) -> tuple[LinkTelemetry, KMLinkTelemetry]:
         if step % 50 == 49:  # a few links change state now and then
             link_up[rng.integers(0, len(links), 8)] ^= True
             km_up[rng.integers(0, len(kms), 8)] ^= True
@@ -112,9 +113,11 @@ def _rate(network: Network, args: argparse.Namespace, mode: str) -> tuple[int, f
         emss = list(ems_for(network).values())
         start = time.perf_counter()
         for step in range(args.batches):
-            for batch in make(step):
-                for ems in emss:
-                    nms.ingest(ems.collect(batch))
+            links, kms = make(step)
+            for ems in emss:
+                nms.ingest(ems.collect(links))
+            for ems in emss:
+                nms.ingest(ems.collect(kms))
     return nms.records, time.perf_counter() - start
 
 
