@@ -473,6 +473,10 @@ class SQLiteKeyStore:
         with self._tx() as db:
             return int(db.execute("DELETE FROM km_received WHERE at < ?", (before,)).rowcount)
 
+    def remembers_received(self) -> bool:
+        """Whether any message id is recorded as done here."""
+        return self._db().execute("SELECT 1 FROM km_received LIMIT 1").fetchone() is not None
+
     def queue_outgoing(self, ident: str, to: str, body: bytes, now: float) -> None:
         """Keep message ``ident`` for node ``to`` of another process (its wire form
         ``body``, one-time-pad protected) until it is acknowledged, in the transaction of

@@ -111,6 +111,8 @@ class KeyNetwork:
         self.replayed = 0
         self.resent = 0
         self.stale = 0
+        # nodes that may hold message ids to forget: all at start, then those that took one
+        self._receivers: set[str] = set(nodes)
         self.held_key_ttl_s = held_key_ttl_s
         self.nodes = list(nodes)
         #: Held keys erased unfetched since start, per node.
@@ -346,6 +348,7 @@ class KeyNetwork:
                     log.warning("KM message for node %s not taken: %s", envelope.to, exc)
                     failed.append(envelope.id)
                     continue
+                self._receivers.add(envelope.to)
                 if fresh:
                     sends = self._submit(envelope.to, Received(sender, message))
                 else:
@@ -436,9 +439,15 @@ class KeyNetwork:
 
     def forget_received(self) -> int:
         """Forget the ids of messages from other processes done more than
-        :data:`RECEIVED_KEEP_S` ago, in every store; how many."""
+        :data:`RECEIVED_KEEP_S` ago, in the stores that hold any; how many."""
         before = time.time() - RECEIVED_KEEP_S
-        return sum(store.forget_received(before) for store in self.stores.values())
+        gone = 0
+        for node in sorted(self._receivers):
+            store = self.stores[node]
+            gone += store.forget_received(before)
+            if not store.remembers_received():
+                self._receivers.discard(node)  # back when it takes a message again
+        return gone
 
     def resend_kept(self, give_up_s: float = 10.0) -> int:
         """Send again, under their ids, the messages kept in the stores from before a
