@@ -13,10 +13,7 @@ from qkdnet.quantum.reach import loss_at_rate, max_tolerable_loss
 
 @pytest.mark.parametrize("name", list(CATALOGUE))
 def test_max_tolerable_loss_is_where_the_rate_reaches_zero(name: str) -> None:
-    """Half a dB short of the limit there is key; half a dB beyond there is none.
-
-    (The ideal CV curves approach zero very slowly, near 100 dB, so a finer step would
-    test float rounding rather than the model.)"""
+    """Half a dB short of the limit there is key; half a dB beyond there is none."""
     device = CATALOGUE[name]
     limit = float(max_tolerable_loss(device))
     assert float(skr(device, limit - 0.5)) > 0
@@ -45,6 +42,16 @@ def test_reach_is_vectorised_over_links() -> None:
 def test_unreachable_target_gives_nan() -> None:
     """No loss gives a rate above the lossless rate."""
     assert np.isnan(loss_at_rate(device_type("V"), 1e12))
+
+
+@pytest.mark.parametrize("name", ["VI", "VII"])
+def test_cv_reach_is_that_of_deployed_gg02_systems(name: str) -> None:
+    """Types VI and VII reach 15-25 dB asymptotically, less at 1e10-symbol blocks."""
+    device = device_type(name)
+    asymptotic = float(max_tolerable_loss(device))
+    finite = float(max_tolerable_loss(device, block_size=1e10))
+    assert 15.0 <= asymptotic <= 25.0
+    assert finite < asymptotic
 
 
 def test_finite_blocks_shorten_the_reach() -> None:
