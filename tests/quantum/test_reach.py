@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from qkdnet.quantum.devices import CATALOGUE, device_type
-from qkdnet.quantum.field import draw_field_params
+from qkdnet.quantum.field import draw_field_params, pessimistic_params
 from qkdnet.quantum.rates import skr
 from qkdnet.quantum.reach import loss_at_rate, max_tolerable_loss
 
@@ -58,3 +60,37 @@ def test_finite_blocks_shorten_the_reach() -> None:
     """A finite block tolerates less loss than the asymptotic limit."""
     device = device_type("I")
     assert max_tolerable_loss(device, block_size=1e8) < max_tolerable_loss(device)
+
+
+def _readme_reach_table() -> dict[str, list[str]]:
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    section = text[text.index("### Reach"):]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    return {cells[0]: cells[1:] for cells in
+            ([c.strip() for c in row.strip("|").split("|")] for row in rows)}
+
+
+README_ROWS = [
+    ("max loss (dB)", None, False, None),
+    ("loss at 10 kbit/s (dB)", None, False, 1e4),
+    ("max loss, 1e10 symbols (dB)", 1e10, False, None),
+    ("loss at 10 kbit/s, 1e10 symbols (dB)", 1e10, False, 1e4),
+    ("max loss, field corner (dB)", None, True, None),
+    ("max loss, field corner, 1e10 symbols (dB)", 1e10, True, None),
+]
+
+
+@pytest.mark.parametrize(("row", "block", "field", "target"), README_ROWS)
+def test_readme_reach_table_is_what_the_code_computes(
+    row: str, block: float | None, field: bool, target: float | None
+) -> None:
+    """Every figure of the README's reach table equals the code's, rounded to 0.1 dB."""
+    table = _readme_reach_table()
+    names = table["type"]
+    for name, cell in zip(names, table[row], strict=True):
+        if not cell:
+            continue
+        device = device_type(name)
+        params = pessimistic_params(device) if field else None
+        value = loss_at_rate(device, target or 0.0, params, block)
+        assert cell == f"{float(value):.1f}", (row, name)

@@ -181,7 +181,7 @@ class CVParams(_Params):
     v_a: Real = _doc("Alice's modulation variance V_A (SNU)", 4.0)
     eta: Real = _doc("detector quantum efficiency (0-1]", 0.43)
     v_el: Real = _doc("detector electronic noise (SNU)", 0.2)
-    xi: Real = _doc("excess noise referred to the channel input, scaling with T (SNU)", 0.02)
+    xi: Real = _doc("excess noise at the channel input, attenuated with the signal (SNU)", 0.02)
     xi_bob: Real = _doc("excess noise added at Bob's side, the channel output, not scaling "
                         "with T (SNU); 0 gives the input-referred model", 5e-4)
     beta: Real = _doc("reconciliation efficiency (0-1]", 0.95)
