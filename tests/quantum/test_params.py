@@ -36,7 +36,8 @@ def test_bad_dv_parameter_is_named_with_its_range(changes: dict[str, float], nam
 
 @pytest.mark.parametrize(
     ("changes", "name"),
-    [({"beta": 1.2}, "beta"), ({"xi": -0.1}, "xi"), ({"eta": 0.0}, "eta"),
+    [({"beta": 1.2}, "beta"), ({"xi": -0.1}, "xi"), ({"xi_bob": -1e-3}, "xi_bob"),
+     ({"eta": 0.0}, "eta"),
      ({"v_a": -1.0}, "v_a"), ({"detection": "photon counting"}, "detection")],
 )
 def test_bad_cv_parameter_is_named(changes: dict[str, object], name: str) -> None:

@@ -45,6 +45,14 @@ def _plot(rows: list[dict[str, float | str]], types: Sequence[str], title: str,
             # label each bound at its right end: several share one line style
             ax.annotate(f"PLOB, {rate / 1e6:g} MHz", (x[-1], bound[-1]), xytext=(-4, 7),
                         textcoords="offset points", ha="right", fontsize=7, color="0.35")
+    cv = [device_type(n).params for n in types if device_type(n).is_cv]
+    if cv:
+        # the CV curves end where the noise at Bob's side, referred to the input, has grown
+        # too large: name the convention so a reader can compare with other models
+        xi_bob = sorted({float(np.max(p.xi_bob)) for p in cv})  # type: ignore[union-attr]
+        ax.text(0.01, 0.02, "CV excess noise: xi (channel input) + xi_Bob / T, xi_Bob = "
+                + ", ".join(f"{x:g}" for x in xi_bob) + " SNU at Bob's side",
+                transform=ax.transAxes, fontsize=7, color="0.3")
     if mark_loss is not None:
         ax.axvline(mark_loss, color="0.3", ls=":", lw=1)
         ax.text(mark_loss + 0.3, 2e1, f"backbone mean\n{mark_loss} dB", fontsize=8, color="0.3")

@@ -3,6 +3,11 @@ attacks, trusted detector noise (types VI and VII).
 
 Homodyne: Lodewyck et al., PRA 76, 042305 (2007). Heterodyne: Fossier et al., J. Phys. B 42,
 114014 (2009). Noise in shot-noise units (SNU). All functions broadcast over numpy arrays.
+
+The closed forms take the excess noise ``xi`` referred to the channel input. A link's
+untrusted noise is partly added at Bob's side and does not scale with the transmittance T
+(:class:`~qkdnet.quantum.params.CVParams`); :func:`input_excess_noise` refers it to the
+input, xi + xi_bob / T, before the closed forms are evaluated.
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ def detector_noise(eta: ArrayLike, v_el: ArrayLike, detection: Detection) -> Flo
     if detection == "homodyne":
         return (1.0 + v_el_a) / eta_a - 1.0
     return (2.0 - eta_a + 2.0 * v_el_a) / eta_a
+
+
+def input_excess_noise(t: ArrayLike, params: CVParams) -> FloatArray:
+    """The link's excess noise referred to the channel input (SNU) at transmittance ``t``:
+    the input-referred part plus the part added at Bob's side, divided by T."""
+    t_a = np.asarray(t, dtype=np.float64)
+    return np.asarray(np.add(params.xi, np.divide(params.xi_bob, t_a)), dtype=np.float64)
 
 
 def mutual_information(
@@ -78,7 +90,8 @@ def holevo_bound(
 
 def key_per_symbol(t: ArrayLike, params: CVParams) -> FloatArray:
     """beta I_AB - chi_BE in bits per symbol, before clipping at zero."""
-    args = (t, params.v_a, params.xi, params.eta, params.v_el, params.detection)
+    xi = input_excess_noise(t, params)
+    args = (t, params.v_a, xi, params.eta, params.v_el, params.detection)
     return np.asarray(
         np.multiply(params.beta, mutual_information(*args)) - holevo_bound(*args),
         dtype=np.float64,

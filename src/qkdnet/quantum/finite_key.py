@@ -22,7 +22,7 @@ from scipy.special import erfcinv
 
 from qkdnet.errors import ParameterError
 from qkdnet.quantum.channel import transmittance
-from qkdnet.quantum.cv_gg02 import holevo_bound, mutual_information
+from qkdnet.quantum.cv_gg02 import holevo_bound, input_excess_noise, mutual_information
 from qkdnet.quantum.decoy_bb84 import E0, gain_and_error, overall_transmittance
 from qkdnet.quantum.entropy import binary_entropy
 from qkdnet.quantum.params import CVParams, DecoyBB84Params
@@ -121,8 +121,10 @@ def cv_finite_skr(
     def grid(x: ArrayLike) -> FloatArray:
         return np.broadcast_to(np.asarray(x, dtype=np.float64), shape)[..., None]
 
+    # The estimator sees the total noise at Bob's input, whatever its origin: refer all of it
+    # to the channel input, as the asymptotic model does.
     t_g, eta, v_el, xi, v_a, n_total = map(
-        grid, (t, params.eta, params.v_el, params.xi, params.v_a, big_n)
+        grid, (t, params.eta, params.v_el, input_excess_noise(t, params), params.v_a, big_n)
     )
     quadratures = 1.0 if params.detection == "homodyne" else 2.0
     m = fractions * n_total * quadratures
