@@ -136,6 +136,19 @@ def test_field_links_sit_below_their_ideal_curve(report: Path) -> None:
     assert all(below)
 
 
+def test_fig3_4_states_each_types_links_and_both_curves(report: Path,
+                                                       result: TwinResult) -> None:
+    """The section names how many links of each type the network holds, and the CSV gives
+    each link's ideal and pessimistic-corner SKR at its loss (pessimistic below ideal)."""
+    page = (report / "index.html").read_text(encoding="utf-8")
+    for name in ("I", "II", "III", "IV", "V", "VI", "VII"):
+        count = sum(lk.device_type == name for lk in result.scenario.network.qkd_links)
+        assert f"type {name}: {count}," in page or f"type {name}: {count}." in page
+    rows = _rows(report / "fig3_4_measured_vs_ideal.csv")
+    assert all(float(r["pessimistic_skr_kbps"]) <= float(r["ideal_skr_kbps"]) for r in rows)
+    assert any(float(r["pessimistic_skr_kbps"]) < float(r["ideal_skr_kbps"]) for r in rows)
+
+
 def test_summary_matches_the_run(report: Path, result: TwinResult) -> None:
     data = json.loads((report / "summary.json").read_text())
     assert data["watched_links"] == 64
