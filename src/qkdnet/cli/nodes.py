@@ -1,4 +1,5 @@
-"""``qkdnet node``, ``qkdnet controller``, ``qkdnet ems``, ``qkdnet nms``, ``qkdnet up``,
+"""``qkdnet node``, ``qkdnet controller``, ``qkdnet devices``, ``qkdnet ems``, ``qkdnet
+nms``, ``qkdnet up``,
 ``qkdnet down``, ``qkdnet status``: the live network as the processes of a deployment
 file, on this machine and others."""
 
@@ -107,6 +108,45 @@ def controller_command(
             print(f"controller serving at {manifest['controller_url']}", flush=True)
 
         run_until_stopped(lambda: run_controller(plan, pki, folder, listen, ready),
+                          loop_factory())
+
+    guard(run)
+
+
+@commands.command("devices")
+def devices_command(
+    deployment: DeploymentOption,
+    pki: Annotated[Path, typer.Option(help="PKI folder: ca.crt and "
+                                      "kme/qkdnet-devices.crt|key.")] = Path("pki"),
+    folder: Annotated[Path, typer.Option("--dir", "-d", help="Folder for its manifest.")
+                      ] = Path("qkdnet-devices"),
+    listen: Annotated[str | None, typer.Option(help="Address to listen on (default: the "
+                                               "host's address in the deployment).")] = None,
+    speedup: SpeedupOption = 1.0,
+) -> None:
+    """Run the deployment's emulated QKD devices: the device pair of each border KM-link
+    (not given to a vendor's device), making key at its modelled rate with the live
+    dynamics and serving each end to its KM over ETSI GS QKD 014 (mutual TLS). Ctrl-C or
+    SIGTERM stops it."""
+    from qkdnet.errors import ParameterError
+    from qkdnet.files.deployment import load_deployment
+    from qkdnet.live.device_process import run_devices
+    from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
+
+    def run() -> None:
+        plan = load_deployment(deployment)
+        if plan.devices is None:
+            raise ParameterError("--deployment", str(deployment), "places no devices "
+                                 "service (add devices: {host: ..., port: ...})")
+        if not speedup > 0:
+            raise ParameterError("--speedup", speedup, "must be > 0")
+        log_to_stderr()
+
+        def ready(manifest: dict[str, Any]) -> None:
+            print(f"devices of {len(manifest['km_links'])} border KM-links serving at "
+                  f"{manifest['devices_url']}", flush=True)
+
+        run_until_stopped(lambda: run_devices(plan, pki, folder, listen, speedup, ready),
                           loop_factory())
 
     guard(run)
