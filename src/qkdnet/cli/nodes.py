@@ -278,13 +278,15 @@ def status_command(
     base: BaseOption = Path("qkdnet-deployment"),
 ) -> None:
     """The deployment's processes: running or not, and whether their ports answer (a node
-    process: KME and KM-to-KM; the NMS: O&M and its port for the EMSs; the controller and
-    an EMS: its port). Exit 1 if any is not serving."""
+    process: KME and KM-to-KM; the NMS: O&M and its port for the EMSs; the controller, the
+    devices service and an EMS: its port); then the key supply of each end of each border
+    KM-link: blocks stored, and key lost because only one end received it. Exit 1 if any
+    process is not serving."""
     from rich.console import Console
     from rich.table import Table
 
     from qkdnet.files.deployment import load_deployment
-    from qkdnet.live.node_processes import process_states
+    from qkdnet.live.node_processes import border_supply_states, process_states
 
     def run() -> int:
         plan = load_deployment(deployment)
@@ -297,6 +299,12 @@ def status_command(
                           "up" if s.kme_listening else "down",
                           "up" if s.km_listening else "down")
         Console().print(table)
+        supply = border_supply_states(plan, base)
+        if supply:
+            border = Table("border KM-link", "process", "blocks stored", "key lost (bits)")
+            for b in supply:
+                border.add_row(b.km_link, b.process, str(b.stored_blocks), str(b.lost_bits))
+            Console().print(border)
         return 1 if down else 0
 
     sys.exit(guard(run))

@@ -91,8 +91,9 @@ def service_pki_files(service: str) -> tuple[str, ...]:
 
 def containers(deployment: Deployment, listen: str | None = None) -> list[Container]:
     """Every container of ``deployment``: node processes, the controller, the emulated
-    QKD devices (where the deployment places them), one EMS per region, the NMS. ``listen``: the address each listens on (Kubernetes: 0.0.0.0), else
-    the one the deployment gives its host."""
+    QKD devices (where the deployment places them), one EMS per region, the NMS.
+    ``listen``: the address each listens on (Kubernetes: 0.0.0.0), else the one the
+    deployment gives its host."""
     base = ("--deployment", f"{CONFIG_DIR}/{DEPLOYMENT_FILE}", "--pki", PKI_DIR)
     extra = ("--listen", listen) if listen else ()
     out = [Container(f"node-{p.id}", "node", p.host,

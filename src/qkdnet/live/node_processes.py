@@ -35,6 +35,7 @@ from pathlib import Path
 
 from qkdnet.errors import ParameterError, QkdnetError
 from qkdnet.files.deployment import Deployment
+from qkdnet.live.border_supply import FIGURES_FILE, read_figures
 from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki
 from qkdnet.topology.served import served_nodes
 from qkdnet.topology.service_ids import service_ids
@@ -224,8 +225,8 @@ def process_states(deployment: Deployment, deployment_file: Path, base: Path
                    ) -> list[NodeProcessState]:
     """Each process of the deployment: whether it runs (by its pid file), and whether its
     ports accept connections (a node process: its first KME port and its KM port; the
-    controller, the devices service and an EMS: its port, both columns; the NMS: its O&M port and its port for
-    the EMSs)."""
+    controller, the devices service and an EMS: its port, both columns; the NMS: its O&M
+    port and its port for the EMSs)."""
     out = []
     for proc in managed(deployment, deployment_file, base, base / "pki"):
         address = deployment.host(proc.host).address
@@ -243,6 +244,28 @@ def process_states(deployment: Deployment, deployment_file: Path, base: Path
         p = deployment.process(proc.name)
         out.append(NodeProcessState(p.id, p.host, len(p.nodes), pid,
                                     _accepts(address, p.kme_port), _accepts(address, p.km_port)))
+    return out
+
+
+@dataclass(frozen=True)
+class BorderSupplyState:
+    """What ``qkdnet status`` shows of one end of a border KM-link: the node process, the
+    blocks its supply stored since it started and the key (bits) it lost."""
+
+    km_link: str
+    process: str
+    stored_blocks: int
+    lost_bits: int
+
+
+def border_supply_states(deployment: Deployment, base: Path) -> list[BorderSupplyState]:
+    """The border supply's figures each running node process under ``base`` last wrote
+    (every second), by KM-link and process."""
+    out = []
+    for p in deployment.processes:
+        figures = read_figures(base / p.id / FIGURES_FILE)
+        out += [BorderSupplyState(link, p.id, f.stored_blocks, f.lost_bits)
+                for link, f in sorted(figures.items())]
     return out
 
 

@@ -53,6 +53,7 @@ from qkdnet.files.deployment import Deployment, ProcessPlacement
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.keys.route import Router
 from qkdnet.live.audit import AuditLog, audit_file
+from qkdnet.live.border_supply import FIGURES_FILE, write_figures
 from qkdnet.live.connection_limits import ConnectionBudget, raise_file_limit
 from qkdnet.live.controller_client import RemoteReporter, RemoteRouter
 from qkdnet.live.controller_process import controller_url
@@ -188,7 +189,7 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         manifest = _manifest(deployment, placement, pki, listen)
         _write_json(options.folder / "manifest.json", manifest)
         lock.announce(f"node process {placement.id}")
-        background = [asyncio.create_task(_pump(keynet)),
+        background = [asyncio.create_task(_pump(keynet, options.folder / FIGURES_FILE)),
                       asyncio.create_task(remote.watch(nodes[0]))]
         reporters: list[RemoteReporter] = []
         if controller is not None:
@@ -280,13 +281,16 @@ def _by_path(km: App, devices: App) -> App:
     return app
 
 
-async def _pump(keynet: KeyNetwork) -> None:
+async def _pump(keynet: KeyNetwork, figures: Path) -> None:
     """Fill the pools of the process's own KM-links, run the border supply, erase held keys
-    past their TTL; a failing step is logged once while it repeats, and the others go on."""
+    past their TTL and write the border supply's figures to ``figures`` (every
+    EXPIRE_INTERVAL_S); a failing step is logged once while it repeats, and the others go
+    on."""
     loop = asyncio.get_running_loop()
     expired = loop.time()
     pumping, bordering = StepGuard("key supply"), StepGuard("border key supply")
     expiring = StepGuard("expiry of held keys")
+    telling = StepGuard("writing the border supply's figures")
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
         pumping.run(functools.partial(keynet.supply.pump, loop.time(), PUMP_BUDGET_S))
@@ -295,6 +299,8 @@ async def _pump(keynet: KeyNetwork) -> None:
         if loop.time() - expired >= EXPIRE_INTERVAL_S:
             expired = loop.time()
             expiring.run(keynet.expire_held)
+            if keynet.border is not None:
+                telling.run(functools.partial(write_figures, figures, keynet.border))
 
 
 async def _report(keynet: KeyNetwork, remote: RemoteKMs, controller: Controller,
