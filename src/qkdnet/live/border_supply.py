@@ -55,8 +55,9 @@ class _Initiated:
 @dataclass(frozen=True)
 class SupplyFigures:
     """One border KM-link's supply at one end since the process started: blocks stored
-    there (and kept: both ends hold them), and key (bits) dropped because only one end received it or its exchange was
-    never acknowledged (counted at the initiating end ``a``)."""
+    there (and kept: both ends hold them), and key (bits) dropped because only one end
+    received it or its exchange was never acknowledged (counted at the initiating end
+    ``a``)."""
 
     stored_blocks: int
     lost_bits: int
