@@ -97,7 +97,7 @@ def test_the_device_service_feeds_the_border_and_its_loss_only_stops_the_supply(
     assert _key_crosses(folder)
     for _ in range(2):  # the figures written twice more (each second) with no device
         written = _figures_written(folder)
-        assert wait_for(lambda: _figures_written(folder) != written, 10.0)
+        assert wait_for(lambda w=written: _figures_written(folder) != w, 10.0)
     assert _stored(folder) <= before  # nothing stored without the device
     status = qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder)
     assert status.returncode == 1
