@@ -67,7 +67,7 @@ def test_each_process_and_service_runs_its_command(written: Path,
     assert services["node-east"]["command"] == [
         "node", *dep, "--process", "east", "--dir", "/var/lib/qkdnet/state"]
     assert services["controller"]["command"] == ["controller", *dep]
-    assert services["devices"]["command"] == ["devices", *dep]
+    assert services["devices"]["command"] == ["qkd-devices", *dep]
     assert services["ems-north"]["command"] == ["ems", *dep, "--region", "north"]
     assert services["nms"]["command"] == ["nms", *dep]
     for service in services.values():

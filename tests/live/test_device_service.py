@@ -1,4 +1,4 @@
-"""The emulated QKD devices as a service of their own (`qkdnet devices`): `qkdnet up` of the
+"""The emulated QKD devices as a service of their own (`qkdnet qkd-devices`): `qkdnet up` of the
 chain a-b | c-d with a devices entry starts it, the border KM-link b-c takes its key from
 it (each end's KM an ETSI 014 client of its device end over mutual TLS) and keys cross;
 with the service SIGKILLed the supply stops and relaying goes on from the pools; started
@@ -78,7 +78,7 @@ def test_the_device_service_feeds_the_border_and_its_loss_only_stops_the_supply(
     assert "started 5 processes on local: controller, devices, nms, left, right" in up.stdout
     devices = json.loads((folder / "base" / "devices" / "manifest.json").read_text())
     assert devices["km_links"] == [LINK]
-    pid = int((folder / "base" / "devices" / "devices.pid").read_text())
+    pid = int((folder / "base" / "devices" / "qkd-devices.pid").read_text())
     command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert float(command[command.index(b"--speedup") + 1]) == 5.0  # as fast as the nodes
     assert wait_for(lambda: _stored(folder) >= 16, 60.0), _log(folder)[-2000:]

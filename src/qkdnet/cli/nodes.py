@@ -1,4 +1,4 @@
-"""``qkdnet node``, ``qkdnet controller``, ``qkdnet devices``, ``qkdnet ems``, ``qkdnet
+"""``qkdnet node``, ``qkdnet controller``, ``qkdnet qkd-devices``, ``qkdnet ems``, ``qkdnet
 nms``, ``qkdnet up``,
 ``qkdnet down``, ``qkdnet status``: the live network as the processes of a deployment
 file, on this machine and others."""
@@ -113,7 +113,7 @@ def controller_command(
     guard(run)
 
 
-@commands.command("devices")
+@commands.command("qkd-devices")
 def devices_command(
     deployment: DeploymentOption,
     pki: Annotated[Path, typer.Option(help="PKI folder: ca.crt and "

@@ -105,7 +105,7 @@ def containers(deployment: Deployment, listen: str | None = None) -> list[Contai
                          (deployment.controller.port,), False))
     if deployment.devices is not None:
         out.append(Container("devices", "devices", deployment.devices.host,
-                             ("devices", *base, *extra), service_pki_files(DEVICES_ID),
+                             ("qkd-devices", *base, *extra), service_pki_files(DEVICES_ID),
                              (deployment.devices.port,), False))
     out += [Container(f"ems-{label(e.region)}", "ems", e.host,
                       ("ems", *base, "--region", e.region, *extra),

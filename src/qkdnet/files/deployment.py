@@ -26,8 +26,8 @@ over mutual TLS on ``ems_port``.
 
 A border KM-link (a direct KM-link whose ends are in different processes) takes its key
 from a QKD device pair, each end's KM an ETSI GS QKD 014 SAE of its own end of the device.
-With ``devices`` the emulated device pairs run in ``qkdnet devices`` on that host and port;
-without it, in the process of each link's end ``a``. A link in ``vendor_devices`` takes its
+With ``devices`` the emulated device pairs run in ``qkdnet qkd-devices`` on that host and
+port; without it, in the process of each link's end ``a``. A link in ``vendor_devices`` takes its
 key from the devices named there instead: each end's device KME at ``url`` (https), checked
 against ``ca``, called with the client certificate ``cert``/``key`` (the KM's identity as
 the device's SAE); ``peer_sae_id`` is the SAE ID the device knows the other end's KM by

@@ -1,4 +1,4 @@
-"""``qkdnet devices``: the emulated QKD device pairs of a deployment's border KM-links as a
+"""``qkdnet qkd-devices``: the emulated QKD device pairs of a deployment's border KM-links as a
 service of their own, on the host and port of the deployment's ``devices`` entry, with the
 certificate ``kme:qkdnet-devices`` of the deployment's PKI (made by ``qkdnet up`` with the
 nodes'), until cancelled.

@@ -8,12 +8,12 @@ without the CA key (made on the first ``up`` in ``BASE-ca``: every node, SAE and
 controller, naming every host address; copied as ``qkdnet serve`` does), per node process
 ``BASE/<process>/`` its data folder (key stores, manifest, audit), ``node.pid`` and
 ``node.log``, ``BASE/controller/`` with ``controller.pid`` and ``controller.log``,
-``BASE/devices/`` (``devices.pid``, ``devices.log``) where the deployment places the
+``BASE/devices/`` (``qkd-devices.pid``, ``qkd-devices.log``) where the deployment places the
 emulated QKD devices' service,
 ``BASE/nms/`` (``nms.pid``, ``nms.log``, the O&M operators and audit log) and
 ``BASE/ems-<region>/`` (``ems.pid``, ``ems.log``). A process is started as ``python -m
 qkdnet node --deployment FILE --process ID --dir BASE/ID --pki BASE/pki`` (or ``qkdnet
-controller ...``, ``qkdnet devices ...``, ``qkdnet nms ...``, ``qkdnet ems ... --region
+controller ...``, ``qkdnet qkd-devices ...``, ``qkdnet nms ...``, ``qkdnet ems ... --region
 R``) in a session of its own, so it outlives the command that started it; the controller
 first, then the devices service, the NMS, the EMSs and the node processes (the devices
 service gets the nodes' ``--speedup``, so its devices make key as fast as the nodes'
@@ -54,8 +54,8 @@ DEVICES = "devices"
 
 @dataclass(frozen=True)
 class _Managed:
-    """A process ``up`` starts: its folder under BASE, its kind (node, controller, devices,
-    nms or ems: the names of its pid and log files), the host it is placed on and its ``qkdnet``
+    """A process ``up`` starts: its folder under BASE, its kind (node, controller,
+    qkd-devices, nms or ems: the names of its pid and log files), the host it is placed on and its ``qkdnet``
     arguments."""
 
     name: str
@@ -119,8 +119,8 @@ def managed(deployment: Deployment, deployment_file: Path, base: Path, pki: Path
     out = [_Managed(CONTROLLER, "controller", deployment.controller.host,
                     ("controller", *common, "--dir", str((base / CONTROLLER).resolve())))]
     if deployment.devices is not None:
-        out.append(_Managed(DEVICES, "devices", deployment.devices.host,
-                            ("devices", *common, "--dir", str((base / DEVICES).resolve()))))
+        out.append(_Managed(DEVICES, "qkd-devices", deployment.devices.host,
+                            ("qkd-devices", *common, "--dir", str((base / DEVICES).resolve()))))
     out.append(_Managed(NMS, "nms", deployment.nms.host,
                         ("nms", *common, "--dir", str((base / NMS).resolve()))))
     out += [_Managed(f"ems-{e.region}", "ems", e.host,
@@ -156,7 +156,7 @@ def start_processes(deployment: Deployment, deployment_file: Path, base: Path,
         args = proc.args
         if proc.kind == "node":
             args = (*args, *_node_options(folder, extra))
-        elif proc.kind == "devices":
+        elif proc.kind == "qkd-devices":
             args = (*args, *_node_options(folder, None if extra is None
                                           else _speedup_only(extra)))
         log = (folder / f"{proc.kind}.log").open("ab")
@@ -233,7 +233,7 @@ def process_states(deployment: Deployment, deployment_file: Path, base: Path
         pid = running_pid(base, proc)
         if proc.kind != "node":
             ports = {"controller": (deployment.controller.port,) * 2,
-                     "devices": (deployment.devices_address()[1],) * 2
+                     "qkd-devices": (deployment.devices_address()[1],) * 2
                      if deployment.devices is not None else (0, 0),
                      "nms": (deployment.nms.port, deployment.nms.intake_port)}.get(
                 proc.kind) or (deployment.ems_of(proc.name.removeprefix("ems-")).port,) * 2
@@ -278,7 +278,7 @@ def running_pid(base: Path, proc: _Managed) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if proc.kind.encode() in command and (
-        proc.kind in ("controller", "nms", "devices") or proc.name.removeprefix("ems-").encode()
+        proc.kind in ("controller", "nms", "qkd-devices") or proc.name.removeprefix("ems-").encode()
         in command) else None
 
 

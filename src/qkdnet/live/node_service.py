@@ -13,7 +13,7 @@ network with the nodes' certificates from the deployment's PKI:
   its own device end, synchronised over KM-to-KM (:mod:`qkdnet.live.border_supply`). Each
   end's KM is an ETSI 014 client of its device end (:mod:`qkdnet.live.device_client`): a
   vendor's device where the deployment names one (``vendor_devices``), else the emulated
-  pair in the deployment's devices service (``qkdnet devices``), else, with no devices
+  pair in the deployment's devices service (``qkdnet qkd-devices``), else, with no devices
   service placed, the emulated pair run in the process of the link's end ``a``, which
   also serves end ``b``'s device end over ETSI 014 on its KM listener, under
   ``/devices/<km_link>`` (:mod:`qkdnet.live.device_app`).
