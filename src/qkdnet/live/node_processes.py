@@ -55,8 +55,8 @@ DEVICES = "devices"
 @dataclass(frozen=True)
 class _Managed:
     """A process ``up`` starts: its folder under BASE, its kind (node, controller,
-    qkd-devices, nms or ems: the names of its pid and log files), the host it is placed on and its ``qkdnet``
-    arguments."""
+    qkd-devices, nms or ems: the names of its pid and log files), the host it is placed on
+    and its ``qkdnet`` arguments."""
 
     name: str
     kind: str
