@@ -112,3 +112,12 @@ def test_the_device_service_feeds_the_border_and_its_loss_only_stops_the_supply(
 
     down = qkdnet("down", "deploy.yaml", "--dir", "base", cwd=folder)
     assert "stopped 5 processes" in down.stdout
+
+
+def test_a_deployment_without_a_devices_entry_is_refused_by_the_service(tmp_path: Path
+                                                                        ) -> None:
+    """`qkdnet qkd-devices` names what is missing when the deployment places no service."""
+    chain_deployment(tmp_path)
+    done = qkdnet("qkd-devices", "--deployment", "deploy.yaml", "--pki", ".", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "places no devices service" in done.stderr
