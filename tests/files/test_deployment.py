@@ -267,3 +267,18 @@ def test_a_second_vendor_entry_for_a_link_is_refused(vendor_folder: Path) -> Non
         _load(vendor_folder, VENDOR + entry)
     assert caught.value.path == "vendor_devices[1].km_link"
     assert "named twice" in caught.value.problem
+
+
+def test_a_host_needs_only_the_vendor_files_of_the_nodes_it_runs(vendor_folder: Path) -> None:
+    """End b's files (sh-m1, process west) missing: loading for the nodes of process rest
+    (end a, shanghai) or for none passes; for west's nodes it names the file."""
+    (vendor_folder / "dev" / "b.key").unlink()
+    path = vendor_folder / "dep.yaml"
+    path.write_text(VENDOR)
+    d = load_deployment(path, vendor_files_at=("shanghai",))
+    assert d.vendor_devices["km-shanghai-metro"].b.key == (vendor_folder / "dev" / "b.key"
+                                                           ).resolve()
+    load_deployment(path, vendor_files_at=())
+    with pytest.raises(ScenarioError) as caught:
+        load_deployment(path, vendor_files_at=d.process("west").nodes)
+    assert (caught.value.line, caught.value.path) == (17, "vendor_devices[0].b.key")

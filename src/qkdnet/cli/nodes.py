@@ -54,7 +54,7 @@ def node_command(
     from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
 
     def run() -> None:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         if (process is None) == (node is None):
             raise ParameterError("--process", process, "give exactly one of --process and "
                                  "--node")
@@ -71,6 +71,8 @@ def node_command(
             raise ParameterError("--process", chosen, "no such process in the deployment; "
                                  "it has " + ", ".join(p.id for p in plan.processes)
                                  ) from None
+        # the vendor devices' files of this process's nodes must be here
+        plan = load_deployment(deployment, vendor_files_at=plan.process(chosen).nodes)
         options = NodeOptions(folder or Path(f"qkdnet-node-{chosen}"), pki, listen, speedup,
                               prefill_bits, local_controller=local_controller)
         log_to_stderr()
@@ -101,7 +103,7 @@ def controller_command(
     from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
 
     def run() -> None:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         log_to_stderr()
 
         def ready(manifest: dict[str, Any]) -> None:
@@ -134,7 +136,7 @@ def devices_command(
     from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
 
     def run() -> None:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         if plan.devices is None:
             raise ParameterError("--deployment", str(deployment), "places no devices "
                                  "service (add devices: {host: ..., port: ...})")
@@ -171,7 +173,7 @@ def ems_command(
     from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
 
     def run() -> None:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         try:
             plan.ems_of(region)
         except KeyError:
@@ -209,7 +211,7 @@ def nms_command(
     from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
 
     def run() -> None:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         log_to_stderr()
 
         def ready(manifest: dict[str, Any]) -> None:
@@ -239,8 +241,10 @@ def up_command(
     from qkdnet.live.om_access import is_loopback
 
     def run() -> None:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         hosts = local_hosts(plan, host)
+        plan = load_deployment(deployment, vendor_files_at=[
+            n for h in hosts for p in plan.processes_on(h) for n in p.nodes])
         started = start_processes(plan, deployment, base, hosts,
                                   ["--speedup", str(speedup), "--prefill-bits",
                                    str(prefill_bits)])
@@ -266,7 +270,8 @@ def down_command(
     from qkdnet.live.node_processes import stop_processes
 
     def run() -> None:
-        stopped = stop_processes(load_deployment(deployment), deployment, base, kill)
+        plan = load_deployment(deployment, vendor_files_at=())
+        stopped = stop_processes(plan, deployment, base, kill)
         print(f"stopped {len(stopped)} processes: " + (", ".join(stopped) or "none"))
 
     guard(run)
@@ -289,7 +294,7 @@ def status_command(
     from qkdnet.live.node_processes import border_supply_states, process_states
 
     def run() -> int:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         table = Table("process", "host", "nodes", "pid", "KME", "KM-to-KM")
         down = 0
         for s in process_states(plan, deployment, base):

@@ -32,7 +32,8 @@ key from the devices named there instead: each end's device KME at ``url`` (http
 against ``ca``, called with the client certificate ``cert``/``key`` (the KM's identity as
 the device's SAE); ``peer_sae_id`` is the SAE ID the device knows the other end's KM by
 (default: the other node's id), ``key_size`` the key size it hands out (bits, default
-8192, a multiple of 256). Paths are relative to the deployment file.
+8192, a multiple of 256). Paths are relative to the deployment file; a host needs only
+the files of the ends of the nodes it runs (see :func:`load_deployment`).
 
 A process runs the nodes it names in ``nodes`` and every served node (one that runs a KM:
 :func:`~qkdnet.topology.served.served_nodes`) of its ``regions`` that no process names
@@ -50,7 +51,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -327,23 +328,30 @@ class Deployment:
         return self.address(self.nms.host, self.nms.intake_port)
 
 
-def load_deployment(path: Path) -> Deployment:
+def load_deployment(path: Path, vendor_files_at: Collection[str] | None = None
+                    ) -> Deployment:
     """Read and check a deployment file and the scenario it names (a scenario file is found
-    beside it); every problem is a ScenarioError naming the file, the line and the path."""
-    return parse_deployment(read_document(path), str(path), document_format(path), path.parent)
+    beside it); every problem is a ScenarioError naming the file, the line and the path.
+    ``vendor_files_at``: the nodes whose vendor devices' files must exist here (None:
+    every node's; a host has only the files of the nodes it runs)."""
+    return parse_deployment(read_document(path), str(path), document_format(path), path.parent,
+                            vendor_files_at)
 
 
 def parse_deployment(text: str, source: str, fmt: DocumentFormat,
-                     base: Path = Path(".")) -> Deployment:
+                     base: Path = Path("."), vendor_files_at: Collection[str] | None = None
+                     ) -> Deployment:
     """Parse and check the text of a deployment file; a scenario file it names is read
     from ``base``."""
     return parse_document(text, source, fmt, DeploymentSpec,
-                          lambda spec: deployment_from_spec(spec, base))
+                          lambda spec: deployment_from_spec(spec, base, vendor_files_at))
 
 
-def deployment_from_spec(spec: DeploymentSpec, base: Path) -> Deployment:
+def deployment_from_spec(spec: DeploymentSpec, base: Path,
+                         vendor_files_at: Collection[str] | None = None) -> Deployment:
     """The deployment of a parsed document, checked against its scenario (errors carry
-    document paths)."""
+    document paths); the files of the vendor devices of the nodes ``vendor_files_at``
+    (None: all) must exist."""
     network = _scenario(spec.scenario, base)
     hosts = _hosts(spec.hosts)
     placed = _placement(spec, network)
@@ -357,7 +365,7 @@ def deployment_from_spec(spec: DeploymentSpec, base: Path) -> Deployment:
         _known_host(hosts, spec.devices.host, "devices.host")
     _check_ems(spec, network, hosts)
     _check_ports(spec, processes)
-    vendor = _vendor_devices(spec.vendor_devices, network, processes, base)
+    vendor = _vendor_devices(spec.vendor_devices, network, processes, base, vendor_files_at)
     return Deployment(
         spec.scenario, network, spec.all_nodes,
         tuple(Host(h.id, h.address) for h in spec.hosts), processes,
@@ -414,8 +422,8 @@ _KEY_UNIT_BITS = 256
 
 
 def _vendor_devices(specs: list[VendorDeviceSpec], network: Network,
-                    processes: tuple[ProcessPlacement, ...], base: Path
-                    ) -> dict[str, VendorDevice]:
+                    processes: tuple[ProcessPlacement, ...], base: Path,
+                    files_at: Collection[str] | None) -> dict[str, VendorDevice]:
     process_of = {n: p.id for p in processes for n in p.nodes}
     border = set(border_links(network, process_of))
     km_links = {km.id: km for km in network.km_links}
@@ -434,13 +442,15 @@ def _vendor_devices(specs: list[VendorDeviceSpec], network: Network,
         if v.key_size < _KEY_UNIT_BITS or v.key_size % _KEY_UNIT_BITS:
             raise ScenarioError(f"{where}.key_size", f"{v.key_size} bits is not a positive "
                                 f"multiple of {_KEY_UNIT_BITS}")
-        ends = [_vendor_end_of(e, f"{where}.{name}", other, base)
-                for e, name, other in ((v.a, "a", km.b), (v.b, "b", km.a))]
+        ends = [_vendor_end_of(e, f"{where}.{name}", other, base,
+                               files_at is None or node in files_at)
+                for e, name, node, other in ((v.a, "a", km.a, km.b), (v.b, "b", km.b, km.a))]
         out[v.km_link] = VendorDevice(v.km_link, ends[0], ends[1], v.key_size)
     return out
 
 
-def _vendor_end_of(spec: VendorEndSpec, where: str, other: str, base: Path) -> VendorEnd:
+def _vendor_end_of(spec: VendorEndSpec, where: str, other: str, base: Path,
+                   check_files: bool) -> VendorEnd:
     url = urlsplit(spec.url)
     try:
         url.port  # noqa: B018  (raises on a port that is not a number)
@@ -454,7 +464,7 @@ def _vendor_end_of(spec: VendorEndSpec, where: str, other: str, base: Path) -> V
     files = []
     for name in ("ca", "cert", "key"):
         path = base / getattr(spec, name)
-        if not path.is_file():
+        if check_files and not path.is_file():
             raise ScenarioError(f"{where}.{name}", f"no file {path}")
         files.append(path.resolve())
     return VendorEnd(spec.url.rstrip("/"), files[0], files[1], files[2],
