@@ -57,15 +57,17 @@ def test_the_schema_check_sees_a_broken_file(written: Path, tmp_path: Path) -> N
 
 def test_each_process_and_service_runs_its_command(written: Path,
                                                    deployment: Deployment) -> None:
-    """A service per node process, the controller, an EMS per region and the NMS."""
+    """A service per node process, the controller, the devices, an EMS per region and the
+    NMS."""
     services = _compose(written)["services"]
-    expected = ([f"node-{p.id}" for p in deployment.processes] + ["controller"]
+    expected = ([f"node-{p.id}" for p in deployment.processes] + ["controller", "devices"]
                 + [f"ems-{e.region}" for e in deployment.ems] + ["nms"])
     assert list(services) == expected
     dep = ["--deployment", "/etc/qkdnet/deployment.yaml", "--pki", "/etc/qkdnet/pki"]
     assert services["node-east"]["command"] == [
         "node", *dep, "--process", "east", "--dir", "/var/lib/qkdnet/state"]
     assert services["controller"]["command"] == ["controller", *dep]
+    assert services["devices"]["command"] == ["qkd-devices", *dep]
     assert services["ems-north"]["command"] == ["ems", *dep, "--region", "north"]
     assert services["nms"]["command"] == ["nms", *dep]
     for service in services.values():

@@ -26,7 +26,10 @@ def test_every_container_of_the_example_listens_where_the_deployment_says() -> N
     """Node containers keep state and listen on their KME range and KM port."""
     d = load_deployment(EXAMPLE)
     cs = containers(d)
-    assert len(cs) == 7 + 1 + 7 + 1
+    assert len(cs) == 7 + 1 + 1 + 7 + 1
+    devices = next(c for c in cs if c.name == "devices")
+    assert devices.ports == (7200,) and not devices.stateful
+    assert devices.pki_files == ("ca.crt", "kme/qkdnet-devices.crt", "kme/qkdnet-devices.key")
     east = next(c for c in cs if c.name == "node-east")
     assert east.stateful and east.ports == (*range(8600, 8682), 9402)
     assert [c.stateful for c in cs].count(True) == 7

@@ -58,8 +58,8 @@ def test_the_kubernetes_schema_accepts_every_object(example: Deployment) -> None
     """kubernetes-validate (strict: no unknown fields) passes each object of the example."""
     objects = _objects(kubernetes_files(example, service_type="LoadBalancer"))
     kinds = [o["kind"] for o in objects]
-    assert kinds.count("StatefulSet") == 7 and kinds.count("Deployment") == 1 + 7 + 1
-    assert kinds.count("Service") == 7 + 1 + 7 + 1 and kinds.count("ConfigMap") == 1
+    assert kinds.count("StatefulSet") == 7 and kinds.count("Deployment") == 1 + 1 + 7 + 1
+    assert kinds.count("Service") == 7 + 1 + 1 + 7 + 1 and kinds.count("ConfigMap") == 1
     for o in objects:
         kubernetes_validate.validate(o, kubernetes_validate.latest_version(), strict=True)
 
@@ -102,6 +102,7 @@ def test_the_config_map_holds_the_deployment_as_the_cluster_sees_it(
     assert inside.kme_url("beijing") == example.kme_url("beijing").replace(
         "127.0.0.1", "qkdnet-node-north")
     assert inside.nms_address() == ("qkdnet-nms", 8080)
+    assert inside.devices_address() == ("qkdnet-devices", 7200)
 
 
 def test_the_kustomization_lists_every_manifest(example: Deployment, tmp_path: Path) -> None:

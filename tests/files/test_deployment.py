@@ -184,3 +184,101 @@ def test_a_bad_document_is_refused_before_the_scenario_is_read() -> None:
         parse_deployment("qkdnet_deployment: 2\n", "dep.yaml", "yaml")
     assert (caught.value.line, caught.value.path) == (1, "qkdnet_deployment")
     assert yaml.safe_load(BASE)["qkdnet_deployment"] == 1
+
+
+# The metro KM-link shanghai~sh-m1 crosses processes: a border KM-link, given to vendor
+# devices; the emulated devices of any other border KM-link run in the devices service.
+VENDOR = BASE.replace("[nanjing, hefei]", "[nanjing, hefei, sh-m1]") + """\
+devices: {host: h2, port: 7300}
+vendor_devices:
+  - km_link: km-shanghai-metro
+    a: {url: "https://qkd-sh.example.net:8443/", ca: dev/ca.crt, cert: dev/a.crt, key: dev/a.key}
+    b: {url: "https://10.9.0.2", ca: dev/ca.crt, cert: dev/b.crt, key: dev/b.key,
+        peer_sae_id: QKD-SH-01}
+    key_size: 256
+"""
+
+
+@pytest.fixture
+def vendor_folder(folder: Path) -> Path:
+    (folder / "dev").mkdir()
+    for name in ("ca.crt", "a.crt", "a.key", "b.crt", "b.key"):
+        (folder / "dev" / name).write_text("PEM\n")
+    return folder
+
+
+def test_devices_and_vendor_devices_are_placed_as_written(vendor_folder: Path) -> None:
+    """The devices service's address; a vendor link's ends with files resolved beside the
+    deployment, the other node's id as the peer SAE ID unless given; written back equal."""
+    d = _load(vendor_folder, VENDOR)
+    assert d.border_links == ("km-shanghai-metro",)
+    assert d.devices_address() == ("kme-2.example.net", 7300)
+    vendor = d.vendor_devices["km-shanghai-metro"]
+    assert vendor.a.url == "https://qkd-sh.example.net:8443"
+    assert vendor.a.cert == (vendor_folder / "dev" / "a.crt").resolve()
+    assert vendor.a.peer_sae_id == "sh-m1" and vendor.b.peer_sae_id == "QKD-SH-01"
+    assert vendor.key_bits == 256 and vendor.end(False) is vendor.b
+    again = _load(vendor_folder, format_deployment(deployment_document(d)))
+    assert again == d
+    with pytest.raises(KeyError):
+        _load(vendor_folder, BASE).devices_address()
+
+
+@pytest.mark.parametrize(("old", "new", "line", "path", "problem"), [
+    ("km_link: km-shanghai-metro", "km_link: km-paris", 15, "vendor_devices[0].km_link",
+     "unknown KM-link 'km-paris'"),
+    ("km_link: km-shanghai-metro", "km_link: km-hefei-nanjing", 15,
+     "vendor_devices[0].km_link", "'km-hefei-nanjing' is not a border KM-link"),
+    ("km_link: km-shanghai-metro", "km_link: km-nanjing-shanghai", 15,
+     "vendor_devices[0].km_link", "'km-nanjing-shanghai' is not a border KM-link"),
+    ("cert: dev/a.crt", "cert: dev/missing.crt", 16, "vendor_devices[0].a.cert",
+     "no file"),
+    ("key: dev/b.key", "key: dev/nope.key", 17, "vendor_devices[0].b.key", "no file"),
+    ('"https://10.9.0.2"', '"http://10.9.0.2"', 17, "vendor_devices[0].b.url",
+     "'http://10.9.0.2' is not an https URL"),
+    ('"https://qkd-sh.example.net:8443/"', '"https://qkd-sh.example.net:port"', 16,
+     "vendor_devices[0].a.url", "is not an https URL"),
+    ("key_size: 256", "key_size: 100", 19, "vendor_devices[0].key_size",
+     "100 bits is not a positive multiple of 256"),
+    ("devices: {host: h2, port: 7300}", "devices: {host: h3, port: 7300}", 13,
+     "devices.host", "unknown host 'h3'"),
+    ("devices: {host: h2, port: 7300}", "devices: {host: h2, port: 7100}", 13,
+     "devices.port", "port 7100 on host 'h2' clashes with ems[0].port"),
+    ("peer_sae_id: QKD-SH-01", "peer_sae: QKD-SH-01", 18, "vendor_devices[0].b.peer_sae",
+     "Extra inputs are not permitted"),
+])
+def test_each_devices_mistake_names_file_line_and_path(vendor_folder: Path, old: str, new: str,
+                                                       line: int, path: str,
+                                                       problem: str) -> None:
+    """Every check of the devices and vendor_devices entries, with the line."""
+    assert old in VENDOR
+    with pytest.raises(ScenarioError) as caught:
+        _load(vendor_folder, VENDOR.replace(old, new, 1))
+    err = caught.value
+    assert (err.line, err.path) == (line, path), str(err)
+    assert problem in err.problem
+    assert str(err).startswith(f"{vendor_folder / 'dep.yaml'}:{line}: {path}: ")
+
+
+def test_a_second_vendor_entry_for_a_link_is_refused(vendor_folder: Path) -> None:
+    """A border KM-link has one device pair."""
+    entry = VENDOR[VENDOR.index("  - km_link"):]
+    with pytest.raises(ScenarioError) as caught:
+        _load(vendor_folder, VENDOR + entry)
+    assert caught.value.path == "vendor_devices[1].km_link"
+    assert "named twice" in caught.value.problem
+
+
+def test_a_host_needs_only_the_vendor_files_of_the_nodes_it_runs(vendor_folder: Path) -> None:
+    """End b's files (sh-m1, process west) missing: loading for the nodes of process rest
+    (end a, shanghai) or for none passes; for west's nodes it names the file."""
+    (vendor_folder / "dev" / "b.key").unlink()
+    path = vendor_folder / "dep.yaml"
+    path.write_text(VENDOR)
+    d = load_deployment(path, vendor_files_at=("shanghai",))
+    assert d.vendor_devices["km-shanghai-metro"].b.key == (vendor_folder / "dev" / "b.key"
+                                                           ).resolve()
+    load_deployment(path, vendor_files_at=())
+    with pytest.raises(ScenarioError) as caught:
+        load_deployment(path, vendor_files_at=d.process("west").nodes)
+    assert (caught.value.line, caught.value.path) == (17, "vendor_devices[0].b.key")

@@ -102,11 +102,12 @@ def qkdnet(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=180)
 
 
-def chain_deployment(folder: Path) -> Path:
+def chain_deployment(folder: Path, devices: bool = False) -> Path:
     """The chain as two node processes (a, b | c, d) and the controller on loopback, free
-    ports; the deployment file (the scenario beside it)."""
+    ports; with ``devices`` the emulated QKD devices in a service of their own; the
+    deployment file (the scenario beside it)."""
     (folder / "chain.yaml").write_text(CHAIN)
-    kme_l, km_l, kme_r, km_r, control, nms = free_ports(6)
+    kme_l, km_l, kme_r, km_r, control, nms, device = free_ports(7)
     (folder / "deploy.yaml").write_text(f"""\
 qkdnet_deployment: 1
 scenario: chain.yaml
@@ -117,5 +118,5 @@ processes:
   - {{id: right, host: local, nodes: [c, d], kme_port: {kme_r}, km_port: {km_r}}}
 controller: {{host: local, port: {control}}}
 nms: {{host: local, port: {nms}}}
-""")
+""" + (f"devices: {{host: local, port: {device}}}\n" if devices else ""))
     return folder / "deploy.yaml"

@@ -12,8 +12,9 @@ import pytest
 from border_sides import Border, border
 
 from qkdnet.keys.etsi014 import ApiError
-from qkdnet.live.border_supply import BorderSupply
-from qkdnet.live.qkd_device import DeviceError, EmulatedDeviceEnd
+from qkdnet.live.border_supply import BorderSupply, SupplyFigures, read_figures, write_figures
+from qkdnet.live.qkd_device import DeviceError, EmulatedDevice, EmulatedDeviceEnd
+from qkdnet.quantum.emulator import KeyEmulator
 
 RATE_BPS = 4e6  # the device pair's key rate: a 1 KiB block every 2 ms
 
@@ -157,4 +158,37 @@ def test_after_a_restart_the_ends_discard_what_only_one_of_them_holds(tmp_path: 
             assert _border_supply(net, 1).discarded_bits == 8 * 1024
             assert restarted.discarded_bits == 0
             assert b.live_blocks(link) == c.live_blocks(link) and _agree(net)
+    asyncio.run(run())
+
+
+def test_a_block_only_one_end_received_is_counted_where_status_reads_it(tmp_path: Path
+                                                                        ) -> None:
+    """The device pair restarts after b took its keys: c's end (a real emulated device,
+    fresh) holds none of them, so each block of the exchange reached b only. Every one is
+    discarded and counted in lost bits, and the figures file `qkdnet status` reads says
+    so; nothing of it is left in either pool."""
+    async def run() -> None:
+        async with border(tmp_path, device_rate_bps=RATE_BPS) as net:
+            right = _border_supply(net, 1)
+            link = net.border_link
+            node, _ = right._responding[link]
+            loop = asyncio.get_running_loop()
+            restarted = EmulatedDevice(link, ("b", "c"), KeyEmulator(
+                link, RATE_BPS, random_bytes=lambda n: bytes(n), start=loop.time()),
+                loop.time)
+            right._responding[link] = (node, restarted.end("c"))
+            supply = _border_supply(net, 0)
+            await _pump_until(net, lambda: supply._initiated[link].sync.synced)
+            await asyncio.sleep(0.05)  # the first device makes some key
+            offered = await supply.step(loop.time())
+            assert offered > 0
+            await _pump_until(net, lambda: not supply._initiated[link].sync.busy)
+            block_bits = 8 * net.devices[0].key_bytes
+            assert supply.figures() == {link: SupplyFigures(0, offered * block_bits)}
+            for side, node in ((0, "b"), (1, "c")):
+                store = net.sides[side].keynet.stores[node]
+                assert [store.pool_bytes(link, out) for out in (True, False)] == [0, 0]
+            write_figures(tmp_path / "supply.json", supply)
+            assert read_figures(tmp_path / "supply.json") == {
+                link: SupplyFigures(0, offered * block_bits)}
     asyncio.run(run())

@@ -38,7 +38,8 @@ def deploy_compose(
     from qkdnet.files.deployment import load_deployment
 
     def run() -> None:
-        written = _write(out, compose_files(load_deployment(deployment), pki, image))
+        plan = load_deployment(deployment, vendor_files_at=())  # the writers read none
+        written = _write(out, compose_files(plan, pki, image))
         print(f"{out / written[0]} ({len(written)} files)")
 
     guard(run)
@@ -70,7 +71,7 @@ def deploy_kubernetes(
         if service_type not in ("ClusterIP", "NodePort", "LoadBalancer"):
             raise ParameterError("--service-type", service_type,
                                  "ClusterIP, NodePort or LoadBalancer")
-        loaded = load_deployment(deployment)
+        loaded = load_deployment(deployment, vendor_files_at=())
         files = kubernetes_files(loaded, image, pki, cast("ServiceType", service_type),
                                  storage)
         written = _write(out, files)

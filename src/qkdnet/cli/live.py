@@ -141,7 +141,7 @@ def _deployment_fault(action: str, node: str, deployment: Path, base: Path) -> N
         start_processes,
     )
 
-    plan = load_deployment(deployment)
+    plan = load_deployment(deployment, vendor_files_at=())  # the node process checks them
     if action == "stop":
         process = kill_node_process(plan, deployment, base, node)
         print(f"{node}: stopped (node process {process} killed, with its "

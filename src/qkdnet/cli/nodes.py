@@ -1,4 +1,5 @@
-"""``qkdnet node``, ``qkdnet controller``, ``qkdnet ems``, ``qkdnet nms``, ``qkdnet up``,
+"""``qkdnet node``, ``qkdnet controller``, ``qkdnet qkd-devices``, ``qkdnet ems``, ``qkdnet
+nms``, ``qkdnet up``,
 ``qkdnet down``, ``qkdnet status``: the live network as the processes of a deployment
 file, on this machine and others."""
 
@@ -53,7 +54,7 @@ def node_command(
     from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
 
     def run() -> None:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         if (process is None) == (node is None):
             raise ParameterError("--process", process, "give exactly one of --process and "
                                  "--node")
@@ -70,6 +71,8 @@ def node_command(
             raise ParameterError("--process", chosen, "no such process in the deployment; "
                                  "it has " + ", ".join(p.id for p in plan.processes)
                                  ) from None
+        # the vendor devices' files of this process's nodes must be here
+        plan = load_deployment(deployment, vendor_files_at=plan.process(chosen).nodes)
         options = NodeOptions(folder or Path(f"qkdnet-node-{chosen}"), pki, listen, speedup,
                               prefill_bits, local_controller=local_controller)
         log_to_stderr()
@@ -100,13 +103,52 @@ def controller_command(
     from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
 
     def run() -> None:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         log_to_stderr()
 
         def ready(manifest: dict[str, Any]) -> None:
             print(f"controller serving at {manifest['controller_url']}", flush=True)
 
         run_until_stopped(lambda: run_controller(plan, pki, folder, listen, ready),
+                          loop_factory())
+
+    guard(run)
+
+
+@commands.command("qkd-devices")
+def devices_command(
+    deployment: DeploymentOption,
+    pki: Annotated[Path, typer.Option(help="PKI folder: ca.crt and "
+                                      "kme/qkdnet-devices.crt|key.")] = Path("pki"),
+    folder: Annotated[Path, typer.Option("--dir", "-d", help="Folder for its manifest.")
+                      ] = Path("qkdnet-devices"),
+    listen: Annotated[str | None, typer.Option(help="Address to listen on (default: the "
+                                               "host's address in the deployment).")] = None,
+    speedup: SpeedupOption = 1.0,
+) -> None:
+    """Run the deployment's emulated QKD devices: the device pair of each border KM-link
+    (not given to a vendor's device), making key at its modelled rate with the live
+    dynamics and serving each end to its KM over ETSI GS QKD 014 (mutual TLS). Ctrl-C or
+    SIGTERM stops it."""
+    from qkdnet.errors import ParameterError
+    from qkdnet.files.deployment import load_deployment
+    from qkdnet.live.device_process import run_devices
+    from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
+
+    def run() -> None:
+        plan = load_deployment(deployment, vendor_files_at=())
+        if plan.devices is None:
+            raise ParameterError("--deployment", str(deployment), "places no devices "
+                                 "service (add devices: {host: ..., port: ...})")
+        if not speedup > 0:
+            raise ParameterError("--speedup", speedup, "must be > 0")
+        log_to_stderr()
+
+        def ready(manifest: dict[str, Any]) -> None:
+            print(f"devices of {len(manifest['km_links'])} border KM-links serving at "
+                  f"{manifest['devices_url']}", flush=True)
+
+        run_until_stopped(lambda: run_devices(plan, pki, folder, listen, speedup, ready),
                           loop_factory())
 
     guard(run)
@@ -131,7 +173,7 @@ def ems_command(
     from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
 
     def run() -> None:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         try:
             plan.ems_of(region)
         except KeyError:
@@ -169,7 +211,7 @@ def nms_command(
     from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
 
     def run() -> None:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         log_to_stderr()
 
         def ready(manifest: dict[str, Any]) -> None:
@@ -199,8 +241,10 @@ def up_command(
     from qkdnet.live.om_access import is_loopback
 
     def run() -> None:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         hosts = local_hosts(plan, host)
+        plan = load_deployment(deployment, vendor_files_at=[
+            n for h in hosts for p in plan.processes_on(h) for n in p.nodes])
         started = start_processes(plan, deployment, base, hosts,
                                   ["--speedup", str(speedup), "--prefill-bits",
                                    str(prefill_bits)])
@@ -226,7 +270,8 @@ def down_command(
     from qkdnet.live.node_processes import stop_processes
 
     def run() -> None:
-        stopped = stop_processes(load_deployment(deployment), deployment, base, kill)
+        plan = load_deployment(deployment, vendor_files_at=())
+        stopped = stop_processes(plan, deployment, base, kill)
         print(f"stopped {len(stopped)} processes: " + (", ".join(stopped) or "none"))
 
     guard(run)
@@ -238,16 +283,18 @@ def status_command(
     base: BaseOption = Path("qkdnet-deployment"),
 ) -> None:
     """The deployment's processes: running or not, and whether their ports answer (a node
-    process: KME and KM-to-KM; the NMS: O&M and its port for the EMSs; the controller and
-    an EMS: its port). Exit 1 if any is not serving."""
+    process: KME and KM-to-KM; the NMS: O&M and its port for the EMSs; the controller, the
+    devices service and an EMS: its port); then the key supply of each end of each border
+    KM-link: blocks stored, and key lost because only one end received it. Exit 1 if any
+    process is not serving."""
     from rich.console import Console
     from rich.table import Table
 
     from qkdnet.files.deployment import load_deployment
-    from qkdnet.live.node_processes import process_states
+    from qkdnet.live.node_processes import border_supply_states, process_states
 
     def run() -> int:
-        plan = load_deployment(deployment)
+        plan = load_deployment(deployment, vendor_files_at=())
         table = Table("process", "host", "nodes", "pid", "KME", "KM-to-KM")
         down = 0
         for s in process_states(plan, deployment, base):
@@ -257,6 +304,12 @@ def status_command(
                           "up" if s.kme_listening else "down",
                           "up" if s.km_listening else "down")
         Console().print(table)
+        supply = border_supply_states(plan, base)
+        if supply:
+            border = Table("border KM-link", "process", "blocks stored", "key lost (bits)")
+            for b in supply:
+                border.add_row(b.km_link, b.process, str(b.stored_blocks), str(b.lost_bits))
+            Console().print(border)
         return 1 if down else 0
 
     sys.exit(guard(run))

@@ -16,7 +16,7 @@ from qkdnet.files.deployment import (
 )
 from qkdnet.topology.scenario_file import format_network
 from qkdnet.topology.scenarios import BUILT_IN
-from qkdnet.topology.service_ids import CONTROLLER_ID, NMS_ID, ems_id
+from qkdnet.topology.service_ids import CONTROLLER_ID, DEVICES_ID, NMS_ID, ems_id
 
 CONFIG_DIR = "/etc/qkdnet"
 DEPLOYMENT_FILE = "deployment.yaml"
@@ -39,7 +39,8 @@ _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
 
 @dataclass(frozen=True)
 class Container:
-    """One container: a service name, a component (node, controller, ems, nms), the host
+    """One container: a service name, a component (node, controller, devices, ems, nms),
+    the host
     (deployment host id) it is placed on, its arguments after ``qkdnet``, the PKI files it
     needs (paths relative to a ``qkdnet pki`` folder), its listening ports and whether it
     keeps state (a node process's key stores)."""
@@ -89,9 +90,10 @@ def service_pki_files(service: str) -> tuple[str, ...]:
 
 
 def containers(deployment: Deployment, listen: str | None = None) -> list[Container]:
-    """Every container of ``deployment``: node processes, the controller, one EMS per
-    region, the NMS. ``listen``: the address each listens on (Kubernetes: 0.0.0.0), else
-    the one the deployment gives its host."""
+    """Every container of ``deployment``: node processes, the controller, the emulated
+    QKD devices (where the deployment places them), one EMS per region, the NMS.
+    ``listen``: the address each listens on (Kubernetes: 0.0.0.0), else the one the
+    deployment gives its host."""
     base = ("--deployment", f"{CONFIG_DIR}/{DEPLOYMENT_FILE}", "--pki", PKI_DIR)
     extra = ("--listen", listen) if listen else ()
     out = [Container(f"node-{p.id}", "node", p.host,
@@ -101,6 +103,10 @@ def containers(deployment: Deployment, listen: str | None = None) -> list[Contai
     out.append(Container("controller", "controller", deployment.controller.host,
                          ("controller", *base, *extra), service_pki_files(CONTROLLER_ID),
                          (deployment.controller.port,), False))
+    if deployment.devices is not None:
+        out.append(Container("devices", "devices", deployment.devices.host,
+                             ("qkd-devices", *base, *extra), service_pki_files(DEVICES_ID),
+                             (deployment.devices.port,), False))
     out += [Container(f"ems-{label(e.region)}", "ems", e.host,
                       ("ems", *base, "--region", e.region, *extra),
                       service_pki_files(ems_id(e.region)), (e.port,), False)

@@ -5,9 +5,10 @@ Per node process: a StatefulSet of one replica and a Service exposing its KME po
 KM port. A StatefulSet, not a Deployment, because the process holds key stores (SQLite
 files of key shared with neighbouring nodes): its PersistentVolumeClaim must outlive the
 pod and stay bound to this process, or a restart would lose the pools and the state that
-keeps each pad used once. The controller, each EMS and the NMS keep no state of their own
-(a restarted controller rebuilds from node reports): a Deployment of one replica and a
-Service each.
+keeps each pad used once. The controller, each EMS, the NMS and the emulated QKD devices
+keep no state of their own (a restarted controller rebuilds from node reports; key a
+restarted device pair handed to one end only is discarded by the border supply): a
+Deployment of one replica and a Service each.
 
 Inside the cluster, processes find each other by Service name, so the deployment file in
 the ConfigMap is the one given with each host replaced by the Services placed on it (one
@@ -95,7 +96,9 @@ def cluster_deployment(deployment: Deployment) -> Deployment:
         processes=tuple(replace(p, host=services[f"node-{p.id}"])
                         for p in deployment.processes),
         controller=ServicePlacement(services["controller"], deployment.controller.port),
-        ems=ems, nms=replace(deployment.nms, host=services["nms"]))
+        ems=ems, nms=replace(deployment.nms, host=services["nms"]),
+        devices=None if deployment.devices is None
+        else ServicePlacement(services["devices"], deployment.devices.port))
 
 
 def kubernetes_files(deployment: Deployment, image: str = DEFAULT_IMAGE,

@@ -14,9 +14,26 @@ The format (``qkdnet_deployment: 1``)::
     controller: {host: host-1, port: 7000}
     ems: [{region: north, host: host-1, port: 7100}]   # one per region of the scenario
     nms: {host: host-1, port: 8080, ems_port: 8081}   # ems_port: default port + 1
+    devices: {host: host-1, port: 7300}   # optional: the emulated QKD devices' service
+    vendor_devices:               # optional: real devices of border KM-links
+      - km_link: km:beijing~jinan
+        a: {url: https://qkd-bj.example.net, ca: bj-ca.crt, cert: km-bj.crt, key: km-bj.key}
+        b: {url: https://qkd-jn.example.net, ca: jn-ca.crt, cert: km-jn.crt, key: km-jn.key,
+            peer_sae_id: QKD-BJ-01}
 
 The NMS serves the O&M console and ``/metrics`` on ``port`` and takes the EMSs' batches
 over mutual TLS on ``ems_port``.
+
+A border KM-link (a direct KM-link whose ends are in different processes) takes its key
+from a QKD device pair, each end's KM an ETSI GS QKD 014 SAE of its own end of the device.
+With ``devices`` the emulated device pairs run in ``qkdnet qkd-devices`` on that host and
+port; without it, in the process of each link's end ``a``. A link in ``vendor_devices`` takes its
+key from the devices named there instead: each end's device KME at ``url`` (https), checked
+against ``ca``, called with the client certificate ``cert``/``key`` (the KM's identity as
+the device's SAE); ``peer_sae_id`` is the SAE ID the device knows the other end's KM by
+(default: the other node's id), ``key_size`` the key size it hands out (bits, default
+8192, a multiple of 256). Paths are relative to the deployment file; a host needs only
+the files of the ends of the nodes it runs (see :func:`load_deployment`).
 
 A process runs the nodes it names in ``nodes`` and every served node (one that runs a KM:
 :func:`~qkdnet.topology.served.served_nodes`) of its ``regions`` that no process names
@@ -34,11 +51,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,7 +64,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qkdnet.errors import ScenarioError
 from qkdnet.files.documents import document_format, read_document
 from qkdnet.files.networks import load_network
-from qkdnet.topology.model import Network
+from qkdnet.topology.model import KMLinkKind, Network
 from qkdnet.topology.scenario_file import DocumentFormat, parse_document
 from qkdnet.topology.scenarios import BUILT_IN
 from qkdnet.topology.served import served_nodes
@@ -96,6 +114,21 @@ class EmsSpec(_Spec):
     port: int
 
 
+class VendorEndSpec(_Spec):
+    url: str
+    ca: str
+    cert: str
+    key: str
+    peer_sae_id: str | None = None
+
+
+class VendorDeviceSpec(_Spec):
+    km_link: str
+    a: VendorEndSpec
+    b: VendorEndSpec
+    key_size: int = 8192
+
+
 class DeploymentSpec(_Spec):
     qkdnet_deployment: Literal[1]
     scenario: str
@@ -105,6 +138,8 @@ class DeploymentSpec(_Spec):
     controller: ServiceSpec
     ems: list[EmsSpec] = []
     nms: NmsSpec
+    devices: ServiceSpec | None = None
+    vendor_devices: list[VendorDeviceSpec] = []
 
 
 @dataclass(frozen=True)
@@ -161,6 +196,34 @@ class EmsPlacement:
 
 
 @dataclass(frozen=True)
+class VendorEnd:
+    """One end's device of a vendor QKD device pair: its ETSI GS QKD 014 KME's base URL,
+    the CA its certificate is checked against, the KM's client certificate and key as its
+    SAE, and the SAE ID the device knows the other end's KM by."""
+
+    url: str
+    ca: Path
+    cert: Path
+    key: Path
+    peer_sae_id: str
+
+
+@dataclass(frozen=True)
+class VendorDevice:
+    """The vendor device pair of border KM-link ``km_link``: the device end of its end
+    ``a`` and of its end ``b``, handing out keys of ``key_bits`` bits."""
+
+    km_link: str
+    a: VendorEnd
+    b: VendorEnd
+    key_bits: int
+
+    def end(self, node_is_a: bool) -> VendorEnd:
+        """The device end of the link's end ``a`` (True) or ``b``."""
+        return self.a if node_is_a else self.b
+
+
+@dataclass(frozen=True)
 class Deployment:
     """A checked deployment of ``network``: every served node in exactly one process, no
     port used twice on a host. ``scenario`` is the reference as written in the file."""
@@ -173,6 +236,8 @@ class Deployment:
     controller: ServicePlacement
     ems: tuple[EmsPlacement, ...]
     nms: ServicePlacement
+    devices: ServicePlacement | None = None
+    vendor_devices: Mapping[str, VendorDevice] = field(default_factory=dict)
     _process_of: Mapping[str, ProcessPlacement] = field(
         init=False, repr=False, compare=False)
 
@@ -185,6 +250,18 @@ class Deployment:
     def nodes(self) -> tuple[str, ...]:
         """Every node placed, process by process."""
         return tuple(n for p in self.processes for n in p.nodes)
+
+    @property
+    def border_links(self) -> tuple[str, ...]:
+        """The border KM-links: direct KM-links whose two ends run in different processes
+        (their key comes from a QKD device pair, each end from its own device end)."""
+        return border_links(self.network, self._process_of)
+
+    def devices_address(self) -> tuple[str, Port]:
+        """Where the emulated devices' service listens; KeyError if it is not placed."""
+        if self.devices is None:
+            raise KeyError("devices")
+        return self.address(self.devices.host, self.devices.port)
 
     def host(self, host_id: str) -> Host:
         """The host ``host_id``."""
@@ -251,23 +328,30 @@ class Deployment:
         return self.address(self.nms.host, self.nms.intake_port)
 
 
-def load_deployment(path: Path) -> Deployment:
+def load_deployment(path: Path, vendor_files_at: Collection[str] | None = None
+                    ) -> Deployment:
     """Read and check a deployment file and the scenario it names (a scenario file is found
-    beside it); every problem is a ScenarioError naming the file, the line and the path."""
-    return parse_deployment(read_document(path), str(path), document_format(path), path.parent)
+    beside it); every problem is a ScenarioError naming the file, the line and the path.
+    ``vendor_files_at``: the nodes whose vendor devices' files must exist here (None:
+    every node's; a host has only the files of the nodes it runs)."""
+    return parse_deployment(read_document(path), str(path), document_format(path), path.parent,
+                            vendor_files_at)
 
 
 def parse_deployment(text: str, source: str, fmt: DocumentFormat,
-                     base: Path = Path(".")) -> Deployment:
+                     base: Path = Path("."), vendor_files_at: Collection[str] | None = None
+                     ) -> Deployment:
     """Parse and check the text of a deployment file; a scenario file it names is read
     from ``base``."""
     return parse_document(text, source, fmt, DeploymentSpec,
-                          lambda spec: deployment_from_spec(spec, base))
+                          lambda spec: deployment_from_spec(spec, base, vendor_files_at))
 
 
-def deployment_from_spec(spec: DeploymentSpec, base: Path) -> Deployment:
+def deployment_from_spec(spec: DeploymentSpec, base: Path,
+                         vendor_files_at: Collection[str] | None = None) -> Deployment:
     """The deployment of a parsed document, checked against its scenario (errors carry
-    document paths)."""
+    document paths); the files of the vendor devices of the nodes ``vendor_files_at``
+    (None: all) must exist."""
     network = _scenario(spec.scenario, base)
     hosts = _hosts(spec.hosts)
     placed = _placement(spec, network)
@@ -277,14 +361,20 @@ def deployment_from_spec(spec: DeploymentSpec, base: Path) -> Deployment:
         _known_host(hosts, p.host, f"processes[{i}].host")
     for where, s in (("controller", spec.controller), ("nms", spec.nms)):
         _known_host(hosts, s.host, f"{where}.host")
+    if spec.devices is not None:
+        _known_host(hosts, spec.devices.host, "devices.host")
     _check_ems(spec, network, hosts)
     _check_ports(spec, processes)
+    vendor = _vendor_devices(spec.vendor_devices, network, processes, base, vendor_files_at)
     return Deployment(
         spec.scenario, network, spec.all_nodes,
         tuple(Host(h.id, h.address) for h in spec.hosts), processes,
         ServicePlacement(spec.controller.host, spec.controller.port),
         tuple(EmsPlacement(e.region, e.host, e.port) for e in spec.ems),
-        ServicePlacement(spec.nms.host, spec.nms.port, spec.nms.ems_port))
+        ServicePlacement(spec.nms.host, spec.nms.port, spec.nms.ems_port),
+        None if spec.devices is None else ServicePlacement(spec.devices.host,
+                                                           spec.devices.port),
+        MappingProxyType(vendor))
 
 
 def deployment_document(deployment: Deployment, scenario: str | None = None
@@ -305,7 +395,80 @@ def deployment_document(deployment: Deployment, scenario: str | None = None
         "nms": {"host": deployment.nms.host, "port": deployment.nms.port,
                 **({} if deployment.nms.ems_port is None
                    else {"ems_port": deployment.nms.ems_port})},
+        **({} if deployment.devices is None else {
+            "devices": {"host": deployment.devices.host, "port": deployment.devices.port}}),
+        **({} if not deployment.vendor_devices else {
+            "vendor_devices": [{"km_link": v.km_link, "a": _vendor_end(v.a),
+                                "b": _vendor_end(v.b), "key_size": v.key_bits}
+                               for v in deployment.vendor_devices.values()]}),
     }
+
+
+def _vendor_end(end: VendorEnd) -> dict[str, str]:
+    return {"url": end.url, "ca": str(end.ca), "cert": str(end.cert), "key": str(end.key),
+            "peer_sae_id": end.peer_sae_id}
+
+
+def border_links(network: Network, process_of: Mapping[str, object]) -> tuple[str, ...]:
+    """The direct KM-links of ``network`` whose ends are both placed (``process_of``:
+    node -> its process), in different processes."""
+    return tuple(km.id for km in network.km_links
+                 if km.kind is KMLinkKind.DIRECT and km.a in process_of
+                 and km.b in process_of and process_of[km.a] != process_of[km.b])
+
+
+#: The key sizes a vendor device may hand out are whole pool units (bits).
+_KEY_UNIT_BITS = 256
+
+
+def _vendor_devices(specs: list[VendorDeviceSpec], network: Network,
+                    processes: tuple[ProcessPlacement, ...], base: Path,
+                    files_at: Collection[str] | None) -> dict[str, VendorDevice]:
+    process_of = {n: p.id for p in processes for n in p.nodes}
+    border = set(border_links(network, process_of))
+    km_links = {km.id: km for km in network.km_links}
+    out: dict[str, VendorDevice] = {}
+    for i, v in enumerate(specs):
+        where = f"vendor_devices[{i}]"
+        km = km_links.get(v.km_link)
+        if km is None:
+            raise ScenarioError(f"{where}.km_link", f"unknown KM-link {v.km_link!r}")
+        if v.km_link not in border:
+            raise ScenarioError(f"{where}.km_link", f"KM-link {v.km_link!r} is not a border "
+                                "KM-link (a direct KM-link whose ends run in different "
+                                "processes): its key is made in its process")
+        if v.km_link in out:
+            raise ScenarioError(f"{where}.km_link", f"KM-link {v.km_link!r} is named twice")
+        if v.key_size < _KEY_UNIT_BITS or v.key_size % _KEY_UNIT_BITS:
+            raise ScenarioError(f"{where}.key_size", f"{v.key_size} bits is not a positive "
+                                f"multiple of {_KEY_UNIT_BITS}")
+        ends = [_vendor_end_of(e, f"{where}.{name}", other, base,
+                               files_at is None or node in files_at)
+                for e, name, node, other in ((v.a, "a", km.a, km.b), (v.b, "b", km.b, km.a))]
+        out[v.km_link] = VendorDevice(v.km_link, ends[0], ends[1], v.key_size)
+    return out
+
+
+def _vendor_end_of(spec: VendorEndSpec, where: str, other: str, base: Path,
+                   check_files: bool) -> VendorEnd:
+    url = urlsplit(spec.url)
+    try:
+        url.port  # noqa: B018  (raises on a port that is not a number)
+        ok = url.scheme == "https" and bool(url.hostname) and not url.query \
+            and not url.fragment
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ScenarioError(f"{where}.url", f"{spec.url!r} is not an https URL of a device "
+                            "KME (https://host[:port][/path])")
+    files = []
+    for name in ("ca", "cert", "key"):
+        path = base / getattr(spec, name)
+        if check_files and not path.is_file():
+            raise ScenarioError(f"{where}.{name}", f"no file {path}")
+        files.append(path.resolve())
+    return VendorEnd(spec.url.rstrip("/"), files[0], files[1], files[2],
+                     spec.peer_sae_id or other)
 
 
 def format_deployment(document: Mapping[str, Any]) -> str:
@@ -451,6 +614,9 @@ def _listeners(spec: DeploymentSpec, processes: tuple[ProcessPlacement, ...]
     yield "nms.port", spec.nms.host, range(spec.nms.port, spec.nms.port + 1)
     intake = spec.nms.port + 1 if spec.nms.ems_port is None else spec.nms.ems_port
     yield "nms.ems_port", spec.nms.host, range(intake, intake + 1)
+    if spec.devices is not None:
+        yield "devices.port", spec.devices.host, range(spec.devices.port,
+                                                       spec.devices.port + 1)
 
 
 def _check_ports(spec: DeploymentSpec, processes: tuple[ProcessPlacement, ...]) -> None:

@@ -109,6 +109,7 @@ class _Exchange:
     supply: KeySupply
     started: float
     kept: dict[int, bytes] = field(repr=False)  # blocks the initiator sends with, by number
+    received: dict[int, int] = field(default_factory=dict)  # stored here inbound: size (bytes)
 
 
 class SupplyInitiator:
@@ -122,7 +123,8 @@ class SupplyInitiator:
         self.next_block = next_block
         self._open: _Exchange | None = None
         #: Bits of key dropped: kept blocks of abandoned exchanges, and blocks the
-        #: responder did not hold.
+        #: responder did not hold (whichever way they were to go: only this end received
+        #: them).
         self.lost_bits = 0
         #: Whether the two ends agree on the blocks they hold (False at start and after an
         #: abandoned exchange: no exchange starts before :meth:`synced_with`).
@@ -190,7 +192,8 @@ class SupplyInitiator:
                 now_deposits.append(Deposit(self.km_link, number, material, False))
             blocks.append(SuppliedBlock(number, key_id, sends))
         supply = KeySupply(self.km_link, tuple(blocks))
-        self._open = _Exchange(supply, now, kept)
+        self._open = _Exchange(supply, now, kept,
+                               {d.block: len(d.material) for d in now_deposits})
         return now_deposits, supply
 
     def acked(self, ack: KeySupplyAck) -> tuple[list[Deposit], list[int]]:
@@ -205,9 +208,10 @@ class SupplyInitiator:
         held = set(ack.blocks)
         store = [Deposit(self.km_link, n, m, True) for n, m in exchange.kept.items()
                  if n in held]
-        self.lost_bits += 8 * sum(len(m) for n, m in exchange.kept.items() if n not in held)
         discard = [b.block for b in exchange.supply.blocks
                    if not b.initiator_sends and b.block not in held]
+        self.lost_bits += 8 * (sum(len(m) for n, m in exchange.kept.items() if n not in held)
+                               + sum(exchange.received.get(n, 0) for n in discard))
         return store, discard
 
     def abandon(self) -> None:

@@ -8,13 +8,19 @@ This process initiates on the border KM-links whose end ``a`` it hosts and respo
 those whose end ``b`` it hosts. :meth:`BorderSupply.step` (called by the driver's pump)
 starts one exchange per idle initiated link; :meth:`BorderSupply.receive` takes the
 other end's messages (from :meth:`~qkdnet.live.keynet.KeyNetwork.receive`).
+:meth:`BorderSupply.figures` tells, per link, the blocks stored and the key lost (a block
+only one end received, or an exchange never acknowledged); a node process writes them to
+``supply.json`` in its data folder (:func:`write_figures`) for ``qkdnet status``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from qkdnet.keys.pool import UNIT_BYTES
 from qkdnet.keys.store import SQLiteKeyStore
@@ -33,6 +39,8 @@ from qkdnet.topology.model import KMLinkKind, Network
 
 log = logging.getLogger("qkdnet.supply")
 
+#: The border supply's figures in a node process's data folder (read by ``qkdnet status``).
+FIGURES_FILE = "supply.json"
 #: Most blocks one exchange carries.
 EXCHANGE_BLOCKS = 64
 #: How long an exchange waits for its acknowledgement before it is abandoned (s).
@@ -45,6 +53,17 @@ class _Initiated:
     peer: str
     sync: SupplyInitiator
     device: DeviceEnd
+
+
+@dataclass(frozen=True)
+class SupplyFigures:
+    """One border KM-link's supply at one end since the process started: blocks stored
+    there (and kept: both ends hold them), and key (bits) dropped because only one end
+    received it or its exchange was never acknowledged (counted at the initiating end
+    ``a``)."""
+
+    stored_blocks: int
+    lost_bits: int
 
 
 class BorderSupply:
@@ -72,9 +91,29 @@ class BorderSupply:
             else:
                 self._responding[km.id] = (km.b, devices[km.id])
         #: Blocks stored by this process's border supply since start, and bits of key
-        #: discarded by pool synchronisation (blocks only this end held).
-        self.stored_blocks = 0
-        self.discarded_bits = 0
+        #: discarded by pool synchronisation (blocks only this end held), by KM-link.
+        self._stored: dict[str, int] = dict.fromkeys([*self._initiated, *self._responding], 0)
+        self._discarded: dict[str, int] = dict.fromkeys(self._stored, 0)
+
+    @property
+    def stored_blocks(self) -> int:
+        """Blocks stored by this process's border supply since start."""
+        return sum(self._stored.values())
+
+    @property
+    def discarded_bits(self) -> int:
+        """Key (bits) this process discarded in pool synchronisations since start."""
+        return sum(self._discarded.values())
+
+    def figures(self) -> dict[str, SupplyFigures]:
+        """Each border KM-link this process supplies: blocks stored, key lost (bits: at
+        end a, exchanges never acknowledged and blocks the other end lacked; at either end,
+        blocks a pool synchronisation discarded here)."""
+        return {link: SupplyFigures(
+            self._stored[link],
+            self._discarded[link]
+            + (self._initiated[link].sync.lost_bits if link in self._initiated else 0))
+            for link in self.links}
 
     @property
     def links(self) -> list[str]:
@@ -117,7 +156,7 @@ class BorderSupply:
             keys = await side.device.enc_keys(min(wanted, ready))
             deposits, supply = side.sync.plan(keys, _pools(store, link), now)
             store.deposit_many(deposits)
-            self.stored_blocks += len(deposits)
+            self._stored[link] += len(deposits)
             self.remote.send(side.node, side.peer, supply)
             offered += len(supply.blocks)
         return offered
@@ -140,7 +179,8 @@ class BorderSupply:
         deposits, discard = side.sync.acked(message)
         store = self.stores[to]
         store.deposit_many(deposits)
-        self.stored_blocks += len(deposits)
+        # blocks stored at the exchange's start that the other end lacks: not stored after all
+        self._stored[message.km_link] += len(deposits) - len(discard)
         for block in discard:
             store.discard_block(message.km_link, block)
 
@@ -167,7 +207,7 @@ class BorderSupply:
             return
         store = self.stores[node]
         bits = 8 * UNIT_BYTES * sum(store.discard_block(link, b) for b in blocks)
-        self.discarded_bits += bits
+        self._discarded[link] += bits
         log.warning("KM-link %s: node %s discarded %d blocks (%d bits) the other end does "
                     "not hold", link, node, len(blocks), bits)
 
@@ -190,7 +230,7 @@ class BorderSupply:
                             "none of them is stored", supply.km_link, exc)
         deposits = responder_deposits(supply, material, _pools(store, supply.km_link))
         store.deposit_many(deposits)
-        self.stored_blocks += len(deposits)
+        self._stored[supply.km_link] += len(deposits)
         stored = {d.block for d in deposits}
         held = tuple(b.block for b in supply.blocks if b.block in known or b.block in stored)
         self.remote.send(to, sender, KeySupplyAck(supply.km_link, held))
@@ -200,3 +240,23 @@ def _pools(store: SQLiteKeyStore, km_link: str) -> Pools:
     """The store's pools on ``km_link``, each way: unused bytes and room."""
     return Pools(store.pool_bytes(km_link, True), store.pool_bytes(km_link, False),
                  store.room(km_link, True), store.room(km_link, False))
+
+
+def write_figures(path: Path, supply: BorderSupply) -> None:
+    """Write ``supply``'s figures to ``path`` as JSON (KM-link -> stored_blocks, lost_bits),
+    atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({k: asdict(f) for k, f in supply.figures().items()}),
+                   encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_figures(path: Path) -> dict[str, SupplyFigures]:
+    """The figures :func:`write_figures` wrote at ``path``; none if there is no such file
+    or it is not what was written."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(k): SupplyFigures(int(v["stored_blocks"]), int(v["lost_bits"]))
+                for k, v in data.items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}

@@ -8,12 +8,16 @@ without the CA key (made on the first ``up`` in ``BASE-ca``: every node, SAE and
 controller, naming every host address; copied as ``qkdnet serve`` does), per node process
 ``BASE/<process>/`` its data folder (key stores, manifest, audit), ``node.pid`` and
 ``node.log``, ``BASE/controller/`` with ``controller.pid`` and ``controller.log``,
+``BASE/devices/`` (``qkd-devices.pid``, ``qkd-devices.log``) where the deployment places the
+emulated QKD devices' service,
 ``BASE/nms/`` (``nms.pid``, ``nms.log``, the O&M operators and audit log) and
 ``BASE/ems-<region>/`` (``ems.pid``, ``ems.log``). A process is started as ``python -m
 qkdnet node --deployment FILE --process ID --dir BASE/ID --pki BASE/pki`` (or ``qkdnet
-controller ...``, ``qkdnet nms ...``, ``qkdnet ems ... --region R``) in a session of its
-own, so it outlives the command that started it; the controller first, then the NMS, the
-EMSs and the node processes.
+controller ...``, ``qkdnet qkd-devices ...``, ``qkdnet nms ...``, ``qkdnet ems ... --region
+R``) in a session of its own, so it outlives the command that started it; the controller
+first, then the devices service, the NMS, the EMSs and the node processes (the devices
+service gets the nodes' ``--speedup``, so its devices make key as fast as the nodes'
+own).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 
 from qkdnet.errors import ParameterError, QkdnetError
 from qkdnet.files.deployment import Deployment
+from qkdnet.live.border_supply import FIGURES_FILE, read_figures
 from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki
 from qkdnet.topology.served import served_nodes
 from qkdnet.topology.service_ids import service_ids
@@ -43,13 +48,15 @@ _LOOPBACK = ("127.", "::1", "localhost")
 CONTROLLER = "controller"
 #: The folder (under BASE) and the name of the NMS's process.
 NMS = "nms"
+#: The folder (under BASE) and the name of the emulated devices' service.
+DEVICES = "devices"
 
 
 @dataclass(frozen=True)
 class _Managed:
-    """A process ``up`` starts: its folder under BASE, its kind (node, controller, nms or
-    ems: the names of its pid and log files), the host it is placed on and its ``qkdnet``
-    arguments."""
+    """A process ``up`` starts: its folder under BASE, its kind (node, controller,
+    qkd-devices, nms or ems: the names of its pid and log files), the host it is placed on
+    and its ``qkdnet`` arguments."""
 
     name: str
     kind: str
@@ -105,13 +112,17 @@ def deployment_pki(deployment: Deployment, base: Path) -> Pki:
 
 def managed(deployment: Deployment, deployment_file: Path, base: Path, pki: Path
             ) -> list[_Managed]:
-    """Every process of the deployment ``up`` manages: the controller, the NMS, the EMSs,
-    the node processes (their options are added at start, see :func:`start_processes`)."""
+    """Every process of the deployment ``up`` manages: the controller, the devices service
+    (where placed), the NMS, the EMSs, the node processes (the options of the node
+    processes and the devices service are added at start, see :func:`start_processes`)."""
     common = ("--deployment", str(deployment_file.resolve()), "--pki", str(pki.resolve()))
     out = [_Managed(CONTROLLER, "controller", deployment.controller.host,
-                    ("controller", *common, "--dir", str((base / CONTROLLER).resolve()))),
-           _Managed(NMS, "nms", deployment.nms.host,
-                    ("nms", *common, "--dir", str((base / NMS).resolve())))]
+                    ("controller", *common, "--dir", str((base / CONTROLLER).resolve())))]
+    if deployment.devices is not None:
+        out.append(_Managed(DEVICES, "qkd-devices", deployment.devices.host,
+                            ("qkd-devices", *common, "--dir", str((base / DEVICES).resolve()))))
+    out.append(_Managed(NMS, "nms", deployment.nms.host,
+                        ("nms", *common, "--dir", str((base / NMS).resolve()))))
     out += [_Managed(f"ems-{e.region}", "ems", e.host,
                      ("ems", *common, "--region", e.region, "--dir",
                       str((base / f"ems-{e.region}").resolve())))
@@ -142,8 +153,12 @@ def start_processes(deployment: Deployment, deployment_file: Path, base: Path,
         folder.chmod(0o700)  # it holds key material
         manifest = folder / "manifest.json"
         manifest.unlink(missing_ok=True)
-        args = (*proc.args, *_node_options(folder, extra)) if proc.kind == "node" \
-            else proc.args
+        args = proc.args
+        if proc.kind == "node":
+            args = (*args, *_node_options(folder, extra))
+        elif proc.kind == "qkd-devices":
+            args = (*args, *_node_options(folder, None if extra is None
+                                          else _speedup_only(extra)))
         log = (folder / f"{proc.kind}.log").open("ab")
         child = subprocess.Popen([sys.executable, "-m", "qkdnet", *args], stdout=log,
                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -210,14 +225,16 @@ def process_states(deployment: Deployment, deployment_file: Path, base: Path
                    ) -> list[NodeProcessState]:
     """Each process of the deployment: whether it runs (by its pid file), and whether its
     ports accept connections (a node process: its first KME port and its KM port; the
-    controller and an EMS: its port, both columns; the NMS: its O&M port and its port for
-    the EMSs)."""
+    controller, the devices service and an EMS: its port, both columns; the NMS: its O&M
+    port and its port for the EMSs)."""
     out = []
     for proc in managed(deployment, deployment_file, base, base / "pki"):
         address = deployment.host(proc.host).address
         pid = running_pid(base, proc)
         if proc.kind != "node":
             ports = {"controller": (deployment.controller.port,) * 2,
+                     "qkd-devices": (deployment.devices_address()[1],) * 2
+                     if deployment.devices is not None else (0, 0),
                      "nms": (deployment.nms.port, deployment.nms.intake_port)}.get(
                 proc.kind) or (deployment.ems_of(proc.name.removeprefix("ems-")).port,) * 2
             out.append(NodeProcessState(proc.name, proc.host, 0, pid,
@@ -230,6 +247,28 @@ def process_states(deployment: Deployment, deployment_file: Path, base: Path
     return out
 
 
+@dataclass(frozen=True)
+class BorderSupplyState:
+    """What ``qkdnet status`` shows of one end of a border KM-link: the node process, the
+    blocks its supply stored since it started and the key (bits) it lost."""
+
+    km_link: str
+    process: str
+    stored_blocks: int
+    lost_bits: int
+
+
+def border_supply_states(deployment: Deployment, base: Path) -> list[BorderSupplyState]:
+    """The border supply's figures each running node process under ``base`` last wrote
+    (every second), by KM-link and process."""
+    out = []
+    for p in deployment.processes:
+        figures = read_figures(base / p.id / FIGURES_FILE)
+        out += [BorderSupplyState(link, p.id, f.stored_blocks, f.lost_bits)
+                for link, f in sorted(figures.items())]
+    return out
+
+
 def running_pid(base: Path, proc: _Managed) -> int | None:
     """The pid of ``proc`` under ``base`` if its pid file names a live ``qkdnet`` process
     of it, else None."""
@@ -239,7 +278,7 @@ def running_pid(base: Path, proc: _Managed) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if proc.kind.encode() in command and (
-        proc.kind in ("controller", "nms") or proc.name.removeprefix("ems-").encode()
+        proc.kind in ("controller", "nms", "qkd-devices") or proc.name.removeprefix("ems-").encode()
         in command) else None
 
 
@@ -255,6 +294,12 @@ def _node_options(folder: Path, extra: Sequence[str] | None) -> list[str]:
     except (OSError, ValueError):
         return []
     return [str(a) for a in recorded] if isinstance(recorded, list) else []
+
+
+def _speedup_only(options: Sequence[str]) -> list[str]:
+    """The ``--speedup`` of a node process's options (what the devices service takes)."""
+    at = [i for i, option in enumerate(options[:-1]) if option == "--speedup"]
+    return ["--speedup", options[at[-1] + 1]] if at else []
 
 
 def _last_line(folder: Path, proc: _Managed) -> str:

@@ -10,8 +10,11 @@ network with the nodes' certificates from the deployment's PKI:
   of the process hosting the other node (:mod:`qkdnet.live.km_transport`), and from others
   to this process's KM listener on ``km_port`` (:mod:`qkdnet.live.km_app`);
 - the key of a KM-link to another process comes from its QKD device pair, each end from
-  its own device end, synchronised over KM-to-KM (:mod:`qkdnet.live.border_supply`). The
-  emulated device pair of such a link runs in the process of the link's end ``a``, which
+  its own device end, synchronised over KM-to-KM (:mod:`qkdnet.live.border_supply`). Each
+  end's KM is an ETSI 014 client of its device end (:mod:`qkdnet.live.device_client`): a
+  vendor's device where the deployment names one (``vendor_devices``), else the emulated
+  pair in the deployment's devices service (``qkdnet qkd-devices``), else, with no devices
+  service placed, the emulated pair run in the process of the link's end ``a``, which
   also serves end ``b``'s device end over ETSI 014 on its KM listener, under
   ``/devices/<km_link>`` (:mod:`qkdnet.live.device_app`).
 
@@ -50,6 +53,7 @@ from qkdnet.files.deployment import Deployment, ProcessPlacement
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.keys.route import Router
 from qkdnet.live.audit import AuditLog, audit_file
+from qkdnet.live.border_supply import FIGURES_FILE, write_figures
 from qkdnet.live.connection_limits import ConnectionBudget, raise_file_limit
 from qkdnet.live.controller_client import RemoteReporter, RemoteRouter
 from qkdnet.live.controller_process import controller_url
@@ -58,6 +62,7 @@ from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.device_app import PREFIX as DEVICE_PREFIX
 from qkdnet.live.device_app import make_device_app
 from qkdnet.live.device_client import HttpDeviceEnd
+from qkdnet.live.device_process import DEVICE_KEY_BYTES, device_url
 from qkdnet.live.ems_process import service_url
 from qkdnet.live.handshake_audit import HandshakeRefusals, audited
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, DEFAULT_HELD_KEY_TTL_S, KeyNetwork
@@ -75,7 +80,7 @@ from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ss
 from qkdnet.quantum.emulator import emulator_for_link
 from qkdnet.quantum.link_rate import links_skr_bps
 from qkdnet.quantum.rate_table import intrinsic_qber
-from qkdnet.topology.model import KMLink, KMLinkKind
+from qkdnet.topology.model import KMLink
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +89,6 @@ PUMP_INTERVAL_S = 0.05
 STATE_INTERVAL_S = 1.0
 PUMP_BUDGET_S = 0.005
 EXPIRE_INTERVAL_S = 1.0
-#: Key size of the emulated devices of border KM-links (bytes): one store block.
-DEVICE_KEY_BYTES = 1024
 
 Scope = MutableMapping[str, Any]
 App = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -185,7 +188,7 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         manifest = _manifest(deployment, placement, pki, listen)
         _write_json(options.folder / "manifest.json", manifest)
         lock.announce(f"node process {placement.id}")
-        background = [asyncio.create_task(_pump(keynet)),
+        background = [asyncio.create_task(_pump(keynet, options.folder / FIGURES_FILE)),
                       asyncio.create_task(remote.watch(nodes[0]))]
         reporters: list[RemoteReporter] = []
         if controller is not None:
@@ -234,17 +237,27 @@ def _devices(deployment: Deployment, placement: ProcessPlacement,
              options: NodeOptions, now: Callable[[], float],
              context_for: Callable[[str], Any]
              ) -> tuple[dict[str, EmulatedDevice], dict[str, DeviceEnd]]:
-    """The emulated device pairs this process runs (its border KM-links' end a), and this
-    process's device end of each border KM-link."""
+    """The emulated device pairs this process runs (its border KM-links' end a, when the
+    deployment places no devices service), and this process's device end of each border
+    KM-link."""
     network = deployment.network
     here = set(placement.nodes)
     served: dict[str, EmulatedDevice] = {}
     ends: dict[str, DeviceEnd] = {}
-    for km in network.km_links:
-        if km.kind is not KMLinkKind.DIRECT or (km.a in here) == (km.b in here) \
-                or km.a not in deployment.nodes or km.b not in deployment.nodes:
+    for km_link in deployment.border_links:
+        km = network.km_link[km_link]
+        if (km.a in here) == (km.b in here):
             continue
-        if km.a in here:
+        node, other = (km.a, km.b) if km.a in here else (km.b, km.a)
+        vendor = deployment.vendor_devices.get(km.id)
+        if vendor is not None:
+            end = vendor.end(node == km.a)
+            ends[km.id] = HttpDeviceEnd(end.url, tls_context(end.cert, end.key, end.ca),
+                                        end.peer_sae_id, vendor.key_bits // 8)
+        elif deployment.devices is not None:
+            ends[km.id] = HttpDeviceEnd(device_url(deployment, km.id), context_for(node),
+                                        other, DEVICE_KEY_BYTES)
+        elif km.a in here:
             link = network.link[km.path[0]]
             emulator = emulator_for_link(link, km.id, random_bytes=secrets.token_bytes,
                                          block_bytes=DEVICE_KEY_BYTES,
@@ -267,16 +280,18 @@ def _by_path(km: App, devices: App) -> App:
     return app
 
 
-async def _pump(keynet: KeyNetwork) -> None:
+async def _pump(keynet: KeyNetwork, figures: Path) -> None:
     """Fill the pools of the process's own KM-links, run the border supply, forget the KM
-    messages other processes have acknowledged, erase held keys past their TTL and old
-    message ids; a failing step is logged once while it repeats, and the others go on."""
+    messages other processes have acknowledged; every EXPIRE_INTERVAL_S erase held keys
+    past their TTL and old message ids, and write the border supply's figures to
+    ``figures``. A failing step is logged once while it repeats, and the others go on."""
     loop = asyncio.get_running_loop()
     expired = loop.time()
     pumping, bordering = StepGuard("key supply"), StepGuard("border key supply")
     forgetting = StepGuard("forgetting acknowledged KM messages")
     expiring = StepGuard("expiry of held keys")
     pruning = StepGuard("forgetting old KM message ids")
+    telling = StepGuard("writing the border supply's figures")
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
         pumping.run(functools.partial(keynet.supply.pump, loop.time(), PUMP_BUDGET_S))
@@ -287,6 +302,8 @@ async def _pump(keynet: KeyNetwork) -> None:
             expired = loop.time()
             expiring.run(keynet.expire_held)
             pruning.run(keynet.forget_received)
+            if keynet.border is not None:
+                telling.run(functools.partial(write_figures, figures, keynet.border))
 
 
 async def _report(keynet: KeyNetwork, remote: RemoteKMs, controller: Controller,

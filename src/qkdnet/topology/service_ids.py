@@ -1,5 +1,6 @@
 """The certificate ids (``kme-id:`` URIs, KME-type certificates of the network's CA) of a
-deployment's services: the controller, the NMS and each region's EMS. ``qkdnet pki init``
+deployment's services: the controller, the NMS, each region's EMS and the emulated QKD
+devices. ``qkdnet pki init``
 and ``qkdnet up`` issue them with the nodes' certificates; the services present them, and
 the manifests mount each service's pair. Kept in the topology layer, as the served-node
 rule is, so the file formats and manifest writers need not import the live driver."""
@@ -10,6 +11,7 @@ from qkdnet.topology.model import Network
 
 CONTROLLER_ID = "qkdnet-controller"
 NMS_ID = "qkdnet-nms"
+DEVICES_ID = "qkdnet-devices"
 EMS_PREFIX = "qkdnet-ems-"
 
 
@@ -20,5 +22,6 @@ def ems_id(region: str) -> str:
 
 def service_ids(network: Network) -> list[str]:
     """Every service certificate id a deployment of ``network`` needs: the controller, the
-    NMS and one EMS per region of the network."""
-    return [CONTROLLER_ID, NMS_ID, *(ems_id(r.id) for r in network.regions)]
+    NMS, one EMS per region of the network and the devices service (used where the
+    deployment places one)."""
+    return [CONTROLLER_ID, NMS_ID, *(ems_id(r.id) for r in network.regions), DEVICES_ID]
