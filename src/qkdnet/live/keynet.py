@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from qkdnet.control.controller import Controller
@@ -77,7 +77,8 @@ class KeyNetwork:
                  capacity_bytes_per_link: int = DEFAULT_CAPACITY_BYTES,
                  held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S,
                  remote: RemoteKMs | None = None,
-                 devices: Mapping[str, DeviceEnd] | None = None) -> None:
+                 devices: Mapping[str, DeviceEnd] | None = None,
+                 random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> None:
         self.network = network
         self.remote = remote
         # messages for other processes made by the submit under way (see _submit)
@@ -98,7 +99,7 @@ class KeyNetwork:
         self._round: asyncio.Future[None] | None = None
         self._round_end: asyncio.Handle | None = None
         self.kms = InMemoryKMs.over(
-            self.stores, OneTimePad(secrets.token_bytes), timeout_s, on_timer=self._start_timer,
+            self.stores, OneTimePad(random_bytes), timeout_s, on_timer=self._start_timer,
             on_lost=_log_lost, on_remote=self._outgoing_message if remote is not None else None)
         self.router: Router = router or Controller.for_network(network)
         self.faults = OperatorFaults(network)
