@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import secrets
 import ssl
@@ -245,7 +246,7 @@ class BorderKeyNetwork(KeyNetwork):
             log.info("no relay on from gateway %s: %s", gateway, exc)
             return False
         if any(link_operator(self.network, a, b) not in ("", operator)
-               for a, b in zip(route.nodes, route.nodes[1:], strict=False)):
+               for a, b in itertools.pairwise(route.nodes)):
             log.info("no route from gateway %s within %s's KM-links", gateway, operator)
             return False
         ids = tuple(k.key_id for k in keys)
