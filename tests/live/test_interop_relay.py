@@ -16,7 +16,7 @@ import pytest
 from qkdnet.apps.sae_client import tls_context
 from qkdnet.files.networks import load_network
 from qkdnet.keys.etsi014 import ApiError
-from qkdnet.live.domain_border import BorderKeyNetwork, interop_kms_ids
+from qkdnet.live.interop_relay import BorderKeyNetwork, interop_kms_ids
 from qkdnet.live.etsi020_app import EXT_KEYS, CallbackPolicy
 from qkdnet.live.keynet import served_nodes
 from qkdnet.live.pki import init_pki
