@@ -13,12 +13,15 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from qkdnet.apps.sae_client import tls_context
+from qkdnet.apps.sae_client import SaeClient, tls_context
 from qkdnet.files.networks import load_network
+from qkdnet.keys.domain_border import interop_kms_ids
 from qkdnet.keys.etsi014 import ApiError
-from qkdnet.live.interop_relay import BorderKeyNetwork, interop_kms_ids
 from qkdnet.live.etsi020_app import EXT_KEYS, CallbackPolicy
+from qkdnet.live.etsi020_ledger import SQLiteLedger
+from qkdnet.live.interop_relay import BorderKeyNetwork
 from qkdnet.live.keynet import served_nodes
+from qkdnet.live.launch import start_serve
 from qkdnet.live.pki import init_pki
 from qkdnet.topology.model import Network
 
@@ -168,3 +171,35 @@ def test_unmarked_domains_relay_straight_through_without_020(tmp_path: Path) -> 
         net.close()
 
     asyncio.run(go())
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "two-operators.yaml"
+
+
+def test_qkdnet_serve_relays_across_the_example_border_through_020(tmp_path: Path) -> None:
+    """``qkdnet serve`` of examples/two-operators.yaml: the bank's Hefei office gets keys
+    for its Shanghai office through the interop KMSs at shanghai (listed in the manifest);
+    the Shanghai office gets the same keys from its KME; after the stop, both ledgers
+    record them relayed."""
+    folder = tmp_path / "live"
+    served = start_serve(folder, str(EXAMPLE), ["--prefill-bits", "65536", "--speedup",
+                                                 "1e-9", "--no-dynamics"])
+    try:
+        assert set(served.manifest["interop_kms"]) == {
+            "shanghai.backbone-operator", "shanghai.shanghai-metro-operator"}
+        with SaeClient.from_manifest(served.manifest, "bank-hefei") as master:
+            keys = master.enc_keys("bank-shanghai", number=2, size=256)
+        with SaeClient.from_manifest(served.manifest, "bank-shanghai") as slave:
+            got = slave.dec_keys("bank-hefei", [k.key_id for k in keys])
+        assert [(k.key_id, k.material) for k in got] == \
+            [(k.key_id, k.material) for k in keys]
+    finally:
+        assert served.stop() == 0
+    ids = [k.key_id for k in keys]
+    for name, inbound in (("shanghai.backbone-operator", False),
+                          ("shanghai.shanghai-metro-operator", True)):
+        ledger = SQLiteLedger(folder / "stores" / f"{name}.etsi020.sqlite")
+        entries = ledger.get(ids)
+        ledger.close()
+        assert {(e.state, e.inbound) for e in entries.values()} == {("relayed", inbound)}
+        assert len(entries) == 2

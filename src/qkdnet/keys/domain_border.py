@@ -15,7 +15,7 @@ staging (the KM draws its key material first thing when it starts a relay).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from qkdnet.keys.route import Route
@@ -38,6 +38,14 @@ def interop_kms_id(node: str, operator: str) -> str:
     """The KME identity (certificate ``kme-id:``) of ``operator``'s interop KMS at gateway
     ``node``."""
     return f"{node}.{operator}"
+
+
+def interop_kms_ids(network: Network, nodes: Iterable[str]) -> list[str]:
+    """The KME identities of the interop KMSs at the gateways among ``nodes`` (each needs
+    a KME certificate: ``qkdnet pki init`` and ``qkdnet serve`` issue them)."""
+    served = set(nodes)
+    return [interop_kms_id(g, op) for g, ops in gateways(network).items() if g in served
+            for op in ops]
 
 
 def link_operator(network: Network, a: str, b: str) -> str:

@@ -54,17 +54,9 @@ from qkdnet.live.pki import Pki
 from qkdnet.live.tls_server import TlsServer, make_server, server_ssl_context
 from qkdnet.topology.model import Network
 
-__all__ = ["BorderKeyNetwork", "interop_kms_ids"]
+__all__ = ["BorderKeyNetwork"]
 
 log = logging.getLogger("qkdnet.keys")
-
-
-def interop_kms_ids(network: Network, nodes: Iterable[str]) -> list[str]:
-    """The KME identities of the interop KMSs at the gateways among ``nodes`` (each needs
-    a KME certificate: ``qkdnet pki init`` with them among the KMEs)."""
-    served = set(nodes)
-    return [interop_kms_id(g, op) for g, ops in gateways(network).items() if g in served
-            for op in ops]
 
 
 @dataclass
