@@ -145,7 +145,7 @@ class BorderKeyNetwork(KeyNetwork):
         crossing = self._crossing(master_sae, slave_sae)
         if crossing is None or pad_units(size, number) * UNIT_BYTES > self.max_relay_bytes:
             return await super().enc_keys(master_sae, slave_sae, number, size)
-        self._check_running(crossing.near.source, crossing.far.destination)
+        self._check_running(crossing.near.source)  # the far side is the other KMS's to tell
         self._check_stores(*crossing.near.nodes)
         ids = tuple(new_key_id() for _ in range(number))
         material = await self._relay(KeyRequest(ids, size, master_sae, slave_sae,
