@@ -17,6 +17,7 @@ from qkdnet.apps.sae_client import SaeClient, tls_context
 from qkdnet.files.networks import load_network
 from qkdnet.keys.domain_border import interop_kms_ids
 from qkdnet.keys.etsi014 import ApiError
+from qkdnet.keys.etsi020 import ExtKey, ExtKeys
 from qkdnet.live.etsi020_app import EXT_KEYS, CallbackPolicy
 from qkdnet.live.etsi020_ledger import SQLiteLedger
 from qkdnet.live.interop_relay import BorderKeyNetwork
@@ -203,3 +204,28 @@ def test_qkdnet_serve_relays_across_the_example_border_through_020(tmp_path: Pat
         ledger.close()
         assert {(e.state, e.inbound) for e in entries.values()} == {("relayed", inbound)}
         assert len(entries) == 2
+
+
+def test_a_relay_on_cut_short_by_a_stop_is_failed_at_the_next_start(tmp_path: Path) -> None:
+    """A key_id left ``forwarding`` in the far KMS's ledger file (the process stopped
+    mid-relay) is ``failed`` once the network starts again, and a replay of it is then
+    answered ``failed``, holding nothing."""
+    _, run = _border(tmp_path)
+    key_id = "5b0c2f6e-8d1a-4c3b-9e7f-0a1b2c3d4e5f"
+
+    async def cut_short(net: BorderKeyNetwork) -> None:
+        far = net.interop["g.op-east"]
+        far.receive("g.op-west", ExtKeys((ExtKey(key_id, bytes(32)),), "sae-a",
+                                         ("sae-b",)), 1.0)
+        assert far.ledger.get([key_id])[key_id].state == "forwarding"
+
+    async def restarted(net: BorderKeyNetwork) -> None:
+        far = net.interop["g.op-east"]
+        assert far.ledger.get([key_id])[key_id].state == "failed"
+        [ack] = far.receive("g.op-west", ExtKeys((ExtKey(key_id, bytes(32)),), "sae-a",
+                                                 ("sae-b",)), 2.0).acks
+        assert ack.status == "failed"
+        assert net.stores["b2"].held_for(key_id) is None
+
+    run(cut_short)
+    run(restarted)

@@ -405,6 +405,9 @@ class Ledger(Protocol):
         """Every association with ``peer`` for these SAEs (the targets as a set) that is not
         a tombstone."""
 
+    def in_state(self, state: str) -> list[Association]:
+        """Every association in ``state``."""
+
 
 class MemoryLedger:
     """A :class:`Ledger` in memory (the twin and the tests)."""
@@ -427,6 +430,10 @@ class MemoryLedger:
         want = set(targets)
         return [e for e in self.entries.values() if e.peer == peer and e.state != VOIDED
                 and e.initiator == initiator and set(e.targets) == want]
+
+    def in_state(self, state: str) -> list[Association]:
+        """Every association in ``state``."""
+        return [e for e in self.entries.values() if e.state == state]
 
 
 # --- the interop KMS -------------------------------------------------------------------
@@ -647,6 +654,14 @@ class InteropKms:
                 else:
                     self._settle([key_id], "failed", now)
         return released
+
+    def recover(self, now: float) -> tuple[str, ...]:
+        """After a restart: keys that were ``forwarding`` lost their relay with the process
+        that ran it; they are ``failed`` (never released: the peer's side never got a
+        ``relayed`` for them), so a replay of one is answered again. Their key_ids."""
+        lost = [e for e in self.ledger.in_state(FORWARDING) if e.inbound]
+        self.ledger.put([replace(e, state="failed", at=now) for e in lost])
+        return tuple(e.key_id for e in lost)
 
     def voiding(self, peer: str, request: Void, now: float) -> None:
         """Record that keys pushed to ``peer`` are being voided: never released here."""

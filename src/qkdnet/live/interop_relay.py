@@ -120,8 +120,13 @@ class BorderKeyNetwork(KeyNetwork):
     # --- serving --------------------------------------------------------------------------
 
     async def start_borders(self) -> None:
-        """Serve every interop KMS (their sockets are bound already)."""
+        """Serve every interop KMS (their sockets are bound already), once the relays on
+        that a stop cut short are failed (never released)."""
         loop = asyncio.get_running_loop()
+        for name, kms in self.interop.items():
+            if lost := kms.recover(loop.time()):
+                log.warning("interop KMS %s: %d keys being relayed on when it stopped are "
+                            "failed", name, len(lost))
         self._tasks = [loop.create_task(s.serve()) for s in self.servers.values()]
         while not all(s.started for s in self.servers.values()):
             await asyncio.sleep(0.01)
