@@ -12,6 +12,7 @@ import pytest
 from qkdnet.keys.domain_border import (
     StagedKeys,
     border_crossing,
+    border_crossings,
     gateways,
     interop_kms_id,
     link_operator,
@@ -61,6 +62,22 @@ def test_a_route_is_split_at_the_gateway_between_two_operators() -> None:
     assert crossing.far == Route(("g", "b1"), ("km:g~b1",))
     assert border_crossing(network, ROUTE.reversed()) is not None
     assert interop_kms_id("g", "op-east") == "g.op-east"
+
+
+def test_a_route_through_three_operators_crosses_two_borders_in_order() -> None:
+    """West {a1, a2}, mid {a2, g}, east {g, b1}: borders at a2 then g; each far leg is
+    the next border's near leg and far leg together."""
+    nodes = ("a1", "a2", "g", "b1")
+    network = replace(_chain("op-west", "op-east"), domains=tuple(
+        Domain(name, DomainKind.BACKBONE, name, frozenset(members), name)
+        for name, members in (("west", nodes[:2]), ("mid", nodes[1:3]),
+                              ("east", nodes[2:]))))
+    first, second = border_crossings(network, ROUTE)
+    assert (first.gateway, first.near_operator, first.far_operator) == ("a2", "west", "mid")
+    assert (second.gateway, second.near_operator, second.far_operator) == \
+        ("g", "mid", "east")
+    assert first.far.nodes == ("a2", "g", "b1") and second.near.nodes == ("a2", "g")
+    assert border_crossings(_chain("", ""), ROUTE) == []
 
 
 @pytest.mark.parametrize(("west", "east"), [("", ""), ("op-x", "op-x"), ("op-x", "")])

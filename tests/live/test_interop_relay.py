@@ -51,16 +51,30 @@ saes:
 """
 
 
-def _network(tmp_path: Path, marked: bool = True) -> Network:
+#: The same chain in three operators' domains: two borders, at a2 and at b1.
+THREE_DOMAINS = """\
+domains:
+  - {id: west, kind: backbone, nodes: [a1, a2], managed_by: op-west}
+  - {id: mid, kind: backbone, nodes: [a2, g, b1], managed_by: op-mid}
+  - {id: east, kind: backbone, nodes: [b1, b2], managed_by: op-east}
+saes:
+"""
+
+
+def _network(tmp_path: Path, marked: bool = True, three: bool = False) -> Network:
     path = tmp_path / "two.yaml"
-    path.write_text(SCENARIO.replace("MARK_A", ", managed_by: op-west" if marked else "")
-                    .replace("MARK_B", ", managed_by: op-east" if marked else ""))
+    text = SCENARIO.replace("MARK_A", ", managed_by: op-west" if marked else "") \
+        .replace("MARK_B", ", managed_by: op-east" if marked else "")
+    if three:
+        text = text[:text.index("domains:")] + THREE_DOMAINS + text[text.index("saes:\n")
+                                                                  + len("saes:\n"):]
+    path.write_text(text)
     return load_network(path)
 
 
-def _border(tmp_path: Path) -> tuple[Network, Callable[[Callable[[BorderKeyNetwork],
-                                                             Awaitable[T]]], T]]:
-    network = _network(tmp_path)
+def _border(tmp_path: Path, three: bool = False
+            ) -> tuple[Network, Callable[[Callable[[BorderKeyNetwork], Awaitable[T]]], T]]:
+    network = _network(tmp_path, three=three)
     nodes = served_nodes(network)
     pki = init_pki(tmp_path / "pki", interop_kms_ids(network, nodes), ["sae-a", "sae-b"])
 
@@ -104,6 +118,27 @@ def test_keys_cross_the_border_through_020_and_reach_both_saes_identical(
 
     run(body)
     assert set(interop_kms_ids(network, served_nodes(network))) == {"g.op-west", "g.op-east"}
+
+
+def test_keys_cross_two_borders_one_after_the_other(tmp_path: Path) -> None:
+    """West -> mid -> east: the keys cross at a2 and then at b1, each border's far KMS
+    acknowledging ``relayed`` only once the next border's has; the slave gets the master's
+    keys; the four interop KMSs' ledgers all show them relayed."""
+    network, run = _border(tmp_path, three=True)
+    assert set(interop_kms_ids(network, served_nodes(network))) == {
+        "a2.op-west", "a2.op-mid", "b1.op-mid", "b1.op-east"}
+
+    async def body(net: BorderKeyNetwork) -> None:
+        keys = await net.enc_keys("sae-a", "sae-b", 2, 256)
+        ids = [k for k, _ in keys]
+        assert await net.dec_keys("sae-b", "sae-a", ids) == keys
+        for name, inbound in (("a2.op-west", False), ("a2.op-mid", True),
+                              ("b1.op-mid", False), ("b1.op-east", True)):
+            entries = net.interop[name].ledger.get(ids)
+            assert {(e.state, e.inbound) for e in entries.values()} == {("relayed", inbound)}
+            assert len(entries) == 2, name
+
+    run(body)
 
 
 def test_a_replayed_ext_keys_key_id_yields_no_second_key(tmp_path: Path) -> None:

@@ -86,6 +86,17 @@ def border_crossing(network: Network, route: Route) -> BorderCrossing | None:
     return None
 
 
+def border_crossings(network: Network, route: Route) -> list[BorderCrossing]:
+    """Every border ``route`` crosses, in order: each one's far leg is split again at the
+    next (the last far leg ends at the route's destination)."""
+    crossings: list[BorderCrossing] = []
+    rest: Route | None = route
+    while rest is not None and (crossing := border_crossing(network, rest)) is not None:
+        crossings.append(crossing)
+        rest = crossing.far
+    return crossings
+
+
 class StagedKeys:
     """A relay's random source (bytes from ``random_bytes``, a CSPRNG) that hands out a
     staged key once, to the next draw of its exact size: how a far leg relays the key it

@@ -34,7 +34,7 @@ from qkdnet.errors import KeyNotFound, KeyStoreError, NoRoute, NotAuthorized
 from qkdnet.keys.domain_border import (
     BorderCrossing,
     StagedKeys,
-    border_crossing,
+    border_crossings,
     gateways,
     interop_kms_id,
     link_operator,
@@ -87,7 +87,8 @@ class BorderKeyNetwork(KeyNetwork):
         self._client_ssl: dict[str, ssl.SSLContext] = {}
         self._ledgers: list[SQLiteLedger] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._pushes: dict[str, _Push] = {}  # by key_id
+        # by pushing KMS and key_id: a key crossing two borders is pushed twice, by two KMSs
+        self._pushes: dict[tuple[str, str], _Push] = {}
         for gateway, operators in gateways(network).items():
             if gateway not in self.stores:
                 continue
@@ -100,11 +101,11 @@ class BorderKeyNetwork(KeyNetwork):
         ledger = SQLiteLedger(folder / f"{name}.etsi020.sqlite")
         self._ledgers.append(ledger)
         kms = InteropKms(name, self.stores[gateway], ledger, lambda sae: False,
-                         onward=partial(self._reaches, gateway, operator),
-                         on_settled=self._push_settled)
+                         onward=self._reaches,
+                         on_settled=partial(self._push_settled, name))
         client_ssl = tls_context(pki.kme_cert(name), pki.kme_key(name), pki.ca_cert)
         app = Etsi020App(kms, [interop_kms_id(gateway, o) for o in operators if o != operator],
-                         self._now, client_ssl, on_released=self._push_released,
+                         self._now, client_ssl, on_released=partial(self._push_released, name),
                          onward=partial(self._far_leg, gateway, operator),
                          callbacks=callbacks)
         server = make_server(app, host, 0, server_ssl_context(
@@ -147,7 +148,8 @@ class BorderKeyNetwork(KeyNetwork):
                        ) -> list[tuple[str, bytes]]:
         """As :meth:`KeyNetwork.enc_keys`; keys whose route crosses a border go over the
         gateway's interop KMSs and are returned only once held at the slave's node."""
-        crossing = self._crossing(master_sae, slave_sae)
+        crossings = self._crossings(master_sae, slave_sae)
+        crossing = crossings[0] if crossings else None
         if crossing is None or pad_units(size, number) * UNIT_BYTES > self.max_relay_bytes:
             return await super().enc_keys(master_sae, slave_sae, number, size)
         self._check_running(crossing.near.source)  # the far side is the other KMS's to tell
@@ -156,7 +158,7 @@ class BorderKeyNetwork(KeyNetwork):
         material = await self._relay(KeyRequest(ids, size, master_sae, slave_sae,
                                                 crossing.near))
         held = await self._take(crossing.gateway, ids, master_sae, slave_sae)
-        if not await self._push(crossing, held, master_sae, slave_sae):
+        if not await self._push(crossing, held, master_sae, slave_sae, len(crossings)):
             # the key never reaches the SAEs: the material here is dropped with this frame
             raise ApiError(503, f"keys not relayed across the domain border at node "
                            f"{crossing.gateway}")
@@ -164,33 +166,35 @@ class BorderKeyNetwork(KeyNetwork):
         step = size // 8
         return [(key_id, material[i * step:(i + 1) * step]) for i, key_id in enumerate(ids)]
 
-    def _crossing(self, master_sae: str, slave_sae: str) -> BorderCrossing | None:
+    def _crossings(self, master_sae: str, slave_sae: str) -> list[BorderCrossing]:
+        """The borders the SAEs' route crosses, in order (none: a plain relay)."""
         try:
             route = self._route(master_sae, slave_sae)
         except ApiError:
-            return None  # answered by the plain relay
-        crossing = border_crossing(self.network, route)
-        if crossing is None or interop_kms_id(crossing.gateway, crossing.near_operator) \
+            return []  # answered by the plain relay
+        crossings = border_crossings(self.network, route)
+        if crossings and interop_kms_id(crossings[0].gateway, crossings[0].near_operator) \
                 not in self.interop:
-            return None
-        return crossing
+            return []
+        return crossings
 
     async def _push(self, crossing: BorderCrossing, held: Sequence[HeldKey], master: str,
-                    slave: str) -> bool:
+                    slave: str, borders: int) -> bool:
         """Push ``held`` to the far operator's KMS; whether every key was acknowledged
-        ``relayed`` (within the relay timeout, twice: a leg each way)."""
+        ``relayed`` within four relay timeouts per border still ahead (``borders``, this
+        one included: each far leg may relay to the next)."""
         near = interop_kms_id(crossing.gateway, crossing.near_operator)
         far = interop_kms_id(crossing.gateway, crossing.far_operator)
         push = _Push({k.key_id for k in held})
         for key in held:
-            self._pushes[key.key_id] = push
+            self._pushes[near, key.key_id] = push
         client = Etsi020Client(self.interop[near], far, self.urls[far], self._client_ssl[near],
                                self._now)
         try:
             reply = await client.push([ExtKey(k.key_id, k.material) for k in held], master,
                                       [slave], callback_url=self.urls[near] + ACK)
             if reply.status == 202:
-                async with asyncio.timeout(4 * self.timeout_s):
+                async with asyncio.timeout(4 * self.timeout_s * borders):
                     return await push.done
             log.warning("interop KMS %s: push refused with %d", near, reply.status)
         except (httpx.HTTPError, TimeoutError) as exc:
@@ -200,37 +204,38 @@ class BorderKeyNetwork(KeyNetwork):
         finally:
             await client.aclose()
             for key in held:
-                self._pushes.pop(key.key_id, None)
+                self._pushes.pop((near, key.key_id), None)
         return False
 
-    def _push_released(self, released: Sequence[tuple[ExtKey, ExtKeys]]) -> None:
+    def _push_released(self, kms: str, released: Sequence[tuple[ExtKey, ExtKeys]]) -> None:
         for key, _ in released:
-            push = self._pushes.get(key.key_id)
+            push = self._pushes.get((kms, key.key_id))
             if push is not None:
                 push.waiting.discard(key.key_id)
                 if not push.waiting and not push.done.done():
                     push.done.set_result(True)
 
-    def _push_settled(self, key_ids: Sequence[str], state: str) -> None:
+    def _push_settled(self, kms: str, key_ids: Sequence[str], state: str) -> None:
         for key_id in key_ids:
-            push = self._pushes.get(key_id)
+            push = self._pushes.get((kms, key_id))
             if push is not None and not push.done.done():
                 log.info("key pushed across a border settled %s", state)
                 push.done.set_result(False)
 
     # --- the far side: relay on from the gateway ------------------------------------------
 
-    def _reaches(self, gateway: str, operator: str, sae: str) -> bool:
-        """Whether ``operator``'s domains join ``gateway`` to the SAE's node."""
-        node = self.sae_node(sae)
-        return node is not None and any(
-            d.managed_by == operator and gateway in d.nodes and node in d.nodes
-            for d in self.network.domains)
+    def _reaches(self, sae: str) -> bool:
+        """Whether keys for ``sae`` can be relayed on: it is an SAE of the network (whether
+        a route within this operator's KM-links leads towards it is the relay's to find;
+        none: the keys are acknowledged ``failed``)."""
+        return self.sae_node(sae) is not None
 
     async def _far_leg(self, gateway: str, operator: str, request: ExtKeys,
                        keys: Sequence[ExtKey]) -> bool:
-        """Relay ``keys`` (the same values) from ``gateway`` to the target SAE's node over
-        ``operator``'s KM-links; whether they are held there for the SAEs."""
+        """Relay ``keys`` (the same values) on from ``gateway`` over ``operator``'s KM-links:
+        to the target SAE's node, or to the next gateway on the way, whose interop KMSs
+        take them across the next border in turn; whether they are held at the target's
+        node for the SAEs."""
         target = request.targets[0]
         node = self.sae_node(target)
         sizes = {len(k.value) for k in keys}
@@ -238,23 +243,32 @@ class BorderKeyNetwork(KeyNetwork):
             return False
         try:
             route = self.router.route(gateway, node)
-            self._check_running(node)
-        except (NoRoute, ApiError) as exc:
+        except NoRoute as exc:
             log.info("no relay on from gateway %s: %s", gateway, exc)
             return False
+        onward = border_crossings(self.network, route)
+        leg = onward[0].near if onward else route
         if any(link_operator(self.network, a, b) not in ("", operator)
-               for a, b in itertools.pairwise(route.nodes)):
+               for a, b in itertools.pairwise(leg.nodes)) or (onward and interop_kms_id(
+                   onward[0].gateway, onward[0].near_operator) not in self.interop):
             log.info("no route from gateway %s within %s's KM-links", gateway, operator)
             return False
         ids = tuple(k.key_id for k in keys)
         try:
+            self._check_running(leg.destination)
             await self._relay(KeyRequest(ids, 8 * sizes.pop(), request.initiator, target,
-                                         route), b"".join(k.value for k in keys))
+                                         leg), b"".join(k.value for k in keys))
         except ApiError as exc:
             log.info("relay on from gateway %s failed: %s", gateway, exc.message)
-            await self._drop(node, ids, request.initiator, target)
+            await self._drop(leg.destination, ids, request.initiator, target)
             return False
-        return True
+        if not onward:
+            return True
+        try:  # the next border: this operator's KMS there pushes them on
+            held = await self._take(onward[0].gateway, ids, request.initiator, target)
+        except ApiError:
+            return False
+        return await self._push(onward[0], held, request.initiator, target, len(onward))
 
     # --- the relay machinery (KeyNetwork's, for a given route, ids and key) ---------------
 
