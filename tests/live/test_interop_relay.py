@@ -120,6 +120,22 @@ def test_keys_cross_the_border_through_020_and_reach_both_saes_identical(
     assert set(interop_kms_ids(network, served_nodes(network))) == {"g.op-west", "g.op-east"}
 
 
+def test_requests_crossing_at_once_each_get_their_own_keys(tmp_path: Path) -> None:
+    """Six Get key calls across the border at once: every one gets keys the slave then
+    gets identical, no key_id twice, and no key material shared between two of them."""
+    _, run = _border(tmp_path)
+
+    async def body(net: BorderKeyNetwork) -> None:
+        answers = await asyncio.gather(*(net.enc_keys("sae-a", "sae-b", 2, 256)
+                                         for _ in range(6)))
+        keys = [k for answer in answers for k in answer]
+        assert len({k for k, _ in keys}) == len({v for _, v in keys}) == 12
+        for answer in answers:
+            assert await net.dec_keys("sae-b", "sae-a", [k for k, _ in answer]) == answer
+
+    run(body)
+
+
 def test_keys_cross_two_borders_one_after_the_other(tmp_path: Path) -> None:
     """West -> mid -> east: the keys cross at a2 and then at b1, each border's far KMS
     acknowledging ``relayed`` only once the next border's has; the slave gets the master's

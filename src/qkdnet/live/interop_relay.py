@@ -40,7 +40,7 @@ from qkdnet.keys.domain_border import (
     link_operator,
 )
 from qkdnet.keys.etsi014 import ApiError
-from qkdnet.keys.etsi020 import ExtKey, ExtKeys, InteropKms, Void
+from qkdnet.keys.etsi020 import ExtKey, ExtKeys, InteropKms, Problem, Void
 from qkdnet.keys.messages import KeyRequest
 from qkdnet.keys.pool import UNIT_BYTES, HeldKey
 from qkdnet.keys.relay_cost import pad_units
@@ -89,6 +89,7 @@ class BorderKeyNetwork(KeyNetwork):
         self._tasks: list[asyncio.Task[None]] = []
         # by pushing KMS and key_id: a key crossing two borders is pushed twice, by two KMSs
         self._pushes: dict[tuple[str, str], _Push] = {}
+        self._clients: dict[tuple[str, str], Etsi020Client] = {}  # by (near, far) KMS
         for gateway, operators in gateways(network).items():
             if gateway not in self.stores:
                 continue
@@ -130,13 +131,20 @@ class BorderKeyNetwork(KeyNetwork):
                             "failed", name, len(lost))
         self._tasks = [loop.create_task(s.serve()) for s in self.servers.values()]
         while not all(s.started for s in self.servers.values()):
+            if ended := [t for t in self._tasks if t.done()]:
+                ended[0].result()  # its error, if it had one
+                raise RuntimeError("an interop KMS server ended while starting")
             await asyncio.sleep(0.01)
 
     async def stop_borders(self) -> None:
-        """Stop serving, finish the callbacks under way, close the ledgers."""
+        """Stop serving, finish the callbacks under way, close the clients and ledgers."""
         for server in self.servers.values():
             server.request_stop()
+            if not self._tasks:
+                server.socket.close()  # bound, never served
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for client in self._clients.values():
+            await client.aclose()
         for app in self.apps.values():
             await app.idle()
         for ledger in self._ledgers:
@@ -188,8 +196,7 @@ class BorderKeyNetwork(KeyNetwork):
         push = _Push({k.key_id for k in held})
         for key in held:
             self._pushes[near, key.key_id] = push
-        client = Etsi020Client(self.interop[near], far, self.urls[far], self._client_ssl[near],
-                               self._now)
+        client = self._client(near, far)
         try:
             reply = await client.push([ExtKey(k.key_id, k.material) for k in held], master,
                                       [slave], callback_url=self.urls[near] + ACK)
@@ -197,15 +204,25 @@ class BorderKeyNetwork(KeyNetwork):
                 async with asyncio.timeout(4 * self.timeout_s * borders):
                     return await push.done
             log.warning("interop KMS %s: push refused with %d", near, reply.status)
+        except Problem as exc:  # a key_id this KMS pushed before: never pushed twice
+            log.warning("interop KMS %s: %s", near, exc)
         except (httpx.HTTPError, TimeoutError) as exc:
             log.warning("interop KMS %s: push to %s: %s", near, far, type(exc).__name__)
             with contextlib.suppress(httpx.HTTPError):  # never released here in any case
                 await client.void(Void(tuple(push.waiting), master, (slave,)))
         finally:
-            await client.aclose()
             for key in held:
                 self._pushes.pop((near, key.key_id), None)
         return False
+
+    def _client(self, near: str, far: str) -> Etsi020Client:
+        """The client ``near`` pushes to ``far`` with (one per pair, its connections kept)."""
+        client = self._clients.get((near, far))
+        if client is None:
+            client = self._clients[near, far] = Etsi020Client(
+                self.interop[near], far, self.urls[far], self._client_ssl[near], self._now,
+                self.timeout_s)
+        return client
 
     def _push_released(self, kms: str, released: Sequence[tuple[ExtKey, ExtKeys]]) -> None:
         for key, _ in released:
