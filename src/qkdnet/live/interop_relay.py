@@ -313,7 +313,11 @@ class BorderKeyNetwork(KeyNetwork):
                 future.exception()
             raise
         self._release(sends)
-        keys = await future
+        try:
+            keys = await future
+        except ApiError:
+            self._check_stores(*route.nodes)  # a store fault the relay ran into
+            raise
         if unused and material is not None:  # never: the relay made keys of its own
             raise ApiError(503, "relay did not carry the keys handed to it")
         if route.destination in self.stores:
