@@ -140,7 +140,9 @@ class Etsi020App:
             request = parse_ext_keys(body, self.kms.limits)
             received = self.kms.receive(peer, request, now)
             log.info("interop KMS %s: %d keys from %s: %s", self.kms.node, len(request.keys),
-                     peer, ", ".join(f"{len(a.key_ids)} {a.status}" for a in received.acks))
+                     peer, ", ".join([*(f"{len(a.key_ids)} {a.status}" for a in received.acks),
+                                      *([f"{len(received.onward)} relayed on"]
+                                        if received.onward else [])]))
             if received.onward:
                 return await self._relay_on(request, received)
             return self._answer(request.callback_url, received.acks)
