@@ -505,7 +505,7 @@ class InteropKms:
             same = (entry.inbound and entry.peer == peer and entry.initiator ==
                     request.initiator and entry.targets == request.targets)
             if same and entry.state == FORWARDING:
-                continue  # a replay while its relay runs: acknowledged when that ends
+                continue  # a replay while its relay runs: the first request gets the ack
             status = (entry.state if same and entry.state in ("relayed", "failed")
                       else "failed")
             reason = ("replayed key_id: answered as before" if same and entry.state != VOIDED
