@@ -270,6 +270,18 @@ def test_pki_init_makes_certificates_for_every_kme_and_sae(tmp_path: Path) -> No
     assert again.exit_code == 2 and str(out) in again.stderr
 
 
+def test_pki_init_certifies_the_interop_kmss_of_a_gateway_between_operators(
+        tmp_path: Path) -> None:
+    """For a scenario with two operators' domains, pki init also certifies each operator's
+    ETSI GS QKD 020 interop KMS at the gateway (kme-id ``<node>.<operator>``)."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "two-operators.yaml"
+    out = tmp_path / "pki"
+    result = runner.invoke(app, ["pki", "init", str(out), "--scenario", str(example)])
+    assert result.exit_code == 0, result.output
+    for kme in ("shanghai", "shanghai.backbone-operator", "shanghai.shanghai-metro-operator"):
+        assert (out / "kme" / f"{kme}.crt").is_file(), kme
+
+
 def test_pki_init_names_the_kme_addresses_and_revoke_needs_the_ca_key(tmp_path: Path) -> None:
     """--kme-name reaches the KME certificates; revoke on a copy without ca.key is refused
     with a clear error, and on the CA folder writes crl.pem."""

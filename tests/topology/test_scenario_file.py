@@ -301,6 +301,20 @@ domains:
     kind: backbone
     nodes: [a, b, z]  # <-
 """, "domains[0].nodes", "unknown node 'z'", id="unknown domain member"),
+    pytest.param(BASE + """\
+domains:
+  - id: backbone
+    kind: backbone
+    nodes: [a, b]
+    managed_by: "op-x "  # <-
+""", "domains[0].managed_by", "trailing spaces", id="operator with a trailing space"),
+    pytest.param(BASE + """\
+domains:
+  - id: backbone
+    kind: backbone
+    nodes: [a, b]
+    managed_by: [op-x]  # <-
+""", "domains[0].managed_by", "valid string", id="operator not a string"),
     pytest.param("""\
 name: tiny  # <-
 nodes:
@@ -313,6 +327,21 @@ nodes:
   - {id: a, kind: backbone_access, lat: 39.9, lon: 116.4}
 """, "qkdnet_scenario", "Input should be 1", id="wrong format version"),
 ]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_domain_operators_round_trip_and_stay_absent_when_unset(fmt: DocumentFormat) -> None:
+    """``managed_by`` is read, written back and parsed equal; a domain without one is
+    written without the key (documents of unmarked scenarios are unchanged)."""
+    network = _parse(BASE + """\
+domains:
+  - {id: west, kind: backbone, nodes: [a, b], managed_by: op-west}
+  - {id: east, kind: backbone, nodes: [b, c]}
+""")
+    assert [d.managed_by for d in network.domains] == ["op-west", ""]
+    text = format_network(network, fmt)
+    assert _parse(text, fmt) == network
+    assert text.count("managed_by") == 1
 
 
 def test_the_base_of_the_bad_files_is_itself_good() -> None:

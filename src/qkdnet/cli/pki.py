@@ -30,6 +30,7 @@ def pki_init(
     NMS, each region's EMS: kme-id qkdnet-controller, qkdnet-nms, qkdnet-ems-<region>).
     Copy it to the serving nodes without ca.key."""
     from qkdnet.files.networks import open_network
+    from qkdnet.keys.domain_border import interop_kms_ids
     from qkdnet.live.pki import init_pki
     from qkdnet.topology.served import served_nodes
     from qkdnet.topology.service_ids import service_ids
@@ -37,6 +38,7 @@ def pki_init(
     def make() -> None:
         network = open_network(scenario)
         kmes = served_nodes(network, all_nodes)
+        kmes += interop_kms_ids(network, kmes)  # a gateway's KMS per operator there
         services = service_ids(network)
         pki = init_pki(folder, [*kmes, *services], [s.id for s in network.saes],
                        overwrite=overwrite, kme_names=kme_name or ())

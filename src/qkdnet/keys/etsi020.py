@@ -368,8 +368,10 @@ def parse_void(body: Any, limits: Limits = Limits()) -> Void:
 #: States of a key_id in the ledger. Inbound: ``relayed`` (held for its target here),
 #: ``failed`` (refused, never held). Outbound: ``sent`` (pushed, not yet answered),
 #: ``relayed`` (every target acknowledged), ``failed``, ``void-failed``. Either way
-#: ``voided`` is a tombstone: final, the key never delivered afterwards.
+#: ``voided`` is a tombstone: final, the key never delivered afterwards. Inbound keys
+#: relayed on to another node are ``forwarding`` until that relay ends.
 VOIDED: Final = "voided"
+FORWARDING: Final = "forwarding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +405,9 @@ class Ledger(Protocol):
         """Every association with ``peer`` for these SAEs (the targets as a set) that is not
         a tombstone."""
 
+    def in_state(self, state: str) -> list[Association]:
+        """Every association in ``state``."""
+
 
 class MemoryLedger:
     """A :class:`Ledger` in memory (the twin and the tests)."""
@@ -426,6 +431,10 @@ class MemoryLedger:
         return [e for e in self.entries.values() if e.peer == peer and e.state != VOIDED
                 and e.initiator == initiator and set(e.targets) == want]
 
+    def in_state(self, state: str) -> list[Association]:
+        """Every association in ``state``."""
+        return [e for e in self.entries.values() if e.state == state]
+
 
 # --- the interop KMS -------------------------------------------------------------------
 
@@ -437,6 +446,9 @@ class Received:
 
     acks: tuple[Ack, ...]
     extension_optional: tuple[Mapping[str, Any], ...] = ()
+    #: Keys to relay on to their target's node (state ``forwarding``): acknowledged once
+    #: the driver reports the relay's end (:meth:`InteropKms.forwarded`).
+    onward: tuple[ExtKey, ...] = ()
 
 
 @dataclass
@@ -446,7 +458,13 @@ class InteropKms:
     ``is_local(sae)``: whether an SAE is attached to this node (its keys are held here);
     ``store``: the node's key store; ``ledger``: the durable record of key_ids. Keys this
     node pushes are kept in memory until every target acknowledges them (then handed back
-    by :meth:`acknowledge`) or they fail or are voided.
+    by :meth:`acknowledge`) or they fail or are voided; ``on_settled(key_ids, state)`` is
+    told when pushed keys end otherwise (``failed``, ``voided``, ``void-failed``).
+
+    ``onward(sae)``: whether keys for an SAE not attached here can be relayed on to its
+    node from here (a gateway between domains); such keys are recorded ``forwarding`` and
+    handed back in :attr:`Received.onward`, and acknowledged once the driver reports the
+    relay's end with :meth:`forwarded`.
     """
 
     node: str
@@ -454,6 +472,8 @@ class InteropKms:
     ledger: Ledger
     is_local: Callable[[str], bool]
     limits: Limits = field(default_factory=Limits)
+    onward: Callable[[str], bool] | None = None
+    on_settled: Callable[[Sequence[str], str], None] | None = None
     _pending: dict[str, tuple[ExtKey, ExtKeys]] = field(default_factory=dict, repr=False)
 
     # -- inbound: a peer pushes keys ------------------------------------------------------
@@ -470,7 +490,8 @@ class InteropKms:
             raise Problem(503, "key-routing-error", "no route for multiple targets",
                           target_sae_ids=list(request.targets))
         target = request.targets[0]
-        if not self.is_local(target):
+        onward = not self.is_local(target) and self.onward is not None and self.onward(target)
+        if not self.is_local(target) and not onward:
             raise Problem(400, "key-routing-error", f"target SAE {target!r} is unknown to "
                           f"KMS {self.node!r}", target_sae_id=target)
         known = self.ledger.get([k.key_id for k in request.keys])
@@ -483,19 +504,41 @@ class InteropKms:
                 continue
             same = (entry.inbound and entry.peer == peer and entry.initiator ==
                     request.initiator and entry.targets == request.targets)
+            if same and entry.state == FORWARDING:
+                continue  # a replay while its relay runs: the first request gets the ack
             status = (entry.state if same and entry.state in ("relayed", "failed")
                       else "failed")
             reason = ("replayed key_id: answered as before" if same and entry.state != VOIDED
                       else "key_id was voided: never delivered" if entry.state == VOIDED
                       else "key_id is already associated otherwise")
             replies.setdefault(f"{status}\0{reason}", []).append(key.key_id)
-        if fresh:
+        if fresh and onward:
+            # recorded before the relay starts: a replay never starts a second one
+            self.ledger.put([Association(k.key_id, True, peer, request.initiator,
+                                         request.targets, FORWARDING, now) for k in fresh])
+        elif fresh:
             self._hold(peer, request, target, fresh, now, replies)
         acks = tuple(Ack(tuple(ids), status, request.initiator, request.targets,
                          None if reason == "-" else reason)
                      for key, ids in replies.items()
                      for status, reason in [key.split("\0")])
-        return Received(acks, request.extension_optional)
+        return Received(acks, request.extension_optional,
+                        tuple(fresh) if onward else ())
+
+    def forwarded(self, key_ids: Sequence[str], relayed: bool, now: float,
+                  reason: str | None = None) -> tuple[Ack, ...]:
+        """The relay onward of ``key_ids`` (handed back in :attr:`Received.onward`) has
+        ended: they are now ``relayed`` (held at the target's node) or ``failed`` (never
+        delivered); the acknowledgements to send to the peer."""
+        known = self.ledger.get(list(key_ids))
+        moved = [e for e in known.values() if e.inbound and e.state == FORWARDING]
+        state = "relayed" if relayed else "failed"
+        self.ledger.put([replace(e, state=state, at=now) for e in moved])
+        by_request: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for e in moved:
+            by_request.setdefault((e.initiator, e.targets), []).append(e.key_id)
+        return tuple(Ack(tuple(ids), state, initiator, targets, reason)
+                     for (initiator, targets), ids in by_request.items())
 
     def _hold(self, peer: str, request: ExtKeys, target: str, fresh: list[ExtKey],
               now: float, replies: dict[str, list[str]]) -> None:
@@ -537,6 +580,9 @@ class InteropKms:
                 continue
             if entry is not None and entry.state == VOIDED:
                 out["voided"].append(key_id)
+                continue
+            if entry is not None and entry.state == FORWARDING:
+                out["failed to void"].append(key_id)  # on its way on: settled by the relay
                 continue
             if entry is not None and entry.state == "relayed":
                 if self.store.held_for(key_id) is None:
@@ -609,6 +655,14 @@ class InteropKms:
                     self._settle([key_id], "failed", now)
         return released
 
+    def recover(self, now: float) -> tuple[str, ...]:
+        """After a restart: keys that were ``forwarding`` lost their relay with the process
+        that ran it; they are ``failed`` (never released: the peer's side never got a
+        ``relayed`` for them), so a replay of one is answered again. Their key_ids."""
+        lost = [e for e in self.ledger.in_state(FORWARDING) if e.inbound]
+        self.ledger.put([replace(e, state="failed", at=now) for e in lost])
+        return tuple(e.key_id for e in lost)
+
     def voiding(self, peer: str, request: Void, now: float) -> None:
         """Record that keys pushed to ``peer`` are being voided: never released here."""
         known = (self.ledger.get(list(request.key_ids)) if request.key_ids else
@@ -623,3 +677,5 @@ class InteropKms:
                          if e.state != VOIDED])
         for key_id in key_ids:
             self._pending.pop(key_id, None)
+        if self.on_settled is not None and key_ids:
+            self.on_settled(key_ids, state)

@@ -35,6 +35,7 @@ from qkdnet.keys.etsi020 import (
     ExtKeys,
     InteropKms,
     Problem,
+    Received,
     acks_document,
     parse_acks,
     parse_ext_keys,
@@ -49,6 +50,8 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Released = Callable[[Sequence[tuple[ExtKey, ExtKeys]]], None]
+#: Relays keys on from this node to their target SAE's node: whether they are held there.
+Onward = Callable[[ExtKeys, Sequence[ExtKey]], Awaitable[bool]]
 
 VERSIONS = "/kmapi/versions"
 EXT_KEYS = "/kmapi/v1/ext_keys"
@@ -80,16 +83,19 @@ class Etsi020App:
 
     ``clock()`` gives the driver's time (s); ``client_ssl`` is what callbacks are POSTed
     with (this node's KME certificate, trusting the CA); ``on_released`` is told of keys
-    this node pushed once every target acknowledged them ``relayed``.
+    this node pushed once every target acknowledged them ``relayed``; ``onward`` relays the
+    keys :meth:`InteropKms.receive` hands on (a gateway's KMS), which are acknowledged once
+    that relay has ended.
     """
 
     def __init__(self, kms: InteropKms, peers: Collection[str], clock: Callable[[], float],
                  client_ssl: ssl.SSLContext, *, on_released: Released | None = None,
-                 callbacks: CallbackPolicy | None = None,
+                 callbacks: CallbackPolicy | None = None, onward: Onward | None = None,
                  body_timeout_s: float = 10.0, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.kms, self.peers, self.clock = kms, frozenset(peers), clock
         self.client_ssl = client_ssl
         self.on_released = on_released
+        self.onward = onward
         self.callbacks = callbacks or CallbackPolicy()
         self.body_timeout_s = body_timeout_s
         self.max_body_bytes = max_body_bytes
@@ -134,7 +140,11 @@ class Etsi020App:
             request = parse_ext_keys(body, self.kms.limits)
             received = self.kms.receive(peer, request, now)
             log.info("interop KMS %s: %d keys from %s: %s", self.kms.node, len(request.keys),
-                     peer, ", ".join(f"{len(a.key_ids)} {a.status}" for a in received.acks))
+                     peer, ", ".join([*(f"{len(a.key_ids)} {a.status}" for a in received.acks),
+                                      *([f"{len(received.onward)} relayed on"]
+                                        if received.onward else [])]))
+            if received.onward:
+                return await self._relay_on(request, received)
             return self._answer(request.callback_url, received.acks)
         if path == ACK:
             released = self.kms.acknowledge(peer, parse_acks(body, self.kms.limits), now)
@@ -143,6 +153,30 @@ class Etsi020App:
             return 200, {}
         void = parse_void(body, self.kms.limits)
         return self._answer(void.callback_url, self.kms.void(peer, void, now))
+
+    async def _relay_on(self, request: ExtKeys, received: Received) -> tuple[int, Any]:
+        """Relay the keys ``received`` hands on; acknowledge them once that has ended, in
+        the reply (synchronous mode) or at the callback (asynchronous: ``202`` at once)."""
+        async def relayed() -> tuple[Ack, ...]:
+            ok = False
+            try:
+                ok = self.onward is not None and await self.onward(request, received.onward)
+            except Exception:  # the relay's own failure: the keys are failed, not lost
+                log.exception("interop KMS %s: relay onward failed", self.kms.node)
+            return self.kms.forwarded([k.key_id for k in received.onward], ok, self.clock(),
+                                      None if ok else "relay to the target's node failed")
+
+        if request.callback_url is None:
+            return 200, acks_document([*received.acks, *await relayed()])
+        url = request.callback_url
+
+        async def later() -> None:
+            await self._post(url, [*received.acks, *await relayed()])
+
+        task = asyncio.get_running_loop().create_task(later())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return 202, {}
 
     def _answer(self, callback: str | None, acks: Sequence[Ack]) -> tuple[int, Any]:
         if callback is None:

@@ -87,6 +87,12 @@ class SQLiteLedger:
                                 "initiator = ? AND state != ?", (peer, initiator, VOIDED))
         return [e for e in map(_entry, rows) if set(e.targets) == want]
 
+    def in_state(self, state: str) -> list[Association]:
+        """Every association in ``state``."""
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM associations WHERE state = ?",
+                                (state,))
+        return list(map(_entry, rows))
+
     def close(self) -> None:
         """Close the file."""
         self._db.close()

@@ -31,7 +31,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from qkdnet.control.controller import Controller
@@ -95,7 +95,8 @@ class KeyNetwork:
                  capacity_bytes_per_link: int = DEFAULT_CAPACITY_BYTES,
                  held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S,
                  remote: RemoteKMs | None = None,
-                 devices: Mapping[str, DeviceEnd] | None = None) -> None:
+                 devices: Mapping[str, DeviceEnd] | None = None,
+                 random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> None:
         self.network = network
         self.remote = remote
         # messages for other processes made by the submit under way (see _submit), each
@@ -129,7 +130,7 @@ class KeyNetwork:
         self._round: asyncio.Future[None] | None = None
         self._round_end: asyncio.Handle | None = None
         self.kms = InMemoryKMs.over(
-            self.stores, OneTimePad(secrets.token_bytes), timeout_s, on_timer=self._start_timer,
+            self.stores, OneTimePad(random_bytes), timeout_s, on_timer=self._start_timer,
             on_lost=_log_lost, on_remote=self._outgoing_message if remote is not None else None)
         self.router: Router = router or Controller.for_network(network)
         self.faults = OperatorFaults(network)

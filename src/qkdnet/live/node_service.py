@@ -50,6 +50,7 @@ from qkdnet.apps.sae_client import tls_context
 from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
 from qkdnet.files.deployment import Deployment, ProcessPlacement
+from qkdnet.keys.domain_border import gateways as domain_gateways
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.keys.route import Router
 from qkdnet.live.audit import AuditLog, audit_file
@@ -158,6 +159,11 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         router = controller = Controller.for_network(network)
     else:
         router = remote_router = RemoteRouter(controller_url(deployment), context_for(nodes[0]))
+    if gateways := sorted({g for g in nodes if g in domain_gateways(network)}):
+        # the interop KMSs run in `qkdnet serve` only (docs/etsi-gs-qkd-020.md)
+        log.warning("nodes %s join domains of different operators (managed_by), but node "
+                    "processes run no ETSI GS QKD 020 interop KMS: keys relay straight "
+                    "through", ", ".join(gateways))
     keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
                         remote=remote,
                         devices=devices, capacity_bytes_per_link=options.pool_capacity_bits

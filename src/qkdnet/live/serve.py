@@ -38,12 +38,14 @@ from typing import Any
 
 from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
+from qkdnet.keys.domain_border import interop_kms_ids
 from qkdnet.live.audit import AuditLog, audit_file
 from qkdnet.live.connection_limits import ConnectionBudget, ListenerLimits, raise_file_limit
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.handshake_audit import HandshakeRefusals, name_refused_certificates
+from qkdnet.live.interop_relay import BorderKeyNetwork
 from qkdnet.live.keynet import (
     DEFAULT_CAPACITY_BYTES,
     DEFAULT_HELD_KEY_TTL_S,
@@ -136,7 +138,8 @@ def pki_for(network: Network, folder: Path, all_nodes: bool = False,
     if (ca_folder / "ca.crt").exists():
         ca = load_pki(ca_folder)
     else:
-        ca = init_pki(ca_folder, served_nodes(network, all_nodes),
+        nodes = served_nodes(network, all_nodes)
+        ca = init_pki(ca_folder, [*nodes, *interop_kms_ids(network, nodes)],
                       [s.id for s in network.saes], kme_names=kme_names)
     log.warning("made the PKI in %s; its CA key %s stays there, outside the data folder "
                 "(move it off this machine)", ca_folder, ca.ca_key)
@@ -182,9 +185,13 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
                         pki.folder, ", ".join(missing))
     router = Controller.for_network(network)
     say(f"building {len(nodes)} key stores...")
-    keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
-                        capacity_bytes_per_link=options.pool_capacity_bits // 8,
-                        held_key_ttl_s=options.held_key_ttl_s)
+    sizes: dict[str, Any] = {"capacity_bytes_per_link": options.pool_capacity_bits // 8,
+                             "held_key_ttl_s": options.held_key_ttl_s}
+    # gateways between operators' domains: the relays cross there through ETSI GS QKD 020
+    keynet = BorderKeyNetwork(network, options.folder / "stores", nodes, pki,
+                              host=options.host, router=router, **sizes) \
+        if interop_kms_ids(network, nodes) else \
+        KeyNetwork(network, options.folder / "stores", nodes, router=router, **sizes)
     try:
         loop = asyncio.get_running_loop()
         log.info("event loop: %s", loop_name(loop))
@@ -215,6 +222,10 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
                          budget=budget, keep_alive_s=options.idle_timeout_s)
         budget.fit_below_file_limit()
         manifest = _manifest(network, options, pki, servers)
+        if isinstance(keynet, BorderKeyNetwork):
+            await keynet.start_borders()
+            manifest["interop_kms"] = {k: {"url": u, "cert": str(pki.kme_cert(k))}
+                                       for k, u in keynet.urls.items()}
         scheme = "https" if om_tls is not None else "http"
         manifest["om_url"] = f"{scheme}://{options.advertise or options.host}:{om.port}"
         lock.announce(manifest["om_url"])
@@ -233,6 +244,8 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
             pump.cancel()
             refusals.flush()  # the counts of refusals not yet written
     finally:
+        if isinstance(keynet, BorderKeyNetwork):
+            await keynet.stop_borders()
         keynet.close()
 
 

@@ -109,12 +109,18 @@ class KMLink:
 
 @dataclass(frozen=True, slots=True)
 class Domain:
-    """A routing domain (the backbone, BSBN, one metro network) and its member nodes."""
+    """A routing domain (the backbone, BSBN, one metro network) and its member nodes.
+
+    ``managed_by`` names the operator whose key management system runs the domain ("" for
+    none stated). Where two domains with different operators share a node (a gateway), keys
+    cross between them through ETSI GS QKD 020 (:mod:`qkdnet.keys.domain_border`).
+    """
 
     id: str
     kind: DomainKind
     name: str
     nodes: frozenset[str]
+    managed_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

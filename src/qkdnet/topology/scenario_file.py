@@ -17,7 +17,9 @@ The format (``qkdnet_scenario: 1``), with defaults where a field may be left out
     km_links:                                        # absent: one direct KM-link per QKD-link
       - {id: km-a-c, a: a, b: c, kind: remote, path: [a--b, b--c]}
     domains:
-      - {id: backbone, kind: backbone, name: Backbone, nodes: [a, b, c]}
+      - {id: backbone, kind: backbone, name: Backbone, nodes: [a, b, c],
+         managed_by: operator-x}    # optional: domains of different operators meet at
+                                    # their shared nodes through ETSI GS QKD 020
     saes:                                            # applications and their nodes
       - {id: sae-a, node: a, name: Bank A}
     sae_pairs:                                       # absent: any two SAEs may share keys
@@ -106,6 +108,7 @@ class DomainSpec(_Spec):
     kind: DomainKind
     name: str = ""
     nodes: list[str]
+    managed_by: str = ""
 
 
 class SAESpec(_Spec):
@@ -148,7 +151,8 @@ def network_from_spec(spec: ScenarioSpec) -> Network:
         tuple(Node(s.id, s.name or s.id, s.kind, s.lat, s.lon, s.city, s.region)
               for s in spec.nodes),
         links, km_links,
-        tuple(Domain(s.id, s.kind, s.name or s.id, frozenset(s.nodes)) for s in spec.domains),
+        tuple(Domain(s.id, s.kind, s.name or s.id, frozenset(s.nodes), s.managed_by)
+              for s in spec.domains),
         tuple(Region(s.id, s.name or s.id) for s in spec.regions),
         spec.notes,
         tuple(SAE(s.id, s.node, s.name) for s in spec.saes),
@@ -175,7 +179,10 @@ def network_to_document(network: Network) -> dict[str, Any]:
         "km_links": [{"id": k.id, "a": k.a, "b": k.b, "kind": k.kind.value,
                       "path": list(k.path)} for k in network.km_links],
         "domains": [{"id": d.id, "kind": d.kind.value, "name": d.name,
-                     "nodes": sorted(d.nodes)} for d in network.domains],
+                     "nodes": sorted(d.nodes),
+                     # absent when unset: documents of unmarked scenarios stay as they were
+                     **({"managed_by": d.managed_by} if d.managed_by else {})}
+                    for d in network.domains],
         "saes": [{"id": s.id, "node": s.node, "name": s.name} for s in network.saes],
     }
     if network.sae_pairs is not None:  # absent means every pair: keep it absent

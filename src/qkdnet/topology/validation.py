@@ -149,3 +149,6 @@ def _check_domains(network: Network) -> None:
         for member in sorted(d.nodes):
             if member not in nodes:
                 raise ScenarioError(f"domains[{i}].nodes", f"unknown node {member!r}")
+        if d.managed_by and d.managed_by != d.managed_by.strip():
+            raise ScenarioError(f"domains[{i}].managed_by", f"operator {d.managed_by!r} has "
+                                "leading or trailing spaces")
