@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import secrets
 import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,6 @@ from qkdnet.apps.sae_client import tls_context
 from qkdnet.errors import KeyNotFound, KeyStoreError, NoRoute, NotAuthorized
 from qkdnet.keys.domain_border import (
     BorderCrossing,
-    StagedKeys,
     border_crossings,
     gateways,
     interop_kms_id,
@@ -44,7 +42,6 @@ from qkdnet.keys.etsi020 import ExtKey, ExtKeys, InteropKms, Problem, Void
 from qkdnet.keys.messages import KeyRequest
 from qkdnet.keys.pool import UNIT_BYTES, HeldKey
 from qkdnet.keys.relay_cost import pad_units
-from qkdnet.keys.route import Route
 from qkdnet.live.etsi020_app import ACK, CallbackPolicy, Etsi020App
 from qkdnet.live.etsi020_client import Etsi020Client
 from qkdnet.live.etsi020_ledger import SQLiteLedger
@@ -77,9 +74,8 @@ class BorderKeyNetwork(KeyNetwork):
     def __init__(self, network: Network, folder: Path, nodes: Iterable[str], pki: Pki, *,
                  host: str = "127.0.0.1", callbacks: CallbackPolicy | None = None,
                  **options: Any) -> None:
-        self.staged = StagedKeys(secrets.token_bytes)
         self.timeout_s = float(options.get("timeout_s", 5.0))
-        super().__init__(network, folder, nodes, random_bytes=self.staged, **options)
+        super().__init__(network, folder, nodes, **options)
         self.interop: dict[str, InteropKms] = {}
         self.apps: dict[str, Etsi020App] = {}
         self.servers: dict[str, TlsServer] = {}
@@ -163,8 +159,8 @@ class BorderKeyNetwork(KeyNetwork):
         self._check_running(crossing.near.source)  # the far side is the other KMS's to tell
         self._check_stores(*crossing.near.nodes)
         ids = tuple(new_key_id() for _ in range(number))
-        material = await self._relay(KeyRequest(ids, size, master_sae, slave_sae,
-                                                crossing.near))
+        material = await self.relay(KeyRequest(ids, size, master_sae, slave_sae,
+                                               crossing.near))
         held = await self._take(crossing.gateway, ids, master_sae, slave_sae)
         if not await self._push(crossing, held, master_sae, slave_sae, len(crossings)):
             # the key never reaches the SAEs: the material here is dropped with this frame
@@ -273,8 +269,8 @@ class BorderKeyNetwork(KeyNetwork):
         ids = tuple(k.key_id for k in keys)
         try:
             self._check_running(leg.destination)
-            await self._relay(KeyRequest(ids, 8 * sizes.pop(), request.initiator, target,
-                                         leg), b"".join(k.value for k in keys))
+            await self.relay(KeyRequest(ids, 8 * sizes.pop(), request.initiator, target,
+                                        leg), b"".join(k.value for k in keys))
         except ApiError as exc:
             log.info("relay on from gateway %s failed: %s", gateway, exc.message)
             await self._drop(leg.destination, ids, request.initiator, target)
@@ -287,42 +283,7 @@ class BorderKeyNetwork(KeyNetwork):
             return False
         return await self._push(onward[0], held, request.initiator, target, len(onward))
 
-    # --- the relay machinery (KeyNetwork's, for a given route, ids and key) ---------------
-
-    async def _relay(self, request: KeyRequest, material: bytes | None = None) -> bytes:
-        """Relay ``request`` along its route (with ``material`` as its keys when given);
-        the keys, once held at the destination; ApiError 503 if they are not."""
-        route: Route = request.route
-        if route.destination in self.stores:
-            self._may_hold.add(route.destination)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._waiting[request.relay_id] = future
-        with self.commits.member(route.nodes) as member:
-            if material is not None:
-                self.staged.stage(material)
-            try:
-                sends = self._submit(route.source, request)
-            finally:
-                unused = self.staged.clear()
-        self._end_round_soon(member)
-        try:
-            await self._committed(member)
-        except ApiError:
-            self._waiting.pop(request.relay_id, None)
-            if future.done():
-                future.exception()
-            raise
-        self._release(sends)
-        try:
-            keys = await future
-        except ApiError:
-            self._check_stores(*route.nodes)  # a store fault the relay ran into
-            raise
-        if unused and material is not None:  # never: the relay made keys of its own
-            raise ApiError(503, "relay did not carry the keys handed to it")
-        if route.destination in self.stores:
-            self._held_at.update(dict.fromkeys(request.key_ids, route.destination))
-        return keys
+    # --- keys at a gateway -----------------------------------------------------------------
 
     async def _take(self, node: str, ids: Sequence[str], master: str, slave: str
                     ) -> list[HeldKey]:

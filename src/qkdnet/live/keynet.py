@@ -31,12 +31,13 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from qkdnet.control.controller import Controller
 from qkdnet.errors import KeyNotFound, KeyStoreError, NoRoute, NotAuthorized, StoreFault
 from qkdnet.keys.commit_group import CommitGroup, Member
+from qkdnet.keys.domain_border import StagedKeys
 from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, NOT_KME_CONFIGURATION, ApiError
 from qkdnet.keys.in_memory import InMemoryKMs, Outcome
 from qkdnet.keys.km_wire import Envelope, WireError, decode_batch, encode_batch
@@ -95,9 +96,10 @@ class KeyNetwork:
                  capacity_bytes_per_link: int = DEFAULT_CAPACITY_BYTES,
                  held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S,
                  remote: RemoteKMs | None = None,
-                 devices: Mapping[str, DeviceEnd] | None = None,
-                 random_bytes: Callable[[int], bytes] = secrets.token_bytes) -> None:
+                 devices: Mapping[str, DeviceEnd] | None = None) -> None:
         self.network = network
+        # the relays' keys: fresh from the CSPRNG, or the keys a relay is handed (relay())
+        self._keys = StagedKeys(secrets.token_bytes)
         self.remote = remote
         # messages for other processes made by the submit under way (see _submit), each
         # kept in its sender's store under an id of this incarnation until acknowledged
@@ -130,7 +132,7 @@ class KeyNetwork:
         self._round: asyncio.Future[None] | None = None
         self._round_end: asyncio.Handle | None = None
         self.kms = InMemoryKMs.over(
-            self.stores, OneTimePad(random_bytes), timeout_s, on_timer=self._start_timer,
+            self.stores, OneTimePad(self._keys), timeout_s, on_timer=self._start_timer,
             on_lost=_log_lost, on_remote=self._outgoing_message if remote is not None else None)
         self.router: Router = router or Controller.for_network(network)
         self.faults = OperatorFaults(network)
@@ -184,30 +186,7 @@ class KeyNetwork:
         self._check_running(route.source, route.destination)
         self._check_stores(*route.nodes)
         ids = tuple(new_key_id() for _ in range(number))
-        here = route.destination in self.stores
-        if here:
-            self._may_hold.add(route.destination)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._waiting[ids[0]] = future
-        with self.commits.member(route.nodes) as member:
-            sends = self._submit(route.source, KeyRequest(ids, size, master_sae, slave_sae,
-                                                          route))
-        self._end_round_soon(member)
-        try:
-            await self._committed(member)
-        except ApiError:
-            self._waiting.pop(ids[0], None)
-            if future.done():
-                future.exception()  # the relay's own outcome: the commit's failure answers
-            raise
-        self._release(sends)
-        try:
-            material = await future
-        except ApiError:
-            self._check_stores(*route.nodes)  # a store fault the relay ran into
-            raise
-        if here:
-            self._held_at.update(dict.fromkeys(ids, route.destination))
+        material = await self.relay(KeyRequest(ids, size, master_sae, slave_sae, route))
         self.keys_relayed += number  # counted, not logged: see log_delivery_summary
         ends = (route.source, route.destination)
         if self._route_used.get(ends) != route:  # a line per route taken, not per key
@@ -215,6 +194,44 @@ class KeyNetwork:
             log.info("keys from node %s to node %s now go over %d hops", *ends, route.hops)
         step = size // 8
         return [(key_id, material[i * step:(i + 1) * step]) for i, key_id in enumerate(ids)]
+
+    async def relay(self, request: KeyRequest, material: bytes | None = None) -> bytes:
+        """Relay ``request`` along its route and return its keys once they are held at the
+        destination: keys the relay makes, or ``material`` when given (a relay that
+        carries keys handed to it, as on from a domain border). ApiError 503 when they are
+        not held (naming a key store that cannot be written when that is why)."""
+        route = request.route
+        here = route.destination in self.stores
+        if here:
+            self._may_hold.add(route.destination)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiting[request.relay_id] = future
+        with self.commits.member(route.nodes) as member:
+            if material is not None:
+                self._keys.stage(material)
+            try:
+                sends = self._submit(route.source, request)
+            finally:
+                unused = self._keys.clear()
+        self._end_round_soon(member)
+        try:
+            await self._committed(member)
+        except ApiError:
+            self._waiting.pop(request.relay_id, None)
+            if future.done():
+                future.exception()  # the relay's own outcome: the commit's failure answers
+            raise
+        self._release(sends)
+        try:
+            keys = await future
+        except ApiError:
+            self._check_stores(*route.nodes)  # a store fault the relay ran into
+            raise
+        if material is not None and unused:  # never: a relay draws its keys first thing
+            raise ApiError(503, "the relay did not carry the keys handed to it")
+        if here:
+            self._held_at.update(dict.fromkeys(request.key_ids, route.destination))
+        return keys
 
     async def dec_keys(self, caller_sae: str, master_sae: str, key_ids: list[str]
                        ) -> list[tuple[str, bytes]]:
