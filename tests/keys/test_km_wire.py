@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qkdnet.keys.domain_border import CrossBorder, Crossed
 from qkdnet.keys.km_wire import (
     MAX_MESSAGES,
     Envelope,
@@ -40,7 +41,9 @@ MESSAGES = [_forward(), RelayComplete("k1", b"\x02" * 32),
             RelayAbort(("k1", "k2"), "sae-a", "sae-c"),
             KeySupply("b-c", (SuppliedBlock(4, "id-4", True), SuppliedBlock(5, "id-5", False))),
             KeySupplyAck("b-c", (4, 5)), PoolSync("b-c", (2, 4, 5), 6),
-            PoolSync("b-c", (), 0, reply=True)]
+            PoolSync("b-c", (), 0, reply=True),
+            CrossBorder(("k1", "k2"), "sae-a", "sae-c", "op-west", "op-east", 2),
+            Crossed(("k1", "k2"), True), Crossed(("k1",), False)]
 
 
 def test_every_message_type_comes_back_equal() -> None:
@@ -112,6 +115,35 @@ def test_a_malformed_batch_is_refused_naming_the_problem(document: Any, named: s
 def test_a_malformed_pool_synchronisation_is_refused_naming_its_field(
         change: dict[str, Any], named: str) -> None:
     document = json.loads(encode_batch("b", [Envelope("i1", "c", PoolSync("b-c", (1,), 2))]))
+    for field, value in change.items():
+        if value is None:
+            del document["messages"][0][field]
+        else:
+            document["messages"][0][field] = value
+    with pytest.raises(WireError) as refused:
+        decode_batch(json.dumps(document).encode())
+    assert str(refused.value).startswith(named + ":"), refused.value
+
+
+@pytest.mark.parametrize(("message", "change", "named"), [
+    (CrossBorder(("k1",), "sae-a", "sae-c", "op-west", "op-east", 1), {"borders": 0},
+     "messages[0].borders"),
+    (CrossBorder(("k1",), "sae-a", "sae-c", "op-west", "op-east", 1), {"borders": True},
+     "messages[0].borders"),
+    (CrossBorder(("k1",), "sae-a", "sae-c", "op-west", "op-east", 1), {"far_operator": None},
+     "messages[0].far_operator"),
+    (CrossBorder(("k1",), "sae-a", "sae-c", "op-west", "op-east", 1), {"near_operator": ""},
+     "messages[0].near_operator"),
+    (CrossBorder(("k1",), "sae-a", "sae-c", "op-west", "op-east", 1), {"key_ids": []},
+     "messages[0].key_ids"),
+    (Crossed(("k1",), True), {"relayed": "yes"}, "messages[0].relayed"),
+    (Crossed(("k1",), True), {"relayed": None}, "messages[0].relayed"),
+    (Crossed(("k1",), True), {"key_ids": ["k1", 3]}, "messages[0].key_ids[1]"),
+])
+def test_a_malformed_border_crossing_is_refused_naming_its_field(
+        message: CrossBorder | Crossed, change: dict[str, Any], named: str) -> None:
+    """A crossing request or answer with a missing or mistyped field is refused by name."""
+    document = json.loads(encode_batch("a", [Envelope("i1", "g", message)]))
     for field, value in change.items():
         if value is None:
             del document["messages"][0][field]

@@ -11,6 +11,11 @@ to the far operator's KMS over 020, and the far leg relays it on from the gatewa
 The far leg relays the key it was handed, not a fresh one: :class:`StagedKeys` is the
 relay's random source, and gives the staged key once, to the relay started right after
 staging (the KM draws its key material first thing when it starts a relay).
+
+When the gateway's KMs run in another process than the near leg's source (node
+processes), the source asks the gateway's KM to take the keys across (:class:`CrossBorder`,
+a KM-to-KM message) and hears how it went (:class:`Crossed`); :func:`crossing_asked`
+decides whether a gateway can do what it is asked.
 """
 
 from __future__ import annotations
@@ -32,6 +37,42 @@ class BorderCrossing:
     far: Route
     near_operator: str
     far_operator: str
+
+
+@dataclass(frozen=True, slots=True)
+class CrossBorder:
+    """KM-to-KM, a near leg's source to the gateway's KM: push the keys ``key_ids``, held
+    at the gateway for ``master_sae`` and ``slave_sae``, from ``near_operator``'s interop
+    KMS to ``far_operator``'s there and on towards the slave; ``borders``: the borders
+    still ahead of the keys, this one included (how long the gateway waits)."""
+
+    key_ids: tuple[str, ...]
+    master_sae: str
+    slave_sae: str
+    near_operator: str
+    far_operator: str
+    borders: int
+
+
+@dataclass(frozen=True, slots=True)
+class Crossed:
+    """KM-to-KM, the gateway's KM back to the source of a :class:`CrossBorder`: whether
+    every key was acknowledged ``relayed`` (held at the slave's node), else none is."""
+
+    key_ids: tuple[str, ...]
+    relayed: bool
+
+
+def crossing_asked(network: Network, gateway: str, asked: CrossBorder) -> str:
+    """Why ``gateway`` cannot take keys across as ``asked`` ("" when it can): both
+    operators must run a domain at the gateway, and differ."""
+    operators = gateways(network).get(gateway, ())
+    if asked.near_operator == asked.far_operator:
+        return "the near and far operators are the same"
+    for operator in (asked.near_operator, asked.far_operator):
+        if operator not in operators:
+            return f"node {gateway} is no gateway of operator {operator}"
+    return ""
 
 
 def interop_kms_id(node: str, operator: str) -> str:

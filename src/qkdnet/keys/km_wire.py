@@ -1,7 +1,9 @@
 """KM-to-KM messages on the wire: batches of Key Manager messages as JSON, for the
 transport between node processes (ITU-T Y.3803 hop-by-hop key relay; ITU-T Q.4163 names
 the message set: key relay, relay completion, relay failure, abort, and the key supply
-notification with its acknowledgement, :mod:`qkdnet.keys.supply_sync`).
+notification with its acknowledgement, :mod:`qkdnet.keys.supply_sync`), and at a border
+between operators' domains the request to take keys across at a gateway and its answer
+(:mod:`qkdnet.keys.domain_border`).
 
 A batch is what one sending node posts to one receiving process::
 
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from qkdnet.keys.domain_border import CrossBorder, Crossed
 from qkdnet.keys.messages import ForwardKey, RelayAbort, RelayComplete, RelayFailed
 from qkdnet.keys.pool import UnitRange
 from qkdnet.keys.route import Route
@@ -49,7 +52,9 @@ MAX_NAME = 256
 MAX_REASON = 1024
 _TYPES = {ForwardKey: "forward", RelayComplete: "complete", RelayFailed: "failed",
           RelayAbort: "abort", KeySupply: "supply", KeySupplyAck: "supply_ack",
-          PoolSync: "pool_sync"}
+          PoolSync: "pool_sync", CrossBorder: "cross", Crossed: "crossed"}
+#: Most borders one relay may still have ahead of it (a route crosses each at most once).
+MAX_BORDERS = 64
 
 
 class WireError(ValueError):
@@ -117,6 +122,12 @@ def _encode(envelope: Envelope) -> dict[str, Any]:
     elif isinstance(m, PoolSync):
         out.update(km_link=m.km_link, live=list(m.live), next_block=m.next_block,
                    reply=m.reply)
+    elif isinstance(m, CrossBorder):
+        out.update(key_ids=list(m.key_ids), master_sae=m.master_sae, slave_sae=m.slave_sae,
+                   near_operator=m.near_operator, far_operator=m.far_operator,
+                   borders=m.borders)
+    elif isinstance(m, Crossed):
+        out.update(key_ids=list(m.key_ids), relayed=m.relayed)
     else:
         out.update(km_link=m.km_link, blocks=list(m.blocks))
     return out
@@ -160,6 +171,17 @@ def _decode(item: Any, where: str) -> Envelope:
         message = PoolSync(_name(item, "km_link", where),
                            _blocks(item, "live", where, MAX_BLOCKS),
                            _int(item, "next_block", where, 0, 2**53), reply)
+    elif kind == "cross":
+        message = CrossBorder(_names(item, "key_ids", where, least=1),
+                              _name(item, "master_sae", where), _name(item, "slave_sae", where),
+                              _name(item, "near_operator", where),
+                              _name(item, "far_operator", where),
+                              _int(item, "borders", where, 1, MAX_BORDERS))
+    elif kind == "crossed":
+        relayed = item.get("relayed")
+        if not isinstance(relayed, bool):
+            raise WireError(f"{where}.relayed: expected true or false")
+        message = Crossed(_names(item, "key_ids", where, least=1), relayed)
     else:
         raise WireError(f"{where}.type: expected one of {', '.join(_TYPES.values())}, got "
                         f"{_shown(kind)}")

@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from qkdnet.keys.domain_border import CrossBorder, Crossed
 from qkdnet.keys.messages import Message
 from qkdnet.keys.pool import Deposit
 from qkdnet.keys.supply import outbound_at_a
@@ -90,8 +91,8 @@ def unmatched(own: Sequence[int], other: PoolSync) -> list[int]:
     return [b for b in own if b not in theirs]
 
 
-#: Every message between KMs: the relay's and the supply's.
-KmMessage = Message | KeySupply | KeySupplyAck | PoolSync
+#: Every message between KMs: the relay's, the supply's and the domain border's.
+KmMessage = Message | KeySupply | KeySupplyAck | PoolSync | CrossBorder | Crossed
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
-"""Keys across the border of separately managed domains, in one process (``qkdnet serve``):
-the KMs of :class:`~qkdnet.live.keynet.KeyNetwork` plus, at each gateway it hosts, an
-ETSI GS QKD 020 interop KMS per operator, each served over mutual TLS on a port of its own.
+"""Keys across the border of separately managed domains: the KMs of
+:class:`~qkdnet.live.keynet.KeyNetwork` plus, at each gateway the process hosts, an
+ETSI GS QKD 020 interop KMS per operator, each served over mutual TLS on a port of its own
+(``qkdnet serve``; a node process serves them on loopback only, see below).
 
 A key whose route crosses a border (:func:`qkdnet.keys.domain_border.border_crossing`)
 goes in two legs. The near operator's KMs relay it from the source node to the gateway
@@ -11,6 +12,19 @@ HTTPS. That KMS relays the key on from the gateway to the target SAE's node (hop
 own operator's KM-links, the same key: :class:`~qkdnet.keys.domain_border.StagedKeys`)
 and acknowledges ``relayed`` once it is held there, or ``failed``. The initiating SAE gets
 the keys only on ``relayed`` for every key; otherwise 503, the keys dropped at both ends.
+
+In a deployment (``qkdnet node``) the source of a relay and the gateway may be in
+different processes. The source's KM then asks the gateway's KM over KM-to-KM
+(:class:`~qkdnet.keys.domain_border.CrossBorder`, mutual TLS through
+:class:`~qkdnet.live.km_transport.RemoteKMs`) to take the keys across; the gateway's process
+does the same take, push and far leg, and answers
+:class:`~qkdnet.keys.domain_border.Crossed` (relayed or not). A far leg that reaches the
+next border at a gateway of another process asks it the same way. A request sent again
+(a lost acknowledgement) is recognised by the KM listener, and one that got through anyway
+cannot push twice: its keys were taken from the gateway's store by the first, and the 020
+ledger refuses a replayed key_id. Both interop KMSs of a gateway are in the gateway's
+process and talk only to each other, so a node process serves them on loopback, on ports
+the system picks: nothing outside the process needs to reach them.
 """
 
 from __future__ import annotations
@@ -32,16 +46,21 @@ from qkdnet.apps.sae_client import tls_context
 from qkdnet.errors import KeyNotFound, KeyStoreError, NoRoute, NotAuthorized
 from qkdnet.keys.domain_border import (
     BorderCrossing,
+    CrossBorder,
+    Crossed,
     border_crossings,
+    crossing_asked,
     gateways,
     interop_kms_id,
     link_operator,
 )
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.keys.etsi020 import ExtKey, ExtKeys, InteropKms, Problem, Void
+from qkdnet.keys.km_wire import Envelope
 from qkdnet.keys.messages import KeyRequest
 from qkdnet.keys.pool import UNIT_BYTES, HeldKey
 from qkdnet.keys.relay_cost import pad_units
+from qkdnet.keys.route import Route
 from qkdnet.live.etsi020_app import ACK, CallbackPolicy, Etsi020App
 from qkdnet.live.etsi020_client import Etsi020Client
 from qkdnet.live.etsi020_ledger import SQLiteLedger
@@ -86,6 +105,10 @@ class BorderKeyNetwork(KeyNetwork):
         # by pushing KMS and key_id: a key crossing two borders is pushed twice, by two KMSs
         self._pushes: dict[tuple[str, str], _Push] = {}
         self._clients: dict[tuple[str, str], Etsi020Client] = {}  # by (near, far) KMS
+        # crossings asked of gateways in other processes, by (gateway, key_ids)
+        self._asked: dict[tuple[str, tuple[str, ...]], asyncio.Future[bool]] = {}
+        # crossings other processes asked of this one's gateways, by (asker, key_ids)
+        self._crossing: dict[tuple[str, tuple[str, ...]], asyncio.Task[None]] = {}
         for gateway, operators in gateways(network).items():
             if gateway not in self.stores:
                 continue
@@ -134,6 +157,9 @@ class BorderKeyNetwork(KeyNetwork):
 
     async def stop_borders(self) -> None:
         """Stop serving, finish the callbacks under way, close the clients and ledgers."""
+        for task in self._crossing.values():
+            task.cancel()  # the asker's wait ends on its timer: not relayed
+        await asyncio.gather(*self._crossing.values(), return_exceptions=True)
         for server in self.servers.values():
             server.request_stop()
             if not self._tasks:
@@ -161,8 +187,12 @@ class BorderKeyNetwork(KeyNetwork):
         ids = tuple(new_key_id() for _ in range(number))
         material = await self.relay(KeyRequest(ids, size, master_sae, slave_sae,
                                                crossing.near))
-        held = await self._take(crossing.gateway, ids, master_sae, slave_sae)
-        if not await self._push(crossing, held, master_sae, slave_sae, len(crossings)):
+        if crossing.gateway in self.stores:
+            held = await self._take(crossing.gateway, ids, master_sae, slave_sae)
+            relayed = await self._push(crossing, held, master_sae, slave_sae, len(crossings))
+        else:
+            relayed = await self._ask(crossing, ids, master_sae, slave_sae, len(crossings))
+        if not relayed:
             # the key never reaches the SAEs: the material here is dropped with this frame
             raise ApiError(503, f"keys not relayed across the domain border at node "
                            f"{crossing.gateway}")
@@ -177,10 +207,16 @@ class BorderKeyNetwork(KeyNetwork):
         except ApiError:
             return []  # answered by the plain relay
         crossings = border_crossings(self.network, route)
-        if crossings and interop_kms_id(crossings[0].gateway, crossings[0].near_operator) \
-                not in self.interop:
+        if crossings and not self._can_cross(crossings[0]):
             return []
         return crossings
+
+    def _can_cross(self, crossing: BorderCrossing) -> bool:
+        """Whether keys can cross at ``crossing``'s gateway from here: it is served in this
+        process with its interop KMSs, or its process is reachable over KM-to-KM."""
+        if crossing.gateway in self.stores:
+            return interop_kms_id(crossing.gateway, crossing.near_operator) in self.interop
+        return self.remote is not None and self.remote.hosts(crossing.gateway)
 
     async def _push(self, crossing: BorderCrossing, held: Sequence[HeldKey], master: str,
                     slave: str, borders: int) -> bool:
@@ -262,8 +298,8 @@ class BorderKeyNetwork(KeyNetwork):
         onward = border_crossings(self.network, route)
         leg = onward[0].near if onward else route
         if any(link_operator(self.network, a, b) not in ("", operator)
-               for a, b in itertools.pairwise(leg.nodes)) or (onward and interop_kms_id(
-                   onward[0].gateway, onward[0].near_operator) not in self.interop):
+               for a, b in itertools.pairwise(leg.nodes)) or (
+                   onward and not self._can_cross(onward[0])):
             log.info("no route from gateway %s within %s's KM-links", gateway, operator)
             return False
         ids = tuple(k.key_id for k in keys)
@@ -277,11 +313,84 @@ class BorderKeyNetwork(KeyNetwork):
             return False
         if not onward:
             return True
+        if onward[0].gateway not in self.stores:  # the next gateway is another process's
+            return await self._ask(onward[0], ids, request.initiator, target, len(onward))
         try:  # the next border: this operator's KMS there pushes them on
             held = await self._take(onward[0].gateway, ids, request.initiator, target)
         except ApiError:
             return False
         return await self._push(onward[0], held, request.initiator, target, len(onward))
+
+    # --- a gateway in another process -------------------------------------------------------
+
+    async def _ask(self, crossing: BorderCrossing, ids: tuple[str, ...], master: str,
+                   slave: str, borders: int) -> bool:
+        """Ask the KM of ``crossing``'s gateway, in another process, to take the keys
+        ``ids`` held there across (the near leg has brought them); whether it answers that
+        every key was relayed, within the gateway's own wait and a relay timeout each way
+        (no answer: not relayed)."""
+        assert self.remote is not None  # _can_cross let this crossing through
+        key = (crossing.gateway, ids)
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._asked[key] = answer
+        self.remote.send(crossing.near.source, crossing.gateway, CrossBorder(
+            ids, master, slave, crossing.near_operator, crossing.far_operator, borders))
+        try:
+            async with asyncio.timeout((4 * borders + 2) * self.timeout_s):
+                return await answer
+        except TimeoutError:
+            log.warning("no answer from gateway %s on keys crossing the border there",
+                        crossing.gateway)
+            return False
+        finally:
+            self._asked.pop(key, None)
+
+    async def receive(self, sender: str, envelopes: Sequence[Envelope]) -> list[str]:
+        """As :meth:`KeyNetwork.receive`, and the border crossings asked of this process's
+        gateways (done after the acknowledgement: a crossing takes relays' time) and their
+        answers."""
+        rest = []
+        for envelope in envelopes:
+            message = envelope.message
+            if isinstance(message, CrossBorder):
+                key = (sender, message.key_ids)
+                if key not in self._crossing:  # the first time only
+                    self._crossing[key] = asyncio.get_running_loop().create_task(
+                        self._cross_here(sender, envelope.to, message))
+            elif isinstance(message, Crossed):
+                answer = self._asked.get((sender, message.key_ids))
+                if answer is not None and not answer.done():
+                    answer.set_result(message.relayed)
+            else:
+                rest.append(envelope)
+        return await super().receive(sender, rest) if rest else []
+
+    async def _cross_here(self, sender: str, gateway: str, asked: CrossBorder) -> None:
+        """Take the keys ``asked`` names across at ``gateway`` (one of this process's) and
+        answer ``sender`` whether they were relayed."""
+        relayed = False
+        try:
+            if why := crossing_asked(self.network, gateway, asked):
+                log.info("border crossing asked by node %s refused: %s", sender, why)
+            else:
+                here = Route((gateway,), ())
+                crossing = BorderCrossing(gateway, here, here, asked.near_operator,
+                                          asked.far_operator)
+                try:
+                    held = await self._take(gateway, asked.key_ids, asked.master_sae,
+                                            asked.slave_sae)
+                except ApiError as exc:
+                    log.info("border crossing asked by node %s: %s", sender, exc.message)
+                else:
+                    relayed = await self._push(crossing, held, asked.master_sae,
+                                               asked.slave_sae, asked.borders)
+        finally:
+            if self.remote is not None:
+                self.remote.send(gateway, sender, Crossed(asked.key_ids, relayed))
+            # a request sent again later is not done again: the keys are gone from here
+            loop = asyncio.get_running_loop()
+            loop.call_later(4 * self.timeout_s, self._crossing.pop, (sender, asked.key_ids),
+                            None)
 
     # --- keys at a gateway -----------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from qkdnet.control.controller import Controller
 from qkdnet.errors import KeyNotFound, KeyStoreError, NoRoute, NotAuthorized, StoreFault
 from qkdnet.keys.commit_group import CommitGroup, Member
-from qkdnet.keys.domain_border import StagedKeys
+from qkdnet.keys.domain_border import CrossBorder, Crossed, StagedKeys
 from qkdnet.keys.etsi014 import KEYS_NOT_FOUND, NOT_ENOUGH_KEY, NOT_KME_CONFIGURATION, ApiError
 from qkdnet.keys.in_memory import InMemoryKMs, Outcome
 from qkdnet.keys.km_wire import Envelope, WireError, decode_batch, encode_batch
@@ -357,6 +357,10 @@ class KeyNetwork:
             if isinstance(message, KeySupply | KeySupplyAck | PoolSync):
                 if not await self._supply_message(sender, envelope.to, message):
                     failed.append(envelope.id)
+                continue
+            if isinstance(message, CrossBorder | Crossed):  # BorderKeyNetwork's to take
+                log.warning("border crossing message from node %s unused: no interop KMS "
+                            "here", sender)
                 continue
             with self.commits.member(self._local_part(envelope)) as member:
                 try:

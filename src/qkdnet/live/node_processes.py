@@ -35,6 +35,7 @@ from pathlib import Path
 
 from qkdnet.errors import ParameterError, QkdnetError
 from qkdnet.files.deployment import Deployment
+from qkdnet.keys.domain_border import interop_kms_ids
 from qkdnet.live.border_supply import FIGURES_FILE, read_figures
 from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki
 from qkdnet.topology.served import served_nodes
@@ -97,15 +98,17 @@ def local_hosts(deployment: Deployment, host: str | None) -> list[str]:
 
 def deployment_pki(deployment: Deployment, base: Path) -> Pki:
     """``BASE/pki``, made if missing (CA in ``BASE-ca``, every node and SAE of the
-    scenario, the controller, each region's EMS and the NMS, every host address named in
-    the KME-type certificates)."""
+    scenario, the interop KMSs of its gateways between operators' domains, the controller,
+    each region's EMS and the NMS, every host address named in the KME-type
+    certificates)."""
     public = base / "pki"
     if (public / "ca.crt").exists():
         return load_pki(public)
     ca_folder = base.with_name(base.name + "-ca")
     network = deployment.network
+    nodes = served_nodes(network, deployment.all_nodes)
     ca = load_pki(ca_folder) if (ca_folder / "ca.crt").exists() else init_pki(
-        ca_folder, [*served_nodes(network, deployment.all_nodes), *service_ids(network)],
+        ca_folder, [*nodes, *interop_kms_ids(network, nodes), *service_ids(network)],
         [s.id for s in network.saes], kme_names=sorted({h.address for h in deployment.hosts}))
     return copy_public_pki(ca, public)
 

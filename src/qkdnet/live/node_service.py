@@ -66,6 +66,7 @@ from qkdnet.live.device_client import HttpDeviceEnd
 from qkdnet.live.device_process import DEVICE_KEY_BYTES, device_url
 from qkdnet.live.ems_process import service_url
 from qkdnet.live.handshake_audit import HandshakeRefusals, audited
+from qkdnet.live.interop_relay import BorderKeyNetwork
 from qkdnet.live.keynet import DEFAULT_CAPACITY_BYTES, DEFAULT_HELD_KEY_TTL_S, KeyNetwork
 from qkdnet.live.km_app import make_km_app
 from qkdnet.live.km_transport import RemoteKMs
@@ -159,15 +160,18 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         router = controller = Controller.for_network(network)
     else:
         router = remote_router = RemoteRouter(controller_url(deployment), context_for(nodes[0]))
-    if gateways := sorted({g for g in nodes if g in domain_gateways(network)}):
-        # the interop KMSs run in `qkdnet serve` only (docs/etsi-gs-qkd-020.md)
-        log.warning("nodes %s join domains of different operators (managed_by), but node "
-                    "processes run no ETSI GS QKD 020 interop KMS: keys relay straight "
-                    "through", ", ".join(gateways))
-    keynet = KeyNetwork(network, options.folder / "stores", nodes, router=router,
-                        remote=remote,
-                        devices=devices, capacity_bytes_per_link=options.pool_capacity_bits
-                        // 8, held_key_ttl_s=options.held_key_ttl_s)
+    parts: dict[str, Any] = {
+        "router": router, "remote": remote, "devices": devices,
+        "capacity_bytes_per_link": options.pool_capacity_bits // 8,
+        "held_key_ttl_s": options.held_key_ttl_s}
+    # domains of different operators: relays cross at their gateways through ETSI GS QKD
+    # 020, whichever process hosts the source and the gateway. A gateway's two interop KMSs
+    # are both in its process and talk only to each other: loopback, ports of the system's
+    # choosing (docs/etsi-gs-qkd-020.md)
+    keynet = BorderKeyNetwork(network, options.folder / "stores", nodes, pki,
+                              host="127.0.0.1", **parts) \
+        if domain_gateways(network) else \
+        KeyNetwork(network, options.folder / "stores", nodes, **parts)
     try:
         keynet.supply.start(loop.time(), options.speedup, options.prefill_bits)
         keynet.supply.pump(loop.time())
@@ -214,6 +218,8 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         pushers = _pushers(deployment, keynet, remote, remote_router, options, context_for)
         for pusher in pushers:
             pusher.start()
+        if isinstance(keynet, BorderKeyNetwork):
+            await keynet.start_borders()
         gc.collect()
         gc.freeze()
         if ready is not None:
@@ -229,6 +235,8 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
                 await reporter.close()
             for pusher in pushers:
                 await pusher.close()
+            if isinstance(keynet, BorderKeyNetwork):
+                await keynet.stop_borders()  # its last answers go out before the transport
             if remote_router is not None:
                 await remote_router.close()
             await remote.close()
