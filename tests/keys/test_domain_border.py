@@ -10,9 +10,11 @@ from dataclasses import replace
 import pytest
 
 from qkdnet.keys.domain_border import (
+    CrossBorder,
     StagedKeys,
     border_crossing,
     border_crossings,
+    crossing_asked,
     gateways,
     interop_kms_id,
     link_operator,
@@ -98,6 +100,21 @@ def test_a_link_in_domains_of_two_operators_belongs_to_neither() -> None:
     # a1~a2 is the west's, g~b1 the east's: the border still shows, after the shared link
     crossing = border_crossing(shared, ROUTE)
     assert crossing is not None and crossing.gateway == "g"
+
+
+@pytest.mark.parametrize(("gateway", "near", "far", "why"), [
+    ("g", "op-west", "op-east", ""),
+    ("g", "op-east", "op-west", ""),
+    ("g", "op-west", "op-west", "the near and far operators are the same"),
+    ("g", "op-west", "op-north", "node g is no gateway of operator op-north"),
+    ("a2", "op-west", "op-east", "node a2 is no gateway of operator op-west"),
+])
+def test_a_gateway_takes_keys_across_only_between_its_two_operators(
+        gateway: str, near: str, far: str, why: str) -> None:
+    """A crossing asked of a node is refused, with the reason, unless both operators meet
+    there and differ."""
+    asked = CrossBorder(("k1",), "sae-a", "sae-b", near, far, 1)
+    assert crossing_asked(_chain("op-west", "op-east"), gateway, asked) == why
 
 
 def test_staged_keys_give_the_staged_key_once_to_a_draw_of_its_size() -> None:
