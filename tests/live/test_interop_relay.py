@@ -15,12 +15,16 @@ import pytest
 
 from qkdnet.apps.sae_client import SaeClient, tls_context
 from qkdnet.files.networks import load_network
-from qkdnet.keys.domain_border import interop_kms_ids
+from qkdnet.keys.domain_border import CrossBorder, Crossed, interop_kms_ids
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.keys.etsi020 import ExtKey, ExtKeys
+from qkdnet.keys.km_wire import Envelope
+from qkdnet.keys.messages import KeyRequest
+from qkdnet.keys.supply_sync import KmMessage
 from qkdnet.live.etsi020_app import EXT_KEYS, CallbackPolicy
 from qkdnet.live.etsi020_ledger import SQLiteLedger
 from qkdnet.live.interop_relay import BorderKeyNetwork
+from qkdnet.live.key_ids import new_key_id
 from qkdnet.live.keynet import served_nodes
 from qkdnet.live.launch import start_serve
 from qkdnet.live.pki import init_pki
@@ -118,6 +122,49 @@ def test_keys_cross_the_border_through_020_and_reach_both_saes_identical(
 
     run(body)
     assert set(interop_kms_ids(network, served_nodes(network))) == {"g.op-west", "g.op-east"}
+
+
+class _Answers:
+    """Stands for the KM-to-KM transport at the gateway: keeps what it sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, KmMessage]] = []
+
+    def send(self, sender: str, to: str, message: KmMessage, ident: str | None = None,
+             age_s: float = 0.0) -> None:
+        self.sent.append((sender, to, message))
+
+
+def test_a_crossing_asked_again_pushes_nothing_more(tmp_path: Path) -> None:
+    """A gateway asked over KM-to-KM to take keys across (as a source in another process
+    asks) pushes them once and answers relayed; the request repeated in the batch, or
+    again from another node, pushes nothing more: the slave gets the keys once."""
+    _, run = _border(tmp_path)
+
+    async def body(net: BorderKeyNetwork) -> None:
+        answers = _Answers()
+        net.remote = answers  # type: ignore[assignment]  # only the answers go out
+        ids = (new_key_id(), new_key_id())
+        material = await net.relay(KeyRequest(ids, 256, "sae-a", "sae-b",
+                                              net.router.route("a1", "g")))
+        asked = CrossBorder(ids, "sae-a", "sae-b", "op-west", "op-east", 1)
+        assert await net.receive("a1", [Envelope("m1", "g", asked),
+                                        Envelope("m2", "g", asked)]) == []
+        async with asyncio.timeout(10):
+            while not answers.sent:
+                await asyncio.sleep(0.01)
+        assert await net.receive("a2", [Envelope("m3", "g", asked)]) == []
+        async with asyncio.timeout(10):
+            while len(answers.sent) < 2:
+                await asyncio.sleep(0.01)
+        assert answers.sent == [("g", "a1", Crossed(ids, True)),
+                                ("g", "a2", Crossed(ids, False))]
+        assert await net.dec_keys("sae-b", "sae-a", list(ids)) == \
+            [(ids[0], material[:32]), (ids[1], material[32:])]
+        assert {e.state for e in net.interop["g.op-west"].ledger.get(ids).values()} == \
+            {"relayed"}
+
+    run(body)
 
 
 def test_requests_crossing_at_once_each_get_their_own_keys(tmp_path: Path) -> None:
