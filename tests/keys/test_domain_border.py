@@ -23,6 +23,7 @@ from qkdnet.keys.etsi020 import ExtKey, ExtKeys, InteropKms, MemoryLedger, Probl
 from qkdnet.keys.memory_store import MemoryKeyStore
 from qkdnet.keys.route import Route
 from qkdnet.topology.model import (
+    SAE,
     Domain,
     DomainKind,
     KMLink,
@@ -102,19 +103,22 @@ def test_a_link_in_domains_of_two_operators_belongs_to_neither() -> None:
     assert crossing is not None and crossing.gateway == "g"
 
 
-@pytest.mark.parametrize(("gateway", "near", "far", "why"), [
-    ("g", "op-west", "op-east", ""),
-    ("g", "op-east", "op-west", ""),
-    ("g", "op-west", "op-west", "the near and far operators are the same"),
-    ("g", "op-west", "op-north", "node g is no gateway of operator op-north"),
-    ("a2", "op-west", "op-east", "node a2 is no gateway of operator op-west"),
+@pytest.mark.parametrize(("gateway", "asker", "near", "far", "why"), [
+    ("g", "a1", "op-west", "op-east", ""),
+    ("g", "g", "op-east", "op-west", ""),
+    ("g", "a1", "op-west", "op-west", "the near and far operators are the same"),
+    ("g", "a1", "op-west", "op-north", "node g is no gateway of operator op-north"),
+    ("a2", "a1", "op-west", "op-east", "node a2 is no gateway of operator op-west"),
+    ("g", "a2", "op-west", "op-east",
+     "node a2 is neither the master SAE's node nor a gateway"),
 ])
 def test_a_gateway_takes_keys_across_only_between_its_two_operators(
-        gateway: str, near: str, far: str, why: str) -> None:
-    """A crossing asked of a node is refused, with the reason, unless both operators meet
-    there and differ."""
+        gateway: str, asker: str, near: str, far: str, why: str) -> None:
+    """A crossing is refused, with the reason, unless the master's node or a gateway asks
+    it of a node where both operators meet, and they differ."""
+    network = replace(_chain("op-west", "op-east"), saes=(SAE("sae-a", "a1"),))
     asked = CrossBorder(("k1",), "sae-a", "sae-b", near, far, 1)
-    assert crossing_asked(_chain("op-west", "op-east"), gateway, asked) == why
+    assert crossing_asked(network, gateway, asker, asked) == why
 
 
 def test_staged_keys_give_the_staged_key_once_to_a_draw_of_its_size() -> None:

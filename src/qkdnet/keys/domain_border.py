@@ -63,10 +63,16 @@ class Crossed:
     relayed: bool
 
 
-def crossing_asked(network: Network, gateway: str, asked: CrossBorder) -> str:
-    """Why ``gateway`` cannot take keys across as ``asked`` ("" when it can): both
-    operators must run a domain at the gateway, and differ."""
-    operators = gateways(network).get(gateway, ())
+def crossing_asked(network: Network, gateway: str, asker: str, asked: CrossBorder) -> str:
+    """Why ``gateway`` cannot take keys across as node ``asker`` ``asked`` ("" when it
+    can): the asker must be the master SAE's node (the near leg's source) or a gateway (a
+    far leg's, at the border before), and both operators must run a domain at the gateway,
+    and differ."""
+    found = gateways(network)
+    master = network.sae.get(asked.master_sae)
+    if asker not in found and (master is None or master.node != asker):
+        return f"node {asker} is neither the master SAE's node nor a gateway"
+    operators = found.get(gateway, ())
     if asked.near_operator == asked.far_operator:
         return "the near and far operators are the same"
     for operator in (asked.near_operator, asked.far_operator):

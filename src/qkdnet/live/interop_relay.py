@@ -370,7 +370,7 @@ class BorderKeyNetwork(KeyNetwork):
         answer ``sender`` whether they were relayed."""
         relayed = False
         try:
-            if why := crossing_asked(self.network, gateway, asked):
+            if why := crossing_asked(self.network, gateway, sender, asked):
                 log.info("border crossing asked by node %s refused: %s", sender, why)
             else:
                 here = Route((gateway,), ())
