@@ -1,9 +1,10 @@
-"""A vendor's QKD device for a border KM-link: the deployment names each end's device by
-URL, CA and client certificate, and the SAE ID the device knows the other end's KM by.
+"""A vendor's QKD device for a KM-link, a border one or one inside a process: the
+deployment names each end's device by URL, CA and client certificate, and the SAE ID the
+device knows the other end's KM by.
 Here the vendor device is an ETSI GS QKD 014 server of its own, with a CA of its own that
 the deployment's PKI knows nothing of (the device app serving an emulated pair whose
 SAEs are km-b and km-c), run by the test; `qkdnet up` starts the node processes, which
-take the border KM-link's key from it, and keys cross."""
+take the KM-link's key from it, and keys cross."""
 
 from __future__ import annotations
 
@@ -28,14 +29,28 @@ from qkdnet.live.qkd_device import EmulatedDevice
 from qkdnet.live.tls_server import TlsServer, make_server, server_ssl_context
 from qkdnet.quantum.emulator import KeyEmulator
 
-LINK = "km:b~c"
 RATE_BPS = 2e6  # the vendor device's key rate (bit/s)
+
+
+@dataclass(frozen=True)
+class Link:
+    """The KM-link given a vendor device pair, and the process holding its end a."""
+
+    id: str
+    a: str
+    b: str
+    process: str
+
+
+BORDER = Link("km:b~c", "b", "c", "left")  # b in the left process, c in the right
+INSIDE = Link("km:a~b", "a", "b", "left")  # both ends in the left process
 
 
 @dataclass
 class VendorDevice:
     """The vendor's device pair, served on loopback from a thread of the test."""
 
+    link: Link
     device: EmulatedDevice
     server: TlsServer
     loop: asyncio.AbstractEventLoop
@@ -46,19 +61,22 @@ class VendorDevice:
         self.thread.join(timeout=30)
 
 
-@pytest.fixture
-def vendor(tmp_path: Path) -> Iterator[VendorDevice]:
-    pki = init_pki(tmp_path / "vendor-pki", ["qkd-device", "km-b", "km-c"], [])
+@pytest.fixture(params=[BORDER, INSIDE], ids=["border", "inside-a-process"])
+def vendor(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[VendorDevice]:
+    link: Link = request.param
+    sae_a, sae_b = f"km-{link.a}", f"km-{link.b}"
+    pki = init_pki(tmp_path / "vendor-pki", ["qkd-device", sae_a, sae_b], [])
     loop = asyncio.new_event_loop()
-    device = EmulatedDevice(LINK, ("km-b", "km-c"), KeyEmulator(
-        LINK, RATE_BPS, random_bytes=secrets.token_bytes, block_bytes=32,
+    device = EmulatedDevice(link.id, (sae_a, sae_b), KeyEmulator(
+        link.id, RATE_BPS, random_bytes=secrets.token_bytes, block_bytes=32,
         start=loop.time()), loop.time)
-    server = make_server(make_device_app({LINK: device}), "127.0.0.1", 0, server_ssl_context(
-        pki.kme_cert("qkd-device"), pki.kme_key("qkd-device"), pki.ca_cert))
+    server = make_server(make_device_app({link.id: device}), "127.0.0.1", 0,
+                         server_ssl_context(pki.kme_cert("qkd-device"),
+                                            pki.kme_key("qkd-device"), pki.ca_cert))
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),))
     thread.start()
     assert wait_for(lambda: server.started, 10.0)
-    served = VendorDevice(device, server, loop, thread)
+    served = VendorDevice(link, device, server, loop, thread)
     yield served
     served.stop()
 
@@ -66,15 +84,17 @@ def vendor(tmp_path: Path) -> Iterator[VendorDevice]:
 @pytest.fixture
 def deployment(tmp_path: Path, vendor: VendorDevice) -> Iterator[Path]:
     path = chain_deployment(tmp_path)
-    url = f"https://127.0.0.1:{vendor.server.port}/devices/{LINK}"
+    link = vendor.link
+    url = f"https://127.0.0.1:{vendor.server.port}/devices/{link.id}"
+    a, b = f"km-{link.a}", f"km-{link.b}"
     with path.open("a") as out:
         out.write(f"""\
 vendor_devices:
-  - km_link: "{LINK}"
-    a: {{url: "{url}", ca: vendor-pki/ca.crt, cert: vendor-pki/kme/km-b.crt,
-        key: vendor-pki/kme/km-b.key, peer_sae_id: km-c}}
-    b: {{url: "{url}", ca: vendor-pki/ca.crt, cert: vendor-pki/kme/km-c.crt,
-        key: vendor-pki/kme/km-c.key, peer_sae_id: km-b}}
+  - km_link: "{link.id}"
+    a: {{url: "{url}", ca: vendor-pki/ca.crt, cert: vendor-pki/kme/{a}.crt,
+        key: vendor-pki/kme/{a}.key, peer_sae_id: {b}}}
+    b: {{url: "{url}", ca: vendor-pki/ca.crt, cert: vendor-pki/kme/{b}.crt,
+        key: vendor-pki/kme/{b}.key, peer_sae_id: {a}}}
     key_size: 256
 """)
     yield path
@@ -101,23 +121,26 @@ def _key_crosses(folder: Path, tries: int = 100) -> bool:
     return False
 
 
-def test_a_border_link_takes_its_key_from_the_vendor_device_named(deployment: Path,
-                                                                   vendor: VendorDevice
-                                                                   ) -> None:
-    """No devices service and no emulated pair in the nodes: the border KM-link fills from
-    the vendor device (its own CA, the KMs as its SAEs km-b and km-c, 256-bit keys), both
-    ends agree, and keys cross it."""
+def test_a_kmlink_takes_its_key_from_the_vendor_device_named(deployment: Path,
+                                                             vendor: VendorDevice) -> None:
+    """No devices service and no emulated pair in the nodes for the KM-link (a border one,
+    or one between two nodes of one process, which the supply pump then leaves alone): it
+    fills from the vendor device (its own CA, the KMs as its SAEs, 256-bit keys), both ends
+    agree, and keys cross it."""
     folder = deployment.parent
+    link = vendor.link
     up = qkdnet("up", "deploy.yaml", "--dir", "base", "--prefill-bits", "100000", cwd=folder)
     assert up.returncode == 0, up.stdout + up.stderr
     assert "started 4 processes on local: controller, nms, left, right" in up.stdout
 
-    def stored() -> int:
-        figures = read_figures(folder / "base" / "left" / "supply.json").get(LINK)
+    def stored(process: str) -> int:
+        figures = read_figures(folder / "base" / process / "supply.json").get(link.id)
         return 0 if figures is None else figures.stored_blocks
 
-    assert wait_for(lambda: stored() >= 64, 60.0), \
-        (folder / "base" / "left" / "node.log").read_text()[-2000:]
+    assert wait_for(lambda: stored(link.process) >= 64, 60.0), \
+        (folder / "base" / link.process / "node.log").read_text()[-2000:]
     assert _key_crosses(folder)
-    right = read_figures(folder / "base" / "right" / "supply.json")[LINK]
-    assert right.stored_blocks > 0 and right.lost_bits == 0
+    lost = read_figures(folder / "base" / link.process / "supply.json")[link.id].lost_bits
+    assert lost == 0
+    if link is BORDER:
+        assert stored("right") > 0

@@ -15,7 +15,7 @@ The format (``qkdnet_deployment: 1``)::
     ems: [{region: north, host: host-1, port: 7100}]   # one per region of the scenario
     nms: {host: host-1, port: 8080, ems_port: 8081}   # ems_port: default port + 1
     devices: {host: host-1, port: 7300}   # optional: the emulated QKD devices' service
-    vendor_devices:               # optional: real devices of border KM-links
+    vendor_devices:               # optional: real devices of direct KM-links
       - km_link: km:beijing~jinan
         a: {url: https://qkd-bj.example.net, ca: bj-ca.crt, cert: km-bj.crt, key: km-bj.key}
         b: {url: https://qkd-jn.example.net, ca: jn-ca.crt, cert: km-jn.crt, key: km-jn.key,
@@ -27,8 +27,9 @@ over mutual TLS on ``ems_port``.
 A border KM-link (a direct KM-link whose ends are in different processes) takes its key
 from a QKD device pair, each end's KM an ETSI GS QKD 014 SAE of its own end of the device.
 With ``devices`` the emulated device pairs run in ``qkdnet qkd-devices`` on that host and
-port; without it, in the process of each link's end ``a``. A link in ``vendor_devices`` takes its
-key from the devices named there instead: each end's device KME at ``url`` (https), checked
+port; without it, in the process of each link's end ``a``. A direct KM-link in
+``vendor_devices`` (a border one, or one whose ends share a process) takes its key from
+the devices named there instead: each end's device KME at ``url`` (https), checked
 against ``ca``, called with the client certificate ``cert``/``key`` (the KM's identity as
 the device's SAE); ``peer_sae_id`` is the SAE ID the device knows the other end's KM by
 (default: the other node's id), ``key_size`` the key size it hands out (bits, default
@@ -210,7 +211,7 @@ class VendorEnd:
 
 @dataclass(frozen=True)
 class VendorDevice:
-    """The vendor device pair of border KM-link ``km_link``: the device end of its end
+    """The vendor device pair of direct KM-link ``km_link``: the device end of its end
     ``a`` and of its end ``b``, handing out keys of ``key_bits`` bits."""
 
     km_link: str
@@ -425,7 +426,6 @@ def _vendor_devices(specs: list[VendorDeviceSpec], network: Network,
                     processes: tuple[ProcessPlacement, ...], base: Path,
                     files_at: Collection[str] | None) -> dict[str, VendorDevice]:
     process_of = {n: p.id for p in processes for n in p.nodes}
-    border = set(border_links(network, process_of))
     km_links = {km.id: km for km in network.km_links}
     out: dict[str, VendorDevice] = {}
     for i, v in enumerate(specs):
@@ -433,10 +433,11 @@ def _vendor_devices(specs: list[VendorDeviceSpec], network: Network,
         km = km_links.get(v.km_link)
         if km is None:
             raise ScenarioError(f"{where}.km_link", f"unknown KM-link {v.km_link!r}")
-        if v.km_link not in border:
-            raise ScenarioError(f"{where}.km_link", f"KM-link {v.km_link!r} is not a border "
-                                "KM-link (a direct KM-link whose ends run in different "
-                                "processes): its key is made in its process")
+        if km.kind is not KMLinkKind.DIRECT or km.a not in process_of \
+                or km.b not in process_of:
+            raise ScenarioError(f"{where}.km_link", f"KM-link {v.km_link!r} is not a direct "
+                                "KM-link between two nodes of the deployment: no QKD device "
+                                "pair joins its ends")
         if v.km_link in out:
             raise ScenarioError(f"{where}.km_link", f"KM-link {v.km_link!r} is named twice")
         if v.key_size < _KEY_UNIT_BITS or v.key_size % _KEY_UNIT_BITS:

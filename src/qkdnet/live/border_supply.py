@@ -1,13 +1,15 @@
-"""The key supply of the KM-links whose ends are in different processes (border
-KM-links): each end takes the link's key from its own device end
-(:class:`~qkdnet.live.qkd_device.DeviceEnd`), and the ends synchronise over the KM-to-KM
-transport by the rules of :mod:`qkdnet.keys.supply_sync` (a block is stored at the end
-that receives with it before the end that sends with it may use it).
+"""The key supply of the KM-links whose ends take their key each from its own device end
+(:class:`~qkdnet.live.qkd_device.DeviceEnd`): the KM-links whose ends are in different
+processes (border KM-links), and those of one process with a vendor device pair. The ends
+synchronise by the rules of :mod:`qkdnet.keys.supply_sync` (a block is stored at the end
+that receives with it before the end that sends with it may use it), over the KM-to-KM
+transport, or, both ends here, by handing the messages over in this process.
 
-This process initiates on the border KM-links whose end ``a`` it hosts and responds on
-those whose end ``b`` it hosts. :meth:`BorderSupply.step` (called by the driver's pump)
-starts one exchange per idle initiated link; :meth:`BorderSupply.receive` takes the
-other end's messages (from :meth:`~qkdnet.live.keynet.KeyNetwork.receive`).
+This process initiates on the KM-links whose end ``a`` it hosts and responds on those
+whose end ``b`` it hosts (both, for a pair in this process). :meth:`BorderSupply.step`
+(called by the driver's pump) starts one exchange per idle initiated link;
+:meth:`BorderSupply.receive` takes the other end's messages (from
+:meth:`~qkdnet.live.keynet.KeyNetwork.receive`).
 :meth:`BorderSupply.figures` tells, per link, the blocks stored and the key lost (a block
 only one end received, or an exchange never acknowledged); a node process writes them to
 ``supply.json`` in its data folder (:func:`write_figures`) for ``qkdnet status``.
@@ -15,6 +17,7 @@ only one end received, or an exchange never acknowledged); a node process writes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -68,13 +71,17 @@ class SupplyFigures:
 
 class BorderSupply:
     """The border KM-links of ``network`` with one end in ``stores`` (by node) and a device
-    end in ``devices`` (by KM-link id), synchronised through ``remote``."""
+    end in ``devices`` (by KM-link id), synchronised through ``remote``; and the KM-links
+    with both ends in ``stores`` and a device end each in ``pairs`` (by KM-link id: end
+    ``a``'s, end ``b``'s), synchronised here."""
 
     def __init__(self, network: Network, stores: Mapping[str, SQLiteKeyStore],
                  remote: RemoteKMs, devices: Mapping[str, DeviceEnd],
-                 ack_timeout_s: float = ACK_TIMEOUT_S) -> None:
+                 ack_timeout_s: float = ACK_TIMEOUT_S,
+                 pairs: Mapping[str, tuple[DeviceEnd, DeviceEnd]] | None = None) -> None:
         self.stores = stores
         self.remote = remote
+        self._handovers: set[asyncio.Task[None]] = set()  # messages between ends here
         #: How long an exchange waits for its acknowledgement before it is abandoned (s).
         self.ack_timeout_s = ack_timeout_s
         self._initiated: dict[str, _Initiated] = {}
@@ -90,6 +97,13 @@ class BorderSupply:
                     devices[km.id])
             else:
                 self._responding[km.id] = (km.b, devices[km.id])
+        for km_link, (end_a, end_b) in (pairs or {}).items():
+            km = network.km_link[km_link]
+            if km.a not in stores or km.b not in stores:
+                raise ValueError(f"KM-link {km_link}: both ends must be served here")
+            self._initiated[km_link] = _Initiated(
+                km.a, km.b, SupplyInitiator(km_link, stores[km.a].next_block(km_link)), end_a)
+            self._responding[km_link] = (km.b, end_b)
         #: Blocks stored by this process's border supply since start, and bits of key
         #: discarded by pool synchronisation (blocks only this end held), by KM-link.
         self._stored: dict[str, int] = dict.fromkeys([*self._initiated, *self._responding], 0)
@@ -133,7 +147,7 @@ class BorderSupply:
         for link, side in self._initiated.items():
             if side.sync.sync_due(now, self.ack_timeout_s):
                 live = self.stores[side.node].live_blocks(link)
-                self.remote.send(side.node, side.peer, side.sync.sync_request(live, now))
+                self._send(side.node, side.peer, side.sync.sync_request(live, now))
             if not side.sync.synced:
                 continue
             started = side.sync.started()
@@ -157,7 +171,7 @@ class BorderSupply:
             deposits, supply = side.sync.plan(keys, _pools(store, link), now)
             store.deposit_many(deposits)
             self._stored[link] += len(deposits)
-            self.remote.send(side.node, side.peer, supply)
+            self._send(side.node, side.peer, supply)
             offered += len(supply.blocks)
         return offered
 
@@ -196,8 +210,8 @@ class BorderSupply:
         elif not sync.reply and responding is not None and responding[0] == to:
             store = self.stores[to]
             self._discard(to, link, unmatched(store.live_blocks(link), sync))
-            self.remote.send(to, sender, PoolSync(link, tuple(store.live_blocks(link)),
-                                                  store.next_block(link), reply=True))
+            self._send(to, sender, PoolSync(link, tuple(store.live_blocks(link)),
+                                            store.next_block(link), reply=True))
         else:
             log.warning("pool synchronisation of KM-link %s from node %s ignored: not a "
                         "border KM-link node %s shares with it", link, sender, to)
@@ -233,7 +247,26 @@ class BorderSupply:
         self._stored[supply.km_link] += len(deposits)
         stored = {d.block for d in deposits}
         held = tuple(b.block for b in supply.blocks if b.block in known or b.block in stored)
-        self.remote.send(to, sender, KeySupplyAck(supply.km_link, held))
+        self._send(to, sender, KeySupplyAck(supply.km_link, held))
+
+    def _send(self, sender: str, to: str, message: KeySupply | KeySupplyAck | PoolSync
+              ) -> None:
+        """To the other end: over the transport, or handed over at the loop's next turn
+        when it is served here (as a message from another process would come)."""
+        if to not in self.stores:
+            self.remote.send(sender, to, message)
+            return
+        task = asyncio.get_running_loop().create_task(self._hand_over(sender, to, message))
+        self._handovers.add(task)
+        task.add_done_callback(self._handovers.discard)
+
+    async def _hand_over(self, sender: str, to: str,
+                         message: KeySupply | KeySupplyAck | PoolSync) -> None:
+        try:
+            await self.receive(sender, to, message)
+        except Exception:  # a lost supply message is what the protocol survives
+            log.exception("key supply message of KM-link %s from node %s to node %s "
+                          "failed", message.km_link, sender, to)
 
 
 def _pools(store: SQLiteKeyStore, km_link: str) -> Pools:

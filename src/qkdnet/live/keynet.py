@@ -89,14 +89,19 @@ class KeyNetwork:
     """Key Managers and stores of ``nodes`` of ``network``, stores under ``folder``,
     routes from ``router`` (by default the network's control layer); the KMs of other
     nodes through ``remote`` (none: every node of a route must be one of ``nodes``), and
-    the KM-links to them supplied from the device ends in ``devices`` (by KM-link id)."""
+    the KM-links to them supplied from the device ends in ``devices`` (by KM-link id);
+    KM-links between ``nodes`` with a device pair in ``device_pairs`` (by KM-link id: end
+    ``a``'s and end ``b``'s device end; needs ``remote``) take their key from it, the others
+    from the emulated devices of the supply pump."""
 
     def __init__(self, network: Network, folder: Path, nodes: Iterable[str],
                  router: Router | None = None, timeout_s: float = 5.0,
                  capacity_bytes_per_link: int = DEFAULT_CAPACITY_BYTES,
                  held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S,
                  remote: RemoteKMs | None = None,
-                 devices: Mapping[str, DeviceEnd] | None = None) -> None:
+                 devices: Mapping[str, DeviceEnd] | None = None,
+                 device_pairs: Mapping[str, tuple[DeviceEnd, DeviceEnd]] | None = None
+                 ) -> None:
         self.network = network
         # the relays' keys: fresh from the CSPRNG, or the keys a relay is handed (relay())
         self._keys = StagedKeys(secrets.token_bytes)
@@ -137,10 +142,13 @@ class KeyNetwork:
         self.router: Router = router or Controller.for_network(network)
         self.faults = OperatorFaults(network)
         self.kms.stopped = self.faults.stopped_nodes  # a stopped KM hears nothing
-        self.supply = SupplyPump(network, self.stores, self.faults)
-        #: The supply of the KM-links to other processes (None without a transport).
-        self.border = BorderSupply(network, self.stores, remote, devices or {}) \
-            if remote is not None else None
+        # a KM-link with a device pair of its own (a vendor's) takes no key from the pump
+        self.supply = SupplyPump(network, self.stores, self.faults,
+                                 skip=frozenset(device_pairs or ()))
+        #: The supply of the KM-links to other processes and of those with a device pair
+        #: (None without a transport).
+        self.border = BorderSupply(network, self.stores, remote, devices or {},
+                                   pairs=device_pairs) if remote is not None else None
         self._waiting: dict[str, asyncio.Future[bytes]] = {}
         #: Most pad one relay may take from a hop (bytes): what one direction of a pool holds.
         self.max_relay_bytes = direction_capacity(capacity_bytes_per_link)

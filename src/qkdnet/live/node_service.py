@@ -49,9 +49,9 @@ from typing import Any
 from qkdnet.apps.sae_client import tls_context
 from qkdnet.control.controller import Controller
 from qkdnet.errors import ParameterError
-from qkdnet.files.deployment import Deployment, ProcessPlacement
+from qkdnet.files.deployment import Deployment, ProcessPlacement, VendorDevice
 from qkdnet.keys.domain_border import gateways as domain_gateways
-from qkdnet.keys.link_state import KMLinkState
+from qkdnet.keys.link_state import KMLinkState, km_link_state
 from qkdnet.keys.route import Router
 from qkdnet.live.audit import AuditLog, audit_file
 from qkdnet.live.border_supply import FIGURES_FILE, write_figures
@@ -152,7 +152,8 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
 
     peers = {n: _url(*deployment.km_address(n)) for n in deployment.nodes if n not in nodes}
     remote = RemoteKMs(peers, context_for)
-    served, devices = _devices(deployment, placement, options, loop.time, context_for)
+    served, devices, pairs = _devices(deployment, placement, options, loop.time,
+                                      context_for)
     controller: Controller | None = None
     remote_router: RemoteRouter | None = None
     router: Router
@@ -161,7 +162,7 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
     else:
         router = remote_router = RemoteRouter(controller_url(deployment), context_for(nodes[0]))
     parts: dict[str, Any] = {
-        "router": router, "remote": remote, "devices": devices,
+        "router": router, "remote": remote, "devices": devices, "device_pairs": pairs,
         "capacity_bytes_per_link": options.pool_capacity_bits // 8,
         "held_key_ttl_s": options.held_key_ttl_s}
     # domains of different operators: relays cross at their gateways through ETSI GS QKD
@@ -240,7 +241,7 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
             if remote_router is not None:
                 await remote_router.close()
             await remote.close()
-            for end in devices.values():
+            for end in [*devices.values(), *(e for pair in pairs.values() for e in pair)]:
                 if isinstance(end, HttpDeviceEnd):
                     await end.aclose()
     finally:
@@ -250,14 +251,20 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
 def _devices(deployment: Deployment, placement: ProcessPlacement,
              options: NodeOptions, now: Callable[[], float],
              context_for: Callable[[str], Any]
-             ) -> tuple[dict[str, EmulatedDevice], dict[str, DeviceEnd]]:
+             ) -> tuple[dict[str, EmulatedDevice], dict[str, DeviceEnd],
+                        dict[str, tuple[DeviceEnd, DeviceEnd]]]:
     """The emulated device pairs this process runs (its border KM-links' end a, when the
-    deployment places no devices service), and this process's device end of each border
-    KM-link."""
+    deployment places no devices service), this process's device end of each border
+    KM-link, and both device ends of each KM-link between two of its nodes with a vendor
+    device pair."""
     network = deployment.network
     here = set(placement.nodes)
     served: dict[str, EmulatedDevice] = {}
     ends: dict[str, DeviceEnd] = {}
+    pairs: dict[str, tuple[DeviceEnd, DeviceEnd]] = {
+        km_link: (_vendor_end(vendor, True), _vendor_end(vendor, False))
+        for km_link, vendor in deployment.vendor_devices.items()
+        if {network.km_link[km_link].a, network.km_link[km_link].b} <= here}
     for km_link in deployment.border_links:
         km = network.km_link[km_link]
         if (km.a in here) == (km.b in here):
@@ -265,9 +272,7 @@ def _devices(deployment: Deployment, placement: ProcessPlacement,
         node, other = (km.a, km.b) if km.a in here else (km.b, km.a)
         vendor = deployment.vendor_devices.get(km.id)
         if vendor is not None:
-            end = vendor.end(node == km.a)
-            ends[km.id] = HttpDeviceEnd(end.url, tls_context(end.cert, end.key, end.ca),
-                                        end.peer_sae_id, vendor.key_bits // 8)
+            ends[km.id] = _vendor_end(vendor, node == km.a)
         elif deployment.devices is not None:
             ends[km.id] = HttpDeviceEnd(device_url(deployment, km.id), context_for(node),
                                         other, DEVICE_KEY_BYTES)
@@ -281,7 +286,14 @@ def _devices(deployment: Deployment, placement: ProcessPlacement,
         else:
             url = _url(*deployment.km_address(km.a)) + DEVICE_PREFIX + km.id
             ends[km.id] = HttpDeviceEnd(url, context_for(km.b), km.a, DEVICE_KEY_BYTES)
-    return served, ends
+    return served, ends, pairs
+
+
+def _vendor_end(vendor: VendorDevice, end_a: bool) -> HttpDeviceEnd:
+    """The KM's client of its end (``a``, or ``b``) of a vendor device pair."""
+    end = vendor.end(end_a)
+    return HttpDeviceEnd(end.url, tls_context(end.cert, end.key, end.ca), end.peer_sae_id,
+                         vendor.key_bits // 8)
 
 
 def _by_path(km: App, devices: App) -> App:
@@ -338,18 +350,26 @@ async def _report(keynet: KeyNetwork, remote: RemoteKMs, controller: Controller,
 
 def _node_states(keynet: KeyNetwork, remote: RemoteKMs, links: Sequence[KMLink],
                  node: str) -> list[KMLinkState]:
-    """What ``node`` reports to the controller service of its KM-links ``links``: one
-    between two nodes of this process as the supply reports it, a border KM-link by this
-    end's outbound pool; down where the other end's process is silent."""
+    """What ``node`` reports to the controller service of its KM-links ``links``: one the
+    supply pump fills as it reports it, another by its pools (:func:`_pool_state`); down
+    where the other end's process is silent."""
     down = remote.down_nodes(asyncio.get_running_loop().time())
     states = []
     for km in links:
         state = keynet.supply.link_state(km.id)
         if state is None:
-            key = 8.0 * keynet.stores[node].pool_bytes(km.id, True)
-            state = KMLinkState(km.id, key, 0.0, km.a not in down and km.b not in down)
+            state = _pool_state(keynet, km, km.a not in down and km.b not in down)
         states.append(state)
     return states
+
+
+def _pool_state(keynet: KeyNetwork, km: KMLink, up: bool) -> KMLinkState:
+    """A KM-link the supply pump does not fill, by its pools here: both ends' (the tighter
+    outbound pool) when both are here (a vendor device pair), else this end's outbound."""
+    if km.a in keynet.stores and km.b in keynet.stores:
+        return km_link_state(km.id, keynet.stores[km.a], keynet.stores[km.b], 0.0, up)
+    end = keynet.stores[km.a] if km.a in keynet.stores else keynet.stores[km.b]
+    return KMLinkState(km.id, 8.0 * end.pool_bytes(km.id, True), 0.0, up)
 
 
 def _pushers(deployment: Deployment, keynet: KeyNetwork, remote: RemoteKMs,
@@ -412,19 +432,17 @@ class NodeTelemetry:
 
 def link_states(keynet: KeyNetwork, down: set[str], nominal_bits: float | None
                 ) -> list[KMLinkState]:
-    """What this process knows of every KM-link: its own as the supply reports them, a
-    border KM-link by this end's outbound pool, a KM-link between other processes as
+    """What this process knows of every KM-link: its own as the supply pump reports them or
+    by their pools (:func:`_pool_state`), a KM-link between other processes as
     ``nominal_bits`` of key (None: not at all); down when an end is in ``down`` (a process
     not heard from)."""
     states = {s.km_link: s for s in keynet.supply.link_states()}
     for km in keynet.network.km_links:
         if km.id in states:
             continue
-        ends_here = [n for n in (km.a, km.b) if n in keynet.stores]
         up = km.a not in down and km.b not in down
-        if ends_here:
-            key = 8.0 * keynet.stores[ends_here[0]].pool_bytes(km.id, True)
-            states[km.id] = KMLinkState(km.id, key, 0.0, up)
+        if km.a in keynet.stores or km.b in keynet.stores:
+            states[km.id] = _pool_state(keynet, km, up)
         elif nominal_bits is not None:
             states[km.id] = KMLinkState(km.id, nominal_bits, 0.0, up)
     return list(states.values())

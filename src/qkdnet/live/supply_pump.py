@@ -34,7 +34,7 @@ import bisect
 import math
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from qkdnet.errors import KeyStoreError, PoolFull, StoreFault
@@ -112,11 +112,12 @@ class _Supply:
 
 class SupplyPump:
     """Fills the ``stores`` (by node) of ``network`` from the QKD-links that ``faults``
-    leave up."""
+    leave up, but for the KM-links in ``skip``."""
 
     def __init__(self, network: Network, stores: Mapping[str, SQLiteKeyStore],
-                 faults: OperatorFaults) -> None:
+                 faults: OperatorFaults, skip: Collection[str] = ()) -> None:
         self.network = network
+        self._skip = frozenset(skip)  # KM-links whose key comes from elsewhere
         self.stores = stores
         self.faults = faults
         self._supplies: list[_Supply] = []
@@ -156,7 +157,7 @@ class SupplyPump:
         discarded."""
         for km in self.network.km_links:
             if km.kind is not KMLinkKind.DIRECT or km.a not in self.stores \
-                    or km.b not in self.stores:
+                    or km.b not in self.stores or km.id in self._skip:
                 continue
             ends = (self.stores[km.a], self.stores[km.b])
             resume = [store.next_block(km.id) for store in ends]
