@@ -73,3 +73,6 @@ def log_to_stderr() -> None:
     """INFO lines with a timestamp on stderr: what a service's supervisor collects."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx says every request at INFO (a line per ETSI 020 push or callback): the
+    # services log what matters themselves
+    logging.getLogger("httpx").setLevel(logging.WARNING)
