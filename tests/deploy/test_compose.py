@@ -125,3 +125,45 @@ def test_services_run_as_the_images_user_and_secrets_keep_the_hosts_modes(
         assert service["user"] == f"{RUN_AS_UID}:{RUN_AS_GID}" and RUN_AS_UID != 0
         for secret in service["secrets"]:
             assert set(secret) == {"source", "target"}
+
+
+def test_a_node_service_gets_its_vendor_device_files_where_the_deployment_names_them(
+        tmp_path: Path) -> None:
+    """A vendor device pair on hefei-nanjing (both in process `all`): the node service
+    gets the six files as secrets read from where the deployment file names them, mounted
+    under /etc/qkdnet/vendor, and the mounted deployment names them there, so it loads in
+    the container."""
+    ring = Path(__file__).resolve().parents[2] / "examples" / "three-city-ring.yaml"
+    (tmp_path / "ring.yaml").write_text(ring.read_text())
+    (tmp_path / "dev").mkdir()
+    for name in ("ca.crt", "a.crt", "a.key", "b.crt", "b.key"):
+        (tmp_path / "dev" / name).write_text(f"PEM {name}\n")
+    (tmp_path / "dep.yaml").write_text(
+        "qkdnet_deployment: 1\nscenario: ring.yaml\nhosts: [{id: h, address: 10.1.1.1}]\n"
+        "processes: [{id: all, host: h, regions: [east], kme_port: 8443, km_port: 9443}]\n"
+        "controller: {host: h, port: 7000}\nems: [{region: east, host: h, port: 7100}]\n"
+        "nms: {host: h, port: 8080}\nvendor_devices:\n  - km_link: km-hefei-nanjing\n"
+        "    a: {url: 'https://qkd-a.example', ca: dev/ca.crt, cert: dev/a.crt, "
+        "key: dev/a.key}\n"
+        "    b: {url: 'https://qkd-b.example', ca: dev/ca.crt, cert: dev/b.crt, "
+        "key: dev/b.key}\n")
+    files = compose_files(load_deployment(tmp_path / "dep.yaml"))
+    compose = yaml.safe_load(files[COMPOSE_FILE])
+    node = compose["services"]["node-all"]
+    mounted = {s["target"]: compose["secrets"][s["source"]]["file"] for s in node["secrets"]}
+    assert mounted["/etc/qkdnet/vendor/km-hefei-nanjing/b.key"] == \
+        str((tmp_path / "dev" / "b.key").resolve())
+    assert sum(t.startswith("/etc/qkdnet/vendor/") for t in mounted) == 6
+    assert not any(s["target"].startswith("/etc/qkdnet/vendor/")
+                   for s in compose["services"]["controller"]["secrets"])
+    inside = tmp_path / "etc"  # the container's /etc/qkdnet, files where they are mounted
+    for target, source in mounted.items():
+        if target.startswith("/etc/qkdnet/vendor/"):
+            path = inside / target.removeprefix("/etc/qkdnet/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(Path(source).read_text())
+    for name in ("deployment.yaml", "scenario.yaml"):
+        (inside / name).write_text(files[name])
+    again = load_deployment(inside / "deployment.yaml", vendor_files_at=["hefei", "nanjing"])
+    assert again.vendor_devices["km-hefei-nanjing"].b.key == \
+        (inside / "vendor" / "km-hefei-nanjing" / "b.key").resolve()

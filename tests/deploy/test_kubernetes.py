@@ -171,3 +171,38 @@ def test_pods_run_as_the_images_user_and_can_read_their_keys(example: Deployment
             state = container["args"][container["args"].index("--dir") + 1]
             assert data["mountPath"] == DATA_DIR and state == STATE_DIR
             assert state.startswith(DATA_DIR + "/")
+
+
+def test_a_node_process_gets_its_vendor_device_files_from_its_secret(
+        ring: tuple[Deployment, Path]) -> None:
+    """A vendor device pair on hefei-nanjing: with --pki, process west's Secret also holds
+    the six vendor files (read from where the deployment names them), mounted under
+    /etc/qkdnet/vendor where the ConfigMap's deployment names them; every object still
+    passes the schema, and no other container gets them."""
+    _, pki = ring
+    folder = pki.parent
+    (folder / "dev").mkdir(exist_ok=True)
+    for name in ("ca.crt", "a.crt", "a.key", "b.crt", "b.key"):
+        (folder / "dev" / name).write_text(f"PEM {name}\n")
+    vendor = RING + ("vendor_devices:\n  - km_link: km-hefei-nanjing\n"
+                     "    a: {url: 'https://qkd-a.example', ca: dev/ca.crt, cert: dev/a.crt, "
+                     "key: dev/a.key}\n"
+                     "    b: {url: 'https://qkd-b.example', ca: dev/ca.crt, cert: dev/b.crt, "
+                     "key: dev/b.key}\n")
+    files = kubernetes_files(parse_deployment(vendor, "dep.yaml", "yaml", folder), pki=pki)
+    secrets = {o["metadata"]["name"]: o["data"] for o in yaml.safe_load_all(files["secrets.yaml"])}
+    west = secrets["qkdnet-node-west-tls"]
+    assert base64.b64decode(west["vendor.km-hefei-nanjing.b.key"]) == b"PEM b.key\n"
+    assert sum(k.startswith("vendor.") for k in west) == 6
+    assert not any(k.startswith("vendor.") for k in secrets["qkdnet-node-rest-tls"])
+    workload = next(yaml.safe_load_all(files["node-west.yaml"]))
+    pod = workload["spec"]["template"]["spec"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "vendor")
+    volume = next(v for v in pod["volumes"] if v["name"] == "vendor")
+    assert mount["mountPath"] == "/etc/qkdnet/vendor"
+    assert {"key": "vendor.km-hefei-nanjing.a.cert", "path": "km-hefei-nanjing/a.cert"} in \
+        volume["secret"]["items"]
+    config = yaml.safe_load(yaml.safe_load(files["configmap.yaml"])["data"]["deployment.yaml"])
+    assert config["vendor_devices"][0]["a"]["cert"] == "vendor/km-hefei-nanjing/a.cert"
+    for o in _objects(files):
+        kubernetes_validate.validate(o, kubernetes_validate.latest_version(), strict=True)

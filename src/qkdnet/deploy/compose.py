@@ -6,8 +6,9 @@ the deployment file are the real ones, on one host or many; each service carries
 profile of its host, so on host H ``docker compose --profile H up -d`` starts what is
 placed there. The deployment file (and a scenario file, if any) are Compose configs
 mounted in ``/etc/qkdnet``; certificates are Compose secrets read from a ``qkdnet pki``
-folder and mounted as ``/etc/qkdnet/pki``; each node process keeps its key stores in a
-named volume.
+folder and mounted as ``/etc/qkdnet/pki``, and a node process's vendor QKD device files
+(read from where the deployment file names them) as ``/etc/qkdnet/vendor``; each node
+process keeps its key stores in a named volume.
 
 Every service runs as the image's user (:data:`~qkdnet.deploy.containers.RUN_AS_UID`).
 Docker Compose mounts a file secret as a bind mount of the host's file, keeping its owner
@@ -28,6 +29,7 @@ from qkdnet.deploy.containers import (
     PKI_DIR,
     RUN_AS_GID,
     RUN_AS_UID,
+    VENDOR_DIR,
     config_files,
     containers,
 )
@@ -55,7 +57,9 @@ def compose_files(deployment: Deployment, pki: str = "pki", image: str = "qkdnet
             "profiles": [c.host],
             "configs": [{"source": _name(f), "target": f"{CONFIG_DIR}/{f}"} for f in configs],
             "secrets": [{"source": _name(f), "target": f"{PKI_DIR}/{f}"}
-                        for f in c.pki_files],
+                        for f in c.pki_files]
+            + [{"source": _name(f"vendor/{f}"), "target": f"{VENDOR_DIR}/{f}"}
+               for f, _ in c.vendor_files],
             "labels": {"org.qkdnet.component": c.component, "org.qkdnet.host": c.host},
         }
         if c.stateful:
@@ -63,6 +67,8 @@ def compose_files(deployment: Deployment, pki: str = "pki", image: str = "qkdnet
             service["volumes"] = [{"type": "volume", "source": c.name, "target": DATA_DIR}]
         services[c.name] = service
         secrets.update({_name(f): {"file": f"{pki.rstrip('/')}/{f}"} for f in c.pki_files})
+        secrets.update({_name(f"vendor/{f}"): {"file": str(path)}
+                        for f, path in c.vendor_files})
     document = {
         "name": "qkdnet",
         "services": services,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from qkdnet.files.deployment import (
     Deployment,
@@ -22,6 +23,9 @@ CONFIG_DIR = "/etc/qkdnet"
 DEPLOYMENT_FILE = "deployment.yaml"
 SCENARIO_FILE = "scenario.yaml"
 PKI_DIR = f"{CONFIG_DIR}/pki"
+#: Where a node process finds the certificates and keys of its vendor QKD devices (the
+#: mounted deployment file names them there, relative to itself).
+VENDOR_DIR = f"{CONFIG_DIR}/vendor"
 #: Where a node process's volume is mounted (the image user's home).
 DATA_DIR = "/var/lib/qkdnet"
 #: A node process's data folder (``--dir``), a folder the process makes in its volume:
@@ -40,10 +44,10 @@ _NOT_LABEL = re.compile(r"[^a-z0-9-]+")
 @dataclass(frozen=True)
 class Container:
     """One container: a service name, a component (node, controller, devices, ems, nms),
-    the host
-    (deployment host id) it is placed on, its arguments after ``qkdnet``, the PKI files it
-    needs (paths relative to a ``qkdnet pki`` folder), its listening ports and whether it
-    keeps state (a node process's key stores)."""
+    the host (deployment host id) it is placed on, its arguments after ``qkdnet``, the PKI
+    files it needs (paths relative to a ``qkdnet pki`` folder), its listening ports,
+    whether it keeps state (a node process's key stores), and the files of its vendor QKD
+    devices (path under :data:`VENDOR_DIR`, the file where the manifests are written)."""
 
     name: str
     component: str
@@ -52,6 +56,7 @@ class Container:
     pki_files: tuple[str, ...]
     ports: tuple[int, ...]
     stateful: bool
+    vendor_files: tuple[tuple[str, Path], ...] = ()
 
 
 def label(text: str) -> str:
@@ -72,10 +77,37 @@ def config_files(deployment: Deployment, hosts: dict[str, str] | None = None
                                    None if built_in else SCENARIO_FILE)
     if hosts is not None:
         document["hosts"] = [{"id": h, "address": a} for h, a in hosts.items()]
+    for entry in document.get("vendor_devices", ()):
+        for end in ("a", "b"):
+            for kind in _VENDOR_KINDS:
+                entry[end][kind] = f"vendor/{_vendor_path(entry['km_link'], end, kind)}"
     files = {DEPLOYMENT_FILE: format_deployment(document)}
     if not built_in:
         files[SCENARIO_FILE] = format_network(deployment.network, "yaml")
     return files
+
+
+_VENDOR_KINDS = ("ca", "cert", "key")
+
+
+def _vendor_path(km_link: str, end: str, kind: str) -> str:
+    """Where under :data:`VENDOR_DIR` end ``end`` of ``km_link``'s vendor device finds its
+    ``kind`` (ca, cert, key) file."""
+    return f"{label(km_link)}/{end}.{kind}"
+
+
+def vendor_files(deployment: Deployment, process: ProcessPlacement
+                 ) -> tuple[tuple[str, Path], ...]:
+    """The vendor device files a node process needs (its nodes' ends): path under
+    :data:`VENDOR_DIR`, and the file the deployment names."""
+    out = []
+    for v in deployment.vendor_devices.values():
+        km = deployment.network.km_link[v.km_link]
+        for end, node, files in (("a", km.a, v.a), ("b", km.b, v.b)):
+            if node in process.nodes:
+                out += [(_vendor_path(v.km_link, end, kind), getattr(files, kind))
+                        for kind in _VENDOR_KINDS]
+    return tuple(out)
 
 
 def node_pki_files(process: ProcessPlacement) -> tuple[str, ...]:
@@ -98,7 +130,8 @@ def containers(deployment: Deployment, listen: str | None = None) -> list[Contai
     extra = ("--listen", listen) if listen else ()
     out = [Container(f"node-{p.id}", "node", p.host,
                      ("node", *base, "--process", p.id, "--dir", STATE_DIR, *extra),
-                     node_pki_files(p), (*p.kme_ports, p.km_port), True)
+                     node_pki_files(p), (*p.kme_ports, p.km_port), True,
+                     vendor_files(deployment, p))
            for p in deployment.processes]
     out.append(Container("controller", "controller", deployment.controller.host,
                          ("controller", *base, *extra), service_pki_files(CONTROLLER_ID),

@@ -43,6 +43,7 @@ from qkdnet.deploy.containers import (
     PKI_DIR,
     RUN_AS_GID,
     RUN_AS_UID,
+    VENDOR_DIR,
     Container,
     config_files,
     containers,
@@ -115,6 +116,8 @@ def kubernetes_files(deployment: Deployment, image: str = DEFAULT_IMAGE,
         for c in cs:
             secrets.setdefault(secret_name(c), {}).update(
                 {_key(f): _read_base64(pki, f) for f in c.pki_files})
+            secrets[secret_name(c)].update(
+                {_key(f"vendor/{f}"): _read_vendor(path) for f, path in c.vendor_files})
         files["secrets.yaml"] = _dump_all(_secret(n, data) for n, data in secrets.items())
     for c in cs:
         files[f"{c.name}.yaml"] = _dump_all(
@@ -149,6 +152,14 @@ def _read_base64(pki: Path, path: str) -> str:
                              "by `qkdnet pki init` for this scenario?)") from None
 
 
+def _read_vendor(path: Path) -> str:
+    try:
+        return base64.b64encode(path.read_bytes()).decode("ascii")
+    except OSError as exc:
+        raise ParameterError("vendor_devices", str(path),
+                             f"cannot read it: {exc.strerror}") from None
+
+
 def _labels(c: Container) -> dict[str, str]:
     return {"app.kubernetes.io/name": _APP, "app.kubernetes.io/component": c.component,
             "app.kubernetes.io/instance": service_name(c)}
@@ -172,6 +183,11 @@ def _workload(c: Container, image: str, configs: list[str], storage: str) -> dic
         {"name": "pki", "secret": {"secretName": secret_name(c), "defaultMode": SECRET_MODE,
                                    "items": [{"key": _key(f), "path": f}
                                              for f in c.pki_files]}}]
+    if c.vendor_files:  # from the same Secret: the vendor devices' certificates and keys
+        mounts.append({"name": "vendor", "mountPath": VENDOR_DIR, "readOnly": True})
+        volumes.append({"name": "vendor", "secret": {
+            "secretName": secret_name(c), "defaultMode": SECRET_MODE,
+            "items": [{"key": _key(f"vendor/{f}"), "path": f} for f, _ in c.vendor_files]}})
     if c.stateful:
         mounts.append({"name": "data", "mountPath": DATA_DIR})
     pod = {"metadata": {"labels": _labels(c)},
