@@ -33,8 +33,9 @@ fill what the paper does not publish are the constants below, in one place:
     engineered to hold ~10 kbit/s in the worst field conditions is what the record
     suggests; and it keeps a one-time-pad line of 8 kbit/s (the built-in demands) running
     over any single span at the worst corner. Not fitted to a seed: the robustness figures
-    (README, "Twin fidelity") are over 20 topology seeds x 5 twin seeds, and 8 or 12
-    kbit/s move every segment's median by about the same factor.
+    (docs/twin-fidelity.md) are over 20 topology seeds x 5 twin seeds; of 8, 10 and 12
+    kbit/s, 10 is the one floor at which three of the paper's four segment means lie
+    within 25% of the median (no floor brings Harbin-Beijing there).
   * Pairs before types: a second device pair (a second transmitter, receiver, WDM channel
     and rack position) costs more than any detector upgrade, so the rule minimises pairs
     first, at most MAX_DEVICE_PAIRS = 4 (the paper: one KM-link may use several
