@@ -28,8 +28,8 @@ def _families(nms: Nms) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def test_one_skr_sample_per_qkd_link_with_the_ingested_values(net: Network) -> None:
-    """All 1,062 CN-QCN QKD-links in one batch: one SKR sample each, value and region."""
-    assert len(net.qkd_links) == 1062
+    """All 1,066 CN-QCN QKD-links in one batch: one SKR sample each, value and region."""
+    assert len(net.qkd_links) == 1066
     ids = tuple(net.link)
     skr = np.linspace(100.0, 50_000.0, len(ids))
     qber = np.linspace(0.005, 0.05, len(ids))

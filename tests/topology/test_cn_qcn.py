@@ -6,11 +6,31 @@ from collections import Counter
 from statistics import fmean
 
 import networkx as nx
+import numpy as np
 import pytest
 
-from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES
-from qkdnet.topology.cn_qcn import apportion, build_cn_qcn, data_rows, slug
-from qkdnet.topology.model import DomainKind, KMLinkKind, Multiplexing, Network, NodeKind
+from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES, device_type
+from qkdnet.quantum.field import pessimistic_params
+from qkdnet.quantum.rates import skr
+from qkdnet.topology.cn_qcn import (
+    DEFAULT_SEED,
+    DESIGN_FLOOR_BPS,
+    MAX_DEVICE_PAIRS,
+    SPAN_TYPE_COST_ORDER,
+    apportion,
+    build_cn_qcn,
+    data_rows,
+    engineered_spans,
+    slug,
+)
+from qkdnet.topology.model import (
+    DomainKind,
+    KMLinkKind,
+    Multiplexing,
+    Network,
+    NodeKind,
+    QKDLink,
+)
 from qkdnet.topology.paths import (
     edge_disjoint_paths,
     path_links,
@@ -185,20 +205,56 @@ def test_device_types_as_deployed(net: Network) -> None:
     assert all(0.005 <= x <= 0.02 for x in e_d)
 
 
-def test_lossy_spans_get_device_pairs_and_the_best_detectors(net: Network) -> None:
-    """A backbone span above the 20 dB budget carries enough WDM device pairs that pairs x
-    transmittance matches a 20 dB span (at most 4); above 26 dB it carries type II."""
+def _worst_bps(device: str, loss_db: float) -> float:
+    """One device pair's key rate (bit/s) at the pessimistic field corner."""
+    d = device_type(device)
+    return float(skr(d, loss_db, pessimistic_params(d)))
+
+
+def _spans(net: Network) -> list[QKDLink]:
     core = _backbone(net) | net.domain["bsbn"].nodes
-    spans = [lk for lk in net.qkd_links if {lk.a, lk.b} <= core]
-    for lk in spans:
-        if lk.loss_db <= 20:
-            assert lk.device_pairs == 1
-        else:
-            assert lk.device_pairs * 10 ** (-lk.loss_db / 10) >= 10 ** -2 or lk.device_pairs == 4
-            assert (lk.device_pairs - 1) * 10 ** (-lk.loss_db / 10) < 10 ** -2
-        if lk.loss_db > 26:
-            assert lk.device_type == "II"
-    assert any(lk.device_pairs > 1 for lk in spans)
+    return [lk for lk in net.qkd_links if {lk.a, lk.b} <= core]
+
+
+@pytest.mark.parametrize("seed", [DEFAULT_SEED, 7])
+def test_every_span_holds_the_design_floor_at_the_pessimistic_corner(seed: int) -> None:
+    """Every backbone/BSBN span makes at least the 10 kbit/s design floor with every field
+    parameter at its worst, unless no equipment can (4 pairs of type II short of it)."""
+    assert DESIGN_FLOOR_BPS == 10_000.0
+    net = build_cn_qcn(seed)
+    short = [lk for lk in _spans(net)
+             if lk.device_pairs * _worst_bps(lk.device_type, lk.loss_db) < DESIGN_FLOOR_BPS]
+    for lk in short:
+        assert (lk.device_type, lk.device_pairs) == ("II", MAX_DEVICE_PAIRS), lk.id
+        assert lk.loss_db > 25, lk.id
+    assert len(short) <= 5
+    assert sum(lk.device_pairs > 1 for lk in _spans(net)) >= 5
+
+
+@pytest.mark.parametrize("seed", [DEFAULT_SEED, 7])
+def test_no_span_has_fewer_pairs_or_a_cheaper_type_that_would_do(seed: int) -> None:
+    """With fewer device pairs no type holds the floor at the pessimistic corner, and with
+    the same pairs no type cheaper than the chosen one (III < IV < I < II) does."""
+    assert SPAN_TYPE_COST_ORDER == ("III", "IV", "I", "II")
+    for lk in _spans(build_cn_qcn(seed)):
+        for pairs in range(1, lk.device_pairs):
+            assert all(pairs * _worst_bps(t, lk.loss_db) < DESIGN_FLOOR_BPS
+                       for t in SPAN_TYPE_COST_ORDER), lk.id
+        cheaper = SPAN_TYPE_COST_ORDER[:SPAN_TYPE_COST_ORDER.index(lk.device_type)]
+        assert all(lk.device_pairs * _worst_bps(t, lk.loss_db) < DESIGN_FLOOR_BPS
+                   for t in cheaper), lk.id
+
+
+def test_the_rule_gives_type_iii_to_short_spans_and_type_ii_to_the_longest() -> None:
+    """The rule at a few losses: 15 dB one pair of III; 21 dB one pair of I; 23 dB one pair
+    of II; 26.5 dB four pairs of II (the most there is); a higher floor never costs less."""
+    assert engineered_spans([15.0, 21.0, 23.0, 26.5]) == [
+        ("III", 1), ("I", 1), ("II", 1), ("II", 4)]
+    assert all(lk.device_type == "II" for lk in _spans(build_cn_qcn()) if lk.loss_db > 26)
+    order = {t: i for i, t in enumerate(SPAN_TYPE_COST_ORDER)}
+    for low, high in zip(engineered_spans(np.linspace(10, 28, 37), 8_000.0),
+                         engineered_spans(np.linspace(10, 28, 37), 12_000.0), strict=True):
+        assert (high[1], order[high[0]]) >= (low[1], order[low[0]])
 
 
 def test_same_seed_same_network_other_seed_other_links(net: Network) -> None:

@@ -47,8 +47,8 @@ def _features(doc: dict[str, Any], geometry: str, kind: str | None = None) -> li
 def test_graphml_has_a_node_per_node_and_an_edge_per_qkd_link(
     net: Network, graphml: nx.Graph
 ) -> None:
-    """Read back by plain networkx, CN-QCN has its 1,061 nodes and every QKD-link."""
-    assert graphml.number_of_nodes() == len(net.nodes) == 1061
+    """Read back by plain networkx, CN-QCN has its 1,065 nodes and every QKD-link."""
+    assert graphml.number_of_nodes() == len(net.nodes) == 1065
     assert graphml.number_of_edges() == len(net.qkd_links)
     assert set(graphml.nodes) == {n.id for n in net.nodes}
     assert graphml.graph["name"] == "cn-qcn"
@@ -112,7 +112,7 @@ def test_geojson_is_a_feature_collection_named_for_the_network(geojson: dict[str
 def test_geojson_has_a_point_per_node(net: Network, geojson: dict[str, Any]) -> None:
     """Every node is one Point, carrying its id and kind."""
     points = _features(geojson, "Point")
-    assert len(points) == len(net.nodes) == 1061
+    assert len(points) == len(net.nodes) == 1065
     assert [p["properties"]["id"] for p in points] == [n.id for n in net.nodes]
     assert points[0]["properties"]["kind"] == net.nodes[0].kind.value
 

@@ -121,7 +121,7 @@ def test_a_scripted_cut_raises_a_link_down_alarm_that_clears_on_repair(
 
 def test_links_csv_carries_the_key_accounting(report: Path) -> None:
     rows = _rows(report / "links.csv")
-    assert len(rows) == 1062
+    assert len(rows) == 1066
     made = sum(float(r["made_bits"]) for r in rows)
     rest = sum(float(r["used_bits"]) + float(r["pooled_bits"]) + float(r["discarded_bits"])
                for r in rows)
