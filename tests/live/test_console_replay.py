@@ -49,7 +49,13 @@ def test_the_report_carries_hourly_telemetry_of_every_link(run: tuple[TwinResult
     assert down.sum() == 4
     assert not rec.up[down, col].any() and rec.up[~down, col].all()
     assert (rec.skr_bps[down, col] == 0).all() and np.isnan(rec.qber[down, col]).all()
-    assert (rec.skr_bps[rec.up] > 0).all()
+    # an up link reports its rate and QBER; at its margin a QBER rise may take its key
+    # rate to 0 for a sample (engineered spans hold the floor only at the field corner's
+    # QBER), but it stays measured, unlike a down link's
+    assert (rec.skr_bps[rec.up] >= 0).all() and (rec.skr_bps[rec.up] > 0).mean() > 0.999
+    zero = rec.up & (rec.skr_bps == 0)
+    dv = ~np.isnan(rec.qber).all(axis=0)  # links that measure a QBER (not CV ones)
+    assert not np.isnan(rec.qber[zero & dv[None, :]]).any()
 
 
 def test_a_replay_raises_and_clears_the_link_down_alarm(run: tuple[TwinResult, Path]) -> None:
