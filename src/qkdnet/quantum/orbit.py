@@ -35,7 +35,7 @@ FloatArray = NDArray[np.float64]
 
 #: ASSUMED Jinan-1-like element set (see the module docstring): name line and two lines.
 JINAN1_TLE = """\
-JINAN-1 (ASSUMED)
+JINAN-1
 1 53112U 22088A   25001.00000000  .00008000  00000-0  35000-3 0  9999
 2 53112  97.4000  60.0000 0005000  90.0000 270.1000 15.22000000134563"""
 

@@ -86,6 +86,12 @@ class PassTrack:
                              float(self.elevation_deg[top]), self.key_bits)
 
 
+#: The defaults: 10 deg minimum elevation, night when the sun is below the horizon.
+DEFAULT_RULES = PassRules()
+#: The calibrated Jinan-1-like downlink of :mod:`qkdnet.quantum.free_space`.
+DEFAULT_LINK = FreeSpaceLink()
+
+
 def _windows(t: FloatArray, el: FloatArray, floor: float) -> list[tuple[float, float]]:
     """(rise, set) times where ``el`` sampled at ``t`` stays at or above ``floor``."""
     above = el >= floor
@@ -102,7 +108,7 @@ def _windows(t: FloatArray, el: FloatArray, floor: float) -> list[tuple[float, f
 
 def pass_tracks(
     orbit: Orbit, stations: Sequence[GroundStation], epoch: datetime, duration_s: float,
-    rules: PassRules = PassRules(), link: FreeSpaceLink = FreeSpaceLink(),
+    rules: PassRules = DEFAULT_RULES, link: FreeSpaceLink = DEFAULT_LINK,
     params: DecoyBB84Params = SATELLITE_BB84,
 ) -> list[PassTrack]:
     """Every pass of ``orbit`` over ``stations`` in [0, ``duration_s``] s after ``epoch``,
@@ -136,7 +142,7 @@ def pass_tracks(
 
 def find_passes(
     orbit: Orbit, stations: Sequence[GroundStation], epoch: datetime, duration_s: float,
-    rules: PassRules = PassRules(), link: FreeSpaceLink = FreeSpaceLink(),
+    rules: PassRules = DEFAULT_RULES, link: FreeSpaceLink = DEFAULT_LINK,
     params: DecoyBB84Params = SATELLITE_BB84,
 ) -> list[SatellitePass]:
     """The passes of :func:`pass_tracks` as the records the key management, control and
