@@ -17,7 +17,7 @@ def test_built_in_tle_is_a_500_km_sun_synchronous_orbit() -> None:
     """The assumed Jinan-1-like set: ~500 km altitude, inclination ~97.4 deg."""
     orbit = Orbit.from_tle(JINAN1_TLE)
     r = np.linalg.norm(orbit.teme_km(EPOCH, np.arange(0.0, 6000.0, 60.0)), axis=-1)
-    assert 6378.0 + 470.0 < r.min() and r.max() < 6378.0 + 530.0  # geocentric radius, km
+    assert r.min() > 6378.0 + 470.0 and r.max() < 6378.0 + 530.0  # geocentric radius, km
     assert 97.0 < float(orbit.line2[8:16]) < 98.0
 
 
