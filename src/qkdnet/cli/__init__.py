@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import typer
 
-from qkdnet.cli import apps, deploy, live, nodes, operator, pki, quantum, topology, twin
+from qkdnet.cli import (
+    apps,
+    deploy,
+    live,
+    nodes,
+    operator,
+    pki,
+    quantum,
+    satellite,
+    topology,
+    twin,
+)
 
 app = typer.Typer(
     help="qkdnet: a carrier-grade quantum key distribution network.",
@@ -24,5 +35,6 @@ app.add_typer(live.commands)
 app.add_typer(nodes.commands)
 app.add_typer(apps.commands, name="app")
 app.add_typer(deploy.commands, name="deploy")
+app.add_typer(satellite.commands, name="satellite")
 
 __all__ = ["app"]
