@@ -380,6 +380,7 @@ demands:
   - {id: d1, source: beijing-m1, target: shanghai-m1, rate_bps: 8000, key_bits: 4096}
 segments: [beijing, wuhan]
 add_device_pairs: {xiongan--baoding: 1}
+satellites: []
 """
 
 
