@@ -312,9 +312,14 @@ class _Run:
         """Every KM-link reported up (and empty), every demand routed."""
         self._report(0.0, [self._state(i, up=True) for i in range(len(self.links))]
                      + self._satellite_states(every=True))
+        # The watched segments measure the fibre path (the paper's Table 1), so their
+        # services never take a satellite KM-link; the demands may.
+        satellite = frozenset(self.sats.km_links) if self.sats is not None else frozenset()
+        segments = {_segment_id(a, b) for a, b in itertools.pairwise(self.scenario.segments)}
         for d in self.demands.values():
+            segment = d.demand.id in segments
             demand = Demand(d.demand.id, d.demand.source, d.demand.target,
-                            float(d.demand.key_bits))
+                            float(d.demand.key_bits), satellite if segment else frozenset())
             self._apply(0.0, [self.controller.add(demand)])
 
     def _step(self, day: _Steps, k: int) -> None:

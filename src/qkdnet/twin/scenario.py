@@ -21,7 +21,7 @@ and what-if changes; checked before any simulation runs.
     satellites:                     # default: [jinan-1] on a network with satellite KM-links;
       - {id: jinan-1}               #   [] for none; tle: [line1, line2] for the orbit model
     add_ground_stations:            # what-if: a ground station on a 30 km tail fibre, joined
-      - {id: lhasa-gs, lat: 29.65, lon: 91.1, attach: chengdu}  # to every other by satellite
+      - {id: wuhan-gs, lat: 30.45, lon: 114.52, attach: wuhan}  # to every other by satellite
     satellite_pool_bits: 10000000   # each satellite's pool with a ground station (bits)
 
 Without ``demands`` and ``segments`` a ``cn-qcn`` run takes :data:`CN_QCN_DEMANDS` and
