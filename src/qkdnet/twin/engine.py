@@ -344,8 +344,12 @@ class _Run:
         if end >= self.next_report:
             self._sample(end, day.rates[k], qber, up)
             self._report_dry(end)
-            if self.sats is not None:
-                self._report(end, self._satellite_states())
+            # the satellite KM-links whose key changed; an unrouted demand backing off its
+            # searches also takes each hourly report as a chance (Controller.report)
+            changed = self._satellite_states()
+            if changed or (self.sats is not None
+                           and any(d.route is None for d in self.demands.values())):
+                self._report(end, changed)
             self.next_report += REPORT_S
 
     # -- satellites ---------------------------------------------------------------------
