@@ -174,9 +174,26 @@ def ring(load: Load, net: Network) -> TwinResult:
 
 @pytest.fixture(scope="module")
 def broken_ring(load: Load, net: Network) -> TwinResult:
-    """The same faults, as if the ring's Hefei-Wuhan route had lost a link."""
+    """The same faults, as if the ring's Hefei-Wuhan route had lost a link (fibre only:
+    no satellite to protect Beijing-Wuhan)."""
     text = RING_DOC.format(chain=_chain_link(net), harbin=_harbin_link(net))
-    return run_twin(load(text + f"remove_links: [{_ring_link(net)}]\n"))
+    return run_twin(load(text + f"remove_links: [{_ring_link(net)}]\nsatellites: []\n"))
+
+
+def test_with_the_satellite_the_broken_ring_is_protected_through_it(
+        load: Load, net: Network) -> None:
+    """The broken ring, a Beijing-Wuhan key demand: fibre only, the chain fault cuts it
+    for the fault's 4.25 h; with Jinan-1 passing it moves onto the only other way, through
+    a satellite KM-link, and loses no time (the watched segment, fibre only, still does)."""
+    text = RING_DOC.format(chain=_chain_link(net), harbin=_harbin_link(net)).replace(
+        "demands: []", "demands:\n  - {id: bw, source: beijing, target: wuhan, rate_bps: 1}")
+    text += f"remove_links: [{_ring_link(net)}]\n"
+    fibre, both = run_twin(load(text + "satellites: []\n")), run_twin(load(text))
+    assert total(fibre.services[0].outages) == pytest.approx(4.25 * HOUR_S, abs=1.0)
+    [service] = both.services
+    assert service.outages == () and service.satellite_bits > 0
+    assert total(_segment(both, "beijing", "wuhan").outages) == pytest.approx(
+        4.25 * HOUR_S, abs=1.0)
 
 
 def test_the_chosen_links_are_where_the_test_means_them_to_be(net: Network) -> None:
@@ -380,6 +397,7 @@ demands:
   - {id: d1, source: beijing-m1, target: shanghai-m1, rate_bps: 8000, key_bits: 4096}
 segments: [beijing, wuhan]
 add_device_pairs: {xiongan--baoding: 1}
+satellites: []
 """
 
 

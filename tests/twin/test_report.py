@@ -75,9 +75,9 @@ def test_the_page_stands_alone(report: Path) -> None:
     page = (report / "index.html").read_text()
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
-    assert page.count("<img") == 4
+    assert page.count("<img") == 5  # with the satellite's passes
     for heading in ("Fig. 5a", "Fig. 5b", "Table 1", "Fig. 3 and 4", "Availability",
-                    "Key pools", "Demands"):
+                    "Key pools", "Demands", "Satellite"):
         assert heading in page
 
 

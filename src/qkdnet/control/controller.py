@@ -29,12 +29,14 @@ ROUTE_NEED_BITS = 512.0
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """Keys wanted between two nodes: ``need_bits`` per request."""
+    """Keys wanted between two nodes: ``need_bits`` per request, never routed over the
+    KM-links ``avoid`` (the twin's watched fibre segments avoid the satellite KM-links)."""
 
     id: str
     source: str
     target: str
     need_bits: float = 512.0
+    avoid: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ class Controller:
         """Route a new demand: its working path, with a backup where one exists."""
         self._demands[demand.id] = demand
         self._routes[demand.id] = self._planned[demand.id] = self.level1.protected(
-            demand.source, demand.target, demand.need_bits)
+            demand.source, demand.target, demand.need_bits, demand.avoid)
         return RouteChanged(demand.id, self.active(demand.id), "routed")
 
     def active(self, demand_id: str) -> Route | None:
@@ -182,7 +184,8 @@ class Controller:
             self._news_waiting.add(demand.id)
             return None
         self._news_waiting.discard(demand.id)
-        route = self.level1.protected(demand.source, demand.target, demand.need_bits)
+        route = self.level1.protected(demand.source, demand.target, demand.need_bits,
+                                      demand.avoid)
         self._restore_searches.record(demand.id, found=route is not None)
         if route is None:
             return None
@@ -213,7 +216,8 @@ class Controller:
         if not self._drain_searches.due(demand.id):
             return None
         drained = self.level1.drained(active, demand.need_bits)
-        better = self.level1.protected(demand.source, demand.target, demand.need_bits, drained)
+        better = self.level1.protected(demand.source, demand.target, demand.need_bits,
+                                       {*drained, *demand.avoid})
         if better is not None and \
                 self.level1.refill_bps(better.working) <= self.level1.refill_bps(active):
             better = None
@@ -227,10 +231,11 @@ class Controller:
         backup = self.backup(demand.id)
         if backup is not None and self.level1.usable(backup, demand.need_bits):
             standby = self.level1.route(demand.source, demand.target, demand.need_bits,
-                                        backup.km_links)
+                                        {*backup.km_links, *demand.avoid})
             self._routes[demand.id] = Protected(backup, standby)
             return RouteChanged(demand.id, backup, "switched to backup")
-        rerouted = self.level1.protected(demand.source, demand.target, demand.need_bits)
+        rerouted = self.level1.protected(demand.source, demand.target, demand.need_bits,
+                                         demand.avoid)
         self._routes[demand.id] = rerouted
         if rerouted is None:
             return RouteChanged(demand.id, None, "no route")

@@ -13,8 +13,9 @@ from qkdnet.topology.model import Domain, DomainKind, KMLinkKind, Network
 
 def controllers_for(network: Network) -> Level1Coordination:
     """The control hierarchy of ``network``: a Level-2 controller per domain (plus one for
-    the KM-links no domain holds, such as ground-station tails), a Level-1 controller per
-    region over its metro networks and the national domains, and their coordination."""
+    the KM-links no domain holds, such as ground-station tails, and one for the satellite
+    KM-links between the ground stations), a Level-1 controller per region over its metro
+    networks and the national domains, and their coordination."""
     domains = list(network.domains)
     covered = {k.id for k in network.km_links for d in domains
                if k.a in d.nodes and k.b in d.nodes}
@@ -24,6 +25,12 @@ def controllers_for(network: Network) -> Level1Coordination:
         domains.append(Domain("unassigned", DomainKind.BACKBONE, "KM-links in no domain",
                               frozenset(loose)))
     level2s = [Level2Controller(network, d) for d in domains]
+    stations = {n for k in network.km_links if k.kind is KMLinkKind.SATELLITE
+                for n in (k.a, k.b)}
+    if stations:  # national: every region reaches the others' ground stations through it
+        level2s.append(Level2Controller(
+            network, Domain("satellite", DomainKind.BACKBONE, "satellite KM-links",
+                            frozenset(stations)), (KMLinkKind.SATELLITE,)))
     national = [l2 for l2 in level2s if l2.domain.kind is not DomainKind.METRO]
     by_region: dict[str, list[Level2Controller]] = {n.region: [] for n in network.nodes}
     for l2 in level2s:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from qkdnet.control.cost import key_aware_cost
+from qkdnet.control.cost import key_aware_cost, satellite_cost
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.keys.route import Route
 from qkdnet.topology.model import Domain, KMLinkKind, Network
@@ -26,13 +26,16 @@ class Protected:
 
 class Level2Controller:
     """Routes inside ``domain`` over the network's KM-links of ``kinds`` with both ends in
-    the domain; :meth:`update` feeds it KM-link state."""
+    the domain; :meth:`update` feeds it KM-link state. Satellite KM-links are priced by
+    the key in their satellite pools (:func:`~qkdnet.control.cost.satellite_cost`)."""
 
     def __init__(self, network: Network, domain: Domain,
                  kinds: Collection[KMLinkKind] = (KMLinkKind.DIRECT,)) -> None:
         self.domain = domain
         self._edges = {k.id: (k.a, k.b) for k in network.km_links
                        if k.kind in kinds and k.a in domain.nodes and k.b in domain.nodes}
+        self._satellite = frozenset(k.id for k in network.km_links
+                                    if k.kind is KMLinkKind.SATELLITE and k.id in self._edges)
         self._state: dict[str, KMLinkState] = {}
 
     @property
@@ -52,7 +55,8 @@ class Level2Controller:
         g = nx.Graph()
         g.add_nodes_from(self.domain.nodes)
         for km, (a, b) in self._edges.items():
-            cost = key_aware_cost(self._state.get(km), need_bits)
+            price = satellite_cost if km in self._satellite else key_aware_cost
+            cost = price(self._state.get(km), need_bits)
             if cost is not None and km not in skip and \
                     (not g.has_edge(a, b) or g.edges[a, b]["cost"] > cost):
                 g.add_edge(a, b, cost=cost, km_link=km)

@@ -37,6 +37,7 @@ from qkdnet.keys.pool import (
     check_room,
     direction_capacity,
 )
+from qkdnet.keys.satellite_pools import SatellitePools
 from qkdnet.topology.model import KMLink
 
 FloatArray = npt.NDArray[np.float64]
@@ -44,11 +45,15 @@ FloatArray = npt.NDArray[np.float64]
 
 class AmountPools:
     """Pools of ``km_links``, each end holding at most ``capacity_bits`` of the link's key
-    (both directions together, each at most half); empty at start."""
+    (both directions together, each at most half); empty at start. Satellite KM-links
+    draw on ``satellites``' pools instead (:mod:`qkdnet.keys.satellite_pools`): the
+    stores relay over them with the same verbs."""
 
-    def __init__(self, km_links: Sequence[KMLink], capacity_bits: float) -> None:
+    def __init__(self, km_links: Sequence[KMLink], capacity_bits: float,
+                 satellites: SatellitePools | None = None) -> None:
         if not capacity_bits > 0:
             raise ParameterError("capacity_bits", capacity_bits, "> 0 bits")
+        self.satellites = satellites
         self.capacity_bits = float(capacity_bits)
         self.ids = tuple(k.id for k in km_links)
         self.index = {k.id: i for i, k in enumerate(km_links)}
@@ -200,6 +205,11 @@ class AmountStore:
         return max(limit - self.pool_bytes(km_link, outbound), 0)
 
     def pool_bytes(self, km_link: str, outbound: bool) -> int:
+        sats = self._pools.satellites
+        if sats is not None and sats.serves(km_link):
+            if self.node not in sats.ends[km_link]:
+                raise NotEnoughKey(f"KM-link {km_link!r} has no pool at {self.node}")
+            return int(sats.relayable(km_link) // 8)  # one pool for both ways (see there)
         at = self._pools._direction(self.node, km_link, outbound)
         copy = self._pools._send if outbound else self._pools._recv
         return int(copy[at] // 8)
@@ -210,6 +220,8 @@ class AmountStore:
         if units < 0:
             raise KeyStoreError(f"units={units} is not allowed: at least 0")
         pools = self._pools
+        if pools.satellites is not None and pools.satellites.serves(km_link):
+            return (pools.satellites.send(km_link, self.node, units) if units else ()), b""
         at = pools._direction(self.node, km_link, True)
         if units == 0:
             return (), b""
@@ -228,6 +240,9 @@ class AmountStore:
         """Take the units the sender named; PadMismatch if this end holds fewer."""
         check_ranges(km_link, ranges)
         pools = self._pools
+        if pools.satellites is not None and pools.satellites.serves(km_link):
+            pools.satellites.receive(km_link, self.node, ranges)
+            return b""
         at = pools._direction(self.node, km_link, False)
         units = ranges[0].count if len(ranges) == 1 else sum(r.count for r in ranges)
         bits = units * UNIT_BITS

@@ -12,6 +12,10 @@ Two clocks of a kind, both simulated:
   one relay through the nodes' :class:`~qkdnet.keys.manager.KeyManager` (the live
   network's relay rules, over amounts of key instead of material), as many keys as the
   route's tightest hop can pay for;
+- satellite passes, at the end of each pass: its key fills the pool the satellite shares
+  with the ground station (:class:`~qkdnet.keys.satellite_pools.SatellitePools`); the
+  satellite KM-links relay through those pools as any KM-link does, and their KMs report
+  the key they hold to the control layer at the next hourly report;
 - events, exact in time: a fault starting or ending is reported to the control layer's
   :class:`~qkdnet.control.controller.Controller` (the code a live network runs),
   which switches demands to their backup, reroutes them or finds no route. Whether each
@@ -42,11 +46,13 @@ from qkdnet.keys.pool import UNIT_BITS
 from qkdnet.keys.relay_cost import key_units, relayable_keys
 from qkdnet.keys.relay_crypto import KeyAmounts
 from qkdnet.keys.route import Route
+from qkdnet.keys.satellite_pools import SatellitePools
 from qkdnet.management.alarms import Alarm
 from qkdnet.management.availability import Interval, Outages, outages
 from qkdnet.quantum.dynamics import LinkDynamics
 from qkdnet.quantum.rate_table import RateTable, intrinsic_qber
-from qkdnet.topology.model import KMLinkKind
+from qkdnet.quantum.satellite_pass import SatellitePass
+from qkdnet.topology.model import KMLinkKind, NodeKind
 from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
 from qkdnet.twin.monitoring import TwinMonitor
@@ -79,6 +85,7 @@ class ServiceResult:
     route_changes: tuple[tuple[float, str], ...]
     hops: int
     relays: int = 0  # relays of its key delivered (each hop pays one MAC key per relay)
+    satellite_bits: float = 0.0  # key served over a route through a satellite (bits)
 
     @property
     def served_fraction(self) -> float:
@@ -102,6 +109,27 @@ class SegmentResult:
     def mean_skr_bps(self) -> float:
         """The run's mean end-to-end SKR (bit/s)."""
         return float(np.mean(self.weekly_skr_bps))
+
+
+@dataclass(frozen=True)
+class SatelliteResult:
+    """The satellite segment over the run: every pass (with the key its pool kept, bits),
+    the pools' accounting per satellite (rows) and ground station (columns) in bits
+    (made = used + pooled + discarded), the key relayed per satellite KM-link (bits), and
+    the pools sampled hourly at ``pool_times_s`` (samples, satellites, stations)."""
+
+    satellites: tuple[str, ...]
+    stations: tuple[str, ...]
+    passes: tuple[SatellitePass, ...]
+    kept_bits: FloatArray
+    made_bits: FloatArray
+    used_bits: FloatArray
+    pooled_bits: FloatArray
+    discarded_bits: FloatArray
+    km_links: tuple[str, ...]
+    relayed_bits: FloatArray
+    pool_times_s: FloatArray
+    pool_bits: FloatArray
 
 
 @dataclass(frozen=True)
@@ -139,6 +167,8 @@ class TwinResult:
         default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     telemetry_up: npt.NDArray[np.bool_] = field(
         default_factory=lambda: np.zeros((0, 0), dtype=bool))
+
+    satellite: SatelliteResult | None = None
 
     def __post_init__(self) -> None:
         self.index.update((lk, i) for i, lk in enumerate(self.link_ids))
@@ -190,6 +220,8 @@ class _DemandState:
     changes: list[tuple[float, str]] = field(default_factory=list)
     relays: int = 0
     delivered_relays: int = 0
+    satellite_rows: list[int] = field(default_factory=list)
+    satellite_bits: float = 0.0
 
 
 class _Run:
@@ -211,7 +243,13 @@ class _Run:
             if scenario.dynamics else None
         self.faults = self._faults(scenario.fault_model)
         self.link_outages = _link_outages(self.faults)
-        self.pools = AmountPools(self.km_links, scenario.pool_bits)
+        self.sats = self._satellite_pools()
+        self.passes = sorted(scenario.passes, key=lambda p: p.set_s)
+        self.next_pass = 0
+        self.pass_kept: list[float] = []
+        self.sat_samples: list[FloatArray] = []
+        self.sat_reported = np.zeros(0 if self.sats is None else len(self.sats.km_links))
+        self.pools = AmountPools(self.km_links, scenario.pool_bits, self.sats)
         #: A demand that has asked for this much since its last relay relays at once
         #: rather than at the next report, before its pools overflow: 80% of what one
         #: direction of a pool holds (room for what the links make while it relays).
@@ -239,6 +277,14 @@ class _Run:
         self.telemetry: list[tuple[F32Array, F32Array, npt.NDArray[np.bool_]]] = []
         self.next_report = REPORT_S
 
+    def _satellite_pools(self) -> SatellitePools | None:
+        sc = self.scenario
+        if not sc.satellites:
+            return None
+        stations = [n.id for n in sc.network.nodes_of(NodeKind.GROUND_STATION)]
+        return SatellitePools([s.id for s in sc.satellites], stations, sc.network.km_links,
+                              sc.satellite_pool_bits)
+
     def _faults(self, model: FaultModel) -> tuple[Fault, ...]:
         sc = self.scenario
         drawn = draw_faults(sc.network, sc.duration_s, sc.seed, model) \
@@ -264,10 +310,16 @@ class _Run:
 
     def _start(self) -> None:
         """Every KM-link reported up (and empty), every demand routed."""
-        self._report(0.0, [self._state(i, up=True) for i in range(len(self.links))])
+        self._report(0.0, [self._state(i, up=True) for i in range(len(self.links))]
+                     + self._satellite_states(every=True))
+        # The watched segments measure the fibre path (the paper's Table 1), so their
+        # services never take a satellite KM-link; the demands may.
+        satellite = frozenset(self.sats.km_links) if self.sats is not None else frozenset()
+        segments = {_segment_id(a, b) for a, b in itertools.pairwise(self.scenario.segments)}
         for d in self.demands.values():
+            segment = d.demand.id in segments
             demand = Demand(d.demand.id, d.demand.source, d.demand.target,
-                            float(d.demand.key_bits))
+                            float(d.demand.key_bits), satellite if segment else frozenset())
             self._apply(0.0, [self.controller.add(demand)])
 
     def _step(self, day: _Steps, k: int) -> None:
@@ -279,6 +331,7 @@ class _Run:
         self.monitor.step(end, day.rates[k], qber, up)
         self._fault_events_until(end)
         self.pools.deposit(day.rates[k] * day.widths[k])
+        self._passes_until(end)
         due = end >= self.next_report or end >= self.scenario.duration_s
         for d in self.demands.values():
             asked = d.demand.rate_bps * day.widths[k]
@@ -291,7 +344,35 @@ class _Run:
         if end >= self.next_report:
             self._sample(end, day.rates[k], qber, up)
             self._report_dry(end)
+            # the satellite KM-links whose key changed; an unrouted demand backing off its
+            # searches also takes each hourly report as a chance (Controller.report)
+            changed = self._satellite_states()
+            if changed or (self.sats is not None
+                           and any(d.route is None for d in self.demands.values())):
+                self._report(end, changed)
             self.next_report += REPORT_S
+
+    # -- satellites ---------------------------------------------------------------------
+
+    def _passes_until(self, end: float) -> None:
+        """Each pass that ended before ``end`` (s) leaves its key in its pool."""
+        passes, sats = self.passes, self.sats
+        while self.next_pass < len(passes) and passes[self.next_pass].set_s < end:
+            p = passes[self.next_pass]
+            assert sats is not None  # a scenario with passes has satellites
+            self.pass_kept.append(sats.fill(p.satellite, p.station, p.key_bits))
+            self.next_pass += 1
+
+    def _satellite_states(self, every: bool = False) -> list[KMLinkState]:
+        """The satellite KM-links whose key changed since last reported (all: ``every``):
+        the key through their best satellite, no steady refill, up."""
+        if self.sats is None:
+            return []
+        now = self.sats.relayable_all()
+        changed = np.arange(now.size) if every else np.nonzero(now != self.sat_reported)[0]
+        self.sat_reported = now
+        return [KMLinkState(self.sats.km_links[i], float(now[i]), 0.0, True)
+                for i in changed.tolist()]
 
     # -- rates -------------------------------------------------------------------------
 
@@ -358,6 +439,8 @@ class _Run:
             if d.route.hops else wanted
         if count and self._relay_keys(d, count, now):
             d.served += count * key_bits
+            if d.satellite_rows:
+                d.satellite_bits += count * key_bits
 
     def _relay_keys(self, d: _DemandState, count: int, now: float) -> bool:
         """One relay of ``count`` keys along the demand's route; True if it was delivered.
@@ -417,13 +500,16 @@ class _Run:
             d = self.demands[change.demand]
             d.changes.append((when, change.reason))
             d.route = change.route
+            d.satellite_rows = [] if change.route is None or self.sats is None else [
+                self.sats.km_links.index(km) for km in change.route.km_links
+                if self.sats.serves(km)]
             if change.route is None:
                 d.columns = np.zeros(0, dtype=np.intp)
                 if d.down_since is None:
                     d.down_since = when
             else:
-                d.columns = np.array([self.km_column[km] for km in change.route.km_links],
-                                     dtype=np.intp)
+                d.columns = np.array([self.km_column[km] for km in change.route.km_links
+                                      if km in self.km_column], dtype=np.intp)
                 if d.down_since is not None and when > d.down_since:
                     d.outages.append(Interval(d.down_since, when))
                 d.down_since = None
@@ -440,13 +526,20 @@ class _Run:
                              *(self._route_pool(self.demands[d.id], relayable)
                                for d in self.scenario.demands)])
         self.telemetry.append((rates.astype(np.float32), qber.astype(np.float32), up))
+        if self.sats is not None:
+            self.sat_samples.append(self.sats.pooled.copy())
 
     def _route_pool(self, d: _DemandState, relayable: FloatArray) -> float:
         """Key (bits) the tightest KM-link of the demand's route can relay; 0 without a
         route."""
         if d.route is None:
             return 0.0
-        return float(relayable[d.columns].min()) if d.columns.size else self.pools.capacity_bits
+        fibre = float(relayable[d.columns].min()) if d.columns.size \
+            else self.pools.capacity_bits
+        if d.satellite_rows and self.sats is not None:
+            return min(fibre, *(self.sats.relayable(self.sats.km_links[r])
+                                for r in d.satellite_rows))
+        return fibre
 
     def _result(self) -> TwinResult:
         sc, n = self.scenario, len(self.links)
@@ -457,7 +550,8 @@ class _Run:
                 d.outages.append(Interval(d.down_since, end))
             services[d.demand.id] = ServiceResult(
                 d.demand, outages(d.outages), d.requested, d.served, tuple(d.changes),
-                d.route.hops if d.route is not None else 0, d.delivered_relays)
+                d.route.hops if d.route is not None else 0, d.delivered_relays,
+                d.satellite_bits)
         segment_weekly = self.segment_sum / np.maximum(self.week_s, 1e-9)
         segments = tuple(
             SegmentResult(a, b, tuple(self.link_ids[i] for i in self.segment_columns[s]),
@@ -476,7 +570,19 @@ class _Run:
             telemetry_skr_bps=np.array([r for r, _, _ in tel], dtype=np.float32
                                        ).reshape(-1, n),
             telemetry_qber=np.array([q for _, q, _ in tel], dtype=np.float32).reshape(-1, n),
-            telemetry_up=np.array([u for _, _, u in tel], dtype=bool).reshape(-1, n))
+            telemetry_up=np.array([u for _, _, u in tel], dtype=bool).reshape(-1, n),
+            satellite=self._satellite_result(pool[:, 0]))
+
+    def _satellite_result(self, times: FloatArray) -> SatelliteResult | None:
+        sats = self.sats
+        if sats is None:
+            return None
+        shape = (len(self.sat_samples), len(sats.satellites), len(sats.stations))
+        return SatelliteResult(
+            sats.satellites, sats.stations, tuple(self.passes[:self.next_pass]),
+            np.array(self.pass_kept), sats.made.copy(), sats.used.copy(),
+            sats.pooled.copy(), sats.discarded.copy(), sats.km_links, sats.relayed.copy(),
+            times.copy(), np.array(self.sat_samples).reshape(shape))
 
 
 def _segment_id(a: str, b: str) -> str:

@@ -60,8 +60,10 @@ def write_report(result: TwinResult, folder: Path) -> Path:
     sections = [_overview(result)]
     if result.segments:
         sections += [_fig5a(result, folder), _fig5b(result, folder), _table1(result, folder)]
-    sections += [_services(result, folder), _fig3_4(result, folder), _pools(result, folder),
-                 _alarms(result, folder), _links(result, folder)]
+    sections += [_services(result, folder), _fig3_4(result, folder), _pools(result, folder)]
+    if result.satellite is not None:
+        sections.append(_satellite(result, folder))
+    sections += [_alarms(result, folder), _links(result, folder)]
     (folder / "summary.json").write_text(json.dumps(summary(result), indent=2) + "\n")
     save_recording(result.recording(), folder)
     page = folder / "index.html"
@@ -93,6 +95,16 @@ def summary(result: TwinResult) -> dict[str, Any]:
          "links": len(s.links), "mean_skr_kbps": _r(s.mean_skr_bps / 1e3),
          "hours_unserved": _r(total(s.service.outages) / HOUR_S)}
         for s in result.segments]
+    sat = result.satellite
+    if sat is not None:
+        out["satellite"] = {
+            "satellites": len(sat.satellites), "passes": len(sat.passes),
+            "key_per_pass_kbit": _r(float(np.mean([p.key_bits for p in sat.passes])) / 1e3
+                                    if sat.passes else 0.0),
+            "key_relayed_bits": _r(float(sat.relayed_bits.sum())),
+            "max_conservation_error_bits": _r(float(np.abs(
+                sat.made_bits - sat.used_bits - sat.pooled_bits - sat.discarded_bits
+            ).max(initial=0.0)))}
     out["services"] = [
         {"id": v.demand.id, "hops": v.hops, "served_fraction": _r(v.served_fraction),
          "hours_unserved": _r(total(v.outages) / HOUR_S)} for v in result.services]
@@ -293,6 +305,84 @@ def _pools(result: TwinResult, folder: Path) -> str:
     png = _save(plt, fig, folder / "pools.png")
     return _section("Key pools", "<p>A pool is dry below 4096 bits; a demand whose route "
                     "pool runs dry is served only what its bottleneck refills.</p>" + _img(png))
+
+
+def _satellite(result: TwinResult, folder: Path) -> str:
+    """Passes per station per week, key per pass, the satellite pools over time and the
+    demands served through the satellite."""
+    sat = result.satellite
+    assert sat is not None
+    weeks = result.scenario.weeks
+    _csv(folder / "satellite_passes.csv", [
+        {"satellite": p.satellite, "station": p.station, "rise_h": _r(p.rise_s / HOUR_S),
+         "culmination_h": _r(p.culmination_s / HOUR_S), "set_h": _r(p.set_s / HOUR_S),
+         "max_elevation_deg": _r(p.max_elevation_deg), "key_kbit": _r(p.key_bits / 1e3),
+         "kept_kbit": _r(float(kept) / 1e3)}
+        for p, kept in zip(sat.passes, sat.kept_bits, strict=True)])
+    rows = []
+    for station in sat.stations:
+        mine = [p for p in sat.passes if p.station == station]
+        keys = np.array([p.key_bits for p in mine]) / 1e3
+        rows.append([station, *(sum(int(p.set_s // WEEK_S) == w for p in mine)
+                                for w in range(weeks)),
+                     _r(float(keys.mean())) if keys.size else 0.0,
+                     _r(float(keys.min(initial=0.0))), _r(float(keys.max(initial=0.0)))])
+    head = ["station", *(f"week {w + 1}" for w in range(weeks)), "key per pass kbit (mean)",
+            "min", "max"]
+    levels = sat.pool_bits.sum(axis=1)  # samples x stations, all satellites together
+    _csv(folder / "satellite_pools.csv", [
+        {"hour": _r(t / HOUR_S), **{f"{st}_kbit": _r(float(v) / 1e3)
+                                    for st, v in zip(sat.stations, row, strict=True)}}
+        for t, row in zip(sat.pool_times_s, levels, strict=True)])
+    served = [[v.demand.id, v.demand.source, v.demand.target, _r(v.served_fraction),
+               _r(v.satellite_bits / max(v.served_bits, 1.0)),
+               _r(total(v.outages) / HOUR_S), _r(_mean_wait_h(v.outages)),
+               _r(max((o.end - o.start for o in v.outages), default=0.0) / HOUR_S)]
+              for v in result.services if v.satellite_bits > 0]
+    _csv(folder / "satellite_demands.csv", [dict(zip(_SAT_DEMAND_HEAD, r, strict=True))
+                                            for r in served])
+    png = _satellite_figure(result, folder / "satellite_passes.png")
+    return _section(
+        "Satellite",
+        f"<p>{len(sat.satellites)} satellite(s) ({', '.join(sat.satellites)}) share key "
+        f"with {len(sat.stations)} ground stations pass by pass; a satellite KM-link relays "
+        "through the satellite as a trusted relay, each relayed bit spending a bit of both "
+        "stations' pools. Passes per station per week and key per pass:</p>"
+        + _html_table(head, rows)
+        + "<p>Demands served through the satellite (share of their served key that crossed "
+          "a satellite KM-link; waiting = time with no route, the pools empty between "
+          "passes):</p>"
+        + (_html_table(_SAT_DEMAND_HEAD, served) if served else "<p>None.</p>")
+        + _img(png))
+
+
+_SAT_DEMAND_HEAD = ["demand", "source", "target", "served_fraction", "satellite_share",
+                    "hours_waiting", "mean_wait_h", "longest_wait_h"]
+
+
+def _mean_wait_h(spans: Sequence[Any]) -> float:
+    return float(np.mean([o.end - o.start for o in spans])) / HOUR_S if spans else 0.0
+
+
+def _satellite_figure(result: TwinResult, path: Path) -> Path:
+    sat = result.satellite
+    assert sat is not None
+    plt, fig, (top, bottom) = _figure((10, 6.4), nrows=2)
+    row = {st: i for i, st in enumerate(sat.stations)}
+    days = np.array([p.culmination_s for p in sat.passes]) / 86400.0
+    keys = np.array([p.key_bits for p in sat.passes]) / 1e3
+    spots = top.scatter(days, [row[p.station] for p in sat.passes], c=keys, s=12,
+                        cmap="viridis", marker="|")
+    top.set_yticks(range(len(sat.stations)), sat.stations)
+    top.set_title("Satellite passes over the ground stations (colour: key per pass)")
+    fig.colorbar(spots, ax=top, label="key per pass (kbit)")
+    for k, st in enumerate(sat.stations):
+        bottom.plot(sat.pool_times_s / 86400.0, sat.pool_bits[:, :, k].sum(axis=1) / 1e3,
+                    lw=1, color=_COLOURS[k % len(_COLOURS)], label=st)
+    bottom.set_xlabel("day")
+    bottom.set_ylabel("key in satellite pools (kbit)")
+    bottom.legend(fontsize=7, ncol=3)
+    return _save(plt, fig, path)
 
 
 def _alarms(result: TwinResult, folder: Path) -> str:

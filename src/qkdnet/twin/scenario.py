@@ -18,9 +18,18 @@ and what-if changes; checked before any simulation runs.
     dynamics: true                  # day-night drift and vibration bursts (quantum/dynamics.py)
     step_s: 300                     # resolution of key rates and pools (s)
     pool_bits: 100000000            # each KM-link's key pool holds at most this (bits)
+    satellites:                     # default: [jinan-1] on a network with satellite KM-links;
+      - {id: jinan-1}               #   [] for none; tle: [line1, line2] for the orbit model
+    add_ground_stations:            # what-if: a ground station on a 30 km tail fibre, joined
+      - {id: wuhan-gs, lat: 30.45, lon: 114.52, attach: wuhan}  # to every other by satellite
+    satellite_pool_bits: 10000000   # each satellite's pool with a ground station (bits)
 
 Without ``demands`` and ``segments`` a ``cn-qcn`` run takes :data:`CN_QCN_DEMANDS` and
 :data:`CN_QCN_SEGMENTS` (the paper's Harbin-Beijing-Wuhan-Guangzhou-Shenzhen path).
+
+Each satellite passes over the ground stations (:func:`~qkdnet.twin.satellite_passes.
+scenario_passes`); a demand reached only by satellite is accepted when the scenario has a
+satellite and refused as disconnected when it has none.
 
 Errors name the file, the line and the path: ``twin.yaml:9: faults[0].link: unknown
 QKD-link 'x'``; a demand between nodes no route joins, a negative duration and a fault
@@ -40,9 +49,12 @@ from pydantic import BaseModel, ConfigDict
 from qkdnet.errors import ScenarioError
 from qkdnet.files.documents import load_document
 from qkdnet.files.networks import open_network
-from qkdnet.topology.model import Network
+from qkdnet.quantum.satellite_pass import SatellitePass
+from qkdnet.topology.model import KMLink, KMLinkKind, Network, Node, NodeKind, QKDLink
 from qkdnet.topology.scenarios import BUILT_IN
+from qkdnet.topology.validation import validated
 from qkdnet.twin.faults import DEFAULT_MODEL, FaultModel
+from qkdnet.twin.satellite_passes import JINAN_1, TwinSatellite, scenario_passes
 from qkdnet.units import HOUR_S, WEEK_S
 
 # Re-exported only for cli.py, which imports it from here until the CLI split imports it
@@ -67,6 +79,20 @@ class FaultSpec(_Spec):
     duration_h: float
 
 
+class SatelliteSpec(_Spec):
+    id: str
+    tle: list[str] | None = None
+
+
+class GroundStationSpec(_Spec):
+    id: str
+    lat: float
+    lon: float
+    attach: str
+    name: str = ""
+    fibre_km: float = 30.0
+
+
 class TwinSpec(_Spec):
     qkdnet_twin: Literal[1]
     network: str = "cn-qcn"
@@ -83,6 +109,9 @@ class TwinSpec(_Spec):
     dynamics: bool = True
     step_s: float = 300.0
     pool_bits: float = 1e8
+    satellites: list[SatelliteSpec] | None = None
+    add_ground_stations: list[GroundStationSpec] = []
+    satellite_pool_bits: float = 1e7
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +166,11 @@ class TwinScenario:
     dynamics: bool = True
     step_s: float = 300.0
     pool_bits: float = 1e8
+    satellites: tuple[TwinSatellite, ...] = ()
+    #: The satellites' passes over the ground stations, ordered by their end (the input
+    #: the twin fills the satellite pools from).
+    passes: tuple[SatellitePass, ...] = ()
+    satellite_pool_bits: float = 1e7
 
     @property
     def weeks(self) -> int:
@@ -166,8 +200,16 @@ def twin_scenario(spec: TwinSpec, base: Path = Path(".")) -> TwinScenario:
         raise ScenarioError("step_s", f"the step is 1 to 3600 s, got {spec.step_s}")
     if not spec.pool_bits > 0:
         raise ScenarioError("pool_bits", f"a pool holds more than 0 bits, got {spec.pool_bits}")
+    if not spec.satellite_pool_bits > 0:
+        raise ScenarioError("satellite_pool_bits", f"a pool holds more than 0 bits, got "
+                            f"{spec.satellite_pool_bits}")
     network = _with_pairs(_without_links(_network(spec.network, base), spec.remove_links),
                           spec.add_device_pairs)
+    network = _with_stations(network, spec.add_ground_stations)
+    satellites = _satellites(network, spec.satellites)
+    if not satellites:  # no satellite: its KM-links carry nothing, as if absent
+        network = replace(network, km_links=tuple(
+            k for k in network.km_links if k.kind is not KMLinkKind.SATELLITE))
     duration = spec.weeks * WEEK_S
     built_in = spec.network == "cn-qcn"
     if spec.demands is not None:
@@ -182,7 +224,69 @@ def twin_scenario(spec: TwinSpec, base: Path = Path(".")) -> TwinScenario:
         network, duration, spec.seed, demands,
         tuple(_fault(network, duration, i, f) for i, f in enumerate(spec.faults)),
         segments, spec.random_faults, _fault_model(spec), spec.dynamics, spec.step_s,
-        spec.pool_bits)
+        spec.pool_bits, satellites,
+        tuple(scenario_passes(satellites, network.nodes_of(NodeKind.GROUND_STATION),
+                              duration)),
+        spec.satellite_pool_bits)
+
+
+def _satellites(network: Network, specs: list[SatelliteSpec] | None
+                ) -> tuple[TwinSatellite, ...]:
+    if specs is None:
+        has = any(k.kind is KMLinkKind.SATELLITE for k in network.km_links)
+        return (TwinSatellite(JINAN_1),) if has else ()
+    seen: set[str] = set()
+    for i, sat in enumerate(specs):
+        if sat.id in seen:
+            raise ScenarioError(f"satellites[{i}].id", f"satellite {sat.id!r} named twice")
+        seen.add(sat.id)
+        if sat.tle is not None and len(sat.tle) != 2:
+            raise ScenarioError(f"satellites[{i}].tle", "a TLE is two lines, got "
+                                f"{len(sat.tle)}")
+    return tuple(TwinSatellite(s.id, None if s.tle is None else (s.tle[0], s.tle[1]))
+                 for s in specs)
+
+
+def _with_stations(network: Network, added: list[GroundStationSpec]) -> Network:
+    """The network with ground stations added: each on a tail fibre to ``attach`` (the
+    device type and field parameters of the network's first ground-station tail, or of
+    its first QKD-link, assumed) and joined to every other ground station by a satellite
+    KM-link."""
+    if not added:
+        return network
+    stations = [n.id for n in network.nodes_of(NodeKind.GROUND_STATION)]
+    tails = [lk for lk in network.qkd_links if set(stations) & set(lk.ends)] \
+        or list(network.qkd_links[:1])
+    nodes, links, km_links = list(network.nodes), list(network.qkd_links), \
+        list(network.km_links)
+    for i, gs in enumerate(added):
+        where = f"add_ground_stations[{i}]"
+        if gs.id in network.node or gs.id in stations:
+            raise ScenarioError(f"{where}.id", f"node {gs.id!r} exists already")
+        if gs.attach not in network.node:
+            raise ScenarioError(f"{where}.attach", f"unknown node {gs.attach!r}")
+        if not (-90 <= gs.lat <= 90 and -180 <= gs.lon <= 180):
+            raise ScenarioError(where, f"({gs.lat}, {gs.lon}) is not a latitude, longitude")
+        if not gs.fibre_km > 0:
+            raise ScenarioError(f"{where}.fibre_km", f"more than 0 km, got {gs.fibre_km}")
+        if not tails:
+            raise ScenarioError(where, "the network has no QKD-link to take a tail's "
+                                "devices from")
+        at = network.node[gs.attach]
+        nodes.append(Node(gs.id, gs.name or gs.id, NodeKind.GROUND_STATION, gs.lat, gs.lon,
+                          at.city, at.region))
+        like = tails[0]
+        link = QKDLink(f"{gs.attach}--{gs.id}", gs.attach, gs.id, gs.fibre_km,
+                       like.loss_db * gs.fibre_km / max(like.length_km, 1e-9),
+                       like.device_type, field=like.field)
+        links.append(link)
+        km_links.append(KMLink(f"km:{gs.attach}~{gs.id}", gs.attach, gs.id,
+                               KMLinkKind.DIRECT, (link.id,)))
+        km_links += [KMLink(f"sat:{other}~{gs.id}", other, gs.id, KMLinkKind.SATELLITE)
+                     for other in stations]
+        stations.append(gs.id)
+    return validated(replace(network, nodes=tuple(nodes), qkd_links=tuple(links),
+                             km_links=tuple(km_links)))
 
 
 def _fault_model(spec: TwinSpec) -> FaultModel:
@@ -242,10 +346,20 @@ def _checked(network: Network, demand: TwinDemand, where: str = "demands") -> Tw
     for end in ("source", "target"):
         if getattr(demand, end) not in network.node:
             raise ScenarioError(f"{where}.{end}", f"unknown node {getattr(demand, end)!r}")
-    if not nx.has_path(network.graph(), demand.source, demand.target):
+    if not nx.has_path(_reach(network), demand.source, demand.target):
         raise ScenarioError(where, f"no route joins {demand.source!r} and "
                             f"{demand.target!r}: they are in disconnected parts of the network")
     return demand
+
+
+def _reach(network: Network) -> nx.Graph:
+    """The QKD-links and the satellite KM-links (a scenario without satellites has none)."""
+    satellite = [k for k in network.km_links if k.kind is KMLinkKind.SATELLITE]
+    if not satellite:
+        return network.graph()
+    g = nx.Graph(network.graph())
+    g.add_edges_from((k.a, k.b) for k in satellite)
+    return g
 
 
 def _segments(network: Network, waypoints: list[str]) -> tuple[str, ...]:
