@@ -135,6 +135,16 @@ class Orbit:
             raise ScenarioError("tle", f"SGP4 rejects it: {exc}", source, n1) from None
         return orbit
 
+    def trailing(self, lag_s: float, name: str) -> Orbit:
+        """Satellite ``name`` on the same orbit, ``lag_s`` s behind this one: its mean
+        anomaly at the epoch earlier by ``lag_s`` x the mean motion (a constellation in
+        one orbital plane)."""
+        revs_per_day = float(self.line2[52:63])
+        anomaly = (float(self.line2[43:51]) - 360.0 * revs_per_day * lag_s / SECONDS_PER_DAY
+                   ) % 360.0
+        body = f"{self.line2[:43]}{anomaly:8.4f}{self.line2[51:68]}"
+        return Orbit(name, self.line1, body + str(_checksum(body)))
+
     def satrec(self) -> Satrec:
         """The sgp4 library's satellite record."""
         return Satrec.twoline2rv(self.line1, self.line2)

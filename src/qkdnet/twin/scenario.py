@@ -54,7 +54,7 @@ from qkdnet.topology.model import KMLink, KMLinkKind, Network, Node, NodeKind, Q
 from qkdnet.topology.scenarios import BUILT_IN
 from qkdnet.topology.validation import validated
 from qkdnet.twin.faults import DEFAULT_MODEL, FaultModel
-from qkdnet.twin.satellite_passes import JINAN_1, TwinSatellite, scenario_passes
+from qkdnet.twin.satellite_passes import JINAN_1, TwinSatellite, orbit_of, scenario_passes
 from qkdnet.units import HOUR_S, WEEK_S
 
 # Re-exported only for cli.py, which imports it from here until the CLI split imports it
@@ -243,8 +243,12 @@ def _satellites(network: Network, specs: list[SatelliteSpec] | None
         if sat.tle is not None and len(sat.tle) != 2:
             raise ScenarioError(f"satellites[{i}].tle", "a TLE is two lines, got "
                                 f"{len(sat.tle)}")
-    return tuple(TwinSatellite(s.id, None if s.tle is None else (s.tle[0], s.tle[1]))
-                 for s in specs)
+    out = tuple(TwinSatellite(s.id, None if s.tle is None else (s.tle[0], s.tle[1]))
+                for s in specs)
+    for i, twin_sat in enumerate(out):
+        # a TLE SGP4 can fly, checked field by field
+        orbit_of(twin_sat, f"satellites[{i}].tle")
+    return out
 
 
 def _with_stations(network: Network, added: list[GroundStationSpec]) -> Network:
