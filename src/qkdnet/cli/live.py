@@ -50,6 +50,17 @@ def serve_command(
     advertise: Annotated[str | None, typer.Option(help="Host name remote clients use for "
                                                   "the KMEs: named (DNS SAN) in the KME "
                                                   "certificates made here.")] = None,
+    satellite_prefill_bits: Annotated[float, typer.Option(
+        help="Key (bits) each satellite pool with a ground station starts with, so that "
+        "satellite KM-links serve before the first pass.")] = 0.0,
+    satellite_pool_bits: Annotated[float, typer.Option(
+        help="Key a satellite pool with a ground station holds at most (bits).")] = 1e7,
+    satellite_start: Annotated[str, typer.Option(
+        help="UTC time the satellite clock starts at (ISO 8601); it runs --speedup times "
+        "the wall clock.")] = "2025-01-01T12:00:00Z",
+    satellite_cloud: Annotated[list[str] | None, typer.Option(
+        help="A ground station whose passes yield no key (clouds, an outage); repeat for "
+        "several.")] = None,
 ) -> None:
     """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
     one SQLite key store per KME, key emulators filling the pools. One server per data
@@ -57,13 +68,16 @@ def serve_command(
     manifest."""
     from qkdnet.files.networks import open_network
     from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
-    from qkdnet.live.serve import ServeOptions, serve
+    from qkdnet.live.serve import ServeOptions, serve, utc_time
 
     def run() -> None:
         log_to_stderr()
         options = ServeOptions(folder, host, speedup, prefill_bits, all_nodes, manifest,
                                pool_capacity_bits, om_port, dynamics, seed,
-                               idle_timeout, held_key_ttl, allow_cn_identity, advertise)
+                               idle_timeout, held_key_ttl, allow_cn_identity, advertise,
+                               satellite_prefill_bits, satellite_pool_bits,
+                               utc_time("--satellite-start", satellite_start),
+                               tuple(satellite_cloud or ()))
         network = open_network(scenario)
 
         def ready(m: dict[str, Any]) -> None:

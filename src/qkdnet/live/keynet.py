@@ -61,6 +61,7 @@ from qkdnet.live.key_ids import new_key_id
 from qkdnet.live.km_transport import RemoteKMs
 from qkdnet.live.operator_faults import OperatorFaults
 from qkdnet.live.qkd_device import DeviceEnd
+from qkdnet.live.satellite_supply import SatelliteSupply
 from qkdnet.live.store_faults import fault_message
 from qkdnet.live.supply_pump import SupplyPump
 from qkdnet.topology.model import Network
@@ -145,6 +146,8 @@ class KeyNetwork:
         # a KM-link with a device pair of its own (a vendor's) takes no key from the pump
         self.supply = SupplyPump(network, self.stores, self.faults,
                                  skip=frozenset(device_pairs or ()))
+        #: The satellite KM-links' supply, where the driver emulates passes (serve).
+        self.satellite: SatelliteSupply | None = None
         #: The supply of the KM-links to other processes and of those with a device pair
         #: (None without a transport).
         self.border = BorderSupply(network, self.stores, remote, devices or {},

@@ -22,7 +22,9 @@ from qkdnet.control.controller import Controller
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import KeyNetwork
+from qkdnet.live.satellite_supply import SatelliteSupply
 from qkdnet.management.monitor import NetworkMonitor
+from qkdnet.management.satellite import SatelliteStatus
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.quantum.link_rate import links_skr_bps
 from qkdnet.quantum.rate_table import FloatArray, intrinsic_qber
@@ -78,6 +80,7 @@ class LiveReports:
         self.static_bps = links_skr_bps(network.qkd_links)[:, 0]
         self.intrinsic_qber = intrinsic_qber(network.qkd_links)
         self.updates = Updates()
+        self.satellite_status: SatelliteStatus | None = None
 
     def report_now(self) -> None:
         """One report now: wall-clock time for the NMS, the event loop's for the key
@@ -96,10 +99,31 @@ class LiveReports:
             rates, qber = self.dynamics.skr(extra), self.intrinsic_qber + extra
             self.keynet.supply.set_rates(dict(zip(self.ids, rates.tolist(), strict=True)), now)
         states = self.keynet.supply.link_states()
+        satellite = self.keynet.satellite
+        if satellite is not None:
+            states += satellite.link_states()
         for change in self.router.report(states):
             log.info("route %s: %s", change.demand, change.reason)
         self.monitor.report(*self._batches(t, states, rates * self.speedup, qber))
+        if satellite is not None:
+            self._report_satellite(satellite, t, now)
         self.updates.notify()
+
+    def _report_satellite(self, satellite: SatelliteSupply, t: float, now: float) -> None:
+        """The pools, the passes under way and those that ended to the NMS; a night pass
+        that ended without key raises its alarm."""
+        if self.satellite_status is None:
+            self.satellite_status = SatelliteStatus(
+                satellite.pools.satellites, satellite.pools.stations,
+                satellite.start_utc.isoformat())
+        ended = satellite.take_ended(t)
+        for outcome in ended:
+            p = outcome.scheduled
+            log.info("satellite pass of %s over %s ended: %d bits (%d scheduled)",
+                     p.satellite, p.station, outcome.yielded_bits, p.key_bits)
+        self.monitor.report_satellite(self.satellite_status, t, satellite.clock_s(now),
+                                      satellite.pool_levels(), satellite.in_progress(now),
+                                      ended)
 
     def _batches(self, t: float, states: list[KMLinkState], skr_bps: FloatArray,
                  qber: FloatArray) -> tuple[LinkTelemetry, KMLinkTelemetry, NodeHealth]:

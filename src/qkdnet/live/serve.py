@@ -33,6 +33,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki, names_not_
 from qkdnet.live.reports import LiveReports
 from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.runtime import loop_name
+from qkdnet.live.satellite_supply import DEFAULT_START, SatelliteSupply, satellites_of
 from qkdnet.live.step_guard import StepGuard
 from qkdnet.live.tls_server import (
     TlsServer,
@@ -68,7 +70,7 @@ from qkdnet.live.tls_server import (
     server_ssl_context,
 )
 from qkdnet.management.monitor import NetworkMonitor
-from qkdnet.topology.model import Network
+from qkdnet.topology.model import Network, NodeKind
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,10 @@ class ServeOptions:
     held_key_ttl_s: float = DEFAULT_HELD_KEY_TTL_S  # an unfetched held key is erased after
     allow_cn_identity: bool = False  # accept client certificates naming their SAE by CN only
     advertise: str | None = None  # host name clients use for the KMEs (DNS SAN, URLs)
+    satellite_prefill_bits: float = 0.0  # key each satellite pool starts with (bits)
+    satellite_pool_bits: float = 1e7  # most key a satellite pool holds (bits)
+    satellite_start: datetime = DEFAULT_START  # the satellite clock's 0 (UTC)
+    satellite_clouded: tuple[str, ...] = ()  # ground stations whose passes yield nothing
 
     def __post_init__(self) -> None:
         if not self.speedup > 0:
@@ -124,6 +130,28 @@ class ServeOptions:
             raise ParameterError("--om-port", self.om_port, "a TCP port, 0 to 65535")
         if self.idle_timeout_s < 1:
             raise ParameterError("--idle-timeout", self.idle_timeout_s, "must be >= 1 s")
+        if not 0 <= self.satellite_prefill_bits < float("inf"):
+            raise ParameterError("--satellite-prefill-bits", self.satellite_prefill_bits,
+                                 "bits, >= 0")
+        if not 0 < self.satellite_pool_bits < float("inf"):
+            raise ParameterError("--satellite-pool-bits", self.satellite_pool_bits,
+                                 "bits, > 0")
+        if self.satellite_start.tzinfo is None:
+            raise ParameterError("--satellite-start", self.satellite_start.isoformat(),
+                                 "a UTC time (with its offset, e.g. 2025-01-01T12:00Z)")
+
+
+def utc_time(option: str, text: str) -> datetime:
+    """``text`` (ISO 8601 with a UTC offset or Z) as an aware time; ParameterError naming
+    ``option`` otherwise."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ParameterError(option, text, "an ISO 8601 time with its UTC offset, "
+                             "e.g. 2025-01-01T12:00:00Z")
+    return when
 
 
 def pki_for(network: Network, folder: Path, all_nodes: bool = False,
@@ -198,6 +226,10 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         if options.prefill_bits:
             say(f"filling {len(network.km_links)} KM-links with {options.prefill_bits} bits...")
         keynet.supply.start(loop.time(), options.speedup, options.prefill_bits)
+        keynet.satellite = _satellite_supply(network, keynet, options)
+        if keynet.satellite is not None:
+            keynet.satellite.start(loop.time(), options.satellite_prefill_bits)
+            keynet.satellite.pump(loop.time())
         keynet.supply.pump(loop.time())
         keynet.supply.checkpoint_all()
         servers: dict[str, TlsServer] = {}
@@ -247,6 +279,29 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         if isinstance(keynet, BorderKeyNetwork):
             await keynet.stop_borders()
         keynet.close()
+
+
+def _satellite_supply(network: Network, keynet: KeyNetwork, options: ServeOptions
+                      ) -> SatelliteSupply | None:
+    """The satellite segment's passes and pools, where the served network has satellite
+    KM-links between served ground stations; ParameterError for an unknown clouded
+    station."""
+    stations = {n.id for n in network.nodes_of(NodeKind.GROUND_STATION)}
+    for station in options.satellite_clouded:
+        if station not in stations:
+            raise ParameterError("--satellite-cloud", station,
+                                 "a ground station: " + ", ".join(sorted(stations)))
+    satellites = satellites_of(network)
+    if not satellites:
+        return None
+    supply = SatelliteSupply(network, keynet.stores, satellites, options.satellite_pool_bits,
+                             options.satellite_start, options.speedup,
+                             options.satellite_clouded)
+    if not supply.km_links:
+        return None
+    log.info("satellite segment: %d satellite KM-links; satellite clock from %s at x%g",
+             len(supply.km_links), supply.start_utc.isoformat(), options.speedup)
+    return supply
 
 
 def _om_access(live: LiveReports, options: ServeOptions, pki: Pki, node: str
@@ -303,12 +358,15 @@ async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
     served = (keynet.keys_relayed, keynet.keys_released)  # keys delivered, for the budget
     pumping, reporting = StepGuard("key supply"), StepGuard("report to the NMS")
     expiring, summing = StepGuard("expiry of held keys"), StepGuard("delivery summary")
+    passing = StepGuard("satellite passes")
     while True:
         await asyncio.sleep(PUMP_INTERVAL_S)
         now_served = (keynet.keys_relayed, keynet.keys_released)
         budget = PUMP_IDLE_BUDGET_S if now_served == served else PUMP_BUDGET_S
         served = now_served
         pumping.run(functools.partial(keynet.supply.pump, loop.time(), budget))
+        if keynet.satellite is not None:
+            passing.run(functools.partial(keynet.satellite.pump, loop.time()))
         if loop.time() - expired >= EXPIRE_INTERVAL_S:
             expired = loop.time()
             expiring.run(keynet.expire_held)

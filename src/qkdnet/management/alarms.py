@@ -54,11 +54,13 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 RECORD_METRICS: dict[SubjectKind, tuple[str, ...]] = {
     "qkd_link": ("skr_bps", "qber", "up", "detector_current_alarm"),
     "km_link": ("key_bits", "rate_bps", "up"),
-    "node": ("ok", "store_ok"),
+    "node": ("ok", "store_ok", "pass_key_bits"),
 }
 """The metrics a rule of each subject kind can watch in :meth:`AlarmEngine.observe_batch`:
 the fields of that kind's record (:class:`LinkTelemetry`, :class:`KMLinkTelemetry`,
-:class:`NodeHealth`); flags read as 0/1."""
+:class:`NodeHealth`); flags read as 0/1. A ground station's ``pass_key_bits`` (the key a
+satellite pass scheduled at night left, bits) is no field of a record: it is observed once
+per such pass, as it ends (:meth:`~qkdnet.management.monitor.NetworkMonitor.report_satellite`)."""
 
 
 def record_metrics(batch: Batch) -> tuple[SubjectKind, dict[str, npt.NDArray[np.float64]]]:
@@ -155,9 +157,13 @@ DEFAULT_RULES: tuple[AlarmRule, ...] = (
     # and hands out none: the node's KM-links and its SAEs are starved until it can.
     AlarmRule("key-store-fault", "node", "store_ok", "==", 0.0, 0.0, Severity.CRITICAL,
               "key store cannot be written (disk full, read-only or I/O error)"),
+    # A night pass the orbit model scheduled with key that left none (clouds, a ground
+    # station's telescope or tracking fault): the stations behind it wait for the next one.
+    AlarmRule("satellite-pass-no-key", "node", "pass_key_bits", "==", 0.0, 0.0,
+              Severity.MAJOR, "a satellite pass scheduled at night yielded no key"),
 )
 """The NMS's standard rules: link down, detector blinding, low SKR, high QBER, key reserve,
-node down, key store fault."""
+node down, key store fault, a night satellite pass without key."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,14 @@ qkdnet_node_expired_held_keys_total    node, region            counter: held key
 qkdnet_kmlink_discarded_bits_total     km_link, region         counter: key discarded, bits
 qkdnet_key_store_commit_rounds_total   (none)                  counter: group commit rounds
 qkdnet_key_store_commits_total         (none)                  counter: store commits
+qkdnet_satellite_pool_key_bits         satellite, station      key in the pool, bits
+qkdnet_satellite_pass_in_progress      satellite, station      1 while a pass is under way
+qkdnet_satellite_passes_total          satellite, station      counter: passes ended
+qkdnet_satellite_passes_no_key_total   satellite, station      counter: night passes, no key
+qkdnet_satellite_pass_key_bits_total   satellite, station      counter: key passes made, bits
 =====================================  ======================  =========================
+
+The satellite families appear where the driver emulates passes (the NMS's ``satellite``).
 
 Only elements that have reported at least once appear, but for the counters: they come from
 the driver (``qkdnet serve`` counts the keys held for a slave SAE that were not fetched
@@ -43,6 +50,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from qkdnet.management.nms import Latest, Nms
+from qkdnet.management.satellite import SatelliteStatus
 
 # (metric name, column, help) per kind; the label naming the element comes first
 _LINK = (
@@ -87,6 +95,37 @@ _DISCARDED = ("qkdnet_kmlink_discarded_bits",
               "either end (bits since the server started).")
 
 
+_SATELLITE = ("satellite", "station")
+
+
+def _satellite_families(status: SatelliteStatus) -> Iterator[Metric]:
+    """The satellite segment's pools, passes under way and pass counters."""
+    pools = GaugeMetricFamily("qkdnet_satellite_pool_key_bits",
+                              "Key the satellite shares with the ground station (bits).",
+                              labels=list(_SATELLITE))
+    for (sat, station), bits in sorted(status.pools.items()):
+        pools.add_metric([sat, station], bits)
+    yield pools
+    under_way = {(p.satellite, p.station) for p in status.in_progress}
+    passing = GaugeMetricFamily("qkdnet_satellite_pass_in_progress",
+                                "Whether the satellite is passing over the ground station (1).",
+                                labels=list(_SATELLITE))
+    for cell in sorted(status.pools):
+        passing.add_metric(list(cell), float(cell in under_way))
+    yield passing
+    for name, help_text, counts in (
+            ("qkdnet_satellite_passes", "Passes of the satellite over the ground station "
+             "that ended (count since the server started).", status.passes),
+            ("qkdnet_satellite_passes_no_key", "Passes scheduled at night with key that "
+             "yielded none (count since the server started).", status.passes_no_key),
+            ("qkdnet_satellite_pass_key_bits", "Key the passes left in the pool, what did "
+             "not fit included (bits since the server started).", status.pass_key_bits)):
+        family = CounterMetricFamily(name, help_text, labels=list(_SATELLITE))
+        for cell, count in sorted(counts.items()):
+            family.add_metric(list(cell), float(count))
+        yield family
+
+
 def _counter(latest: Latest, label: str, spec: tuple[str, str],
              counts: Mapping[str, int]) -> Metric:
     region_of = dict(zip(latest.ids, latest.regions, strict=True))
@@ -126,6 +165,8 @@ class NmsCollector(Collector):
                 family = CounterMetricFamily(*spec)
                 family.add_metric([], float(count))
                 yield family
+        if self.nms.satellite is not None:
+            yield from _satellite_families(self.nms.satellite)
 
 
 def registry_for(nms: Nms, expired_held_keys: Mapping[str, int] | None = None,

@@ -12,7 +12,7 @@ A replay of a recorded run (:mod:`qkdnet.files.recording`) goes through
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from qkdnet.errors import ParameterError
 from qkdnet.management.alarms import (
@@ -23,7 +23,9 @@ from qkdnet.management.alarms import (
     AlarmRule,
 )
 from qkdnet.management.nms import DEFAULT_HISTORY_POINTS, Nms, ems_for
+from qkdnet.management.satellite import Cell, PassOutcome, SatelliteStatus
 from qkdnet.management.telemetry import Batch, KMLinkTelemetry, LinkTelemetry, NodeHealth
+from qkdnet.quantum.satellite_pass import SatellitePass
 from qkdnet.topology.model import Network
 
 
@@ -61,6 +63,26 @@ class NetworkMonitor:
         self._collect(links, kms, nodes)
         batches = [b for b in (links, kms, nodes) if b is not None]
         return [event for batch in batches for event in self.alarms.observe_batch(batch)]
+
+    def report_satellite(self, status: SatelliteStatus, t: float, clock_s: float,
+                         pools: Mapping[Cell, float], in_progress: Iterable[SatellitePass],
+                         ended: Iterable[PassOutcome]) -> list[AlarmEvent]:
+        """One report of the satellite segment at ``t`` (s): ``status`` (the NMS's, made
+        on the first report) takes the satellite clock ``clock_s`` (s), the pools (bits),
+        the passes under way and those ``ended`` since; each ended pass scheduled at night
+        is observed as its ground station's ``pass_key_bits`` (the key it left), which
+        raises ``satellite-pass-no-key`` when it left none. Returns the alarms raised and
+        cleared."""
+        ended = list(ended)
+        self.nms.satellite = status
+        status.update(t, clock_s, pools, in_progress, ended)
+        events: list[AlarmEvent] = []
+        for outcome in ended:
+            if outcome.night:
+                events += self.alarms.observe(t, "node",
+                                              outcome.scheduled.station,
+                                              {"pass_key_bits": outcome.yielded_bits})
+        return events
 
     def replay(self, links: LinkTelemetry, events: Iterable[AlarmEvent],
                offset_s: float = 0.0) -> list[AlarmEvent]:

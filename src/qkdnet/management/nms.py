@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from qkdnet.errors import ParameterError
 from qkdnet.management.availability import Interval, Outages, outages
 from qkdnet.management.availability import availability as _availability
+from qkdnet.management.satellite import SatelliteStatus
 from qkdnet.management.telemetry import (
     Batch,
     BoolArray,
@@ -330,6 +331,8 @@ class Nms:
         self._now: float | None = None
         self._records = 0
         self._joins = _Joins()
+        #: The satellite segment (pools, passes), where a driver emulates passes.
+        self.satellite: SatelliteStatus | None = None
 
     @property
     def now(self) -> float | None:

@@ -139,6 +139,12 @@ class OmView:
         """The availability table (:func:`availability_report`)."""
         return availability_report(self.nms)
 
+    def satellite(self) -> dict[str, Any] | None:
+        """The satellite segment (:meth:`~qkdnet.management.satellite.SatelliteStatus.snapshot`:
+        pools, passes in progress, recent outcomes), None where no driver emulates passes."""
+        status = self.nms.satellite
+        return None if status is None else status.snapshot()
+
     def state_event(self) -> dict[str, Any]:
         """The payload of one ``state`` event: each reported link's SKR and up flag, the
         nodes whose KM reports down, and the active alarms."""

@@ -121,6 +121,9 @@ SAES = (
     SAE("sae-shenzhen", "shenzhen", "Application in Shenzhen"),
     SAE("sae-beijing", "beijing", "Application in Beijing"),
     SAE("sae-shanghai-user", "shanghai-m1-u1", "Application at a Shanghai user node"),
+    # Haikou's metro network reaches the rest only through the Hainan ground station and
+    # the satellite: key for it crosses a satellite KM-link
+    SAE("sae-haikou", "haikou-m1", "Application in Haikou's metro network (via satellite)"),
 )
 
 #: Management regions (one EMS each) by province.

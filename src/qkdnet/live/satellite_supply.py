@@ -1,0 +1,278 @@
+"""The satellite segment of the live network: the satellites' passes over the ground
+stations emulated on the event loop's clock, and the key of the satellite KM-links.
+
+The satellite clock runs from ``start`` (a UTC instant; by default 20:00 China Standard
+Time on the built-in TLE's epoch day, so night passes come soon) at ``speedup`` times the
+wall clock: a pass at 2,460 s on it happens 2,460 / speedup s after the server started.
+Passes come from the orbit model (:func:`qkdnet.quantum.passes.find_passes`, as the twin's
+:func:`qkdnet.twin.satellite_passes.scenario_passes`), found a satellite-clock day at a
+time. During a pass the pool the satellite shares with the station fills at an even rate,
+its finite-key block (``key_bits``) spread over rise to set; the pools are the twin's
+sans-I/O accounting (:class:`~qkdnet.keys.satellite_pools.SatellitePools`). A pass over a
+station under ``clouded`` yields nothing (an outage the operator forces, for tests and
+demonstrations of the ``satellite-pass-no-key`` alarm).
+
+A satellite KM-link ``sat:x~y`` takes key when both its pools hold some: the satellite, as
+trusted relay, makes a pad shared by x and y (emulated: random blocks deposited at both
+ends' stores of the KM-link, as the supply pump does for a fibre KM-link) and spends that
+much of both pools (:meth:`SatellitePools.send` and ``receive``). Each direction of the
+KM-link's stores is kept topped up to ``pad_bytes``, no more: the rest stays in the
+satellite's pools, shared by every KM-link through that station. The KMs then relay over
+it as over any KM-link; the control layer prices it by what it can carry (the stores' pad
+plus what its pools can still relay: :func:`qkdnet.control.cost.satellite_cost`).
+
+The pools live in this process and are not kept across a restart (pads already in the
+stores are); ``prefill_bits`` starts every pool with key, so no one waits for a pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import secrets
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from qkdnet.errors import KeyStoreError
+from qkdnet.keys.link_state import KMLinkState
+from qkdnet.keys.pool import UNIT_BITS, Deposit
+from qkdnet.keys.satellite_pools import SatellitePools
+from qkdnet.keys.store import SQLiteKeyStore
+from qkdnet.keys.supply import outbound_at_a
+from qkdnet.management.satellite import Cell, PassOutcome
+from qkdnet.quantum.orbit import GroundStation, Orbit
+from qkdnet.quantum.passes import find_passes
+from qkdnet.quantum.satellite_pass import SatellitePass
+from qkdnet.topology.model import KMLinkKind, Network, NodeKind
+from qkdnet.twin.satellite_passes import (
+    JINAN_1,
+    SPACING_S,
+    TWIN_EPOCH,
+    TWIN_RULES,
+    TwinSatellite,
+    orbit_of,
+)
+
+log = logging.getLogger("qkdnet.keys")
+
+#: Where the satellite clock starts by default: 12:00 UTC (20:00 China Standard Time) on
+#: the built-in TLE's epoch day; the first night pass over cn-qcn is ~41 min later.
+DEFAULT_START = TWIN_EPOCH + timedelta(hours=12)
+#: Satellite-clock time found per search for passes (s), and how far each search reaches
+#: past it so that a pass under way at its end is found whole (a pass lasts < 15 min).
+WINDOW_S = 86400.0
+OVERLAP_S = 3600.0
+#: A pad block the satellite makes for a KM-link (bytes: 32 units of 256 bits).
+BLOCK_BYTES = 1024
+#: Pad each direction of a satellite KM-link's stores is kept topped up to (bytes).
+DEFAULT_PAD_BYTES = 16 * BLOCK_BYTES
+
+
+@dataclass
+class _Pass:
+    scheduled: SatellitePass
+    made: float = 0.0  # bits of its key filled so far (0 for a clouded pass)
+    until: float = 0.0  # satellite-clock time (s) it has filled up to
+
+
+def satellites_of(network: Network) -> tuple[TwinSatellite, ...]:
+    """The satellites of a served network: Jinan-1 (the built-in orbit) where it has
+    satellite KM-links, none otherwise."""
+    if any(k.kind is KMLinkKind.SATELLITE for k in network.km_links):
+        return (TwinSatellite(JINAN_1),)
+    return ()
+
+
+class SatelliteSupply:
+    """Passes of ``satellites`` over the ground stations of ``network``, filling their
+    pools (``capacity_bits`` each) and the ``stores`` (by node) of the satellite KM-links
+    whose two ends are here."""
+
+    def __init__(self, network: Network, stores: Mapping[str, SQLiteKeyStore],
+                 satellites: Sequence[TwinSatellite], capacity_bits: float,
+                 start: datetime = DEFAULT_START, speedup: float = 1.0,
+                 clouded: Collection[str] = (), pad_bytes: int = DEFAULT_PAD_BYTES) -> None:
+        self.stores = stores
+        self.start_utc = start.astimezone(UTC)
+        self.speedup = speedup
+        self.pad_bytes = pad_bytes
+        stations = network.nodes_of(NodeKind.GROUND_STATION)
+        self._grounds = [GroundStation(n.id, n.lat, n.lon) for n in stations]
+        self.pools = SatellitePools([s.id for s in satellites], [n.id for n in stations],
+                                    network.km_links, capacity_bits)
+        self.km_links = [k for k in network.km_links if self.pools.serves(k.id)
+                         and k.a in stores and k.b in stores]
+        #: Ground stations whose passes yield nothing (forced: clouds, an outage).
+        self.clouded = set(clouded)
+        self._orbits = self._orbits_of(satellites)
+        self._passes: list[_Pass] = []  # found, not yet ended, by rise
+        self._searched = 0.0  # satellite-clock time passes are known up to (s)
+        self._ended: list[PassOutcome] = []
+        self._t0 = 0.0
+        #: Pad bits lost to a store fault (spent from the pools, reached one end at most).
+        self.lost_bits = 0
+
+    @staticmethod
+    def _orbits_of(satellites: Sequence[TwinSatellite]) -> list[Orbit]:
+        """As the twin flies them: those without a TLE spaced along the built-in orbit."""
+        orbits, shared = [], 0
+        for sat in satellites:
+            orbit = orbit_of(sat)
+            if sat.tle is None:
+                orbit, shared = orbit.trailing(shared * SPACING_S, sat.id), shared + 1
+            orbits.append(orbit)
+        return orbits
+
+    def start(self, now: float, prefill_bits: float = 0.0) -> None:
+        """The satellite clock starts at loop time ``now`` (s); every pool starts with
+        ``prefill_bits``. After a restart the KM-links resume past the highest block either
+        end holds; a block only one end received is discarded (as the supply pump does)."""
+        self._t0 = now
+        for km in self.km_links:
+            ends = (self.stores[km.a], self.stores[km.b])
+            resume = [store.next_block(km.id) for store in ends]
+            if resume[0] != resume[1]:
+                ends[resume.index(max(resume))].discard_from(km.id, min(resume))
+        if prefill_bits > 0:
+            for sat in self.pools.satellites:
+                for station in self.pools.stations:
+                    self.pools.fill(sat, station, prefill_bits)
+
+    def clock_s(self, now: float) -> float:
+        """The satellite clock at loop time ``now`` (s from :attr:`start_utc`)."""
+        return (now - self._t0) * self.speedup
+
+    def pump(self, now: float) -> int:
+        """Advance the passes to loop time ``now`` (s) and top up the satellite KM-links'
+        pads; how many blocks were deposited at both ends."""
+        self._advance(self.clock_s(now))
+        return self._top_up()
+
+    def _advance(self, clock: float) -> None:
+        while self._searched <= clock:
+            self._search(self._searched)
+        still: list[_Pass] = []
+        for p in self._passes:
+            s = p.scheduled
+            if s.rise_s >= clock:
+                still.append(p)
+                continue
+            upto = min(clock, s.set_s)
+            if s.station not in self.clouded and s.key_bits > 0 and upto > p.until:
+                share = s.key_bits * (upto - max(p.until, s.rise_s)) / max(s.duration_s, 1e-9)
+                share = min(share, s.key_bits - p.made)
+                self.pools.fill(s.satellite, s.station, share)
+                p.made += share
+            p.until = max(p.until, upto)
+            if s.set_s <= clock:
+                self._ended.append(PassOutcome(s, p.made, math.nan))
+            else:
+                still.append(p)
+        self._passes = still
+
+    def _search(self, begin: float) -> None:
+        """Find the passes rising in [begin, begin + WINDOW_S) (satellite clock, s)."""
+        epoch = self.start_utc + timedelta(seconds=begin)
+        known = {(p.scheduled.satellite, p.scheduled.station): p.scheduled.set_s
+                 for p in self._passes}
+        for orbit in self._orbits:
+            for p in find_passes(orbit, self._grounds, epoch, WINDOW_S + OVERLAP_S,
+                                 TWIN_RULES):
+                moved = replace(p, rise_s=p.rise_s + begin, culmination_s=p.culmination_s
+                                + begin, set_s=p.set_s + begin)
+                if moved.rise_s >= begin + WINDOW_S:
+                    continue  # the next window finds it whole
+                if known.get((moved.satellite, moved.station), -math.inf) > moved.rise_s:
+                    continue  # the previous window's pass, cut at this window's start
+                self._passes.append(_Pass(moved, until=moved.rise_s))
+        self._passes.sort(key=lambda p: p.scheduled.rise_s)
+        self._searched = begin + WINDOW_S
+
+    def take_ended(self, t: float) -> list[PassOutcome]:
+        """The passes that ended since the last call, stamped with NMS time ``t`` (s)."""
+        ended, self._ended = self._ended, []
+        return [replace(o, t=t) for o in ended]
+
+    def in_progress(self, now: float) -> list[SatellitePass]:
+        """The passes under way at loop time ``now``."""
+        clock = self.clock_s(now)
+        return [p.scheduled for p in self._passes if p.scheduled.rise_s <= clock]
+
+    def upcoming(self, now: float, count: int = 10, within_s: float = 2 * WINDOW_S
+                 ) -> list[SatellitePass]:
+        """The next ``count`` passes not yet risen at loop time ``now``, rising within
+        ``within_s`` (s of the satellite clock)."""
+        clock = self.clock_s(now)
+        while self._searched <= clock + within_s:
+            self._search(self._searched)
+        return [p.scheduled for p in self._passes if p.scheduled.rise_s > clock][:count]
+
+    def pool_levels(self) -> dict[Cell, float]:
+        """Key in each (satellite, station) pool (bits)."""
+        return {(sat, x): float(self.pools.pooled[i, j])
+                for i, sat in enumerate(self.pools.satellites)
+                for j, x in enumerate(self.pools.stations)}
+
+    def link_states(self) -> list[KMLinkState]:
+        """What the KMs report of each satellite KM-link here: the pad in its tighter
+        direction plus what its pools can still relay (bits), no steady refill, up."""
+        states = []
+        for km in self.km_links:
+            try:
+                pad = 8.0 * min(self.stores[km.a].pool_bytes(km.id, True),
+                                self.stores[km.b].pool_bytes(km.id, True))
+            except KeyStoreError:
+                pad = 0.0  # a store that cannot be read has no key to offer
+            states.append(KMLinkState(km.id, pad + self.pools.relayable(km.id), 0.0, True))
+        return states
+
+    def _top_up(self) -> int:
+        done = 0
+        block_bits = BLOCK_BYTES * 8
+        for km in self.km_links:
+            a, b = self.stores[km.a], self.stores[km.b]
+            deposits: list[tuple[Deposit, Deposit]] = []
+            if a.write_fault is not None or b.write_fault is not None:
+                continue  # the supply pump retries a faulty store; pads wait until then
+            try:
+                # outbound bytes at a (True) and at b (False), and the room each direction
+                # (True: outbound at a, inbound at b) has at both ends
+                held = {True: a.pool_bytes(km.id, True), False: b.pool_bytes(km.id, True)}
+                room = {out: min(a.room(km.id, out), b.room(km.id, not out))
+                        for out in (True, False)}
+                block = max(a.next_block(km.id), b.next_block(km.id))
+                while self.pools.relayable(km.id) >= block_bits:
+                    out = outbound_at_a(block, held[True], held[False])
+                    if held[out] >= self.pad_bytes or room[out] < BLOCK_BYTES:
+                        break  # the emptier direction holds its pad, or has no room
+                    room[out] -= BLOCK_BYTES
+                    ranges = self.pools.send(km.id, km.a, BLOCK_BYTES * 8 // UNIT_BITS)
+                    self.pools.receive(km.id, km.b, ranges)
+                    pad = secrets.token_bytes(BLOCK_BYTES)
+                    deposits.append((Deposit(km.id, block, pad, out),
+                                     Deposit(km.id, block, pad, not out)))
+                    held[out] += BLOCK_BYTES
+                    block += 1
+                if not deposits:
+                    continue
+                a.deposit_many(d for d, _ in deposits)
+            except KeyStoreError as exc:
+                self.lost_bits += len(deposits) * block_bits
+                log.warning("satellite KM-link %s: pads lost, store at %s: %s", km.id, km.a,
+                            exc)
+                continue
+            try:
+                b.deposit_many(d for _, d in deposits)
+            except KeyStoreError as exc:
+                # a's blocks have no twin at b: discard them, never use them
+                self.lost_bits += len(deposits) * block_bits
+                log.warning("satellite KM-link %s: pads lost, store at %s: %s", km.id, km.b,
+                            exc)
+                # else discarded at the next start (the ends' next blocks differ)
+                with contextlib.suppress(KeyStoreError):
+                    a.discard_from(km.id, deposits[0][0].block)
+                continue
+            done += len(deposits)
+        return done
