@@ -230,6 +230,9 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         if keynet.satellite is not None:
             keynet.satellite.start(loop.time(), options.satellite_prefill_bits)
             keynet.satellite.pump(loop.time())
+            # a satellite KM-link nobody has reported on carries nothing (satellite_cost):
+            # the first report's wait would refuse the SAEs behind it for a second
+            router.report(keynet.satellite.link_states())
         keynet.supply.pump(loop.time())
         keynet.supply.checkpoint_all()
         servers: dict[str, TlsServer] = {}
