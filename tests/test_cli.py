@@ -307,6 +307,10 @@ def test_pki_init_names_the_kme_addresses_and_revoke_needs_the_ca_key(tmp_path: 
     (["serve", "--pool-capacity-bits", "100"], "--pool-capacity-bits=100"),
     (["serve", "--idle-timeout", "0"], "--idle-timeout=0"),
     (["serve", "--scenario", "atlantis"], "--scenario"),
+    (["serve", "--satellite-start", "noon"], "--satellite-start=noon"),
+    (["serve", "--satellite-start", "2025-01-01T12:00"], "--satellite-start=2025-01-01T12:00"),
+    (["serve", "--satellite-prefill-bits", "-1"], "--satellite-prefill-bits=-1"),
+    (["serve", "--satellite-cloud", "atlantis"], "--satellite-cloud=atlantis"),
 ])
 def test_serve_refuses_bad_options_before_starting(args: list[str], named: str,
                                                    tmp_path: Path) -> None:

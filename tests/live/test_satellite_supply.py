@@ -60,8 +60,7 @@ def test_prefilled_pools_give_both_ends_the_same_pads_and_pay_both_pools(
     supply.start(0.0, PREFILL_BITS)
     blocks = supply.pump(0.0)
     assert blocks > 0
-    a, b = stores["beijing-gs"], stores["hainan-gs"]
-    _, sent = a.take_outbound(SAT_LINK, 8)
+    _, sent = stores["beijing-gs"].take_outbound(SAT_LINK, 8)
     levels = supply.pool_levels()
     spent = blocks * BLOCK_BYTES * 8
     assert levels[("jinan-1", "beijing-gs")] == PREFILL_BITS - spent

@@ -185,6 +185,7 @@ async def serve(network: Network, options: ServeOptions,
     removed on exit.
     """
     say = progress or (lambda _line: None)
+    _check_clouded(network, options.satellite_clouded)
     open_data_folder(options.folder)  # before anything in it is created or opened
     raise_file_limit()
     lock = FolderLock.acquire(options.folder)
@@ -284,16 +285,20 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         keynet.close()
 
 
+def _check_clouded(network: Network, clouded: tuple[str, ...]) -> None:
+    """ParameterError naming ``--satellite-cloud`` for a station that is not a ground
+    station of the network."""
+    stations = {n.id for n in network.nodes_of(NodeKind.GROUND_STATION)}
+    for station in clouded:
+        if station not in stations:
+            raise ParameterError("--satellite-cloud", station, "a ground station: "
+                                 + (", ".join(sorted(stations)) or "the network has none"))
+
+
 def _satellite_supply(network: Network, keynet: KeyNetwork, options: ServeOptions
                       ) -> SatelliteSupply | None:
     """The satellite segment's passes and pools, where the served network has satellite
-    KM-links between served ground stations; ParameterError for an unknown clouded
-    station."""
-    stations = {n.id for n in network.nodes_of(NodeKind.GROUND_STATION)}
-    for station in options.satellite_clouded:
-        if station not in stations:
-            raise ParameterError("--satellite-cloud", station,
-                                 "a ground station: " + ", ".join(sorted(stations)))
+    KM-links between served ground stations."""
     satellites = satellites_of(network)
     if not satellites:
         return None
