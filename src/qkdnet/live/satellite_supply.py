@@ -236,10 +236,14 @@ class SatelliteSupply:
             deposits: list[tuple[Deposit, Deposit]] = []
             if a.write_fault is not None or b.write_fault is not None:
                 continue  # the supply pump retries a faulty store; pads wait until then
+            if self.pools.relayable(km.id) < block_bits:
+                continue  # nothing to make a pad of (most of the time: between passes)
             try:
                 # outbound bytes at a (True) and at b (False), and the room each direction
                 # (True: outbound at a, inbound at b) has at both ends
                 held = {True: a.pool_bytes(km.id, True), False: b.pool_bytes(km.id, True)}
+                if min(held.values()) >= self.pad_bytes:
+                    continue  # both directions hold their pad: the usual case, no query
                 room = {out: min(a.room(km.id, out), b.room(km.id, not out))
                         for out in (True, False)}
                 block = max(a.next_block(km.id), b.next_block(km.id))
