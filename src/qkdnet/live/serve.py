@@ -373,8 +373,7 @@ async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
         budget = PUMP_IDLE_BUDGET_S if now_served == served else PUMP_BUDGET_S
         served = now_served
         pumping.run(functools.partial(keynet.supply.pump, loop.time(), budget))
-        if keynet.satellite is not None:
-            passing.run(functools.partial(keynet.satellite.pump, loop.time()))
+        passing.run(functools.partial(_pump_satellite, keynet, loop.time()))
         if loop.time() - expired >= EXPIRE_INTERVAL_S:
             expired = loop.time()
             expiring.run(keynet.expire_held)
@@ -384,6 +383,13 @@ async def _pump(keynet: KeyNetwork, live: LiveReports) -> None:
         if loop.time() - summarised >= SUMMARY_INTERVAL_S:
             summarised = loop.time()
             summing.run(keynet.log_delivery_summary)
+
+
+def _pump_satellite(keynet: KeyNetwork, now: float) -> None:
+    """Move the satellite's passes to loop time ``now`` (s) and top up its KM-links' pads,
+    where the network has a satellite segment."""
+    if keynet.satellite is not None:
+        keynet.satellite.pump(now)
 
 
 def _manifest(network: Network, options: ServeOptions, pki: Pki,
