@@ -7,7 +7,6 @@ ringed. Screenshot in test-output/console/."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from browser import launch_chromium, open_console, require_chromium, screenshot

@@ -128,7 +128,7 @@ def footprint(lat_deg: float, lon_deg: float, angle_deg: float,
     """The small circle ``angle_deg`` (Earth-central) around (``lat_deg``, ``lon_deg``) as a
     closed polygon of [lat, lon] pairs (deg): longitudes continuous around ``lon_deg`` (they
     may pass +-180); a circle holding a pole goes on along that pole's latitude."""
-    lat0, lon0, d = (math.radians(v) for v in (lat_deg, lon_deg, angle_deg))
+    lat0, d = math.radians(lat_deg), math.radians(angle_deg)
     bearing = np.linspace(0.0, 2.0 * math.pi, points, endpoint=False)
     lat = np.arcsin(math.sin(lat0) * math.cos(d) + math.cos(lat0) * math.sin(d)
                     * np.cos(bearing))
@@ -141,10 +141,10 @@ def footprint(lat_deg: float, lon_deg: float, angle_deg: float,
         # and close the ring along the pole's latitude
         order = np.argsort(dlons)
         ring = [[float(lats[i]), lon_deg + float(dlons[i])] for i in order]
-        return ([[pole, lon_deg - 180.0]] + ring + [[pole, lon_deg + 180.0]]
-                + [[pole, lon_deg - 180.0]])
+        return [[pole, lon_deg - 180.0], *ring, [pole, lon_deg + 180.0],
+                [pole, lon_deg - 180.0]]
     ring = [[float(la), lon_deg + float(dl)] for la, dl in zip(lats, dlons, strict=True)]
-    return ring + [ring[0]]
+    return [*ring, ring[0]]
 
 
 @dataclass(frozen=True, slots=True)
