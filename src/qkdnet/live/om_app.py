@@ -263,26 +263,25 @@ def _no_live_network() -> JSONResponse:
 
 def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
                 live: LiveReports | None = None, satellites: Sequence[Orbit] | None = None,
-                satellite_start_s: float | None = None) -> FastAPI:
+                satellite_clock: Callable[[], float] | None = None) -> FastAPI:
     """The O&M application over ``nms`` and its ``alarms``; ``updates`` wakes its event
     streams (``live``'s own when given). Without ``live`` (a replay of a twin run) fault
     injection answers 409.
 
     ``satellites``: the orbits ``/api/satellite`` shows (default: the built-in Jinan-1 when
-    the network has ground stations); their clock starts at wall-clock
-    ``satellite_start_s`` (s since 1970; default now) and runs ``live``'s speedup times
-    faster (1 without ``live``)."""
+    the network has ground stations); ``satellite_clock`` gives the scenario time they are
+    shown at (s after TWIN_EPOCH; a replay's is its simulated time); by default the wall
+    clock since the app was made, ``live``'s speedup times faster (1 without ``live``)."""
     app = FastAPI(title="qkdnet O&M", docs_url=None, redoc_url=None)
     pulse = live.updates if live is not None else updates or Updates()
     if satellites is None:
         grounded = any(n.kind == NodeKind.GROUND_STATION for n in nms.network.nodes)
         satellites = [orbit_of(TwinSatellite(JINAN_1))] if grounded else []
-    start = time.time() if satellite_start_s is None else satellite_start_s
-    speedup = live.speedup if live is not None else 1.0
+    start, speedup = time.time(), live.speedup if live is not None else 1.0
+    clock = satellite_clock or (lambda: scenario_time_s(start, time.time(), speedup))
     groups = (_ViewHandlers(OmView(nms, alarms), pulse, live),
               _ConsoleHandlers(), _FaultHandlers(live),
-              _SatelliteHandlers(nms, satellites,
-                                 lambda: scenario_time_s(start, time.time(), speedup), speedup))
+              _SatelliteHandlers(nms, satellites, clock, speedup))
     for group in groups:
         for method, path, endpoint in group.routes():
             app.add_api_route(path, endpoint, methods=[method])
