@@ -5,10 +5,14 @@ qkdnet command line run in a folder."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from qkdnet.apps.sae_client import KmeError, SaeClient
 
 CHAIN = """\
 qkdnet_scenario: 1
@@ -120,3 +124,26 @@ controller: {{host: local, port: {control}}}
 nms: {{host: local, port: {nms}}}
 """ + (f"devices: {{host: local, port: {device}}}\n" if devices else ""))
     return folder / "deploy.yaml"
+
+
+def chain_key_crosses(folder: Path, number: int = 1, size: int = 256, tries: int = 100
+                      ) -> bool:
+    """In a running chain deployment (``folder``/base): Get ``number`` keys of ``size`` bits
+    at sae-a (left process), then the same keys at sae-d (right process), asserting they
+    are identical; False if Get key kept failing (KM-links still filling)."""
+    clients = []
+    for process, sae in (("left", "sae-a"), ("right", "sae-d")):
+        manifest = json.loads((folder / "base" / process / "manifest.json").read_text())
+        clients.append(SaeClient.from_manifest(manifest, sae, timeout_s=10))
+    master, slave = clients
+    for _ in range(tries):
+        try:
+            keys = master.enc_keys("sae-d", number, size)
+        except KmeError:  # a KM-link still filling
+            time.sleep(0.1)
+            continue
+        got = slave.dec_keys("sae-a", [k.key_id for k in keys])
+        assert [(k.key_id, k.material) for k in got] == \
+            [(k.key_id, k.material) for k in keys]
+        return True
+    return False

@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from node_deployment import chain_deployment, qkdnet
+from node_deployment import chain_deployment, chain_key_crosses, qkdnet
 from polling import wait_for
 
-from qkdnet.apps.sae_client import KmeError, SaeClient
 from qkdnet.live.border_supply import read_figures
 
 LINK = "km:b~c"
@@ -27,28 +25,6 @@ LINK = "km:b~c"
 def deployment(tmp_path: Path) -> Iterator[Path]:
     yield chain_deployment(tmp_path, devices=True)
     qkdnet("down", "deploy.yaml", "--dir", "base", "--kill", cwd=tmp_path)
-
-
-def _client(folder: Path, process: str, sae: str) -> SaeClient:
-    manifest = json.loads((folder / "base" / process / "manifest.json").read_text())
-    return SaeClient.from_manifest(manifest, sae, timeout_s=10)
-
-
-def _key_crosses(folder: Path, number: int = 1, size: int = 256, tries: int = 100) -> bool:
-    """Get ``number`` keys of ``size`` bits at sae-a (left process), then the same keys at
-    sae-d (right process)."""
-    master, slave = _client(folder, "left", "sae-a"), _client(folder, "right", "sae-d")
-    for _ in range(tries):
-        try:
-            keys = master.enc_keys("sae-d", number, size)
-        except KmeError:  # the border KM-link still filling
-            time.sleep(0.1)
-            continue
-        got = slave.dec_keys("sae-a", [k.key_id for k in keys])
-        assert [(k.key_id, k.material) for k in got] == \
-            [(k.key_id, k.material) for k in keys]
-        return True
-    return False
 
 
 def _stored(folder: Path) -> int:
@@ -82,7 +58,7 @@ def test_the_device_service_feeds_the_border_and_its_loss_only_stops_the_supply(
     command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert float(command[command.index(b"--speedup") + 1]) == 5.0  # as fast as the nodes
     assert wait_for(lambda: _stored(folder) >= 16, 60.0), _log(folder)[-2000:]
-    assert _key_crosses(folder)
+    assert chain_key_crosses(folder)
     status = qkdnet("status", "deploy.yaml", "--dir", "base", cwd=folder)
     assert status.returncode == 0, status.stdout
     assert "devices" in status.stdout and LINK in status.stdout
@@ -90,11 +66,11 @@ def test_the_device_service_feeds_the_border_and_its_loss_only_stops_the_supply(
     os.kill(pid, signal.SIGKILL)
     before = _stored(folder)
     # from what the pools hold; the key spent makes room the supply would fill
-    assert _key_crosses(folder, 8, 8192)
+    assert chain_key_crosses(folder, 8, 8192)
     assert wait_for(lambda: "border key supply failed" in _log(folder), 30.0), \
         _log(folder)[-2000:]
     before = max(before, _stored(folder))
-    assert _key_crosses(folder)
+    assert chain_key_crosses(folder)
     for _ in range(2):  # the figures written twice more (each second) with no device
         written = _figures_written(folder)
         assert wait_for(lambda w=written: _figures_written(folder) != w, 10.0)
@@ -108,7 +84,7 @@ def test_the_device_service_feeds_the_border_and_its_loss_only_stops_the_supply(
     assert wait_for(lambda: "border key supply works again" in _log(folder), 30.0), \
         _log(folder)[-2000:]
     assert wait_for(lambda: _stored(folder) > before, 30.0)
-    assert _key_crosses(folder)
+    assert chain_key_crosses(folder)
 
     down = qkdnet("down", "deploy.yaml", "--dir", "base", cwd=folder)
     assert "stopped 5 processes" in down.stdout

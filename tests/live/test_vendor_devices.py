@@ -9,19 +9,16 @@ take the KM-link's key from it, and keys cross."""
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from node_deployment import chain_deployment, qkdnet
+from node_deployment import chain_deployment, chain_key_crosses, qkdnet
 from polling import wait_for
 
-from qkdnet.apps.sae_client import KmeError, SaeClient
 from qkdnet.live.border_supply import read_figures
 from qkdnet.live.device_app import make_device_app
 from qkdnet.live.pki import init_pki
@@ -101,26 +98,6 @@ vendor_devices:
     qkdnet("down", "deploy.yaml", "--dir", "base", "--kill", cwd=tmp_path)
 
 
-def _key_crosses(folder: Path, tries: int = 100) -> bool:
-    """Get key at sae-a (left process), then the same key at sae-d (right process)."""
-    clients = []
-    for process, sae in (("left", "sae-a"), ("right", "sae-d")):
-        manifest = json.loads((folder / "base" / process / "manifest.json").read_text())
-        clients.append(SaeClient.from_manifest(manifest, sae, timeout_s=10))
-    master, slave = clients
-    for _ in range(tries):
-        try:
-            keys = master.enc_keys("sae-d", 2, 256)
-        except KmeError:  # the border KM-link still filling
-            time.sleep(0.1)
-            continue
-        got = slave.dec_keys("sae-a", [k.key_id for k in keys])
-        assert [(k.key_id, k.material) for k in got] == \
-            [(k.key_id, k.material) for k in keys]
-        return True
-    return False
-
-
 def test_a_kmlink_takes_its_key_from_the_vendor_device_named(deployment: Path,
                                                              vendor: VendorDevice) -> None:
     """No devices service and no emulated pair in the nodes for the KM-link (a border one,
@@ -139,7 +116,7 @@ def test_a_kmlink_takes_its_key_from_the_vendor_device_named(deployment: Path,
 
     assert wait_for(lambda: stored(link.process) >= 64, 60.0), \
         (folder / "base" / link.process / "node.log").read_text()[-2000:]
-    assert _key_crosses(folder)
+    assert chain_key_crosses(folder)
     lost = read_figures(folder / "base" / link.process / "supply.json")[link.id].lost_bits
     assert lost == 0
     if link is BORDER:

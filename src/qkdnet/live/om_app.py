@@ -23,6 +23,12 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
 - ``GET /api/history/{link}``: a QKD-link's SKR and QBER series from the NMS ring buffer;
 - ``GET /api/availability``: per-QKD-link outage hours and availability over the time the
   NMS has seen;
+- ``GET /api/satellite``: each satellite's sub-satellite point, ground track (one orbit
+  either side), footprint and passes in progress over the ground stations
+  (:mod:`qkdnet.quantum.ground_track`), at the network's scenario time (s after
+  :data:`~qkdnet.twin.satellite_passes.TWIN_EPOCH`: the wall clock since the app started,
+  times the live network's speedup, :func:`~qkdnet.quantum.ground_track.scenario_time_s`);
+  ``?t=S`` asks for scenario time S instead;
 - ``GET /api/events``: Server-Sent Events, a ``state`` event (``t``, each link's SKR and up
   flag, the stopped nodes, the active alarms) at connect, after each NMS report (at most one
   per EVENT_MIN_GAP_S) and at least every EVENT_INTERVAL_S.
@@ -39,8 +45,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -48,13 +55,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from qkdnet.errors import ParameterError
+from qkdnet.errors import ParameterError, ScenarioError
 from qkdnet.live.om_access import OPERATOR_KEY
 from qkdnet.live.reports import LiveReports, Updates
 from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.metrics import exposition
 from qkdnet.management.nms import Nms
 from qkdnet.management.om_view import OmView
+from qkdnet.quantum.ground_track import satellite_now, scenario_time_s
+from qkdnet.quantum.orbit import GroundStation, Orbit
+from qkdnet.topology.model import NodeKind
+from qkdnet.twin.satellite_passes import JINAN_1, TWIN_EPOCH, TwinSatellite, orbit_of
 
 #: The console's static files and their media types; nothing else is served from the folder.
 CONSOLE_FILES = {"index.html": "text/html; charset=utf-8",
@@ -210,19 +221,67 @@ class _FaultHandlers:
         return JSONResponse({"node": node, "running": node not in keynet.faults.stopped_nodes})
 
 
+class _SatelliteHandlers:
+    """Where the satellites are on the network's scenario clock (``clock``: s after
+    TWIN_EPOCH), over the network's ground stations."""
+
+    def __init__(self, nms: Nms, orbits: Sequence[Orbit], clock: Callable[[], float],
+                 speedup: float) -> None:
+        self.orbits, self.clock, self.speedup = tuple(orbits), clock, speedup
+        self.stations = [GroundStation(n.id, n.lat, n.lon) for n in nms.network.nodes
+                         if n.kind == NodeKind.GROUND_STATION]
+
+    def routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
+        return [("GET", "/api/satellite", self.satellites)]
+
+    async def satellites(self, t: str | None = None) -> JSONResponse:
+        if t is None:
+            at = self.clock()
+        else:
+            try:
+                at = float(t)
+            except ValueError:
+                at = math.nan
+            if not math.isfinite(at):
+                return _problem(400, f"query 't': {t!r} is not a number of seconds after "
+                                f"{TWIN_EPOCH.isoformat()}")
+        try:
+            now = [satellite_now(o, self.stations, TWIN_EPOCH, at).as_json()
+                   for o in self.orbits]
+        except ScenarioError as exc:  # SGP4 fails far from the TLE's epoch
+            return _problem(422, str(exc))
+        return JSONResponse({"epoch": TWIN_EPOCH.isoformat(), "t": at,
+                             "speedup": self.speedup,
+                             "stations": [{"id": s.id, "lat": s.lat_deg, "lon": s.lon_deg}
+                                          for s in self.stations],
+                             "satellites": now})
+
+
 def _no_live_network() -> JSONResponse:
     return _problem(409, "fault injection needs a live network (qkdnet serve)")
 
 
 def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
-                live: LiveReports | None = None) -> FastAPI:
+                live: LiveReports | None = None, satellites: Sequence[Orbit] | None = None,
+                satellite_clock: Callable[[], float] | None = None) -> FastAPI:
     """The O&M application over ``nms`` and its ``alarms``; ``updates`` wakes its event
     streams (``live``'s own when given). Without ``live`` (a replay of a twin run) fault
-    injection answers 409."""
+    injection answers 409.
+
+    ``satellites``: the orbits ``/api/satellite`` shows (default: the built-in Jinan-1 when
+    the network has ground stations); ``satellite_clock`` gives the scenario time they are
+    shown at (s after TWIN_EPOCH; a replay's is its simulated time); by default the wall
+    clock since the app was made, ``live``'s speedup times faster (1 without ``live``)."""
     app = FastAPI(title="qkdnet O&M", docs_url=None, redoc_url=None)
     pulse = live.updates if live is not None else updates or Updates()
+    if satellites is None:
+        grounded = any(n.kind == NodeKind.GROUND_STATION for n in nms.network.nodes)
+        satellites = [orbit_of(TwinSatellite(JINAN_1))] if grounded else []
+    start, speedup = time.time(), live.speedup if live is not None else 1.0
+    clock = satellite_clock or (lambda: scenario_time_s(start, time.time(), speedup))
     groups = (_ViewHandlers(OmView(nms, alarms), pulse, live),
-              _ConsoleHandlers(), _FaultHandlers(live))
+              _ConsoleHandlers(), _FaultHandlers(live),
+              _SatelliteHandlers(nms, satellites, clock, speedup))
     for group in groups:
         for method, path, endpoint in group.routes():
             app.add_api_route(path, endpoint, methods=[method])

@@ -32,8 +32,10 @@ async def serve_replay_console(report: Path, host: str, port: int, speed: float,
         # no login: the replay is read-only, but its console is for this machine only
         raise ParameterError("--host", host, "a replay console has no login: serve it on "
                              "loopback (127.0.0.1) and reach it through an SSH tunnel")
-    app = OmGate(make_om_app(replay.nms, replay.alarms, replay.updates), served_names(host),
-                 None)
+    # the satellites shown at the replayed time (the twin's clock counts from TWIN_EPOCH)
+    om = make_om_app(replay.nms, replay.alarms, replay.updates,
+                     satellite_clock=lambda: replay.nms.now or 0.0)
+    app = OmGate(om, served_names(host), None)
     server = make_server(app, host, port, None)
     player = asyncio.create_task(replay.play(speed, loop))
     ready(f"console: http://{host}:{server.port}/ ({replay.recording.samples} samples of "

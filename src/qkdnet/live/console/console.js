@@ -1,11 +1,11 @@
 /* qkdnet O&M console: plain JS, no build step, no external resources.
    Data: /api/topology once, /api/events (SSE) live, /api/history/{link} on selection,
-   /api/availability every few seconds. Actions: POST /api/alarms/{id}/ack,
+   /api/availability and /api/satellite every few seconds. Actions: POST /api/alarms/{id}/ack,
    /api/links/{id}/cut|repair and /api/nodes/{id}/stop|start (live network only). */
 "use strict";
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
-  const AVAIL_EVERY_MS = 5000, CHART_EVERY_MS = 5000;
+  const AVAIL_EVERY_MS = 5000, CHART_EVERY_MS = 5000, SAT_EVERY_MS = 3000;
   // sequential, light enough to read on the dark map at every stop, and free of red (down)
   const RAMP = ["#7b6ef6", "#3f9be8", "#22c3b5", "#7fd34e", "#fde725"];
   const KIND_R = { backbone_access: 6, backbone_relay: 4, bsbn: 4.5, metro_access: 5,
@@ -30,6 +30,8 @@
   let chartLink = null;
   let lastDown = "";             // the links down at the last state event
   const expanded = new Set();    // root alarms whose related alarms are shown
+  let proj = null;               // the map's lon/lat -> x/y, set by project()
+  let sky = null;                // the latest /api/satellite answer
 
   function svg(tag, attrs, parent) {
     const e = document.createElementNS(SVG, tag);
@@ -111,9 +113,9 @@
     if (!isFinite(s)) s = 1;
     const ox = (w - (x1 - x0) * s) / 2, oy = (h - (y1 - y0) * s) / 2;
     map.setAttribute("viewBox", "0 0 " + w + " " + h);
+    proj = (lat, lon) => [ox + (lon * k - x0) * s, oy + (-lat - y0) * s];
     for (const n of ns) {
-      n.x = ox + (n.lon * k - x0) * s;
-      n.y = oy + (-n.lat - y0) * s;
+      [n.x, n.y] = proj(n.lat, n.lon);
       const c = el.circle[n.id];
       c.setAttribute("cx", n.x.toFixed(1)); c.setAttribute("cy", n.y.toFixed(1));
       const t = el.label[n.id];
@@ -126,6 +128,7 @@
         e.setAttribute("x2", b.x.toFixed(1)); e.setAttribute("y2", b.y.toFixed(1));
       }
     }
+    drawSky();
   }
 
   function buildMap(data) {
@@ -202,6 +205,12 @@
       "no report yet");
     row((s) => svg("circle", { cx: 12, cy: 6, r: 5, class: "down" }, s), "node stopped");
     const present = new Set(topo.nodes.map((n) => n.kind));
+    if (present.has("ground_station")) {
+      row((s) => svg("line", { x1: 1, y1: 6, x2: 23, y2: 6, class: "sat-track" }, s),
+        "satellite ground track");
+      row((s) => svg("rect", { x: 2, y: 1, width: 20, height: 10, class: "sat-footprint" }, s),
+        "satellite footprint");
+    }
     for (const k of Object.keys(KIND_NAME)) {
       if (!present.has(k)) continue;
       row((s) => svg("circle", { cx: 12, cy: 6, r: Math.min(5, KIND_R[k]), class: "k-" + k }, s),
@@ -537,6 +546,91 @@
     box.setAttribute("data-link", id);
   }
 
+  /* ---------- satellites ---------- */
+  /* Each satellite's ground track (dashed, one orbit either side), its footprint (the
+     ground that sees it above the minimum elevation, translucent) and its marker, under
+     the network; the ground stations in a pass ringed; a line per pass in progress. */
+  function pathOf(points, close) {
+    let d = "";
+    for (const [lat, lon] of points) {
+      const [x, y] = proj(lat, lon);
+      d += (d ? "L" : "M") + x.toFixed(1) + "," + y.toFixed(1);
+    }
+    return d && close ? d + "Z" : d;
+  }
+
+  function fmtDuration(s) {
+    if (s === null || s === undefined) return "–";
+    s = Math.max(0, Math.round(s));
+    return s >= 60 ? Math.floor(s / 60) + " min " + String(s % 60).padStart(2, "0") + " s"
+      : s + " s";
+  }
+
+  function drawSky() {
+    const under = $("sky"), over = $("sats");
+    under.textContent = ""; over.textContent = "";
+    for (const id in el.circle) el.circle[id].classList.remove("in-pass");
+    if (!sky || !proj) return;
+    for (const sat of sky.satellites) {
+      const fp = svg("path", { class: "sat-footprint", "data-sat-footprint": sat.id,
+        d: pathOf(sat.footprint, true) }, under);
+      svg("title", {}, fp).textContent = sat.id + " footprint (" +
+        Math.round(sat.footprint_radius_km) + " km)";
+      for (const seg of sat.track)
+        svg("path", { class: "sat-track", "data-sat-track": sat.id, d: pathOf(seg, false) }, under);
+      const [x, y] = proj(sat.lat, sat.lon);
+      const g = svg("g", { class: "sat", "data-sat": sat.id,
+        transform: "translate(" + x.toFixed(1) + "," + y.toFixed(1) + ")" }, over);
+      svg("title", {}, g).textContent = sat.id + " · " + sat.lat.toFixed(2) + "°, " +
+        sat.lon.toFixed(2) + "° · " + Math.round(sat.height_km) + " km up";
+      svg("rect", { x: -4, y: -4, width: 8, height: 8, transform: "rotate(45)" }, g);
+      svg("line", { x1: -11, y1: 0, x2: -5, y2: 0 }, g);
+      svg("line", { x1: 5, y1: 0, x2: 11, y2: 0 }, g);
+      svg("text", { x: 10, y: -8 }, g).textContent = sat.id;
+      for (const p of sat.passes) if (el.circle[p.station]) el.circle[p.station].classList.add("in-pass");
+    }
+  }
+
+  function renderPasses() {
+    const ul = $("sat-passes");
+    ul.textContent = "";
+    const speed = sky.speedup > 0 ? sky.speedup : 1;
+    $("sat-time").textContent = fmtTime(sky.t) + (speed !== 1 ? " · ×" + speed : "");
+    let any = false;
+    for (const sat of sky.satellites) {
+      for (const p of sat.passes) {
+        any = true;
+        const st = topo.node[p.station];
+        // the set comes in scenario time; the operator waits wall-clock time for it
+        const li = html("li", { class: "pass", "data-pass-station": p.station,
+          "data-pass-sat": sat.id }, null, ul);
+        html("b", {}, "Pass in progress", li);
+        li.append(": " + sat.id + " over " + (st ? st.name : p.station) + " · elevation " +
+          p.elevation_deg.toFixed(1) + "° · " + Math.round(p.range_km) + " km · sets in " +
+          fmtDuration(p.set_in_s === null ? null : p.set_in_s / speed) +
+          (p.night ? " · night: making key" : " · daylight: no key"));
+        li.addEventListener("click", () => { if (st) select("node", p.station); });
+      }
+      if (!sat.passes.length)
+        html("li", { class: "muted", "data-sat-idle": sat.id }, sat.id + " over " +
+          sat.lat.toFixed(1) + "°, " + sat.lon.toFixed(1) + "°: no pass in progress", ul);
+    }
+    ul.setAttribute("data-passing", any ? "1" : "0");
+  }
+
+  async function refreshSatellite() {
+    let s;
+    try {
+      const r = await fetch("/api/satellite", { credentials: "same-origin" });
+      if (!r.ok) return;
+      s = await r.json();
+    } catch (e) { return; }
+    sky = s;
+    $("sat-box").hidden = !s.satellites.length;
+    drawSky();
+    if (s.satellites.length) renderPasses();
+  }
+
   /* ---------- availability ---------- */
   async function refreshAvailability() {
     let a;
@@ -591,6 +685,10 @@
     connect();
     refreshAvailability();
     setInterval(refreshAvailability, AVAIL_EVERY_MS);
+    if (data.nodes.some((n) => n.kind === "ground_station")) {
+      refreshSatellite();
+      setInterval(refreshSatellite, SAT_EVERY_MS);
+    }
     setInterval(() => { if (chartLink) showChart(chartLink); }, CHART_EVERY_MS);
   }
   start().catch((e) => { $("summary").textContent = "failed to load the topology: " + e.message; });
