@@ -87,8 +87,9 @@ def test_the_nms_reports_the_satellite_pools_and_links(
 
 def test_a_clouded_night_pass_raises_the_no_key_alarm(
         served: tuple[Path, dict[str, Any]]) -> None:
-    """The night pass over the clouded Hainan station ends without key: it is counted, and
-    satellite-pass-no-key is active on hainan-gs."""
+    """The night pass over the clouded Hainan station ends without key: it is counted,
+    satellite-pass-no-key is active on hainan-gs, and the console's /api/satellite shows the
+    satellite at the time of the passes (s after TWIN_EPOCH), past that pass."""
     folder, manifest = served
 
     def counted() -> bool:
@@ -98,5 +99,8 @@ def test_a_clouded_night_pass_raises_the_no_key_alarm(
     assert wait_for(counted, seconds=60)
     with session(folder, manifest["om_url"]) as om:
         alarms = om.get(manifest["om_url"] + "/api/alarms").json()["active"]
+        shown = om.get(manifest["om_url"] + "/api/satellite").json()
+    # the console shows the satellite on the clock of the passes: past the Hainan pass
+    assert shown["t"] > 51_230 + 363
     assert ("satellite-pass-no-key", "hainan-gs") in {(a["rule"], a["subject"])
                                                      for a in alarms}

@@ -71,6 +71,7 @@ from qkdnet.live.tls_server import (
 )
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.topology.model import Network, NodeKind
+from qkdnet.twin.satellite_passes import TWIN_EPOCH
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +323,18 @@ def _om_access(live: LiveReports, options: ServeOptions, pki: Pki, node: str
         log.warning("no O&M operators in %s: every O&M call but the console page and "
                     "/metrics answers 401; add one with `qkdnet operator add NAME --role "
                     "admin --dir %s`", access.operators.path, options.folder)
-    app = OmGate(make_om_app(live.monitor.nms, live.monitor.alarms, live=live),
+    satellite = live.keynet.satellite
+    clock: Callable[[], float] | None = None  # the app's default: from its start
+    if satellite is not None:
+        # the console shows the satellite where the passes that fill its pools put it: s
+        # after TWIN_EPOCH, the satellite clock started at --satellite-start
+        offset_s = (satellite.start_utc - TWIN_EPOCH).total_seconds()
+        loop, flying = asyncio.get_running_loop(), satellite
+
+        def clock() -> float:
+            return offset_s + flying.clock_s(loop.time())
+    app = OmGate(make_om_app(live.monitor.nms, live.monitor.alarms, live=live,
+                             satellite_clock=clock),
                  served_names(options.host, options.advertise), access)
     if is_loopback(options.host):
         return app, None
