@@ -167,6 +167,7 @@ def test_the_pump_task_outlives_any_error_and_keeps_reporting(
 
     class Net:
         supply = Supply()
+        satellite = None  # no satellite segment
         keys_relayed = keys_released = 0
 
     class Live:
