@@ -21,7 +21,7 @@ from qkdnet.keys.km_wire import (
 from qkdnet.keys.messages import ForwardKey, RelayAbort, RelayComplete, RelayFailed
 from qkdnet.keys.pool import UnitRange
 from qkdnet.keys.route import Route
-from qkdnet.keys.supply_sync import KeySupply, KeySupplyAck, PoolSync, SuppliedBlock
+from qkdnet.keys.supply_sync import KeySupply, KeySupplyAck, KmMessage, PoolSync, SuppliedBlock
 
 ROUTE = Route(("a", "b", "c"), ("a-b", "b-c"))
 SECRET = bytes(range(200, 232))  # stands for ciphertext: must never show in an error
@@ -61,14 +61,16 @@ def test_forward_key_round_trips_whatever_its_bytes_and_pad(
         == message
 
 
-def _batch(**change: Any) -> dict[str, Any]:
-    document = json.loads(encode_batch("b", [Envelope("i1", "c", _forward())]))
-    message = document["messages"][0]
+def _batch(message: KmMessage | None = None, **change: Any) -> dict[str, Any]:
+    """A batch of one message (a relay hop by default) with fields changed (None: left
+    out), as JSON data."""
+    document = json.loads(encode_batch("b", [Envelope("i1", "c", message or _forward())]))
+    fields = document["messages"][0]
     for field, value in change.items():
         if value is None:
-            del message[field]
+            del fields[field]
         else:
-            message[field] = value
+            fields[field] = value
     return document
 
 
@@ -114,14 +116,8 @@ def test_a_malformed_batch_is_refused_naming_the_problem(document: Any, named: s
 ])
 def test_a_malformed_pool_synchronisation_is_refused_naming_its_field(
         change: dict[str, Any], named: str) -> None:
-    document = json.loads(encode_batch("b", [Envelope("i1", "c", PoolSync("b-c", (1,), 2))]))
-    for field, value in change.items():
-        if value is None:
-            del document["messages"][0][field]
-        else:
-            document["messages"][0][field] = value
     with pytest.raises(WireError) as refused:
-        decode_batch(json.dumps(document).encode())
+        decode_batch(json.dumps(_batch(PoolSync("b-c", (1,), 2), **change)).encode())
     assert str(refused.value).startswith(named + ":"), refused.value
 
 
@@ -143,14 +139,8 @@ def test_a_malformed_pool_synchronisation_is_refused_naming_its_field(
 def test_a_malformed_border_crossing_is_refused_naming_its_field(
         message: CrossBorder | Crossed, change: dict[str, Any], named: str) -> None:
     """A crossing request or answer with a missing or mistyped field is refused by name."""
-    document = json.loads(encode_batch("a", [Envelope("i1", "g", message)]))
-    for field, value in change.items():
-        if value is None:
-            del document["messages"][0][field]
-        else:
-            document["messages"][0][field] = value
     with pytest.raises(WireError) as refused:
-        decode_batch(json.dumps(document).encode())
+        decode_batch(json.dumps(_batch(message, **change)).encode())
     assert str(refused.value).startswith(named + ":"), refused.value
 
 
