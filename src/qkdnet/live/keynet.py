@@ -567,6 +567,8 @@ class KeyNetwork:
             self._round_end = None
         for store in self.stores.values():
             store.close()
+        if self.satellite is not None:
+            self.satellite.close()
 
 
 def _log_lost(node: str, event: Event) -> None:
