@@ -14,7 +14,7 @@
   // the zoom from which each kind's names are shown (when they fit: no label overlaps another)
   const LABEL_FROM = { om_centre: 1, ground_station: 1, backbone_access: 1, bsbn: 2,
     metro_access: 3, backbone_relay: 4, user: 10 };
-  const LABEL_RANK = { om_centre: 0, ground_station: 1, backbone_access: 2, bsbn: 3,
+  const LABEL_RANK = { om_centre: 0, backbone_access: 1, ground_station: 2, bsbn: 3,
     metro_access: 4, backbone_relay: 5, user: 6 };
   // sequential, light enough to read on the dark map at every stop, and free of red (down)
   const RAMP = ["#7b6ef6", "#3f9be8", "#22c3b5", "#7fd34e", "#fde725"];
@@ -27,7 +27,7 @@
   const $ = (id) => document.getElementById(id);
   const map = $("map");
   const topo = { nodes: [], links: [], node: {}, link: {}, linksOf: {}, sats: [], sat: {} };
-  const el = { line: {}, hit: {}, circle: {}, label: {}, mark: {}, satLink: {} };
+  const el = { line: {}, hit: {}, circle: {}, label: {}, mark: {}, satLink: {}, over: {} };
   let state = { t: null, links: {}, nodes_down: [], alarms: [] };
   let scale = { lo: 0, hi: 1 };  // log10 SKR range of the colour ramp
   // The ramp spans one layer's links: backbone links make kbit/s, metro CV links Mbit/s,
@@ -177,6 +177,7 @@
       }
     }
     for (const k of topo.sats) el.satLink[k.id].setAttribute("d", arc(topo.node[k.a], topo.node[k.b]));
+    raiseLinks();
     layoutLabels();
     drawSky();
     map.setAttribute("data-zoom", view.k.toFixed(3));
@@ -245,6 +246,12 @@
       return false;
     };
     const few = topo.nodes.length <= 30;
+    // the markers of the main nodes are obstacles too: a name never covers a city
+    for (const n of topo.nodes) {
+      if (!((LABEL_RANK[n.kind] ?? 9) <= 3) || n.x < 0 || n.x > w || n.y < 0 || n.y > h) continue;
+      const r = (KIND_R[n.kind] || 4) + 1;
+      boxes(n.x - r, n.y - r, n.x + r, n.y + r, true);
+    }
     const order = selected && selected.type === "node"
       ? [topo.node[selected.id], ...labelOrder] : labelOrder;
     const shown = new Set();
@@ -253,7 +260,7 @@
       const pick = selected && selected.type === "node" && selected.id === n.id;
       const inView = n.x >= 0 && n.x <= w && n.y >= 0 && n.y <= h;
       if (!inView || (!few && !pick && view.k < (LABEL_FROM[n.kind] || 99))) continue;
-      const tw = 6.3 * n.name.length, th = 13, r = KIND_R[n.kind] || 4;
+      const tw = textWidth(n.name), th = 13, r = KIND_R[n.kind] || 4;
       // right of the marker, else left of it
       let x0 = n.x + r + 3, anchor = "start";
       if (x0 + tw > w || boxes(x0, n.y - th / 2, x0 + tw, n.y + th / 2, false)) {
@@ -273,6 +280,21 @@
       t.removeAttribute("display");
     }
     for (const id in el.label) if (!shown.has(id)) el.label[id].setAttribute("display", "none");
+  }
+
+  const widths = {};
+  let measure = null;
+  function textWidth(text) {  // px at the labels' font, measured once per name
+    if (widths[text] === undefined) {
+      if (!measure) {
+        measure = document.createElement("canvas").getContext("2d");
+        const probe = svg("text", {}, $("labels"));
+        measure.font = getComputedStyle(probe).font || "11px sans-serif";
+        probe.remove();
+      }
+      widths[text] = measure.measureText(text).width + 2;
+    }
+    return widths[text];
   }
 
   /* ---------- zoom and pan ---------- */
@@ -555,13 +577,25 @@
     raiseLinks();
   }
 
-  /* Down links and the selected link go over the nodes, thicker, so that a cut shows. */
+  /* Down links and the selected link are drawn again over the nodes, thicker, so that a
+     cut shows through the relay markers along it; the copy lets clicks through to the
+     nodes (the link itself stays clickable under them). */
   function raiseLinks() {
     const want = new Set();
     for (const id in state.links) if (!state.links[id].up && el.line[id]) want.add(id);
     if (selected && selected.type === "link") want.add(selected.id);
-    for (const id of onTop) if (!want.has(id)) { $("links").appendChild(el.line[id].parentNode); onTop.delete(id); }
-    for (const id of want) if (!onTop.has(id)) { $("links-top").appendChild(el.line[id].parentNode); onTop.add(id); }
+    for (const id of onTop) if (!want.has(id)) { el.over[id].remove(); delete el.over[id]; onTop.delete(id); }
+    for (const id of want) {
+      if (!onTop.has(id)) {
+        el.over[id] = svg("line", { class: "link over", "data-over": id }, $("links-top"));
+        onTop.add(id);
+      }
+      const o = el.over[id], line = el.line[id];
+      o.setAttribute("data-up", line.getAttribute("data-up"));
+      o.setAttribute("class", line.getAttribute("class") + " over");
+      o.style.stroke = line.style.stroke;
+      for (const a of ["x1", "y1", "x2", "y2"]) o.setAttribute(a, line.getAttribute(a) || "0");
+    }
   }
 
   /* The main list shows root alarms; the alarms a root explains (a stopped node's links,
