@@ -36,7 +36,7 @@ FILES = ("index.html", "summary.json", "fig5a_link_skr.png", "fig5a_link_skr.csv
          "fig5b_segment_skr.png", "fig5b_segment_skr.csv", "table1_hours_unserved.csv",
          "fig3_4_measured_vs_ideal.png", "fig3_4_measured_vs_ideal.csv", "pools.png",
          "pools.csv", "services.csv", "links.csv", "alarms.csv", "telemetry.npz",
-         "network.json")
+         "network.json", "network_map.png")
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +75,8 @@ def test_the_page_stands_alone(report: Path) -> None:
     page = (report / "index.html").read_text()
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
-    assert page.count("<img") == 5  # with the satellite's passes
-    for heading in ("Fig. 5a", "Fig. 5b", "Table 1", "Fig. 3 and 4", "Availability",
+    assert page.count("<img") == 6  # with the satellite's passes and the network map
+    for heading in ("Network", "Fig. 5a", "Fig. 5b", "Table 1", "Fig. 3 and 4", "Availability",
                     "Key pools", "Demands", "Satellite"):
         assert heading in page
 

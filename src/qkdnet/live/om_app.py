@@ -17,7 +17,8 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
   the same way after the repair or start;
 - ``GET /``: the web console (static files in ``qkdnet/live/console``, no build step): a
   lon/lat map with links coloured by SKR, the active alarms, per-link history charts and the
-  availability table, fed by the endpoints below;
+  availability table, over the geography of ``GET /basemap.geojson``, fed by the endpoints
+  below;
 - ``GET /api/topology``: nodes with coordinates, QKD-links with their kind, and whether
   fault injection is available;
 - ``GET /api/history/{link}``: a QKD-link's SKR and QBER series from the NMS ring buffer;
@@ -64,6 +65,7 @@ from qkdnet.management.nms import Nms
 from qkdnet.management.om_view import OmView
 from qkdnet.quantum.ground_track import satellite_now, scenario_time_s
 from qkdnet.quantum.orbit import GroundStation, Orbit
+from qkdnet.topology.basemap import basemap_text
 from qkdnet.topology.model import NodeKind
 from qkdnet.twin.satellite_passes import JINAN_1, TWIN_EPOCH, TwinSatellite, orbit_of
 
@@ -170,7 +172,7 @@ class _ConsoleHandlers:
 
     def routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         return [("GET", "/", self.index), ("GET", "/console.js", self.script),
-                ("GET", "/console.css", self.style)]
+                ("GET", "/console.css", self.style), ("GET", "/basemap.geojson", self.basemap)]
 
     async def index(self) -> HTMLResponse:
         return HTMLResponse(_console_file("index.html"))
@@ -180,6 +182,11 @@ class _ConsoleHandlers:
 
     async def style(self) -> Response:
         return Response(_console_file("console.css"), media_type=CONSOLE_FILES["console.css"])
+
+    async def basemap(self) -> Response:
+        """The geography under the map (:mod:`qkdnet.topology.basemap`), shipped, not fetched."""
+        return Response(basemap_text(), media_type="application/geo+json",
+                        headers={"Cache-Control": "max-age=86400"})
 
 
 class _FaultHandlers:

@@ -14,7 +14,7 @@ from qkdnet.errors import ParameterError
 from qkdnet.management.alarms import Alarm, AlarmEngine
 from qkdnet.management.correlation import Correlator
 from qkdnet.management.nms import Nms
-from qkdnet.topology.model import Network, NodeKind
+from qkdnet.topology.model import KMLinkKind, Network, NodeKind
 from qkdnet.units import HOUR_S
 
 _BACKBONE = {NodeKind.BACKBONE_ACCESS, NodeKind.BACKBONE_RELAY}
@@ -38,7 +38,8 @@ def link_kind(network: Network, link: str) -> str:
 
 
 def topology(network: Network) -> dict[str, Any]:
-    """The map data of the console: nodes with coordinates, QKD-links with their kind."""
+    """The map data of the console: nodes with coordinates, QKD-links with their kind, and
+    the satellite KM-links (ground station to ground station, no fibre under them)."""
     return {
         "name": network.name,
         "nodes": [{"id": n.id, "name": n.name or n.id, "kind": str(n.kind),
@@ -46,6 +47,8 @@ def topology(network: Network) -> dict[str, Any]:
         "links": [{"id": lk.id, "a": lk.a, "b": lk.b, "kind": link_kind(network, lk.id),
                    "device_type": lk.device_type, "length_km": lk.length_km}
                   for lk in network.qkd_links],
+        "satellite_links": [{"id": k.id, "a": k.a, "b": k.b} for k in network.km_links
+                            if k.kind is KMLinkKind.SATELLITE],
     }
 
 

@@ -7,6 +7,8 @@ Written deterministically: the same result gives byte-identical CSV, JSON and HT
 Files:
 
 - ``index.html``: everything below, with the paper's figures beside ours;
+- ``network_map.png``: the run's network over its geography
+  (:func:`qkdnet.figures.network_map.draw_map`, as ``qkdnet topology map`` draws it);
 - ``fig5a_link_skr.png/.csv``: average SKR of each QKD-link of the watched path;
 - ``fig5b_segment_skr.png/.csv``: weekly end-to-end SKR of each segment (minimum over its
   links, instant by instant);
@@ -57,7 +59,7 @@ _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#
 def write_report(result: TwinResult, folder: Path) -> Path:
     """Write the report of ``result`` into ``folder`` (created); returns index.html."""
     folder.mkdir(parents=True, exist_ok=True)
-    sections = [_overview(result)]
+    sections = [_overview(result), _network_map(result, folder)]
     if result.segments:
         sections += [_fig5a(result, folder), _fig5b(result, folder), _table1(result, folder)]
     sections += [_services(result, folder), _fig3_4(result, folder), _pools(result, folder)]
@@ -124,6 +126,16 @@ def _overview(result: TwinResult) -> str:
             ("largest conservation error on a link (bits)", s["max_conservation_error_bits"])]
     return _section("Run", "<p>Key made = key used + key in pools + key discarded, on "
                     "every KM-link.</p>" + _html_table(["figure", "value"], rows))
+
+
+def _network_map(result: TwinResult, folder: Path) -> str:
+    from qkdnet.figures.network_map import draw_map
+
+    png = draw_map(result.scenario.network, folder / "network_map.png")
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return _section("Network", f'<figure><img alt="network map" src="data:image/png;base64,'
+                    f'{data}"><figcaption>{html.escape(png.name)}: the network over Natural '
+                    "Earth's coasts, borders and China's provinces</figcaption></figure>")
 
 
 def _fig5a(result: TwinResult, folder: Path) -> str:
