@@ -6,6 +6,7 @@ twin demand's QoS comes from its outages and key served."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def diamond(tmp_path: Path) -> Network:
 
 def _route(network: Network, *nodes: str) -> Route:
     km = {frozenset((k.a, k.b)): k.id for k in network.km_links}
-    return Route(nodes, tuple(km[frozenset(p)] for p in zip(nodes, nodes[1:], strict=False)))
+    return Route(nodes, tuple(km[frozenset(p)] for p in itertools.pairwise(nodes)))
 
 
 def _report(monitor: NetworkMonitor, t: float, stopped: set[str], cut: set[str]) -> None:
