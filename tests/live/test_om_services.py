@@ -2,7 +2,7 @@
 whose backup loses a link gets 503 "no route", and /api/services shows it unserved with the
 stopped node and the cut link as its root causes, its service-unserved alarm filed under
 the node; repaired and started, it is served again, with its restoration time, and
-/metrics carries its Y.3807 families."""
+/metrics carries its Y.3807 families; the console's Services panel is served."""
 
 from __future__ import annotations
 
@@ -103,5 +103,12 @@ def test_a_service_without_a_route_is_unserved_with_its_root_faults_then_served(
             (sample,) = loss.samples
             assert sample.labels["service"] == SERVICE and 0 < sample.value < 1
             assert "qkdnet_link_skr_bits_per_second" in families  # the NMS's still there
+        # the console's Services panel: its files are open, like the page that includes it
+        page = httpx.get(f"{url}/", timeout=5).text
+        assert '<script src="/services.js"></script>' in page
+        for name, kind in (("services.js", "text/javascript"), ("services.css", "text/css")):
+            answer = httpx.get(f"{url}/{name}", timeout=5)
+            assert answer.status_code == 200 and answer.headers["content-type"].startswith(kind)
+        assert "/api/services" in httpx.get(f"{url}/services.js", timeout=5).text
     finally:
         served.stop()
