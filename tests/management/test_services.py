@@ -188,3 +188,12 @@ def test_a_twin_demands_qos_comes_from_its_outages_and_key_served() -> None:
     assert math.isnan(qos.kkrd_s) and math.isnan(qos.kkder)
     still = twin_qos(4000.0, 3000.0, outages([(10.0, 20.0), (90.0, 100.0)]), 0.0, 100.0)
     assert still.restoration_s == 10.0 and still.outages == 2
+
+
+def test_the_om_view_says_whether_services_are_reported(diamond: Network) -> None:
+    """Without a service view (a replay) the O&M view reports none and says so."""
+    monitor = NetworkMonitor(diamond)
+    assert OmView(monitor.nms, monitor.alarms).services() == {
+        "t": None, "reported": False, "services": []}
+    with_view = OmView(monitor.nms, monitor.alarms, monitor.services).services()
+    assert with_view["reported"] is True and with_view["services"] == []

@@ -147,9 +147,11 @@ class OmView:
 
     def services(self) -> dict[str, Any]:
         """The services (:meth:`~qkdnet.management.services.ServiceView.records`) at the
-        NMS's latest time ``t`` (s); none where no driver reports them (a replay)."""
+        NMS's latest time ``t`` (s), and ``reported``: whether a driver reports them (not a
+        replay, which has none)."""
         view = self.service_view
-        return {"t": self.nms.now, "services": [] if view is None else view.records()}
+        return {"t": self.nms.now, "reported": view is not None,
+                "services": [] if view is None else view.records()}
 
     def satellite(self) -> dict[str, Any] | None:
         """The satellite segment (:meth:`~qkdnet.management.satellite.SatelliteStatus.snapshot`:

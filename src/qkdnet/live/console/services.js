@@ -67,6 +67,8 @@
   }
 
   function show(data) {
+    // a replay of a twin run reports no services: no panel then
+    document.getElementById("svc-box").hidden = !data.reported;
     const list = document.getElementById("services");
     const order = { unserved: 0, degraded: 1, served: 2 };
     const services = data.services.slice().sort(
