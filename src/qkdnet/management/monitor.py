@@ -28,6 +28,7 @@ from qkdnet.management.alarms import (
 )
 from qkdnet.management.nms import DEFAULT_HISTORY_POINTS, Nms, ems_for
 from qkdnet.management.satellite import Cell, PassOutcome, SatelliteStatus
+from qkdnet.management.services import PairCounts, ServiceRoutes, ServiceView
 from qkdnet.management.telemetry import Batch, KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.quantum.satellite_pass import SatellitePass
 from qkdnet.topology.model import KMLinkKind, Network
@@ -64,6 +65,8 @@ class NetworkMonitor:
         self._pass_filled = frozenset(k.id for k in network.km_links
                                       if k.kind is KMLinkKind.SATELLITE)
         self._masked: tuple[tuple[str, ...], npt.NDArray[np.bool_]] | None = None
+        #: The services (SAE pairs) the drivers report on (:meth:`report_services`).
+        self.services = ServiceView(self.nms, self.alarms)
 
     def report(self, links: LinkTelemetry, kms: KMLinkTelemetry | None = None,
                nodes: NodeHealth | None = None) -> list[AlarmEvent]:
@@ -108,6 +111,14 @@ class NetworkMonitor:
                                               outcome.scheduled.station,
                                               {"pass_key_bits": outcome.yielded_bits})
         return events
+
+    def report_services(self, t: float, counts: Mapping[tuple[str, str], PairCounts],
+                        routes: Mapping[str, ServiceRoutes]) -> list[AlarmEvent]:
+        """One report of the services at ``t`` (s), after :meth:`report` of the same
+        instant: the KMEs' counts by SAE pair and each service's routes
+        (:meth:`~qkdnet.management.services.ServiceView.report`). Returns the
+        ``service-unserved`` alarms raised and cleared."""
+        return self.services.report(t, counts, routes)
 
     def replay(self, links: LinkTelemetry, events: Iterable[AlarmEvent],
                offset_s: float = 0.0) -> list[AlarmEvent]:
