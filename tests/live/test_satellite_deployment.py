@@ -1,7 +1,8 @@
 """The satellite segment in a distributed deployment (`qkdnet up`): the Beijing and Haikou
 ground stations in two node processes, the devices service flying Jinan-1. A key between
 SAEs behind Haikou and Beijing, fetched with the third-party `etsi-qkd-014-client`, is the
-same at both ends; the NMS reports the pools the devices service spent; and the pools
+same at both ends; the NMS reports the pools the devices service spent, and its console
+shows the satellite on the devices service's satellite clock; and the pools
 survive a SIGKILL of the devices service (resumed from its state file, not from the
 prefill)."""
 
@@ -20,6 +21,7 @@ import pytest
 from etsi_qkd_014_client import QKD014Client
 from ground_scenario import GROUND_SCENARIO
 from node_deployment import free_ports, qkdnet
+from om_login import session
 from polling import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -120,6 +122,12 @@ def test_the_nms_reports_the_pools_the_satellite_relays_spent(deployed: Path) ->
     levels = pools(deployed)
     assert levels["beijing-gs"] == levels["hainan-gs"]
     assert set(levels) == {"beijing-gs", "hainan-gs"}
+    # the console shows the satellite on the clock the devices service flies it by: from
+    # 12:00 UTC on TWIN_EPOCH's day (43,200 s), x5; not the NMS's own wall clock
+    om_url = str(_manifest(deployed, "nms")["om_url"])
+    with session(deployed / "base" / "nms", om_url) as om:
+        shown = om.get(f"{om_url}/api/satellite").json()
+    assert 43_200 <= shown["t"] < 43_200 + 3_600
 
 
 def test_the_pools_survive_a_kill_of_the_devices_service(deployed: Path) -> None:
