@@ -141,10 +141,10 @@ class SatelliteSupply:
     def __init__(self, network: Network, stores: Mapping[str, SQLiteKeyStore],
                  satellites: Sequence[TwinSatellite], capacity_bits: float,
                  start: datetime = DEFAULT_START, speedup: float = 1.0,
-                 clouded: Collection[str] = (), pad_bytes: int = DEFAULT_PAD_BYTES,
-                 state: SatelliteState | None = None) -> None:
+                 clouded: Collection[str] = (), pad_bytes: int = DEFAULT_PAD_BYTES) -> None:
         self.stores = stores
-        self.state = state
+        #: Where the pools and the clock are kept across restarts (set before start()).
+        self.state: SatelliteState | None = None
         self._saved = -math.inf  # loop time of the last save
         self._reached = 0.0  # satellite-clock time the passes have been advanced to (s)
         self.start_utc = start.astimezone(UTC)
