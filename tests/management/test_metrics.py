@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from qkdnet.management.metrics import exposition, registry_for
+from qkdnet.management.metrics import exposition, link_domains, registry_for
 from qkdnet.management.nms import Nms
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.topology.cn_qcn import build_cn_qcn
@@ -76,13 +76,12 @@ def test_exposition_follows_the_nms_and_leaves_the_global_registry_alone(net: Ne
     registry = registry_for(nms)
     link = net.qkd_links[0].id
     nms.ingest(LinkTelemetry(1.0, (link,), [10.0], [0.01], [True], [False]))
-    assert registry.get_sample_value("qkdnet_link_skr_bits_per_second",
-                                     {"link": link, "region": net.node[net.link[link].a].region}
-                                     ) == 10.0
+    labels = {"link": link, "region": net.node[net.link[link].a].region,
+              "device_type": net.link[link].device_type,
+              "domain": link_domains(net)[link]}
+    assert registry.get_sample_value("qkdnet_link_skr_bits_per_second", labels) == 10.0
     nms.ingest(LinkTelemetry(2.0, (link,), [20.0], [0.01], [True], [False]))
-    assert registry.get_sample_value("qkdnet_link_skr_bits_per_second",
-                                     {"link": link, "region": net.node[net.link[link].a].region}
-                                     ) == 20.0
+    assert registry.get_sample_value("qkdnet_link_skr_bits_per_second", labels) == 20.0
     assert set(REGISTRY._names_to_collectors) == before
 
 

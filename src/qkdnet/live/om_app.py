@@ -106,12 +106,14 @@ class _ViewHandlers:
 
     async def metrics(self) -> Response:
         if self.live is None:
-            return Response(exposition(self.view.nms), media_type=CONTENT_TYPE_LATEST)
+            return Response(exposition(self.view.nms, alarms=self.view.alarms),
+                            media_type=CONTENT_TYPE_LATEST)
         keynet = self.live.keynet
         rounds = keynet.commits
         return Response(exposition(self.view.nms, keynet.expired_held_keys,
                                    keynet.supply.discarded_full_bits,
-                                   lambda: (rounds.rounds, rounds.commits)),
+                                   lambda: (rounds.rounds, rounds.commits),
+                                   alarms=self.view.alarms, kme=self.live.kme_counts),
                         media_type=CONTENT_TYPE_LATEST)
 
     async def state(self) -> JSONResponse:
