@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
+from qkdnet.cli import app
 from qkdnet.deploy.alert_rules import alert_rules
 from qkdnet.management.alarms import DEFAULT_RULES, AlarmEngine
 from qkdnet.management.kme_counts import KmeCounts
@@ -118,6 +120,21 @@ def test_shipped_alert_rules_are_the_generated_ones() -> None:
     """deploy/monitoring/qkdnet-alerts.yml is what `qkdnet deploy alert-rules` writes."""
     assert RULES.read_text(encoding="utf-8") == alert_rules(), \
         "regenerate: qkdnet deploy alert-rules -o deploy/monitoring/qkdnet-alerts.yml"
+
+
+def test_the_cli_writes_the_rules_file_and_names_a_folder_it_cannot_write(
+        tmp_path: Path) -> None:
+    """`qkdnet deploy alert-rules -o FILE` writes the generated rules; an output in a
+    missing folder is one line on stderr and exit code 2."""
+    written = CliRunner().invoke(app, ["deploy", "alert-rules", "-o",
+                                       str(tmp_path / "alerts.yml")])
+    assert written.exit_code == 0, written.output
+    assert (tmp_path / "alerts.yml").read_text(encoding="utf-8") == alert_rules()
+    missing = CliRunner().invoke(app, ["deploy", "alert-rules", "-o",
+                                       str(tmp_path / "no" / "alerts.yml")])
+    assert missing.exit_code == 2
+    assert "cannot write the rules file" in missing.output
+    assert "Traceback" not in missing.output
 
 
 def test_each_alarm_rule_has_an_alert_with_its_threshold_hold_and_severity() -> None:
