@@ -92,7 +92,8 @@ def test_series_in_reads_names_not_labels_or_functions() -> None:
 
 def test_every_dashboard_query_names_only_exported_series() -> None:
     """Each PromQL query of every panel and variable reads series /metrics exports (or
-    ALERTS, from the shipped rules), and the rows the kit promises are there."""
+    ALERTS, from the shipped rules); the rows the kit promises are there; the panels fit
+    Grafana's 24 columns without overlapping."""
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     exported = exported_series()
     queries = _queries(dashboard)
@@ -113,7 +114,11 @@ def test_every_dashboard_query_names_only_exported_series() -> None:
         assert any(word in row for row in rows), word
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
-    assert all(p["gridPos"]["x"] + p["gridPos"]["w"] <= 24 for p in dashboard["panels"])
+    cells = [{(x, y) for x in range(g["x"], g["x"] + g["w"])
+              for y in range(g["y"], g["y"] + g["h"])}
+             for g in (p["gridPos"] for p in dashboard["panels"])]
+    assert all(x < 24 for panel in cells for x, _ in panel)
+    assert sum(map(len, cells)) == len(set().union(*cells))  # no two panels overlap
 
 
 def test_shipped_alert_rules_are_the_generated_ones() -> None:
