@@ -5,6 +5,7 @@ NMS's rules do (promtool's rule unit tests)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -20,11 +21,14 @@ from typer.testing import CliRunner
 
 from qkdnet.cli import app
 from qkdnet.deploy.alert_rules import alert_rules
+from qkdnet.errors import ParameterError
 from qkdnet.management.alarms import DEFAULT_RULES, AlarmEngine
 from qkdnet.management.kme_counts import KmeCounts
 from qkdnet.management.metrics import exposition
 from qkdnet.management.nms import Nms
 from qkdnet.management.satellite import SatelliteStatus
+from qkdnet.management.service_metrics import service_exposition
+from qkdnet.management.services import ServiceView
 from qkdnet.topology.cn_qcn import build_cn_qcn
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
@@ -46,13 +50,15 @@ _PROMETHEUS_OWN = frozenset({"ALERTS"})
 
 def exported_series() -> set[str]:
     """Every sample name /metrics can carry: the families of the collectors with every
-    input given (a network with a satellite segment, the alarm engine, the KME counts),
+    input given (a network with a satellite segment, the alarm engine, the KME counts)
+    and the service view's,
     as prometheus-client's parser reads the exposition, with each type's sample
     suffixes (empty families included)."""
     nms = Nms(build_cn_qcn(), history_points=2)
     nms.satellite = SatelliteStatus(["sat"], ["gs"])
-    text = exposition(nms, {}, {}, lambda: (0, 0), alarms=AlarmEngine(),
-                      kme=KmeCounts()).decode()
+    alarms = AlarmEngine()
+    text = (exposition(nms, {}, {}, lambda: (0, 0), alarms=alarms, kme=KmeCounts())
+            + service_exposition(ServiceView(nms, alarms))).decode()
     suffixes = {"gauge": ("",), "counter": ("_total",),
                 "histogram": ("_bucket", "_sum", "_count")}
     return {f.name + s for f in text_string_to_metric_families(text)
@@ -108,7 +114,8 @@ def test_every_dashboard_query_names_only_exported_series() -> None:
     assert {"qkdnet_link_skr_bits_per_second", "qkdnet_link_qber_ratio",
             "qkdnet_kmlink_key_bits", "qkdnet_kme_requests_total",
             "qkdnet_kme_refusals_total", "qkdnet_kme_request_duration_seconds_bucket",
-            "qkdnet_alarms_active", "qkdnet_satellite_pool_key_bits"} <= read
+            "qkdnet_alarms_active", "qkdnet_satellite_pool_key_bits",
+            "qkdnet_service_state", "qkdnet_service_availability_ratio"} <= read
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
     for word in ("overview", "QBER", "pools", "Services", "Alarms"):
         assert any(word in row for row in rows), word
@@ -140,6 +147,14 @@ def test_the_cli_writes_the_rules_file_and_names_a_folder_it_cannot_write(
     assert missing.exit_code == 2
     assert "cannot write the rules file" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_a_rule_read_from_another_series_must_keep_its_comparison() -> None:
+    """A rule the file reads from a state or counter series is refused, naming it, when
+    its comparison is not the one that series stands for."""
+    unserved = next(r for r in DEFAULT_RULES if r.name == "service-unserved")
+    with pytest.raises(ParameterError, match="service-unserved"):
+        alert_rules([dataclasses.replace(unserved, threshold=1.0)])
 
 
 def test_each_alarm_rule_has_an_alert_with_its_threshold_hold_and_severity() -> None:
@@ -226,8 +241,14 @@ tests:
         values: '500x10'
       - series: 'qkdnet_link_skr_bits_per_second{{link="a--b"}}'
         values: '500x10'
-      - series: 'qkdnet_kmlink_key_bits{{km_link="km:a~b"}}'
-        values: '1000000 1000 1000 1000'
+      - series: 'qkdnet_kmlink_key_bits{{km_link="km:a~b", kind="direct"}}'
+        values: '1000000 1000x10'
+      - series: 'qkdnet_kmlink_key_bits{{km_link="sat:gs1~gs2", kind="satellite"}}'
+        values: '0x10'
+      - series: 'qkdnet_service_state{{service="sae-a->sae-c", state="unserved"}}'
+        values: '0 1 0'
+      - series: 'qkdnet_service_state{{service="sae-a->sae-c", state="served"}}'
+        values: '1 0 1'
     alert_rule_test:
       - eval_time: 2m
         alertname: QkdnetQkdLinkDown
@@ -254,13 +275,37 @@ tests:
       - eval_time: 3m
         alertname: QkdnetKeyReserveLow
         exp_alerts: []
+      - eval_time: 7m
+        alertname: QkdnetKeyReserveLow
+        exp_alerts:
+          - exp_labels: {{severity: minor, rule: key-reserve-low, km_link: "km:a~b",
+                          kind: direct}}
+            exp_annotations:
+              summary: KM-link key below the 64 kbit reserve for 5 min
+              description: >-
+                key-reserve-low on km:a~b: KM-link key below the 64 kbit reserve for 5 min
+                (value 1000).
+      - eval_time: 1m
+        alertname: QkdnetServiceUnserved
+        exp_alerts:
+          - exp_labels: {{severity: major, rule: service-unserved, service: "sae-a->sae-c",
+                          state: unserved}}
+            exp_annotations:
+              summary: "service unserved: no route between the SAEs' nodes"
+              description: >-
+                service-unserved on sae-a->sae-c: service unserved: no route between the
+                SAEs' nodes (value 1).
+      - eval_time: 2m
+        alertname: QkdnetServiceUnserved
+        exp_alerts: []
 """
 
 
 def test_the_alert_rules_fire_as_the_nms_rules_do(tmp_path: Path) -> None:
     """promtool's rule unit tests: a link down alerts at once and clears when up again; a
     low SKR alerts after its 5 min hold, not for a link that is down (its down alarm
-    only); a low pool waits for its hold."""
+    only); a low pool waits for its hold, a satellite KM-link's empty pool never alerts;
+    an unserved service alerts while unserved."""
     tool = _promtool()
     if tool is None:
         pytest.skip("promtool is not installed (apt-get install prometheus)")

@@ -64,7 +64,8 @@ def test_km_links_and_nodes_are_exposed(net: Network) -> None:
     nms.ingest(LinkTelemetry(1.0, (link,), [0.0], [math.nan], [False], [True]))
     fams = _families(nms)
     assert fams["qkdnet_kmlink_key_bits"] == [
-        ({"km_link": km, "region": net.node[net.km_link[km].a].region}, 2048.0)]
+        ({"km_link": km, "region": net.node[net.km_link[km].a].region,
+          "kind": str(net.km_link[km].kind)}, 2048.0)]
     assert fams["qkdnet_kmlink_refill_bits_per_second"][0][1] == 300.0
     assert fams["qkdnet_kmlink_up"][0][1] == 0.0
     assert fams["qkdnet_node_ok"] == [({"node": node, "region": net.node[node].region}, 1.0)]

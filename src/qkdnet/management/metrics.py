@@ -14,9 +14,9 @@ qkdnet_link_skr_bits_per_second        link, region, *         secure key rate, 
 qkdnet_link_qber_ratio                 link, region, *         QBER (NaN: not measured)
 qkdnet_link_up                         link, region, *         1 up, 0 down
 qkdnet_link_detector_current_alarm     link, region, *         1 alarm raised
-qkdnet_kmlink_key_bits                 km_link, region         key held in the pool, bits
-qkdnet_kmlink_refill_bits_per_second   km_link, region         refill rate, bit/s
-qkdnet_kmlink_up                       km_link, region         1 up, 0 down
+qkdnet_kmlink_key_bits                 km_link, region, kind   key held in the pool, bits
+qkdnet_kmlink_refill_bits_per_second   km_link, region, kind   refill rate, bit/s
+qkdnet_kmlink_up                       km_link, region, kind   1 up, 0 down
 qkdnet_node_ok                         node, region            1 KM healthy
 qkdnet_node_key_store_ok               node, region            1 key store writable
 qkdnet_node_expired_held_keys_total    node, region            counter: held keys erased
@@ -35,7 +35,8 @@ qkdnet_kme_request_duration_seconds    node, endpoint          histogram: call t
 qkdnet_kme_refusals_total              node, endpoint, cause   counter: 503 answers
 =====================================  ======================  =========================
 
-``*``: the QKD-link series also carry ``device_type`` (the link's QKD devices) and
+``kind``: the KM-link's kind (``direct``, ``remote`` or ``satellite``). ``*``: the QKD-link
+series also carry ``device_type`` (the link's QKD devices) and
 ``domain`` (the routing domain holding both its ends, the first declared where several
 do; "" where none does). ``qkdnet_alarms_active`` has a sample for every severity, 0
 included, where the NMS's alarm engine is given. The KME families come from
@@ -121,6 +122,14 @@ def _link_labels(network: Network, latest: Latest) -> tuple[list[str], list[list
 
 
 _LINK_LABELS = ["link", "region", "device_type", "domain"]
+_KM_LABELS = ["km_link", "region", "kind"]
+
+
+def _km_labels(network: Network, latest: Latest) -> tuple[list[str], list[list[str]]]:
+    """The label names of the KM-link series, and km_link, region and kind (direct, remote
+    or satellite) of each reported KM-link."""
+    return _KM_LABELS, [[item, region, str(network.km_link[item].kind)]
+                        for item, region in zip(latest.ids, latest.regions, strict=True)]
 
 
 def _families(latest: Latest, label: str, specs: Sequence[tuple[str, str, str]],
@@ -258,7 +267,7 @@ class NmsCollector(Collector):
         links = self.nms.latest("links")
         yield from _families(links, "link", _LINK, _link_labels(self.nms.network, links))
         km_links = self.nms.latest("km_links")
-        yield from _families(km_links, "km_link", _KM)
+        yield from _families(km_links, "km_link", _KM, _km_labels(self.nms.network, km_links))
         nodes = self.nms.latest("nodes")
         yield from _families(nodes, "node", _NODE)
         if self.expired_held_keys is not None:

@@ -7,6 +7,8 @@ Written deterministically: the same result gives byte-identical CSV, JSON and HT
 Files:
 
 - ``index.html``: everything below, with the paper's figures beside ours;
+- ``network_map.png``: the run's network over its geography
+  (:func:`qkdnet.figures.network_map.draw_map`, as ``qkdnet topology map`` draws it);
 - ``fig5a_link_skr.png/.csv``: average SKR of each QKD-link of the watched path;
 - ``fig5b_segment_skr.png/.csv``: weekly end-to-end SKR of each segment (minimum over its
   links, instant by instant);
@@ -15,6 +17,8 @@ Files:
   against its loss, over the ideal curves of its device type;
 - ``pools.png/.csv``: key in all pools and the share of dry pools, hour by hour;
 - ``services.csv``: each demand's route length, key served and availability;
+- ``service_qos.csv``: each demand as a service: its state at the end and its ITU-T Y.3807
+  QoS (throughput, KKDLR, availability, service restoration times);
 - ``links.csv``: per QKD-link (and its direct KM-link): rates, outage hours, availability
   and the key accounting (made = used + pooled + discarded);
 - ``alarms.csv``: every alarm the NMS's default rules raised, with raise and clear times;
@@ -31,6 +35,7 @@ import base64
 import csv
 import html
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,7 @@ import numpy as np
 
 from qkdnet.files.recording import save_recording
 from qkdnet.management.availability import availability, hours_per_week, outages, total
+from qkdnet.management.services import twin_qos
 from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES, device_type
 from qkdnet.quantum.field import pessimistic_params
 from qkdnet.quantum.rates import skr
@@ -57,10 +63,11 @@ _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#
 def write_report(result: TwinResult, folder: Path) -> Path:
     """Write the report of ``result`` into ``folder`` (created); returns index.html."""
     folder.mkdir(parents=True, exist_ok=True)
-    sections = [_overview(result)]
+    sections = [_overview(result), _network_map(result, folder)]
     if result.segments:
         sections += [_fig5a(result, folder), _fig5b(result, folder), _table1(result, folder)]
-    sections += [_services(result, folder), _fig3_4(result, folder), _pools(result, folder)]
+    sections += [_services(result, folder), service_qos_section(result, folder),
+                 _fig3_4(result, folder), _pools(result, folder)]
     if result.satellite is not None:
         sections.append(_satellite(result, folder))
     sections += [_alarms(result, folder), _links(result, folder)]
@@ -124,6 +131,16 @@ def _overview(result: TwinResult) -> str:
             ("largest conservation error on a link (bits)", s["max_conservation_error_bits"])]
     return _section("Run", "<p>Key made = key used + key in pools + key discarded, on "
                     "every KM-link.</p>" + _html_table(["figure", "value"], rows))
+
+
+def _network_map(result: TwinResult, folder: Path) -> str:
+    from qkdnet.figures.network_map import draw_map
+
+    png = draw_map(result.scenario.network, folder / "network_map.png")
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return _section("Network", f'<figure><img alt="network map" src="data:image/png;base64,'
+                    f'{data}"><figcaption>{html.escape(png.name)}: the network over Natural '
+                    "Earth's coasts, borders and China's provinces</figcaption></figure>")
 
 
 def _fig5a(result: TwinResult, folder: Path) -> str:
@@ -225,6 +242,52 @@ def _services(result: TwinResult, folder: Path) -> str:
                     "edge-disjoint backup); every hop pays the pad and a MAC key per relayed "
                     "key. Served fraction = key delivered / key asked.</p>"
                     + _html_table(list(rows[0]), [list(r.values()) for r in rows]))
+
+
+def twin_service_state(served_fraction: float, timeline: Sequence[Any], end: float) -> str:
+    """A demand's state at the end of the run, as the live services': ``unserved`` with no
+    route then (an outage open at the end), ``degraded`` when it lost key or was unserved
+    for a while, ``served`` otherwise."""
+    if timeline and timeline[-1].end >= end:
+        return "unserved"
+    if timeline or served_fraction < 1.0:
+        return "degraded"
+    return "served"
+
+
+def _hours_or_blank(seconds: float) -> float | str:
+    """Hours, rounded; blank for NaN (no restoration in the run)."""
+    return "" if math.isnan(seconds) else _r(seconds / HOUR_S)
+
+
+def service_qos_section(result: TwinResult, folder: Path) -> str:
+    """Each demand as a service with its ITU-T Y.3807 QoS over the run
+    (:func:`~qkdnet.management.services.twin_qos`); also ``service_qos.csv``. Throughput in
+    kbit/s, restoration times in hours."""
+    end = result.scenario.duration_s
+    rows = []
+    for v in result.services:
+        qos = twin_qos(v.requested_bits, v.served_bits, v.outages, 0.0, end)
+        rows.append({
+            "service": v.demand.id, "state_at_end": twin_service_state(
+                v.served_fraction, v.outages, end),
+            "throughput_kbps": _r(qos.throughput_bps / 1e3), "kkdlr": _r(qos.kkdlr),
+            "availability": _r(qos.availability), "outages": qos.outages,
+            "last_restoration_h": _hours_or_blank(qos.restoration_s),
+            "mean_restoration_h": _hours_or_blank(qos.mean_restoration_s)})
+    _csv(folder / "service_qos.csv", rows)
+    if not rows:
+        return ""
+    return _section(
+        "Services: ITU-T Y.3807 QoS per demand",
+        "<p>Each demand is a service. Throughput = key served over the run; KKDLR (key "
+        "delivery loss ratio) = key asked for but not served over key asked for; "
+        "availability = share of the run with a route; restoration time = how long an "
+        "unserved spell lasted (one still open at the end is none). The twin relays between "
+        "Key Managers with no application waiting on a KME, so key response delay (KKRD, "
+        "KKRDV) and delivery error ratio (KKDER) are measured live only "
+        "(<code>qkdnet serve</code>: <code>/api/services</code>).</p>"
+        + _html_table(list(rows[0]), [list(r.values()) for r in rows]))
 
 
 def _fig3_4(result: TwinResult, folder: Path) -> str:
