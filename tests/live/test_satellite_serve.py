@@ -82,7 +82,8 @@ def test_the_nms_reports_the_satellite_pools_and_links(
     assert len(pools) == 6  # Jinan-1 with each of the six ground stations
     assert pools[("jinan-1", "shanghai-gs")] > 0
     km = samples(manifest, "qkdnet_kmlink_key_bits")
-    assert km[("sat:beijing-gs~hainan-gs", "north")] > 0
+    # label values in name order: kind, km_link, region
+    assert km[("satellite", "sat:beijing-gs~hainan-gs", "north")] > 0
 
 
 def test_a_clouded_night_pass_raises_the_no_key_alarm(

@@ -1,4 +1,5 @@
-"""``qkdnet deploy ...``: a deployment file as Compose or Kubernetes manifests."""
+"""``qkdnet deploy ...``: a deployment file as Compose or Kubernetes manifests; the
+Prometheus alert rules of the NMS's alarm rules."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from qkdnet.cli.guard import guard
+from qkdnet.cli.guard import fail, guard
 
 if TYPE_CHECKING:
     from qkdnet.deploy.kubernetes import ServiceType
@@ -79,6 +80,26 @@ def deploy_kubernetes(
         if pki is None:
             print("create these Secrets (see README, Deploying on several hosts): "
                   + ", ".join(secret_names(loaded)))
+
+    guard(run)
+
+
+@commands.command("alert-rules")
+def deploy_alert_rules(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The rules file to write "
+                                      "(replaced if it exists).")],
+) -> None:
+    """Write Prometheus alerting rules that raise what the NMS's built-in alarm rules
+    raise, over the series of /metrics (deploy/monitoring/qkdnet-alerts.yml is this
+    file)."""
+    from qkdnet.deploy.alert_rules import alert_rules
+
+    def run() -> None:
+        try:
+            out.write_text(alert_rules(), encoding="utf-8")
+        except OSError as exc:
+            fail(f"{out}: cannot write the rules file: {exc.strerror or exc}")
+        print(out)
 
     guard(run)
 

@@ -50,6 +50,7 @@ from qkdnet.live.pki import NotAnSae, certificate_serial, identify_sae, sae_id_f
 from qkdnet.live.request_limits import MAX_BODY_BYTES, BodyLimit
 from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.tls_server import client_certificate, connection_tls
+from qkdnet.management.kme_counts import KmeCounts
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +194,14 @@ class KmeApp:
 
     def __init__(self, keynet: KeyNetwork, node: str, limits: Limits, *,
                  allow_cn_identity: bool, revocation: RevocationWatch | None,
-                 audit: AuditLog | None) -> None:
+                 audit: AuditLog | None, counts: KmeCounts | None = None) -> None:
         self.keynet = keynet
         self.node = node
         self.limits = limits
         self.allow_cn_identity = allow_cn_identity
         self.revocation = revocation
         self.audit = audit
+        self.counts = counts
         self._openapi: bytes | None = None  # made at the first ask
         # where a connection keeps its certificate's identity under this app's CN policy
         self._identity_key = f"qkdnet.sae_identity:cn={allow_cn_identity}"
@@ -207,11 +209,16 @@ class KmeApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # no lifespan or websockets: the server runs without them
+        started = time.perf_counter()
+        path: str = scope["path"]
+        sae, operation = _operation(path)
         try:
-            status, document, headers = await self._dispatch(scope, receive)
+            status, document, headers = await self._dispatch(scope, receive, sae, operation)
         except ApiError as exc:
             if exc.status == 401 and self.audit is not None:
                 _audit_refusal(self.audit, scope, self.node, exc.message)
+            elif exc.status == 503 and self.counts is not None:
+                self.counts.refuse(self.node, _endpoint(path, operation), exc.message)
             status, document, headers = exc.status, exc.body(), ()
         except Exception:  # a bug, never an input: an Error object, the traceback logged
             log.exception("KME %s: internal error on %s %s", self.node, scope.get("method"),
@@ -221,8 +228,18 @@ class KmeApp:
         await send({"type": "http.response.start", "status": status,
                     "headers": [_JSON, (b"content-length", b"%d" % len(body)), *headers]})
         await send({"type": "http.response.body", "body": body})
+        if self.counts is not None:
+            self.counts.record(self.node, _endpoint(path, operation), self._calling_sae(scope),
+                               status, time.perf_counter() - started)
 
-    async def _dispatch(self, scope: Scope, receive: Receive
+    def _calling_sae(self, scope: Scope) -> str:
+        """The SAE the connection's client certificate names, as :meth:`_caller` kept it
+        ("" when it names none or was never looked at): a label, never an authorisation."""
+        tls = connection_tls(scope)
+        identity = tls.get(self._identity_key) if tls is not None else None
+        return (identity[0] or "") if identity is not None else ""
+
+    async def _dispatch(self, scope: Scope, receive: Receive, sae: str | None, operation: str
                         ) -> tuple[int, dict[str, Any] | bytes, tuple[tuple[bytes, bytes], ...]]:
         path: str = scope["path"]
         method: str = scope["method"]
@@ -232,7 +249,6 @@ class KmeApp:
             if self._openapi is None:
                 self._openapi = _dumps(openapi_document(self.node))
             return 200, self._openapi, ()
-        sae, operation = _operation(path)
         if sae is None:
             return 404, {"message": "Not Found"}, ()
         allowed = _METHODS[operation]
@@ -330,6 +346,12 @@ class KmeApp:
         return sae, "", certificate_serial(der)
 
 
+def _endpoint(path: str, operation: str) -> str:
+    """The ``endpoint`` label of a call: its operation, ``openapi`` or ``other`` (a path the
+    KME does not serve: its text stays out of the labels, which it would swell)."""
+    return operation or ("openapi" if path == "/openapi.json" else "other")
+
+
 def _operation(path: str) -> tuple[str | None, str]:
     """(SAE ID, operation) of ``/api/v1/keys/{SAE_ID}/{operation}``; (None, "") for any
     other path."""
@@ -366,16 +388,17 @@ def _dumps(document: dict[str, Any]) -> bytes:
 def make_kme_app(keynet: KeyNetwork, node: str, limits: Limits | None = None, *,
                  allow_cn_identity: bool = False,
                  revocation: RevocationWatch | None = None,
-                 audit: AuditLog | None = None) -> BodyLimit:
+                 audit: AuditLog | None = None, counts: KmeCounts | None = None) -> BodyLimit:
     """The KME of ``node``: Get status, Get key and Get key with key IDs (GET and POST),
     behind the body cap.
 
     ``allow_cn_identity``: accept a client certificate that names its SAE by CN only;
     ``revocation``: refuse certificates its CRL lists; ``audit``: where each 401 is
-    recorded (who, from where, what, why).
+    recorded (who, from where, what, why); ``counts``: where each answer is counted (by
+    endpoint, calling SAE and status, with its latency; 503s by cause), for ``/metrics``.
     """
     app = KmeApp(keynet, node, limits or Limits(), allow_cn_identity=allow_cn_identity,
-                 revocation=revocation, audit=audit)
+                 revocation=revocation, audit=audit, counts=counts)
     return BodyLimit(app, max_bytes=MAX_BODY_BYTES)
 
 

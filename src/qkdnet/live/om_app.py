@@ -119,13 +119,15 @@ class _ViewHandlers:
         services = b"" if self.view.service_view is None else \
             service_exposition(self.view.service_view)
         if self.live is None:
-            return Response(exposition(self.view.nms) + services,
+            return Response(exposition(self.view.nms, alarms=self.view.alarms) + services,
                             media_type=CONTENT_TYPE_LATEST)
         keynet = self.live.keynet
         rounds = keynet.commits
         return Response(exposition(self.view.nms, keynet.expired_held_keys,
                                    keynet.supply.discarded_full_bits,
-                                   lambda: (rounds.rounds, rounds.commits)) + services,
+                                   lambda: (rounds.rounds, rounds.commits),
+                                   alarms=self.view.alarms, kme=self.live.kme_counts)
+                        + services,
                         media_type=CONTENT_TYPE_LATEST)
 
     async def state(self) -> JSONResponse:

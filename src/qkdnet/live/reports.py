@@ -23,6 +23,7 @@ from qkdnet.keys.link_state import KMLinkState
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.keynet import KeyNetwork
 from qkdnet.live.satellite_supply import SatelliteSupply
+from qkdnet.management.kme_counts import KmeCounts
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.management.satellite import SatelliteStatus
 from qkdnet.management.services import ServiceRoutes
@@ -71,8 +72,11 @@ class LiveReports:
     """
 
     def __init__(self, keynet: KeyNetwork, router: Controller, monitor: NetworkMonitor,
-                 speedup: float, dynamics: LiveDynamics | None = None) -> None:
+                 speedup: float, dynamics: LiveDynamics | None = None,
+                 kme_counts: KmeCounts | None = None) -> None:
         self.keynet, self.router, self.monitor = keynet, router, monitor
+        #: what the KMEs answered, for ``/metrics`` (the KME apps count into it)
+        self.kme_counts = KmeCounts() if kme_counts is None else kme_counts
         self.speedup = speedup
         self.dynamics = dynamics
         network = keynet.network

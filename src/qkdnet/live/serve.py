@@ -76,6 +76,7 @@ from qkdnet.live.tls_server import (
     serve_many,
     server_ssl_context,
 )
+from qkdnet.management.kme_counts import KmeCounts
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.topology.model import Network
 from qkdnet.twin.satellite_passes import TWIN_EPOCH
@@ -242,18 +243,21 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         step = max(1, -(-len(nodes) // 4))  # a quarter, rounded up: 4 lines at most
         audit = AuditLog(audit_file(options.folder))
         refusals = HandshakeRefusals(audit)  # one rate limit for every KME's handshakes
+        kme_counts = KmeCounts()  # every KME's answers, for /metrics
         for i, n in enumerate(nodes, 1):
             tls = server_ssl_context(pki.kme_cert(n), pki.kme_key(n), pki.ca_cert)
             name_refused_certificates(tls)
             servers[n] = make_server(
                 make_kme_app(keynet, n, allow_cn_identity=options.allow_cn_identity,
-                             revocation=revocation, audit=audit), options.host, 0, tls,
+                             revocation=revocation, audit=audit, counts=kme_counts),
+                options.host, 0, tls,
                 limits=KME_LIMITS, budget=budget, keep_alive_s=options.idle_timeout_s,
                 on_handshake_refused=functools.partial(refusals.handshake_failed, n))
             if i % step == 0 or i == len(nodes):
                 say(f"starting KMEs {i}/{len(nodes)}")
         dynamics = LiveDynamics(network.qkd_links, options.seed) if options.dynamics else None
-        live = LiveReports(keynet, router, NetworkMonitor(network), options.speedup, dynamics)
+        live = LiveReports(keynet, router, NetworkMonitor(network), options.speedup, dynamics,
+                           kme_counts)
         om_app, om_tls = _om_access(live, options, pki, nodes[0])
         om = make_server(om_app, options.host, options.om_port, om_tls, limits=OM_LIMITS,
                          budget=budget, keep_alive_s=options.idle_timeout_s)

@@ -320,7 +320,8 @@ class Nms:
             "skr_bps": f64, "qber": f64, "up": b, "detector_current_alarm": b})
         self._km = _Table("km_links", network, tuple(network.km_link), {
             "key_bits": f64, "rate_bps": f64, "up": b})
-        self._nodes = _Table("nodes", network, tuple(network.node), {"ok": b})
+        self._nodes = _Table("nodes", network, tuple(network.node), {"ok": b,
+                                                                       "store_ok": b})
         n = len(self._links.ids)
         self._hist_t = np.full((n, history_points), math.nan)
         self._hist_skr = np.full((n, history_points), math.nan)
@@ -397,7 +398,7 @@ class Nms:
         self._km_timelines.update(cols, batch.t, batch.up)
 
     def _ingest_nodes(self, batch: NodeHealth) -> None:
-        self._nodes.store(batch.ids, batch.t, {"ok": batch.ok})
+        self._nodes.store(batch.ids, batch.t, {"ok": batch.ok, "store_ok": batch.store_ok})
 
     # -- latest state -------------------------------------------------------------------
 
