@@ -44,10 +44,11 @@ from pathlib import Path
 from typing import Literal
 
 import networkx as nx
+import yaml
 from pydantic import BaseModel, ConfigDict
 
 from qkdnet.errors import ScenarioError
-from qkdnet.files.documents import load_document
+from qkdnet.files.documents import load_document, read_document
 from qkdnet.files.networks import open_network
 from qkdnet.quantum.satellite_pass import SatellitePass
 from qkdnet.topology.model import KMLink, KMLinkKind, Network, Node, NodeKind, QKDLink
@@ -186,10 +187,26 @@ def built_in_scenario(weeks: float = 10.0, seed: int = 1) -> TwinScenario:
 def load_twin_scenario(path: Path, weeks: float | None = None,
                        seed: int | None = None) -> TwinScenario:
     """Read and check a twin scenario file (see the module docstring); ``weeks`` and
-    ``seed``, when given, replace the file's."""
+    ``seed``, when given, replace the file's. A network's scenario file
+    (``qkdnet_scenario: 1``) is run as a twin scenario of that network with every default
+    (``network:`` naming the file)."""
     given = {k: v for k, v in (("weeks", weeks), ("seed", seed)) if v is not None}
+    if _is_network_file(path):
+        return twin_scenario(TwinSpec.model_validate(
+            {"qkdnet_twin": 1, "network": path.name, **given}), path.parent)
     return load_document(path, TwinSpec,
                          lambda spec: twin_scenario(spec.model_copy(update=given), path.parent))
+
+
+def _is_network_file(path: Path) -> bool:
+    """Whether the document at ``path`` is a network's scenario (``qkdnet_scenario``);
+    one that cannot be read or parsed is left to the twin loader's errors."""
+    try:
+        data = yaml.load(read_document(path), Loader=getattr(yaml, "CSafeLoader",
+                                                            yaml.SafeLoader))
+    except (ScenarioError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "qkdnet_scenario" in data
 
 
 def twin_scenario(spec: TwinSpec, base: Path = Path(".")) -> TwinScenario:
