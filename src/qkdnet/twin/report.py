@@ -541,6 +541,7 @@ def _page(result: TwinResult, sections: list[str]) -> str:
             "<p>Digital twin of the network in simulated time: key rates from the quantum "
             "layer with each link's field parameters, day-night drift and vibration bursts; "
             "random and scripted faults; KM-link pools; demands routed and protected by the "
-            "control layer. The paper's figures (Chen et al., npj Quantum Inf. 2025) are "
-            "shown beside the twin's where they apply.</p>"
-            + "".join(sections) + "</body></html>\n")
+            "control layer."
+            + (" The paper's figures (Chen et al., npj Quantum Inf. 2025) are shown beside "
+               "the twin's where they apply." if paper_run(result) else "")
+            + "</p>" + "".join(sections) + "</body></html>\n")
