@@ -122,7 +122,9 @@ def _kbps(x: float) -> str:
 
 
 def _hours(x: float) -> str:
-    return f"{x:.2f} h"
+    from qkdnet.twin.quantities import hours
+
+    return hours(x)
 
 
 def _share(x: float) -> str:
@@ -171,7 +173,7 @@ def _diff_table(console: Console, title: str, rows: list[dict[str, Any]],
 
 
 def _print_summary(s: dict[str, Any]) -> None:
-    from qkdnet.twin.quantities import human
+    from qkdnet.twin.quantities import hours, human
 
     if s["segments"]:
         table = Table(title="Segments of the watched path")
@@ -179,7 +181,7 @@ def _print_summary(s: dict[str, Any]) -> None:
             table.add_column(column, justify="left" if column == "segment" else "right")
         for g in s["segments"]:
             table.add_row(g["name"], str(g["links"]), human(g["mean_skr_kbps"] * 1e3, "bit/s"),
-                          f"{g['hours_unserved']:.2f}")
+                          hours(g["hours_unserved"]))
         Console().print(table)
     if "watched_link_skr_kbps" in s:
         span = s["watched_link_skr_kbps"]

@@ -53,7 +53,7 @@ from qkdnet.quantum.field import pessimistic_params
 from qkdnet.quantum.rates import skr
 from qkdnet.twin import tables as tb
 from qkdnet.twin.engine import TwinResult
-from qkdnet.twin.quantities import human
+from qkdnet.twin.quantities import hours, human
 from qkdnet.twin.scenario import CN_QCN_SEGMENTS
 from qkdnet.units import HOUR_S, WEEK_S
 
@@ -277,9 +277,9 @@ def _table1(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
     rows = tables["table1_hours_unserved"]
     out.table("table1_hours_unserved", rows)
     head = list(rows[0])
-    body: list[list[Any]] = [[r[c] for c in head] for r in rows]
+    body: list[list[Any]] = [[r["week"], *(hours(r[c]) for c in head[1:])] for r in rows]
     if paper_run(result):
-        body.append(["paper sum", *PAPER_HOURS_UNSERVED])
+        body.append(["paper sum", *map(hours, PAPER_HOURS_UNSERVED)])
     return _section("Table 1: hours per week each segment could not serve keys",
                     "<p>A segment is unserved while the control layer finds no usable "
                     "route between its ends (a ring segment switches to its backup).</p>"
@@ -294,9 +294,10 @@ def _services(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
     head = ["demand", "source", "target", "rate", "key size", "hops at end", "key asked",
             "key served", "served", "hours unserved", "availability", "route changes"]
     body = [[r["demand"], r["source"], r["target"], human(r["rate_kbps"] * 1e3, "bit/s"),
-             human(r["key_bits"], "bit"), r["hops_at_end"], human(r["requested_bits"], "bit"),
+             human(r["key_bits"], "bit", digits=4), r["hops_at_end"],
+             human(r["requested_bits"], "bit"),
              human(r["served_bits"], "bit"), f"{100 * r['served_fraction']:.1f}%",
-             f"{r['hours_unserved']:.2f}", f"{100 * r['availability']:.3f}%",
+             hours(r["hours_unserved"]), f"{100 * r['availability']:.3f}%",
              r["route_changes"]] for r in rows]
     return _section("Demands: key served end to end",
                     "<p>Each demand is routed by the control layer (working route and "
@@ -451,7 +452,7 @@ def _links(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
     out.table("km_links", tables["km_links"])
     avail = np.array([r["availability"] for r in rows], dtype=float)
     worst = sorted(rows, key=lambda r: (r["availability"], r["link"]))[:10]
-    body = [[r["link"], r["faults"], f"{r['hours_down']:.2f}",
+    body = [[r["link"], r["faults"], hours(r["hours_down"]),
              f"{100 * r['availability']:.3f}%", human(r["average_skr_kbps"] * 1e3, "bit/s")]
             for r in worst]
     return _section(
