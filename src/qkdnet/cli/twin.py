@@ -72,8 +72,10 @@ def diff_command(
     b: Annotated[Path, typer.Argument(help="What-if report folder.")],
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
-    """Two twin report folders side by side, what-if B against baseline A: each segment's
-    mean SKR and hours unserved, each service's hours unserved and key served, totals."""
+    """Two twin report folders side by side: what-if B against baseline A.
+
+    Per segment its mean SKR and hours unserved, per service its hours unserved and key
+    served, and the totals; then a line naming each change in hours unserved."""
     from qkdnet.twin.diff import diff
 
     def run() -> None:
