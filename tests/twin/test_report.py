@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import re
 from pathlib import Path
@@ -87,6 +88,11 @@ def test_fig5a_lists_the_64_links_harbin_to_shenzhen(report: Path, result: TwinR
     assert len(rows) == 64
     assert rows[0]["link"].startswith("harbin--") and rows[-1]["link"].endswith("--shenzhen")
     assert [r["segment"] for r in rows].count("Guangzhou–Shenzhen") == 2
+    # the nodes Fig. 5a's axis names: the path from Harbin to Shenzhen, hop by hop
+    assert rows[0]["from"] == "harbin" and rows[-1]["to"] == "shenzhen"
+    assert all(a["to"] == b["from"] for a, b in itertools.pairwise(rows))
+    net = result.scenario.network
+    assert all(set(net.link[r["link"]].ends) == {r["from"], r["to"]} for r in rows)
     for row in rows:
         i = result.index[row["link"]]
         assert float(row["average_skr_kbps"]) == pytest.approx(result.mean_bps[i] / 1e3,

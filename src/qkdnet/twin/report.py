@@ -197,7 +197,7 @@ def _fig5a(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
     rows = tables["fig5a_link_skr"]
     out.table("fig5a_link_skr", rows)
     paper = paper_run(result)
-    nodes = _path_nodes(result)
+    nodes = [rows[0]["from"], *(r["to"] for r in rows)]  # the watched path's nodes
     plt, fig, ax = _figure((max(10.0, 0.16 * len(rows)), 6.0))
     names = list(dict.fromkeys(r["segment"] for r in rows))
     for k, name in enumerate(names):
@@ -228,16 +228,6 @@ def _fig5a(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
                  f"{human(PAPER_LINK_SKR_KBPS[1] * 1e3, 'bit/s')})")
     return _section("Fig. 5a: per-link average SKR along the watched path",
                     text + ".</p>" + _img(png))
-
-
-def _path_nodes(result: TwinResult) -> list[str]:
-    """The nodes of the watched path in order, from its first waypoint."""
-    net = result.scenario.network
-    nodes = [result.segments[0].source]
-    for lk in result.watched_links:
-        a, b = net.link[lk].ends
-        nodes.append(b if nodes[-1] == a else a)
-    return nodes
 
 
 def _fig5b(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:

@@ -68,18 +68,22 @@ def segments(result: TwinResult) -> Rows:
 
 
 def watched_links(result: TwinResult) -> Rows:
-    """Fig. 5a: each QKD-link of the watched path in order, its static and average SKR."""
+    """Fig. 5a: each QKD-link of the watched path in order (``from`` and ``to``: its ends
+    along the path), its static and average SKR."""
     net = result.scenario.network
     rows: Rows = []
+    at = result.segments[0].source if result.segments else ""
     for n, lk in enumerate(result.watched_links, start=1):
         i, link = result.index[lk], net.link[lk]
         seg = next(s for s in result.segments if lk in s.links)
-        rows.append({"index": n, "link": lk,
+        to = link.b if link.a == at else link.a
+        rows.append({"index": n, "link": lk, "from": at, "to": to,
                      "segment": segment_name(net, seg.source, seg.target),
                      "loss_db": link.loss_db, "device_type": link.device_type,
                      "device_pairs": link.device_pairs,
                      "static_skr_kbps": _r(result.static_bps[i] / 1e3),
                      "average_skr_kbps": _r(result.mean_bps[i] / 1e3)})
+        at = to
     return rows
 
 
