@@ -115,3 +115,24 @@ def test_tiny_networks_still_draw(tmp_path: Path, nodes: tuple[Node, ...]) -> No
     """An empty network, or one node and no links, gives a map rather than an error."""
     out = draw_map(validated(Network("tiny", nodes, ())), tmp_path / "tiny.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_map_lies_over_sea_land_and_provinces(tmp_path: Path) -> None:
+    """A coastal network's map shows the sea and China's land in their colours, and the
+    geography does not widen the view beyond the nodes' margin."""
+    import matplotlib.image
+
+    nodes = (_node("sh", K.BACKBONE_ACCESS, 31.23, 121.47, "Shanghai"),
+             _node("qd", K.BACKBONE_ACCESS, 36.07, 120.38, "Qingdao"),
+             _node("hf", K.BACKBONE_ACCESS, 31.82, 117.23, "Hefei"))
+    net = validated(Network("coast", nodes, (_link("sh", "qd", 600), _link("hf", "sh", 450))))
+    out = draw_map(net, tmp_path / "coast.png")
+    rgb = np.round(matplotlib.image.imread(out)[..., :3] * 255).astype(int).reshape(-1, 3)
+
+    def share(colour: str) -> float:
+        target = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+        return float((np.abs(rgb - target).max(axis=1) <= 2).mean())
+
+    assert share("#e4eef6") > 0.05  # the Yellow Sea and the East China Sea
+    assert share("#fbfaf7") > 0.05  # China's land
+    assert share("#f4f2ec") < 0.02  # hardly any other country's: the view stays on the nodes

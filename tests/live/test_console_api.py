@@ -87,6 +87,15 @@ def test_the_console_page_and_its_static_files_are_served(om: httpx.Client, url:
     assert om.get(f"{url}/console.py", timeout=5).status_code == 404
 
 
+def test_the_basemap_is_served_from_the_package(om: httpx.Client, url: str) -> None:
+    """GET /basemap.geojson: the shipped Natural Earth GeoJSON, China's land among it."""
+    answer = om.get(f"{url}/basemap.geojson", timeout=5)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/geo+json")
+    names = {f["properties"].get("name") for f in answer.json()["features"]}
+    assert {"China", "Beijing", "Guangdong"} <= names
+
+
 def test_topology_lists_every_node_with_coordinates_and_every_link(om: httpx.Client, url: str,
                                                                      tmp_path: Path) -> None:
     scenario = tmp_path / "chain.yaml"

@@ -178,8 +178,9 @@ def test_a_stopped_node_takes_its_links_down_and_refuses_key_until_started(
         # the node is the root cause the operator sees; its links' alarms are filed under it
         listed = om.get(f"{url}/api/alarms", timeout=5).json()["active"]
         root = next(a["id"] for a in listed if a["rule"] == "node-down")
+        # and so is the service of the SAEs, which has no route now
         assert {a["rule"]: a["cause"] for a in listed if a["subject"] != "b"} == {
-            "qkd-link-down": root, "km-link-down": root}
+            "qkd-link-down": root, "km-link-down": root, "service-unserved": root}
         assert next(a for a in listed if a["id"] == root)["cause"] is None
         with pytest.raises(KmeUnavailable, match="route"):
             kme.enc_keys("sae-c", method="GET")

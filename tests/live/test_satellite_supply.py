@@ -10,8 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qkdnet.errors import ParameterError
 from qkdnet.keys.store import SQLiteKeyStore
-from qkdnet.live.satellite_supply import BLOCK_BYTES, SatelliteSupply, satellites_of
+from qkdnet.live.satellite_state import STATE_FILE, SatelliteState
+from qkdnet.live.satellite_supply import (
+    BLOCK_BYTES,
+    MAX_WINDOWS_PER_STEP,
+    SatelliteSupply,
+    satellites_of,
+)
 from qkdnet.management.metrics import exposition
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.management.satellite import SatelliteStatus
@@ -164,3 +171,89 @@ def test_a_clouded_night_pass_raises_the_no_key_alarm_and_a_good_one_clears_it(
             if e.alarm.rule == "satellite-pass-no-key"] == [("cleared", "hainan-gs")]
     assert monitor.nms.satellite is status
     assert status.snapshot()["recent"][-1]["yielded_bits"] == pytest.approx(after.key_bits)
+
+
+def _state(tmp_path: Path, supply: SatelliteSupply) -> SatelliteState:
+    return SatelliteState(tmp_path / STATE_FILE, supply.start_utc.isoformat())
+
+
+def test_a_restart_resumes_the_satellite_clock_and_pools_mid_pass(
+        network: Network, tmp_path: Path) -> None:
+    """Stopped halfway through a night pass and started again (a new loop clock), the
+    segment resumes at the same satellite time with the same pools; the pass ends with
+    its key counted once."""
+    first = supply_of(network, {})
+    first.state = _state(tmp_path, first)
+    first.start(0.0, PREFILL_BITS)
+    p = night_pass(first, "hainan-gs")
+    middle = (p.rise_s + p.set_s) / 2
+    first.pump(middle)
+    kept = first.pool_levels()
+    first.close()
+    again = supply_of(network, {})
+    again.state = _state(tmp_path, again)
+    again.start(5000.0, PREFILL_BITS)  # the prefill is for a new segment only
+    assert again.clock_s(5000.0) == pytest.approx(middle)
+    assert again.pool_levels() == kept
+    again.pump(5000.0 + p.set_s - middle + 1.0)
+    assert again.pool_levels()[("jinan-1", "hainan-gs")] == pytest.approx(
+        PREFILL_BITS + p.key_bits)
+    assert np.allclose(again.pools.imbalance(), 0.0)
+    again.close()
+
+
+def test_key_spent_is_kept_spent_across_a_restart(network: Network, tmp_path: Path) -> None:
+    """A relay through the satellite is on disk when spend returns: a new process on the
+    same file finds both pools paid and the KM-link's relayed count."""
+    first = supply_of(network, {})
+    first.state = _state(tmp_path, first)
+    first.start(0.0, PREFILL_BITS)
+    first.spend(SAT_LINK, "hainan-gs", 100, 0.0)  # 100 units of 256 bits
+    first.state.close()  # as a SIGKILL would leave it: no last save
+    again = supply_of(network, {})
+    again.state = _state(tmp_path, again)
+    again.start(0.0)
+    levels = again.pool_levels()
+    assert levels[("jinan-1", "hainan-gs")] == PREFILL_BITS - 25_600
+    assert levels[("jinan-1", "beijing-gs")] == PREFILL_BITS - 25_600
+    assert again.pools.relayed[again.pools.km_links.index(SAT_LINK)] == 25_600
+    again.close()
+
+
+def test_a_state_file_of_another_satellite_clock_is_refused(network: Network,
+                                                           tmp_path: Path) -> None:
+    """A state file made for another --satellite-start is not resumed on: the error
+    names the option, the file and the start it holds."""
+    first = supply_of(network, {})
+    first.state = _state(tmp_path, first)
+    first.start(0.0)
+    first.close()
+    with pytest.raises(ParameterError) as raised:
+        SatelliteState(tmp_path / STATE_FILE, "2025-03-01T12:00:00+00:00")
+    message = str(raised.value)
+    assert "--satellite-start" in message and STATE_FILE in message
+    assert first.start_utc.isoformat() in message
+
+
+def test_a_step_far_ahead_searches_a_few_days_and_catches_up_in_later_steps(
+        network: Network) -> None:
+    """At a speedup that moves the clock 20 days in one step, a step searches at most
+    MAX_WINDOWS_PER_STEP days of passes; later steps catch up, and every pass of the 20
+    days ends once, as when the clock moves a day at a time."""
+    days = 20 * 86400.0
+    jump = supply_of(network, {}, speedup=days)
+    jump.start(0.0)
+    jump.pump(1.0)
+    assert jump.reached_s <= MAX_WINDOWS_PER_STEP * 86400.0
+    steps = 1
+    while jump.reached_s < days and steps < 30:
+        jump.pump(1.0)
+        steps += 1
+    assert jump.reached_s == days
+    daily = supply_of(network, {})
+    daily.start(0.0)
+    for day in range(1, 21):
+        daily.pump(day * 86400.0)
+    ended = [(o.scheduled.station, o.scheduled.rise_s) for o in jump.take_ended(0.0)]
+    assert ended == [(o.scheduled.station, o.scheduled.rise_s) for o in daily.take_ended(0.0)]
+    assert len(ended) > 20

@@ -147,7 +147,7 @@ def test_the_default_rules_cover_the_nms_watch_list() -> None:
     assert watched == {("qkd_link", "up"), ("qkd_link", "skr_bps"), ("qkd_link", "qber"),
                        ("qkd_link", "detector_current_alarm"), ("km_link", "up"),
                        ("km_link", "key_bits"), ("node", "ok"), ("node", "store_ok"),
-                       ("node", "pass_key_bits")}
+                       ("node", "pass_key_bits"), ("service", "served")}
     down = [r for r in DEFAULT_RULES if r.metric in ("up", "ok", "store_ok")]
     assert all(r.hold_s == 0 and r.severity is Severity.CRITICAL for r in down)
 

@@ -12,7 +12,7 @@ from qkdnet.management.alarms import DEFAULT_RULES, AlarmRule, Severity
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.topology.cn_qcn import build_cn_qcn
-from qkdnet.topology.model import Network
+from qkdnet.topology.model import KMLinkKind, Network
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,25 @@ def test_the_rules_read_every_kind_of_record(net: Network) -> None:
     rules = {a.rule for a in monitor.alarms.active()}
     assert {"skr-low", "key-reserve-low", "node-down"} <= rules
     assert ("node-down", stopped) in {(a.rule, a.subject) for a in monitor.alarms.active()}
+
+
+def test_a_satellite_km_link_out_of_key_between_passes_raises_no_reserve_alarm(
+        net: Network) -> None:
+    """Every KM-link short of key for 5 min: the fibre ones raise key-reserve-low, the
+    satellite ones (whose key comes with the passes) do not; down, they still raise
+    km-link-down."""
+    monitor = NetworkMonitor(net)
+    satellite = {k.id for k in net.km_links if k.kind is KMLinkKind.SATELLITE}
+    assert len(satellite) == 15
+    for t in (0.0, 300.0):
+        monitor.report(_links(net, t), _kms(net, t, key_bits=0.0))
+    low = {a.subject for a in monitor.alarms.active() if a.rule == "key-reserve-low"}
+    assert low == {k.id for k in net.km_links} - satellite
+    n = len(net.km_links)
+    monitor.report(_links(net, 301.0), KMLinkTelemetry(
+        301.0, tuple(net.km_link), np.zeros(n), np.zeros(n), np.zeros(n, bool)))
+    down = {a.subject for a in monitor.alarms.active() if a.rule == "km-link-down"}
+    assert satellite <= down
 
 
 def test_a_rule_must_watch_a_field_of_its_record() -> None:

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qkdnet.cli import app
-from qkdnet.management.availability import hours_per_week, total
+from qkdnet.management.availability import availability, hours_per_week, total
 from qkdnet.twin.engine import TwinResult, run_twin
 from qkdnet.twin.report import write_report
 from qkdnet.twin.scenario import load_twin_scenario
@@ -38,7 +38,7 @@ FILES = ("index.html", "summary.json", "fig5a_link_skr.png", "fig5a_link_skr.csv
          "fig5b_segment_skr.png", "fig5b_segment_skr.csv", "table1_hours_unserved.csv",
          "fig3_4_measured_vs_ideal.png", "fig3_4_measured_vs_ideal.csv", "pools.png",
          "pools.csv", "services.csv", "links.csv", "alarms.csv", "telemetry.npz",
-         "network.json")
+         "network.json", "network_map.png")
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +77,8 @@ def test_the_page_stands_alone(report: Path) -> None:
     page = (report / "index.html").read_text()
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
-    assert page.count("<img") == 5  # with the satellite's passes
-    for heading in ("Fig. 5a", "Fig. 5b", "Table 1", "Fig. 3 and 4", "Availability",
+    assert page.count("<img") == 6  # with the satellite's passes and the network map
+    for heading in ("Network", "Fig. 5a", "Fig. 5b", "Table 1", "Fig. 3 and 4", "Availability",
                     "Key pools", "Demands", "Satellite"):
         assert heading in page
 
@@ -260,3 +260,29 @@ def test_parquet_tables_hold_the_same_rows_as_the_csv(result: TwinResult,
                            dtype={"week": str} if name.startswith("table1") else None)
         assert list(got.columns) == list(want.columns)
         pd.testing.assert_frame_equal(got.reset_index(drop=True), want, check_dtype=False)
+
+
+def test_service_qos_csv_gives_each_demand_its_y3807_qos(report: Path,
+                                                         result: TwinResult) -> None:
+    """Each demand is a service with its state at the end, KKDLR = 1 - served fraction,
+    availability over the run and, where it was unserved and recovered, the length of its
+    last unserved spell; the page's section names Y.3807."""
+    rows = {r["service"]: r for r in _rows(report / "service_qos.csv")}
+    assert set(rows) == {v.demand.id for v in result.services} and rows
+    end = result.scenario.duration_s
+    for v in result.services:
+        row = rows[v.demand.id]
+        assert float(row["kkdlr"]) == pytest.approx(1 - v.served_fraction, abs=1e-5)
+        assert float(row["availability"]) == pytest.approx(
+            availability(v.outages, 0.0, end), abs=1e-5)
+        assert int(row["outages"]) == len(v.outages)
+        closed = [o for o in v.outages if o.end < end]
+        if closed:
+            assert float(row["last_restoration_h"]) == pytest.approx(
+                closed[-1].length / HOUR_S, abs=1e-5)
+        else:
+            assert row["last_restoration_h"] == ""
+        assert row["state_at_end"] in ("served", "degraded", "unserved")
+        assert (row["state_at_end"] == "served") == (not v.outages
+                                                     and v.served_fraction >= 1.0)
+    assert "ITU-T Y.3807" in (report / "index.html").read_text()

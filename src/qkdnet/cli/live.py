@@ -9,7 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from qkdnet.cli.guard import guard
-from qkdnet.cli.options import ScenarioOption
+from qkdnet.cli.options import (
+    SATELLITE_START,
+    SatelliteCloudOption,
+    SatellitePoolOption,
+    SatellitePrefillOption,
+    SatelliteStartOption,
+    ScenarioOption,
+)
 
 commands = typer.Typer()
 
@@ -50,17 +57,10 @@ def serve_command(
     advertise: Annotated[str | None, typer.Option(help="Host name remote clients use for "
                                                   "the KMEs: named (DNS SAN) in the KME "
                                                   "certificates made here.")] = None,
-    satellite_prefill_bits: Annotated[float, typer.Option(
-        help="Key (bits) each satellite pool with a ground station starts with, so that "
-        "satellite KM-links serve before the first pass.")] = 0.0,
-    satellite_pool_bits: Annotated[float, typer.Option(
-        help="Key a satellite pool with a ground station holds at most (bits).")] = 1e7,
-    satellite_start: Annotated[str, typer.Option(
-        help="UTC time the satellite clock starts at (ISO 8601); it runs --speedup times "
-        "the wall clock.")] = "2025-01-01T12:00:00Z",
-    satellite_cloud: Annotated[list[str] | None, typer.Option(
-        help="A ground station whose passes yield no key (clouds, an outage); repeat for "
-        "several.")] = None,
+    satellite_prefill_bits: SatellitePrefillOption = 0.0,
+    satellite_pool_bits: SatellitePoolOption = 1e7,
+    satellite_start: SatelliteStartOption = SATELLITE_START,
+    satellite_cloud: SatelliteCloudOption = None,
 ) -> None:
     """Run the KMEs of a scenario on loopback: ETSI GS QKD 014 over mutual TLS, one port and
     one SQLite key store per KME, key emulators filling the pools. One server per data

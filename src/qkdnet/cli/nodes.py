@@ -12,6 +12,13 @@ from typing import Annotated, Any
 import typer
 
 from qkdnet.cli.guard import guard
+from qkdnet.cli.options import (
+    SATELLITE_START,
+    SatelliteCloudOption,
+    SatellitePoolOption,
+    SatellitePrefillOption,
+    SatelliteStartOption,
+)
 
 commands = typer.Typer()
 
@@ -125,15 +132,24 @@ def devices_command(
     listen: Annotated[str | None, typer.Option(help="Address to listen on (default: the "
                                                "host's address in the deployment).")] = None,
     speedup: SpeedupOption = 1.0,
+    satellite_prefill_bits: SatellitePrefillOption = 0.0,
+    satellite_pool_bits: SatellitePoolOption = 1e7,
+    satellite_start: SatelliteStartOption = SATELLITE_START,
+    satellite_cloud: SatelliteCloudOption = None,
 ) -> None:
     """Run the deployment's emulated QKD devices: the device pair of each border KM-link
     (not given to a vendor's device), making key at its modelled rate with the live
-    dynamics and serving each end to its KM over ETSI GS QKD 014 (mutual TLS). Ctrl-C or
+    dynamics and serving each end to its KM over ETSI GS QKD 014 (mutual TLS); and, where
+    the deployment places ground stations, fly the satellites: their passes fill the pools
+    (kept in the folder across restarts), each satellite KM-link is served as a device pair
+    to its two ground stations, and the pools and passes are reported to the NMS. Ctrl-C or
     SIGTERM stops it."""
     from qkdnet.errors import ParameterError
     from qkdnet.files.deployment import load_deployment
     from qkdnet.live.device_process import run_devices
     from qkdnet.live.runtime import log_to_stderr, loop_factory, run_until_stopped
+    from qkdnet.live.satellite_supply import SatelliteSettings
+    from qkdnet.live.serve import utc_time
 
     def run() -> None:
         plan = load_deployment(deployment, vendor_files_at=())
@@ -142,14 +158,17 @@ def devices_command(
                                  "service (add devices: {host: ..., port: ...})")
         if not speedup > 0:
             raise ParameterError("--speedup", speedup, "must be > 0")
+        satellite = SatelliteSettings(satellite_prefill_bits, satellite_pool_bits,
+                                      utc_time("--satellite-start", satellite_start),
+                                      tuple(satellite_cloud or ()))
         log_to_stderr()
 
         def ready(manifest: dict[str, Any]) -> None:
-            print(f"devices of {len(manifest['km_links'])} border KM-links serving at "
+            print(f"devices of {len(manifest['km_links'])} KM-links serving at "
                   f"{manifest['devices_url']}", flush=True)
 
-        run_until_stopped(lambda: run_devices(plan, pki, folder, listen, speedup, ready),
-                          loop_factory())
+        run_until_stopped(lambda: run_devices(plan, pki, folder, listen, speedup, ready,
+                                              satellite), loop_factory())
 
     guard(run)
 
@@ -231,6 +250,7 @@ def up_command(
                                              "(default: the hosts on loopback).")] = None,
     speedup: SpeedupOption = 1.0,
     prefill_bits: PrefillOption = 0,
+    satellite_prefill_bits: SatellitePrefillOption = 0.0,
 ) -> None:
     """Start every process of the deployment placed on this machine's host (the controller
     service, the NMS, the EMSs, then the node processes; those already running are left
@@ -247,7 +267,8 @@ def up_command(
             n for h in hosts for p in plan.processes_on(h) for n in p.nodes])
         started = start_processes(plan, deployment, base, hosts,
                                   ["--speedup", str(speedup), "--prefill-bits",
-                                   str(prefill_bits)])
+                                   str(prefill_bits)],
+                                  ["--satellite-prefill-bits", str(satellite_prefill_bits)])
         print(f"started {len(started)} processes on {', '.join(hosts)}: "
               + (", ".join(started) or "none (all were running)"))
         print(f"PKI: {base / 'pki'}; logs: {base}/<process>/node.log")

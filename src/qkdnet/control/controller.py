@@ -138,6 +138,14 @@ class Controller:
         routes = self._routes.get(demand_id)
         return None if routes is None else routes.backup
 
+    def planned(self, demand_id: str) -> tuple[Route, ...]:
+        """The routes the demand was first given (working, then backup where it has one):
+        what the operator dimensioned, whatever it uses now; none for an unknown demand."""
+        routes = self._planned.get(demand_id)
+        if routes is None:
+            return ()
+        return (routes.working,) if routes.backup is None else (routes.working, routes.backup)
+
     def report(self, states: Iterable[KMLinkState]) -> list[RouteChanged]:
         """Take a batch of KM-link state reports (one KM's or one period's) and check
         every demand once; return the demands whose route changed."""

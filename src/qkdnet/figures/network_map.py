@@ -1,5 +1,7 @@
 """A map of the network in the manner of the CN-QCN paper's Fig. 1: fibre links and nodes
-on longitude/latitude axes, satellite KM-links as dashed arcs, a legend with counts.
+on longitude/latitude axes, satellite KM-links as dashed arcs, a legend with counts, over
+the geography of :mod:`qkdnet.topology.basemap` (Natural Earth: land, coasts, borders and
+China's provinces).
 
 Links are grouped by the part of the network they belong to
 (:func:`~qkdnet.topology.link_category.link_category`) and each group is drawn as one
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qkdnet.topology.basemap import basemap
 from qkdnet.topology.link_category import LinkCategory, link_category
 from qkdnet.topology.model import DomainKind, KMLinkKind, Network, Node, NodeKind
 
@@ -74,6 +77,11 @@ _LINK_STYLES: dict[LinkCategory, _LineStyle] = {
 #: A hollow ring around each metro network, so the small metro clusters show at country scale.
 _METRO_NETWORK_STYLE = _NodeStyle("metro network", "o", 150, "none", "#1b8a3a", 6)
 _SATELLITE_STYLE = _LineStyle("satellite KM-link", "#8e44ad", 0.8, True, 2)
+#: The geography's colours: sea, land, China's land, coasts, borders, provinces.
+_SEA, _LAND, _HOME_LAND = "#e4eef6", "#f4f2ec", "#fbfaf7"
+_COAST, _BORDER, _PROVINCE = "#7f93a5", "#8a8478", "#c4bdb0"
+#: The country whose land is drawn lighter and whose provinces are outlined.
+_HOME = "China"
 
 
 def legend_entries(network: Network) -> list[str]:
@@ -94,6 +102,7 @@ def draw_map(network: Network, path: Path, title: str | None = None) -> Path:
     from matplotlib.collections import LineCollection
 
     fig, ax = plt.subplots(figsize=(12, 9), dpi=150)
+    _geography(ax)
     for label, style, segments in _line_groups(network):
         ax.add_collection(LineCollection(
             segments, colors=style.colour, linewidths=style.width, zorder=style.zorder,
@@ -107,9 +116,32 @@ def draw_map(network: Network, path: Path, title: str | None = None) -> Path:
     _frame(ax, network, title or network.name)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    # no Software stamp: the same network gives the same bytes (the twin report embeds it)
+    fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
     return path
+
+
+def _geography(ax: Axes) -> None:
+    """Land, China's provinces, borders and coasts under everything else; they do not
+    widen the axes (the nodes set the view)."""
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    geo = basemap()
+    ax.set_facecolor(_SEA)
+    rings = [ring for region in geo.land for ring in region.lines]
+    colours = [_HOME_LAND if region.name == _HOME else _LAND
+               for region in geo.land for _ in region.lines]
+    # holes (lakes) are filled over as land: at this scale they are few and small
+    ax.add_collection(PolyCollection(rings, facecolors=colours, edgecolors="none",
+                                     zorder=0.1), autolim=False)
+    lines = [line for region in geo.provinces for line in region.lines]
+    ax.add_collection(LineCollection(lines, colors=_PROVINCE, linewidths=0.4, zorder=0.2),
+                      autolim=False)
+    ax.add_collection(LineCollection(geo.borders, colors=_BORDER, linewidths=0.8,
+                                     linestyles=(0, (4, 2)), zorder=0.3), autolim=False)
+    ax.add_collection(LineCollection(geo.coast, colors=_COAST, linewidths=0.6, zorder=0.3),
+                      autolim=False)
 
 
 def _entry(label: str, count: int) -> str:
@@ -197,7 +229,8 @@ def _frame(ax: Axes, network: Network, title: str) -> None:
     ax.autoscale_view()
     mean_lat = sum(lats) / len(lats)
     ax.set_aspect(1.0 / math.cos(math.radians(mean_lat)), adjustable="datalim")
-    ax.grid(True, alpha=0.3, lw=0.5)
+    ax.grid(True, alpha=0.3, lw=0.5, zorder=0.5)
+    ax.set_axisbelow(True)
     ax.set_xlabel("longitude (°E)")
     ax.set_ylabel("latitude (°N)")
     ax.set_title(title)

@@ -258,6 +258,12 @@ class Deployment:
         (their key comes from a QKD device pair, each end from its own device end)."""
         return border_links(self.network, self._process_of)
 
+    @property
+    def satellite_links(self) -> tuple[str, ...]:
+        """The satellite KM-links whose two ground stations are placed: the devices service
+        flies the satellites and serves each as a device pair to its two ends."""
+        return satellite_links(self.network, self._process_of)
+
     def devices_address(self) -> tuple[str, Port]:
         """Where the emulated devices' service listens; KeyError if it is not placed."""
         if self.devices is None:
@@ -366,6 +372,12 @@ def deployment_from_spec(spec: DeploymentSpec, base: Path,
         _known_host(hosts, spec.devices.host, "devices.host")
     _check_ems(spec, network, hosts)
     _check_ports(spec, processes)
+    if spec.devices is None:
+        flown = satellite_links(network, {n: p.id for p in processes for n in p.nodes})
+        if flown:
+            raise ScenarioError("devices", f"missing: the devices service flies the "
+                                f"satellite of the satellite KM-links {', '.join(flown)}; "
+                                "place it (devices: {host: ..., port: ...})")
     vendor = _vendor_devices(spec.vendor_devices, network, processes, base, vendor_files_at)
     return Deployment(
         spec.scenario, network, spec.all_nodes,
@@ -416,6 +428,14 @@ def border_links(network: Network, process_of: Mapping[str, object]) -> tuple[st
     return tuple(km.id for km in network.km_links
                  if km.kind is KMLinkKind.DIRECT and km.a in process_of
                  and km.b in process_of and process_of[km.a] != process_of[km.b])
+
+
+def satellite_links(network: Network, process_of: Mapping[str, object]) -> tuple[str, ...]:
+    """The satellite KM-links of ``network`` whose ends are both placed (``process_of``:
+    node -> its process)."""
+    return tuple(km.id for km in network.km_links
+                 if km.kind is KMLinkKind.SATELLITE and km.a in process_of
+                 and km.b in process_of)
 
 
 #: The key sizes a vendor device may hand out are whole pool units (bits).

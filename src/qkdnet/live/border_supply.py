@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from qkdnet.keys.supply_sync import (
 )
 from qkdnet.live.km_transport import RemoteKMs
 from qkdnet.live.qkd_device import DeviceEnd, DeviceError
+from qkdnet.live.satellite_supply import DEFAULT_PAD_BYTES
 from qkdnet.topology.model import KMLinkKind, Network
 
 log = logging.getLogger("qkdnet.supply")
@@ -81,6 +82,14 @@ class BorderSupply:
                  pairs: Mapping[str, tuple[DeviceEnd, DeviceEnd]] | None = None) -> None:
         self.stores = stores
         self.remote = remote
+        #: Most unused key (bytes) end ``a`` takes each way, by KM-link: a satellite
+        #: KM-link's pad, as in ``qkdnet serve`` (the rest stays in the satellite's pools,
+        #: shared by every satellite KM-link of its stations); others: what the pools hold.
+        self.ceilings = {km.id: DEFAULT_PAD_BYTES for km in network.km_links
+                         if km.kind is KMLinkKind.SATELLITE}
+        #: Key (bits) the device of each KM-link here said it had ready when last asked
+        #: (:meth:`ask_ready`).
+        self.ready_bits: dict[str, float] = {}
         self._handovers: set[asyncio.Task[None]] = set()  # messages between ends here
         #: How long an exchange waits for its acknowledgement before it is abandoned (s).
         self.ack_timeout_s = ack_timeout_s
@@ -88,7 +97,7 @@ class BorderSupply:
         self._responding: dict[str, tuple[str, DeviceEnd]] = {}
         for km in network.km_links:
             here = [n for n in (km.a, km.b) if n in stores]
-            if km.kind is not KMLinkKind.DIRECT or len(here) != 1 or km.id not in devices:
+            if km.kind is KMLinkKind.REMOTE or len(here) != 1 or km.id not in devices:
                 continue
             if here[0] == km.a:
                 store = stores[km.a]
@@ -160,20 +169,34 @@ class BorderSupply:
                 continue
             store = self.stores[side.node]
             size = side.device.key_bytes
-            room = store.room(link, True) // size + store.room(link, False) // size
-            wanted = min(room, EXCHANGE_BLOCKS)
+            pools = _pools(store, link, self.ceilings.get(link))
+            wanted = min(pools.out_room // size + pools.in_room // size, EXCHANGE_BLOCKS)
             if wanted <= 0:
                 continue
             ready = await side.device.available()
+            self.ready_bits[link] = 8.0 * ready * size
             if ready <= 0:
                 continue
             keys = await side.device.enc_keys(min(wanted, ready))
-            deposits, supply = side.sync.plan(keys, _pools(store, link), now)
+            deposits, supply = side.sync.plan(keys, pools, now)
             store.deposit_many(deposits)
             self._stored[link] += len(deposits)
             self._send(side.node, side.peer, supply)
             offered += len(supply.blocks)
         return offered
+
+    async def ask_ready(self, links: Iterable[str]) -> None:
+        """Ask the devices of ``links`` (KM-links with an end here) how much key they
+        have ready, into :attr:`ready_bits`; a device that does not answer is logged and
+        counts as none."""
+        for link in links:
+            side = self._initiated.get(link)
+            device = side.device if side is not None else self._responding[link][1]
+            try:
+                self.ready_bits[link] = 8.0 * await device.available() * device.key_bytes
+            except DeviceError as exc:
+                self.ready_bits[link] = 0.0
+                log.warning("KM-link %s: its device's status failed: %s", link, exc)
 
     async def receive(self, sender: str, to: str,
                       message: KeySupply | KeySupplyAck | PoolSync) -> None:
@@ -269,10 +292,15 @@ class BorderSupply:
                           "failed", message.km_link, sender, to)
 
 
-def _pools(store: SQLiteKeyStore, km_link: str) -> Pools:
-    """The store's pools on ``km_link``, each way: unused bytes and room."""
-    return Pools(store.pool_bytes(km_link, True), store.pool_bytes(km_link, False),
-                 store.room(km_link, True), store.room(km_link, False))
+def _pools(store: SQLiteKeyStore, km_link: str, ceiling: int | None = None) -> Pools:
+    """The store's pools on ``km_link``, each way: unused bytes and room (up to
+    ``ceiling`` bytes unused, where given)."""
+    out, inbound = store.pool_bytes(km_link, True), store.pool_bytes(km_link, False)
+    out_room, in_room = store.room(km_link, True), store.room(km_link, False)
+    if ceiling is not None:
+        out_room, in_room = (min(out_room, max(ceiling - out, 0)),
+                             min(in_room, max(ceiling - inbound, 0)))
+    return Pools(out, inbound, out_room, in_room)
 
 
 def write_figures(path: Path, supply: BorderSupply) -> None:

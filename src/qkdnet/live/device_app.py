@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from qkdnet.keys.etsi014 import ApiError, Limits, key_container, key_ids, key_order, status_document
-from qkdnet.live.qkd_device import DeviceError, EmulatedDevice
+from qkdnet.live.qkd_device import DeviceError, DevicePair
 from qkdnet.live.request_limits import BodyLimit
 from qkdnet.live.service_calls import answer, json_body
 from qkdnet.live.tls_server import calling_kme
@@ -33,7 +33,7 @@ MAX_KEYS_PER_CALL = 128
 class DeviceApp:
     """The ETSI 014 interface of ``devices`` (by KM-link id), for the ends that call in."""
 
-    def __init__(self, devices: Mapping[str, EmulatedDevice]) -> None:
+    def __init__(self, devices: Mapping[str, DevicePair]) -> None:
         self.devices = dict(devices)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,6 +75,6 @@ class DeviceApp:
             raise ApiError(400 if operation == "dec_keys" else 503, str(exc)) from None
 
 
-def make_device_app(devices: Mapping[str, EmulatedDevice]) -> BodyLimit:
+def make_device_app(devices: Mapping[str, DevicePair]) -> BodyLimit:
     """The ETSI 014 interface of ``devices``, behind the body cap."""
     return BodyLimit(DeviceApp(devices))

@@ -9,6 +9,13 @@ serve`` (:class:`~qkdnet.live.dynamics.LiveDynamics`: the day-night drift and bu
 extra QBER), and serves its two ends over ETSI GS QKD 014 under ``/devices/<km_link>``
 (:mod:`qkdnet.live.device_app`); each end's KM calls in with its node certificate. The
 border KM-links named in ``vendor_devices`` are left to their vendors' devices.
+
+Where the deployment places both ground stations of satellite KM-links, the service also
+flies the satellites (:class:`~qkdnet.live.satellite_supply.SatelliteSupply`, on its
+clock from ``settings.start``, ``speedup`` times the wall clock) and serves each satellite
+KM-link as a device pair (:mod:`qkdnet.live.satellite_device`); the pools and the satellite
+clock are kept in ``satellite.sqlite`` of its folder across restarts, and it reports the
+pools and passes to the NMS every second (:mod:`qkdnet.live.satellite_reporter`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qkdnet.apps.sae_client import tls_context
 from qkdnet.files.deployment import Deployment
 from qkdnet.live.connection_limits import SERVICE_LIMITS
 from qkdnet.live.data_folder import open_data_folder
@@ -30,7 +38,16 @@ from qkdnet.live.device_app import PREFIX, make_device_app
 from qkdnet.live.dynamics import LiveDynamics
 from qkdnet.live.ems_process import service_url
 from qkdnet.live.pki import load_pki
-from qkdnet.live.qkd_device import EmulatedDevice
+from qkdnet.live.qkd_device import DevicePair, EmulatedDevice
+from qkdnet.live.satellite_device import satellite_devices
+from qkdnet.live.satellite_reporter import SatelliteReporter
+from qkdnet.live.satellite_state import STATE_FILE, SatelliteState
+from qkdnet.live.satellite_supply import (
+    SatelliteSettings,
+    SatelliteSupply,
+    check_clouded,
+    satellites_of,
+)
 from qkdnet.live.step_guard import StepGuard
 from qkdnet.live.tls_server import make_server, serve_many, server_ssl_context
 from qkdnet.quantum.emulator import emulator_for_link
@@ -40,6 +57,8 @@ from qkdnet.topology.service_ids import DEVICES_ID
 DEVICE_KEY_BYTES = 1024
 #: How often the live dynamics move the devices' rates (s).
 DYNAMICS_INTERVAL_S = 1.0
+#: How often the satellites' passes are moved on (s of the wall clock).
+FLY_INTERVAL_S = 0.25
 
 
 def device_url(deployment: Deployment, km_link: str) -> str:
@@ -88,20 +107,52 @@ class DeviceDynamics:
             device.set_rate(float(rate))
 
 
+def flown_satellites(deployment: Deployment, folder: Path, speedup: float,
+                     settings: SatelliteSettings) -> SatelliteSupply | None:
+    """The satellite segment the devices service flies (None where the deployment places
+    no satellite KM-link), its state kept in ``folder``."""
+    network = deployment.network
+    if not deployment.satellite_links:
+        return None
+    check_clouded(network, settings.clouded)
+    supply = SatelliteSupply(network, {}, satellites_of(network), settings.pool_bits,
+                             settings.start, speedup, settings.clouded)
+    supply.state = SatelliteState(folder / STATE_FILE, supply.start_utc.isoformat())
+    return supply
+
+
 async def run_devices(deployment: Deployment, pki_folder: Path, folder: Path,
                       listen: str | None = None, speedup: float = 1.0,
-                      ready: Callable[[dict[str, Any]], None] | None = None) -> None:
+                      ready: Callable[[dict[str, Any]], None] | None = None,
+                      satellite: SatelliteSettings | None = None) -> None:
     """Serve the deployment's emulated device pairs (the caller checked ``devices`` is
-    placed) until cancelled; its manifest (URL, links, pid) in ``folder``."""
+    placed) and fly its satellites (``satellite``: how) until cancelled; its manifest
+    (URL, links, pid) in ``folder``."""
     pki = load_pki(pki_folder)
     open_data_folder(folder)
     lock = FolderLock.acquire(folder)
     loop = asyncio.get_running_loop()
+    flying: SatelliteSupply | None = None
     try:
         address, port = deployment.devices_address()
-        devices = emulated_devices(deployment, speedup, loop.time)
-        dynamics = DeviceDynamics(deployment, devices)
+        emulated = emulated_devices(deployment, speedup, loop.time)
+        dynamics = DeviceDynamics(deployment, emulated)
         dynamics.apply(time.time())
+        devices: dict[str, DevicePair] = dict(emulated)
+        settings = satellite or SatelliteSettings()
+        flying = flown_satellites(deployment, folder, speedup, settings)
+        background = [asyncio.create_task(_move(dynamics))]
+        reporter: SatelliteReporter | None = None
+        if flying is not None:
+            flying.start(loop.time(), settings.prefill_bits)
+            devices.update((k, d) for k, d in satellite_devices(
+                flying, loop.time, DEVICE_KEY_BYTES).items() if k in deployment.satellite_links)
+            reporter = SatelliteReporter(
+                service_url(*deployment.nms_intake_address()),
+                tls_context(pki.kme_cert(DEVICES_ID), pki.kme_key(DEVICES_ID), pki.ca_cert),
+                flying)
+            background.append(asyncio.create_task(_fly(flying)))
+            reporter.start()
         tls = server_ssl_context(pki.kme_cert(DEVICES_ID), pki.kme_key(DEVICES_ID),
                                  pki.ca_cert)
         server = make_server(make_device_app(devices), listen or address, port, tls,
@@ -110,17 +161,30 @@ async def run_devices(deployment: Deployment, pki_folder: Path, folder: Path,
                     "pid": os.getpid()}
         (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         lock.announce("devices")
-        moving = asyncio.create_task(_move(dynamics))
         if ready is not None:
             ready(manifest)
         try:
             await serve_many([server])
         finally:
-            moving.cancel()
-            await asyncio.gather(moving, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if reporter is not None:
+                await reporter.close()
     finally:
+        if flying is not None:
+            flying.close()
         (folder / "manifest.json").unlink(missing_ok=True)
         lock.release()
+
+
+async def _fly(supply: SatelliteSupply) -> None:
+    """Move the satellites' passes on, filling the pools (saved every second)."""
+    loop = asyncio.get_running_loop()
+    guard = StepGuard("satellite passes")
+    while True:
+        await asyncio.sleep(FLY_INTERVAL_S)
+        guard.run(lambda: supply.pump(loop.time()))
 
 
 async def _move(dynamics: DeviceDynamics) -> None:

@@ -64,6 +64,7 @@ from qkdnet.live.qkd_device import DeviceEnd
 from qkdnet.live.satellite_supply import SatelliteSupply
 from qkdnet.live.store_faults import fault_message
 from qkdnet.live.supply_pump import SupplyPump
+from qkdnet.management.services import RequestCounts
 from qkdnet.topology.model import Network
 from qkdnet.topology.served import served_nodes
 
@@ -170,6 +171,8 @@ class KeyNetwork:
         self.keys_released = 0
         self._summarised = (0, 0)
         self._route_used: dict[tuple[str, str], Route] = {}  # last route keys took, by ends
+        #: What the KMEs counted of each SAE pair's requests (the services' QoS, for the NMS).
+        self.requests = RequestCounts()
 
     # --- key delivery, for the KMEs ---------------------------------------------------------
 
@@ -567,6 +570,8 @@ class KeyNetwork:
             self._round_end = None
         for store in self.stores.values():
             store.close()
+        if self.satellite is not None:
+            self.satellite.close()
 
 
 def _log_lost(node: str, event: Event) -> None:

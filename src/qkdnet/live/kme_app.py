@@ -27,6 +27,7 @@ import inspect
 import json
 import logging
 import math
+import time
 import types
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
@@ -244,12 +245,41 @@ class KmeApp:
         query = _query_params(scope.get("query_string", b""))
         if operation == "enc_keys":
             order = key_order(body, query, self.limits)
-            keys = await self.keynet.enc_keys(caller, sae, order.number, order.size)
-            return 200, key_container(keys), ()
+            return 200, key_container(await self._enc_keys(caller, sae, order.number,
+                                                           order.size)), ()
         if operation == "dec_keys":
             ids = key_ids(body, query, self.limits)
-            return 200, key_container(await self.keynet.dec_keys(caller, sae, ids)), ()
+            return 200, key_container(await self._dec_keys(caller, sae, ids)), ()
         return 200, self._status(caller, sae), ()
+
+    async def _enc_keys(self, master: str, slave: str, number: int, size: int
+                        ) -> list[tuple[str, bytes]]:
+        """Get key, counted for the pair's service (:mod:`qkdnet.management.services`):
+        served with its response delay (s), or refused (503) with its reason; other
+        refusals (400, 401) are the client's and not counted."""
+        started = time.perf_counter()
+        try:
+            keys = await self.keynet.enc_keys(master, slave, number, size)
+        except ApiError as exc:
+            if exc.status == 503 and self.keynet.network.may_share_keys(master, slave):
+                self.keynet.requests.refused(master, slave, number, exc.message)
+            raise
+        self.keynet.requests.delivered(master, slave, number, number * size,
+                                       time.perf_counter() - started)
+        return keys
+
+    async def _dec_keys(self, slave: str, master: str, ids: list[str]
+                        ) -> list[tuple[str, bytes]]:
+        """Get key with key IDs, counted for the pair's service: keys handed over, or
+        not (400 unknown, 503), where the master is a known SAE the slave may pair with."""
+        try:
+            keys = await self.keynet.dec_keys(slave, master, ids)
+        except ApiError as exc:
+            if exc.status in (400, 503) and self.keynet.network.may_share_keys(master, slave):
+                self.keynet.requests.released(master, slave, len(ids), handed=False)
+            raise
+        self.keynet.requests.released(master, slave, len(ids), handed=True)
+        return keys
 
     def _status(self, master: str, slave: str) -> dict[str, Any]:
         keynet, lim = self.keynet, self.limits

@@ -70,7 +70,8 @@ async def run_nms(deployment: Deployment, pki_folder: Path, folder: Path,
             log.warning("no O&M operators in %s: every O&M call but the console page and "
                         "/metrics (on loopback) answers 401; add one with `qkdnet operator "
                         "add NAME --role admin --dir %s`", access.operators.path, folder)
-        om_app = OmGate(make_om_app(monitor.nms, monitor.alarms, updates),
+        om_app = OmGate(make_om_app(monitor.nms, monitor.alarms, updates,
+                                    satellite_clock=state.satellite_clock),
                         served_names(host, address), access)
         om_tls = None if is_loopback(host) else om_ssl_context(pki.kme_cert(NMS_ID),
                                                                pki.kme_key(NMS_ID))

@@ -12,6 +12,12 @@ from that monitor (:mod:`qkdnet.live.nms_process`).
     region than the batch's, or a record is of a node outside R or speaks for a link the
     node is not an end of; 400 naming the field when malformed (``records[2].t: ...``).
     All or nothing. Answers ``{"taken": n}``.
+``POST /nms/v1/satellite``
+    A report of the satellite segment (:mod:`qkdnet.live.satellite_records`) from the
+    devices service, which flies the satellites (certificate ``kme-id:qkdnet-devices``):
+    the pools, passes under way and the passes that ended, each taken once; 403 from any
+    other certificate, 400 naming the field when malformed. Answers ``{"taken": n}`` (the
+    ended passes new to the NMS).
 ``GET /nms/v1/health``
     ``{"status": "ok", "batches", "records", "nodes_heard", "silent_nodes",
     "stale_routes"}`` (the nodes not heard from, and those relaying on the last routes of a
@@ -41,6 +47,13 @@ import numpy as np
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.live.reports import Updates
 from qkdnet.live.request_limits import BodyLimit
+from qkdnet.live.satellite_records import (
+    SATELLITE_PATH,
+    SatelliteReport,
+    parse_report,
+    scenario_clock,
+)
+from qkdnet.live.satellite_supply import satellites_of
 from qkdnet.live.service_calls import (
     Receive,
     Scope,
@@ -53,9 +66,11 @@ from qkdnet.live.service_calls import (
 from qkdnet.live.telemetry_records import NodeRecord, check_ends, parse_record
 from qkdnet.management.alarms import AlarmEvent
 from qkdnet.management.monitor import NetworkMonitor
+from qkdnet.management.satellite import PassOutcome, SatelliteStatus
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.topology.model import Network
-from qkdnet.topology.service_ids import EMS_PREFIX, ems_id
+from qkdnet.topology.service_ids import DEVICES_ID, EMS_PREFIX, ems_id
+from qkdnet.twin.satellite_passes import TWIN_EPOCH
 
 __all__ = ["BATCHES_PATH", "EMS_PREFIX", "HEALTH_PATH", "MAX_BATCH_BYTES", "SILENT_AFTER_S",
            "NmsService", "NmsState", "ems_id", "make_nms_intake"]
@@ -70,7 +85,9 @@ HEALTH_PATH = "/nms/v1/health"
 SILENT_AFTER_S = 5.0
 #: The largest batch body the NMS reads (bytes): 500 records of a few links each.
 MAX_BATCH_BYTES = 4 * 1024 * 1024
-_ENDPOINTS = {BATCHES_PATH: "POST", HEALTH_PATH: "GET"}
+_ENDPOINTS = {BATCHES_PATH: "POST", HEALTH_PATH: "GET", SATELLITE_PATH: "POST"}
+#: Ended passes the NMS remembers having taken (a report sent again names them again).
+_TAKEN_PASSES = 10_000
 _BATCH = frozenset({"region", "records"})
 
 
@@ -91,6 +108,45 @@ class NmsState:
         self._link_order = {lk: i for i, lk in enumerate(self.network.link)}
         self._km_order = {km: i for i, km in enumerate(self.network.km_link)}
         self.batches = self.records = 0
+        #: The satellite segment's last report and when it came (wall clock, s).
+        self.satellite: tuple[float, SatelliteReport] | None = None
+        self._taken_passes: dict[tuple[str, str, float], None] = {}  # oldest first
+
+    def take_satellite(self, report: SatelliteReport) -> int:
+        """Report the satellite segment to the monitor at the NMS's time: the pools, the
+        passes under way, and each ended pass not taken before (a night pass that left no
+        key raises ``satellite-pass-no-key``); how many ended passes were new."""
+        now = self.clock()
+        t = max(now, self.monitor.nms.now or now)
+        status = self.monitor.nms.satellite
+        satellites = tuple(sorted({s for s, _ in report.pools}))
+        if status is None or status.satellites != satellites \
+                or status.epoch_utc != report.start_utc.isoformat():
+            status = SatelliteStatus(satellites, tuple(dict.fromkeys(x for _, x in
+                                                                     report.pools)),
+                                     report.start_utc.isoformat())
+        new = []
+        for scheduled, bits in report.ended:
+            key = (scheduled.satellite, scheduled.station, scheduled.rise_s)
+            if key not in self._taken_passes:
+                self._taken_passes[key] = None
+                new.append(PassOutcome(scheduled, bits, t))
+        for key in list(self._taken_passes)[:-_TAKEN_PASSES]:
+            del self._taken_passes[key]
+        for event in self.monitor.report_satellite(status, t, report.clock_s, report.pools,
+                                                   report.in_progress, new):
+            log.info("alarm %s", event)
+        self.satellite = (now, report)
+        self.updates.notify()
+        return len(new)
+
+    def satellite_clock(self) -> float:
+        """Where the reported satellites are now: s after the console's epoch
+        (TWIN_EPOCH); the wall clock since that epoch until a report has come."""
+        if self.satellite is None:
+            return self.clock() - TWIN_EPOCH.timestamp()
+        received, report = self.satellite
+        return scenario_clock(report, TWIN_EPOCH, received, self.clock())
 
     def take(self, records: Iterable[NodeRecord]) -> int:
         """Keep each record as its node's latest (an older one than kept is ignored)."""
@@ -173,6 +229,7 @@ class NmsService:
         self.state = state
         self.network: Network = state.network
         self.regions = frozenset(regions)
+        self.satellites = tuple(s.id for s in satellites_of(self.network))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -181,6 +238,12 @@ class NmsService:
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         path = endpoint(scope, _ENDPOINTS)
         peer = peer_id(scope)
+        if path == SATELLITE_PATH:
+            if peer != DEVICES_ID:
+                raise ApiError(403, f"the client certificate names {peer!r}, not the "
+                                    f"devices service ({DEVICES_ID}) that flies the satellites")
+            report = parse_report(await json_body(receive), self.network, self.satellites)
+            return 200, {"taken": self.state.take_satellite(report)}
         region = peer.removeprefix(EMS_PREFIX)
         if not peer.startswith(EMS_PREFIX) or region not in self.regions:
             raise ApiError(403, f"the client certificate names {peer!r}, not the EMS of a "

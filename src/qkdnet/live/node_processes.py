@@ -139,12 +139,14 @@ def managed(deployment: Deployment, deployment_file: Path, base: Path, pki: Path
 
 def start_processes(deployment: Deployment, deployment_file: Path, base: Path,
                     hosts: Sequence[str], extra: Sequence[str] | None = None,
+                    devices_extra: Sequence[str] = (),
                     only: Collection[str] | None = None) -> list[str]:
     """Start every process placed on ``hosts`` that is not running (the controller service
     first, then the NMS, the EMSs, the node processes), with ``extra`` arguments to
     ``qkdnet node`` (None: those each node process was last started with, recorded in
-    ``BASE/<process>/node.options``); wait for each one's manifest before the next starts.
-    The names started."""
+    ``BASE/<process>/node.options``) and their ``--speedup`` and ``devices_extra`` to the
+    devices service; wait for each one's manifest before the next starts. The names
+    started."""
     pki = deployment_pki(deployment, base)
     started = []
     for proc in managed(deployment, deployment_file, base, pki.folder):
@@ -161,7 +163,7 @@ def start_processes(deployment: Deployment, deployment_file: Path, base: Path,
             args = (*args, *_node_options(folder, extra))
         elif proc.kind == "qkd-devices":
             args = (*args, *_node_options(folder, None if extra is None
-                                          else _speedup_only(extra)))
+                                          else [*_speedup_only(extra), *devices_extra]))
         log = (folder / f"{proc.kind}.log").open("ab")
         child = subprocess.Popen([sys.executable, "-m", "qkdnet", *args], stdout=log,
                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -16,7 +16,13 @@ network with the nodes' certificates from the deployment's PKI:
   pair in the deployment's devices service (``qkdnet qkd-devices``), else, with no devices
   service placed, the emulated pair run in the process of the link's end ``a``, which
   also serves end ``b``'s device end over ETSI 014 on its KM listener, under
-  ``/devices/<km_link>`` (:mod:`qkdnet.live.device_app`).
+  ``/devices/<km_link>`` (:mod:`qkdnet.live.device_app`);
+- the key of a satellite KM-link (between two ground stations, here or not) comes from the
+  satellite, which the devices service flies (:mod:`qkdnet.live.satellite_device`): each
+  ground station's KM is its ETSI 014 client and synchronises with the other station's as
+  on a border KM-link, keeping a pad of its own and leaving the rest in the satellite's
+  pools; it asks the satellite every STATE_INTERVAL_S how much it can still relay, and
+  reports that to the controller, which prices the satellite KM-link by it.
 
 Routes come from the deployment's controller service (:mod:`qkdnet.live.controller_client`:
 the last routes it gave are kept while it is lost), to which each node reports its
@@ -42,7 +48,7 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +88,7 @@ from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ss
 from qkdnet.quantum.emulator import emulator_for_link
 from qkdnet.quantum.link_rate import links_skr_bps
 from qkdnet.quantum.rate_table import intrinsic_qber
-from qkdnet.topology.model import KMLink
+from qkdnet.topology.model import KMLink, KMLinkKind
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +207,10 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
         lock.announce(f"node process {placement.id}")
         background = [asyncio.create_task(_pump(keynet, options.folder / FIGURES_FILE)),
                       asyncio.create_task(remote.watch(nodes[0]))]
+        flown = [k for k in deployment.satellite_links
+                 if {network.km_link[k].a, network.km_link[k].b} & set(nodes)]
+        if flown:
+            background.append(asyncio.create_task(_ask_satellite(keynet, flown)))
         reporters: list[RemoteReporter] = []
         if controller is not None:
             background.append(asyncio.create_task(_report(
@@ -265,6 +275,16 @@ def _devices(deployment: Deployment, placement: ProcessPlacement,
         km_link: (_vendor_end(vendor, True), _vendor_end(vendor, False))
         for km_link, vendor in deployment.vendor_devices.items()
         if {network.km_link[km_link].a, network.km_link[km_link].b} <= here}
+    for km_link in deployment.satellite_links:
+        # the devices service flies the satellite: each end's KM is its ETSI 014 client
+        km = network.km_link[km_link]
+        url = device_url(deployment, km.id)
+        sat_ends = {n: HttpDeviceEnd(url, context_for(n), other, DEVICE_KEY_BYTES)
+                    for n, other in ((km.a, km.b), (km.b, km.a)) if n in here}
+        if len(sat_ends) == 2:
+            pairs[km.id] = (sat_ends[km.a], sat_ends[km.b])
+        elif sat_ends:
+            (ends[km.id],) = sat_ends.values()
     for km_link in deployment.border_links:
         km = network.km_link[km_link]
         if (km.a in here) == (km.b in here):
@@ -365,11 +385,28 @@ def _node_states(keynet: KeyNetwork, remote: RemoteKMs, links: Sequence[KMLink],
 
 def _pool_state(keynet: KeyNetwork, km: KMLink, up: bool) -> KMLinkState:
     """A KM-link the supply pump does not fill, by its pools here: both ends' (the tighter
-    outbound pool) when both are here (a vendor device pair), else this end's outbound."""
+    outbound pool) when both are here (a vendor device pair), else this end's outbound;
+    a satellite KM-link's with what the satellite's pools can still relay (as its device
+    last said), which the control layer prices it by."""
     if km.a in keynet.stores and km.b in keynet.stores:
-        return km_link_state(km.id, keynet.stores[km.a], keynet.stores[km.b], 0.0, up)
-    end = keynet.stores[km.a] if km.a in keynet.stores else keynet.stores[km.b]
-    return KMLinkState(km.id, 8.0 * end.pool_bytes(km.id, True), 0.0, up)
+        state = km_link_state(km.id, keynet.stores[km.a], keynet.stores[km.b], 0.0, up)
+    else:
+        end = keynet.stores[km.a] if km.a in keynet.stores else keynet.stores[km.b]
+        state = KMLinkState(km.id, 8.0 * end.pool_bytes(km.id, True), 0.0, up)
+    if km.kind is KMLinkKind.SATELLITE and keynet.border is not None:
+        state = replace(state, key_bits=state.key_bits + keynet.border.ready_bits.get(km.id,
+                                                                                     0.0))
+    return state
+
+
+async def _ask_satellite(keynet: KeyNetwork, links: Sequence[str]) -> None:
+    """Every STATE_INTERVAL_S, how much key the satellite can relay on each satellite
+    KM-link with an end here (its device's Get status)."""
+    asking = StepGuard("status of the satellite KM-links' devices")
+    while True:
+        assert keynet.border is not None
+        await asking.run_async(keynet.border.ask_ready(links))
+        await asyncio.sleep(STATE_INTERVAL_S)
 
 
 def _pushers(deployment: Deployment, keynet: KeyNetwork, remote: RemoteKMs,

@@ -17,10 +17,15 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
   the same way after the repair or start;
 - ``GET /``: the web console (static files in ``qkdnet/live/console``, no build step): a
   lon/lat map with links coloured by SKR, the active alarms, per-link history charts and the
-  availability table, fed by the endpoints below;
+  availability table, over the geography of ``GET /basemap.geojson``, fed by the endpoints
+  below;
 - ``GET /api/topology``: nodes with coordinates, QKD-links with their kind, and whether
   fault injection is available;
 - ``GET /api/history/{link}``: a QKD-link's SKR and QBER series from the NMS ring buffer;
+- ``GET /api/services``: each service (SAE pair) with its state (served, degraded,
+  unserved), route, key delivered, requests refused, root faults while unserved and its
+  ITU-T Y.3807 QoS (:mod:`qkdnet.management.services`); ``/metrics`` carries them too
+  (:mod:`qkdnet.management.service_metrics`);
 - ``GET /api/availability``: per-QKD-link outage hours and availability over the time the
   NMS has seen;
 - ``GET /api/satellite``: each satellite's sub-satellite point, ground track (one orbit
@@ -62,15 +67,19 @@ from qkdnet.management.alarms import AlarmEngine
 from qkdnet.management.metrics import exposition
 from qkdnet.management.nms import Nms
 from qkdnet.management.om_view import OmView
+from qkdnet.management.service_metrics import service_exposition
 from qkdnet.quantum.ground_track import satellite_now, scenario_time_s
 from qkdnet.quantum.orbit import GroundStation, Orbit
+from qkdnet.topology.basemap import basemap_text
 from qkdnet.topology.model import NodeKind
 from qkdnet.twin.satellite_passes import JINAN_1, TWIN_EPOCH, TwinSatellite, orbit_of
 
 #: The console's static files and their media types; nothing else is served from the folder.
 CONSOLE_FILES = {"index.html": "text/html; charset=utf-8",
                  "console.js": "text/javascript; charset=utf-8",
-                 "console.css": "text/css; charset=utf-8"}
+                 "console.css": "text/css; charset=utf-8",
+                 "services.js": "text/javascript; charset=utf-8",
+                 "services.css": "text/css; charset=utf-8"}
 #: Seconds between two ``state`` events of ``/api/events`` when nothing is reported.
 EVENT_INTERVAL_S = 1.0
 #: Least seconds between two ``state`` events, however fast reports come (a fast replay).
@@ -102,16 +111,21 @@ class _ViewHandlers:
                 ("GET", "/api/topology", self.topology),
                 ("GET", "/api/history/{link}", self.history),
                 ("GET", "/api/availability", self.availability),
+                ("GET", "/api/services", self.services),
                 ("GET", "/api/events", self.events)]
 
     async def metrics(self) -> Response:
+        # the services' families come from their own collector, after the NMS's
+        services = b"" if self.view.service_view is None else \
+            service_exposition(self.view.service_view)
         if self.live is None:
-            return Response(exposition(self.view.nms), media_type=CONTENT_TYPE_LATEST)
+            return Response(exposition(self.view.nms) + services,
+                            media_type=CONTENT_TYPE_LATEST)
         keynet = self.live.keynet
         rounds = keynet.commits
         return Response(exposition(self.view.nms, keynet.expired_held_keys,
                                    keynet.supply.discarded_full_bits,
-                                   lambda: (rounds.rounds, rounds.commits)),
+                                   lambda: (rounds.rounds, rounds.commits)) + services,
                         media_type=CONTENT_TYPE_LATEST)
 
     async def state(self) -> JSONResponse:
@@ -149,6 +163,9 @@ class _ViewHandlers:
     async def availability(self) -> JSONResponse:
         return JSONResponse(self.view.availability())
 
+    async def services(self) -> JSONResponse:
+        return JSONResponse(self.view.services())
+
     async def events(self, request: Request) -> StreamingResponse:
         return StreamingResponse(self._stream(request), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
@@ -170,7 +187,9 @@ class _ConsoleHandlers:
 
     def routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         return [("GET", "/", self.index), ("GET", "/console.js", self.script),
-                ("GET", "/console.css", self.style)]
+                ("GET", "/console.css", self.style), ("GET", "/basemap.geojson", self.basemap),
+                ("GET", "/services.js", self.services_script),
+                ("GET", "/services.css", self.services_style)]
 
     async def index(self) -> HTMLResponse:
         return HTMLResponse(_console_file("index.html"))
@@ -180,6 +199,18 @@ class _ConsoleHandlers:
 
     async def style(self) -> Response:
         return Response(_console_file("console.css"), media_type=CONSOLE_FILES["console.css"])
+
+    async def basemap(self) -> Response:
+        """The geography under the map (:mod:`qkdnet.topology.basemap`), shipped, not fetched."""
+        return Response(basemap_text(), media_type="application/geo+json",
+                        headers={"Cache-Control": "max-age=86400"})
+
+    async def services_script(self) -> Response:
+        return Response(_console_file("services.js"), media_type=CONSOLE_FILES["services.js"])
+
+    async def services_style(self) -> Response:
+        return Response(_console_file("services.css"),
+                        media_type=CONSOLE_FILES["services.css"])
 
 
 class _FaultHandlers:
@@ -279,7 +310,9 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
         satellites = [orbit_of(TwinSatellite(JINAN_1))] if grounded else []
     start, speedup = time.time(), live.speedup if live is not None else 1.0
     clock = satellite_clock or (lambda: scenario_time_s(start, time.time(), speedup))
-    groups = (_ViewHandlers(OmView(nms, alarms), pulse, live),
+    # the services the live network reports on (its monitor's); a replay has none
+    services = live.monitor.services if live is not None else None
+    groups = (_ViewHandlers(OmView(nms, alarms, services), pulse, live),
               _ConsoleHandlers(), _FaultHandlers(live),
               _SatelliteHandlers(nms, satellites, clock, speedup))
     for group in groups:

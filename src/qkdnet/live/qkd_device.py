@@ -48,31 +48,69 @@ class DeviceEnd(Protocol):
         ...
 
 
-class EmulatedDevice:
-    """The device pair of KM-link ``km_link`` between nodes ``ends``, making key with
-    ``emulator`` on the clock ``now`` (s), keeping at most ``buffer_keys`` keys untaken."""
+class DevicePair:
+    """An emulated device pair of KM-link ``km_link`` between nodes ``ends``: what its
+    ends take (:meth:`_take`, by whichever end asks first) is held for the other end until
+    it asks for it by key_ID (:meth:`_release`), each once. Subclasses make the key."""
 
-    def __init__(self, km_link: str, ends: tuple[str, str], emulator: KeyEmulator,
-                 now: Callable[[], float], buffer_keys: int = 256) -> None:
+    def __init__(self, km_link: str, ends: tuple[str, str]) -> None:
         self.km_link = km_link
         self.ends = ends
-        self._emulator = emulator
-        self._now = now
-        self._buffer: deque[bytes] = deque()
-        self._buffer_keys = buffer_keys
         self._held: dict[str, tuple[str, bytes]] = {}  # key_ID -> (for which end, material)
-        #: Key (bits) the device discarded because its buffer was full.
-        self.discarded_bits = 0
 
     @property
     def key_bytes(self) -> int:
-        return self._emulator.block_bytes
+        """Size of each key (bytes)."""
+        raise NotImplementedError
 
     def end(self, node: str) -> EmulatedDeviceEnd:
         """The end of the device at ``node``."""
         if node not in self.ends:
             raise DeviceError(f"node {node} is not an end of KM-link {self.km_link}")
         return EmulatedDeviceEnd(self, node)
+
+    def _available(self) -> int:
+        """Keys ready now."""
+        raise NotImplementedError
+
+    def _make(self, number: int) -> list[bytes]:
+        """``number`` keys' material, made or taken from what is ready; DeviceError if
+        fewer are ready."""
+        raise NotImplementedError
+
+    def _take(self, node: str, number: int) -> list[tuple[str, bytes]]:
+        other = self.ends[1] if node == self.ends[0] else self.ends[0]
+        keys = [(new_key_id(), material) for material in self._make(number)]
+        for key_id, material in keys:
+            self._held[key_id] = (other, material)
+        return keys
+
+    def _release(self, node: str, key_ids: Sequence[str]) -> list[tuple[str, bytes]]:
+        for key_id in key_ids:
+            entry = self._held.get(key_id)
+            if entry is None or entry[0] != node or list(key_ids).count(key_id) > 1:
+                raise DeviceError(f"KM-link {self.km_link}: key_ID {key_id} is not held "
+                                  f"for node {node}")
+        return [(key_id, self._held.pop(key_id)[1]) for key_id in key_ids]
+
+
+class EmulatedDevice(DevicePair):
+    """The device pair of KM-link ``km_link`` between nodes ``ends``, making key with
+    ``emulator`` on the clock ``now`` (s), keeping at most ``buffer_keys`` keys untaken."""
+
+    def __init__(self, km_link: str, ends: tuple[str, str], emulator: KeyEmulator,
+                 now: Callable[[], float], buffer_keys: int = 256) -> None:
+        super().__init__(km_link, ends)
+        self._emulator = emulator
+        self._now = now
+        self._buffer: deque[bytes] = deque()
+        self._buffer_keys = buffer_keys
+        #: Key (bits) the device discarded because its buffer was full.
+        self.discarded_bits = 0
+
+    @property
+    def key_bytes(self) -> int:
+        return self._emulator.block_bytes
 
     def set_rate(self, rate_bps: float) -> None:
         """The link's key rate from now on (bit/s, before the emulator's speedup)."""
@@ -91,30 +129,18 @@ class EmulatedDevice:
         self._fill()
         return len(self._buffer)
 
-    def _take(self, node: str, number: int) -> list[tuple[str, bytes]]:
+    def _make(self, number: int) -> list[bytes]:
         self._fill()
         if number < 1 or number > len(self._buffer):
             raise DeviceError(f"KM-link {self.km_link}: {number} keys asked for, "
                               f"{len(self._buffer)} ready")
-        other = self.ends[1] if node == self.ends[0] else self.ends[0]
-        keys = [(new_key_id(), self._buffer.popleft()) for _ in range(number)]
-        for key_id, material in keys:
-            self._held[key_id] = (other, material)
-        return keys
-
-    def _release(self, node: str, key_ids: Sequence[str]) -> list[tuple[str, bytes]]:
-        for key_id in key_ids:
-            entry = self._held.get(key_id)
-            if entry is None or entry[0] != node or list(key_ids).count(key_id) > 1:
-                raise DeviceError(f"KM-link {self.km_link}: key_ID {key_id} is not held "
-                                  f"for node {node}")
-        return [(key_id, self._held.pop(key_id)[1]) for key_id in key_ids]
+        return [self._buffer.popleft() for _ in range(number)]
 
 
 class EmulatedDeviceEnd:
-    """The end of an :class:`EmulatedDevice` at one node (a :class:`DeviceEnd`)."""
+    """The end of a :class:`DevicePair` at one node (a :class:`DeviceEnd`)."""
 
-    def __init__(self, device: EmulatedDevice, node: str) -> None:
+    def __init__(self, device: DevicePair, node: str) -> None:
         self._device = device
         self.node = node
 

@@ -25,6 +25,7 @@ from qkdnet.live.keynet import KeyNetwork
 from qkdnet.live.satellite_supply import SatelliteSupply
 from qkdnet.management.monitor import NetworkMonitor
 from qkdnet.management.satellite import SatelliteStatus
+from qkdnet.management.services import ServiceRoutes
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.quantum.link_rate import links_skr_bps
 from qkdnet.quantum.rate_table import FloatArray, intrinsic_qber
@@ -105,9 +106,23 @@ class LiveReports:
         for change in self.router.report(states):
             log.info("route %s: %s", change.demand, change.reason)
         self.monitor.report(*self._batches(t, states, rates * self.speedup, qber))
+        self.monitor.report_services(t, self.keynet.requests.pairs, self._service_routes())
         if satellite is not None:
             self._report_satellite(satellite, t, now)
         self.updates.notify()
+
+    def _service_routes(self) -> dict[str, ServiceRoutes]:
+        """Each SAE pair's routes from the control layer: the route its demand (between
+        the pair's nodes) uses now and those it was planned on."""
+        routes = {}
+        for master, slave in list(self.keynet.requests.pairs):
+            source, target = self.keynet.sae_node(master), self.keynet.sae_node(slave)
+            if source is None or target is None:
+                continue
+            demand = f"{source}->{target}"
+            routes[f"{master}->{slave}"] = ServiceRoutes(
+                source, target, self.router.active(demand), self.router.planned(demand))
+        return routes
 
     def _report_satellite(self, satellite: SatelliteSupply, t: float, now: float) -> None:
         """The pools, the passes under way and those that ended to the NMS; a night pass

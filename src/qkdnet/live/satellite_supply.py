@@ -21,8 +21,19 @@ satellite's pools, shared by every KM-link through that station. The KMs then re
 it as over any KM-link; the control layer prices it by what it can carry (the stores' pad
 plus what its pools can still relay: :func:`qkdnet.control.cost.satellite_cost`).
 
-The pools live in this process and are not kept across a restart (pads already in the
-stores are); ``prefill_bits`` starts every pool with key, so no one waits for a pass.
+With a state file (:class:`~qkdnet.live.satellite_state.SatelliteState`) the pools and the
+satellite clock are kept across restarts: the clock resumes where it stopped and the pools
+hold what they held; without one they live in this process only (pads already in the
+stores are kept either way). ``prefill_bits`` starts every pool of a new segment with key,
+so no one waits for a pass.
+
+In the distributed deployment no KM-link's stores are here (``stores`` empty): the devices
+service flies the satellites and hands each satellite KM-link's key to its two ends over
+ETSI GS QKD 014 (:mod:`qkdnet.live.satellite_device`), taking it with :meth:`spend`.
+
+At a high ``speedup`` the satellite clock may run days ahead in one step: one step finds
+the passes of at most :data:`MAX_WINDOWS_PER_STEP` days (the clock then lags and catches up
+in later steps), so a step never stalls the event loop for long.
 """
 
 from __future__ import annotations
@@ -35,12 +46,13 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from qkdnet.errors import KeyStoreError
+from qkdnet.errors import KeyStoreError, ParameterError
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.keys.pool import UNIT_BITS, Deposit
 from qkdnet.keys.satellite_pools import SatellitePools
 from qkdnet.keys.store import SQLiteKeyStore
 from qkdnet.keys.supply import outbound_at_a
+from qkdnet.live.satellite_state import SatelliteState
 from qkdnet.management.satellite import Cell, PassOutcome
 from qkdnet.quantum.orbit import GroundStation, Orbit
 from qkdnet.quantum.passes import find_passes
@@ -68,6 +80,32 @@ OVERLAP_S = 3600.0
 BLOCK_BYTES = 1024
 #: Pad each direction of a satellite KM-link's stores is kept topped up to (bytes).
 DEFAULT_PAD_BYTES = 16 * BLOCK_BYTES
+#: Most days of passes one step searches (a search of a day takes some tens of ms).
+MAX_WINDOWS_PER_STEP = 2
+#: How often the state file is written when nothing was spent (s of the loop's clock).
+SAVE_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class SatelliteSettings:
+    """How the satellite segment is flown: key each pool of a new segment starts with and
+    the most a pool holds (bits), the UTC instant the satellite clock starts at, and the
+    ground stations whose passes yield nothing (forced clouds). ParameterError names the
+    option of a bad value."""
+
+    prefill_bits: float = 0.0
+    pool_bits: float = 1e7
+    start: datetime = DEFAULT_START
+    clouded: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.prefill_bits < math.inf:
+            raise ParameterError("--satellite-prefill-bits", self.prefill_bits, "bits, >= 0")
+        if not 0 < self.pool_bits < math.inf:
+            raise ParameterError("--satellite-pool-bits", self.pool_bits, "bits, > 0")
+        if self.start.tzinfo is None:
+            raise ParameterError("--satellite-start", self.start.isoformat(),
+                                 "a UTC time (with its offset, e.g. 2025-01-01T12:00Z)")
 
 
 @dataclass
@@ -85,6 +123,16 @@ def satellites_of(network: Network) -> tuple[TwinSatellite, ...]:
     return ()
 
 
+def check_clouded(network: Network, clouded: Collection[str]) -> None:
+    """ParameterError naming ``--satellite-cloud`` for a station that is not a ground
+    station of the network."""
+    stations = {n.id for n in network.nodes_of(NodeKind.GROUND_STATION)}
+    for station in clouded:
+        if station not in stations:
+            raise ParameterError("--satellite-cloud", station, "a ground station: "
+                                 + (", ".join(sorted(stations)) or "the network has none"))
+
+
 class SatelliteSupply:
     """Passes of ``satellites`` over the ground stations of ``network``, filling their
     pools (``capacity_bits`` each) and the ``stores`` (by node) of the satellite KM-links
@@ -93,8 +141,12 @@ class SatelliteSupply:
     def __init__(self, network: Network, stores: Mapping[str, SQLiteKeyStore],
                  satellites: Sequence[TwinSatellite], capacity_bits: float,
                  start: datetime = DEFAULT_START, speedup: float = 1.0,
-                 clouded: Collection[str] = (), pad_bytes: int = DEFAULT_PAD_BYTES) -> None:
+                 clouded: Collection[str] = (), pad_bytes: int = DEFAULT_PAD_BYTES,
+                 state: SatelliteState | None = None) -> None:
         self.stores = stores
+        self.state = state
+        self._saved = -math.inf  # loop time of the last save
+        self._reached = 0.0  # satellite-clock time the passes have been advanced to (s)
         self.start_utc = start.astimezone(UTC)
         self.speedup = speedup
         self.pad_bytes = pad_bytes
@@ -126,19 +178,74 @@ class SatelliteSupply:
         return orbits
 
     def start(self, now: float, prefill_bits: float = 0.0) -> None:
-        """The satellite clock starts at loop time ``now`` (s); every pool starts with
-        ``prefill_bits``. After a restart the KM-links resume past the highest block either
-        end holds; a block only one end received is discarded (as the supply pump does)."""
+        """The satellite clock starts at loop time ``now`` (s), or resumes there where the
+        state file left it; every pool of a new segment starts with ``prefill_bits``. After
+        a restart the KM-links resume past the highest block either end holds; a block
+        only one end received is discarded (as the supply pump does)."""
         self._t0 = now
         for km in self.km_links:
             ends = (self.stores[km.a], self.stores[km.b])
             resume = [store.next_block(km.id) for store in ends]
             if resume[0] != resume[1]:
                 ends[resume.index(max(resume))].discard_from(km.id, min(resume))
-        if prefill_bits > 0:
+        resumed = None if self.state is None else self.state.resume(self.pools)
+        if resumed is not None:
+            self._resume(now, resumed)
+        elif prefill_bits > 0:
             for sat in self.pools.satellites:
                 for station in self.pools.stations:
                     self.pools.fill(sat, station, prefill_bits)
+        self._save(now)
+
+    def _resume(self, now: float, clock: float) -> None:
+        """Go on from satellite-clock time ``clock`` (s) at loop time ``now``: a pass under
+        way then has made its share of key so far (already in the pools)."""
+        self._t0 = now - clock / self.speedup
+        self._reached = clock
+        # the windows the first run searched (the same passes, to the bit); a pass lasts
+        # < OVERLAP_S, so one under way at `clock` rose in its window or the one before
+        window = math.floor(clock / WINDOW_S) * WINDOW_S
+        self._searched = max(window - WINDOW_S, 0.0) if clock - window < OVERLAP_S else window
+        while self._searched <= clock:
+            self._search(self._searched)
+        still = []
+        for p in self._passes:
+            s = p.scheduled
+            if s.set_s <= clock:
+                continue  # ended before the stop
+            if s.rise_s < clock:
+                p.until = clock
+                if s.station not in self.clouded:
+                    p.made = s.key_bits * (clock - s.rise_s) / max(s.duration_s, 1e-9)
+            still.append(p)
+        self._passes = still
+
+    def _save(self, now: float) -> None:
+        if self.state is not None:
+            self.state.save(self._reached, self.pools)
+            self._saved = now
+
+    def close(self) -> None:
+        """Close the state file (the clock and pools as they are now were saved by the
+        last step)."""
+        if self.state is not None:
+            self.state.close()
+
+    def spend(self, km_link: str, sender: str, units: int, now: float) -> None:
+        """Relay ``units`` of key over ``km_link`` from ``sender`` through the satellite at
+        loop time ``now``: both pools pay, and the state file keeps it before the caller
+        hands the key out. NotEnoughKey (nothing changed) if the pools hold too little."""
+        self._advance(self.clock_s(now))
+        ranges = self.pools.send(km_link, sender, units)
+        a, b = self.pools.ends[km_link]
+        self.pools.receive(km_link, b if sender == a else a, ranges)
+        self._save(now)
+
+    @property
+    def reached_s(self) -> float:
+        """Satellite-clock time the passes have been advanced to (s): behind
+        :meth:`clock_s` while the search for passes catches up."""
+        return self._reached
 
     def clock_s(self, now: float) -> float:
         """The satellite clock at loop time ``now`` (s from :attr:`start_utc`)."""
@@ -148,11 +255,18 @@ class SatelliteSupply:
         """Advance the passes to loop time ``now`` (s) and top up the satellite KM-links'
         pads; how many blocks were deposited at both ends."""
         self._advance(self.clock_s(now))
-        return self._top_up()
+        done = self._top_up(now)
+        if now - self._saved >= SAVE_INTERVAL_S:
+            self._save(now)
+        return done
 
     def _advance(self, clock: float) -> None:
-        while self._searched <= clock:
+        for _ in range(MAX_WINDOWS_PER_STEP):
+            if self._searched > clock:
+                break
             self._search(self._searched)
+        clock = min(clock, self._searched)  # lagging: the rest in the next steps
+        self._reached = max(self._reached, clock)
         still: list[_Pass] = []
         for p in self._passes:
             s = p.scheduled
@@ -205,7 +319,9 @@ class SatelliteSupply:
         """The next ``count`` passes not yet risen at loop time ``now``, rising within
         ``within_s`` (s of the satellite clock)."""
         clock = self.clock_s(now)
-        while self._searched <= clock + within_s:
+        for _ in range(MAX_WINDOWS_PER_STEP):
+            if self._searched > clock + within_s:
+                break
             self._search(self._searched)
         return [p.scheduled for p in self._passes if p.scheduled.rise_s > clock][:count]
 
@@ -228,7 +344,7 @@ class SatelliteSupply:
             states.append(KMLinkState(km.id, pad + self.pools.relayable(km.id), 0.0, True))
         return states
 
-    def _top_up(self) -> int:
+    def _top_up(self, now: float) -> int:
         done = 0
         block_bits = BLOCK_BYTES * 8
         for km in self.km_links:
@@ -261,6 +377,7 @@ class SatelliteSupply:
                     block += 1
                 if not deposits:
                     continue
+                self._save(now)  # the pools paid before the pads exist: never relayed twice
                 a.deposit_many(d for d, _ in deposits)
             except KeyStoreError as exc:
                 self.lost_bits += len(deposits) * block_bits

@@ -60,7 +60,14 @@ from qkdnet.live.pki import Pki, copy_public_pki, init_pki, load_pki, names_not_
 from qkdnet.live.reports import LiveReports
 from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.runtime import loop_name
-from qkdnet.live.satellite_supply import DEFAULT_START, SatelliteSupply, satellites_of
+from qkdnet.live.satellite_state import STATE_FILE, SatelliteState
+from qkdnet.live.satellite_supply import (
+    DEFAULT_START,
+    SatelliteSettings,
+    SatelliteSupply,
+    check_clouded,
+    satellites_of,
+)
 from qkdnet.live.step_guard import StepGuard
 from qkdnet.live.tls_server import (
     TlsServer,
@@ -70,7 +77,7 @@ from qkdnet.live.tls_server import (
     server_ssl_context,
 )
 from qkdnet.management.monitor import NetworkMonitor
-from qkdnet.topology.model import Network, NodeKind
+from qkdnet.topology.model import Network
 from qkdnet.twin.satellite_passes import TWIN_EPOCH
 
 log = logging.getLogger(__name__)
@@ -131,15 +138,8 @@ class ServeOptions:
             raise ParameterError("--om-port", self.om_port, "a TCP port, 0 to 65535")
         if self.idle_timeout_s < 1:
             raise ParameterError("--idle-timeout", self.idle_timeout_s, "must be >= 1 s")
-        if not 0 <= self.satellite_prefill_bits < float("inf"):
-            raise ParameterError("--satellite-prefill-bits", self.satellite_prefill_bits,
-                                 "bits, >= 0")
-        if not 0 < self.satellite_pool_bits < float("inf"):
-            raise ParameterError("--satellite-pool-bits", self.satellite_pool_bits,
-                                 "bits, > 0")
-        if self.satellite_start.tzinfo is None:
-            raise ParameterError("--satellite-start", self.satellite_start.isoformat(),
-                                 "a UTC time (with its offset, e.g. 2025-01-01T12:00Z)")
+        SatelliteSettings(self.satellite_prefill_bits, self.satellite_pool_bits,
+                          self.satellite_start, self.satellite_clouded)  # checks them
 
 
 def utc_time(option: str, text: str) -> datetime:
@@ -186,7 +186,7 @@ async def serve(network: Network, options: ServeOptions,
     removed on exit.
     """
     say = progress or (lambda _line: None)
-    _check_clouded(network, options.satellite_clouded)
+    check_clouded(network, options.satellite_clouded)
     open_data_folder(options.folder)  # before anything in it is created or opened
     raise_file_limit()
     lock = FolderLock.acquire(options.folder)
@@ -286,16 +286,6 @@ async def _serve_locked(network: Network, options: ServeOptions, lock: FolderLoc
         keynet.close()
 
 
-def _check_clouded(network: Network, clouded: tuple[str, ...]) -> None:
-    """ParameterError naming ``--satellite-cloud`` for a station that is not a ground
-    station of the network."""
-    stations = {n.id for n in network.nodes_of(NodeKind.GROUND_STATION)}
-    for station in clouded:
-        if station not in stations:
-            raise ParameterError("--satellite-cloud", station, "a ground station: "
-                                 + (", ".join(sorted(stations)) or "the network has none"))
-
-
 def _satellite_supply(network: Network, keynet: KeyNetwork, options: ServeOptions
                       ) -> SatelliteSupply | None:
     """The satellite segment's passes and pools, where the served network has satellite
@@ -308,6 +298,8 @@ def _satellite_supply(network: Network, keynet: KeyNetwork, options: ServeOption
                              options.satellite_clouded)
     if not supply.km_links:
         return None
+    # kept across restarts in the data folder (the clock resumes, the pools hold their key)
+    supply.state = SatelliteState(options.folder / STATE_FILE, supply.start_utc.isoformat())
     log.info("satellite segment: %d satellite KM-links; satellite clock from %s at x%g",
              len(supply.km_links), supply.start_utc.isoformat(), options.speedup)
     return supply

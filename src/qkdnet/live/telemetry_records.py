@@ -82,7 +82,7 @@ class NodeRecord:
                               "rate_bps": e.rate_bps, "up": e.up} for e in self.km_links]}
 
 
-def _object(value: Any, where: str, fields: frozenset[str],
+def json_object(value: Any, where: str, fields: frozenset[str],
             required: frozenset[str]) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise ApiError(400, f"{where or 'body'}: must be a JSON object")
@@ -95,13 +95,13 @@ def _object(value: Any, where: str, fields: frozenset[str],
     return value
 
 
-def _flag(value: Any, where: str) -> bool:
+def json_flag(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise ApiError(400, f"{where}: must be true or false")
     return value
 
 
-def _amount(value: Any, where: str, unit: str, *, at_most: float = math.inf) -> float:
+def json_amount(value: Any, where: str, unit: str, *, at_most: float = math.inf) -> float:
     # bool is an int to Python, never an amount to a client
     if isinstance(value, bool) or not isinstance(value, int | float) \
             or not math.isfinite(value) or not 0 <= value <= at_most:
@@ -110,7 +110,7 @@ def _amount(value: Any, where: str, unit: str, *, at_most: float = math.inf) -> 
     return float(value)
 
 
-def _list(value: Any, where: str) -> list[Any]:
+def json_list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
         raise ApiError(400, f"{where}: must be a list")
     return value
@@ -121,7 +121,7 @@ def parse_record(document: Any, network: Network, where: str = "") -> NodeRecord
     itself); ApiError 400 naming the field when malformed: unknown fields, a node, QKD-link
     or KM-link the network lacks, one listed twice, a value out of range."""
     prefix = f"{where}." if where else ""
-    body = _object(document, where, _RECORD, _RECORD_REQUIRED)
+    body = json_object(document, where, _RECORD, _RECORD_REQUIRED)
     node = body["node"]
     if not isinstance(node, str) or node not in network.node:
         raise ApiError(400, f"{prefix}node: unknown node {node!r}")
@@ -129,9 +129,9 @@ def parse_record(document: Any, network: Network, where: str = "") -> NodeRecord
     if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
         raise ApiError(400, f"{prefix}t: must be a finite time (s since the epoch)")
     links: list[LinkEnd] = []
-    for i, item in enumerate(_list(body["links"], f"{prefix}links")):
+    for i, item in enumerate(json_list(body["links"], f"{prefix}links")):
         at = f"{prefix}links[{i}]"
-        fields = _object(item, at, _LINK, _LINK)
+        fields = json_object(item, at, _LINK, _LINK)
         link = fields["link"]
         if not isinstance(link, str) or link not in network.link:
             raise ApiError(400, f"{at}.link: unknown QKD-link {link!r}")
@@ -139,26 +139,27 @@ def parse_record(document: Any, network: Network, where: str = "") -> NodeRecord
             raise ApiError(400, f"{at}.link: {link!r} listed twice")
         qber = fields["qber"]
         links.append(LinkEnd(
-            link, _amount(fields["skr_bps"], f"{at}.skr_bps", "bit/s"),
-            math.nan if qber is None else _amount(qber, f"{at}.qber", "a ratio, or null",
+            link, json_amount(fields["skr_bps"], f"{at}.skr_bps", "bit/s"),
+            math.nan if qber is None else json_amount(qber, f"{at}.qber", "a ratio, or null",
                                                   at_most=1.0),
-            _flag(fields["up"], f"{at}.up"),
-            _flag(fields["detector_current_alarm"], f"{at}.detector_current_alarm")))
+            json_flag(fields["up"], f"{at}.up"),
+            json_flag(fields["detector_current_alarm"], f"{at}.detector_current_alarm")))
     km_links: list[KMLinkEnd] = []
-    for i, item in enumerate(_list(body["km_links"], f"{prefix}km_links")):
+    for i, item in enumerate(json_list(body["km_links"], f"{prefix}km_links")):
         at = f"{prefix}km_links[{i}]"
-        fields = _object(item, at, _KM_LINK, _KM_LINK)
+        fields = json_object(item, at, _KM_LINK, _KM_LINK)
         km_link = fields["km_link"]
         if not isinstance(km_link, str) or km_link not in network.km_link:
             raise ApiError(400, f"{at}.km_link: unknown KM-link {km_link!r}")
         if any(e.km_link == km_link for e in km_links):
             raise ApiError(400, f"{at}.km_link: {km_link!r} listed twice")
-        km_links.append(KMLinkEnd(km_link, _amount(fields["key_bits"], f"{at}.key_bits", "bits"),
-                                  _amount(fields["rate_bps"], f"{at}.rate_bps", "bit/s"),
-                                  _flag(fields["up"], f"{at}.up")))
-    return NodeRecord(node, float(t), _flag(body["ok"], f"{prefix}ok"),
-                      _flag(body.get("store_ok", True), f"{prefix}store_ok"),
-                      _flag(body.get("stale_routes", False), f"{prefix}stale_routes"),
+        km_links.append(KMLinkEnd(km_link,
+                                  json_amount(fields["key_bits"], f"{at}.key_bits", "bits"),
+                                  json_amount(fields["rate_bps"], f"{at}.rate_bps", "bit/s"),
+                                  json_flag(fields["up"], f"{at}.up")))
+    return NodeRecord(node, float(t), json_flag(body["ok"], f"{prefix}ok"),
+                      json_flag(body.get("store_ok", True), f"{prefix}store_ok"),
+                      json_flag(body.get("stale_routes", False), f"{prefix}stale_routes"),
                       tuple(links), tuple(km_links))
 
 

@@ -38,11 +38,11 @@ import numpy.typing as npt
 from qkdnet.errors import ParameterError
 from qkdnet.management.telemetry import Batch, KMLinkTelemetry, LinkTelemetry
 
-SubjectKind: TypeAlias = Literal["qkd_link", "km_link", "node"]
+SubjectKind: TypeAlias = Literal["qkd_link", "km_link", "node", "service"]
 Op: TypeAlias = Literal["<", ">", "==", "!="]
 EventKind: TypeAlias = Literal["raised", "cleared"]
 
-SUBJECT_KINDS: tuple[SubjectKind, ...] = ("qkd_link", "km_link", "node")
+SUBJECT_KINDS: tuple[SubjectKind, ...] = ("qkd_link", "km_link", "node", "service")
 """The kinds of managed object a rule can watch."""
 
 # operator functions work alike on floats and on numpy arrays, so the per-subject and the
@@ -55,12 +55,15 @@ RECORD_METRICS: dict[SubjectKind, tuple[str, ...]] = {
     "qkd_link": ("skr_bps", "qber", "up", "detector_current_alarm"),
     "km_link": ("key_bits", "rate_bps", "up"),
     "node": ("ok", "store_ok", "pass_key_bits"),
+    "service": ("served",),
 }
 """The metrics a rule of each subject kind can watch in :meth:`AlarmEngine.observe_batch`:
 the fields of that kind's record (:class:`LinkTelemetry`, :class:`KMLinkTelemetry`,
 :class:`NodeHealth`); flags read as 0/1. A ground station's ``pass_key_bits`` (the key a
 satellite pass scheduled at night left, bits) is no field of a record: it is observed once
-per such pass, as it ends (:meth:`~qkdnet.management.monitor.NetworkMonitor.report_satellite`)."""
+per such pass, as it ends (:meth:`~qkdnet.management.monitor.NetworkMonitor.report_satellite`).
+A service's ``served`` (1 while served or degraded, 0 while unserved) is no record's field
+either: the service view observes it at each report (:mod:`qkdnet.management.services`)."""
 
 
 def record_metrics(batch: Batch) -> tuple[SubjectKind, dict[str, npt.NDArray[np.float64]]]:
@@ -161,9 +164,13 @@ DEFAULT_RULES: tuple[AlarmRule, ...] = (
     # station's telescope or tracking fault): the stations behind it wait for the next one.
     AlarmRule("satellite-pass-no-key", "node", "pass_key_bits", "==", 0.0, 0.0,
               Severity.MAJOR, "a satellite pass scheduled at night yielded no key"),
+    # An SAE pair whose nodes no route joins: its applications get 503 for every key they
+    # ask. Correlated to the stopped node or cut link on its routes (correlation.py).
+    AlarmRule("service-unserved", "service", "served", "==", 0.0, 0.0, Severity.MAJOR,
+              "service unserved: no route between the SAEs' nodes"),
 )
 """The NMS's standard rules: link down, detector blinding, low SKR, high QBER, key reserve,
-node down, key store fault, a night satellite pass without key."""
+node down, key store fault, a night satellite pass without key, a service unserved."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,23 +9,32 @@ see the one alarm to act on, with the others filed under it. The rules, by topol
   ``km-link-down`` of a KM-link ending at *n*;
 * ``detector-current`` of a QKD-link explains that link's ``qkd-link-down``;
 * ``qkd-link-down`` of a QKD-link explains ``km-link-down`` of each KM-link whose path
-  uses it.
+  uses it;
+* a ``service-unserved`` alarm of an SAE pair is explained by the first of the alarms its
+  service view names (``service_causes``: the stopped nodes, cut links and down KM-links
+  on the service's working, backup and last routes; :mod:`qkdnet.management.services`).
 
 An explained alarm's root is followed up the chain to an alarm nothing explains.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from qkdnet.management.alarms import Alarm
 from qkdnet.topology.model import Network
 
 
 class Correlator:
-    """Finds each active alarm's root cause in ``network``."""
+    """Finds each active alarm's root cause in ``network``; ``service_causes`` (read at
+    each call, so the caller may keep it up to date) names, by service, the (rule, subject)
+    pairs that would explain its ``service-unserved`` alarm, most basic first."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network,
+                 service_causes: Mapping[str, Sequence[tuple[str, str]]] | None = None
+                 ) -> None:
+        self._service_causes: Mapping[str, Sequence[tuple[str, str]]] = \
+            service_causes if service_causes is not None else {}
         self._link_ends = {lk.id: (lk.a, lk.b) for lk in network.qkd_links}
         self._km_ends = {k.id: (k.a, k.b) for k in network.km_links}
         self._km_path = {k.id: k.path for k in network.km_links}
@@ -39,6 +48,8 @@ class Correlator:
             a, b = self._km_ends[alarm.subject]
             return [("node-down", a), ("node-down", b),
                     *(("qkd-link-down", link) for link in self._km_path[alarm.subject])]
+        if alarm.rule == "service-unserved":
+            return list(self._service_causes.get(alarm.subject, ()))
         return []
 
     def roots(self, active: Iterable[Alarm]) -> dict[str, str]:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+import numpy.typing as npt
+
 from qkdnet.errors import ParameterError
 from qkdnet.management.alarms import (
     DEFAULT_RULES,
@@ -21,12 +24,14 @@ from qkdnet.management.alarms import (
     AlarmEngine,
     AlarmEvent,
     AlarmRule,
+    record_metrics,
 )
 from qkdnet.management.nms import DEFAULT_HISTORY_POINTS, Nms, ems_for
 from qkdnet.management.satellite import Cell, PassOutcome, SatelliteStatus
+from qkdnet.management.services import PairCounts, ServiceRoutes, ServiceView
 from qkdnet.management.telemetry import Batch, KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.quantum.satellite_pass import SatellitePass
-from qkdnet.topology.model import Network
+from qkdnet.topology.model import KMLinkKind, Network
 
 
 def _check_rules(rules: Iterable[AlarmRule]) -> None:
@@ -54,6 +59,14 @@ class NetworkMonitor:
         self.emss = ems_for(network) if regional else {}
         self.nms = Nms(network, history_points)
         self.alarms = AlarmEngine(rules)
+        # a satellite KM-link's key comes with the passes and runs out between them: no
+        # fault of its own (satellite-pass-no-key tells of a pass that failed), so the
+        # rules on its key (key-reserve-low) do not read it
+        self._pass_filled = frozenset(k.id for k in network.km_links
+                                      if k.kind is KMLinkKind.SATELLITE)
+        self._masked: tuple[tuple[str, ...], npt.NDArray[np.bool_]] | None = None
+        #: The services (SAE pairs) the drivers report on (:meth:`report_services`).
+        self.services = ServiceView(self.nms, self.alarms)
 
     def report(self, links: LinkTelemetry, kms: KMLinkTelemetry | None = None,
                nodes: NodeHealth | None = None) -> list[AlarmEvent]:
@@ -61,8 +74,23 @@ class NetworkMonitor:
         the NMS, then the alarm rules read the records. Returns the alarms raised and
         cleared, QKD-links first, then KM-links, then nodes."""
         self._collect(links, kms, nodes)
-        batches = [b for b in (links, kms, nodes) if b is not None]
-        return [event for batch in batches for event in self.alarms.observe_batch(batch)]
+        events = self.alarms.observe_batch(links)
+        if kms is not None:
+            events += self._observe_km_links(kms)
+        if nodes is not None:
+            events += self.alarms.observe_batch(nodes)
+        return events
+
+    def _observe_km_links(self, kms: KMLinkTelemetry) -> list[AlarmEvent]:
+        """The KM-link rules over ``kms``, a satellite KM-link's key not read."""
+        if not self._pass_filled:
+            return self.alarms.observe_batch(kms)
+        kind, columns = record_metrics(kms)
+        if self._masked is None or self._masked[0] is not kms.ids:
+            self._masked = kms.ids, np.fromiter((i in self._pass_filled for i in kms.ids),
+                                                dtype=bool, count=len(kms.ids))
+        columns["key_bits"] = np.where(self._masked[1], np.nan, columns["key_bits"])
+        return self.alarms.observe_many(kms.t, kind, kms.ids, columns)
 
     def report_satellite(self, status: SatelliteStatus, t: float, clock_s: float,
                          pools: Mapping[Cell, float], in_progress: Iterable[SatellitePass],
@@ -83,6 +111,14 @@ class NetworkMonitor:
                                               outcome.scheduled.station,
                                               {"pass_key_bits": outcome.yielded_bits})
         return events
+
+    def report_services(self, t: float, counts: Mapping[tuple[str, str], PairCounts],
+                        routes: Mapping[str, ServiceRoutes]) -> list[AlarmEvent]:
+        """One report of the services at ``t`` (s), after :meth:`report` of the same
+        instant: the KMEs' counts by SAE pair and each service's routes
+        (:meth:`~qkdnet.management.services.ServiceView.report`). Returns the
+        ``service-unserved`` alarms raised and cleared."""
+        return self.services.report(t, counts, routes)
 
     def replay(self, links: LinkTelemetry, events: Iterable[AlarmEvent],
                offset_s: float = 0.0) -> list[AlarmEvent]:

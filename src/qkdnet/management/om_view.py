@@ -14,7 +14,8 @@ from qkdnet.errors import ParameterError
 from qkdnet.management.alarms import Alarm, AlarmEngine
 from qkdnet.management.correlation import Correlator
 from qkdnet.management.nms import Nms
-from qkdnet.topology.model import Network, NodeKind
+from qkdnet.management.services import ServiceView
+from qkdnet.topology.model import KMLinkKind, Network, NodeKind
 from qkdnet.units import HOUR_S
 
 _BACKBONE = {NodeKind.BACKBONE_ACCESS, NodeKind.BACKBONE_RELAY}
@@ -38,7 +39,8 @@ def link_kind(network: Network, link: str) -> str:
 
 
 def topology(network: Network) -> dict[str, Any]:
-    """The map data of the console: nodes with coordinates, QKD-links with their kind."""
+    """The map data of the console: nodes with coordinates, QKD-links with their kind, and
+    the satellite KM-links (ground station to ground station, no fibre under them)."""
     return {
         "name": network.name,
         "nodes": [{"id": n.id, "name": n.name or n.id, "kind": str(n.kind),
@@ -46,6 +48,8 @@ def topology(network: Network) -> dict[str, Any]:
         "links": [{"id": lk.id, "a": lk.a, "b": lk.b, "kind": link_kind(network, lk.id),
                    "device_type": lk.device_type, "length_km": lk.length_km}
                   for lk in network.qkd_links],
+        "satellite_links": [{"id": k.id, "a": k.a, "b": k.b} for k in network.km_links
+                            if k.kind is KMLinkKind.SATELLITE],
     }
 
 
@@ -97,12 +101,17 @@ def availability_report(nms: Nms) -> dict[str, Any]:
 
 class OmView:
     """The O&M centre's view of ``nms`` and its ``alarms``, with each active alarm's root
-    cause found by a :class:`~qkdnet.management.correlation.Correlator`."""
+    cause found by a :class:`~qkdnet.management.correlation.Correlator`, and of the
+    ``services`` where a driver reports them (a service's alarm filed under its root
+    fault)."""
 
-    def __init__(self, nms: Nms, alarms: AlarmEngine) -> None:
+    def __init__(self, nms: Nms, alarms: AlarmEngine,
+                 services: ServiceView | None = None) -> None:
         self.nms = nms
         self.alarms = alarms
-        self.correlator = Correlator(nms.network)
+        self.service_view = services
+        self.correlator = Correlator(nms.network,
+                                     services.causes if services is not None else None)
 
     def topology(self, fault_injection: bool) -> dict[str, Any]:
         """The map data, and whether the console may offer fault injection."""
@@ -138,6 +147,14 @@ class OmView:
     def availability(self) -> dict[str, Any]:
         """The availability table (:func:`availability_report`)."""
         return availability_report(self.nms)
+
+    def services(self) -> dict[str, Any]:
+        """The services (:meth:`~qkdnet.management.services.ServiceView.records`) at the
+        NMS's latest time ``t`` (s), and ``reported``: whether a driver reports them (not a
+        replay, which has none)."""
+        view = self.service_view
+        return {"t": self.nms.now, "reported": view is not None,
+                "services": [] if view is None else view.records()}
 
     def satellite(self) -> dict[str, Any] | None:
         """The satellite segment (:meth:`~qkdnet.management.satellite.SatelliteStatus.snapshot`:

@@ -12,6 +12,8 @@ Written deterministically: the same result gives byte-identical CSV, JSON and HT
 Files:
 
 - ``index.html``: everything below, with the paper's figures beside ours;
+- ``network_map.png``: the run's network over its geography
+  (:func:`qkdnet.figures.network_map.draw_map`, as ``qkdnet topology map`` draws it);
 - ``fig5a_link_skr.png/.csv``: average SKR of each QKD-link of the watched path;
 - ``fig5b_segment_skr.png/.csv``: weekly end-to-end SKR of each segment (minimum over its
   links, instant by instant);
@@ -21,6 +23,8 @@ Files:
 - ``pools.png/.csv``: key in all pools and the share of dry pools, hour by hour;
 - ``segments.csv``: each segment's links, mean end-to-end SKR and hours unserved;
 - ``services.csv``: each demand's route length, key served and availability;
+- ``service_qos.csv``: each demand as a service: its state at the end and its ITU-T Y.3807
+  QoS (throughput, KKDLR, availability, service restoration times);
 - ``links.csv``: per QKD-link (and its direct KM-link): rates, outage hours, availability
   and the key accounting (made = used + pooled + discarded);
 - ``km_links.csv``: per KM-link with a pool (direct and remote): the key accounting;
@@ -39,6 +43,7 @@ import base64
 import csv
 import html
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,13 +95,13 @@ def write_report(result: TwinResult, folder: Path, fmt: TableFormat = "csv") -> 
     folder.mkdir(parents=True, exist_ok=True)
     out = _Out(folder, fmt)
     rows = tb.tables(result)
-    sections = [_overview(result)]
+    sections = [_overview(result), _network_map(result, out)]
     if result.segments:
         out.table("segments", rows["segments"])
         sections += [_fig5a(result, out, rows), _fig5b(result, out, rows),
                      _table1(result, out, rows)]
-    sections += [_services(result, out, rows), _fig3_4(result, out, rows),
-                 _pools(result, out, rows)]
+    sections += [_services(result, out, rows), _service_qos(out, rows),
+                 _fig3_4(result, out, rows), _pools(result, out, rows)]
     if result.satellite is not None:
         sections.append(_satellite(result, out, rows))
     sections += [_alarms(result, out, rows), _links(result, out, rows)]
@@ -190,6 +195,16 @@ def _discarded(result: TwinResult) -> str:
             "This is key no demand asked for, not key lost to a fault: a larger "
             "<code>pool_bits</code> keeps more in reserve for outages, more demand on those "
             "links uses it.</p>")
+
+
+def _network_map(result: TwinResult, out: _Out) -> str:
+    from qkdnet.figures.network_map import draw_map
+
+    png = draw_map(result.scenario.network, out.folder / "network_map.png")
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return _section("Network", f'<figure><img alt="network map" src="data:image/png;base64,'
+                    f'{data}"><figcaption>{html.escape(png.name)}: the network over Natural '
+                    "Earth's coasts, borders and China's provinces</figcaption></figure>")
 
 
 def _fig5a(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
@@ -293,6 +308,35 @@ def _services(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
                     "<p>Each demand is routed by the control layer (working route and "
                     "edge-disjoint backup); every hop pays the pad and a MAC key per relayed "
                     "key. Served = key delivered / key asked.</p>" + _html_table(head, body))
+
+
+def _service_qos(out: _Out, tables: dict[str, tb.Rows]) -> str:
+    """Each demand as a service with its ITU-T Y.3807 QoS over the run."""
+    rows = tables["service_qos"]
+    out.table("service_qos", rows)
+    if not rows:
+        return ""
+    head = ["service", "state at end", "throughput", "KKDLR", "availability", "outages",
+            "last restoration", "mean restoration"]
+    body = [[r["service"], r["state_at_end"], human(r["throughput_kbps"] * 1e3, "bit/s"),
+             _percent(r["kkdlr"], 3), _percent(r["availability"], 3), r["outages"],
+             "-" if r["last_restoration_h"] is None else hours(r["last_restoration_h"]),
+             "-" if r["mean_restoration_h"] is None else hours(r["mean_restoration_h"])]
+            for r in rows]
+    return _section(
+        "Services: ITU-T Y.3807 QoS per demand",
+        "<p>Each demand is a service. Throughput = key served over the run; KKDLR (key "
+        "delivery loss ratio) = key asked for but not served over key asked for; "
+        "availability = share of the run with a route; restoration time = how long an "
+        "unserved spell lasted (one still open at the end is none). The twin relays between "
+        "Key Managers with no application waiting on a KME, so key response delay (KKRD, "
+        "KKRDV) and delivery error ratio (KKDER) are measured live only "
+        "(<code>qkdnet serve</code>: <code>/api/services</code>).</p>"
+        + _html_table(head, body))
+
+
+def _percent(share: float, digits: int) -> str:
+    return "-" if math.isnan(share) else f"{100 * share:.{digits}f}%"
 
 
 def _fig3_4(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:

@@ -8,12 +8,14 @@ the name of the file the report writes them to (``links`` is ``links.csv``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from qkdnet.management.availability import availability, hours_per_week, outages, total
+from qkdnet.management.services import twin_qos
 from qkdnet.quantum.devices import device_type
 from qkdnet.quantum.field import pessimistic_params
 from qkdnet.quantum.rates import skr
@@ -29,7 +31,8 @@ SATELLITE_DEMAND_COLUMNS = ("demand", "source", "target", "served_fraction",
 
 def tables(result: TwinResult) -> dict[str, Rows]:
     """Every table of the run by name (the satellite ones only with satellites)."""
-    out = {"services": services(result), "links": links(result),
+    out = {"services": services(result), "service_qos": service_qos(result),
+           "links": links(result),
            "km_links": km_links(result), "pools": pools(result), "alarms": alarms(result),
            "fig3_4_measured_vs_ideal": measured_vs_ideal(result)}
     if result.segments:
@@ -119,6 +122,40 @@ def services(result: TwinResult) -> Rows:
              "availability": _r(availability(v.outages, 0.0, end)),
              "route_changes": len(v.route_changes)}
             for v in result.services]
+
+
+def twin_service_state(served_fraction: float, timeline: Sequence[Any], end: float) -> str:
+    """A demand's state at the end of the run, as the live services': ``unserved`` with no
+    route then (an outage open at the end), ``degraded`` when it lost key or was unserved
+    for a while, ``served`` otherwise."""
+    if timeline and timeline[-1].end >= end:
+        return "unserved"
+    if timeline or served_fraction < 1.0:
+        return "degraded"
+    return "served"
+
+
+def service_qos(result: TwinResult) -> Rows:
+    """Each demand as a service: its state at the end and its ITU-T Y.3807 QoS over the run
+    (:func:`~qkdnet.management.services.twin_qos`): throughput (kbit/s), KKDLR,
+    availability, outages and restoration times (h; None, blank in the file, with no
+    restoration in the run)."""
+    end = result.scenario.duration_s
+    rows: Rows = []
+    for v in result.services:
+        qos = twin_qos(v.requested_bits, v.served_bits, v.outages, 0.0, end)
+        rows.append({
+            "service": v.demand.id,
+            "state_at_end": twin_service_state(v.served_fraction, v.outages, end),
+            "throughput_kbps": _r(qos.throughput_bps / 1e3), "kkdlr": _r(qos.kkdlr),
+            "availability": _r(qos.availability), "outages": qos.outages,
+            "last_restoration_h": _hours_or_none(qos.restoration_s),
+            "mean_restoration_h": _hours_or_none(qos.mean_restoration_s)})
+    return rows
+
+
+def _hours_or_none(seconds: float) -> float | None:
+    return None if math.isnan(seconds) else _r(seconds / HOUR_S)
 
 
 def measured_vs_ideal(result: TwinResult) -> Rows:

@@ -1,11 +1,21 @@
 /* qkdnet O&M console: plain JS, no build step, no external resources.
-   Data: /api/topology once, /api/events (SSE) live, /api/history/{link} on selection,
-   /api/availability and /api/satellite every few seconds. Actions: POST /api/alarms/{id}/ack,
+   Data: /api/topology and /basemap.geojson (Natural Earth, shipped with the package) once,
+   /api/events (SSE) live, /api/history/{link} on selection, /api/availability,
+   /api/alarms (the history) and /api/satellite every few seconds.
+   The map zooms and pans (wheel, drag, + - 0 and the arrow keys, the buttons); labels are
+   laid out at each view so that none overlaps another. Actions: POST /api/alarms/{id}/ack,
    /api/links/{id}/cut|repair and /api/nodes/{id}/stop|start (live network only). */
 "use strict";
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
-  const AVAIL_EVERY_MS = 5000, CHART_EVERY_MS = 5000, SAT_EVERY_MS = 3000;
+  const AVAIL_EVERY_MS = 5000, CHART_EVERY_MS = 5000, SAT_EVERY_MS = 3000,
+    HISTORY_EVERY_MS = 5000;
+  const ZOOM_MIN = 0.5, ZOOM_MAX = 64, KEY_ZOOM = 1.5, KEY_PAN_PX = 80, HISTORY_SHOWN = 200;
+  // the zoom from which each kind's names are shown (when they fit: no label overlaps another)
+  const LABEL_FROM = { om_centre: 1, ground_station: 1, backbone_access: 1, bsbn: 2,
+    metro_access: 3, backbone_relay: 4, user: 10 };
+  const LABEL_RANK = { om_centre: 0, backbone_access: 1, ground_station: 2, bsbn: 3,
+    metro_access: 4, backbone_relay: 5, user: 6 };
   // sequential, light enough to read on the dark map at every stop, and free of red (down)
   const RAMP = ["#7b6ef6", "#3f9be8", "#22c3b5", "#7fd34e", "#fde725"];
   const KIND_R = { backbone_access: 6, backbone_relay: 4, bsbn: 4.5, metro_access: 5,
@@ -16,8 +26,8 @@
 
   const $ = (id) => document.getElementById(id);
   const map = $("map");
-  const topo = { nodes: [], links: [], node: {}, link: {}, linksOf: {} };
-  const el = { line: {}, hit: {}, circle: {}, label: {} };
+  const topo = { nodes: [], links: [], node: {}, link: {}, linksOf: {}, sats: [], sat: {} };
+  const el = { line: {}, hit: {}, circle: {}, label: {}, mark: {}, satLink: {}, over: {} };
   let state = { t: null, links: {}, nodes_down: [], alarms: [] };
   let scale = { lo: 0, hi: 1 };  // log10 SKR range of the colour ramp
   // The ramp spans one layer's links: backbone links make kbit/s, metro CV links Mbit/s,
@@ -29,8 +39,14 @@
   let selected = null;           // {type: "link"|"node", id}
   let chartLink = null;
   let lastDown = "";             // the links down at the last state event
+  let lastAlarms = "";           // the active alarms at the last state event
   const expanded = new Set();    // root alarms whose related alarms are shown
-  let proj = null;               // the map's lon/lat -> x/y, set by project()
+  let proj = null;               // the map's lon/lat -> screen x/y (fit, then zoom and pan)
+  let base = null;               // lon/lat -> x/y of the whole network fitted, set by project()
+  let view = { k: 1, tx: 0, ty: 0 };  // zoom and pan over the fitted map
+  let geo = null;                // the basemap (GeoJSON) once loaded
+  let labelOrder = [];           // nodes in the order their labels are placed
+  const onTop = new Set();       // links drawn over the nodes: down or selected
   let sky = null;                // the latest /api/satellite answer
 
   function svg(tag, attrs, parent) {
@@ -63,6 +79,24 @@
     }
     const d = new Date(t * 1000);
     return d.toLocaleTimeString([], { hour12: false });
+  }
+  /* The clock: a live network's date and time of day in the page's time zone, named; a
+     twin run's simulated day and time. */
+  function showClock(t) {
+    const zone = $("clock-zone");
+    if (t === null || t === undefined || t < SIMULATED_BEFORE_S) {
+      $("clock").textContent = fmtTime(t);
+      zone.textContent = t === null || t === undefined ? "" : "simulated time";
+      return;
+    }
+    const d = new Date(t * 1000), two = (v) => String(v).padStart(2, "0");
+    $("clock").textContent = d.getFullYear() + "-" + two(d.getMonth() + 1) + "-" +
+      two(d.getDate()) + " " + d.toLocaleTimeString([], { hour12: false });
+    const off = -d.getTimezoneOffset(), sign = off < 0 ? "−" : "+";
+    let name = "";
+    try { name = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { /* */ }
+    zone.textContent = (name ? name + " " : "") + "UTC" + sign +
+      two(Math.floor(Math.abs(off) / 60)) + ":" + two(Math.abs(off) % 60);
   }
   function fmtPct(x) { return x === null || x === undefined ? "–" : (100 * x).toFixed(3) + " %"; }
 
@@ -113,13 +147,27 @@
     if (!isFinite(s)) s = 1;
     const ox = (w - (x1 - x0) * s) / 2, oy = (h - (y1 - y0) * s) / 2;
     map.setAttribute("viewBox", "0 0 " + w + " " + h);
-    proj = (lat, lon) => [ox + (lon * k - x0) * s, oy + (-lat - y0) * s];
-    for (const n of ns) {
-      [n.x, n.y] = proj(n.lat, n.lon);
-      const c = el.circle[n.id];
-      c.setAttribute("cx", n.x.toFixed(1)); c.setAttribute("cy", n.y.toFixed(1));
-      const t = el.label[n.id];
-      if (t) { t.setAttribute("x", (n.x + 8).toFixed(1)); t.setAttribute("y", (n.y + 4).toFixed(1)); }
+    base = (lat, lon) => [ox + (lon * k - x0) * s, oy + (-lat - y0) * s];
+    proj = (lat, lon) => {
+      const [x, y] = base(lat, lon);
+      return [view.tx + view.k * x, view.ty + view.k * y];
+    };
+    for (const n of ns) [n.bx, n.by] = base(n.lat, n.lon);
+    drawGeo();
+    place();
+  }
+
+  /* Everything at the current zoom and pan: the basemap by one transform (its strokes do
+     not scale), nodes and links moved (their sizes do not scale), the labels laid out. */
+  function place() {
+    if (!base) return;
+    $("geo").setAttribute("transform", "translate(" + view.tx.toFixed(1) + "," +
+      view.ty.toFixed(1) + ") scale(" + view.k.toFixed(4) + ")");
+    for (const n of topo.nodes) {
+      n.x = view.tx + view.k * n.bx; n.y = view.ty + view.k * n.by;
+      const c = el.circle[n.id], x = n.x.toFixed(1), y = n.y.toFixed(1);
+      c.setAttribute("cx", x); c.setAttribute("cy", y);
+      if (el.mark[n.id]) el.mark[n.id].setAttribute("transform", "translate(" + x + "," + y + ")");
     }
     for (const l of topo.links) {
       const a = topo.node[l.a], b = topo.node[l.b];
@@ -128,14 +176,261 @@
         e.setAttribute("x2", b.x.toFixed(1)); e.setAttribute("y2", b.y.toFixed(1));
       }
     }
+    for (const k of topo.sats) el.satLink[k.id].setAttribute("d", arc(topo.node[k.a], topo.node[k.b]));
+    raiseLinks();
+    layoutLabels();
     drawSky();
+    map.setAttribute("data-zoom", view.k.toFixed(3));
+  }
+
+  let placing = false;
+  function schedule() {  // one place() a frame however many wheel events come in
+    if (placing) return;
+    placing = true;
+    requestAnimationFrame(() => { placing = false; place(); });
+  }
+
+  /* A satellite KM-link: a gentle arc bowing north (east for a north-south pair), as in
+     `qkdnet topology map`, so that it does not hide the fibre under it. */
+  function arc(a, b) {
+    if (a.x > b.x || (a.x === b.x && a.y < b.y)) [a, b] = [b, a];
+    const dx = b.x - a.x, dy = b.y - a.y;
+    const cx = (a.x + b.x) / 2 + 0.15 * dy, cy = (a.y + b.y) / 2 - 0.15 * dx;
+    return "M" + a.x.toFixed(1) + "," + a.y.toFixed(1) + "Q" + cx.toFixed(1) + "," +
+      cy.toFixed(1) + " " + b.x.toFixed(1) + "," + b.y.toFixed(1);
+  }
+
+  /* ---------- the basemap ---------- */
+  function ringsOf(g) {
+    if (g.type === "MultiPolygon") return g.coordinates.flat();
+    if (g.type === "Polygon" || g.type === "MultiLineString") return g.coordinates;
+    return [g.coordinates];
+  }
+  function drawGeo() {
+    const g = $("geo");
+    g.textContent = "";
+    if (!geo || !base) return;
+    const d = { land: "", home: "", province: "", border: "", coast: "" };
+    for (const f of geo.features) {
+      const layer = f.properties.layer;
+      const key = layer === "land" && f.properties.name === "China" ? "home" : layer;
+      if (!(key in d)) continue;
+      const close = layer === "land";
+      for (const ring of ringsOf(f.geometry)) {
+        let part = "";
+        for (const [lon, lat] of ring) {
+          const [x, y] = base(lat, lon);
+          part += (part ? "L" : "M") + x.toFixed(1) + "," + y.toFixed(1);
+        }
+        d[key] += part + (close ? "Z" : "");
+      }
+    }
+    for (const key of ["land", "home", "province", "border", "coast"])
+      if (d[key]) svg("path", { class: "geo-" + key, d: d[key], "data-geo": key }, g);
+  }
+
+  /* ---------- labels ---------- */
+  /* Names by zoom, most important first (O&M centre, ground stations, backbone access
+     nodes, ...), each only where it overlaps no label already placed. */
+  function layoutLabels() {
+    const w = map.clientWidth || 800, h = map.clientHeight || 600;
+    const CELL = 64, grid = new Map();
+    const boxes = (x0, y0, x1, y1, add) => {
+      for (let i = Math.floor(x0 / CELL); i <= Math.floor(x1 / CELL); i++)
+        for (let j = Math.floor(y0 / CELL); j <= Math.floor(y1 / CELL); j++) {
+          const key = i + ":" + j, list = grid.get(key);
+          if (add) { if (list) list.push([x0, y0, x1, y1]); else grid.set(key, [[x0, y0, x1, y1]]); }
+          else if (list && list.some((b) => b[0] < x1 && x0 < b[2] && b[1] < y1 && y0 < b[3]))
+            return true;
+        }
+      return false;
+    };
+    const few = topo.nodes.length <= 30;
+    // the markers of the main nodes are obstacles too: a name never covers a city
+    for (const n of topo.nodes) {
+      if (!((LABEL_RANK[n.kind] ?? 9) <= 3) || n.x < 0 || n.x > w || n.y < 0 || n.y > h) continue;
+      const r = (KIND_R[n.kind] || 4) + 1;
+      boxes(n.x - r, n.y - r, n.x + r, n.y + r, true);
+    }
+    const order = selected && selected.type === "node"
+      ? [topo.node[selected.id], ...labelOrder] : labelOrder;
+    const shown = new Set();
+    for (const n of order) {
+      if (shown.has(n.id)) continue;
+      const pick = selected && selected.type === "node" && selected.id === n.id;
+      const inView = n.x >= 0 && n.x <= w && n.y >= 0 && n.y <= h;
+      if (!inView || (!few && !pick && view.k < (LABEL_FROM[n.kind] || 99))) continue;
+      const tw = textWidth(n.name), th = 13, r = KIND_R[n.kind] || 4;
+      // right of the marker, else left of it
+      let x0 = n.x + r + 3, anchor = "start";
+      if (x0 + tw > w || boxes(x0, n.y - th / 2, x0 + tw, n.y + th / 2, false)) {
+        x0 = n.x - r - 3 - tw; anchor = "end";
+        if (x0 < 0 || boxes(x0, n.y - th / 2, x0 + tw, n.y + th / 2, false)) continue;
+      }
+      boxes(x0, n.y - th / 2, x0 + tw, n.y + th / 2, true);
+      shown.add(n.id);
+      let t = el.label[n.id];
+      if (!t) {
+        t = el.label[n.id] = svg("text", { "data-label": n.id }, $("labels"));
+        t.textContent = n.name;
+      }
+      t.setAttribute("x", (anchor === "start" ? x0 : x0 + tw).toFixed(1));
+      t.setAttribute("y", (n.y + 4).toFixed(1));
+      t.setAttribute("text-anchor", anchor);
+      t.removeAttribute("display");
+    }
+    for (const id in el.label) if (!shown.has(id)) el.label[id].setAttribute("display", "none");
+  }
+
+  const widths = {};
+  let measure = null;
+  function textWidth(text) {  // px at the labels' font, measured once per name
+    if (widths[text] === undefined) {
+      if (!measure) {
+        measure = document.createElement("canvas").getContext("2d");
+        const probe = svg("text", {}, $("labels"));
+        measure.font = getComputedStyle(probe).font || "11px sans-serif";
+        probe.remove();
+      }
+      widths[text] = measure.measureText(text).width + 2;
+    }
+    return widths[text];
+  }
+
+  /* ---------- zoom and pan ---------- */
+  function zoomAt(f, px, py) {
+    const k = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, view.k * f));
+    f = k / view.k;
+    view = { k, tx: px - (px - view.tx) * f, ty: py - (py - view.ty) * f };
+    schedule();
+  }
+  function panBy(dx, dy) { view = { k: view.k, tx: view.tx + dx, ty: view.ty + dy }; schedule(); }
+  function resetView() { view = { k: 1, tx: 0, ty: 0 }; schedule(); }
+  function centreOn(bx, by, k) {  // a point of the fitted map to the middle, at zoom k
+    const w = map.clientWidth || 800, h = map.clientHeight || 600;
+    k = Math.min(ZOOM_MAX, Math.max(view.k, k));
+    view = { k, tx: w / 2 - k * bx, ty: h / 2 - k * by };
+    schedule();
+  }
+  function centreOnSelection(type, id) {
+    if (type === "node") { const n = topo.node[id]; centreOn(n.bx, n.by, 4); return; }
+    const l = type === "link" ? topo.link[id] : topo.sat[id];
+    const a = topo.node[l.a], b = topo.node[l.b];
+    const w = map.clientWidth || 800, h = map.clientHeight || 600;
+    const span = Math.max(Math.abs(a.bx - b.bx) / w, Math.abs(a.by - b.by) / h, 1e-6);
+    centreOn((a.bx + b.bx) / 2, (a.by + b.by) / 2, Math.min(8, 0.6 / span));
+  }
+
+  function wireZoom() {
+    map.addEventListener("wheel", (ev) => {
+      ev.preventDefault();
+      const r = map.getBoundingClientRect();
+      zoomAt(Math.exp(-ev.deltaY * 0.0015), ev.clientX - r.left, ev.clientY - r.top);
+    }, { passive: false });
+    // drag to pan; a drag ends without the click that would select what is under it
+    let drag = null, dragged = false;
+    map.addEventListener("pointerdown", (ev) => {
+      if (ev.button !== 0) return;
+      drag = { x: ev.clientX, y: ev.clientY, id: ev.pointerId, moving: false };
+      dragged = false;
+    });
+    map.addEventListener("pointermove", (ev) => {
+      if (!drag || ev.pointerId !== drag.id) return;
+      const dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
+      if (!drag.moving && Math.hypot(dx, dy) < 4) return;
+      if (!drag.moving) { drag.moving = true; map.setPointerCapture(ev.pointerId); map.classList.add("panning"); }
+      drag.x = ev.clientX; drag.y = ev.clientY;
+      panBy(dx, dy);
+    });
+    const end = () => {
+      if (drag && drag.moving) { dragged = true; map.classList.remove("panning"); }
+      drag = null;
+    };
+    map.addEventListener("pointerup", end);
+    map.addEventListener("pointercancel", end);
+    map.addEventListener("click", (ev) => {
+      if (dragged) { ev.stopPropagation(); dragged = false; }
+    }, true);
+    document.addEventListener("keydown", (ev) => {
+      const t = ev.target;
+      if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+      if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA")) return;
+      const w = map.clientWidth || 800, h = map.clientHeight || 600;
+      const moves = { ArrowLeft: [KEY_PAN_PX, 0], ArrowRight: [-KEY_PAN_PX, 0],
+        ArrowUp: [0, KEY_PAN_PX], ArrowDown: [0, -KEY_PAN_PX] };
+      if (ev.key === "+" || ev.key === "=") zoomAt(KEY_ZOOM, w / 2, h / 2);
+      else if (ev.key === "-" || ev.key === "_") zoomAt(1 / KEY_ZOOM, w / 2, h / 2);
+      else if (ev.key === "0") resetView();
+      else if (ev.key === "/") $("search").focus();
+      else if (moves[ev.key]) panBy(...moves[ev.key]);
+      else return;
+      ev.preventDefault();
+    });
+    $("zoom-in").addEventListener("click", () =>
+      zoomAt(KEY_ZOOM, (map.clientWidth || 800) / 2, (map.clientHeight || 600) / 2));
+    $("zoom-out").addEventListener("click", () =>
+      zoomAt(1 / KEY_ZOOM, (map.clientWidth || 800) / 2, (map.clientHeight || 600) / 2));
+    $("zoom-reset").addEventListener("click", resetView);
+  }
+
+  /* ---------- search ---------- */
+  function matches(q) {
+    q = q.trim().toLowerCase();
+    if (!q) return [];
+    const found = [];
+    const score = (text) => { const i = text.toLowerCase().indexOf(q); return i < 0 ? -1 : i === 0 ? 0 : 1; };
+    for (const n of topo.nodes) {
+      const s = Math.max(score(n.name), score(n.id));
+      if (s >= 0) found.push({ type: "node", id: n.id, text: n.name, note: KIND_NAME[n.kind] || n.kind,
+        rank: (score(n.name) === 0 ? 0 : 1) * 10 + (LABEL_RANK[n.kind] ?? 9) });
+    }
+    for (const l of topo.links) {
+      const text = topo.node[l.a].name + " – " + topo.node[l.b].name;
+      if (score(l.id) >= 0 || score(text) >= 0)
+        found.push({ type: "link", id: l.id, text, note: l.kind + " link", rank: 20 });
+    }
+    for (const k of topo.sats) {
+      const text = topo.node[k.a].name + " – " + topo.node[k.b].name;
+      if (score(k.id) >= 0 || score(text) >= 0)
+        found.push({ type: "sat", id: k.id, text, note: "satellite KM-link", rank: 15 });
+    }
+    found.sort((p, r) => p.rank - r.rank || p.text.localeCompare(r.text));
+    return found.slice(0, 12);
+  }
+  function wireSearch() {
+    const box = $("search"), ul = $("search-results");
+    let shown = [];
+    const pick = (m) => {
+      ul.hidden = true;
+      box.value = m.text;
+      select(m.type, m.id);
+      centreOnSelection(m.type, m.id);
+    };
+    box.addEventListener("input", () => {
+      shown = matches(box.value);
+      ul.textContent = "";
+      for (const m of shown) {
+        const li = html("li", { role: "option", "data-result-type": m.type, "data-result-id": m.id },
+          null, ul);
+        html("b", {}, m.text, li);
+        html("span", { class: "muted" }, " " + m.note, li);
+        li.addEventListener("mousedown", (ev) => { ev.preventDefault(); pick(m); });
+      }
+      if (box.value.trim() && !shown.length) html("li", { class: "none" }, "nothing found", ul);
+      ul.hidden = !box.value.trim();
+    });
+    box.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" && shown.length) { ev.preventDefault(); pick(shown[0]); }
+      else if (ev.key === "Escape") { box.value = ""; ul.hidden = true; box.blur(); }
+    });
+    box.addEventListener("blur", () => { ul.hidden = true; });
   }
 
   function buildMap(data) {
     topo.nodes = data.nodes; topo.links = data.links;
     $("scenario").textContent = data.name || "";
     for (const n of data.nodes) { topo.node[n.id] = n; topo.linksOf[n.id] = []; }
-    const gl = $("links"), gn = $("nodes"), gt = $("labels");
+    const gl = $("links"), gn = $("nodes");
     // users and metro first so that backbone links are drawn on top
     const order = { user: 0, metro: 1, other: 2, bsbn: 3, backbone: 4 };
     const links = data.links.slice().sort((p, q) => order[p.kind] - order[q.kind]);
@@ -151,7 +446,15 @@
       for (const e of [hit, line]) e.addEventListener("click", () => select("link", l.id));
       el.hit[l.id] = hit; el.line[l.id] = line;
     }
-    const few = data.nodes.length <= 120;
+    // satellite KM-links: dashed arcs between ground stations, over the fibre
+    topo.sats = data.satellite_links || [];
+    for (const k of topo.sats) {
+      topo.sat[k.id] = k;
+      const p = svg("path", { class: "sat-link", "data-sat-link": k.id }, $("sat-links"));
+      svg("title", {}, p).textContent = "satellite KM-link " + k.id;
+      p.addEventListener("click", () => select("sat", k.id));
+      el.satLink[k.id] = p;
+    }
     const nodes = data.nodes.slice().sort((p, q) => (KIND_R[p.kind] || 4) - (KIND_R[q.kind] || 4));
     for (const n of nodes) {
       const c = svg("circle", { r: KIND_R[n.kind] || 4, class: "k-" + n.kind, "data-node": n.id,
@@ -159,12 +462,12 @@
       svg("title", {}, c).textContent = n.name + " (" + (KIND_NAME[n.kind] || n.kind) + ")";
       c.addEventListener("click", () => select("node", n.id));
       el.circle[n.id] = c;
-      const named = ["backbone_access", "ground_station", "om_centre", "bsbn"].includes(n.kind);
-      if (few && (named || data.nodes.length <= 30)) {
-        el.label[n.id] = svg("text", {}, gt);
-        el.label[n.id].textContent = n.name;
-      }
+      // a ground station: a dish-like triangle over its disc, unlike any other node
+      if (n.kind === "ground_station")
+        el.mark[n.id] = svg("path", { class: "gs-mark", d: "M0,-4.5L4,3L-4,3Z" }, gn);
     }
+    labelOrder = data.nodes.slice().sort((p, q) => (LABEL_RANK[p.kind] ?? 9) - (LABEL_RANK[q.kind] ?? 9)
+      || p.name.localeCompare(q.name));
     project();
     legend();
     summary();
@@ -205,6 +508,8 @@
       "no report yet");
     row((s) => svg("circle", { cx: 12, cy: 6, r: 5, class: "down" }, s), "node stopped");
     const present = new Set(topo.nodes.map((n) => n.kind));
+    if (topo.sats.length)
+      row((s) => svg("path", { d: "M1,10Q12,0 23,10", class: "sat-link" }, s), "satellite KM-link");
     if (present.has("ground_station")) {
       row((s) => svg("line", { x1: 1, y1: 6, x2: 23, y2: 6, class: "sat-track" }, s),
         "satellite ground track");
@@ -213,8 +518,11 @@
     }
     for (const k of Object.keys(KIND_NAME)) {
       if (!present.has(k)) continue;
-      row((s) => svg("circle", { cx: 12, cy: 6, r: Math.min(5, KIND_R[k]), class: "k-" + k }, s),
-        KIND_NAME[k]);
+      row((s) => {
+        svg("circle", { cx: 12, cy: 6, r: Math.min(5, KIND_R[k]), class: "k-" + k }, s);
+        if (k === "ground_station")
+          svg("path", { class: "gs-mark", d: "M0,-3.5L3,2.5L-3,2.5Z", transform: "translate(12,6)" }, s);
+      }, KIND_NAME[k]);
     }
   }
 
@@ -231,7 +539,7 @@
   function applyState(s) {
     state = s;
     state.nodes_down = s.nodes_down || [];
-    $("clock").textContent = fmtTime(s.t);
+    showClock(s.t);
     if (updateScale()) legend();
     paintLinks();
     const alarmed = new Set(s.alarms.map((a) => a.subject));
@@ -244,6 +552,9 @@
     // an outage starting or ending shows in the availability table now, not at its next poll
     const downNow = Object.keys(s.links).filter((i) => !s.links[i].up).sort().join(" ");
     if (downNow !== lastDown) { lastDown = downNow; refreshAvailability(); }
+    // an alarm raised or cleared shows in the history now
+    const alarmKey = s.alarms.map((x) => x.id).sort().join(" ");
+    if (alarmKey !== lastAlarms) { lastAlarms = alarmKey; refreshHistory(); }
     $("alarm-count").textContent = String(s.alarms.length);
     $("alarm-count").classList.toggle("hot", s.alarms.length > 0);
     if (selected) { renderDetailAlarms(); renderFaultButton(); }
@@ -262,6 +573,28 @@
       line.style.stroke = c || "";
       line.classList.toggle("alarmed", alarmed.has(id));
       line.firstChild.textContent = id + (st.up ? " · " + fmtRate(st.skr_bps) : " · DOWN");
+    }
+    raiseLinks();
+  }
+
+  /* Down links and the selected link are drawn again over the nodes, thicker, so that a
+     cut shows through the relay markers along it; the copy lets clicks through to the
+     nodes (the link itself stays clickable under them). */
+  function raiseLinks() {
+    const want = new Set();
+    for (const id in state.links) if (!state.links[id].up && el.line[id]) want.add(id);
+    if (selected && selected.type === "link") want.add(selected.id);
+    for (const id of onTop) if (!want.has(id)) { el.over[id].remove(); delete el.over[id]; onTop.delete(id); }
+    for (const id of want) {
+      if (!onTop.has(id)) {
+        el.over[id] = svg("line", { class: "link over", "data-over": id }, $("links-top"));
+        onTop.add(id);
+      }
+      const o = el.over[id], line = el.line[id];
+      o.setAttribute("data-up", line.getAttribute("data-up"));
+      o.setAttribute("class", line.getAttribute("class") + " over");
+      o.style.stroke = line.style.stroke;
+      for (const a of ["x1", "y1", "x2", "y2"]) o.setAttribute(a, line.getAttribute(a) || "0");
     }
   }
 
@@ -410,7 +743,16 @@
     for (const e of map.querySelectorAll(".selected")) e.classList.remove("selected");
     const info = $("detail-info");
     info.textContent = "";
-    if (type === "link") {
+    if (type === "sat") {
+      const k = topo.sat[id];
+      el.satLink[id].classList.add("selected");
+      $("detail-title").textContent = "Satellite KM-link " + id;
+      info.append("Between ground stations ");
+      html("b", {}, topo.node[k.a].name, info); info.append(" and ");
+      html("b", {}, topo.node[k.b].name, info);
+      info.append(" · key relayed by satellite during night passes, no fibre");
+      clearChart();
+    } else if (type === "link") {
       const l = topo.link[id];
       el.line[id].classList.add("selected");
       $("detail-title").textContent = "QKD-link " + id;
@@ -434,6 +776,8 @@
     }
     renderDetailAlarms();
     renderFaultButton();
+    raiseLinks();
+    layoutLabels();
   }
 
   /* Fault injection from the console: cut or repair the selected link, stop or start the
@@ -441,7 +785,7 @@
   function renderFaultButton() {
     const box = $("detail-actions");
     box.textContent = "";
-    if (!faultsAllowed || !selected) return;
+    if (!faultsAllowed || !selected || selected.type === "sat") return;
     let action, label;
     if (selected.type === "link") {
       const st = state.links[selected.id];
@@ -469,7 +813,11 @@
 
   function renderDetailAlarms() {
     let subjects;
-    if (selected.type === "link") {
+    if (selected.type === "sat") {
+      const k = topo.sat[selected.id];
+      subjects = (a) => a.subject === selected.id || a.subject === "km:" + k.a + "~" + k.b ||
+        a.subject === "km:" + k.b + "~" + k.a;
+    } else if (selected.type === "link") {
       const l = topo.link[selected.id];
       subjects = (a) => a.subject === selected.id || a.subject === "km:" + l.a + "~" + l.b ||
         a.subject === "km:" + l.b + "~" + l.a;
@@ -562,6 +910,8 @@
   function fmtDuration(s) {
     if (s === null || s === undefined) return "–";
     s = Math.max(0, Math.round(s));
+    if (s >= 3600) return Math.floor(s / 3600) + " h " + String(Math.floor((s % 3600) / 60))
+      .padStart(2, "0") + " min";
     return s >= 60 ? Math.floor(s / 60) + " min " + String(s % 60).padStart(2, "0") + " s"
       : s + " s";
   }
@@ -666,6 +1016,38 @@
     html("td", {}, "", tr);
   }
 
+  /* ---------- alarm history ---------- */
+  /* Every alarm raised so far, newest first: when raised, when cleared (or still active)
+     and for how long; a click selects its subject. */
+  async function refreshHistory() {
+    let a;
+    try {
+      const r = await fetch("/api/alarms", { credentials: "same-origin" });
+      if (!r.ok) return;
+      a = await r.json();
+    } catch (e) { return; }
+    const ul = $("alarm-history"), all = a.history || [];
+    ul.textContent = "";
+    const cleared = all.filter((x) => x.cleared_at !== null && x.cleared_at !== undefined).length;
+    $("history-count").textContent = all.length + " raised · " + cleared + " cleared";
+    if (!all.length) { html("li", { class: "none" }, "no alarm raised yet", ul); return; }
+    const rows = all.slice().sort((p, q) => q.raised_at - p.raised_at).slice(0, HISTORY_SHOWN);
+    for (const h of rows) {
+      const open = h.cleared_at === null || h.cleared_at === undefined;
+      const li = html("li", { class: "sev-" + h.severity + (open ? " open" : ""),
+        "data-history-id": h.id, "data-rule": h.rule, "data-alarm-subject": h.subject }, null, ul);
+      html("span", { class: "sev" }, h.severity, li);
+      html("span", { class: "subj", title: h.rule }, h.subject, li);
+      html("span", { class: "when" }, fmtTime(h.raised_at), li);
+      html("span", { class: "text" }, h.rule + " · " + (open ? "active" : "cleared " +
+        fmtTime(h.cleared_at) + " after " + fmtDuration(h.cleared_at - h.raised_at)), li);
+      li.addEventListener("click", () => {
+        if (topo.link[h.subject]) select("link", h.subject);
+        else if (topo.node[h.subject]) select("node", h.subject);
+      });
+    }
+  }
+
   /* ---------- start ---------- */
   let resizeTimer = null;
   window.addEventListener("resize", () => {
@@ -682,7 +1064,16 @@
     faultsAllowed = !!data.fault_injection && canAct;
     if (data.links.some((l) => l.kind === "backbone")) scaleLayer = "backbone";
     buildMap(data);
+    wireZoom();
+    wireSearch();
     connect();
+    // the geography comes second: the network shows at once, the map fills in under it
+    fetch("/basemap.geojson", { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((g) => { if (g) { geo = g; drawGeo(); map.setAttribute("data-geo", "1"); } })
+      .catch(() => { /* no geography: the network still draws */ });
+    refreshHistory();
+    setInterval(refreshHistory, HISTORY_EVERY_MS);
     refreshAvailability();
     setInterval(refreshAvailability, AVAIL_EVERY_MS);
     if (data.nodes.some((n) => n.kind === "ground_station")) {
