@@ -63,3 +63,23 @@ def test_a_folder_that_is_no_report_is_one_line_exit_2(reports: tuple[Path, Path
     assert result.exit_code == 2
     assert f"B={tmp_path}" in result.output and "summary.json" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_segment_or_service_in_one_report_only_is_empty_on_the_other_side(
+        tmp_path: Path) -> None:
+    """Reports watching different paths: each segment on its own side, no change given."""
+    from qkdnet.twin.diff import diff
+
+    for name, segment, service in (("a", "A–B", "s1"), ("b", "B–C", "s1")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps({
+            "segments": [{"name": segment, "mean_skr_kbps": 10.0, "hours_unserved": 1.0}],
+            "services": [{"id": service, "hours_unserved": 2.0, "served_fraction": 1.0}],
+            "key_made_bits": 5.0}))
+    rows = diff(tmp_path / "a", tmp_path / "b")
+    assert [(r["segment"], r["hours_unserved_a"], r["hours_unserved_b"],
+             r["hours_unserved_change"]) for r in rows["segments"]] == [
+        ("A–B", 1.0, None, None), ("B–C", None, 1.0, None)]
+    assert rows["services"][0]["hours_unserved_change"] == 0.0
+    [made] = [r for r in rows["totals"] if r["figure"] == "key_made_bits"]
+    assert made["key_made_bits_change"] == 0.0

@@ -70,3 +70,14 @@ def test_serve_starts_on_every_network_of_the_examples(path: Path, tmp_path: Pat
             assert got.key_id == sent.key_id and got.material == sent.material
     finally:
         assert served.stop() == 0, served.log()
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if _kind(p) == "qkdnet_deployment"],
+                         ids=lambda p: p.name)
+def test_twin_refuses_a_deployment_file_naming_what_it_is(path: Path, tmp_path: Path) -> None:
+    """A deployment file given as ``--scenario``: exit 2, one line placing it and saying
+    what it is for; no report folder."""
+    result = CliRunner().invoke(app, ["twin", "--scenario", str(path), "-o", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert f"{path}:7: qkdnet_deployment: a deployment file" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "r").exists()
