@@ -11,7 +11,8 @@ Written deterministically: the same result gives byte-identical CSV, JSON and HT
 
 Files:
 
-- ``index.html``: everything below, with the paper's figures beside ours;
+- ``index.html``: everything below (the paper's figures beside ours on a cn-qcn run of its
+  path: :func:`paper_run`);
 - ``network_map.png``: the run's network over its geography
   (:func:`qkdnet.figures.network_map.draw_map`, as ``qkdnet topology map`` draws it);
 - ``fig5a_link_skr.png/.csv``: average SKR of each QKD-link of the watched path;
