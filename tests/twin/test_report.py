@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import re
 from pathlib import Path
@@ -21,6 +22,7 @@ from qkdnet.twin.scenario import load_twin_scenario
 from qkdnet.units import HOUR_S
 
 runner = CliRunner()
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 SCENARIO = """\
 qkdnet_twin: 1
@@ -86,6 +88,11 @@ def test_fig5a_lists_the_64_links_harbin_to_shenzhen(report: Path, result: TwinR
     assert len(rows) == 64
     assert rows[0]["link"].startswith("harbin--") and rows[-1]["link"].endswith("--shenzhen")
     assert [r["segment"] for r in rows].count("Guangzhou–Shenzhen") == 2
+    # the nodes Fig. 5a's axis names: the path from Harbin to Shenzhen, hop by hop
+    assert rows[0]["from"] == "harbin" and rows[-1]["to"] == "shenzhen"
+    assert all(a["to"] == b["from"] for a, b in itertools.pairwise(rows))
+    net = result.scenario.network
+    assert all(set(net.link[r["link"]].ends) == {r["from"], r["to"]} for r in rows)
     for row in rows:
         i = result.index[row["link"]]
         assert float(row["average_skr_kbps"]) == pytest.approx(result.mean_bps[i] / 1e3,
@@ -181,6 +188,78 @@ def test_cli_refuses_an_impossible_scenario_before_running(tmp_path: Path) -> No
     assert done.exit_code == 2
     assert "bad.yaml:4: faults[0].duration_h" in done.output
     assert not (tmp_path / "r").exists()
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """Width and height (px) from a PNG's IHDR."""
+    data = path.read_bytes()
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_the_page_speaks_human_units_and_explains_the_discarded_key(
+        report: Path, result: TwinResult) -> None:
+    """Amounts of key as 1.18 Pbit and the like (never "... Gbit)" headers of raw numbers),
+    and a paragraph on the key discarded because pools were full, with its share."""
+    page = (report / "index.html").read_text(encoding="utf-8")
+    assert "(Gbit)" not in page and "(kbit/s)</th>" not in page
+    assert re.search(r"<td>key made</td><td>\d{1,3}(\.\d+)? [kMGTP]bit</td>", page)
+    share = 100 * result.discarded_bits.sum() / result.made_bits.sum()
+    assert "Key discarded because pools were full" in page
+    assert f"{share:.1f}% of the key made" in page
+    assert re.search(r"\d+ of 1066 pools overflowed", page)
+
+
+def test_the_papers_values_are_drawn_for_cn_qcn_only(report: Path, tmp_path: Path) -> None:
+    """cn-qcn on the paper's path: the paper's SKR and hours beside the twin's; the same
+    report of another network: no paper column, row or line."""
+    page = (report / "index.html").read_text(encoding="utf-8")
+    assert "<th>paper</th>" in page and "paper sum" in page
+    ring = tmp_path / "ring.yaml"
+    ring.write_text(f"qkdnet_twin: 1\nnetwork: {EXAMPLES / 'three-city-ring.yaml'}\n"
+                    "weeks: 0.2\nsegments: [hefei, shanghai, sh-u1]\n")
+    out = tmp_path / "report"
+    write_report(run_twin(load_twin_scenario(ring)), out)
+    other = (out / "index.html").read_text(encoding="utf-8")
+    assert "Fig. 5b" in other and "Table 1" in other
+    for mark in ("<th>paper</th>", "paper sum", "(paper", "paper's figures"):
+        assert mark not in other
+
+
+def test_empty_panels_are_dropped(tmp_path: Path) -> None:
+    """A backbone-only network without demands: Fig. 3/4 has only the backbone panel and the
+    pools figure no route panel (half the width, not quite two thirds of the height)."""
+    net = tmp_path / "two.yaml"
+    net.write_text("""\
+qkdnet_scenario: 1
+name: two-cities
+regions: [{id: east, name: East}]
+nodes:
+  - {id: a, name: A, kind: backbone_access, lat: 31.8, lon: 117.2, city: A, region: east}
+  - {id: b, name: B, kind: backbone_access, lat: 32.0, lon: 118.8, city: B, region: east}
+qkd_links:
+  - {a: a, b: b, length_km: 80, device_type: I}
+""")
+    out = tmp_path / "report"
+    write_report(run_twin(load_twin_scenario(net, weeks=0.1)), out)
+    assert _png_size(out / "fig3_4_measured_vs_ideal.png") == (660, 528)
+    assert _png_size(out / "pools.png")[1] == 396
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "Fig. 4: metro" not in page and "No demands in this scenario" in page
+
+
+def test_parquet_tables_hold_the_same_rows_as_the_csv(result: TwinResult,
+                                                      report: Path, tmp_path: Path) -> None:
+    """--format parquet writes each table as .parquet (no .csv), row for row the CSV's."""
+    import pandas as pd
+
+    write_report(result, tmp_path, "parquet")
+    assert not list(tmp_path.glob("*.csv"))
+    for name in ("links", "services", "segments", "table1_hours_unserved", "alarms"):
+        got = pd.read_parquet(tmp_path / f"{name}.parquet")
+        want = pd.read_csv(report / f"{name}.csv", keep_default_na=True,
+                           dtype={"week": str} if name.startswith("table1") else None)
+        assert list(got.columns) == list(want.columns)
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), want, check_dtype=False)
 
 
 def test_service_qos_csv_gives_each_demand_its_y3807_qos(report: Path,

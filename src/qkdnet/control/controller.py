@@ -12,7 +12,7 @@ requests get its active route: :meth:`Controller.route` (the keys layer's
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from qkdnet.control.hierarchy import controllers_for
@@ -21,7 +21,7 @@ from qkdnet.control.level2 import Protected
 from qkdnet.errors import NoRoute
 from qkdnet.keys.link_state import KMLinkState
 from qkdnet.keys.route import Route
-from qkdnet.topology.model import Network
+from qkdnet.topology.model import KMLinkKind, Network
 
 #: Key a live demand is routed for (bits): one 256-bit key's pad and MAC key, twice over.
 ROUTE_NEED_BITS = 512.0
@@ -97,10 +97,12 @@ class Controller:
         self._nodes: frozenset[str] | None = None  # known nodes, when built for a network
 
     @classmethod
-    def for_network(cls, network: Network, need_bits: float = ROUTE_NEED_BITS) -> Controller:
-        """The controller of ``network``'s control hierarchy; ``need_bits`` is what the
+    def for_network(cls, network: Network, need_bits: float = ROUTE_NEED_BITS,
+                    fibre: Collection[KMLinkKind] = (KMLinkKind.DIRECT,)) -> Controller:
+        """The controller of ``network``'s control hierarchy, routing over its fibre
+        KM-links of the ``fibre`` kinds (and the satellite ones); ``need_bits`` is what the
         demands the KMs declare (:meth:`route`) are routed for."""
-        controller = cls(controllers_for(network), need_bits)
+        controller = cls(controllers_for(network, fibre), need_bits)
         controller._nodes = frozenset(n.id for n in network.nodes)
         return controller
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +55,7 @@ from qkdnet.quantum.satellite_pass import SatellitePass
 from qkdnet.topology.model import KMLinkKind, NodeKind
 from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.faults import Fault, FaultModel, draw_faults, scripted_fault
+from qkdnet.twin.km_supply import KMSupply
 from qkdnet.twin.monitoring import TwinMonitor
 from qkdnet.twin.scenario import TwinDemand, TwinScenario
 from qkdnet.units import DAY_S, HOUR_S, WEEK_S
@@ -134,10 +135,11 @@ class SatelliteResult:
 
 @dataclass(frozen=True)
 class TwinResult:
-    """Everything a run measured. Per-link arrays follow ``link_ids`` (the QKD-links; each
-    has its direct KM-link and pool). Pools are sampled hourly at ``pool_times_s``: key in
-    all pools, the share of dry pools, and per demand (columns in ``services`` order) the
-    key in the emptiest pool of its route."""
+    """Everything a run measured. Per-link arrays (rates) follow ``link_ids`` (the
+    QKD-links); the key accounting (made, used, pooled, discarded; bits) follows
+    ``km_link_ids``, the KM-links with a pool (:mod:`qkdnet.twin.km_supply`). Pools are
+    sampled hourly at ``pool_times_s``: key in all pools, the share of dry pools, and per
+    demand (columns in ``services`` order) the key in the emptiest pool of its route."""
 
     scenario: TwinScenario
     link_ids: tuple[str, ...]
@@ -169,6 +171,8 @@ class TwinResult:
         default_factory=lambda: np.zeros((0, 0), dtype=bool))
 
     satellite: SatelliteResult | None = None
+    #: The KM-links with a pool, in the order of the key accounting arrays.
+    km_link_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.index.update((lk, i) for i, lk in enumerate(self.link_ids))
@@ -201,6 +205,7 @@ class _Steps:
     rates: FloatArray
     qber: FloatArray
     up_share: FloatArray
+    km_bits: FloatArray  # per step and fed KM-link: the key its QKD-links made (bits)
 
 
 @dataclass
@@ -234,11 +239,12 @@ class _Run:
         self.links = net.qkd_links
         self.link_ids = tuple(lk.id for lk in self.links)
         self.column = {lk.id: i for i, lk in enumerate(self.links)}
-        direct = {k.path[0]: k for k in net.km_links if k.kind is KMLinkKind.DIRECT}
-        # one direct KM-link per QKD-link, pools in QKD-link order
-        self.km_links = [direct[lk.id] for lk in self.links]
+        # a pool per fed KM-link: direct ones in QKD-link order, then the remote ones
+        self.supply = KMSupply.of(net)
+        self.km_links = list(self.supply.km_links)
         self.km_column = {k.id: i for i, k in enumerate(self.km_links)}
         self.table = RateTable(self.links)
+        self.km_static = self.supply.bits(self.table.static)
         self.dynamics = LinkDynamics(len(self.links), scenario.duration_s, scenario.seed + 1) \
             if scenario.dynamics else None
         self.faults = self._faults(scenario.fault_model)
@@ -256,13 +262,18 @@ class _Run:
         self.relay_bits = 0.4 * scenario.pool_bits
         self.stores = {n.id: self.pools.store(n.id) for n in net.nodes}
         self.kms = InMemoryKMs.over(self.stores, KeyAmounts())
-        self.controller = Controller.for_network(net)
+        # the control layer routes over the KM-links that hold key here, remote ones too
+        fed = {k.id for k in self.km_links}
+        self.controller = Controller.for_network(
+            replace(net, km_links=tuple(k for k in net.km_links if k.id in fed
+                                        or k.kind is KMLinkKind.SATELLITE)),
+            fibre=(KMLinkKind.DIRECT, KMLinkKind.REMOTE))
         # Smallest requests first, so a bulk one-time-pad line cannot starve key refreshes.
         demands = sorted(scenario.demands, key=lambda d: d.rate_bps) + [
             TwinDemand(_segment_id(a, b), a, b, 0.0, SEGMENT_NEED_BITS)
             for a, b in zip(scenario.segments, scenario.segments[1:], strict=False)]
         self.demands = {d.id: _DemandState(d) for d in demands}
-        self._dry = np.ones(len(self.links), dtype=bool)  # pools start empty, as reported
+        self._dry = np.ones(len(self.km_links), dtype=bool)  # pools start empty, as reported
         self.segment_columns = self._segment_columns()
         # The NMS, fed each step: a link whose whole step is down reads down, and CV links
         # report no QBER (their error figure is excess noise).
@@ -310,7 +321,7 @@ class _Run:
 
     def _start(self) -> None:
         """Every KM-link reported up (and empty), every demand routed."""
-        self._report(0.0, [self._state(i, up=True) for i in range(len(self.links))]
+        self._report(0.0, [self._state(i, up=True) for i in range(len(self.km_links))]
                      + self._satellite_states(every=True))
         # The watched segments measure the fibre path (the paper's Table 1), so their
         # services never take a satellite KM-link; the demands may.
@@ -330,7 +341,7 @@ class _Run:
         qber = np.where(up, day.qber[k], np.nan)
         self.monitor.step(end, day.rates[k], qber, up)
         self._fault_events_until(end)
-        self.pools.deposit(day.rates[k] * day.widths[k])
+        self.pools.deposit(day.km_bits[k])
         self._passes_until(end)
         due = end >= self.next_report or end >= self.scenario.duration_s
         for d in self.demands.values():
@@ -383,7 +394,8 @@ class _Run:
         extra = self._extra_qber(times, step)
         up_share = self._up_share(times, widths)
         rates = self.table.at(extra) * up_share
-        return _Steps(times, widths, rates, self.intrinsic_qber[None, :] + extra, up_share)
+        return _Steps(times, widths, rates, self.intrinsic_qber[None, :] + extra, up_share,
+                      self.supply.bits(rates * widths[:, None]))
 
     def _add_to_means(self, day: _Steps) -> None:
         """Add a day to each link's mean rate and each segment's weekly minimum rate."""
@@ -470,15 +482,17 @@ class _Run:
         return heap
 
     def _fault_events_until(self, end: float) -> None:
-        """Report each fault start and end before ``end`` (s) at its exact time."""
+        """Report each fault start and end before ``end`` (s) at its exact time: the
+        KM-links over the QKD-link, up while all their QKD-links are."""
         events = self.fault_events
         while events and events[0][0] < end:
             when, _, i, up = heapq.heappop(events)
-            self._report(when, [self._state(i, up)])
+            self._report(when, [self._state(row, up and not self._is_down(row, when))
+                                for row in self.supply.feeds[i]])
 
     def _state(self, i: int, up: bool) -> KMLinkState:
         return KMLinkState(self.km_links[i].id, float(self.pools.relayable[i]),
-                           float(self.table.static[i]), up)
+                           float(self.km_static[i]), up)
 
     def _report(self, when: float, states: list[KMLinkState]) -> None:
         self._apply(when, self.controller.report(states))
@@ -493,7 +507,9 @@ class _Run:
             self._report(when, [self._state(i, i in up) for i in flipped.tolist()])
 
     def _is_down(self, i: int, when: float) -> bool:
-        return any(s.start <= when < s.end for s in self.link_outages.get(self.links[i].id, ()))
+        """Whether KM-link row ``i`` is down at ``when`` (s): a QKD-link of its path is."""
+        return any(s.start <= when < s.end for col in self.supply.paths[i].tolist()
+                   for s in self.link_outages.get(self.links[col].id, ()))
 
     def _apply(self, when: float, changes: list[RouteChanged]) -> None:
         for change in changes:
@@ -571,7 +587,8 @@ class _Run:
                                        ).reshape(-1, n),
             telemetry_qber=np.array([q for _, q, _ in tel], dtype=np.float32).reshape(-1, n),
             telemetry_up=np.array([u for _, _, u in tel], dtype=bool).reshape(-1, n),
-            satellite=self._satellite_result(pool[:, 0]))
+            satellite=self._satellite_result(pool[:, 0]),
+            km_link_ids=tuple(k.id for k in self.km_links))
 
     def _satellite_result(self, times: FloatArray) -> SatelliteResult | None:
         sats = self.sats

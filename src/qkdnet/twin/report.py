@@ -1,12 +1,18 @@
 """The twin's report folder: one self-contained HTML page (figures embedded), and the PNG
 and CSV files behind every figure and table, so each number can be checked or re-plotted.
 
+With ``fmt="parquet"`` the tables are written as ``.parquet`` files (pyarrow) instead of
+``.csv``; the rows are the same (:mod:`qkdnet.twin.tables`). The page speaks human units
+(:func:`~qkdnet.twin.quantities.human`: 1.18 Pbit, 9.75 kbit/s); the files keep raw numbers
+with the unit in the column name.
+
 Written deterministically: the same result gives byte-identical CSV, JSON and HTML files
 (no timestamps, no wall-clock figures, rounded numbers).
 
 Files:
 
-- ``index.html``: everything below, with the paper's figures beside ours;
+- ``index.html``: everything below (the paper's figures beside ours on a cn-qcn run of its
+  path: :func:`paper_run`);
 - ``network_map.png``: the run's network over its geography
   (:func:`qkdnet.figures.network_map.draw_map`, as ``qkdnet topology map`` draws it);
 - ``fig5a_link_skr.png/.csv``: average SKR of each QKD-link of the watched path;
@@ -16,11 +22,14 @@ Files:
 - ``fig3_4_measured_vs_ideal.png/.csv``: every fibre link's average SKR per device pair
   against its loss, over the ideal curves of its device type;
 - ``pools.png/.csv``: key in all pools and the share of dry pools, hour by hour;
+- ``segments.csv``: each segment's links, mean end-to-end SKR and hours unserved;
 - ``services.csv``: each demand's route length, key served and availability;
 - ``service_qos.csv``: each demand as a service: its state at the end and its ITU-T Y.3807
   QoS (throughput, KKDLR, availability, service restoration times);
 - ``links.csv``: per QKD-link (and its direct KM-link): rates, outage hours, availability
   and the key accounting (made = used + pooled + discarded);
+- ``km_links.csv``: per KM-link with a pool (direct and remote): the key accounting;
+- ``satellite_*.csv`` with satellites: passes, pools, demands served through them;
 - ``alarms.csv``: every alarm the NMS's default rules raised, with raise and clear times;
 - ``summary.json``: the headline figures;
 - ``telemetry.npz``, ``network.json``: the run's recording for ``qkdnet console``
@@ -37,40 +46,66 @@ import html
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from qkdnet.files.recording import save_recording
-from qkdnet.management.availability import availability, hours_per_week, outages, total
-from qkdnet.management.services import twin_qos
+from qkdnet.management.availability import total
 from qkdnet.quantum.devices import BACKBONE_DEVICE_TYPES, METRO_DEVICE_TYPES, device_type
 from qkdnet.quantum.field import pessimistic_params
 from qkdnet.quantum.rates import skr
-from qkdnet.topology.model import Network
+from qkdnet.twin import tables as tb
 from qkdnet.twin.engine import TwinResult
+from qkdnet.twin.quantities import hours, human
+from qkdnet.twin.scenario import CN_QCN_SEGMENTS
 from qkdnet.units import HOUR_S, WEEK_S
 
-#: What Chen et al. (npj Quantum Inf. 2025) observed, shown beside the twin's figures.
+#: What Chen et al. (npj Quantum Inf. 2025) observed on cn-qcn, shown beside the twin's
+#: figures of a cn-qcn run watching the paper's path (and of no other).
 PAPER_SEGMENT_SKR_KBPS = (9.75, 16.41, 20.73, 20.85)
 PAPER_HOURS_UNSERVED = (5.13, 0.0, 2.88, 0.0)
 PAPER_LINK_SKR_KBPS = (9.75, 359.89)
 
+TableFormat = Literal["csv", "parquet"]
+TABLE_FORMATS: tuple[TableFormat, ...] = ("csv", "parquet")
+
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
 
 
-def write_report(result: TwinResult, folder: Path) -> Path:
-    """Write the report of ``result`` into ``folder`` (created); returns index.html."""
+@dataclass(frozen=True)
+class _Out:
+    """Where the report goes: its folder, and the format of its tables."""
+
+    folder: Path
+    fmt: TableFormat
+
+    def table(self, name: str, rows: tb.Rows) -> None:
+        """Write the table ``name`` (``name.csv`` or ``name.parquet``)."""
+        if self.fmt == "parquet":
+            _parquet(self.folder / f"{name}.parquet", rows)
+        else:
+            _csv(self.folder / f"{name}.csv", rows)
+
+
+def write_report(result: TwinResult, folder: Path, fmt: TableFormat = "csv") -> Path:
+    """Write the report of ``result`` into ``folder`` (created), its tables as ``fmt``;
+    returns index.html."""
     folder.mkdir(parents=True, exist_ok=True)
-    sections = [_overview(result), _network_map(result, folder)]
+    out = _Out(folder, fmt)
+    rows = tb.tables(result)
+    sections = [_overview(result), _network_map(result, out)]
     if result.segments:
-        sections += [_fig5a(result, folder), _fig5b(result, folder), _table1(result, folder)]
-    sections += [_services(result, folder), service_qos_section(result, folder),
-                 _fig3_4(result, folder), _pools(result, folder)]
+        out.table("segments", rows["segments"])
+        sections += [_fig5a(result, out, rows), _fig5b(result, out, rows),
+                     _table1(result, out, rows)]
+    sections += [_services(result, out, rows), _service_qos(out, rows),
+                 _fig3_4(result, out, rows), _pools(result, out, rows)]
     if result.satellite is not None:
-        sections.append(_satellite(result, folder))
-    sections += [_alarms(result, folder), _links(result, folder)]
+        sections.append(_satellite(result, out, rows))
+    sections += [_alarms(result, out, rows), _links(result, out, rows)]
     (folder / "summary.json").write_text(json.dumps(summary(result), indent=2) + "\n")
     save_recording(result.recording(), folder)
     page = folder / "index.html"
@@ -79,29 +114,28 @@ def write_report(result: TwinResult, folder: Path) -> Path:
 
 
 def summary(result: TwinResult) -> dict[str, Any]:
-    """The headline figures (rates in kbit/s, times in hours), rounded."""
+    """The headline figures (rates in kbit/s, times in hours, key in bits), rounded."""
     sc = result.scenario
     watched = [result.index[lk] for lk in result.watched_links]
     out: dict[str, Any] = {
         "network": sc.network.name, "weeks": round(sc.duration_s / WEEK_S, 4),
-        "seed": sc.seed, "qkd_links": len(result.link_ids), "faults": len(result.faults),
+        "seed": sc.seed, "qkd_links": len(result.link_ids),
+        "km_link_pools": len(result.km_link_ids), "faults": len(result.faults),
         "alarms": len(result.alarms),
         "key_made_bits": _r(result.made_bits.sum()), "key_used_bits": _r(result.used_bits.sum()),
         "key_pooled_bits": _r(result.pooled_bits.sum()),
         "key_discarded_bits": _r(result.discarded_bits.sum()),
         "max_conservation_error_bits": _r(np.abs(result.made_bits - result.used_bits
                                                  - result.pooled_bits
-                                                 - result.discarded_bits).max()),
+                                                 - result.discarded_bits).max(initial=0.0)),
     }
     if watched:
         mean = result.mean_bps[watched] / 1e3
         out["watched_links"] = len(watched)
         out["watched_link_skr_kbps"] = {"min": _r(mean.min()), "max": _r(mean.max())}
-    out["segments"] = [
-        {"name": _segment_name(result.scenario.network, s.source, s.target),
-         "links": len(s.links), "mean_skr_kbps": _r(s.mean_skr_bps / 1e3),
-         "hours_unserved": _r(total(s.service.outages) / HOUR_S)}
-        for s in result.segments]
+    out["segments"] = [{"name": r["segment"], "links": r["links"],
+                        "mean_skr_kbps": r["mean_skr_kbps"],
+                        "hours_unserved": r["hours_unserved"]} for r in tb.segments(result)]
     sat = result.satellite
     if sat is not None:
         out["satellite"] = {
@@ -118,166 +152,178 @@ def summary(result: TwinResult) -> dict[str, Any]:
     return out
 
 
+def paper_run(result: TwinResult) -> bool:
+    """Whether the paper's figures apply: a cn-qcn run watching the paper's path."""
+    return (result.scenario.network.name == "cn-qcn"
+            and result.scenario.segments == CN_QCN_SEGMENTS)
+
+
 # -- sections ----------------------------------------------------------------------------
 
 def _overview(result: TwinResult) -> str:
     s = summary(result)
     rows = [("network", s["network"]), ("simulated weeks", s["weeks"]), ("seed", s["seed"]),
-            ("QKD-links", s["qkd_links"]), ("faults (random and scripted)", s["faults"]),
-            ("key made (Gbit)", _r(s["key_made_bits"] / 1e9)),
-            ("key used by relays (Gbit)", _r(s["key_used_bits"] / 1e9)),
-            ("key in pools at the end (Gbit)", _r(s["key_pooled_bits"] / 1e9)),
-            ("key discarded, pools full (Gbit)", _r(s["key_discarded_bits"] / 1e9)),
-            ("largest conservation error on a link (bits)", s["max_conservation_error_bits"])]
+            ("QKD-links", s["qkd_links"]), ("KM-link pools", s["km_link_pools"]),
+            ("faults (random and scripted)", s["faults"]),
+            ("key made", human(s["key_made_bits"], "bit")),
+            ("key used by relays", human(s["key_used_bits"], "bit")),
+            ("key in pools at the end", human(s["key_pooled_bits"], "bit")),
+            ("key discarded, pools full", human(s["key_discarded_bits"], "bit")),
+            ("largest conservation error on a KM-link",
+             human(s["max_conservation_error_bits"], "bit"))]
     return _section("Run", "<p>Key made = key used + key in pools + key discarded, on "
-                    "every KM-link.</p>" + _html_table(["figure", "value"], rows))
+                    "every KM-link.</p>" + _html_table(["figure", "value"], rows)
+                    + _discarded(result))
 
 
-def _network_map(result: TwinResult, folder: Path) -> str:
+def _discarded(result: TwinResult) -> str:
+    """Why key was thrown away: the pools were full."""
+    made, gone = float(result.made_bits.sum()), float(result.discarded_bits.sum())
+    if gone <= 0:
+        return "<p>No key was discarded: no pool ever filled up.</p>"
+    full = np.nonzero(result.discarded_bits > 0)[0]
+    worst = sorted(full.tolist(), key=lambda j: -result.discarded_bits[j])[:3]
+    names = ", ".join(f"{result.km_link_ids[j]} ({human(result.discarded_bits[j], 'bit')})"
+                      for j in worst)
+    cap = human(result.scenario.pool_bits, "bit")
+    return (f"<p><b>Key discarded because pools were full</b>: {human(gone, 'bit')}, "
+            f"{100 * gone / made:.1f}% of the key made. Each KM-link's pool holds at most "
+            f"{cap} at each end ({human(result.scenario.pool_bits / 2, 'bit')} per "
+            "direction, the scenario's <code>pool_bits</code>); a QKD-link that makes more "
+            "key than the demands over it use fills its pool, and the key it makes after "
+            "that is thrown away (the devices keep running; the KMs have no room). "
+            f"{full.size} of {len(result.km_link_ids)} pools overflowed, most on {names}. "
+            "This is key no demand asked for, not key lost to a fault: a larger "
+            "<code>pool_bits</code> keeps more in reserve for outages, more demand on those "
+            "links uses it.</p>")
+
+
+def _network_map(result: TwinResult, out: _Out) -> str:
     from qkdnet.figures.network_map import draw_map
 
-    png = draw_map(result.scenario.network, folder / "network_map.png")
+    png = draw_map(result.scenario.network, out.folder / "network_map.png")
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     return _section("Network", f'<figure><img alt="network map" src="data:image/png;base64,'
                     f'{data}"><figcaption>{html.escape(png.name)}: the network over Natural '
                     "Earth's coasts, borders and China's provinces</figcaption></figure>")
 
 
-def _fig5a(result: TwinResult, folder: Path) -> str:
+def _fig5a(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
     net = result.scenario.network
-    rows: list[dict[str, Any]] = []
-    for n, lk in enumerate(result.watched_links, start=1):
-        i, link = result.index[lk], net.link[lk]
-        seg = next(s for s in result.segments if lk in s.links)
-        rows.append({"index": n, "link": lk, "segment": _segment_name(net, seg.source,
-                                                                      seg.target),
-                     "loss_db": link.loss_db, "device_type": link.device_type,
-                     "device_pairs": link.device_pairs,
-                     "static_skr_kbps": _r(result.static_bps[i] / 1e3),
-                     "average_skr_kbps": _r(result.mean_bps[i] / 1e3)})
-    _csv(folder / "fig5a_link_skr.csv", rows)
-    plt, fig, ax = _figure((10, 4.8))
-    seg_of = [r["segment"] for r in rows]
-    names = list(dict.fromkeys(seg_of))
+    rows = tables["fig5a_link_skr"]
+    out.table("fig5a_link_skr", rows)
+    paper = paper_run(result)
+    nodes = [rows[0]["from"], *(r["to"] for r in rows)]  # the watched path's nodes
+    plt, fig, ax = _figure((max(10.0, 0.16 * len(rows)), 6.0))
+    names = list(dict.fromkeys(r["segment"] for r in rows))
     for k, name in enumerate(names):
         xs = [r["index"] for r in rows if r["segment"] == name]
         ys = [r["average_skr_kbps"] for r in rows if r["segment"] == name]
         ax.bar(xs, ys, color=_COLOURS[k % len(_COLOURS)], label=name)
     ax.set_yscale("log")
-    ax.set_xlabel("KM-link along the path (1 = first)")
+    # each bar is the QKD-link between the two nodes named either side of it
+    ax.set_xticks([i + 0.5 for i in range(len(nodes))], [net.node[n].name for n in nodes],
+                  rotation=90, fontsize=6)
+    ax.set_xlim(0.5, len(rows) + 0.5)
+    ax.set_xlabel("nodes along the watched path (each bar: the QKD-link between two)")
     ax.set_ylabel("average SKR (kbit/s)")
-    for y in PAPER_LINK_SKR_KBPS:
-        ax.axhline(y, color="grey", ls=":", lw=1)
-    ax.set_title("Fig. 5a analogue: average SKR of each KM-link "
-                 f"(paper: {PAPER_LINK_SKR_KBPS[0]}-{PAPER_LINK_SKR_KBPS[1]} kbit/s, dotted)")
+    title = "Fig. 5a analogue: average SKR of each QKD-link"
+    if paper:
+        for y in PAPER_LINK_SKR_KBPS:
+            ax.axhline(y, color="grey", ls=":", lw=1)
+        title += (f" (paper: {PAPER_LINK_SKR_KBPS[0]}-{PAPER_LINK_SKR_KBPS[1]} kbit/s, "
+                  "dotted)")
+    ax.set_title(title)
     ax.legend(fontsize=8)
-    png = _save(plt, fig, folder / "fig5a_link_skr.png")
-    mean = [r["average_skr_kbps"] for r in rows]
+    png = _save(plt, fig, out.folder / "fig5a_link_skr.png")
+    mean = [r["average_skr_kbps"] * 1e3 for r in rows]
+    text = (f"<p>{len(rows)} QKD-links, average SKR from {human(min(mean), 'bit/s')} to "
+            f"{human(max(mean), 'bit/s')}")
+    if paper:
+        text += (f" (paper: {human(PAPER_LINK_SKR_KBPS[0] * 1e3, 'bit/s')} to "
+                 f"{human(PAPER_LINK_SKR_KBPS[1] * 1e3, 'bit/s')})")
     return _section("Fig. 5a: per-link average SKR along the watched path",
-                    f"<p>{len(rows)} KM-links, average SKR from {min(mean):g} to "
-                    f"{max(mean):g} kbit/s (paper: {PAPER_LINK_SKR_KBPS[0]} to "
-                    f"{PAPER_LINK_SKR_KBPS[1]} kbit/s).</p>" + _img(png))
+                    text + ".</p>" + _img(png))
 
 
-def _fig5b(result: TwinResult, folder: Path) -> str:
-    net = result.scenario.network
+def _fig5b(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
     weeks = result.scenario.weeks
-    names = [_segment_name(net, s.source, s.target) for s in result.segments]
-    rows = [{"week": w + 1, **{n: _r(s.weekly_skr_bps[w] / 1e3)
-                               for n, s in zip(names, result.segments, strict=True)}}
-            for w in range(weeks)]
-    _csv(folder / "fig5b_segment_skr.csv", rows)
+    out.table("fig5b_segment_skr", tables["fig5b_segment_skr"])
+    names = [r["segment"] for r in tables["segments"]]
+    paper = paper_run(result)
     plt, fig, ax = _figure((8, 4.8))
     for k, (name, seg) in enumerate(zip(names, result.segments, strict=True)):
+        colour = _COLOURS[k % len(_COLOURS)]
         ax.plot(range(1, weeks + 1), np.array(seg.weekly_skr_bps) / 1e3, "o-",
-                color=_COLOURS[k % len(_COLOURS)], label=name)
+                color=colour, label=name)
+        if paper:
+            ax.axhline(PAPER_SEGMENT_SKR_KBPS[k], color=colour, ls="--", lw=1)
     ax.set_xlabel("week")
     ax.set_ylabel("end-to-end SKR (kbit/s)")
     ax.set_ylim(bottom=0)
-    ax.set_title("Fig. 5b analogue: weekly end-to-end SKR of each segment")
+    ax.set_title("Fig. 5b analogue: weekly end-to-end SKR of each segment"
+                 + (" (paper: dashed)" if paper else ""))
     ax.legend(fontsize=8)
-    png = _save(plt, fig, folder / "fig5b_segment_skr.png")
-    paper = _paper(PAPER_SEGMENT_SKR_KBPS, len(names))
-    table = _html_table(
-        ["segment", "links", "twin mean (kbit/s)", "paper (kbit/s)", "difference"],
-        [(n, len(s.links), _r(s.mean_skr_bps / 1e3), p,
-          "" if p == "" else f"{100 * (s.mean_skr_bps / 1e3 / float(p) - 1):+.1f}%")
-         for n, s, p in zip(names, result.segments, paper, strict=True)])
-    return _section("Fig. 5b: weekly end-to-end SKR of the segments", table + _img(png))
+    png = _save(plt, fig, out.folder / "fig5b_segment_skr.png")
+    head = ["segment", "links", "twin mean"]
+    if paper:
+        head += ["paper", "difference"]
+    body = []
+    for k, (n, s) in enumerate(zip(names, result.segments, strict=True)):
+        row: list[Any] = [n, len(s.links), human(s.mean_skr_bps, "bit/s")]
+        if paper:
+            p = PAPER_SEGMENT_SKR_KBPS[k]
+            row += [human(p * 1e3, "bit/s"), f"{100 * (s.mean_skr_bps / 1e3 / p - 1):+.1f}%"]
+        body.append(row)
+    return _section("Fig. 5b: weekly end-to-end SKR of the segments",
+                    _html_table(head, body) + _img(png))
 
 
-def _table1(result: TwinResult, folder: Path) -> str:
-    net = result.scenario.network
-    weeks = result.scenario.weeks
-    names = [_segment_name(net, s.source, s.target) for s in result.segments]
-    hours = [hours_per_week(s.service.outages, weeks) for s in result.segments]
-    rows: list[dict[str, Any]] = [
-        {"week": w + 1, **{n: _r(h[w]) for n, h in zip(names, hours, strict=True)}}
-        for w in range(weeks)]
-    rows.append({"week": "sum", **{n: _r(sum(h)) for n, h in zip(names, hours, strict=True)}})
-    _csv(folder / "table1_hours_unserved.csv", rows)
-    head = ["week", *names]
-    body: list[list[Any]] = [[r[c] for c in head] for r in rows]
-    body.append(["paper sum", *_paper(PAPER_HOURS_UNSERVED, len(names))])
+def _table1(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
+    rows = tables["table1_hours_unserved"]
+    out.table("table1_hours_unserved", rows)
+    head = list(rows[0])
+    body: list[list[Any]] = [[r["week"], *(hours(r[c]) for c in head[1:])] for r in rows]
+    if paper_run(result):
+        body.append(["paper sum", *map(hours, PAPER_HOURS_UNSERVED)])
     return _section("Table 1: hours per week each segment could not serve keys",
                     "<p>A segment is unserved while the control layer finds no usable "
                     "route between its ends (a ring segment switches to its backup).</p>"
                     + _html_table(head, body))
 
 
-def _services(result: TwinResult, folder: Path) -> str:
-    end = result.scenario.duration_s
-    rows = [{"demand": v.demand.id, "source": v.demand.source, "target": v.demand.target,
-             "rate_kbps": _r(v.demand.rate_bps / 1e3), "key_bits": v.demand.key_bits,
-             "hops_at_end": v.hops, "served_fraction": _r(v.served_fraction),
-             "hours_unserved": _r(total(v.outages) / HOUR_S),
-             "availability": _r(availability(v.outages, 0.0, end)),
-             "route_changes": len(v.route_changes)}
-            for v in result.services]
-    _csv(folder / "services.csv", rows)
+def _services(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
+    rows = tables["services"]
+    out.table("services", rows)
     if not rows:
         return _section("Demands", "<p>No demands in this scenario.</p>")
+    head = ["demand", "source", "target", "rate", "key size", "hops at end", "key asked",
+            "key served", "served", "hours unserved", "availability", "route changes"]
+    body = [[r["demand"], r["source"], r["target"], human(r["rate_kbps"] * 1e3, "bit/s"),
+             human(r["key_bits"], "bit", digits=4), r["hops_at_end"],
+             human(r["requested_bits"], "bit"),
+             human(r["served_bits"], "bit"), f"{100 * r['served_fraction']:.1f}%",
+             hours(r["hours_unserved"]), f"{100 * r['availability']:.3f}%",
+             r["route_changes"]] for r in rows]
     return _section("Demands: key served end to end",
                     "<p>Each demand is routed by the control layer (working route and "
                     "edge-disjoint backup); every hop pays the pad and a MAC key per relayed "
-                    "key. Served fraction = key delivered / key asked.</p>"
-                    + _html_table(list(rows[0]), [list(r.values()) for r in rows]))
+                    "key. Served = key delivered / key asked.</p>" + _html_table(head, body))
 
 
-def twin_service_state(served_fraction: float, timeline: Sequence[Any], end: float) -> str:
-    """A demand's state at the end of the run, as the live services': ``unserved`` with no
-    route then (an outage open at the end), ``degraded`` when it lost key or was unserved
-    for a while, ``served`` otherwise."""
-    if timeline and timeline[-1].end >= end:
-        return "unserved"
-    if timeline or served_fraction < 1.0:
-        return "degraded"
-    return "served"
-
-
-def _hours_or_blank(seconds: float) -> float | str:
-    """Hours, rounded; blank for NaN (no restoration in the run)."""
-    return "" if math.isnan(seconds) else _r(seconds / HOUR_S)
-
-
-def service_qos_section(result: TwinResult, folder: Path) -> str:
-    """Each demand as a service with its ITU-T Y.3807 QoS over the run
-    (:func:`~qkdnet.management.services.twin_qos`); also ``service_qos.csv``. Throughput in
-    kbit/s, restoration times in hours."""
-    end = result.scenario.duration_s
-    rows = []
-    for v in result.services:
-        qos = twin_qos(v.requested_bits, v.served_bits, v.outages, 0.0, end)
-        rows.append({
-            "service": v.demand.id, "state_at_end": twin_service_state(
-                v.served_fraction, v.outages, end),
-            "throughput_kbps": _r(qos.throughput_bps / 1e3), "kkdlr": _r(qos.kkdlr),
-            "availability": _r(qos.availability), "outages": qos.outages,
-            "last_restoration_h": _hours_or_blank(qos.restoration_s),
-            "mean_restoration_h": _hours_or_blank(qos.mean_restoration_s)})
-    _csv(folder / "service_qos.csv", rows)
+def _service_qos(out: _Out, tables: dict[str, tb.Rows]) -> str:
+    """Each demand as a service with its ITU-T Y.3807 QoS over the run."""
+    rows = tables["service_qos"]
+    out.table("service_qos", rows)
     if not rows:
         return ""
+    head = ["service", "state at end", "throughput", "KKDLR", "availability", "outages",
+            "last restoration", "mean restoration"]
+    body = [[r["service"], r["state_at_end"], human(r["throughput_kbps"] * 1e3, "bit/s"),
+             _percent(r["kkdlr"], 3), _percent(r["availability"], 3), r["outages"],
+             "-" if r["last_restoration_h"] is None else hours(r["last_restoration_h"]),
+             "-" if r["mean_restoration_h"] is None else hours(r["mean_restoration_h"])]
+            for r in rows]
     return _section(
         "Services: ITU-T Y.3807 QoS per demand",
         "<p>Each demand is a service. Throughput = key served over the run; KKDLR (key "
@@ -287,28 +333,27 @@ def service_qos_section(result: TwinResult, folder: Path) -> str:
         "Key Managers with no application waiting on a KME, so key response delay (KKRD, "
         "KKRDV) and delivery error ratio (KKDER) are measured live only "
         "(<code>qkdnet serve</code>: <code>/api/services</code>).</p>"
-        + _html_table(list(rows[0]), [list(r.values()) for r in rows]))
+        + _html_table(head, body))
 
 
-def _fig3_4(result: TwinResult, folder: Path) -> str:
-    net = result.scenario.network
-    rows: list[dict[str, Any]] = []
-    for i, lk in enumerate(net.qkd_links):
-        per_pair = lk.device_pairs * lk.time_share
-        rows.append({"link": lk.id, "device_type": lk.device_type, "loss_db": lk.loss_db,
-                     "average_skr_per_pair_kbps": _r(result.mean_bps[i] / per_pair / 1e3),
-                     "ideal_skr_kbps": _r(float(skr(device_type(lk.device_type),
-                                                    lk.loss_db)) / 1e3),
-                     "pessimistic_skr_kbps": _r(float(skr(
-                         device_type(lk.device_type), lk.loss_db,
-                         pessimistic_params(device_type(lk.device_type)))) / 1e3)})
-    _csv(folder / "fig3_4_measured_vs_ideal.csv", rows)
+def _percent(share: float, digits: int) -> str:
+    return "-" if math.isnan(share) else f"{100 * share:.{digits}f}%"
+
+
+def _fig3_4(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
+    rows = tables["fig3_4_measured_vs_ideal"]
+    out.table("fig3_4_measured_vs_ideal", rows)
     below = sum(r["average_skr_per_pair_kbps"] <= r["ideal_skr_kbps"] for r in rows)
-    plt, fig, axes = _figure((12, 4.8), ncols=2)
-    for ax, types, title in ((axes[0], BACKBONE_DEVICE_TYPES, "Fig. 3: backbone types I-IV"),
-                             (axes[1], METRO_DEVICE_TYPES, "Fig. 4: metro types V-VII")):
+    panels = [(types, title) for types, title in
+              ((BACKBONE_DEVICE_TYPES, "Fig. 3: backbone types I-IV"),
+               (METRO_DEVICE_TYPES, "Fig. 4: metro types V-VII"))
+              if any(r["device_type"] in types for r in rows)]  # no empty panel
+    if not panels:
+        return ""
+    plt, fig, axes = _figure((6 * len(panels), 4.8), ncols=len(panels))
+    for ax, (types, title) in zip(np.atleast_1d(axes), panels, strict=True):
         mine = [r for r in rows if r["device_type"] in types]
-        top = max([float(r["loss_db"]) for r in mine], default=10.0) + 2
+        top = max(float(r["loss_db"]) for r in mine) + 2
         grid = np.linspace(0.0, top, 120)
         for k, name in enumerate(types):
             colour = _COLOURS[k % len(_COLOURS)]
@@ -320,18 +365,19 @@ def _fig3_4(result: TwinResult, folder: Path) -> str:
             ax.plot(grid[worst > 0], worst[worst > 0], color=colour, lw=1, ls="--",
                     label=f"type {name} pessimistic field")
             pts = [r for r in mine if r["device_type"] == name]
-            ax.scatter([r["loss_db"] for r in pts],
-                       [max(r["average_skr_per_pair_kbps"], 1e-3) for r in pts],
-                       s=9, color=colour, alpha=0.6,
-                       label=f"type {name}: {len(pts)} links (twin)")
+            if pts:
+                ax.scatter([r["loss_db"] for r in pts],
+                           [max(r["average_skr_per_pair_kbps"], 1e-3) for r in pts],
+                           s=9, color=colour, alpha=0.6,
+                           label=f"type {name}: {len(pts)} links (twin)")
         ax.set_yscale("log")
         ax.set_xlabel("link loss (dB)")
         ax.set_ylabel("average SKR per device pair (kbit/s)")
         ax.set_title(title)
         ax.legend(fontsize=6, ncol=2, loc="lower left")
-    png = _save(plt, fig, folder / "fig3_4_measured_vs_ideal.png")
-    counts = ", ".join(f"type {t}: {sum(r['device_type'] == t for r in rows)}"
-                       for t in (*BACKBONE_DEVICE_TYPES, *METRO_DEVICE_TYPES))
+    png = _save(plt, fig, out.folder / "fig3_4_measured_vs_ideal.png")
+    counts = ", ".join(f"type {t}: {n}" for t in (*BACKBONE_DEVICE_TYPES, *METRO_DEVICE_TYPES)
+                       if (n := sum(r["device_type"] == t for r in rows)))
     return _section("Fig. 3 and 4: field links against the ideal and pessimistic curves",
                     f"<p>As the paper draws them: each link's average SKR per device pair "
                     f"in this run at its loss, over its type's ideal curve (solid) and the "
@@ -341,90 +387,61 @@ def _fig3_4(result: TwinResult, folder: Path) -> str:
                     "following its trend in loss.</p>" + _img(png))
 
 
-def _pools(result: TwinResult, folder: Path) -> str:
+def _pools(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
+    out.table("pools", tables["pools"])
     names = [v.demand.id for v in result.services]
-    rows = [{"hour": _r(t / HOUR_S), "key_in_pools_gbit": _r(b / 1e9), "dry_pool_share": _r(d),
-             **{f"{n}_route_min_mbit": _r(m / 1e6) for n, m in zip(names, mins, strict=True)}}
-            for t, b, d, mins in zip(result.pool_times_s, result.pool_total_bits,
-                                     result.pool_dry_fraction, result.pool_route_min_bits,
-                                     strict=True)]
-    _csv(folder / "pools.csv", rows)
-    plt, fig, (top, bottom) = _figure((10, 6.4), nrows=2)
     hours = result.pool_times_s / HOUR_S
-    for k, name in enumerate(names):
-        top.plot(hours, np.maximum(result.pool_route_min_bits[:, k] / 1e6, 1e-3), lw=1,
-                 color=_COLOURS[k % len(_COLOURS)], label=name)
-    top.set_yscale("log")
-    top.set_ylabel("emptiest pool on route (Mbit)")
-    top.set_title("Key pools: the bottleneck of each demand's route, hour by hour")
     if names:
+        plt, fig, (top, bottom) = _figure((10, 6.4), nrows=2)
+        for k, name in enumerate(names):
+            top.plot(hours, np.maximum(result.pool_route_min_bits[:, k] / 1e6, 1e-3), lw=1,
+                     color=_COLOURS[k % len(_COLOURS)], label=name)
+        top.set_yscale("log")
+        top.set_ylabel("emptiest pool on route (Mbit)")
+        top.set_title("Key pools: the bottleneck of each demand's route, hour by hour")
         top.legend(fontsize=7, ncol=2)
+    else:  # no demand: no route panel
+        plt, fig, bottom = _figure((10, 3.6))
+        bottom.set_title("Key pools, hour by hour")
     bottom.plot(hours, result.pool_total_bits / 1e9, color=_COLOURS[0], lw=1)
     bottom.set_xlabel("hour")
     bottom.set_ylabel("key in all pools (Gbit)", color=_COLOURS[0])
     dry = bottom.twinx()
     dry.plot(hours, 100 * result.pool_dry_fraction, color=_COLOURS[1], lw=1)
     dry.set_ylabel("dry KM-link pools (%)", color=_COLOURS[1])
-    png = _save(plt, fig, folder / "pools.png")
-    return _section("Key pools", "<p>A pool is dry below 4096 bits; a demand whose route "
-                    "pool runs dry is served only what its bottleneck refills.</p>" + _img(png))
+    png = _save(plt, fig, out.folder / "pools.png")
+    return _section("Key pools", f"<p>A pool is dry below {human(4096, 'bit')}; a demand "
+                    "whose route pool runs dry is served only what its bottleneck "
+                    "refills.</p>" + _img(png))
 
 
-def _satellite(result: TwinResult, folder: Path) -> str:
+def _satellite(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
     """Passes per station per week, key per pass, the satellite pools over time and the
     demands served through the satellite."""
     sat = result.satellite
     assert sat is not None
-    weeks = result.scenario.weeks
-    _csv(folder / "satellite_passes.csv", [
-        {"satellite": p.satellite, "station": p.station, "rise_h": _r(p.rise_s / HOUR_S),
-         "culmination_h": _r(p.culmination_s / HOUR_S), "set_h": _r(p.set_s / HOUR_S),
-         "max_elevation_deg": _r(p.max_elevation_deg), "key_kbit": _r(p.key_bits / 1e3),
-         "kept_kbit": _r(float(kept) / 1e3)}
-        for p, kept in zip(sat.passes, sat.kept_bits, strict=True)])
-    rows = []
-    for station in sat.stations:
-        mine = [p for p in sat.passes if p.station == station]
-        keys = np.array([p.key_bits for p in mine]) / 1e3
-        rows.append([station, *(sum(int(p.set_s // WEEK_S) == w for p in mine)
-                                for w in range(weeks)),
-                     _r(float(keys.mean())) if keys.size else 0.0,
-                     _r(float(keys.min(initial=0.0))), _r(float(keys.max(initial=0.0)))])
-    head = ["station", *(f"week {w + 1}" for w in range(weeks)), "key per pass kbit (mean)",
-            "min", "max"]
-    levels = sat.pool_bits.sum(axis=1)  # samples x stations, all satellites together
-    _csv(folder / "satellite_pools.csv", [
-        {"hour": _r(t / HOUR_S), **{f"{st}_kbit": _r(float(v) / 1e3)
-                                    for st, v in zip(sat.stations, row, strict=True)}}
-        for t, row in zip(sat.pool_times_s, levels, strict=True)])
-    served = [[v.demand.id, v.demand.source, v.demand.target, _r(v.served_fraction),
-               _r(v.satellite_bits / max(v.served_bits, 1.0)),
-               _r(total(v.outages) / HOUR_S), _r(_mean_wait_h(v.outages)),
-               _r(max((o.end - o.start for o in v.outages), default=0.0) / HOUR_S)]
-              for v in result.services if v.satellite_bits > 0]
-    _csv(folder / "satellite_demands.csv", [dict(zip(_SAT_DEMAND_HEAD, r, strict=True))
-                                            for r in served])
-    png = _satellite_figure(result, folder / "satellite_passes.png")
-    return _section(
-        "Satellite",
-        f"<p>{len(sat.satellites)} satellite(s) ({', '.join(sat.satellites)}) share key "
-        f"with {len(sat.stations)} ground stations pass by pass; a satellite KM-link relays "
-        "through the satellite as a trusted relay, each relayed bit spending a bit of both "
-        "stations' pools. Passes per station per week and key per pass:</p>"
-        + _html_table(head, rows)
-        + "<p>Demands served through the satellite (share of their served key that crossed "
-          "a satellite KM-link; waiting = time with no route, the pools empty between "
-          "passes):</p>"
-        + (_html_table(_SAT_DEMAND_HEAD, served) if served else "<p>None.</p>")
-        + _img(png))
-
-
-_SAT_DEMAND_HEAD = ["demand", "source", "target", "served_fraction", "satellite_share",
-                    "hours_waiting", "mean_wait_h", "longest_wait_h"]
-
-
-def _mean_wait_h(spans: Sequence[Any]) -> float:
-    return float(np.mean([o.end - o.start for o in spans])) / HOUR_S if spans else 0.0
+    out.table("satellite_passes", tables["satellite_passes"])
+    out.table("satellite_pools", tables["satellite_pools"])
+    out.table("satellite_demands", tables["satellite_demands"])
+    per_week = tb.passes_per_week(result)
+    head = list(per_week[0]) if per_week else ["station"]
+    body = [[human(v * 1e3, "bit") if c in ("key per pass kbit (mean)", "min", "max") else v
+             for c, v in r.items()] for r in per_week]
+    head = [c.replace(" kbit (mean)", " (mean)") for c in head]
+    served = tables["satellite_demands"]
+    text = (f"<p>{len(sat.satellites)} satellite(s) ({', '.join(sat.satellites)}) share key "
+            f"with {len(sat.stations)} ground stations pass by pass; a satellite KM-link "
+            "relays through the satellite as a trusted relay, each relayed bit spending a bit "
+            "of both stations' pools. Passes per station per week and key per pass:</p>"
+            + _html_table(head, body)
+            + "<p>Demands served through the satellite (share of their served key that "
+              "crossed a satellite KM-link; waiting = time with no route, the pools empty "
+              "between passes):</p>"
+            + (_html_table(list(tb.SATELLITE_DEMAND_COLUMNS),
+                           [list(r.values()) for r in served]) if served else "<p>None.</p>"))
+    if sat.passes:  # no pass, no figure
+        text += _img(_satellite_figure(result, out.folder / "satellite_passes.png"))
+    return _section("Satellite", text)
 
 
 def _satellite_figure(result: TwinResult, path: Path) -> Path:
@@ -448,74 +465,59 @@ def _satellite_figure(result: TwinResult, path: Path) -> Path:
     return _save(plt, fig, path)
 
 
-def _alarms(result: TwinResult, folder: Path) -> str:
-    rows: list[dict[str, Any]] = [{"id": a.id, "rule": a.rule, "severity": a.severity.name.lower(),
-             "subject": a.subject, "raised_h": _r(a.raised_at / HOUR_S),
-             "cleared_h": "" if a.cleared_at is None else _r(a.cleared_at / HOUR_S),
-             "value": _r(a.value)} for a in result.alarms]
-    _csv(folder / "alarms.csv", rows)
+def _alarms(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
+    rows = tables["alarms"]
+    out.table("alarms", rows)
     by_rule: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_rule.setdefault(row["rule"], []).append(row)
+    if not by_rule:
+        return _section("Alarms", "<p>The NMS's default rules raised no alarm.</p>")
     table = _html_table(["rule", "severity", "alarms", "links"],
                         [(rule, got[0]["severity"], len(got), len({r["subject"] for r in got}))
                          for rule, got in sorted(by_rule.items())])
     return _section("Alarms", "<p>The NMS's default rules applied to every QKD-link's "
                     "SKR, QBER and state at each step (raise and clear times in "
-                    "<code>alarms.csv</code>).</p>" + table)
+                    f"<code>alarms.{out.fmt}</code>).</p>" + table)
 
 
-def _links(result: TwinResult, folder: Path) -> str:
-    net, end = result.scenario.network, result.scenario.duration_s
-    faults: dict[str, int] = {}
-    for f in result.faults:
-        faults[f.link] = faults.get(f.link, 0) + 1
-    rows = []
-    for i, lk in enumerate(net.qkd_links):
-        down = result.link_outages.get(lk.id, outages(()))
-        rows.append({"link": lk.id, "device_type": lk.device_type,
-                     "device_pairs": lk.device_pairs, "loss_db": lk.loss_db,
-                     "static_skr_kbps": _r(result.static_bps[i] / 1e3),
-                     "average_skr_kbps": _r(result.mean_bps[i] / 1e3),
-                     "faults": faults.get(lk.id, 0), "hours_down": _r(total(down) / HOUR_S),
-                     "availability": _r(availability(down, 0.0, end)),
-                     "made_bits": _r(result.made_bits[i]), "used_bits": _r(result.used_bits[i]),
-                     "pooled_bits": _r(result.pooled_bits[i]),
-                     "discarded_bits": _r(result.discarded_bits[i])})
-    _csv(folder / "links.csv", rows)
+def _links(result: TwinResult, out: _Out, tables: dict[str, tb.Rows]) -> str:
+    rows = tables["links"]
+    out.table("links", rows)
+    out.table("km_links", tables["km_links"])
     avail = np.array([r["availability"] for r in rows], dtype=float)
     worst = sorted(rows, key=lambda r: (r["availability"], r["link"]))[:10]
-    cols = ["link", "faults", "hours_down", "availability", "average_skr_kbps"]
+    body = [[r["link"], r["faults"], hours(r["hours_down"]),
+             f"{100 * r['availability']:.3f}%", human(r["average_skr_kbps"] * 1e3, "bit/s")]
+            for r in worst]
     return _section(
         "Availability",
-        f"<p>{len(rows)} QKD-links; mean availability {_r(avail.mean() * 100)}%, "
+        f"<p>{len(rows)} QKD-links; mean availability {100 * avail.mean():.3f}%, "
         f"{int((avail < 1).sum())} links had an outage. The ten least available:</p>"
-        + _html_table(cols, [[r[c] for c in cols] for r in worst])
-        + "<p>Every link, with its key accounting: <code>links.csv</code>.</p>")
+        + _html_table(["link", "faults", "hours down", "availability", "average SKR"], body)
+        + f"<p>Every link, with its key accounting: <code>links.{out.fmt}</code>; every "
+          f"KM-link pool: <code>km_links.{out.fmt}</code>.</p>")
 
 
 # -- rendering helpers ---------------------------------------------------------------------
 
-def _segment_name(net: Network, a: str, b: str) -> str:
-    return f"{net.node[a].name}–{net.node[b].name}"
+_r = tb.rounded
 
 
-def _paper(values: Sequence[float], n: int) -> list[float | str]:
-    """The paper's figures where the segments are the paper's four, else blanks."""
-    return list(values) if n == len(values) else [""] * n
-
-
-def _r(x: float) -> float:
-    return float(f"{float(x):.6g}")
-
-
-def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def _csv(path: Path, rows: tb.Rows) -> None:
     with path.open("w", newline="") as f:
         if not rows:
             return
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _parquet(path: Path, rows: tb.Rows) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
 
 
 def _figure(size: tuple[float, float], ncols: int = 1, nrows: int = 1
@@ -575,6 +577,7 @@ def _page(result: TwinResult, sections: list[str]) -> str:
             "<p>Digital twin of the network in simulated time: key rates from the quantum "
             "layer with each link's field parameters, day-night drift and vibration bursts; "
             "random and scripted faults; KM-link pools; demands routed and protected by the "
-            "control layer. The paper's figures (Chen et al., npj Quantum Inf. 2025) are "
-            "shown beside the twin's where they apply.</p>"
-            + "".join(sections) + "</body></html>\n")
+            "control layer."
+            + (" The paper's figures (Chen et al., npj Quantum Inf. 2025) are shown beside "
+               "the twin's where they apply." if paper_run(result) else "")
+            + "</p>" + "".join(sections) + "</body></html>\n")

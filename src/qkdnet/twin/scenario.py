@@ -44,13 +44,15 @@ from pathlib import Path
 from typing import Literal
 
 import networkx as nx
+import yaml
 from pydantic import BaseModel, ConfigDict
 
 from qkdnet.errors import ScenarioError
-from qkdnet.files.documents import load_document
+from qkdnet.files.documents import load_document, read_document
 from qkdnet.files.networks import open_network
 from qkdnet.quantum.satellite_pass import SatellitePass
 from qkdnet.topology.model import KMLink, KMLinkKind, Network, Node, NodeKind, QKDLink
+from qkdnet.topology.scenario_file import line_of
 from qkdnet.topology.scenarios import BUILT_IN
 from qkdnet.topology.validation import validated
 from qkdnet.twin.faults import DEFAULT_MODEL, FaultModel
@@ -186,10 +188,38 @@ def built_in_scenario(weeks: float = 10.0, seed: int = 1) -> TwinScenario:
 def load_twin_scenario(path: Path, weeks: float | None = None,
                        seed: int | None = None) -> TwinScenario:
     """Read and check a twin scenario file (see the module docstring); ``weeks`` and
-    ``seed``, when given, replace the file's."""
+    ``seed``, when given, replace the file's. A network's scenario file
+    (``qkdnet_scenario: 1``) is run as a twin scenario of that network with every default
+    (``network:`` naming the file)."""
     given = {k: v for k, v in (("weeks", weeks), ("seed", seed)) if v is not None}
+    kind = _document_kind(path)
+    if kind == "qkdnet_scenario":
+        return twin_scenario(TwinSpec.model_validate(
+            {"qkdnet_twin": 1, "network": path.name, **given}), path.parent)
+    if kind == "qkdnet_deployment":
+        raise ScenarioError("qkdnet_deployment", "a deployment file (for `qkdnet nodes` and "
+                            "`qkdnet deploy`), not a scenario: give the twin the network's "
+                            "scenario file or a twin file", str(path), _line_of_key(path, kind))
     return load_document(path, TwinSpec,
                          lambda spec: twin_scenario(spec.model_copy(update=given), path.parent))
+
+
+def _document_kind(path: Path) -> str | None:
+    """Which document ``path`` holds: ``qkdnet_scenario`` (a network's scenario),
+    ``qkdnet_deployment``, or None for any other (a twin file, or one that cannot be read
+    or parsed, left to the twin loader's errors)."""
+    try:
+        data = yaml.load(read_document(path), Loader=getattr(yaml, "CSafeLoader",
+                                                            yaml.SafeLoader))
+    except (ScenarioError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    return next((k for k in ("qkdnet_scenario", "qkdnet_deployment") if k in data), None)
+
+
+def _line_of_key(path: Path, key: str) -> int | None:
+    return line_of(read_document(path), (key,))
 
 
 def twin_scenario(spec: TwinSpec, base: Path = Path(".")) -> TwinScenario:
