@@ -132,7 +132,9 @@ def test_the_console_serves_the_replayed_run(console: str, run: tuple[TwinResult
     topo = httpx.get(f"{console}/api/topology", timeout=5).json()
     assert len(topo["links"]) == len(result.link_ids)
     assert topo["fault_injection"] is False  # the console hides its cut and stop buttons
-    assert httpx.get(f"{console}/", timeout=5).status_code == 200
+    page = httpx.get(f"{console}/", timeout=5)
+    assert page.status_code == 200 and '<script src="/replay.js"></script>' in page.text
+    assert "/api/replay" in httpx.get(f"{console}/replay.js", timeout=5).text
 
 
 def test_fault_injection_needs_a_live_network(console: str) -> None:
