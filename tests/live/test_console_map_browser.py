@@ -34,7 +34,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[TwinResult, Path]:
 
 @pytest.fixture(scope="module")
 def console(run: tuple[TwinResult, Path]) -> Iterator[str]:
-    with serve_console(run[1], "--speed", "1", "--loop") as url:
+    with serve_console(run[1], "--speed", "3600", "--loop") as url:
         yield url
 
 

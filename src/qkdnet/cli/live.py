@@ -179,12 +179,15 @@ def console_command(
                                            "telemetry.npz and network.json).")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the console; 0: any free port.")] = 8080,
-    speed: Annotated[float, typer.Option(help="Hourly samples replayed per second.")] = 20.0,
-    loop: Annotated[bool, typer.Option(help="Start over at the end instead of stopping "
+    speed: Annotated[float, typer.Option(help="Simulated seconds replayed per second "
+                                         "(10000: ten simulated weeks in about ten minutes; "
+                                         "the page changes it).")] = 10_000.0,
+    loop: Annotated[bool, typer.Option(help="Start over at the end instead of pausing "
                                        "on the final state.")] = False,
 ) -> None:
-    """Serve the O&M web console over a finished twin run, replaying its hourly telemetry
-    (SKR, QBER, link state, alarms) so the page updates live. Ctrl-C stops."""
+    """Serve the O&M web console over a finished twin run: once a page connects, replay
+    its hourly telemetry (SKR, QBER, link state) and its own alarms at their times, with
+    play, pause, speed and seek in the page and at /api/replay. Ctrl-C stops."""
     from qkdnet.live.replay_console import serve_replay_console
     from qkdnet.live.runtime import run_until_stopped
 

@@ -63,7 +63,8 @@ MAX_FAILURES, FAILURE_WINDOW_S = 5, 60.0
 #: The scope key the gate names the authenticated operator under, for the handlers.
 OPERATOR_KEY = "qkdnet.operator"
 #: Files served to anyone: the console's page and code, which hold no data.
-OPEN_FILES = frozenset({"/", "/console.js", "/console.css", "/services.js", "/services.css"})
+OPEN_FILES = frozenset({"/", "/console.js", "/console.css", "/services.js", "/services.css",
+                        "/replay.js"})
 
 
 def is_loopback(host: str) -> bool:

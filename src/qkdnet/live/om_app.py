@@ -79,7 +79,8 @@ CONSOLE_FILES = {"index.html": "text/html; charset=utf-8",
                  "console.js": "text/javascript; charset=utf-8",
                  "console.css": "text/css; charset=utf-8",
                  "services.js": "text/javascript; charset=utf-8",
-                 "services.css": "text/css; charset=utf-8"}
+                 "services.css": "text/css; charset=utf-8",
+                 "replay.js": "text/javascript; charset=utf-8"}
 #: Seconds between two ``state`` events of ``/api/events`` when nothing is reported.
 EVENT_INTERVAL_S = 1.0
 #: Least seconds between two ``state`` events, however fast reports come (a fast replay).
@@ -191,7 +192,8 @@ class _ConsoleHandlers:
         return [("GET", "/", self.index), ("GET", "/console.js", self.script),
                 ("GET", "/console.css", self.style), ("GET", "/basemap.geojson", self.basemap),
                 ("GET", "/services.js", self.services_script),
-                ("GET", "/services.css", self.services_style)]
+                ("GET", "/services.css", self.services_style),
+                ("GET", "/replay.js", self.replay_script)]
 
     async def index(self) -> HTMLResponse:
         return HTMLResponse(_console_file("index.html"))
@@ -213,6 +215,10 @@ class _ConsoleHandlers:
     async def services_style(self) -> Response:
         return Response(_console_file("services.css"),
                         media_type=CONSOLE_FILES["services.css"])
+
+    async def replay_script(self) -> Response:
+        """The replay bar: it does nothing where ``/api/replay`` is not served (live)."""
+        return Response(_console_file("replay.js"), media_type=CONSOLE_FILES["replay.js"])
 
 
 class _FaultHandlers:

@@ -83,6 +83,7 @@
   /* The clock: a live network's date and time of day in the page's time zone, named; a
      twin run's simulated day and time. */
   function showClock(t) {
+    if (document.body.classList.contains("replay")) return;  // replay.js shows its clock
     const zone = $("clock-zone");
     if (t === null || t === undefined || t < SIMULATED_BEFORE_S) {
       $("clock").textContent = fmtTime(t);
@@ -731,7 +732,8 @@
     const conn = $("conn");
     const es = new EventSource("/api/events");
     es.addEventListener("state", (ev) => {
-      conn.textContent = "live"; conn.className = "conn-ok";
+      // a replay's badge (REPLAY) is replay.js's
+      if (!document.body.classList.contains("replay")) { conn.textContent = "live"; conn.className = "conn-ok"; }
       try { applyState(JSON.parse(ev.data)); } catch (e) { console.error(e); }
     });
     es.onerror = () => { conn.textContent = "reconnecting"; conn.className = "conn-lost"; };
