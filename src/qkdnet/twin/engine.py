@@ -73,6 +73,9 @@ DRY_BITS = 4096.0
 SEGMENT_NEED_BITS = 256
 
 Progress = Callable[[float, float], None]
+#: Added to the seed for the random faults of a what-if's added QKD-links (their own
+#: stream; the dynamics take seed + 1).
+ADDED_LINKS_SEED_OFFSET = 2**32
 
 
 @dataclass(frozen=True)
@@ -298,8 +301,15 @@ class _Run:
 
     def _faults(self, model: FaultModel) -> tuple[Fault, ...]:
         sc = self.scenario
-        drawn = draw_faults(sc.network, sc.duration_s, sc.seed, model) \
-            if sc.random_faults else []
+        drawn = []
+        if sc.random_faults:
+            added = set(sc.added_links)
+            drawn = draw_faults(sc.network, sc.duration_s, sc.seed, model,
+                                [lk.id for lk in sc.network.qkd_links if lk.id not in added]
+                                if added else None)
+            if added:  # a stream of their own: the other links fail as without them
+                drawn += draw_faults(sc.network, sc.duration_s,
+                                     sc.seed + ADDED_LINKS_SEED_OFFSET, model, added)
         scripted = [scripted_fault(f.link, f.start_s, min(f.duration_s,
                                                           sc.duration_s - f.start_s))
                     for f in sc.faults]

@@ -11,6 +11,9 @@ and what-if changes; checked before any simulation runs.
     faults:                         # on top of the random ones: cut this link at this time
       - {link: beijing--xiongan, at_h: 100, duration_h: 3}
     remove_links: [hefei--luan]     # what-if: as if these QKD-links did not exist
+    add_links:                      # what-if: new QKD-links, each with its direct KM-link
+      - {a: tangshan, b: tianjin, length_km: 146, loss_db: 37.5, device_type: II,
+         device_pairs: 4}           #   (`qkdnet plan --out` writes these)
     add_device_pairs: {tieling--shenyang: 1}  # what-if: more device pairs on a link
     random_faults: true             # the calibrated fault process (twin/faults.py)
     maintenance_every_h: 720        # maintenance windows: each link down once a period,
@@ -39,17 +42,20 @@ outside the run are refused the same way.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 import networkx as nx
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from qkdnet.errors import ScenarioError
+from qkdnet.errors import ParameterError, ScenarioError
 from qkdnet.files.documents import load_document, read_document
 from qkdnet.files.networks import open_network
+from qkdnet.quantum.devices import device_type
 from qkdnet.quantum.satellite_pass import SatellitePass
 from qkdnet.topology.model import KMLink, KMLinkKind, Network, Node, NodeKind, QKDLink
 from qkdnet.topology.scenario_file import line_of
@@ -81,6 +87,16 @@ class FaultSpec(_Spec):
     duration_h: float
 
 
+class LinkSpec(_Spec):
+    a: str
+    b: str
+    length_km: float
+    loss_db: float
+    device_type: str
+    device_pairs: int = 1
+    field: dict[str, float] = {}
+
+
 class SatelliteSpec(_Spec):
     id: str
     tle: list[str] | None = None
@@ -104,6 +120,7 @@ class TwinSpec(_Spec):
     segments: list[str] | None = None
     faults: list[FaultSpec] = []
     remove_links: list[str] = []
+    add_links: list[LinkSpec] = []
     add_device_pairs: dict[str, int] = {}
     random_faults: bool = True
     maintenance_every_h: float | None = None
@@ -173,6 +190,10 @@ class TwinScenario:
     #: the twin fills the satellite pools from).
     passes: tuple[SatellitePass, ...] = ()
     satellite_pool_bits: float = 1e7
+    #: QKD-links a what-if added (``add_links``, ``qkdnet plan``): their random faults come
+    #: from a stream of their own, so every other link fails as in the scenario without
+    #: them on the same seed, and a what-if and its base compare run by run.
+    added_links: tuple[str, ...] = ()
 
     @property
     def weeks(self) -> int:
@@ -233,8 +254,8 @@ def twin_scenario(spec: TwinSpec, base: Path = Path(".")) -> TwinScenario:
     if not spec.satellite_pool_bits > 0:
         raise ScenarioError("satellite_pool_bits", f"a pool holds more than 0 bits, got "
                             f"{spec.satellite_pool_bits}")
-    network = _with_pairs(_without_links(_network(spec.network, base), spec.remove_links),
-                          spec.add_device_pairs)
+    network = _without_links(_network(spec.network, base), spec.remove_links)
+    network = _with_pairs(_with_added(network, spec.add_links), spec.add_device_pairs)
     network = _with_stations(network, spec.add_ground_stations)
     satellites = _satellites(network, spec.satellites)
     if not satellites:  # no satellite: its KM-links carry nothing, as if absent
@@ -257,7 +278,7 @@ def twin_scenario(spec: TwinSpec, base: Path = Path(".")) -> TwinScenario:
         spec.pool_bits, satellites,
         tuple(scenario_passes(satellites, network.nodes_of(NodeKind.GROUND_STATION),
                               duration)),
-        spec.satellite_pool_bits)
+        spec.satellite_pool_bits, tuple(f"{lk.a}--{lk.b}" for lk in spec.add_links))
 
 
 def _satellites(network: Network, specs: list[SatelliteSpec] | None
@@ -354,6 +375,51 @@ def _without_links(network: Network, removed: list[str]) -> Network:
     return replace(network,
                    qkd_links=tuple(lk for lk in network.qkd_links if lk.id not in gone),
                    km_links=tuple(k for k in network.km_links if not gone & set(k.path)))
+
+
+def _with_added(network: Network, specs: list[LinkSpec]) -> Network:
+    links = []
+    for i, spec in enumerate(specs):
+        where = f"add_links[{i}]"
+        for end in ("a", "b"):
+            if getattr(spec, end) not in network.node:
+                raise ScenarioError(f"{where}.{end}", f"unknown node {getattr(spec, end)!r}")
+        try:
+            kind = device_type(spec.device_type).name
+        except ParameterError as exc:
+            raise ScenarioError(f"{where}.device_type", str(exc)) from None
+        for name, ok, want in (("length_km", spec.length_km > 0, "more than 0 km"),
+                               ("loss_db", spec.loss_db >= 0, "at least 0 dB"),
+                               ("device_pairs", spec.device_pairs >= 1, "at least 1")):
+            if not ok:
+                raise ScenarioError(f"{where}.{name}", f"{want}, got {getattr(spec, name)}")
+        links.append(QKDLink(f"{spec.a}--{spec.b}", spec.a, spec.b, spec.length_km,
+                             spec.loss_db, kind, spec.device_pairs,
+                             field=MappingProxyType(dict(spec.field))))
+    try:
+        return with_links(network, links)
+    except ScenarioError as exc:
+        raise ScenarioError(f"add_links[{exc.path}]", exc.problem) from None
+
+
+def with_links(network: Network, links: Sequence[QKDLink]) -> Network:
+    """``network`` with new QKD-links, each with a direct KM-link ``km:A~B`` (a what-if:
+    new fibre and devices between two of its nodes). A link between two nodes already
+    joined by a QKD-link, or between a node and itself, is refused (the error's path is
+    the link's index in ``links``)."""
+    g = network.graph()
+    seen: set[frozenset[str]] = set()
+    for i, lk in enumerate(links):
+        ends = frozenset(lk.ends)
+        if len(ends) == 1:
+            raise ScenarioError(str(i), f"a link joins two nodes, got {lk.a!r} twice")
+        if g.has_edge(lk.a, lk.b) or ends in seen:
+            raise ScenarioError(str(i), f"{lk.a!r} and {lk.b!r} are joined by a QKD-link "
+                                "already")
+        seen.add(ends)
+    km = [KMLink(f"km:{lk.a}~{lk.b}", lk.a, lk.b, KMLinkKind.DIRECT, (lk.id,)) for lk in links]
+    return validated(replace(network, qkd_links=(*network.qkd_links, *links),
+                             km_links=(*network.km_links, *km)))
 
 
 def _with_pairs(network: Network, added: dict[str, int]) -> Network:

@@ -1,0 +1,401 @@
+"""What-if search: which new QKD-links most cut the watched segments' hours unserved.
+
+``qkdnet plan`` (docs in the README, "Planning") proposes up to ``budget`` new QKD-links:
+
+1. **Candidates**: every pair of trusted nodes (by default backbone access and relay nodes,
+   BSBN nodes and metro access nodes; ``endpoints="access"`` keeps the access nodes only)
+   not joined by a QKD-link, whose fibre (the great circle times :data:`ROUTE_FACTOR`) is at
+   most ``max_km``. Each is engineered by the backbone's span rule
+   (:func:`~qkdnet.topology.cn_qcn.engineered_spans`: the fewest device pairs and the
+   cheapest type holding the design floor at the pessimistic field corner), on a loss of the
+   network's own fibre attenuation; a span the rule cannot make key on at that corner is no
+   candidate, so the reach is shorter than ``max_km`` on lossy fibre (~104 km on cn-qcn).
+2. **Pre-screen** (no twin run): a candidate counts only if it takes watched QKD-links out
+   of the single points of failure of their segment (bridges of the fibre graph on the
+   segment's path); its score is those links' expected outage hours per run under the
+   fault model. The ``shortlist`` best go on.
+3. **Twin runs**: greedy. Each round runs the shortlisted candidates added to what was
+   chosen so far, over the same seeds, through ``runner``, and keeps the one with the
+   lowest expected hours unserved (the mean over seeds, summed over the watched segments);
+   it stops at ``budget`` links or when no candidate lowers it. Greedy on a sampled
+   estimate, not exact: a pair that helps only together is missed.
+4. **Confirmation** on fresh seeds: the base and the proposal, before/after.
+
+Everything here is sans-I/O except the runner: a ``runner(scenarios, seeds)`` returns a
+DataFrame with a row per variant (the index in ``scenarios``), seed and watched segment,
+and its ``hours_unserved`` (h). :func:`in_process_runner` runs the twin here, one run after
+another; a Dask sweep (:mod:`qkdnet.twin.sweep`) can stand in for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Literal
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from qkdnet.errors import ParameterError
+from qkdnet.management.availability import total
+from qkdnet.quantum.devices import device_type
+from qkdnet.quantum.field import field_ranges
+from qkdnet.topology.cn_qcn import (
+    CONNECTOR_LOSS_DB,
+    EARTH_RADIUS_KM,
+    FIXED_ROUTE_FACTOR,
+    engineered_spans,
+    great_circle_km,
+    pessimistic_span_skr_bps,
+)
+from qkdnet.topology.model import Network, NodeKind, QKDLink
+from qkdnet.topology.paths import path_links, shortest_path
+from qkdnet.twin.engine import run_twin
+from qkdnet.twin.faults import FaultModel
+from qkdnet.twin.scenario import TwinScenario, with_links
+from qkdnet.twin.tables import segment_name
+from qkdnet.units import HOUR_S, YEAR_S
+
+#: A new fibre's length: the great circle times the backbone's published route factor.
+ROUTE_FACTOR = FIXED_ROUTE_FACTOR
+#: Fibre attenuation (dB/km) assumed on a network with no span of 20 km or more to learn from.
+DEFAULT_ATTENUATION_DB_PER_KM = 0.2
+#: Spans shorter than this (km) are metro or user fibre, left out of the attenuation.
+SPAN_MIN_KM = 20.0
+
+Endpoints = Literal["access", "trusted"]
+ENDPOINT_KINDS: dict[str, frozenset[NodeKind]] = {
+    "access": frozenset({NodeKind.BACKBONE_ACCESS, NodeKind.METRO_ACCESS}),
+    "trusted": frozenset({NodeKind.BACKBONE_ACCESS, NodeKind.METRO_ACCESS,
+                          NodeKind.BACKBONE_RELAY, NodeKind.BSBN}),
+}
+
+#: ``runner(scenarios, seeds)``: a DataFrame with columns ``variant`` (index into
+#: ``scenarios``), ``seed``, ``segment`` (its name, ``Harbin–Beijing``) and
+#: ``hours_unserved`` (h), one row per variant, seed and watched segment.
+Runner = Callable[[Sequence[TwinScenario], Sequence[int]], pd.DataFrame]
+RunProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A new QKD-link (engineered), its rate at the pessimistic corner (bit/s), the watched
+    QKD-links it would take out of the single points of failure, and their expected outage
+    per run (h): the pre-screen's score."""
+
+    link: QKDLink
+    design_bps: float
+    protects: tuple[str, ...]
+    screen_h: float
+
+
+@dataclass(frozen=True)
+class Round:
+    """One greedy round: each shortlisted candidate's estimate (expected hours unserved over
+    the watched segments, h) and the one kept (None: none improved on ``before_h``)."""
+
+    before_h: float
+    estimates: tuple[tuple[Candidate, float], ...]
+    chosen: Candidate | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The proposal: the links chosen (in order), the rounds that chose them, the segment
+    rows of the search (variant ``base`` and ``plan``) and of the confirmation on fresh
+    seeds, and the scenario with the links added."""
+
+    chosen: tuple[Candidate, ...]
+    rounds: tuple[Round, ...]
+    seeds: tuple[int, ...]
+    confirm_seeds: tuple[int, ...]
+    search: pd.DataFrame
+    confirm: pd.DataFrame
+    scenario: TwinScenario
+    watched: tuple[str, ...]
+
+
+def in_process_runner(progress: RunProgress | None = None) -> Runner:
+    """A runner that runs the twin in this process, each variant once per seed;
+    ``progress(done, total)`` is called after each run."""
+
+    def run(scenarios: Sequence[TwinScenario], seeds: Sequence[int]) -> pd.DataFrame:
+        rows = []
+        done, count = 0, len(scenarios) * len(seeds)
+        for v, sc in enumerate(scenarios):
+            for seed in seeds:
+                result = run_twin(replace(sc, seed=seed))
+                rows += [{"variant": v, "seed": seed,
+                          "segment": segment_name(sc.network, s.source, s.target),
+                          "hours_unserved": total(s.service.outages) / HOUR_S}
+                         for s in result.segments]
+                done += 1
+                if progress is not None:
+                    progress(done, count)
+        return pd.DataFrame.from_records(
+            rows, columns=["variant", "seed", "segment", "hours_unserved"])
+
+    return run
+
+
+def runner_for(workers: int | None, progress: RunProgress | None = None) -> Runner:
+    """The runner for ``--workers``: None or 1 runs in this process."""
+    if workers is not None and workers != 1:
+        raise ParameterError("--workers", workers, "1 (more workers need the Dask sweep "
+                             "runner, not wired to `qkdnet plan` yet)")
+    return in_process_runner(progress)
+
+
+# -- candidates and the pre-screen -------------------------------------------------------
+
+
+def attenuation_db_per_km(network: Network) -> float:
+    """The median fibre attenuation of the network's spans of at least SPAN_MIN_KM (dB/km),
+    connector loss taken off."""
+    spans = [(lk.loss_db - CONNECTOR_LOSS_DB) / lk.length_km for lk in network.qkd_links
+             if lk.length_km >= SPAN_MIN_KM]
+    return float(np.median(spans)) if spans else DEFAULT_ATTENUATION_DB_PER_KM
+
+
+def engineered_link(a: str, b: str, length_km: float, loss_db: float) -> tuple[QKDLink, float]:
+    """A new QKD-link of ``length_km`` (km) and ``loss_db`` (dB) equipped by the span rule,
+    its field parameters at the pessimistic corner it is engineered for, and its rate
+    there (bit/s)."""
+    kind, pairs = engineered_spans([loss_db])[0]
+    worst = {r.name: r.worst for r in field_ranges(device_type(kind))}
+    link = QKDLink(f"{a}--{b}", a, b, round(length_km, 3), round(loss_db, 3), kind, pairs,
+                   field=MappingProxyType(worst))
+    return link, pairs * float(pessimistic_span_skr_bps(kind, loss_db))
+
+
+def candidates(scenario: TwinScenario, max_km: float = 150.0,
+               endpoints: Endpoints = "trusted", watch: Sequence[str] = ()
+               ) -> list[Candidate]:
+    """Every new QKD-link within ``max_km`` of fibre between two ``endpoints`` nodes not
+    joined by a QKD-link, that the span rule can make key on; scored by the pre-screen on
+    the segments named in ``watch`` (default: every watched segment) and best first (those
+    that protect no watched link included, with score 0)."""
+    if not max_km > 0:
+        raise ParameterError("--max-km", max_km, "> 0 km")
+    if endpoints not in ENDPOINT_KINDS:
+        raise ParameterError("--endpoints", endpoints, "one of " + ", ".join(ENDPOINT_KINDS))
+    net = scenario.network
+    nodes = [n for n in net.nodes if n.kind in ENDPOINT_KINDS[endpoints]]
+    g = net.graph()
+    attenuation = attenuation_db_per_km(net)
+    screen = _Screen(scenario, watch)
+    out = []
+    for i, j in _pairs_within(nodes, max_km / ROUTE_FACTOR):
+        p, q = nodes[i], nodes[j]
+        if g.has_edge(p.id, q.id):
+            continue
+        km = ROUTE_FACTOR * great_circle_km(p.lat, p.lon, q.lat, q.lon)
+        if km > max_km or km <= 0:
+            continue
+        link, rate = engineered_link(p.id, q.id, km, attenuation * km + CONNECTOR_LOSS_DB)
+        if rate <= 0:
+            continue
+        protects = screen.protected(p.id, q.id)
+        out.append(Candidate(link, rate, protects, screen.hours(protects)))
+    return sorted(out, key=lambda c: (-c.screen_h, c.link.length_km, c.link.id))
+
+
+def _pairs_within(nodes: Sequence[object], km: float) -> list[tuple[int, int]]:
+    """Index pairs of nodes (with ``lat``, ``lon``) at most ``km`` apart on the great
+    circle, found with a k-d tree on the unit sphere (no all-pairs loop)."""
+    if len(nodes) < 2:
+        return []
+    lat = np.radians([getattr(n, "lat") for n in nodes])
+    lon = np.radians([getattr(n, "lon") for n in nodes])
+    xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+    chord = 2 * np.sin(min(km / EARTH_RADIUS_KM, np.pi) / 2) * (1 + 1e-9)
+    return sorted(cKDTree(xyz).query_pairs(chord))
+
+
+class _Screen:
+    """The watched segments' single points of failure (bridges on their paths) and the
+    bridge tree that says which of them a new link between two nodes closes a loop around."""
+
+    def __init__(self, scenario: TwinScenario, watch: Sequence[str]) -> None:
+        net = scenario.network
+        g = net.graph()
+        self.model = scenario.fault_model
+        self.years = scenario.duration_s / YEAR_S
+        bridges = {frozenset(e) for e in nx.bridges(g)}
+        self.watched: dict[frozenset[str], list[QKDLink]] = {}
+        for a, b in zip(scenario.segments, scenario.segments[1:], strict=False):
+            if watch and segment_name(net, a, b) not in watch:
+                continue
+            for lk in path_links(net, shortest_path(net, a, b)):
+                if frozenset(lk.ends) in bridges:
+                    self.watched.setdefault(frozenset(lk.ends), []).append(lk)
+        rest = nx.Graph(g)
+        rest.remove_edges_from(tuple(e) for e in bridges)
+        self.component = {n: k for k, part in enumerate(nx.connected_components(rest))
+                          for n in part}
+        self.tree = nx.Graph()
+        for e in bridges:
+            u, v = tuple(e)
+            self.tree.add_edge(self.component[u], self.component[v], ends=e)
+
+    def protected(self, a: str, b: str) -> tuple[str, ...]:
+        """The watched single points of failure a new link ``a``-``b`` takes away: the
+        bridges on the bridge-tree path between the two (sorted link ids)."""
+        ca, cb = self.component[a], self.component[b]
+        if ca == cb or not self.watched or ca not in self.tree or cb not in self.tree \
+                or not nx.has_path(self.tree, ca, cb):
+            return ()
+        hops = nx.shortest_path(self.tree, ca, cb)
+        ends = (self.tree.edges[u, v]["ends"] for u, v in zip(hops, hops[1:], strict=False))
+        return tuple(sorted({lk.id for e in ends for lk in self.watched.get(e, ())}))
+
+    def hours(self, links: Sequence[str]) -> float:
+        """Expected outage of ``links`` over the run under the fault model (h), counted
+        once per segment a link is watched on."""
+        return sum(_expected_down_h(self.model, self.years, lk.length_km)
+                   for lks in self.watched.values() for lk in lks if lk.id in links)
+
+
+def _expected_down_h(model: FaultModel, years: float, km: float) -> float:
+    """A link's expected downtime (h) over ``years``: failures per year times the mean
+    lognormal repair, fibre cuts and equipment failures (maintenance left out: windows
+    are planned around)."""
+    fibre = model.fibre_cuts_per_km_year * km * model.fibre_repair_median_s \
+        * np.exp(model.fibre_repair_sigma ** 2 / 2)
+    equipment = model.equipment_failures_per_link_year * model.equipment_repair_median_s \
+        * np.exp(model.equipment_repair_sigma ** 2 / 2)
+    return float(years * (fibre + equipment) / HOUR_S)
+
+
+# -- the search --------------------------------------------------------------------------
+
+
+def plan(base: TwinScenario, budget: int, seeds: Sequence[int], *,
+         runner: Runner | None = None, max_km: float = 150.0,
+         endpoints: Endpoints = "trusted", shortlist: int = 5,
+         watch: Sequence[str] = (), confirm_seeds: Sequence[int] = ()) -> Plan:
+    """Propose up to ``budget`` new QKD-links for ``base`` (module docstring): greedy over
+    twin runs of ``seeds``, then the base and the proposal on ``confirm_seeds``.
+    ``watch`` names the segments to protect (``Harbin–Beijing``; default: all watched)."""
+    seeds, confirm_seeds = tuple(seeds), tuple(confirm_seeds)
+    _check(base, budget, seeds, shortlist, confirm_seeds)
+    run = runner or in_process_runner()
+    watched = _watched(base, watch)
+    chosen: list[Candidate] = []
+    rounds: list[Round] = []
+    current = base
+    frames: list[pd.DataFrame] = []
+    best_rows = pd.DataFrame()
+    for _ in range(budget):
+        listed = [c for c in candidates(current, max_km, endpoints, watched)
+                  if c.screen_h > 0][:shortlist]
+        if not listed:
+            break
+        variants = [replace(current, network=with_links(current.network, [c.link]),
+                            added_links=(*current.added_links, c.link.id))
+                    for c in listed]
+        if not frames:  # the base is run once, with the first round
+            rows = _rows(run([base, *variants], seeds), seeds, 1 + len(variants))
+            best_rows = rows[rows["variant"] == 0]
+            rows = rows[rows["variant"] > 0].assign(variant=rows["variant"] - 1)
+            frames.append(best_rows.assign(variant="base"))
+        else:
+            rows = _rows(run(variants, seeds), seeds, len(variants))
+        before = _objective(best_rows, watched)
+        scores = [_objective(rows[rows["variant"] == k], watched) for k in range(len(listed))]
+        k = int(np.argmin(scores))
+        keep = listed[k] if scores[k] < before else None
+        rounds.append(Round(before, tuple(zip(listed, scores, strict=True)), keep))
+        if keep is None:
+            break
+        chosen.append(keep)
+        current = variants[k]
+        best_rows = rows[rows["variant"] == k]
+    if not frames:
+        frames.append(_rows(run([base], seeds), seeds, 1).assign(variant="base"))
+    if chosen:
+        frames.append(best_rows.assign(variant="plan"))
+    confirm = pd.DataFrame(columns=["variant", "seed", "segment", "hours_unserved"])
+    if confirm_seeds:
+        confirm = _rows(run([base, current], confirm_seeds), confirm_seeds, 2)
+        confirm = confirm.assign(variant=confirm["variant"].map({0: "base", 1: "plan"}))
+    return Plan(tuple(chosen), tuple(rounds), seeds, confirm_seeds,
+                pd.concat(frames, ignore_index=True), confirm, current, watched)
+
+
+def _check(base: TwinScenario, budget: int, seeds: tuple[int, ...], shortlist: int,
+           confirm_seeds: tuple[int, ...]) -> None:
+    if budget < 1:
+        raise ParameterError("--budget", budget, "at least 1 new link")
+    if not seeds:
+        raise ParameterError("--seeds", "", "at least one seed")
+    if shortlist < 1:
+        raise ParameterError("--shortlist", shortlist, "at least 1 candidate")
+    if set(seeds) & set(confirm_seeds):
+        raise ParameterError("--confirm-seeds", sorted(set(seeds) & set(confirm_seeds))[:3],
+                             "fresh seeds, none of --seeds")
+    if len(base.segments) < 2:
+        raise ParameterError("SCENARIO", base.network.name, "a scenario with watched "
+                             "segments (`segments:` in a twin file) to protect")
+
+
+def _watched(base: TwinScenario, watch: Sequence[str]) -> tuple[str, ...]:
+    names = [segment_name(base.network, a, b)
+             for a, b in zip(base.segments, base.segments[1:], strict=False)]
+    if not watch:
+        return tuple(names)
+    by_key = {_key(n): n for n in names}
+    out = []
+    for w in watch:
+        if _key(w) not in by_key:
+            raise ParameterError("--watch", w, "a watched segment: " + ", ".join(names))
+        out.append(by_key[_key(w)])
+    return tuple(out)
+
+
+def _key(name: str) -> str:
+    """A segment name as typed: any case, a hyphen for the en dash."""
+    return name.replace("–", "-").strip().lower()
+
+
+def _rows(frame: pd.DataFrame, seeds: Sequence[int], variants: int) -> pd.DataFrame:
+    """The runner's rows, checked: every variant and seed present (a run lost is an
+    error, never a silently smaller sample)."""
+    need = {"variant", "seed", "segment", "hours_unserved"}
+    if not need <= set(frame.columns):
+        raise ParameterError("runner", sorted(frame.columns), "columns " + ", ".join(
+            sorted(need)))
+    got = set(zip(frame["variant"].astype(int), frame["seed"].astype(int), strict=True))
+    missing = [(v, s) for v in range(variants) for s in seeds if (v, s) not in got]
+    if missing:
+        raise ParameterError("runner", missing[:3], "a row for every variant and seed")
+    return frame[["variant", "seed", "segment", "hours_unserved"]].reset_index(drop=True)
+
+
+def _objective(rows: pd.DataFrame, watched: Sequence[str]) -> float:
+    """Expected hours unserved over the watched segments: per segment the mean over seeds,
+    summed (h)."""
+    kept = rows[rows["segment"].isin(watched)]
+    return float(kept.groupby("segment")["hours_unserved"].mean().sum())
+
+
+def distribution(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per variant and segment: runs, mean and its standard error, 5th percentile, median
+    and 95th percentile of hours unserved (h)."""
+    if rows.empty:
+        return pd.DataFrame(columns=["variant", "segment", "runs", "mean_h", "sem_h",
+                                     "p5_h", "median_h", "p95_h"])
+    h = rows.groupby(["variant", "segment"], sort=False)["hours_unserved"]
+    out = pd.DataFrame({"runs": h.size(), "mean_h": h.mean(),
+                        "sem_h": h.std(ddof=1).fillna(0.0) / np.sqrt(h.size()),
+                        "p5_h": h.quantile(0.05), "median_h": h.median(),
+                        "p95_h": h.quantile(0.95)})
+    return out.reset_index()
+
+
+__all__ = ["Candidate", "Plan", "Round", "Runner", "attenuation_db_per_km",
+           "candidates", "distribution", "engineered_link", "in_process_runner", "plan",
+           "runner_for"]
