@@ -16,6 +16,7 @@ from qkdnet.cli import (
     nodes,
     operator,
     pki,
+    plan,
     quantum,
     satellite,
     topology,
@@ -31,6 +32,7 @@ app.add_typer(topology.commands, name="topology")
 app.add_typer(pki.commands, name="pki")
 app.add_typer(operator.commands, name="operator")
 app.add_typer(twin.commands)
+app.add_typer(plan.commands)
 app.add_typer(live.commands)
 app.add_typer(nodes.commands)
 app.add_typer(apps.commands, name="app")

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
@@ -57,7 +57,7 @@ from qkdnet.twin.engine import run_twin
 from qkdnet.twin.faults import FaultModel
 from qkdnet.twin.scenario import TwinScenario, with_links
 from qkdnet.twin.tables import segment_name
-from qkdnet.units import HOUR_S, YEAR_S
+from qkdnet.units import HOUR_S, WEEK_S, YEAR_S
 
 #: A new fibre's length: the great circle times the backbone's published route factor.
 ROUTE_FACTOR = FIXED_ROUTE_FACTOR
@@ -396,6 +396,63 @@ def distribution(rows: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+# -- what a planner reads and runs -------------------------------------------------------
+
+
+def plan_summary(p: Plan) -> dict[str, Any]:
+    """The proposal as plain data (what ``--format json`` prints): method, seeds, each
+    chosen link with its equipment and before/after estimate (h), the rounds' estimates
+    and the before/after distributions of the search and of the confirmation."""
+    weeks = p.scenario.duration_s / WEEK_S
+    return {
+        "method": "greedy: each round adds the shortlisted candidate with the lowest mean "
+                  "hours unserved over the seeds (a sampled estimate, not exact)",
+        "network": p.scenario.network.name, "weeks": round(weeks, 6),
+        "seeds": list(p.seeds), "confirm_seeds": list(p.confirm_seeds),
+        "watched": list(p.watched),
+        "chosen": [{**_link_row(c), "before_h": _r(r.before_h), "after_h": _r(h)}
+                   for r in p.rounds if r.chosen is not None
+                   for c, h in r.estimates if c is r.chosen],
+        "rounds": [{"before_h": _r(r.before_h),
+                    "chosen": None if r.chosen is None else r.chosen.link.id,
+                    "candidates": [{"link": c.link.id, "estimate_h": _r(h),
+                                    "screen_h": _r(c.screen_h)} for c, h in r.estimates]}
+                   for r in p.rounds],
+        "search": _records(distribution(p.search)),
+        "confirm": _records(distribution(p.confirm)),
+    }
+
+
+def whatif_document(p: Plan, base: dict[str, Any]) -> dict[str, Any]:
+    """The twin file (``qkdnet_twin: 1``) of the proposal: ``base``'s document with the
+    chosen links under ``add_links`` (each with its engineered equipment and field)."""
+    doc = dict(base)
+    doc["add_links"] = [*doc.get("add_links", []), *(
+        {"a": c.link.a, "b": c.link.b, "length_km": c.link.length_km,
+         "loss_db": c.link.loss_db, "device_type": c.link.device_type,
+         "device_pairs": c.link.device_pairs,
+         "field": {k: _r(v) for k, v in c.link.field.items()}} for c in p.chosen)]
+    return doc
+
+
+def _link_row(c: Candidate) -> dict[str, Any]:
+    lk = c.link
+    return {"link": lk.id, "a": lk.a, "b": lk.b, "length_km": lk.length_km,
+            "loss_db": lk.loss_db, "device_type": lk.device_type,
+            "device_pairs": lk.device_pairs, "design_kbps": _r(c.design_bps / 1e3),
+            "protects": list(c.protects), "screen_h": _r(c.screen_h)}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: (_r(v) if isinstance(v, float) else v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
+
+
+def _r(x: float) -> float:
+    """6 significant digits: readable, and the same on every platform."""
+    return float(f"{float(x):.6g}")
+
+
 __all__ = ["Candidate", "Plan", "Round", "Runner", "attenuation_db_per_km",
            "candidates", "distribution", "engineered_link", "in_process_runner", "plan",
-           "runner_for"]
+           "plan_summary", "runner_for", "whatif_document"]

@@ -1,0 +1,198 @@
+"""``qkdnet plan SCENARIO --budget K``: which new QKD-links most cut the watched segments'
+hours unserved (:mod:`qkdnet.twin.plan`), as a table or JSON, and with ``--out`` the
+proposal as a what-if twin file for ``qkdnet twin --scenario``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from qkdnet.cli.guard import guard
+from qkdnet.errors import ParameterError
+
+commands = typer.Typer()
+
+
+@commands.command("plan")
+def plan_command(
+    scenario: Annotated[str, typer.Argument(
+        help="cn-qcn (built in), a twin file (qkdnet_twin: 1) or a network's scenario "
+             "file.")] = "cn-qcn",
+    budget: Annotated[int, typer.Option(help="New QKD-links to propose, at most.")] = 1,
+    max_km: Annotated[float, typer.Option(help="Longest new fibre (km): great circle x "
+                                          "1.39.")] = 150.0,
+    endpoints: Annotated[str, typer.Option(help="trusted (access, relay, BSBN and metro "
+                                           "access nodes) or access.")] = "trusted",
+    shortlist: Annotated[int, typer.Option(help="Candidates per round run on the twin, "
+                                           "best of the pre-screen.")] = 5,
+    seeds: Annotated[str, typer.Option(help="Seeds of the search: A:B (both included) or "
+                                       "a,b,c.")] = "1:8",
+    confirm_seeds: Annotated[str, typer.Option(
+        help="Fresh seeds the proposal is confirmed on: A:B, a,b,c, auto (as many as "
+             "--seeds, after them) or none.")] = "auto",
+    weeks: Annotated[float | None, typer.Option(help="Simulated weeks per run (default: "
+                                                "the scenario's, 10 for cn-qcn).")] = None,
+    watch: Annotated[list[str] | None, typer.Option(
+        help="A watched segment to protect (Harbin-Beijing); repeat for several; default "
+             "every watched segment.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Twin runs at once (1: in this "
+                                                "process).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the proposal: "
+                                             "plan.yaml (a what-if twin file) and "
+                                             "plan.json.")] = None,
+) -> None:
+    """Propose up to --budget new QKD-links that most lower the expected hours unserved of
+    the watched segments: candidates within --max-km, engineered by the span rule,
+    pre-screened by the single points of failure they remove, then chosen greedily on twin
+    runs over --seeds and confirmed on fresh seeds."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from qkdnet.twin import scenario as twin_scenario
+    from qkdnet.twin.plan import plan, plan_summary, runner_for
+
+    def run() -> None:
+        if fmt not in ("table", "json"):
+            raise ParameterError("--format", fmt, "must be one of table, json")
+        if endpoints not in ("trusted", "access"):
+            raise ParameterError("--endpoints", endpoints, "must be one of trusted, access")
+        search = parse_seeds("--seeds", seeds)
+        confirm = _confirm(confirm_seeds, search)
+        base = twin_scenario(None if scenario == "cn-qcn" else Path(scenario), weeks)
+        with Progress(TextColumn("[bold]plan[/] twin runs"), BarColumn(),
+                      MofNCompleteColumn(), console=Console(stderr=True),
+                      transient=True) as bar:
+            task = bar.add_task("runs", total=None)
+            runner = runner_for(workers, lambda done, total: bar.update(
+                task, completed=done, total=total))
+            proposal = plan(base, budget, search, runner=runner, max_km=max_km,
+                            endpoints="access" if endpoints == "access" else "trusted",
+                            shortlist=shortlist, watch=watch or (), confirm_seeds=confirm)
+        summary = plan_summary(proposal)
+        if out is not None:
+            _write(out, proposal, summary, scenario, weeks)
+        if fmt == "json":
+            print(json.dumps(summary, indent=2, ensure_ascii=False))
+        else:
+            _print(summary)
+        if out is not None and fmt == "table":
+            print(f"what-if: {out / 'plan.yaml'}  (qkdnet twin --scenario "
+                  f"{out / 'plan.yaml'})")
+
+    guard(run)
+
+
+def parse_seeds(option: str, text: str) -> tuple[int, ...]:
+    """Seeds written ``A:B`` (A to B, both included) or ``a,b,c``."""
+    try:
+        if ":" in text:
+            first, last = (int(x) for x in text.split(":"))
+            seeds = tuple(range(first, last + 1))
+        else:
+            seeds = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise ParameterError(option, text, "seeds as A:B (both included) or a,b,c") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ParameterError(option, text, "at least one seed, each >= 0 and once")
+    return seeds
+
+
+def _confirm(text: str, search: tuple[int, ...]) -> tuple[int, ...]:
+    if text == "none":
+        return ()
+    if text == "auto":
+        return tuple(range(max(search) + 1, max(search) + 1 + len(search)))
+    return parse_seeds("--confirm-seeds", text)
+
+
+def _write(out: Path, proposal: Any, summary: dict[str, Any], scenario: str,
+           weeks: float | None) -> None:
+    """plan.yaml (the base's twin document with the chosen links added) and plan.json."""
+    import yaml
+
+    from qkdnet.twin.plan import whatif_document
+
+    out.mkdir(parents=True, exist_ok=True)
+    base = _base_document(scenario, out)
+    if weeks is not None:
+        base["weeks"] = weeks
+    doc = whatif_document(proposal, base)
+    head = (f"# What-if proposed by `qkdnet plan {scenario}`: the base with "
+            f"{len(proposal.chosen)} new QKD-link(s) under add_links.\n"
+            "# Run it: qkdnet twin --scenario plan.yaml; on the same seed every other link "
+            "fails as in the base.\n")
+    (out / "plan.yaml").write_text(head + yaml.safe_dump(doc, sort_keys=False,
+                                                         allow_unicode=True),
+                                   encoding="utf-8")
+    (out / "plan.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
+                                   encoding="utf-8")
+
+
+def _base_document(scenario: str, out: Path) -> dict[str, Any]:
+    """The base as a twin document whose ``network`` resolves from ``out``."""
+    import yaml
+
+    from qkdnet.topology.scenarios import BUILT_IN
+
+    if scenario == "cn-qcn":
+        return {"qkdnet_twin": 1, "network": "cn-qcn"}
+    path = Path(scenario)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict) and "qkdnet_twin" in data:
+        doc = dict(data)
+        network = str(doc.get("network", "cn-qcn"))
+        if network not in BUILT_IN:
+            doc["network"] = os.path.relpath(path.parent / network, out)
+        return doc
+    return {"qkdnet_twin": 1, "network": os.path.relpath(path, out)}
+
+
+def _print(s: dict[str, Any]) -> None:
+    console = Console()
+    console.print(f"{s['network']}, {s['weeks']:g} weeks per run; search seeds "
+                  f"{_span(s['seeds'])}, confirmation seeds {_span(s['confirm_seeds'])}; "
+                  f"watched: {', '.join(s['watched'])}", highlight=False)
+    console.print(f"method: {s['method']}", highlight=False)
+    for k, r in enumerate(s["rounds"], start=1):
+        table = Table(title=f"Round {k}: expected hours unserved, now {r['before_h']:.3f} h")
+        for col in ("candidate", "estimate", "pre-screen"):
+            table.add_column(col, justify="left" if col == "candidate" else "right")
+        for c in r["candidates"]:
+            mark = "[bold]" if c["link"] == r["chosen"] else ""
+            table.add_row(f"{mark}{c['link']}", f"{c['estimate_h']:.3f} h",
+                          f"{c['screen_h']:.3f} h")
+        console.print(table)
+    if not s["chosen"]:
+        console.print("no new link lowers the expected hours unserved on these runs")
+    for c in s["chosen"]:
+        console.print(f"[bold]proposed[/]: {c['link']} ({c['length_km']:.0f} km, "
+                      f"{c['loss_db']:.1f} dB, {c['device_pairs']} x type "
+                      f"{c['device_type']}, {c['design_kbps']:.1f} kbit/s at the "
+                      f"pessimistic corner): {c['before_h']:.3f} h -> {c['after_h']:.3f} h",
+                      highlight=False)
+    for title, rows in (("Search", s["search"]), ("Confirmation on fresh seeds",
+                                                  s["confirm"])):
+        if not rows:
+            continue
+        table = Table(title=f"{title}: hours unserved per run")
+        for col in ("variant", "segment", "runs", "mean", "± s.e.", "p5", "median", "p95"):
+            table.add_column(col, justify="left" if col in ("variant", "segment") else "right")
+        for r in rows:
+            table.add_row(r["variant"], r["segment"], str(r["runs"]),
+                          *(f"{r[k]:.3f}" for k in ("mean_h", "sem_h", "p5_h", "median_h",
+                                                     "p95_h")))
+        console.print(table)
+
+
+def _span(seeds: list[int]) -> str:
+    if not seeds:
+        return "none"
+    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
+        return f"{seeds[0]}:{seeds[-1]}"
+    return ",".join(map(str, seeds))

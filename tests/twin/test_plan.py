@@ -1,0 +1,158 @@
+"""The what-if search: candidates, the pre-screen and the greedy choice on twin runs, on a
+chain whose single points of failure one new link can take away."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from qkdnet.errors import ParameterError, ScenarioError
+from qkdnet.twin.engine import run_twin
+from qkdnet.twin.plan import (
+    candidates,
+    distribution,
+    in_process_runner,
+    plan,
+    plan_summary,
+    whatif_document,
+)
+from qkdnet.twin.scenario import TwinScenario, load_twin_scenario, with_links
+
+# A chain a-b-c (the watched segment) with a spur c-d; d is ~111 km of fibre from a and
+# ~80 km from b, f is far away. A new a-d closes a ring round both a-b and b-c; b-d only
+# round b-c.
+NETWORK = """\
+qkdnet_scenario: 1
+name: chain
+regions:
+  - {id: east, name: East}
+nodes:
+  - {id: a, name: A, kind: backbone_access, lat: 30.0, lon: 120.0, region: east}
+  - {id: b, name: B, kind: backbone_access, lat: 30.5, lon: 120.0, region: east}
+  - {id: c, name: C, kind: backbone_access, lat: 31.0, lon: 120.0, region: east}
+  - {id: d, name: D, kind: backbone_access, lat: 30.5, lon: 120.6, region: east}
+  - {id: f, name: F, kind: backbone_access, lat: 35.0, lon: 120.6, region: east}
+qkd_links:
+  - {a: a, b: b, length_km: 77, loss_db: 17, device_type: III}
+  - {a: b, b: c, length_km: 77, loss_db: 17, device_type: III}
+  - {a: c, b: d, length_km: 80, loss_db: 17.6, device_type: III}
+  - {a: d, b: f, length_km: 70, loss_db: 15, device_type: III}
+"""
+TWIN = """\
+qkdnet_twin: 1
+network: chain.yaml
+weeks: 2
+seed: 1
+random_faults: false
+segments: [a, c]
+faults:
+  - {link: a--b, at_h: 50, duration_h: 3}
+  - {link: b--c, at_h: 200, duration_h: 2}
+"""
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Path:
+    """The twin file of the chain (its network beside it)."""
+    (tmp_path / "chain.yaml").write_text(NETWORK)
+    (tmp_path / "twin.yaml").write_text(TWIN)
+    return tmp_path / "twin.yaml"
+
+
+def test_budget_one_picks_the_bypass_and_hours_unserved_drop(chain: Path) -> None:
+    """a-d is chosen over b-d: the segment's 5 h of cuts become 0 h, on fresh seeds too."""
+    p = plan(load_twin_scenario(chain), 1, [1, 2], confirm_seeds=[3])
+    assert [c.link.id for c in p.chosen] == ["a--d"]
+    [round_] = p.rounds
+    estimates = {c.link.id: h for c, h in round_.estimates}
+    assert round_.before_h == pytest.approx(5.0)
+    assert estimates["a--d"] == pytest.approx(0.0)
+    assert estimates["b--d"] == pytest.approx(3.0)  # a-b's cut is still unprotected
+    rows = distribution(p.confirm).set_index("variant")
+    assert rows.loc["base", "mean_h"] == pytest.approx(5.0)
+    assert rows.loc["plan", "mean_h"] == pytest.approx(0.0)
+    assert "a--d" in p.scenario.network.link and "km:a~d" in p.scenario.network.km_link
+
+
+def test_candidates_respect_max_km_and_existing_links(chain: Path) -> None:
+    """At 100 km a-d (111 km) and f are out; no candidate duplicates a QKD-link."""
+    scenario = load_twin_scenario(chain)
+    wide = {c.link.id: c for c in candidates(scenario, max_km=150)}
+    assert {"a--d", "b--d"} <= set(wide)
+    near = {c.link.id for c in candidates(scenario, max_km=100)}
+    assert "b--d" in near and "a--d" not in near
+    existing = {frozenset(lk.ends) for lk in scenario.network.qkd_links}
+    for c in wide.values():
+        assert c.link.length_km <= 150 and "f" not in c.link.ends
+        assert frozenset(c.link.ends) not in existing
+        assert c.design_bps > 0 and c.link.device_pairs >= 1
+    assert wide["a--d"].protects == ("a--b", "b--c")
+    assert wide["a--d"].screen_h > wide["b--d"].screen_h > 0
+
+
+def test_bad_options_are_parameter_errors(chain: Path) -> None:
+    """A zero budget, a negative reach, an unknown segment, reused seeds: each named."""
+    scenario = load_twin_scenario(chain)
+    for kwargs, name in ((dict(budget=0), "--budget"), (dict(max_km=-5.0), "--max-km"),
+                         (dict(watch=["A-Z"]), "--watch"),
+                         (dict(confirm_seeds=[1]), "--confirm-seeds")):
+        args = {"budget": 1, **kwargs}
+        budget = int(args.pop("budget"))  # type: ignore[call-overload]
+        with pytest.raises(ParameterError, match=name):
+            plan(scenario, budget, [1], **args)  # type: ignore[arg-type]
+
+
+def test_a_runner_that_loses_a_run_is_an_error(chain: Path) -> None:
+    """A runner missing a (variant, seed) row is refused, never averaged over fewer runs."""
+    inner = in_process_runner()
+
+    def lossy(scenarios: Sequence[TwinScenario], seeds: Sequence[int]) -> pd.DataFrame:
+        rows = inner(scenarios, seeds)
+        return rows[rows["seed"] != seeds[-1]]
+
+    with pytest.raises(ParameterError, match="every variant and seed"):
+        plan(load_twin_scenario(chain), 1, [1, 2], runner=lossy)
+
+
+def test_added_links_leave_the_other_links_faults_as_they_were(chain: Path) -> None:
+    """With random faults, the variant's old links fail exactly as in the base run."""
+    base = replace(load_twin_scenario(chain, weeks=20), random_faults=True, faults=())
+    [cand] = [c for c in candidates(base) if c.link.id == "a--d"]
+    variant = replace(base, network=with_links(base.network, [cand.link]),
+                      added_links=("a--d",))
+    before = run_twin(base).faults
+    after = run_twin(variant).faults
+    assert before and [f for f in after if f.link != "a--d"] == list(before)
+
+
+def test_the_proposal_is_a_twin_file_that_runs(chain: Path) -> None:
+    """whatif_document + the loader: the chosen link is back with its equipment."""
+    import yaml
+
+    p = plan(load_twin_scenario(chain), 1, [1])
+    doc = whatif_document(p, yaml.safe_load(TWIN))
+    path = chain.parent / "plan.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    loaded = load_twin_scenario(path)
+    link = loaded.network.link["a--d"]
+    assert (link.device_type, link.device_pairs) == (p.chosen[0].link.device_type,
+                                                    p.chosen[0].link.device_pairs)
+    assert loaded.added_links == ("a--d",)
+    summary = plan_summary(p)
+    assert summary["chosen"][0]["link"] == "a--d" and summary["chosen"][0]["after_h"] == 0
+
+
+def test_add_links_errors_name_file_line_and_field(chain: Path) -> None:
+    """An unknown end and a duplicate of a QKD-link are refused with their place."""
+    bad = TWIN + "add_links:\n  - {a: a, b: zz, length_km: 50, loss_db: 11, device_type: I}\n"
+    chain.write_text(bad)
+    with pytest.raises(ScenarioError, match=r"twin.yaml:\d+: add_links\[0\].b: unknown"):
+        load_twin_scenario(chain)
+    chain.write_text(TWIN + "add_links:\n  - {a: b, b: a, length_km: 50, loss_db: 11, "
+                     "device_type: I}\n")
+    with pytest.raises(ScenarioError, match=r"add_links\[0\]: .* already"):
+        load_twin_scenario(chain)
