@@ -22,45 +22,11 @@ from qkdnet.twin.plan import (
 )
 from qkdnet.twin.scenario import TwinScenario, load_twin_scenario, with_links
 
-# A chain a-b-c (the watched segment) with a spur c-d; d is ~111 km of fibre from a and
-# ~80 km from b, f is far away. A new a-d closes a ring round both a-b and b-c; b-d only
-# round b-c.
-NETWORK = """\
-qkdnet_scenario: 1
-name: chain
-regions:
-  - {id: east, name: East}
-nodes:
-  - {id: a, name: A, kind: backbone_access, lat: 30.0, lon: 120.0, region: east}
-  - {id: b, name: B, kind: backbone_access, lat: 30.5, lon: 120.0, region: east}
-  - {id: c, name: C, kind: backbone_access, lat: 31.0, lon: 120.0, region: east}
-  - {id: d, name: D, kind: backbone_access, lat: 30.5, lon: 120.6, region: east}
-  - {id: f, name: F, kind: backbone_access, lat: 35.0, lon: 120.6, region: east}
-qkd_links:
-  - {a: a, b: b, length_km: 77, loss_db: 17, device_type: III}
-  - {a: b, b: c, length_km: 77, loss_db: 17, device_type: III}
-  - {a: c, b: d, length_km: 80, loss_db: 17.6, device_type: III}
-  - {a: d, b: f, length_km: 70, loss_db: 15, device_type: III}
-"""
-TWIN = """\
-qkdnet_twin: 1
-network: chain.yaml
-weeks: 2
-seed: 1
-random_faults: false
-segments: [a, c]
-faults:
-  - {link: a--b, at_h: 50, duration_h: 3}
-  - {link: b--c, at_h: 200, duration_h: 2}
-"""
-
 
 @pytest.fixture
-def chain(tmp_path: Path) -> Path:
-    """The twin file of the chain (its network beside it)."""
-    (tmp_path / "chain.yaml").write_text(NETWORK)
-    (tmp_path / "twin.yaml").write_text(TWIN)
-    return tmp_path / "twin.yaml"
+def chain(plan_chain: Path) -> Path:
+    """The chain's twin file (tests/conftest.py)."""
+    return plan_chain
 
 
 def test_budget_one_picks_the_bypass_and_hours_unserved_drop(chain: Path) -> None:
@@ -134,7 +100,7 @@ def test_the_proposal_is_a_twin_file_that_runs(chain: Path) -> None:
     import yaml
 
     p = plan(load_twin_scenario(chain), 1, [1])
-    doc = whatif_document(p, yaml.safe_load(TWIN))
+    doc = whatif_document(p, yaml.safe_load(chain.read_text()))
     path = chain.parent / "plan.yaml"
     path.write_text(yaml.safe_dump(doc))
     loaded = load_twin_scenario(path)
@@ -148,11 +114,12 @@ def test_the_proposal_is_a_twin_file_that_runs(chain: Path) -> None:
 
 def test_add_links_errors_name_file_line_and_field(chain: Path) -> None:
     """An unknown end and a duplicate of a QKD-link are refused with their place."""
-    bad = TWIN + "add_links:\n  - {a: a, b: zz, length_km: 50, loss_db: 11, device_type: I}\n"
+    twin = chain.read_text()
+    bad = twin + "add_links:\n  - {a: a, b: zz, length_km: 50, loss_db: 11, device_type: I}\n"
     chain.write_text(bad)
     with pytest.raises(ScenarioError, match=r"twin.yaml:\d+: add_links\[0\].b: unknown"):
         load_twin_scenario(chain)
-    chain.write_text(TWIN + "add_links:\n  - {a: b, b: a, length_km: 50, loss_db: 11, "
+    chain.write_text(twin + "add_links:\n  - {a: b, b: a, length_km: 50, loss_db: 11, "
                      "device_type: I}\n")
     with pytest.raises(ScenarioError, match=r"add_links\[0\]: .* already"):
         load_twin_scenario(chain)

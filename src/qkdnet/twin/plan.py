@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -51,7 +52,7 @@ from qkdnet.topology.cn_qcn import (
     great_circle_km,
     pessimistic_span_skr_bps,
 )
-from qkdnet.topology.model import Network, NodeKind, QKDLink
+from qkdnet.topology.model import Network, Node, NodeKind, QKDLink
 from qkdnet.topology.paths import path_links, shortest_path
 from qkdnet.twin.engine import run_twin
 from qkdnet.twin.faults import FaultModel
@@ -203,13 +204,13 @@ def candidates(scenario: TwinScenario, max_km: float = 150.0,
     return sorted(out, key=lambda c: (-c.screen_h, c.link.length_km, c.link.id))
 
 
-def _pairs_within(nodes: Sequence[object], km: float) -> list[tuple[int, int]]:
-    """Index pairs of nodes (with ``lat``, ``lon``) at most ``km`` apart on the great
+def _pairs_within(nodes: Sequence[Node], km: float) -> list[tuple[int, int]]:
+    """Index pairs of ``nodes`` at most ``km`` apart on the great
     circle, found with a k-d tree on the unit sphere (no all-pairs loop)."""
     if len(nodes) < 2:
         return []
-    lat = np.radians([getattr(n, "lat") for n in nodes])
-    lon = np.radians([getattr(n, "lon") for n in nodes])
+    lat = np.radians([n.lat for n in nodes])
+    lon = np.radians([n.lon for n in nodes])
     xyz = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
     chord = 2 * np.sin(min(km / EARTH_RADIUS_KM, np.pi) / 2) * (1 + 1e-9)
     return sorted(cKDTree(xyz).query_pairs(chord))
@@ -249,7 +250,7 @@ class _Screen:
                 or not nx.has_path(self.tree, ca, cb):
             return ()
         hops = nx.shortest_path(self.tree, ca, cb)
-        ends = (self.tree.edges[u, v]["ends"] for u, v in zip(hops, hops[1:], strict=False))
+        ends = (self.tree.edges[u, v]["ends"] for u, v in pairwise(hops))
         return tuple(sorted({lk.id for e in ends for lk in self.watched.get(e, ())}))
 
     def hours(self, links: Sequence[str]) -> float:
@@ -444,7 +445,7 @@ def _link_row(c: Candidate) -> dict[str, Any]:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: (_r(v) if isinstance(v, float) else v) for k, v in row.items()}
+    return [{str(k): (_r(v) if isinstance(v, float) else v) for k, v in row.items()}
             for row in frame.to_dict(orient="records")]
 
 
