@@ -53,6 +53,7 @@ def test_table_shows_the_proposal(chain: Path) -> None:
     (["--endpoints", "users"], "--endpoints"),
     (["--watch", "Harbin-Beijing"], "--watch"),
     (["--workers", "4"], "--workers"),
+    (["--exact", "--budget", "3"], "--budget"),
 ])
 def test_a_bad_option_is_a_one_line_error(chain: Path, args: list[str], named: str) -> None:
     """Each bad option exits 2 with one line naming it."""

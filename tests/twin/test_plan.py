@@ -34,7 +34,7 @@ def test_budget_one_picks_the_bypass_and_hours_unserved_drop(chain: Path) -> Non
     p = plan(load_twin_scenario(chain), 1, [1, 2], confirm_seeds=[3])
     assert [c.link.id for c in p.chosen] == ["a--d"]
     [round_] = p.rounds
-    estimates = {c.link.id: h for c, h in round_.estimates}
+    estimates = {o[0].link.id: h for o, h in round_.estimates}
     assert round_.before_h == pytest.approx(5.0)
     assert estimates["a--d"] == pytest.approx(0.0)
     assert estimates["b--d"] == pytest.approx(3.0)  # a-b's cut is still unprotected
@@ -123,3 +123,14 @@ def test_add_links_errors_name_file_line_and_field(chain: Path) -> None:
                      "device_type: I}\n")
     with pytest.raises(ScenarioError, match=r"add_links\[0\]: .* already"):
         load_twin_scenario(chain)
+
+
+def test_exact_budget_two_runs_every_pair_and_keeps_the_fewest_links(chain: Path) -> None:
+    """--exact, budget 2: singles and pairs run; a--d alone already reaches 0 h."""
+    p = plan(load_twin_scenario(chain), 2, [1], exact=True)
+    [round_] = p.rounds
+    sizes = sorted(len(o) for o, _ in round_.estimates)
+    assert sizes.count(1) >= 2 and sizes.count(2) >= 1
+    assert [c.link.id for c in p.chosen] == ["a--d"]
+    with pytest.raises(ParameterError, match="--budget"):
+        plan(load_twin_scenario(chain), 3, [1], exact=True)

@@ -31,6 +31,8 @@ def plan_command(
                                            "access nodes) or access.")] = "trusted",
     shortlist: Annotated[int, typer.Option(help="Candidates per round run on the twin, "
                                            "best of the pre-screen.")] = 5,
+    exact: Annotated[bool, typer.Option(help="Run every set of up to --budget (1 or 2) "
+                                        "shortlisted candidates, not greedy.")] = False,
     seeds: Annotated[str, typer.Option(help="Seeds of the search: A:B (both included) or "
                                        "a,b,c.")] = "1:8",
     confirm_seeds: Annotated[str, typer.Option(
@@ -50,8 +52,9 @@ def plan_command(
 ) -> None:
     """Propose up to --budget new QKD-links that most lower the expected hours unserved of
     the watched segments: candidates within --max-km, engineered by the span rule,
-    pre-screened by the single points of failure they remove, then chosen greedily on twin
-    runs over --seeds and confirmed on fresh seeds."""
+    pre-screened by the single points of failure they remove, then chosen greedily (or,
+    with --exact, over every set of the shortlist) on twin runs over --seeds and
+    confirmed on fresh seeds."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from qkdnet.twin import scenario as twin_scenario
@@ -73,7 +76,8 @@ def plan_command(
                 task, completed=done, total=total))
             proposal = plan(base, budget, search, runner=runner, max_km=max_km,
                             endpoints="access" if endpoints == "access" else "trusted",
-                            shortlist=shortlist, watch=watch or (), confirm_seeds=confirm)
+                            shortlist=shortlist, watch=watch or (), confirm_seeds=confirm,
+                            exact=exact)
         summary = plan_summary(proposal)
         if out is not None:
             _write(out, proposal, summary, scenario, weeks)

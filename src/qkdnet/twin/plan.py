@@ -14,11 +14,12 @@
    of the single points of failure of their segment (bridges of the fibre graph on the
    segment's path); its score is those links' expected outage hours per run under the
    fault model. The ``shortlist`` best go on.
-3. **Twin runs**: greedy. Each round runs the shortlisted candidates added to what was
+3. **Twin runs**: greedy by default. Each round runs the shortlisted candidates added to what was
    chosen so far, over the same seeds, through ``runner``, and keeps the one with the
    lowest expected hours unserved (the mean over seeds, summed over the watched segments);
    it stops at ``budget`` links or when no candidate lowers it. Greedy on a sampled
-   estimate, not exact: a pair that helps only together is missed.
+   estimate, not exact: a pair that helps only together is missed. ``exact`` (budget 1
+   or 2) runs every set of up to ``budget`` shortlisted candidates instead.
 4. **Confirmation** on fresh seeds: the base and the proposal, before/after.
 
 Everything here is sans-I/O except the runner: a ``runner(scenarios, seeds)`` returns a
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from itertools import pairwise
+from itertools import combinations, pairwise
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -95,12 +96,14 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Round:
-    """One greedy round: each shortlisted candidate's estimate (expected hours unserved over
-    the watched segments, h) and the one kept (None: none improved on ``before_h``)."""
+    """One round: each option's estimate (expected hours unserved over the watched
+    segments, h) and the option kept (None: none improved on ``before_h``). A greedy
+    round's options are the shortlisted candidates one by one; the exact search's single
+    round has every set of up to ``budget`` of them."""
 
     before_h: float
-    estimates: tuple[tuple[Candidate, float], ...]
-    chosen: Candidate | None
+    estimates: tuple[tuple[tuple[Candidate, ...], float], ...]
+    chosen: tuple[Candidate, ...] | None
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class Plan:
     confirm: pd.DataFrame
     scenario: TwinScenario
     watched: tuple[str, ...]
+    exact: bool = False
 
 
 def in_process_runner(progress: RunProgress | None = None) -> Runner:
@@ -277,12 +281,18 @@ def _expected_down_h(model: FaultModel, years: float, km: float) -> float:
 def plan(base: TwinScenario, budget: int, seeds: Sequence[int], *,
          runner: Runner | None = None, max_km: float = 150.0,
          endpoints: Endpoints = "trusted", shortlist: int = 5,
-         watch: Sequence[str] = (), confirm_seeds: Sequence[int] = ()) -> Plan:
+         watch: Sequence[str] = (), confirm_seeds: Sequence[int] = (),
+         exact: bool = False) -> Plan:
     """Propose up to ``budget`` new QKD-links for ``base`` (module docstring): greedy over
     twin runs of ``seeds``, then the base and the proposal on ``confirm_seeds``.
-    ``watch`` names the segments to protect (``Harbin–Beijing``; default: all watched)."""
+    ``watch`` names the segments to protect (``Harbin–Beijing``; default: all watched).
+    ``exact`` (budget 1 or 2) runs every set of up to ``budget`` shortlisted candidates
+    at once and keeps the best: exact over the shortlist, for the sampled estimate."""
     seeds, confirm_seeds = tuple(seeds), tuple(confirm_seeds)
     _check(base, budget, seeds, shortlist, confirm_seeds)
+    if exact and budget > 2:
+        raise ParameterError("--budget", budget, "1 or 2 with --exact (every set of the "
+                             "shortlist is run)")
     run = runner or in_process_runner()
     watched = _watched(base, watch)
     chosen: list[Candidate] = []
@@ -290,14 +300,14 @@ def plan(base: TwinScenario, budget: int, seeds: Sequence[int], *,
     current = base
     frames: list[pd.DataFrame] = []
     best_rows = pd.DataFrame()
-    for _ in range(budget):
+    for _ in range(1 if exact else budget):
         listed = [c for c in candidates(current, max_km, endpoints, watched)
                   if c.screen_h > 0][:shortlist]
         if not listed:
             break
-        variants = [replace(current, network=with_links(current.network, [c.link]),
-                            added_links=(*current.added_links, c.link.id))
-                    for c in listed]
+        options = [o for k in range(1, budget + 1) for o in combinations(listed, k)] \
+            if exact else [(c,) for c in listed]
+        variants = [_with(current, o) for o in options]
         if not frames:  # the base is run once, with the first round
             rows = _rows(run([base, *variants], seeds), seeds, 1 + len(variants))
             best_rows = rows[rows["variant"] == 0]
@@ -306,13 +316,14 @@ def plan(base: TwinScenario, budget: int, seeds: Sequence[int], *,
         else:
             rows = _rows(run(variants, seeds), seeds, len(variants))
         before = _objective(best_rows, watched)
-        scores = [_objective(rows[rows["variant"] == k], watched) for k in range(len(listed))]
-        k = int(np.argmin(scores))
-        keep = listed[k] if scores[k] < before else None
-        rounds.append(Round(before, tuple(zip(listed, scores, strict=True)), keep))
+        scores = [_objective(rows[rows["variant"] == k], watched)
+                  for k in range(len(options))]
+        k = int(np.argmin(scores))  # the first of equals: the fewest links
+        keep = options[k] if scores[k] < before else None
+        rounds.append(Round(before, tuple(zip(options, scores, strict=True)), keep))
         if keep is None:
             break
-        chosen.append(keep)
+        chosen.extend(keep)
         current = variants[k]
         best_rows = rows[rows["variant"] == k]
     if not frames:
@@ -324,7 +335,13 @@ def plan(base: TwinScenario, budget: int, seeds: Sequence[int], *,
         confirm = _rows(run([base, current], confirm_seeds), confirm_seeds, 2)
         confirm = confirm.assign(variant=confirm["variant"].map({0: "base", 1: "plan"}))
     return Plan(tuple(chosen), tuple(rounds), seeds, confirm_seeds,
-                pd.concat(frames, ignore_index=True), confirm, current, watched)
+                pd.concat(frames, ignore_index=True), confirm, current, watched, exact)
+
+
+def _with(scenario: TwinScenario, added: Sequence[Candidate]) -> TwinScenario:
+    """``scenario`` with the candidates' links (their faults on a stream of their own)."""
+    return replace(scenario, network=with_links(scenario.network, [c.link for c in added]),
+                   added_links=(*scenario.added_links, *(c.link.id for c in added)))
 
 
 def _check(base: TwinScenario, budget: int, seeds: tuple[int, ...], shortlist: int,
@@ -406,18 +423,21 @@ def plan_summary(p: Plan) -> dict[str, Any]:
     and the before/after distributions of the search and of the confirmation."""
     weeks = p.scenario.duration_s / WEEK_S
     return {
-        "method": "greedy: each round adds the shortlisted candidate with the lowest mean "
+        "method": "exact over the shortlist: every set of up to the budget run, the best "
+                  "kept (on the sampled estimate)" if p.exact else
+                  "greedy: each round adds the shortlisted candidate with the lowest mean "
                   "hours unserved over the seeds (a sampled estimate, not exact)",
         "network": p.scenario.network.name, "weeks": round(weeks, 6),
         "seeds": list(p.seeds), "confirm_seeds": list(p.confirm_seeds),
         "watched": list(p.watched),
         "chosen": [{**_link_row(c), "before_h": _r(r.before_h), "after_h": _r(h)}
                    for r in p.rounds if r.chosen is not None
-                   for c, h in r.estimates if c is r.chosen],
+                   for o, h in r.estimates if o == r.chosen for c in o],
         "rounds": [{"before_h": _r(r.before_h),
-                    "chosen": None if r.chosen is None else r.chosen.link.id,
-                    "candidates": [{"link": c.link.id, "estimate_h": _r(h),
-                                    "screen_h": _r(c.screen_h)} for c, h in r.estimates]}
+                    "chosen": None if r.chosen is None else _name(r.chosen),
+                    "candidates": [{"link": _name(o), "estimate_h": _r(h),
+                                    "screen_h": _r(sum(c.screen_h for c in o))}
+                                   for o, h in r.estimates]}
                    for r in p.rounds],
         "search": _records(distribution(p.search)),
         "confirm": _records(distribution(p.confirm)),
@@ -434,6 +454,10 @@ def whatif_document(p: Plan, base: dict[str, Any]) -> dict[str, Any]:
          "device_pairs": c.link.device_pairs,
          "field": {k: _r(v) for k, v in c.link.field.items()}} for c in p.chosen)]
     return doc
+
+
+def _name(option: Sequence[Candidate]) -> str:
+    return " + ".join(c.link.id for c in option)
 
 
 def _link_row(c: Candidate) -> dict[str, Any]:
