@@ -43,6 +43,7 @@ def test_table_shows_the_proposal(chain: Path) -> None:
                                  "--confirm-seeds", "none"])
     assert result.exit_code == 0, result.output
     assert "proposed: a--d" in result.stdout and "5.000 h -> 0.000 h" in result.stdout
+    assert "A–C, search: -5.000 h a run on average; lower in 1 of 1 runs" in result.stdout
 
 
 @pytest.mark.parametrize(("args", "named"), [

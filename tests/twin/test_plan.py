@@ -16,6 +16,7 @@ from qkdnet.twin.plan import (
     candidates,
     distribution,
     in_process_runner,
+    paired_change,
     plan,
     plan_summary,
     whatif_document,
@@ -41,6 +42,9 @@ def test_budget_one_picks_the_bypass_and_hours_unserved_drop(chain: Path) -> Non
     rows = distribution(p.confirm).set_index("variant")
     assert rows.loc["base", "mean_h"] == pytest.approx(5.0)
     assert rows.loc["plan", "mean_h"] == pytest.approx(0.0)
+    [change] = paired_change(p.confirm).to_dict(orient="records")
+    assert change["mean_change_h"] == pytest.approx(-5.0)
+    assert (change["lower_runs"], change["higher_runs"], change["runs"]) == (1, 0, 1)
     assert "a--d" in p.scenario.network.link and "km:a~d" in p.scenario.network.km_link
 
 

@@ -158,7 +158,7 @@ def _base_document(scenario: str, out: Path) -> dict[str, Any]:
 
 
 def _print(s: dict[str, Any]) -> None:
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"{s['network']}, {s['weeks']:g} weeks per run; search seeds "
                   f"{_span(s['seeds'])}, confirmation seeds {_span(s['confirm_seeds'])}; "
                   f"watched: {', '.join(s['watched'])}", highlight=False)
@@ -192,6 +192,13 @@ def _print(s: dict[str, Any]) -> None:
                           *(f"{r[k]:.3f}" for k in ("mean_h", "sem_h", "p5_h", "median_h",
                                                      "p95_h")))
         console.print(table)
+
+    for title, rows in (("search", s["search_change"]), ("fresh seeds", s["confirm_change"])):
+        for r in rows:
+            if r["segment"] in s["watched"]:
+                console.print(f"{r['segment']}, {title}: {r['mean_change_h']:+.3f} h a run "
+                              f"on average; lower in {r['lower_runs']} of {r['runs']} runs, "
+                              f"higher in {r['higher_runs']}", highlight=False)
 
 
 def _span(seeds: list[int]) -> str:

@@ -419,8 +419,9 @@ def distribution(rows: pd.DataFrame) -> pd.DataFrame:
 
 def plan_summary(p: Plan) -> dict[str, Any]:
     """The proposal as plain data (what ``--format json`` prints): method, seeds, each
-    chosen link with its equipment and before/after estimate (h), the rounds' estimates
-    and the before/after distributions of the search and of the confirmation."""
+    chosen link with its equipment and before/after estimate (h), the rounds' estimates,
+    the before/after distributions of the search and of the confirmation, and their
+    seed-by-seed changes."""
     weeks = p.scenario.duration_s / WEEK_S
     return {
         "method": "exact over the shortlist: every set of up to the budget run, the best "
@@ -441,6 +442,8 @@ def plan_summary(p: Plan) -> dict[str, Any]:
                    for r in p.rounds],
         "search": _records(distribution(p.search)),
         "confirm": _records(distribution(p.confirm)),
+        "search_change": _records(paired_change(p.search)),
+        "confirm_change": _records(paired_change(p.confirm)),
     }
 
 
@@ -454,6 +457,22 @@ def whatif_document(p: Plan, base: dict[str, Any]) -> dict[str, Any]:
          "device_pairs": c.link.device_pairs,
          "field": {k: _r(v) for k, v in c.link.field.items()}} for c in p.chosen)]
     return doc
+
+
+def paired_change(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per segment, the plan against the base seed by seed (the same faults on every old
+    link, so a difference is the new links' doing): runs, mean change (h), and the runs
+    where the plan is lower and higher. Empty without a ``plan`` variant."""
+    columns = ["segment", "runs", "mean_change_h", "lower_runs", "higher_runs"]
+    if rows.empty or "plan" not in set(rows["variant"]):
+        return pd.DataFrame(columns=columns)
+    wide = rows.pivot_table(index=["segment", "seed"], columns="variant",
+                            values="hours_unserved", sort=False)
+    change = (wide["plan"] - wide["base"]).groupby(level="segment", sort=False)
+    out = pd.DataFrame({"runs": change.size(), "mean_change_h": change.mean(),
+                        "lower_runs": change.apply(lambda x: int((x < -1e-9).sum())),
+                        "higher_runs": change.apply(lambda x: int((x > 1e-9).sum()))})
+    return out.reset_index()[columns]
 
 
 def _name(option: Sequence[Candidate]) -> str:
@@ -479,5 +498,6 @@ def _r(x: float) -> float:
 
 
 __all__ = ["Candidate", "Plan", "Round", "Runner", "attenuation_db_per_km",
-           "candidates", "distribution", "engineered_link", "in_process_runner", "plan",
+           "candidates", "distribution", "engineered_link", "in_process_runner",
+           "paired_change", "plan",
            "plan_summary", "runner_for", "whatif_document"]
