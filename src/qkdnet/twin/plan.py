@@ -290,6 +290,8 @@ def plan(base: TwinScenario, budget: int, seeds: Sequence[int], *,
     at once and keeps the best: exact over the shortlist, for the sampled estimate."""
     seeds, confirm_seeds = tuple(seeds), tuple(confirm_seeds)
     _check(base, budget, seeds, shortlist, confirm_seeds)
+    if not max_km > 0:
+        raise ParameterError("--max-km", max_km, "> 0 km")
     if exact and budget > 2:
         raise ParameterError("--budget", budget, "1 or 2 with --exact (every set of the "
                              "shortlist is run)")
