@@ -390,3 +390,11 @@ def check_ends(record: NodeRecord, network: Network, where: str = "") -> None:
         if node not in (km.a, km.b):
             raise ApiError(403, f"{prefix}km_links[{i}].km_link: node {node!r} is not an end "
                                 f"of KM-link {k.km_link!r}")
+    for i, s in enumerate(record.services):
+        master, slave = network.sae[s.master].node, network.sae[s.slave].node
+        if node not in (master, slave):
+            raise ApiError(403, f"{prefix}services[{i}]: node {node!r} is the node of neither "
+                                f"SAE {s.master!r} nor {s.slave!r}")
+        if s.routes is not None and node != master:
+            raise ApiError(403, f"{prefix}services[{i}].route: only the master SAE's node "
+                                f"{master!r} reports the pair's route")
