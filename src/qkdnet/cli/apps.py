@@ -13,7 +13,7 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from qkdnet.cli.guard import fail, guard
+from qkdnet.cli.guard import fail, guard, writable_file
 from qkdnet.cli.options import DATA_FOLDER
 
 commands = typer.Typer(help="Applications that use the keys: a file or stream sealed with "
@@ -43,6 +43,7 @@ def send_command(
     from qkdnet.apps.sealed_files import send
 
     def run() -> None:
+        _check_output(target)
         with SaeClient.from_manifest(manifest, sender) as client, \
                 _input(source) as (stream, size), _output(target) as out:
             done = send(client, sender, receiver, stream, out, size, chunk_bytes,
@@ -65,6 +66,7 @@ def receive_command(
     from qkdnet.apps.sealed_files import receive
 
     def run() -> None:
+        _check_output(target)
         with SaeClient.from_manifest(manifest, sae) as client, \
                 _input(source) as (stream, _), _output(target) as out:
             done = receive(client, stream, out)
@@ -72,6 +74,12 @@ def receive_command(
               f"chunks under {done.keys} keys, all authenticated", file=sys.stderr)
 
     guard(run)
+
+
+def _check_output(name: str) -> None:
+    """OUT's folder, made if missing and writable, before any key is asked for."""
+    if name != "-":
+        writable_file("OUT", Path(name))
 
 
 @contextlib.contextmanager
@@ -97,10 +105,7 @@ def _output(name: str) -> Iterator[BinaryIO]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    path = Path(name)
-    if not path.parent.is_dir():
-        fail(f"cannot write {name}: no folder {path.parent}")
-    with atomic_output(path) as out:
+    with atomic_output(Path(name)) as out:
         yield out
 
 

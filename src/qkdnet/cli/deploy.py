@@ -97,7 +97,7 @@ def deploy_alert_rules(
     from qkdnet.deploy.alert_rules import alert_rules
 
     def run() -> None:
-        writable_file("--out", out).write_text(alert_rules(), encoding="utf-8")
+        writable_file("--out", out, "rules file").write_text(alert_rules(), encoding="utf-8")
         print(out)
 
     guard(run)

@@ -58,12 +58,19 @@ def writable_folder(option: str, folder: Path, make: bool = True) -> Path:
     return _writable(option, folder, folder, make)
 
 
-def writable_file(option: str, path: Path) -> Path:
-    """``path``, its folder made if missing; ParameterError naming ``option`` when the folder
-    cannot be made or written, or ``path`` is a folder."""
+def writable_file(option: str, path: Path, what: str = "file") -> Path:
+    """``path``, when its folder exists and can be written; ParameterError naming ``option``
+    (and ``what`` the file is) when the folder is missing or cannot be written, or ``path``
+    is a folder. A missing folder is a mistake in the path more often than a wish: it is
+    not made (output folders, ``--out DIR``, are)."""
     if path.is_dir():
         raise ParameterError(option, path, "is a folder; name a file")
-    _writable(option, path.parent, path, True)
+    folder = path.parent
+    if not folder.is_dir():
+        problem = "is a file" if folder.exists() else "does not exist"
+        raise ParameterError(option, path, f"cannot write the {what}: folder {folder} "
+                             f"{problem}")
+    _writable(option, folder, path, False)
     return path
 
 
