@@ -14,7 +14,7 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
   network). A cut or blinded link, or every link of a stopped node, makes no key, its
   KM-links report down and the control layer routes around it; the report goes to the NMS
   and the consoles at once, so the alarms show without waiting for the next tick, and clear
-  the same way after the repair or start;
+  the same way after the repair or start; ``GET /api/faults``: the faults injected now;
 - ``GET /``: the web console (static files in ``qkdnet/live/console``, no build step): a
   lon/lat map with links coloured by SKR, the active alarms, per-link history charts and the
   availability table, over the geography of ``GET /basemap.geojson``, fed by the endpoints
@@ -234,7 +234,18 @@ class _FaultHandlers:
 
     def routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         return [("POST", "/api/links/{link}/{action}", self.link_fault),
-                ("POST", "/api/nodes/{node}/{action}", self.node_fault)]
+                ("POST", "/api/nodes/{node}/{action}", self.node_fault),
+                ("GET", "/api/faults", self.active_faults)]
+
+    async def active_faults(self) -> JSONResponse:
+        """The faults injected now (``qkdnet fault list``): cut and blinded QKD-links,
+        stopped nodes."""
+        if self.live is None:
+            return _no_live_network()
+        faults = self.live.keynet.faults
+        return JSONResponse({"cut_links": sorted(faults.cut_links),
+                             "blinded_links": sorted(faults.blinded_links),
+                             "stopped_nodes": sorted(faults.stopped_nodes)})
 
     async def link_fault(self, link: str, action: str) -> JSONResponse:
         if action not in _LINK_ACTIONS:
