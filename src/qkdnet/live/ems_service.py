@@ -210,11 +210,7 @@ class EmsForwarder(BackgroundCaller):
         return "lost"
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._closing:
-            started = loop.time()
-            await self.forward_now()
-            await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
+        await self._every(self.interval_s, self.forward_now)
 
 
 def make_ems_app(service: EmsService, max_body_bytes: int = RECORD_MAX_BYTES) -> BodyLimit:

@@ -8,25 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chain_scenario import CHAIN_SCENARIO as CHAIN
+from om_login import PASSWORD
+
 from qkdnet.cli.options import DATA_FOLDER
 from qkdnet.live.launch import start_serve
 from qkdnet.live.operators import OperatorFile
-
-CHAIN = """\
-qkdnet_scenario: 1
-name: fault-list-chain
-nodes:
-  - {id: a, kind: backbone_access, lat: 40.0, lon: 116.0}
-  - {id: b, kind: backbone_relay, lat: 40.3, lon: 116.3}
-  - {id: c, kind: backbone_access, lat: 40.6, lon: 116.6}
-qkd_links:
-  - {a: a, b: b, length_km: 50, device_type: I}
-  - {a: b, b: c, length_km: 60, device_type: II}
-saes:
-  - {id: sae-a, node: a}
-  - {id: sae-c, node: c}
-"""
-PASSWORD = "correct horse battery"
 
 
 def _qkdnet(cwd: Path, *args: str, role: str = "operator") -> subprocess.CompletedProcess[str]:
