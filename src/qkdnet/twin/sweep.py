@@ -84,14 +84,14 @@ copyreg.pickle(MappingProxyType, lambda m: (_mapping_proxy, (dict(m),)))
 
 def run_one(scenario: TwinScenario, variant: Variant, name: str, seed: int) -> Rows:
     """One run: ``variant`` of ``scenario`` with ``seed``; its segment and service rows
-    (columns :data:`COLUMNS` but ``error``)."""
+    (columns :data:`COLUMNS`, ``error`` empty)."""
     sc = (variant if isinstance(variant, TwinScenario)
           else scenario if variant is None else variant(scenario))
     sc = dataclasses.replace(sc, seed=seed)
     result = run_twin(sc)
     duration_h = sc.duration_s / HOUR_S
     head = {"variant": name, "seed": seed, "network": sc.network.name,
-            "duration_h": duration_h}
+            "duration_h": duration_h, "error": ""}
     rows: Rows = []
     for k, seg in enumerate(segments(result)):
         rows.append({**head, "kind": "segment", "position": k, "name": seg["segment"],
@@ -226,7 +226,6 @@ def _frame(rows: Rows, variant_order: list[str]) -> pd.DataFrame:
     import pandas as pd
 
     df = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
-    df["error"] = df["error"].fillna("").astype(str)
     rank = {v: i for i, v in enumerate(variant_order)}
     df = df.sort_values(by=["variant", "seed", "kind", "position"],
                         key=lambda c: c.map(rank) if c.name == "variant"
