@@ -80,8 +80,8 @@ def measure(scenario: TwinScenario, seeds: list[int], workers: int) -> SweepFigu
 
     t0 = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1,  # type: ignore[no-untyped-call]
-                      processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, \
+                      processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, \
             Client(cluster) as client:  # type: ignore[no-untyped-call]
         start_s = time.perf_counter() - t0
         before = client.run(process_stats)

@@ -197,7 +197,10 @@ def _on_dask(scenario: TwinScenario, named: Mapping[str, Variant],
     if scheduler is None:
         cluster = LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=workers or len(os.sched_getaffinity(0)), threads_per_worker=1,
-            processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+            processes=True, dashboard_address=None, silence_logs=logging.ERROR,
+            # the scheduler's HTTP routes (health, metrics) on a free port, not 8787:
+            # several sweeps on one machine must not collide
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     try:
         with Client(cluster if cluster is not None  # type: ignore[no-untyped-call]
                     else scheduler) as client:
