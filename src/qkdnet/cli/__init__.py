@@ -21,6 +21,7 @@ from qkdnet.cli import (
     pki,
     quantum,
     satellite,
+    sweep,  # noqa: F401 (registers `qkdnet twin sweep` on the twin group)
     topology,
     twin,
 )
