@@ -39,12 +39,10 @@ still fails, reported as a ``failed`` row, never dropped.
 
 from __future__ import annotations
 
-import copyreg
 import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from qkdnet.errors import ParameterError
@@ -70,16 +68,6 @@ COLUMNS = ("variant", "seed", "network", "duration_h", "kind", "position", "name
            "error")
 _KIND_ORDER = {"segment": 0, "service": 1, "failed": 2}
 Rows = list[dict[str, Any]]
-
-
-def _mapping_proxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
-    return MappingProxyType(items)
-
-
-# The network's read-only maps (QKDLink.field, Network.node, ...) are mappingproxy objects,
-# which pickle refuses; Dask must pickle the scenario to scatter it. Pickle them as the dict
-# they wrap, rebuilt read-only on the worker.
-copyreg.pickle(MappingProxyType, lambda m: (_mapping_proxy, (dict(m),)))
 
 
 def run_one(scenario: TwinScenario, variant: Variant, name: str, seed: int) -> Rows:
