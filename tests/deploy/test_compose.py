@@ -67,7 +67,9 @@ def test_each_process_and_service_runs_its_command(written: Path,
     assert services["node-east"]["command"] == [
         "node", *dep, "--process", "east", "--dir", "/var/lib/qkdnet/state"]
     assert services["controller"]["command"] == ["controller", *dep]
-    assert services["devices"]["command"] == ["qkd-devices", *dep]
+    # it flies cn-qcn's satellite: its pools and clock in its state volume
+    assert services["devices"]["command"] == ["qkd-devices", *dep, "--dir",
+                                              "/var/lib/qkdnet/state"]
     assert services["ems-north"]["command"] == ["ems", *dep, "--region", "north"]
     assert services["nms"]["command"] == ["nms", *dep]
     for service in services.values():
@@ -86,7 +88,8 @@ def test_a_node_service_gets_each_of_its_kmes_key_pair(written: Path,
     assert targets == {"/etc/qkdnet/pki/ca.crt"} | {
         f"/etc/qkdnet/pki/kme/{n}.{k}" for n in east.nodes for k in ("crt", "key")}
     assert document["secrets"]["kme-hefei.key"] == {"file": "/srv/pki/kme/hefei.key"}
-    assert document["volumes"] == {f"node-{p.id}": {} for p in deployment.processes}
+    assert document["volumes"] == {f"node-{p.id}": {} for p in deployment.processes} | {
+        "devices": {}}  # the satellites' pools
 
 
 def test_the_mounted_deployment_is_the_one_given(written: Path, deployment: Deployment) -> None:

@@ -28,11 +28,11 @@ def test_every_container_of_the_example_listens_where_the_deployment_says() -> N
     cs = containers(d)
     assert len(cs) == 7 + 1 + 1 + 7 + 1
     devices = next(c for c in cs if c.name == "devices")
-    assert devices.ports == (7200,) and not devices.stateful
+    assert devices.ports == (7200,) and devices.stateful  # it flies the satellite
     assert devices.pki_files == ("ca.crt", "kme/qkdnet-devices.crt", "kme/qkdnet-devices.key")
     east = next(c for c in cs if c.name == "node-east")
     assert east.stateful and east.ports == (*range(8600, 8682), 9402)
-    assert [c.stateful for c in cs].count(True) == 7
+    assert [c.stateful for c in cs].count(True) == 7 + 1  # the nodes and the devices
     assert next(c for c in cs if c.name == "ems-north").args[-2:] == ("--region", "north")
 
 

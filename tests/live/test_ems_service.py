@@ -207,3 +207,18 @@ def test_a_silent_node_raises_node_down_and_its_links_go_down(tmp_path: Path) ->
     status = nms.link_status("c--d")
     assert status is not None and status.up and not math.isnan(status.qber)
 
+
+
+def test_a_batch_north_stops_at_its_byte_budget_but_carries_at_least_one(tmp_path: Path
+                                                                           ) -> None:
+    """Records that would pass the byte budget wait for the next batch; one larger than the
+    whole budget still goes, alone."""
+    (tmp_path / "square.yaml").write_text(SQUARE)
+    ems = EmsService(load_network(tmp_path / "square.yaml"), "west")
+    for t in (1.0, 2.0, 3.0):
+        ems.take("a", record("a", t))
+    size = ems.queue[0][2]
+    last, records = ems.batch(limit_bytes=2 * size)
+    assert [r["t"] for r in records] == [1.0, 2.0] and last == ems.queue[1][0]
+    _, records = ems.batch(limit_bytes=1)
+    assert [r["t"] for r in records] == [1.0]

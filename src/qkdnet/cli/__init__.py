@@ -7,6 +7,9 @@ and its allowed range, and exit with code 2 (:mod:`qkdnet.cli.guard`).
 
 from __future__ import annotations
 
+from importlib.metadata import version
+from typing import Annotated
+
 import typer
 
 from qkdnet.cli import (
@@ -19,6 +22,7 @@ from qkdnet.cli import (
     plan,
     quantum,
     satellite,
+    sweep,  # noqa: F401 (registers `qkdnet twin sweep` on the twin group)
     topology,
     twin,
 )
@@ -27,6 +31,23 @@ app = typer.Typer(
     help="qkdnet: a carrier-grade quantum key distribution network.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"qkdnet {version('qkdnet')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the installed version and exit.")] = False,
+) -> None:
+    """qkdnet: a carrier-grade quantum key distribution network."""
+
+
 app.add_typer(quantum.commands)
 app.add_typer(topology.commands, name="topology")
 app.add_typer(pki.commands, name="pki")

@@ -7,18 +7,21 @@ import contextlib
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import typer
 
-from qkdnet.cli.guard import fail, guard
+from qkdnet.cli.guard import fail, guard, writable_file
+from qkdnet.cli.options import DATA_FOLDER
 
 commands = typer.Typer(help="Applications that use the keys: a file or stream sealed with "
                        "AES-256-GCM between two SAEs.", no_args_is_help=True)
 
 ManifestOption = Annotated[Path, typer.Option(help="The manifest.json of qkdnet serve.")]
+#: Where `qkdnet serve` writes its manifest by default.
+DEFAULT_MANIFEST = DATA_FOLDER / "manifest.json"
 InArgument = Annotated[str, typer.Argument(metavar="IN", help="Input file; - for stdin.")]
 OutArgument = Annotated[str, typer.Argument(
     metavar="OUT", help="Output file, written only if all goes well; - for stdout.")]
@@ -30,7 +33,7 @@ def send_command(
     target: OutArgument,
     sender: Annotated[str, typer.Option("--from", help="The sending SAE (master).")],
     receiver: Annotated[str, typer.Option("--to", help="The receiving SAE (slave).")],
-    manifest: ManifestOption,
+    manifest: ManifestOption = DEFAULT_MANIFEST,
     chunk_bytes: Annotated[int, typer.Option(help="Plaintext bytes per chunk.")] = 64 * 1024,
     chunks_per_key: Annotated[int, typer.Option(help="Chunks sealed under one 256-bit "
                                                 "key.")] = 256,
@@ -40,6 +43,7 @@ def send_command(
     from qkdnet.apps.sealed_files import send
 
     def run() -> None:
+        _check_output(target)
         with SaeClient.from_manifest(manifest, sender) as client, \
                 _input(source) as (stream, size), _output(target) as out:
             done = send(client, sender, receiver, stream, out, size, chunk_bytes,
@@ -47,7 +51,7 @@ def send_command(
         print(f"sealed {done.plaintext_bytes} bytes for {done.receiver}: {done.chunks} "
               f"chunks under {done.keys} keys", file=sys.stderr)
 
-    guard(lambda: _file_errors(run))
+    guard(run)
 
 
 @commands.command("receive")
@@ -55,28 +59,27 @@ def receive_command(
     source: InArgument,
     target: OutArgument,
     sae: Annotated[str, typer.Option("--as", help="The receiving SAE.")],
-    manifest: ManifestOption,
+    manifest: ManifestOption = DEFAULT_MANIFEST,
 ) -> None:
     """Open a sealed IN with the keys from the receiving SAE's KME, authenticating it all."""
     from qkdnet.apps.sae_client import SaeClient
     from qkdnet.apps.sealed_files import receive
 
     def run() -> None:
+        _check_output(target)
         with SaeClient.from_manifest(manifest, sae) as client, \
                 _input(source) as (stream, _), _output(target) as out:
             done = receive(client, stream, out)
         print(f"opened {done.plaintext_bytes} bytes from {done.sender}: {done.chunks} "
               f"chunks under {done.keys} keys, all authenticated", file=sys.stderr)
 
-    guard(lambda: _file_errors(run))
+    guard(run)
 
 
-def _file_errors(job: Callable[[], None]) -> None:
-    """A file that cannot be read or written is one line too, not a traceback."""
-    try:
-        job()
-    except OSError as exc:
-        fail(f"{exc.filename or 'input/output'}: {exc.strerror or exc}")
+def _check_output(name: str) -> None:
+    """OUT's folder, made if missing and writable, before any key is asked for."""
+    if name != "-":
+        writable_file("OUT", Path(name))
 
 
 @contextlib.contextmanager
@@ -102,10 +105,7 @@ def _output(name: str) -> Iterator[BinaryIO]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    path = Path(name)
-    if not path.parent.is_dir():
-        fail(f"cannot write {name}: no folder {path.parent}")
-    with atomic_output(path) as out:
+    with atomic_output(Path(name)) as out:
         yield out
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from qkdnet.cli.guard import fail, guard
+from qkdnet.cli.guard import guard, writable_file, writable_folder
 
 if TYPE_CHECKING:
     from qkdnet.deploy.kubernetes import ServiceType
@@ -40,6 +40,7 @@ def deploy_compose(
 
     def run() -> None:
         plan = load_deployment(deployment, vendor_files_at=())  # the writers read none
+        writable_folder("--out", out)
         written = _write(out, compose_files(plan, pki, image))
         print(f"{out / written[0]} ({len(written)} files)")
 
@@ -73,6 +74,7 @@ def deploy_kubernetes(
             raise ParameterError("--service-type", service_type,
                                  "ClusterIP, NodePort or LoadBalancer")
         loaded = load_deployment(deployment, vendor_files_at=())
+        writable_folder("--out", out)
         files = kubernetes_files(loaded, image, pki, cast("ServiceType", service_type),
                                  storage)
         written = _write(out, files)
@@ -95,10 +97,7 @@ def deploy_alert_rules(
     from qkdnet.deploy.alert_rules import alert_rules
 
     def run() -> None:
-        try:
-            out.write_text(alert_rules(), encoding="utf-8")
-        except OSError as exc:
-            fail(f"{out}: cannot write the rules file: {exc.strerror or exc}")
+        writable_file("--out", out, "rules file").write_text(alert_rules(), encoding="utf-8")
         print(out)
 
     guard(run)

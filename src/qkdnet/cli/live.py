@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from qkdnet.cli.guard import guard
+from qkdnet.cli.guard import fail, free_port, guard, writable_folder
 from qkdnet.cli.options import (
+    DATA_FOLDER,
     SATELLITE_START,
     SatelliteCloudOption,
     SatellitePoolOption,
@@ -24,7 +25,7 @@ commands = typer.Typer()
 @commands.command("serve")
 def serve_command(
     folder: Annotated[Path, typer.Option("--dir", "-d", help="Data folder: key stores, PKI, "
-                                         "manifest.json.")] = Path("qkdnet-live"),
+                                         "manifest.json.")] = DATA_FOLDER,
     scenario: ScenarioOption = "cn-qcn",
     speedup: Annotated[float, typer.Option(help="Make key this many times faster than "
                                            "the modelled rates.")] = 1.0,
@@ -71,6 +72,10 @@ def serve_command(
     from qkdnet.live.serve import ServeOptions, serve, utc_time
 
     def run() -> None:
+        free_port("--om-port", host, om_port)
+        writable_folder("--dir", folder, make=False)  # serve makes it, private
+        if manifest is not None:
+            writable_folder("--manifest", manifest.parent, make=False)
         log_to_stderr()
         options = ServeOptions(folder, host, speedup, prefill_bits, all_nodes, manifest,
                                pool_capacity_bits, om_port, dynamics, seed,
@@ -100,11 +105,11 @@ def serve_command(
 def fault_command(
     action: Annotated[str, typer.Argument(help="cut, blind (trip its detector-current "
                                           "monitor) or repair a QKD-link; stop or start a "
-                                          "node")],
-    target: Annotated[str, typer.Argument(help="QKD-link id (a--b) or node id")],
+                                          "node; list the faults injected now")],
+    target: Annotated[str | None, typer.Argument(help="QKD-link id (a--b) or node id "
+                                                 "(none for list)")] = None,
     folder: Annotated[Path, typer.Option("--dir", "-d", help="Data folder of a running "
-                                         "`qkdnet serve` (its manifest.json).")] = Path(
-        "qkdnet-live"),
+                                         "`qkdnet serve` (its manifest.json).")] = DATA_FOLDER,
     operator: Annotated[str | None, typer.Option(help="O&M operator (role operator or "
                                                  "admin); default $QKDNET_OPERATOR.")
                         ] = None,
@@ -121,11 +126,18 @@ def fault_command(
     distilling; a stopped node's Key Manager and devices go dark (its links
     make no key, its KME answers 503). The controllers route around it and the NMS raises
     its alarms at once; a repair or start clears them. With --deployment, stop and start
-    act on the node's process of a deployment run by `qkdnet up`."""
-    from qkdnet.live.om_client import inject_fault
+    act on the node's process of a deployment run by `qkdnet up`. `qkdnet fault list`
+    prints the faults injected now, one a line (any O&M role may read them)."""
+    from qkdnet.live.om_client import active_faults, inject_fault
 
+    if action == "list":
+        if target is not None or deployment is not None:
+            fail("`qkdnet fault list` takes no TARGET and no --deployment: it lists the "
+                 "faults of the `qkdnet serve` of --dir")
+    elif target is None:
+        fail(f"`qkdnet fault {action}` needs a TARGET: a QKD-link id (a--b) or a node id")
     if deployment is not None:
-        guard(lambda: _deployment_fault(action, target, deployment, folder))
+        guard(lambda: _deployment_fault(action, str(target), deployment, folder))
         return
 
     def run() -> None:
@@ -134,7 +146,10 @@ def fault_command(
             text = (sys.stdin.read() if str(password_file) == "-"
                     else password_file.read_text(encoding="utf-8"))
             password = text.splitlines()[0] if text else ""
-        state = inject_fault(folder, action, target, operator, password)
+        if action == "list":
+            _print_faults(active_faults(folder, operator, password))
+            return
+        state = inject_fault(folder, action, str(target), operator, password)
         if "link" in state:
             print(f"{state['link']}: "
                   f"{'up' if state['up'] else 'blinded' if state['blinded'] else 'cut'}")
@@ -142,6 +157,15 @@ def fault_command(
             print(f"{state['node']}: {'running' if state['running'] else 'stopped'}")
 
     guard(run)
+
+
+def _print_faults(faults: dict[str, list[str]]) -> None:
+    """One fault a line, ``<link> cut``, ``<link> blinded`` or ``<node> stopped``; ``no
+    faults injected`` when there are none."""
+    lines = [*(f"{link}\tcut" for link in faults["cut_links"]),
+             *(f"{link}\tblinded" for link in faults["blinded_links"]),
+             *(f"{node}\tstopped" for node in faults["stopped_nodes"])]
+    print("\n".join(lines) if lines else "no faults injected")
 
 
 def _deployment_fault(action: str, node: str, deployment: Path, base: Path) -> None:
@@ -191,5 +215,9 @@ def console_command(
     from qkdnet.live.replay_console import serve_replay_console
     from qkdnet.live.runtime import run_until_stopped
 
-    guard(lambda: run_until_stopped(lambda: serve_replay_console(
-        report, host, port, speed, loop, lambda line: print(line, flush=True))))
+    def run() -> None:
+        free_port("--port", host, port)
+        run_until_stopped(lambda: serve_replay_console(
+            report, host, port, speed, loop, lambda line: print(line, flush=True)))
+
+    guard(run)

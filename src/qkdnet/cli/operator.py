@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from qkdnet.cli.guard import fail, guard
+from qkdnet.cli.options import DATA_FOLDER
 
 commands = typer.Typer(help="Operators of the O&M port: viewer (read), operator (faults, "
                        "acknowledgements), admin (operators).", no_args_is_help=True)
@@ -41,7 +42,7 @@ def _audit(folder: Path, event: str, name: str, **what: object) -> None:
 def operator_add(
     name: Annotated[str, typer.Argument(help="Login name.")],
     role: Annotated[str, typer.Option(help="viewer, operator or admin.")],
-    folder: FolderOption = Path("qkdnet-live"),
+    folder: FolderOption = DATA_FOLDER,
     password_file: Annotated[Path | None, typer.Option(
         help="Read the password from the first line of this file ('-': stdin) instead "
         "of asking for it.")] = None,
@@ -63,7 +64,7 @@ def operator_add(
 
 
 @commands.command("list")
-def operator_list(folder: FolderOption = Path("qkdnet-live")) -> None:
+def operator_list(folder: FolderOption = DATA_FOLDER) -> None:
     """List the operators and their roles."""
     from qkdnet.live.operators import OperatorFile
 
@@ -77,7 +78,7 @@ def operator_list(folder: FolderOption = Path("qkdnet-live")) -> None:
 @commands.command("remove")
 def operator_remove(
     name: Annotated[str, typer.Argument(help="Login name.")],
-    folder: FolderOption = Path("qkdnet-live"),
+    folder: FolderOption = DATA_FOLDER,
 ) -> None:
     """Remove an operator; their sessions end at their next request."""
     from qkdnet.live.data_folder import open_data_folder

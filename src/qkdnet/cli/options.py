@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
+
+#: The data folder of `qkdnet serve`, and where `fault`, `operator` and `app` look for it,
+#: unless --dir (or --manifest) names another: one default, so copied commands agree.
+DATA_FOLDER = Path("qkdnet-live")
 
 FormatOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")]
 ScenarioOption = Annotated[

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from qkdnet.cli.guard import guard
+from qkdnet.cli.guard import guard, writable_folder
 from qkdnet.cli.options import ScenarioOption
+from qkdnet.errors import ParameterError
 
 commands = typer.Typer(help="Certificates for trying the KMEs: a CA, KME and SAE "
                        "certificates.", no_args_is_help=True)
@@ -40,8 +41,17 @@ def pki_init(
         kmes = served_nodes(network, all_nodes)
         kmes += interop_kms_ids(network, kmes)  # a gateway's KMS per operator there
         services = service_ids(network)
-        pki = init_pki(folder, [*kmes, *services], [s.id for s in network.saes],
-                       overwrite=overwrite, kme_names=kme_name or ())
+        writable_folder("FOLDER", folder, make=False)  # init_pki makes it
+        try:
+            pki = init_pki(folder, [*kmes, *services], [s.id for s in network.saes],
+                           overwrite=overwrite, kme_names=kme_name or ())
+        except ParameterError as exc:
+            if exc.name != "folder" or "already holds" not in exc.allowed:
+                raise
+            # the library names its keyword argument; a user of the CLI needs the option
+            raise ParameterError("FOLDER", folder, "already holds a PKI; pass --overwrite "
+                                 "to replace it (its CA too: certificates made from the "
+                                 "old CA stop working)") from None
         print(f"{pki.ca_cert} ({len(kmes)} KMEs, {len(services)} services, "
               f"{len(pki.sae_ids)} SAEs)")
 

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import typer
 from rich.console import Console
 
-from qkdnet.cli.guard import guard
+from qkdnet.cli.guard import guard, writable_folder
 from qkdnet.cli.options import FormatOption
 from qkdnet.cli.output import Row, output_format, render, with_si_prefix
 from qkdnet.errors import ParameterError
@@ -46,25 +46,55 @@ EpsilonOption = Annotated[
 def parse_losses(spec: str) -> npt.NDArray[np.float64]:
     """Losses in dB from ``18.61``, ``0,5,10`` or a range ``start:stop[:step]`` (stop
     included, step 1 dB by default)."""
+    return _parse_values("--loss", spec, "dB", "18.6, 0,5,10 or 0:40:2", "channel loss")
+
+
+def parse_lengths(spec: str) -> npt.NDArray[np.float64]:
+    """Fibre lengths in km, written as :func:`parse_losses` takes losses (step 1 km)."""
+    return _parse_values("--km", spec, "km", "100, 50,100 or 0:200:10", "fibre length")
+
+
+def _parse_values(option: str, spec: str, unit: str, examples: str,
+                  what: str) -> npt.NDArray[np.float64]:
     try:
         if ":" in spec:
             parts = [float(x) for x in spec.split(":")]
             if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] <= 0):
-                raise ParameterError("--loss", spec, "a range is start:stop[:step] with step > 0")
+                raise ParameterError(option, spec, "a range is start:stop[:step] with step > 0")
             start, stop, step = (*parts, 1.0) if len(parts) == 2 else parts
             if stop < start:
-                raise ParameterError("--loss", spec, "range stop must be >= start")
+                raise ParameterError(option, spec, "range stop must be >= start")
             values = np.arange(start, stop + step / 2, step)
         else:
             values = np.array([float(x) for x in spec.split(",")])
     except ValueError:
-        raise ParameterError(
-            "--loss", spec, "must be numbers in dB: 18.6, 0,5,10 or 0:40:2"
-        ) from None
+        raise ParameterError(option, spec, f"must be numbers in {unit}: {examples}") from None
     bad = ~(values >= 0)
     if bad.any():
-        raise ParameterError("--loss", float(values[bad][0]), "channel loss must be >= 0 dB")
+        raise ParameterError(option, float(values[bad][0]), f"{what} must be >= 0 {unit}")
     return values
+
+
+def channel_losses(loss: str | None, km: str | None, db_per_km: float | None
+                   ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+    """The losses (dB) of ``skr``: from ``--loss`` (default 0:40:2), or from ``--km`` fibre
+    lengths at ``--db-per-km`` (default 0.2 dB/km, the scenario files' default), with the
+    lengths (km); the two are alternatives."""
+    from qkdnet.quantum.channel import fibre_loss_db
+    from qkdnet.topology.scenario_file import DEFAULT_ATTENUATION_DB_PER_KM
+
+    if km is None:
+        if db_per_km is not None:
+            raise ParameterError("--db-per-km", db_per_km, "goes with --km (fibre lengths)")
+        return parse_losses("0:40:2" if loss is None else loss), None
+    if loss is not None:
+        raise ParameterError("--km", km, "an alternative to --loss: give one of them")
+    attenuation = DEFAULT_ATTENUATION_DB_PER_KM if db_per_km is None else db_per_km
+    if not 0 < attenuation < 10:
+        raise ParameterError("--db-per-km", attenuation, "fibre attenuation in dB/km, "
+                             "> 0 and < 10 (0.2: standard fibre at 1550 nm)")
+    lengths = parse_lengths(km)
+    return fibre_loss_db(lengths, attenuation), lengths
 
 
 def _cell(column: str, value: Any) -> str:
@@ -80,8 +110,13 @@ def _cell(column: str, value: Any) -> str:
 @commands.command("skr")
 def skr_command(
     type_spec: TypeOption = "all",
-    loss: Annotated[str, typer.Option(help="Channel loss in dB: 18.61, 0,5,10 or 0:40:2.")]
-    = "0:40:2",
+    loss: Annotated[str | None, typer.Option(help="Channel loss in dB: 18.61, 0,5,10 or "
+                                             "0:40:2 (default 0:40:2).")] = None,
+    km: Annotated[str | None, typer.Option(help="Instead of --loss: fibre lengths in km "
+                                           "(100, 50,100 or 0:200:10) at --db-per-km.")
+                  ] = None,
+    db_per_km: Annotated[float | None, typer.Option(help="Fibre attenuation (dB/km) of --km "
+                                                    "[default: 0.2].")] = None,
     block_size: BlockOption = None,
     epsilon: EpsilonOption = DEFAULT_EPSILON,
     field: FieldOption = False,
@@ -96,13 +131,13 @@ def skr_command(
     if plot is not None:
         from qkdnet.figures.skr_curves import write_skr_figures
 
-        for path in guard(lambda: write_skr_figures(plot)):
+        for path in guard(lambda: write_skr_figures(writable_folder("--plot", plot))):
             console.print(str(path))
         return
 
     def rows() -> None:
         out_format = output_format(fmt)
-        losses = parse_losses(loss)
+        losses, lengths = channel_losses(loss, km, db_per_km)
         result: list[Row] = []
         for device, params in select_devices(type_spec, field, set_ or []):
             check_block_size(device, params, block_size, epsilon)
@@ -111,7 +146,9 @@ def skr_command(
             extra = skr(device, losses, params) if block_size is not None else None
             for i, value in enumerate(losses):
                 row: dict[str, Any] = {
-                    "type": device.name, "loss_db": round(float(value), 6),
+                    "type": device.name,
+                    **({} if lengths is None else {"length_km": float(lengths[i])}),
+                    "loss_db": round(float(value), 6),
                     "skr_bps": float(rates[i]), "plob_bps": float(bound[i]),
                 }
                 if extra is not None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from qkdnet.cli.guard import guard
+from qkdnet.cli.guard import guard, writable_file
 from qkdnet.cli.options import FormatOption, ScenarioOption
 from qkdnet.cli.output import output_format, render
 from qkdnet.errors import ParameterError
@@ -37,11 +37,28 @@ def topology_summary(scenario: ScenarioOption = "cn-qcn", fmt: FormatOption = "t
     guard(show)
 
 
+#: Export formats and the file suffixes that name them when --format is not given.
+EXPORT_SUFFIXES = {".graphml": "graphml", ".geojson": "geojson", ".yaml": "yaml",
+                   ".yml": "yaml", ".json": "json"}
+
+
+def export_format(fmt: str | None, output: Path) -> str:
+    """The export format: ``--format`` when given (it wins over the file's suffix), else the
+    one the suffix names, else GraphML."""
+    if fmt is None:
+        return EXPORT_SUFFIXES.get(output.suffix.lower(), "graphml")
+    if fmt not in EXPORT_SUFFIXES.values():
+        raise ParameterError("--format", fmt, "must be graphml, geojson, yaml or json")
+    return fmt
+
+
 @commands.command("export")
 def topology_export(
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="graphml, geojson, yaml or json.")
-                   ] = "graphml",
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write, named as "
+                                         "given.")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-f", help="graphml, geojson, yaml or json; wins over the file's suffix "
+        "(default: the suffix's format, else graphml).")] = None,
     scenario: ScenarioOption = "cn-qcn",
 ) -> None:
     """Write the network as GraphML, GeoJSON or a scenario file (YAML/JSON)."""
@@ -49,17 +66,16 @@ def topology_export(
     from qkdnet.files.networks import open_network, save_network
 
     def export() -> None:
-        if fmt not in ("graphml", "geojson", "yaml", "json"):
-            raise ParameterError("--format", fmt, "must be graphml, geojson, yaml or json")
+        chosen = export_format(fmt, output)
+        writable_file("--output", output)
         network = open_network(scenario)
-        if fmt == "graphml":
+        if chosen == "graphml":
             write_graphml(network, output)
-        elif fmt == "geojson":
+        elif chosen == "geojson":
             write_geojson(network, output)
         else:
-            save_network(network, output.with_suffix(f".{fmt}") if output.suffix not in
-                         (".yaml", ".yml", ".json") else output)
-        print(output)
+            save_network(network, output, "json" if chosen == "json" else "yaml")
+        print(f"{output} ({chosen})")
 
     guard(export)
 
@@ -73,7 +89,11 @@ def topology_map(
     from qkdnet.figures.network_map import draw_map
     from qkdnet.files.networks import open_network
 
-    guard(lambda: print(draw_map(open_network(scenario), output)))
+    def run() -> None:
+        writable_file("--output", output)
+        print(draw_map(open_network(scenario), output))
+
+    guard(run)
 
 
 @commands.command("generate")
@@ -88,4 +108,8 @@ def topology_generate(
     from qkdnet.files.networks import save_network
     from qkdnet.topology.generator import generate_network
 
-    guard(lambda: print(save_network(generate_network(nodes, seed), output)))
+    def run() -> None:
+        writable_file("--output", output)
+        print(save_network(generate_network(nodes, seed), output))
+
+    guard(run)

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from qkdnet.cli.guard import guard
+from qkdnet.cli.guard import guard, writable_folder
 from qkdnet.errors import ParameterError
 
 commands = typer.Typer()
@@ -53,6 +53,7 @@ def twin_command(
         if table_format is None:
             raise ParameterError("--format", fmt, "must be one of " + ", ".join(TABLE_FORMATS))
         sc = twin_scenario(scenario, weeks, seed)
+        writable_folder("--out", out)  # before the run, not after it
         with Progress(TextColumn("[bold]twin[/] {task.description}"), BarColumn(),
                       TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
                       console=Console(stderr=True), transient=False) as bar:

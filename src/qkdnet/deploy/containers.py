@@ -137,9 +137,12 @@ def containers(deployment: Deployment, listen: str | None = None) -> list[Contai
                          ("controller", *base, *extra), service_pki_files(CONTROLLER_ID),
                          (deployment.controller.port,), False))
     if deployment.devices is not None:
+        # flying satellites, it keeps their pools and clock (satellite.sqlite) in a volume
+        flies = bool(deployment.satellite_links)
         out.append(Container("devices", "devices", deployment.devices.host,
-                             ("qkd-devices", *base, *extra), service_pki_files(DEVICES_ID),
-                             (deployment.devices.port,), False))
+                             ("qkd-devices", *base, *(("--dir", STATE_DIR) if flies else ()),
+                              *extra), service_pki_files(DEVICES_ID),
+                             (deployment.devices.port,), flies))
     out += [Container(f"ems-{label(e.region)}", "ems", e.host,
                       ("ems", *base, "--region", e.region, *extra),
                       service_pki_files(ems_id(e.region)), (e.port,), False)

@@ -5,10 +5,11 @@ Per node process: a StatefulSet of one replica and a Service exposing its KME po
 KM port. A StatefulSet, not a Deployment, because the process holds key stores (SQLite
 files of key shared with neighbouring nodes): its PersistentVolumeClaim must outlive the
 pod and stay bound to this process, or a restart would lose the pools and the state that
-keeps each pad used once. The controller, each EMS, the NMS and the emulated QKD devices
-keep no state of their own (a restarted controller rebuilds from node reports; key a
-restarted device pair handed to one end only is discarded by the border supply): a
-Deployment of one replica and a Service each.
+keeps each pad used once. The emulated QKD devices are a StatefulSet too where they fly
+satellites (the satellites' pools and clock, ``satellite.sqlite``). The controller, each
+EMS, the NMS and devices without satellites keep no state of their own (a restarted
+controller rebuilds from node reports; key a restarted device pair handed to one end only
+is discarded by the border supply): a Deployment of one replica and a Service each.
 
 Inside the cluster, processes find each other by Service name, so the deployment file in
 the ConfigMap is the one given with each host replaced by the Services placed on it (one

@@ -8,7 +8,7 @@ from pathlib import Path
 from qkdnet.errors import ScenarioError
 from qkdnet.files.documents import document_format, read_document
 from qkdnet.topology.model import Network
-from qkdnet.topology.scenario_file import format_network, parse_network
+from qkdnet.topology.scenario_file import DocumentFormat, format_network, parse_network
 from qkdnet.topology.scenarios import BUILT_IN
 
 
@@ -29,7 +29,8 @@ def load_network(path: Path) -> Network:
     return parse_network(read_document(path), str(path), document_format(path))
 
 
-def save_network(network: Network, path: Path) -> Path:
-    """Write ``network`` as JSON (``.json``) or YAML (any other suffix); returns ``path``."""
-    path.write_text(format_network(network, document_format(path)), encoding="utf-8")
+def save_network(network: Network, path: Path, fmt: DocumentFormat | None = None) -> Path:
+    """Write ``network`` as ``fmt``, by default JSON for a ``.json`` file and YAML for any
+    other suffix; returns ``path``."""
+    path.write_text(format_network(network, fmt or document_format(path)), encoding="utf-8")
     return path

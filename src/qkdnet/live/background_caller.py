@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from qkdnet.live.http_client import LeanClient
 
@@ -38,3 +39,12 @@ class BackgroundCaller:
 
     async def _run(self) -> None:
         raise NotImplementedError
+
+    async def _every(self, interval_s: float, call: Callable[[], Awaitable[object]]) -> None:
+        """Await ``call()`` every ``interval_s`` (s, from one start to the next; at once
+        again if a call took longer) until the caller is closing."""
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            started = loop.time()
+            await call()
+            await asyncio.sleep(max(0.0, interval_s - (loop.time() - started)))

@@ -256,8 +256,4 @@ class RemoteReporter(BackgroundCaller):
         return reply.status_code
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._closing:
-            started = loop.time()
-            await self.report_now()
-            await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
+        await self._every(self.interval_s, self.report_now)

@@ -13,7 +13,8 @@ and it forwards it north to the NMS (:mod:`qkdnet.live.nms_service`).
     "nms_lost_since"}``.
 
 North. :class:`EmsForwarder` sends what was taken to the NMS every ``interval_s`` (1 s),
-in batches of at most :data:`BATCH_RECORDS` records (``{"region": R, "records": [...]}``),
+in batches of at most :data:`BATCH_RECORDS` records and :data:`BATCH_BYTES` of JSON
+(``{"region": R, "records": [...]}``; the NMS takes at most 4 MiB),
 each tried ``1 + retries`` times; what got no answer stays queued for the next tick (a
 batch the NMS refuses, 4xx, is dropped and counted: it would be refused again). The
 queue is bounded (:data:`QUEUE_RECORDS`): while the NMS is away the oldest
@@ -34,7 +35,7 @@ from typing import Any
 from qkdnet.keys.etsi014 import ApiError
 from qkdnet.live.background_caller import BackgroundCaller
 from qkdnet.live.http_client import LeanClient, NoReply
-from qkdnet.live.request_limits import MAX_BODY_BYTES, BodyLimit
+from qkdnet.live.request_limits import BodyLimit
 from qkdnet.live.service_calls import (
     Receive,
     Scope,
@@ -58,6 +59,12 @@ HEALTH_PATH = "/ems/v1/health"
 QUEUE_RECORDS = 10_000
 #: Records in one batch north at most (a cn-qcn record is ~1 KB: batches stay < 1 MB).
 BATCH_RECORDS = 500
+#: JSON in one batch north at most (bytes; one record goes alone however large): records
+#: that carry many SAE pairs' counts are larger, and the NMS takes at most 4 MiB.
+BATCH_BYTES = 2 * 2**20
+#: Largest record a node may push (bytes): its links, and its KME's counts of every SAE
+#: pair it serves an end of (~1 KB a pair).
+RECORD_MAX_BYTES = 512 * 1024
 #: The NMS paths the forwarder posts to (served by :mod:`qkdnet.live.nms_service`).
 NMS_BATCHES_PATH = "/nms/v1/batches"
 _ENDPOINTS = {TELEMETRY_PATH: "POST", HEALTH_PATH: "GET"}
@@ -72,8 +79,8 @@ class EmsService:
                  queue_records: int = QUEUE_RECORDS) -> None:
         self.network, self.region = network, region
         self.nodes = frozenset(n.id for n in network.nodes if n.region == region)
-        #: (sequence number, record as JSON-ready data), oldest first.
-        self.queue: deque[tuple[int, dict[str, Any]]] = deque(maxlen=queue_records)
+        #: (sequence number, record as JSON-ready data, its JSON's bytes), oldest first.
+        self.queue: deque[tuple[int, dict[str, Any], int]] = deque(maxlen=queue_records)
         self._sequence = 0
         #: Records taken, forwarded to the NMS and dropped unsent, since start.
         self.taken = self.forwarded = self.dropped = 0
@@ -110,16 +117,24 @@ class EmsService:
         if len(self.queue) == self.queue.maxlen:
             self.dropped += 1  # the append below pushes the oldest out
         self._sequence += 1
-        self.queue.append((self._sequence, record.document()))
+        kept = record.document()
+        self.queue.append((self._sequence, kept, len(json.dumps(kept))))
         self.taken += 1
         return {"queued": len(self.queue)}
 
-    def batch(self, limit: int = BATCH_RECORDS) -> tuple[int, list[dict[str, Any]]]:
-        """The oldest ``limit`` records queued, and the sequence number of the last (0 if
-        none); they stay queued until :meth:`forwarded_up_to`."""
-        items = [item for _, item in zip(range(limit), self.queue, strict=False)]
-        last = self.queue[len(items) - 1][0] if items else 0
-        return last, [record for _, record in items]
+    def batch(self, limit: int = BATCH_RECORDS, limit_bytes: int = BATCH_BYTES
+              ) -> tuple[int, list[dict[str, Any]]]:
+        """The oldest records queued, at most ``limit`` of them and ``limit_bytes`` of JSON
+        (at least one), and the sequence number of the last (0 if none); they stay queued
+        until :meth:`forwarded_up_to`."""
+        records: list[dict[str, Any]] = []
+        last, size = 0, 0
+        for sequence, record, length in self.queue:
+            if len(records) == limit or (records and size + length > limit_bytes):
+                break
+            records.append(record)
+            last, size = sequence, size + length
+        return last, records
 
     def forwarded_up_to(self, sequence: int) -> None:
         """The NMS took every record up to ``sequence``: unqueue them (those dropped
@@ -195,14 +210,10 @@ class EmsForwarder(BackgroundCaller):
         return "lost"
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._closing:
-            started = loop.time()
-            await self.forward_now()
-            await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
+        await self._every(self.interval_s, self.forward_now)
 
 
-def make_ems_app(service: EmsService, max_body_bytes: int = MAX_BODY_BYTES) -> BodyLimit:
+def make_ems_app(service: EmsService, max_body_bytes: int = RECORD_MAX_BYTES) -> BodyLimit:
     """``service`` behind the body cap (bytes): serve it with
     :func:`~qkdnet.live.tls_server.make_server` and a
     :func:`~qkdnet.live.tls_server.server_ssl_context`."""

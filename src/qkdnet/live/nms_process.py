@@ -71,7 +71,8 @@ async def run_nms(deployment: Deployment, pki_folder: Path, folder: Path,
                         "/metrics (on loopback) answers 401; add one with `qkdnet operator "
                         "add NAME --role admin --dir %s`", access.operators.path, folder)
         om_app = OmGate(make_om_app(monitor.nms, monitor.alarms, updates,
-                                    satellite_clock=state.satellite_clock),
+                                    satellite_clock=state.satellite_clock,
+                                    services=monitor.services, kme=state.kme_counts),
                         served_names(host, address), access)
         om_tls = None if is_loopback(host) else om_ssl_context(pki.kme_cert(NMS_ID),
                                                                pki.kme_key(NMS_ID))

@@ -32,6 +32,13 @@ says down, the detector alarm if either end has it); a node not heard from for
 its ends count as down, so its links are down too (``qkd-link-down``, ``km-link-down``),
 as its neighbours, which stop hearing from it within the same time, report them. Elements
 nobody has reported are left out, and the NMS shows nothing for them.
+
+Services and KME counts. The same report gives the services (SAE pairs) to the monitor's
+:class:`~qkdnet.management.services.ServiceView` as ``qkdnet serve`` does: their counts
+are the nodes' latest cumulative counts joined, their routes those the master SAE's node
+last reported (:mod:`qkdnet.management.reported_counts`: a restarted node process's counts
+start again from zero, a counter reset, never added to the old ones);
+:meth:`NmsState.kme_counts` joins the nodes' KME counts for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -65,8 +72,11 @@ from qkdnet.live.service_calls import (
 )
 from qkdnet.live.telemetry_records import NodeRecord, check_ends, parse_record
 from qkdnet.management.alarms import AlarmEvent
+from qkdnet.management.kme_counts import KmeCounts
 from qkdnet.management.monitor import NetworkMonitor
+from qkdnet.management.reported_counts import merge_kme, merge_pairs
 from qkdnet.management.satellite import PassOutcome, SatelliteStatus
+from qkdnet.management.services import PairCounts, ServiceRoutes
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
 from qkdnet.topology.model import Network
 from qkdnet.topology.service_ids import DEVICES_ID, EMS_PREFIX, ems_id
@@ -174,8 +184,23 @@ class NmsState:
         t = max(now, self.monitor.nms.now or now)
         silent = self.silent(now)
         events = self.monitor.report(*self._batches(t, silent))
+        events += self.monitor.report_services(t, *self._services())
         self.updates.notify()
         return events
+
+    def _services(self) -> tuple[dict[tuple[str, str], PairCounts], dict[str, ServiceRoutes]]:
+        """The services' counts, joined from every node's latest record, and their routes
+        as their master SAE's node last reported them."""
+        records = [record for _, record in self._last.values()]
+        counts = merge_pairs({(s.master, s.slave): s.counts for s in r.services}
+                             for r in records)
+        routes = {f"{s.master}->{s.slave}": s.routes for r in records for s in r.services
+                  if s.routes is not None}
+        return counts, routes
+
+    def kme_counts(self) -> KmeCounts:
+        """What every node's KME counted, as each node last reported it."""
+        return merge_kme(record.kme for _, record in list(self._last.values()))
 
     def _batches(self, t: float, silent: set[str]
                  ) -> tuple[LinkTelemetry, KMLinkTelemetry, NodeHealth]:

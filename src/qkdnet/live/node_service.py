@@ -54,15 +54,15 @@ from typing import Any
 
 from qkdnet.apps.sae_client import tls_context
 from qkdnet.control.controller import Controller
-from qkdnet.errors import ParameterError
+from qkdnet.errors import NoRoute, ParameterError
 from qkdnet.files.deployment import Deployment, ProcessPlacement, VendorDevice
 from qkdnet.keys.domain_border import gateways as domain_gateways
 from qkdnet.keys.link_state import KMLinkState, km_link_state
-from qkdnet.keys.route import Router
+from qkdnet.keys.route import Route, Router
 from qkdnet.live.audit import AuditLog, audit_file
 from qkdnet.live.border_supply import FIGURES_FILE, write_figures
 from qkdnet.live.connection_limits import ConnectionBudget, raise_file_limit
-from qkdnet.live.controller_client import RemoteReporter, RemoteRouter
+from qkdnet.live.controller_client import ASKING, RemoteReporter, RemoteRouter
 from qkdnet.live.controller_process import controller_url
 from qkdnet.live.data_folder import open_data_folder
 from qkdnet.live.data_lock import FolderLock
@@ -83,8 +83,11 @@ from qkdnet.live.revocation import RevocationWatch
 from qkdnet.live.serve import KME_LIMITS
 from qkdnet.live.step_guard import StepGuard
 from qkdnet.live.telemetry_pusher import TelemetryPusher
-from qkdnet.live.telemetry_records import KMLinkEnd, LinkEnd, NodeRecord
+from qkdnet.live.telemetry_records import KMLinkEnd, LinkEnd, NodeRecord, ServiceEnd
 from qkdnet.live.tls_server import TlsServer, make_server, serve_many, server_ssl_context
+from qkdnet.management.kme_counts import KmeCounts
+from qkdnet.management.reported_counts import RouteMemory, kme_share, pair_share
+from qkdnet.management.services import ServiceRoutes
 from qkdnet.quantum.emulator import emulator_for_link
 from qkdnet.quantum.link_rate import links_skr_bps
 from qkdnet.quantum.rate_table import intrinsic_qber
@@ -196,8 +199,10 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
             return make_server(app, listen, port, tls, limits=KME_LIMITS, budget=budget,
                                on_handshake_refused=audited(tls, refusals, node))
 
+        kme_counts = KmeCounts()  # every KME's answers, for the NMS's /metrics
         servers = {node: listener(make_kme_app(keynet, node, revocation=revocation,
-                                               audit=audit), placement.kme_port_of(node), node)
+                                               audit=audit, counts=kme_counts),
+                                  placement.kme_port_of(node), node)
                    for node in nodes}
         km = listener(_by_path(make_km_app(keynet.receive, nodes), make_device_app(served)),
                       placement.km_port, nodes[0])
@@ -226,7 +231,8 @@ async def _run(deployment: Deployment, placement: ProcessPlacement, options: Nod
                     interval_s=STATE_INTERVAL_S)
                 reporter.start()
                 reporters.append(reporter)
-        pushers = _pushers(deployment, keynet, remote, remote_router, options, context_for)
+        pushers = _pushers(deployment, keynet, remote, remote_router, options, context_for,
+                           kme_counts)
         for pusher in pushers:
             pusher.start()
         if isinstance(keynet, BorderKeyNetwork):
@@ -411,10 +417,11 @@ async def _ask_satellite(keynet: KeyNetwork, links: Sequence[str]) -> None:
 
 def _pushers(deployment: Deployment, keynet: KeyNetwork, remote: RemoteKMs,
              router: RemoteRouter | None, options: NodeOptions,
-             context_for: Callable[[str], Any]) -> list[TelemetryPusher]:
+             context_for: Callable[[str], Any], kme_counts: KmeCounts
+             ) -> list[TelemetryPusher]:
     """A pusher to its region's EMS for each node of the process whose region has one."""
     network = keynet.network
-    telemetry = NodeTelemetry(keynet, remote, router, options.speedup)
+    telemetry = NodeTelemetry(keynet, remote, router, options.speedup, kme_counts)
     out = []
     for node in keynet.stores:
         try:
@@ -431,13 +438,17 @@ class NodeTelemetry:
     """What the nodes of a process tell their EMS (:meth:`record`): each node's QKD-links
     at their modelled rates (times ``speedup``, bit/s) and intrinsic QBER (a cut link makes
     no key and measures nothing), its ends of its KM-links (down where the other end's
-    process is silent), its KM's and key store's health, and whether its routes are stale.
-    Each node's links are found once: a region process has up to ~80 nodes, each pushing
-    every second."""
+    process is silent), its KM's and key store's health, and whether its routes are stale;
+    what its KME counted (``kme_counts``: the process's, of which the node's share) and of
+    each SAE pair of its SAEs, with the pair's routes where it is the master's node
+    (:mod:`qkdnet.management.reported_counts`). Each node's links are found once: a region
+    process has up to ~80 nodes, each pushing every second."""
 
     def __init__(self, keynet: KeyNetwork, remote: RemoteKMs, router: RemoteRouter | None,
-                 speedup: float) -> None:
+                 speedup: float, kme_counts: KmeCounts | None = None) -> None:
         self.keynet, self.remote, self.router = keynet, remote, router
+        self.kme_counts = KmeCounts() if kme_counts is None else kme_counts
+        self._routes = RouteMemory()
         network = keynet.network
         links = network.qkd_links
         rates = (links_skr_bps(links)[:, 0] * speedup).tolist()
@@ -464,7 +475,43 @@ class NodeTelemetry:
                     for s in _node_states(self.keynet, self.remote, self._km_links[node], node))
         return NodeRecord(node, time.time(), node not in faults.stopped_nodes,
                           self.keynet.supply.store_fault(node) is None,
-                          self.router is not None and self.router.stale, links, kms)
+                          self.router is not None and self.router.stale, links, kms,
+                          kme_share(self.kme_counts, node), self._services(node))
+
+    def _services(self, node: str) -> tuple[ServiceEnd, ...]:
+        """What ``node``'s KME counted of each SAE pair it serves an end of, and the routes
+        of those whose master SAE is at it."""
+        out = []
+        for (master, slave), counts in list(self.keynet.requests.pairs.items()):
+            source, target = self.keynet.sae_node(master), self.keynet.sae_node(slave)
+            if node not in (source, target) or source is None or target is None:
+                continue
+            routes = self._service_routes(source, target) if node == source else None
+            out.append(ServiceEnd(master, slave, pair_share(counts, node == source,
+                                                            node == target), routes))
+        return tuple(out)
+
+    def _service_routes(self, source: str, target: str) -> ServiceRoutes | None:
+        """The routes of the demand ``source->target`` as this process's router knows them;
+        None before the controller service has answered for it."""
+        demand = f"{source}->{target}"
+        router = self.keynet.router
+        if source == target:
+            return ServiceRoutes(source, target, Route((source,), ()))
+        if isinstance(router, Controller):
+            return ServiceRoutes(source, target, router.active(demand),
+                                 router.planned(demand))
+        # asking the remote router as a relay would keeps the pair's route refreshed while
+        # the service is reported, so an idle service is not taken for one without a route
+        try:
+            self._routes.given(demand, router.route(source, target))
+        except NoRoute as exc:
+            if not str(exc).endswith(ASKING):
+                self._routes.given(demand, None)
+        if not self._routes.known(demand):
+            return None
+        return ServiceRoutes(source, target, self._routes.active(demand),
+                             self._routes.planned(demand))
 
 
 def link_states(keynet: KeyNetwork, down: set[str], nominal_bits: float | None

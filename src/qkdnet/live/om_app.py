@@ -14,7 +14,7 @@ HTTP on its own port (``om_url`` in the manifest). No key material ever reaches 
   network). A cut or blinded link, or every link of a stopped node, makes no key, its
   KM-links report down and the control layer routes around it; the report goes to the NMS
   and the consoles at once, so the alarms show without waiting for the next tick, and clear
-  the same way after the repair or start;
+  the same way after the repair or start; ``GET /api/faults``: the faults injected now;
 - ``GET /``: the web console (static files in ``qkdnet/live/console``, no build step): a
   lon/lat map with links coloured by SKR, the active alarms, per-link history charts and the
   availability table, over the geography of ``GET /basemap.geojson``, fed by the endpoints
@@ -64,10 +64,12 @@ from qkdnet.errors import ParameterError, ScenarioError
 from qkdnet.live.om_access import OPERATOR_KEY
 from qkdnet.live.reports import LiveReports, Updates
 from qkdnet.management.alarms import AlarmEngine
+from qkdnet.management.kme_counts import KmeCounts
 from qkdnet.management.metrics import exposition
 from qkdnet.management.nms import Nms
 from qkdnet.management.om_view import OmView
 from qkdnet.management.service_metrics import service_exposition
+from qkdnet.management.services import ServiceView
 from qkdnet.quantum.ground_track import satellite_now, scenario_time_s
 from qkdnet.quantum.orbit import GroundStation, Orbit
 from qkdnet.topology.basemap import basemap_text
@@ -101,8 +103,10 @@ def _problem(status: int, message: str) -> JSONResponse:
 class _ViewHandlers:
     """The read side and the acknowledgements: the O&M view's payloads over HTTP."""
 
-    def __init__(self, view: OmView, pulse: Updates, live: LiveReports | None) -> None:
+    def __init__(self, view: OmView, pulse: Updates, live: LiveReports | None,
+                 kme: Callable[[], KmeCounts] | None = None) -> None:
         self.view, self.pulse, self.live = view, pulse, live
+        self.kme = kme
         self.fault_injection = live is not None
 
     def routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
@@ -120,8 +124,9 @@ class _ViewHandlers:
         services = b"" if self.view.service_view is None else \
             service_exposition(self.view.service_view)
         if self.live is None:
-            return Response(exposition(self.view.nms, alarms=self.view.alarms) + services,
-                            media_type=CONTENT_TYPE_LATEST)
+            kme = None if self.kme is None else self.kme()
+            return Response(exposition(self.view.nms, alarms=self.view.alarms, kme=kme)
+                            + services, media_type=CONTENT_TYPE_LATEST)
         keynet = self.live.keynet
         rounds = keynet.commits
         return Response(exposition(self.view.nms, keynet.expired_held_keys,
@@ -229,7 +234,18 @@ class _FaultHandlers:
 
     def routes(self) -> list[tuple[str, str, Callable[..., Any]]]:
         return [("POST", "/api/links/{link}/{action}", self.link_fault),
-                ("POST", "/api/nodes/{node}/{action}", self.node_fault)]
+                ("POST", "/api/nodes/{node}/{action}", self.node_fault),
+                ("GET", "/api/faults", self.active_faults)]
+
+    async def active_faults(self) -> JSONResponse:
+        """The faults injected now (``qkdnet fault list``): cut and blinded QKD-links,
+        stopped nodes."""
+        if self.live is None:
+            return _no_live_network()
+        faults = self.live.keynet.faults
+        return JSONResponse({"cut_links": sorted(faults.cut_links),
+                             "blinded_links": sorted(faults.blinded_links),
+                             "stopped_nodes": sorted(faults.stopped_nodes)})
 
     async def link_fault(self, link: str, action: str) -> JSONResponse:
         if action not in _LINK_ACTIONS:
@@ -302,7 +318,9 @@ def _no_live_network() -> JSONResponse:
 
 def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
                 live: LiveReports | None = None, satellites: Sequence[Orbit] | None = None,
-                satellite_clock: Callable[[], float] | None = None) -> FastAPI:
+                satellite_clock: Callable[[], float] | None = None,
+                services: ServiceView | None = None,
+                kme: Callable[[], KmeCounts] | None = None) -> FastAPI:
     """The O&M application over ``nms`` and its ``alarms``; ``updates`` wakes its event
     streams (``live``'s own when given). Without ``live`` (a replay of a twin run) fault
     injection answers 409.
@@ -310,7 +328,11 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
     ``satellites``: the orbits ``/api/satellite`` shows (default: the built-in Jinan-1 when
     the network has ground stations); ``satellite_clock`` gives the scenario time they are
     shown at (s after TWIN_EPOCH; a replay's is its simulated time); by default the wall
-    clock since the app was made, ``live``'s speedup times faster (1 without ``live``)."""
+    clock since the app was made, ``live``'s speedup times faster (1 without ``live``).
+
+    Without ``live``, ``services`` are the services another driver reports to the monitor
+    (the NMS of a deployment; a replay has none) and ``kme`` gives the KMEs' counts for
+    ``/metrics`` at each scrape."""
     app = FastAPI(title="qkdnet O&M", docs_url=None, redoc_url=None)
     pulse = live.updates if live is not None else updates or Updates()
     if satellites is None:
@@ -319,8 +341,9 @@ def make_om_app(nms: Nms, alarms: AlarmEngine, updates: Updates | None = None,
     start, speedup = time.time(), live.speedup if live is not None else 1.0
     clock = satellite_clock or (lambda: scenario_time_s(start, time.time(), speedup))
     # the services the live network reports on (its monitor's); a replay has none
-    services = live.monitor.services if live is not None else None
-    groups = (_ViewHandlers(OmView(nms, alarms, services), pulse, live),
+    if live is not None:
+        services = live.monitor.services
+    groups = (_ViewHandlers(OmView(nms, alarms, services), pulse, live, kme),
               _ConsoleHandlers(), _FaultHandlers(live),
               _SatelliteHandlers(nms, satellites, clock, speedup))
     for group in groups:

@@ -59,11 +59,30 @@ def inject_fault(folder: Path, action: str, target: str, operator: str | None = 
     returns the element's new state."""
     kind = FAULT_ACTIONS.get(action)
     if kind is None:
-        raise ParameterError("ACTION", action, ", ".join(FAULT_ACTIONS))
+        raise ParameterError("ACTION", action, ", ".join([*FAULT_ACTIONS, "list"]))
+    state: dict[str, Any] = _call(folder, "POST", f"/api/{kind}/{target}/{action}",
+                                  operator, password, ("TARGET", target))
+    return state
+
+
+def active_faults(folder: Path, operator: str | None = None,
+                  password: str | None = None) -> dict[str, list[str]]:
+    """The faults injected now into the ``qkdnet serve`` of ``folder``: ``cut_links``,
+    ``blinded_links`` and ``stopped_nodes``, each sorted."""
+    faults: dict[str, list[str]] = _call(folder, "GET", "/api/faults", operator, password,
+                                         ("--dir", str(folder)))
+    return faults
+
+
+def _call(folder: Path, method: str, path: str, operator: str | None, password: str | None,
+          blame: tuple[str, str]) -> Any:
+    """``method path`` on the O&M port of ``folder``'s ``qkdnet serve`` as ``operator``: the
+    answer's JSON; a refusal is a ParameterError naming the operator (401, 403) or
+    ``blame`` (the parameter at fault for any other refusal)."""
     name, secret = credentials(operator, password)
     url = om_url(folder)
     basic = base64.b64encode(f"{name}:{secret}".encode()).decode()
-    request = urllib.request.Request(f"{url}/api/{kind}/{target}/{action}", method="POST",
+    request = urllib.request.Request(f"{url}{path}", method=method,
                                      headers={"Authorization": f"Basic {basic}"})
     context = None
     if url.startswith("https:"):
@@ -71,13 +90,12 @@ def inject_fault(folder: Path, action: str, target: str, operator: str | None = 
         context = ssl.create_default_context(cafile=manifest["ca"])
     try:
         with urllib.request.urlopen(request, timeout=10, context=context) as answer:
-            state: dict[str, Any] = json.loads(answer.read())
+            return json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         message = json.loads(exc.read()).get("message", "")
         if exc.code in (401, 403):
             raise ParameterError("--operator", name, message) from exc
-        raise ParameterError("TARGET", target, message) from exc
+        raise ParameterError(*blame, message) from exc
     except urllib.error.URLError as exc:
         raise ParameterError("--dir", str(folder), f"its `qkdnet serve` does not answer "
                              f"at {url} ({exc.reason})") from exc
-    return state

@@ -63,8 +63,4 @@ class TelemetryPusher(BackgroundCaller):
         return False
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._closing:
-            started = loop.time()
-            await self.push_now()
-            await asyncio.sleep(max(0.0, self.interval_s - (loop.time() - started)))
+        await self._every(self.interval_s, self.push_now)

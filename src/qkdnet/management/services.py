@@ -272,7 +272,8 @@ class ServiceView:
             status = self.nms.node_status(end)
             if status is not None and not status.ok:
                 return "unserved"
-        if pair.refused > service.seen_refused:
+        # counts that dropped were reset (a restarted node process): all are new since
+        if pair.refused > service.seen_refused or 0 < pair.refused < service.seen_refused:
             return "degraded"
         if routes.planned and routes.active != routes.planned[0]:
             return "degraded"
@@ -282,6 +283,8 @@ class ServiceView:
                 pair: PairCounts) -> None:
         span = t - service.t
         bits = pair.bits_delivered - service.seen_bits
+        if bits < 0:  # the counts were reset (a restarted node process): all are new since
+            bits = pair.bits_delivered
         service.throughput_bps = bits / span if span > 0 else service.throughput_bps
         service.seen_bits, service.seen_refused, service.t = pair.bits_delivered, \
             pair.refused, t

@@ -7,10 +7,11 @@ A :class:`Network` is a small set of immutable records plus indexes; the network
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import cached_property
 from types import MappingProxyType
+from typing import Any
 
 import networkx as nx
 
@@ -83,6 +84,12 @@ class QKDLink:
     time_share: float = 1.0
     field: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a mappingproxy does not pickle: as the dict it wraps, made read-only again (the
+        # twin's sweeps send scenarios to their workers)
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "field"}
+        return _qkd_link, (values, dict(self.field))
+
     @property
     def ends(self) -> tuple[str, str]:
         """The two node ids."""
@@ -91,6 +98,11 @@ class QKDLink:
     def other(self, node: str) -> str:
         """The end that is not ``node``."""
         return self.b if node == self.a else self.a
+
+
+def _qkd_link(values: dict[str, Any], field_: dict[str, float]) -> QKDLink:
+    """A QKD-link from its field values and its ``field`` as a dict (unpickling)."""
+    return QKDLink(**values, field=MappingProxyType(field_))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +168,13 @@ class Network:
     #: Which SAEs may share keys: unordered pairs of SAE ids; None (the default) lets every
     #: two of ``saes`` share keys.
     sae_pairs: tuple[tuple[str, str], ...] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the lookup tables (cached mappingproxies, which do not pickle) are made again
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     @cached_property
     def node(self) -> Mapping[str, Node]:

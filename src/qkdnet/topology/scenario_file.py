@@ -31,7 +31,10 @@ Errors name the source (the file's name), the line, the path in the document and
 
 from __future__ import annotations
 
+import difflib
 import json
+import types
+import typing
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar
@@ -222,12 +225,61 @@ def parse_document(text: str, source: str, fmt: DocumentFormat, model: type[S],
         errors = exc.errors()
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         where = document_path(first["loc"])
-        raise ScenarioError(where, first["msg"], source,
-                            line_of(text, first["loc"])) from None
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message += _did_you_mean(model, first["loc"])
+        raise ScenarioError(where, message, source, line_of(text, first["loc"])) from None
     except ScenarioError as exc:
         if exc.source is not None:  # already placed in another file (a referenced one)
             raise
         raise exc.located(source, line_of(text, parse_document_path(exc.path))) from None
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """``; did you mean 'x'?`` for a misspelt key at ``loc``: the closest key the document
+    takes there (difflib's ratio at least 0.6), else ``; keys here: ...``."""
+    keys = _keys_at(model, loc[:-1])
+    if not keys or not isinstance(loc[-1], str):
+        return ""
+    close = difflib.get_close_matches(loc[-1], keys, n=1)
+    return f"; did you mean {close[0]!r}?" if close else "; keys here: " + ", ".join(keys)
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys a mapping at ``loc`` inside a ``model`` document takes (empty where the
+    place is not a model: a free-form mapping)."""
+    kind: Any = model
+    for part in loc:
+        kind = _inner(kind, part)
+        if kind is None:
+            return []
+    kind = _model_of(kind)
+    if kind is None:
+        return []
+    return [f.alias or name for name, f in kind.model_fields.items()]
+
+
+def _inner(kind: Any, part: int | str) -> Any:
+    """The type of element ``part`` of a value of type ``kind``, None where unknown."""
+    model = _model_of(kind)
+    if model is not None:
+        if not isinstance(part, str):
+            return None
+        field = next((f for name, f in model.model_fields.items()
+                      if part in (name, f.alias)), None)
+        return None if field is None else field.annotation
+    args = [a for a in typing.get_args(kind) if a is not type(None) and a is not Ellipsis]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+        return _inner(args[0], part) if len(args) == 1 else None
+    return args[-1] if args else None  # list[X], tuple[X, ...], dict[str, X]
+
+
+def _model_of(kind: Any) -> type[BaseModel] | None:
+    """``kind`` if it is a model, else the model in ``kind | None``."""
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return kind
+    models = [a for a in typing.get_args(kind) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return models[0] if len(models) == 1 and type(None) in typing.get_args(kind) else None
 
 
 def document_path(loc: tuple[int | str, ...]) -> str:
