@@ -77,15 +77,22 @@ def test_bad_options_are_parameter_errors(chain: Path) -> None:
 
 
 def test_a_runner_that_loses_a_run_is_an_error(chain: Path) -> None:
-    """A runner missing a (variant, seed) row is refused, never averaged over fewer runs."""
+    """A runner missing a (variant, seed) row, or with a failed run, is refused, never
+    averaged over fewer runs."""
     inner = in_process_runner()
 
     def lossy(scenarios: Sequence[TwinScenario], seeds: Sequence[int]) -> pd.DataFrame:
         rows = inner(scenarios, seeds)
         return rows[rows["seed"] != seeds[-1]]
 
+    def failing(scenarios: Sequence[TwinScenario], seeds: Sequence[int]) -> pd.DataFrame:
+        rows = inner(scenarios, seeds)
+        return rows.assign(hours_unserved=rows["hours_unserved"].where(rows["seed"] != 2))
+
     with pytest.raises(ParameterError, match="every variant and seed"):
         plan(load_twin_scenario(chain), 1, [1, 2], runner=lossy)
+    with pytest.raises(ParameterError, match="these failed"):
+        plan(load_twin_scenario(chain), 1, [1, 2], runner=failing)
 
 
 def test_added_links_leave_the_other_links_faults_as_they_were(chain: Path) -> None:

@@ -382,8 +382,8 @@ def _key(name: str) -> str:
 
 
 def _rows(frame: pd.DataFrame, seeds: Sequence[int], variants: int) -> pd.DataFrame:
-    """The runner's rows, checked: every variant and seed present (a run lost is an
-    error, never a silently smaller sample)."""
+    """The runner's rows, checked: every variant and seed present with its figure (a run
+    lost or failed is an error, never a silently smaller sample)."""
     need = {"variant", "seed", "segment", "hours_unserved"}
     if not need <= set(frame.columns):
         raise ParameterError("runner", sorted(frame.columns), "columns " + ", ".join(
@@ -392,6 +392,11 @@ def _rows(frame: pd.DataFrame, seeds: Sequence[int], variants: int) -> pd.DataFr
     missing = [(v, s) for v in range(variants) for s in seeds if (v, s) not in got]
     if missing:
         raise ParameterError("runner", missing[:3], "a row for every variant and seed")
+    failed = frame[frame["hours_unserved"].isna()]
+    if not failed.empty:
+        raise ParameterError("runner", sorted(set(zip(failed["variant"], failed["seed"],
+                                                      strict=True)))[:3],
+                             "hours unserved of every run (these failed)")
     return frame[["variant", "seed", "segment", "hours_unserved"]].reset_index(drop=True)
 
 
