@@ -14,12 +14,14 @@
    of the single points of failure of their segment (bridges of the fibre graph on the
    segment's path); its score is those links' expected outage hours per run under the
    fault model. The ``shortlist`` best go on.
-3. **Twin runs**: greedy by default. Each round runs the shortlisted candidates added to what was
-   chosen so far, over the same seeds, through ``runner``, and keeps the one with the
-   lowest expected hours unserved (the mean over seeds, summed over the watched segments);
-   it stops at ``budget`` links or when no candidate lowers it. Greedy on a sampled
-   estimate, not exact: a pair that helps only together is missed. ``exact`` (budget 1
-   or 2) runs every set of up to ``budget`` shortlisted candidates instead.
+3. **Twin runs**: greedy by default. Each round runs the shortlisted candidates added to
+   what was chosen so far, over the same seeds, through ``runner``, and keeps the one with
+   the lowest expected hours unserved (the mean over seeds, summed over the watched
+   segments); it stops at ``budget`` links or when no candidate lowers it. Greedy on a
+   sampled estimate, not exact: a pair that helps only together is missed. ``exact``
+   (budget 1 or 2) runs every set of up to ``budget`` shortlisted candidates instead.
+   An added link fails on a random stream of its own (``TwinScenario.added_links``), so
+   on one seed every other link fails as in the base: variants compare run by run.
 4. **Confirmation** on fresh seeds: the base and the proposal, before/after.
 
 Everything here is sans-I/O except the runner: a ``runner(scenarios, seeds)`` returns a
@@ -209,8 +211,8 @@ def candidates(scenario: TwinScenario, max_km: float = 150.0,
 
 
 def _pairs_within(nodes: Sequence[Node], km: float) -> list[tuple[int, int]]:
-    """Index pairs of ``nodes`` at most ``km`` apart on the great
-    circle, found with a k-d tree on the unit sphere (no all-pairs loop)."""
+    """Index pairs of ``nodes`` at most ``km`` apart on the great circle, found with a k-d
+    tree on the unit sphere (no all-pairs loop)."""
     if len(nodes) < 2:
         return []
     lat = np.radians([n.lat for n in nodes])
