@@ -12,8 +12,8 @@ and what-if changes; checked before any simulation runs.
       - {link: beijing--xiongan, at_h: 100, duration_h: 3}
     remove_links: [hefei--luan]     # what-if: as if these QKD-links did not exist
     add_links:                      # what-if: new QKD-links, each with its direct KM-link
-      - {a: tangshan, b: tianjin, length_km: 146, loss_db: 37.5, device_type: II,
-         device_pairs: 4}           #   (`qkdnet plan --out` writes these)
+      - {a: tangshan-beijing-r1, b: tianjin, length_km: 104.1, loss_db: 27.0,
+         device_type: II, device_pairs: 4}  # (`qkdnet plan --out` writes these)
     add_device_pairs: {tieling--shenyang: 1}  # what-if: more device pairs on a link
     random_faults: true             # the calibrated fault process (twin/faults.py)
     maintenance_every_h: 720        # maintenance windows: each link down once a period,
