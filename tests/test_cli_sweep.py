@@ -22,7 +22,7 @@ def test_sweep_writes_runs_statistics_report_and_figures(tmp_path: Path) -> None
     runs = pd.read_parquet(out / "runs.parquet")
     assert sorted(set(runs["seed"])) == [3, 4]
     stats = pd.read_parquet(out / "availability.parquet")
-    assert set(stats["kind"]) == {"segment", "service"}
+    assert set(stats["kind"]) == {"network", "segment", "service"}
     assert (stats["runs"] == 2).all()
     page = (out / "report.md").read_text()
     assert "| base | Harbin–Beijing | 2 |" in page and "| 5.13 |" in page

@@ -16,6 +16,8 @@ import pytest
 
 from qkdnet import twin
 from qkdnet.errors import ParameterError
+from qkdnet.files.networks import save_network
+from qkdnet.topology.generator import generate_network
 from qkdnet.twin.scenario import TwinScenario
 from qkdnet.twin.sweep import parse_seeds, run_sweep
 from qkdnet.units import WEEK_S
@@ -77,7 +79,8 @@ def test_a_failing_run_is_retried_then_reported(cn_qcn: TwinScenario, tmp_path: 
     assert len(always.read_text()) == 3
     assert list(runs.drop_duplicates("variant")["variant"]) == ["flaky", "broken"]
     flaky = runs[runs["variant"] == "flaky"]
-    assert set(flaky["kind"]) == {"segment", "service"} and (flaky["error"] == "").all()
+    assert set(flaky["kind"]) == {"network", "segment", "service"} \
+        and (flaky["error"] == "").all()
     assert flaky["duration_h"].iloc[0] == pytest.approx(16.8)
     broken = runs[runs["variant"] == "broken"]
     assert broken[["seed", "kind", "error"]].to_dict("records") == [
@@ -105,3 +108,14 @@ def test_seeds_parse_and_bad_ones_are_named() -> None:
         run_sweep(sc, [1, 1], workers=0)
     with pytest.raises(ParameterError, match="scheduler"):
         run_sweep(sc, [1], workers=2, scheduler="tcp://127.0.0.1:8786")
+
+
+def test_a_network_with_nothing_watched_still_counts_every_run(tmp_path: Path) -> None:
+    """A generated network has no segments or demands: each run still gives its network
+    row (the QKD-links' mean SKR, hours down and availability), so no run is lost."""
+    path = save_network(generate_network(60, seed=3), tmp_path / "generated.yaml")
+    runs = run_sweep(twin.scenario(path, weeks=0.2), [1, 2], workers=0)
+    assert list(runs["kind"]) == ["network", "network"]
+    assert list(runs["seed"]) == [1, 2]
+    assert (runs["mean_skr_kbps"] > 0).all()
+    assert ((runs["availability"] > 0) & (runs["availability"] <= 1)).all()

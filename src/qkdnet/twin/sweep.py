@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from qkdnet.errors import ParameterError
 from qkdnet.twin.engine import run_twin
 from qkdnet.twin.scenario import TwinScenario
+from qkdnet.twin.tables import links as link_rows
 from qkdnet.twin.tables import rounded, segments, services
 from qkdnet.units import HOUR_S
 
@@ -66,13 +67,13 @@ SweepProgress = Callable[[int, int], None]
 COLUMNS = ("variant", "seed", "network", "duration_h", "kind", "position", "name", "source",
            "target", "mean_skr_kbps", "hours_unserved", "served_fraction", "availability",
            "error")
-_KIND_ORDER = {"segment": 0, "service": 1, "failed": 2}
+_KIND_ORDER = {"network": 0, "segment": 1, "service": 2, "failed": 3}
 Rows = list[dict[str, Any]]
 
 
 def run_one(scenario: TwinScenario, variant: Variant, name: str, seed: int) -> Rows:
-    """One run: ``variant`` of ``scenario`` with ``seed``; its segment and service rows
-    (columns :data:`COLUMNS`, ``error`` empty)."""
+    """One run: ``variant`` of ``scenario`` with ``seed``; its network, segment and service
+    rows (columns :data:`COLUMNS`, ``error`` empty)."""
     sc = (variant if isinstance(variant, TwinScenario)
           else scenario if variant is None else variant(scenario))
     sc = dataclasses.replace(sc, seed=seed)
@@ -80,7 +81,17 @@ def run_one(scenario: TwinScenario, variant: Variant, name: str, seed: int) -> R
     duration_h = sc.duration_s / HOUR_S
     head = {"variant": name, "seed": seed, "network": sc.network.name,
             "duration_h": duration_h, "error": ""}
-    rows: Rows = []
+    # the whole network, so that every run counts even where nothing is watched (a
+    # generated network has no segments or demands): its QKD-links' mean SKR, mean hours
+    # down and mean availability
+    links = link_rows(result)
+    count = max(len(links), 1)
+    rows: Rows = [{**head, "kind": "network", "position": 0, "name": "QKD-links (mean)",
+                   "source": "", "target": "",
+                   "mean_skr_kbps": rounded(sum(r["average_skr_kbps"] for r in links) / count),
+                   "hours_unserved": rounded(sum(r["hours_down"] for r in links) / count),
+                   "served_fraction": float("nan"),
+                   "availability": rounded(sum(r["availability"] for r in links) / count)}]
     for k, seg in enumerate(segments(result)):
         rows.append({**head, "kind": "segment", "position": k, "name": seg["segment"],
                      "source": seg["source"], "target": seg["target"],

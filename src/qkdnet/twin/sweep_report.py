@@ -72,30 +72,32 @@ def _distribution(runs: pd.DataFrame, stats: pd.DataFrame, path: Path, column: s
 def _markdown(runs: pd.DataFrame, stats: pd.DataFrame, figures: list[str]) -> str:
     ok = runs[runs["kind"] != "failed"]
     failed = runs[runs["kind"] == "failed"]
-    seeds = sorted(set(runs["seed"]))
+    seeds = sorted(set(runs["seed"])) or [0]
     weeks = float(runs["duration_h"].iloc[0]) / 168.0 if len(runs) else 0.0
     lines = [f"# Twin sweep: {runs['network'].iloc[0] if len(runs) else '?'}", "",
-             f"{len(seeds)} seeds ({seeds[0]}–{seeds[-1]}), {weeks:g} weeks a run, "
+             f"{len(set(runs['seed']))} seeds ({seeds[0]}–{seeds[-1]}), {weeks:g} weeks a run, "
              f"variants: {', '.join(dict.fromkeys(runs['variant']))}; "
              f"{ok.groupby(['variant', 'seed']).ngroups} runs succeeded, "
              f"{len(failed)} failed.", "",
              "Hours unserved per run; P(≥ target): share of runs whose availability meets "
              "the target, with its 95 % Clopper–Pearson interval. `paper`: Table 1 "
              "(ten weeks).", ""]
-    for kind in ("segment", "service"):
+    for kind in ("network", "segment", "service"):
         part = stats[stats["kind"] == kind] if len(stats) else stats
         if not len(part):
             continue
         head = ["variant", kind, "runs", "mean h", "median h", "p5 h", "p95 h"]
         head += [f"P(≥{t * 100:g} %)" for t in TARGETS]
-        head += ["mean SKR kbit/s", "paper h"] if kind == "segment" else ["served"]
-        lines += [f"## {kind.capitalize()}s", "", "| " + " | ".join(head) + " |",
+        head += ["mean SKR kbit/s", "paper h"] if kind != "service" else ["served"]
+        title = {"network": "Network (per QKD-link: hours down)", "segment": "Segments",
+                 "service": "Services"}[kind]
+        lines += [f"## {title}", "", "| " + " | ".join(head) + " |",
                   "|" + "---|" * len(head)]
         for r in part.to_dict("records"):
             cells = [r["variant"], r["name"], r["runs"], *(_n(r[k]) for k in (
                 "hours_mean", "hours_median", "hours_p5", "hours_p95"))]
             cells += [_share(r, f"p_meet_{target_tag(t)}") for t in TARGETS]
-            cells += ([_n(r["skr_mean_kbps"]), _n(r["paper_hours"])] if kind == "segment"
+            cells += ([_n(r["skr_mean_kbps"]), _n(r["paper_hours"])] if kind != "service"
                       else [_n(r["served_fraction_mean"])])
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines.append("")
