@@ -53,7 +53,7 @@ def test_table_shows_the_proposal(chain: Path) -> None:
     (["--format", "xml"], "--format"),
     (["--endpoints", "users"], "--endpoints"),
     (["--watch", "Harbin-Beijing"], "--watch"),
-    (["--workers", "4"], "--workers"),
+    (["--workers", "0"], "--workers"),
     (["--exact", "--budget", "3"], "--budget"),
 ])
 def test_a_bad_option_is_a_one_line_error(chain: Path, args: list[str], named: str) -> None:

@@ -19,6 +19,7 @@ from qkdnet.twin.plan import (
     paired_change,
     plan,
     plan_summary,
+    runner_for,
     whatif_document,
 )
 from qkdnet.twin.scenario import TwinScenario, load_twin_scenario, with_links
@@ -145,3 +146,14 @@ def test_exact_budget_two_runs_every_pair_and_keeps_the_fewest_links(chain: Path
     assert [c.link.id for c in p.chosen] == ["a--d"]
     with pytest.raises(ParameterError, match="--budget"):
         plan(load_twin_scenario(chain), 3, [1], exact=True)
+
+
+def test_the_plan_on_two_dask_workers_is_the_plan_in_process(chain: Path) -> None:
+    """`--workers 2`: the runs go to a Dask LocalCluster (the sweep's), and the search
+    rounds, the choice and the confirmation are those of the runs in this process."""
+    base = load_twin_scenario(chain)
+    local = plan(base, 1, [1, 2], confirm_seeds=[3])
+    dask = plan(base, 1, [1, 2], confirm_seeds=[3], runner=runner_for(2))
+    assert [c.link.id for c in dask.chosen] == [c.link.id for c in local.chosen]
+    assert dask.rounds == local.rounds
+    pd.testing.assert_frame_equal(dask.confirm, local.confirm)

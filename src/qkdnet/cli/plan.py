@@ -43,8 +43,12 @@ def plan_command(
     watch: Annotated[list[str] | None, typer.Option(
         help="A watched segment to protect (Harbin-Beijing); repeat for several; default "
              "every watched segment.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Twin runs at once (1: in this "
-                                                "process).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Twin runs at once: 1 (the default) in "
+                                                "this process, more on a local Dask "
+                                                "cluster of that many workers.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Run the twin runs on the Dask "
+                                                  "cluster at this scheduler address "
+                                                  "(tcp://HOST:8786).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the proposal: "
                                              "plan.yaml (a what-if twin file) and "
@@ -73,7 +77,7 @@ def plan_command(
                       transient=True) as bar:
             task = bar.add_task("runs", total=None)
             runner = runner_for(workers, lambda done, total: bar.update(
-                task, completed=done, total=total))
+                task, completed=done, total=total), scheduler)
             proposal = plan(base, budget, search, runner=runner, max_km=max_km,
                             endpoints="access" if endpoints == "access" else "trusted",
                             shortlist=shortlist, watch=watch or (), confirm_seeds=confirm,

@@ -148,12 +148,36 @@ def in_process_runner(progress: RunProgress | None = None) -> Runner:
     return run
 
 
-def runner_for(workers: int | None, progress: RunProgress | None = None) -> Runner:
-    """The runner for ``--workers``: None or 1 runs in this process."""
-    if workers is not None and workers != 1:
-        raise ParameterError("--workers", workers, "1 (more workers need the Dask sweep "
-                             "runner, not wired to `qkdnet plan` yet)")
-    return in_process_runner(progress)
+def sweep_runner(workers: int | None, scheduler: str | None = None,
+                 progress: RunProgress | None = None) -> Runner:
+    """A runner on the twin's Dask sweep (:func:`~qkdnet.twin.sweep.run_sweep`): the
+    scenarios as its variants, on a LocalCluster of ``workers`` processes (None: one per
+    core) or the cluster at ``scheduler``. A run that failed has no rows (the plan refuses
+    a result with runs missing)."""
+
+    def run(scenarios: Sequence[TwinScenario], seeds: Sequence[int]) -> pd.DataFrame:
+        from qkdnet.twin.sweep import run_sweep
+
+        rows = run_sweep(scenarios[0], seeds, workers=workers, scheduler=scheduler,
+                         variants={str(v): sc for v, sc in enumerate(scenarios)},
+                         progress=progress)
+        seg = rows[rows["kind"] == "segment"]
+        return pd.DataFrame({"variant": seg["variant"].astype(int), "seed": seg["seed"],
+                             "segment": seg["name"], "hours_unserved": seg["hours_unserved"]}
+                            ).reset_index(drop=True)
+
+    return run
+
+
+def runner_for(workers: int | None, progress: RunProgress | None = None,
+               scheduler: str | None = None) -> Runner:
+    """The runner for ``--workers``/``--scheduler``: None or 1 worker runs in this
+    process; more, or a scheduler, run on Dask (:func:`sweep_runner`)."""
+    if workers is not None and workers < 1:
+        raise ParameterError("--workers", workers, "must be >= 1")
+    if scheduler is None and workers in (None, 1):
+        return in_process_runner(progress)
+    return sweep_runner(workers, scheduler, progress)
 
 
 # -- candidates and the pre-screen -------------------------------------------------------
