@@ -63,13 +63,14 @@ def plan_command(
 
     from qkdnet.twin import scenario as twin_scenario
     from qkdnet.twin.plan import plan, plan_summary, runner_for
+    from qkdnet.twin.sweep import parse_seeds
 
     def run() -> None:
         if fmt not in ("table", "json"):
             raise ParameterError("--format", fmt, "must be one of table, json")
         if endpoints not in ("trusted", "access"):
             raise ParameterError("--endpoints", endpoints, "must be one of trusted, access")
-        search = parse_seeds("--seeds", seeds)
+        search = tuple(parse_seeds(seeds))
         confirm = _confirm(confirm_seeds, search)
         base = twin_scenario(None if scenario == "cn-qcn" else Path(scenario), weeks)
         with Progress(TextColumn("[bold]plan[/] twin runs"), BarColumn(),
@@ -96,27 +97,14 @@ def plan_command(
     guard(run)
 
 
-def parse_seeds(option: str, text: str) -> tuple[int, ...]:
-    """Seeds written ``A:B`` (A to B, both included) or ``a,b,c``."""
-    try:
-        if ":" in text:
-            first, last = (int(x) for x in text.split(":"))
-            seeds = tuple(range(first, last + 1))
-        else:
-            seeds = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise ParameterError(option, text, "seeds as A:B (both included) or a,b,c") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise ParameterError(option, text, "at least one seed, each >= 0 and once")
-    return seeds
-
-
 def _confirm(text: str, search: tuple[int, ...]) -> tuple[int, ...]:
     if text == "none":
         return ()
     if text == "auto":
         return tuple(range(max(search) + 1, max(search) + 1 + len(search)))
-    return parse_seeds("--confirm-seeds", text)
+    from qkdnet.twin.sweep import parse_seeds
+
+    return tuple(parse_seeds(text, "--confirm-seeds"))
 
 
 def _write(out: Path, proposal: Any, summary: dict[str, Any], scenario: str,

@@ -113,19 +113,21 @@ def _served(result: Any, source: str, target: str) -> float:
     return rounded(seg.service.served_fraction)
 
 
-def parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     """Seeds from ``1:1000`` (1 to 1000, both included), ``7`` or ``1,5,9`` (or a mix:
-    ``1:10,20``); a ParameterError names ``--seeds`` otherwise."""
+    ``1:10,20``), each >= 0 and once; a ParameterError names ``option`` otherwise."""
     seeds: list[int] = []
     try:
         for part in text.split(","):
             lo, sep, hi = part.strip().partition(":")
             seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
     except ValueError:
-        raise ParameterError("--seeds", text, "seeds as FIRST:LAST (both included) or "
+        raise ParameterError(option, text, "seeds as FIRST:LAST (both included) or "
                              "a comma list, e.g. 1:1000 or 1,5,9") from None
     if not seeds:
-        raise ParameterError("--seeds", text, "at least one seed (FIRST <= LAST)")
+        raise ParameterError(option, text, "at least one seed (FIRST <= LAST)")
+    if min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ParameterError(option, text, "each seed >= 0 and once")
     return seeds
 
 
