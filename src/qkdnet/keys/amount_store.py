@@ -42,6 +42,9 @@ from qkdnet.topology.model import KMLink
 
 FloatArray = npt.NDArray[np.float64]
 
+# AmountStore.batch's context: reusable, and one less object made per hop
+_NO_BATCH: AbstractContextManager[None] = nullcontext()
+
 
 class AmountPools:
     """Pools of ``km_links``, each end holding at most ``capacity_bits`` of the link's key
@@ -71,6 +74,9 @@ class AmountPools:
         self.made = np.zeros(n)
         self.discarded = np.zeros(n)
         self._stores: dict[str, AmountStore] = {}
+        # the satellite KM-links, fixed at start: a set test per hop, not a method call
+        self._satellite_links = frozenset(satellites.ends) if satellites is not None \
+            else frozenset()
         self._directions: dict[tuple[str, str, bool], tuple[int, int]] = {}
 
     def deposit(self, bits: FloatArray) -> None:
@@ -158,6 +164,18 @@ class AmountStore:
         self._pools = pools
         self._held = HeldKeys()
         self._seen: set[tuple[str, int]] = set()
+        # where this end sends / receives on each KM-link (2 * row + direction), found
+        # once: every hop of every relay looks one up
+        self._outbound: dict[str, int] = {}
+        self._inbound: dict[str, int] = {}
+
+    def _at(self, km_link: str, outbound: bool) -> int:
+        """This end's place (2 * row + direction) on ``km_link``; NotEnoughKey if none."""
+        found = (self._outbound if outbound else self._inbound).get(km_link)
+        if found is None:
+            found = self._pools._direction(self.node, km_link, outbound)
+            (self._outbound if outbound else self._inbound)[km_link] = found
+        return found
 
     def deposit(self, km_link: str, block: int, material: bytes, outbound: bool) -> None:
         """Add block ``block``'s ``len(material)`` bytes of key to this end's copy of one
@@ -198,19 +216,23 @@ class AmountStore:
 
     def batch(self) -> AbstractContextManager[None]:
         """Nothing to share: amounts change at once."""
-        return nullcontext()
+        return _NO_BATCH
 
     def room(self, km_link: str, outbound: bool) -> int:
         limit = direction_capacity(int(self._pools.capacity_bits // 8))
         return max(limit - self.pool_bytes(km_link, outbound), 0)
 
     def pool_bytes(self, km_link: str, outbound: bool) -> int:
-        sats = self._pools.satellites
-        if sats is not None and sats.serves(km_link):
+        pools = self._pools
+        if km_link in pools._satellite_links:
+            sats = pools.satellites
+            assert sats is not None  # only satellites' KM-links are in the set
             if self.node not in sats.ends[km_link]:
                 raise NotEnoughKey(f"KM-link {km_link!r} has no pool at {self.node}")
             return int(sats.relayable(km_link) // 8)  # one pool for both ways (see there)
-        at = self._pools._direction(self.node, km_link, outbound)
+        at = (self._outbound if outbound else self._inbound).get(km_link)
+        if at is None:
+            at = self._at(km_link, outbound)
         copy = self._pools._send if outbound else self._pools._recv
         return int(copy[at] // 8)
 
@@ -220,9 +242,12 @@ class AmountStore:
         if units < 0:
             raise KeyStoreError(f"units={units} is not allowed: at least 0")
         pools = self._pools
-        if pools.satellites is not None and pools.satellites.serves(km_link):
+        if km_link in pools._satellite_links:
+            assert pools.satellites is not None  # only satellites' KM-links are in the set
             return (pools.satellites.send(km_link, self.node, units) if units else ()), b""
-        at = pools._direction(self.node, km_link, True)
+        at = self._outbound.get(km_link)
+        if at is None:
+            at = self._at(km_link, True)
         if units == 0:
             return (), b""
         bits = units * UNIT_BITS
@@ -240,10 +265,13 @@ class AmountStore:
         """Take the units the sender named; PadMismatch if this end holds fewer."""
         check_ranges(km_link, ranges)
         pools = self._pools
-        if pools.satellites is not None and pools.satellites.serves(km_link):
+        if km_link in pools._satellite_links:
+            assert pools.satellites is not None  # only satellites' KM-links are in the set
             pools.satellites.receive(km_link, self.node, ranges)
             return b""
-        at = pools._direction(self.node, km_link, False)
+        at = self._inbound.get(km_link)
+        if at is None:
+            at = self._at(km_link, False)
         units = ranges[0].count if len(ranges) == 1 else sum(r.count for r in ranges)
         bits = units * UNIT_BITS
         have = pools._recv[at]

@@ -98,14 +98,29 @@ class LinkDynamics:
         t0, t1 = float(times_s[0]), float(times_s[-1]) + step_s
         lo = int(np.searchsorted(self.burst_start, t0 - self._longest, side="left"))
         hi = int(np.searchsorted(self.burst_start, t1, side="left"))
-        for k in range(lo, hi):
-            start, end = self.burst_start[k], self.burst_end[k]
+        # A burst covers a step or two: in Python floats (the same IEEE arithmetic as
+        # numpy's, so the same numbers) a burst costs far less than a few small arrays; the
+        # shares are added in burst order by one unbuffered np.add.at, as a loop would.
+        times = times_s.tolist()
+        starts = self.burst_start[lo:hi].tolist()
+        ends = self.burst_end[lo:hi].tolist()
+        links = self.burst_link[lo:hi].tolist()
+        qbers = self.burst_qber[lo:hi].tolist()
+        rows: list[int] = []
+        cols: list[int] = []
+        shares: list[float] = []
+        for start, end, link, qber in zip(starts, ends, links, qbers, strict=True):
             if end <= t0:
                 continue
             first = max(0, int((start - t0) // step_s))
-            last = min(times_s.size - 1, int((end - t0) // step_s))
-            steps = times_s[first:last + 1]
-            covered = np.clip(np.minimum(steps + step_s, end) - np.maximum(steps, start),
-                              0.0, step_s) / step_s
-            drift[first:last + 1, self.burst_link[k]] += covered * self.burst_qber[k]
+            last = min(len(times) - 1, int((end - t0) // step_s))
+            for j in range(first, last + 1):
+                t = times[j]
+                covered = min(max(min(t + step_s, end) - max(t, start), 0.0), step_s) / step_s
+                rows.append(j)
+                cols.append(link)
+                shares.append(covered * qber)
+        if shares:
+            np.add.at(drift, (np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp)),
+                      np.array(shares))
         return drift
