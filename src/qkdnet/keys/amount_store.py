@@ -72,6 +72,7 @@ class AmountPools:
         self._send_view = np.frombuffer(self._send, dtype=np.float64).reshape(-1, 2)
         self._recv_view = np.frombuffer(self._recv, dtype=np.float64).reshape(-1, 2)
         self.made = np.zeros(n)
+        self._added = np.zeros((n, 2))  # deposit's scratch: a step's key per direction
         self.discarded = np.zeros(n)
         self._stores: dict[str, AmountStore] = {}
         # the satellite KM-links, fixed at start: a set test per hop, not a method call
@@ -87,17 +88,21 @@ class AmountPools:
         end is discarded."""
         # each block to the direction whose sender holds less (keys/supply.direction_of):
         # over a step, the emptier direction is filled up to the other, the rest shared
+        # (every step: ufuncs writing into one buffer, without column_stack's and clip's
+        # Python wrappers; the same operations, so the same numbers)
         send = self._send_view
         gap = send[:, 1] - send[:, 0]  # > 0: direction 0 holds less
         first = np.minimum(bits, np.abs(gap))
         share = (bits - first) / 2
-        added = np.column_stack((share + np.where(gap > 0, first, 0.0),
-                                 share + np.where(gap < 0, first, 0.0)))
+        added = self._added
+        np.add(share, np.where(gap > 0, first, 0.0), out=added[:, 0])
+        np.add(share, np.where(gap < 0, first, 0.0), out=added[:, 1])
         room = self.capacity_bits / 2 - np.maximum(send, self._recv_view)
-        kept = np.clip(added, 0.0, np.maximum(room, 0.0))
+        # clip(added, 0, room >= 0), as min(max(.)): no NaN here
+        kept = np.minimum(np.maximum(added, 0.0), np.maximum(room, 0.0))
         self.made += bits
-        self.discarded += bits - kept.sum(axis=1)
-        self._send_view += kept
+        self.discarded += bits - np.add(kept[:, 0], kept[:, 1])
+        send += kept
         self._recv_view += kept
 
     @property
