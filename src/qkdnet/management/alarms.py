@@ -365,10 +365,11 @@ class AlarmEngine:
                 track.cond[moved] = cond[changed]
                 track.since[moved] = t
             elapsed = t - track.since[rows]
-            active = track.active[rows]
-            fire = present & np.where(cond, ~active & (elapsed >= rule.hold_s),
-                                      active & (elapsed >= rule.clear_hold_s))
-            hits = np.flatnonzero(fire)
+            # a raise where cond holds and the alarm is not active, a clear where it fails
+            # and the alarm is: either way cond != active, held for that side's time
+            hold = np.where(cond, rule.hold_s, rule.clear_hold_s)
+            fire = present & (cond != track.active[rows]) & (elapsed >= hold)
+            hits = fire.nonzero()[0]
             if hits.size:
                 values[r] = x
                 fired.extend((int(i), r) for i in hits)
