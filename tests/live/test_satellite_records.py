@@ -84,3 +84,13 @@ def test_the_console_clock_runs_on_from_the_last_report() -> None:
     from TWIN_EPOCH (the satellite clock started 12 h after it)."""
     at = scenario_clock(report(), TWIN_EPOCH, received=50.0, now=60.0)
     assert at == 12 * 3600 + 600 + 10 * 20
+
+
+def test_before_any_report_the_console_clock_counts_from_the_nms_start(
+        network: Network) -> None:
+    """No satellite report yet: the console shows the satellite at the NMS's own elapsed
+    time (x1), as the O&M app does by default, not years past the TLE's epoch."""
+    clock = [5_000.0]
+    state = NmsState(NetworkMonitor(network), clock=lambda: clock[0])
+    clock[0] += 30.0
+    assert state.satellite_clock() == 30.0

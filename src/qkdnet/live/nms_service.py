@@ -78,6 +78,7 @@ from qkdnet.management.reported_counts import merge_kme, merge_pairs
 from qkdnet.management.satellite import PassOutcome, SatelliteStatus
 from qkdnet.management.services import PairCounts, ServiceRoutes
 from qkdnet.management.telemetry import KMLinkTelemetry, LinkTelemetry, NodeHealth
+from qkdnet.quantum.ground_track import scenario_time_s
 from qkdnet.topology.model import Network
 from qkdnet.topology.service_ids import DEVICES_ID, EMS_PREFIX, ems_id
 from qkdnet.twin.satellite_passes import TWIN_EPOCH
@@ -118,6 +119,7 @@ class NmsState:
         self._link_order = {lk: i for i, lk in enumerate(self.network.link)}
         self._km_order = {km: i for i, km in enumerate(self.network.km_link)}
         self.batches = self.records = 0
+        self._started = clock()
         #: The satellite segment's last report and when it came (wall clock, s).
         self.satellite: tuple[float, SatelliteReport] | None = None
         self._taken_passes: dict[tuple[str, str, float], None] = {}  # oldest first
@@ -152,9 +154,10 @@ class NmsState:
 
     def satellite_clock(self) -> float:
         """Where the reported satellites are now: s after the console's epoch
-        (TWIN_EPOCH); the wall clock since that epoch until a report has come."""
+        (TWIN_EPOCH); until a report has come, as the O&M app's own default, the wall
+        clock since this NMS started at x1."""
         if self.satellite is None:
-            return self.clock() - TWIN_EPOCH.timestamp()
+            return scenario_time_s(self._started, self.clock(), 1.0)
         received, report = self.satellite
         return scenario_clock(report, TWIN_EPOCH, received, self.clock())
 
