@@ -44,7 +44,6 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from qkdnet.errors import ParameterError
-from qkdnet.management.availability import total
 from qkdnet.quantum.devices import device_type
 from qkdnet.quantum.field import field_ranges
 from qkdnet.topology.cn_qcn import (
@@ -57,7 +56,6 @@ from qkdnet.topology.cn_qcn import (
 )
 from qkdnet.topology.model import Network, Node, NodeKind, QKDLink
 from qkdnet.topology.paths import path_links, shortest_path
-from qkdnet.twin.engine import run_twin
 from qkdnet.twin.faults import FaultModel
 from qkdnet.twin.scenario import TwinScenario, with_links
 from qkdnet.twin.tables import segment_name
@@ -126,34 +124,18 @@ class Plan:
 
 
 def in_process_runner(progress: RunProgress | None = None) -> Runner:
-    """A runner that runs the twin in this process, each variant once per seed;
+    """A runner that runs the twin in this process, each variant once per seed (the
+    sweep's in-process path, so its figures are the Dask runner's to the digit);
     ``progress(done, total)`` is called after each run."""
-
-    def run(scenarios: Sequence[TwinScenario], seeds: Sequence[int]) -> pd.DataFrame:
-        rows = []
-        done, count = 0, len(scenarios) * len(seeds)
-        for v, sc in enumerate(scenarios):
-            for seed in seeds:
-                result = run_twin(replace(sc, seed=seed))
-                rows += [{"variant": v, "seed": seed,
-                          "segment": segment_name(sc.network, s.source, s.target),
-                          "hours_unserved": total(s.service.outages) / HOUR_S}
-                         for s in result.segments]
-                done += 1
-                if progress is not None:
-                    progress(done, count)
-        return pd.DataFrame.from_records(
-            rows, columns=["variant", "seed", "segment", "hours_unserved"])
-
-    return run
+    return sweep_runner(0, None, progress)
 
 
 def sweep_runner(workers: int | None, scheduler: str | None = None,
                  progress: RunProgress | None = None) -> Runner:
-    """A runner on the twin's Dask sweep (:func:`~qkdnet.twin.sweep.run_sweep`): the
-    scenarios as its variants, on a LocalCluster of ``workers`` processes (None: one per
-    core) or the cluster at ``scheduler``. A run that failed has no rows (the plan refuses
-    a result with runs missing)."""
+    """A runner on the twin's sweep (:func:`~qkdnet.twin.sweep.run_sweep`): the scenarios
+    as its variants, on a LocalCluster of ``workers`` processes (None: one per core; 0:
+    in this process, no Dask) or the cluster at ``scheduler``. A run that failed has no
+    rows (the plan refuses a result with runs missing)."""
 
     def run(scenarios: Sequence[TwinScenario], seeds: Sequence[int]) -> pd.DataFrame:
         from qkdnet.twin.sweep import run_sweep
