@@ -18,7 +18,6 @@ Targets (issue 18): >= 1.8x at 2 workers, >= 10 cn-qcn ten-week runs per minute 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import platform
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from qkdnet import twin
 from qkdnet.twin.scenario import TwinScenario
-from qkdnet.twin.sweep import run_sweep
+from qkdnet.twin.sweep import local_cluster, run_sweep
 
 
 @dataclass(frozen=True)
@@ -76,12 +75,10 @@ def load_average() -> float:
 
 def measure(scenario: TwinScenario, seeds: list[int], workers: int) -> SweepFigures:
     """Run ``seeds`` of ``scenario`` on a fresh LocalCluster of ``workers`` processes."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1,  # type: ignore[no-untyped-call]
-                      processes=True, dashboard_address=None, silence_logs=logging.ERROR,
-                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, \
+    with local_cluster(workers) as cluster, \
             Client(cluster) as client:  # type: ignore[no-untyped-call]
         start_s = time.perf_counter() - t0
         before = client.run(process_stats)

@@ -46,6 +46,25 @@ def test_table_shows_the_proposal(chain: Path) -> None:
     assert "A–C, search: -5.000 h a run on average; lower in 1 of 1 runs" in result.stdout
 
 
+def test_device_pairs_for_a_service_short_of_key(chain: Path, tmp_path: Path) -> None:
+    """--device-pairs --objective shortfall --watch bulk: a service asking 120 kbit/s of
+    a chain that makes ~69 kbit/s gets the two pairs, printed as such, and plan.yaml adds
+    them under add_device_pairs."""
+    chain.write_text(chain.read_text() + "demands:\n  - {id: bulk, source: a, target: c, "
+                     "rate_bps: 120000, key_bits: 4096}\n")
+    out = tmp_path / "pairs"
+    result = runner.invoke(app, ["plan", str(chain), "--seeds", "1", "--confirm-seeds",
+                                 "none", "--budget", "2", "--exact", "--device-pairs",
+                                 "--objective", "shortfall", "--watch", "bulk",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "objective: hours short" in result.stdout
+    assert "proposed: +1 pair a--b (then 2 x type III" in result.stdout
+    assert "proposed: +1 pair b--c" in result.stdout
+    whatif = load_twin_scenario(out / "plan.yaml")
+    assert whatif.network.link["a--b"].device_pairs == 2 and not whatif.added_links
+
+
 @pytest.mark.parametrize(("args", "named"), [
     (["--budget", "0"], "--budget"),
     (["--max-km", "-1"], "--max-km"),
@@ -55,6 +74,7 @@ def test_table_shows_the_proposal(chain: Path) -> None:
     (["--watch", "Harbin-Beijing"], "--watch"),
     (["--workers", "0"], "--workers"),
     (["--exact", "--budget", "3"], "--budget"),
+    (["--objective", "cost"], "--objective"),
 ])
 def test_a_bad_option_is_a_one_line_error(chain: Path, args: list[str], named: str) -> None:
     """Each bad option exits 2 with one line naming it."""

@@ -293,6 +293,19 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_another(load: Load) -
     assert [s.served_bits for s in first.services] != [s.served_bits for s in other.services]
 
 
+def test_a_run_without_alarms_is_the_same_run_with_no_alarms(load: Load) -> None:
+    """alarms=False (what a sweep runs) skips the NMS: nothing else in the run reads it,
+    so every figure is the same and only the alarm list is empty."""
+    scenario = load(SEEDED_DOC.format(seed=11))
+    full, bare = run_twin(scenario), run_twin(scenario, alarms=False)
+    assert full.alarms and not bare.alarms
+    assert full.services == bare.services and full.segments == bare.segments
+    assert full.link_outages == bare.link_outages and full.faults == bare.faults
+    for name in ("mean_bps", "used_bits", "pooled_bits", "discarded_bits",
+                 "pool_total_bits", "pool_route_min_bits", "telemetry_skr_bps"):
+        assert np.array_equal(getattr(full, name), getattr(bare, name)), name
+
+
 # --- rates: dynamics, fault down time, device pairs -------------------------------------
 
 

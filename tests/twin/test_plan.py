@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from qkdnet.errors import ParameterError, ScenarioError
 from qkdnet.twin.engine import run_twin
@@ -109,8 +110,6 @@ def test_added_links_leave_the_other_links_faults_as_they_were(chain: Path) -> N
 
 def test_the_proposal_is_a_twin_file_that_runs(chain: Path) -> None:
     """whatif_document + the loader: the chosen link is back with its equipment."""
-    import yaml
-
     p = plan(load_twin_scenario(chain), 1, [1])
     doc = whatif_document(p, yaml.safe_load(chain.read_text()))
     path = chain.parent / "plan.yaml"
@@ -157,3 +156,50 @@ def test_the_plan_on_two_dask_workers_is_the_plan_in_process(chain: Path) -> Non
     assert [c.link.id for c in dask.chosen] == [c.link.id for c in local.chosen]
     assert dask.rounds == local.rounds
     pd.testing.assert_frame_equal(dask.confirm, local.confirm)
+
+
+BULK = "demands:\n  - {id: bulk, source: a, target: c, rate_bps: 120000, key_bits: 4096}\n"
+
+
+def test_device_pairs_buy_key_not_hours(chain: Path) -> None:
+    """A service asking 120 kbit/s over a-b-c (~69 kbit/s a link): one more pair on each
+    link is the best pair of additions for its shortfall (exact, budget 2), and the
+    proposal is a twin file with them; against hours unserved a pair changes nothing (an
+    equipment failure takes the whole link in this fault model)."""
+    chain.write_text(chain.read_text() + BULK)
+    base = load_twin_scenario(chain)
+    pairs = plan(base, 2, [1], exact=True, device_pairs=True, objective="shortfall",
+                 watch=["bulk"])
+    assert sorted(c.name for c in pairs.chosen) == ["+1 pair a--b", "+1 pair b--c"]
+    [round_] = pairs.rounds
+    after = dict((tuple(c.name for c in o), h) for o, h in round_.estimates)
+    assert after[("+1 pair a--b", "+1 pair b--c")] < round_.before_h - 30  # ~38 h less
+    assert all(c.kind == "pairs" and c.screen_h == 0 for c in pairs.chosen)
+    doc = whatif_document(pairs, yaml.safe_load(chain.read_text()))
+    assert doc["add_device_pairs"] == {"a--b": 1, "b--c": 1} and "add_links" not in doc
+    path = chain.parent / "pairs.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    loaded = load_twin_scenario(path).network.link
+    assert (loaded["a--b"].device_pairs, loaded["b--c"].device_pairs) == (
+        base.network.link["a--b"].device_pairs + 1, base.network.link["b--c"].device_pairs + 1)
+
+    hours = plan(base, 1, [1], device_pairs=True, watch=["bulk"])
+    [round_] = hours.rounds
+    for option, estimate in round_.estimates:
+        if option[0].kind == "pairs":
+            assert estimate == pytest.approx(round_.before_h)  # 5 h: the cuts, as before
+    assert [c.link.id for c in hours.chosen] == ["a--d"]
+
+
+def test_a_service_can_be_watched_by_its_demand_id(chain: Path) -> None:
+    """--watch takes a demand id (any case) as well as a segment; the rows of the search
+    name it, and an unknown name lists both kinds."""
+    chain.write_text(chain.read_text() + BULK)
+    base = load_twin_scenario(chain)
+    p = plan(base, 1, [1], watch=["BULK"])
+    assert p.watched == ("bulk",)
+    assert set(p.search["watched"]) == {"A–C", "bulk"}
+    with pytest.raises(ParameterError, match=r"--watch.*A–C, bulk"):
+        plan(base, 1, [1], watch=["nothing"])
+    with pytest.raises(ParameterError, match="--objective"):
+        plan(base, 1, [1], objective="cost")  # type: ignore[arg-type]

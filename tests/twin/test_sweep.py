@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -19,7 +20,7 @@ from qkdnet.errors import ParameterError
 from qkdnet.files.networks import save_network
 from qkdnet.topology.generator import generate_network
 from qkdnet.twin.scenario import TwinScenario
-from qkdnet.twin.sweep import parse_seeds, run_sweep
+from qkdnet.twin.sweep import local_cluster, parse_seeds, run_sweep
 from qkdnet.units import WEEK_S
 
 # The variants below run on Dask's worker processes, which cannot import this test module
@@ -119,3 +120,26 @@ def test_a_network_with_nothing_watched_still_counts_every_run(tmp_path: Path) -
     assert list(runs["seed"]) == [1, 2]
     assert (runs["mean_skr_kbps"] > 0).all()
     assert ((runs["availability"] > 0) & (runs["availability"] <= 1)).all()
+
+
+def _profiling() -> object:
+    import dask
+
+    return dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_the_local_workers_run_without_trim_threshold_or_profiler() -> None:
+    """The sweep's LocalCluster unsets the MALLOC_TRIM_THRESHOLD_ Dask's nannies give
+    their workers and turns their profiler off (each costs a twin run CPU), and keeps
+    Dask's other worker settings; this process's configuration is left as it was."""
+    import dask
+    from distributed import Client
+
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        trim = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+        threads = client.run(os.environ.get, "OMP_NUM_THREADS")
+        profiling = client.run(_profiling)
+    assert list(trim.values()) == [None]
+    assert list(threads.values()) == ["1"]
+    assert list(profiling.values()) == [False]
+    assert dask.config.get("distributed.worker.profile.enabled") is True

@@ -1,6 +1,7 @@
-"""``qkdnet plan SCENARIO --budget K``: which new QKD-links most cut the watched segments'
-hours unserved (:mod:`qkdnet.twin.plan`), as a table or JSON, and with ``--out`` the
-proposal as a what-if twin file for ``qkdnet twin --scenario``."""
+"""``qkdnet plan SCENARIO --budget K``: which new QKD-links (or, with ``--device-pairs``,
+extra device pairs) most cut the hours unserved of the watched segments and services
+(:mod:`qkdnet.twin.plan`), as a table or JSON, and with ``--out`` the proposal as a what-if
+twin file for ``qkdnet twin --scenario``."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def plan_command(
     scenario: Annotated[str, typer.Argument(
         help="cn-qcn (built in), a twin file (qkdnet_twin: 1) or a network's scenario "
              "file.")] = "cn-qcn",
-    budget: Annotated[int, typer.Option(help="New QKD-links to propose, at most.")] = 1,
+    budget: Annotated[int, typer.Option(help="New QKD-links (or device pairs) to propose, "
+                                        "at most.")] = 1,
     max_km: Annotated[float, typer.Option(help="Longest new fibre (km): great circle x "
                                           "1.39.")] = 150.0,
     endpoints: Annotated[str, typer.Option(help="trusted (access, relay, BSBN and metro "
@@ -33,6 +35,12 @@ def plan_command(
                                            "best of the pre-screen.")] = 5,
     exact: Annotated[bool, typer.Option(help="Run every set of up to --budget (1 or 2) "
                                         "shortlisted candidates, not greedy.")] = False,
+    objective: Annotated[str, typer.Option(
+        help="hours (hours unserved) or shortfall (key not given, in hours of the asked "
+             "rate: counts what device pairs buy).")] = "hours",
+    device_pairs: Annotated[bool, typer.Option(
+        "--device-pairs", help="Also try one more device pair on each QKD-link of the "
+                               "watched paths (the --shortlist slowest).")] = False,
     seeds: Annotated[str, typer.Option(help="Seeds of the search: A:B (both included) or "
                                        "a,b,c.")] = "1:8",
     confirm_seeds: Annotated[str, typer.Option(
@@ -41,8 +49,8 @@ def plan_command(
     weeks: Annotated[float | None, typer.Option(help="Simulated weeks per run (default: "
                                                 "the scenario's, 10 for cn-qcn).")] = None,
     watch: Annotated[list[str] | None, typer.Option(
-        help="A watched segment to protect (Harbin-Beijing); repeat for several; default "
-             "every watched segment.")] = None,
+        help="A watched segment (Harbin-Beijing) or a demand's id (a service) to protect; "
+             "repeat for several; default every watched segment.")] = None,
     workers: Annotated[int | None, typer.Option(help="Twin runs at once: 1 (the default) in "
                                                 "this process, more on a local Dask "
                                                 "cluster of that many workers.")] = None,
@@ -54,11 +62,11 @@ def plan_command(
                                              "plan.yaml (a what-if twin file) and "
                                              "plan.json.")] = None,
 ) -> None:
-    """Propose up to --budget new QKD-links that most lower the expected hours unserved of
-    the watched segments: candidates within --max-km, engineered by the span rule,
-    pre-screened by the single points of failure they remove, then chosen greedily (or,
-    with --exact, over every set of the shortlist) on twin runs over --seeds and
-    confirmed on fresh seeds."""
+    """Propose up to --budget new QKD-links (with --device-pairs, or device pairs) that
+    most lower the expected hours unserved of the watched segments and services:
+    candidates within --max-km, engineered by the span rule, pre-screened by the single
+    points of failure they remove, then chosen greedily (or, with --exact, over every set
+    of the shortlist) on twin runs over --seeds and confirmed on fresh seeds."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from qkdnet.twin import scenario as twin_scenario
@@ -68,6 +76,8 @@ def plan_command(
     def run() -> None:
         if fmt not in ("table", "json"):
             raise ParameterError("--format", fmt, "must be one of table, json")
+        if objective not in ("hours", "shortfall"):
+            raise ParameterError("--objective", objective, "must be one of hours, shortfall")
         if endpoints not in ("trusted", "access"):
             raise ParameterError("--endpoints", endpoints, "must be one of trusted, access")
         search = tuple(parse_seeds(seeds))
@@ -82,7 +92,8 @@ def plan_command(
             proposal = plan(base, budget, search, runner=runner, max_km=max_km,
                             endpoints="access" if endpoints == "access" else "trusted",
                             shortlist=shortlist, watch=watch or (), confirm_seeds=confirm,
-                            exact=exact)
+                            exact=exact, device_pairs=device_pairs,
+                            objective="shortfall" if objective == "shortfall" else "hours")
         summary = plan_summary(proposal)
         if out is not None:
             _write(out, proposal, summary, scenario, weeks)
@@ -120,7 +131,9 @@ def _write(out: Path, proposal: Any, summary: dict[str, Any], scenario: str,
         base["weeks"] = weeks
     doc = whatif_document(proposal, base)
     head = (f"# What-if proposed by `qkdnet plan {scenario}`: the base with "
-            f"{len(proposal.chosen)} new QKD-link(s) under add_links.\n"
+            f"{sum(c.kind == 'link' for c in proposal.chosen)} new QKD-link(s) under "
+            f"add_links and {sum(c.kind == 'pairs' for c in proposal.chosen)} device "
+            "pair(s) under add_device_pairs.\n"
             "# Run it: qkdnet twin --scenario plan.yaml; on the same seed every other link "
             "fails as in the base.\n")
     (out / "plan.yaml").write_text(head + yaml.safe_dump(doc, sort_keys=False,
@@ -154,9 +167,10 @@ def _print(s: dict[str, Any]) -> None:
     console.print(f"{s['network']}, {s['weeks']:g} weeks per run; search seeds "
                   f"{_span(s['seeds'])}, confirmation seeds {_span(s['confirm_seeds'])}; "
                   f"watched: {', '.join(s['watched'])}", highlight=False)
-    console.print(f"method: {s['method']}", highlight=False)
+    console.print(f"method: {s['method']}; objective: {s['objective']}", highlight=False)
     for k, r in enumerate(s["rounds"], start=1):
-        table = Table(title=f"Round {k}: expected hours unserved, now {r['before_h']:.3f} h")
+        table = Table(title=f"Round {k}: expected {s['objective'].split(' (')[0]}, now "
+                            f"{r['before_h']:.3f} h")
         for col in ("candidate", "estimate", "pre-screen"):
             table.add_column(col, justify="left" if col == "candidate" else "right")
         for c in r["candidates"]:
@@ -165,8 +179,14 @@ def _print(s: dict[str, Any]) -> None:
                           f"{c['screen_h']:.3f} h")
         console.print(table)
     if not s["chosen"]:
-        console.print("no new link lowers the expected hours unserved on these runs")
+        console.print("no candidate lowers the expected objective on these runs")
     for c in s["chosen"]:
+        if c["kind"] == "pairs":
+            console.print(f"[bold]proposed[/]: {c['name']} (then {c['device_pairs']} x "
+                          f"type {c['device_type']}, {c['design_kbps']:.1f} kbit/s at the "
+                          f"pessimistic corner): {c['before_h']:.3f} h -> "
+                          f"{c['after_h']:.3f} h", highlight=False)
+            continue
         console.print(f"[bold]proposed[/]: {c['link']} ({c['length_km']:.0f} km, "
                       f"{c['loss_db']:.1f} dB, {c['device_pairs']} x type "
                       f"{c['device_type']}, {c['design_kbps']:.1f} kbit/s at the "
@@ -176,19 +196,19 @@ def _print(s: dict[str, Any]) -> None:
                                                   s["confirm"])):
         if not rows:
             continue
-        table = Table(title=f"{title}: hours unserved per run")
-        for col in ("variant", "segment", "runs", "mean", "± s.e.", "p5", "median", "p95"):
-            table.add_column(col, justify="left" if col in ("variant", "segment") else "right")
+        table = Table(title=f"{title}: {s['objective'].split(' (')[0]} per run")
+        for col in ("variant", "watched", "runs", "mean", "± s.e.", "p5", "median", "p95"):
+            table.add_column(col, justify="left" if col in ("variant", "watched") else "right")
         for r in rows:
-            table.add_row(r["variant"], r["segment"], str(r["runs"]),
+            table.add_row(r["variant"], r["watched"], str(r["runs"]),
                           *(f"{r[k]:.3f}" for k in ("mean_h", "sem_h", "p5_h", "median_h",
                                                      "p95_h")))
         console.print(table)
 
     for title, rows in (("search", s["search_change"]), ("fresh seeds", s["confirm_change"])):
         for r in rows:
-            if r["segment"] in s["watched"]:
-                console.print(f"{r['segment']}, {title}: {r['mean_change_h']:+.3f} h a run "
+            if r["watched"] in s["watched"]:
+                console.print(f"{r['watched']}, {title}: {r['mean_change_h']:+.3f} h a run "
                               f"on average; lower in {r['lower_runs']} of {r['runs']} runs, "
                               f"higher in {r['higher_runs']}", highlight=False)
 

@@ -193,9 +193,13 @@ class TwinResult:
         return tuple(lk for s in self.segments for lk in s.links)
 
 
-def run_twin(scenario: TwinScenario, progress: Progress | None = None) -> TwinResult:
-    """Run ``scenario``; ``progress(done_s, total_s)`` is called after each simulated day."""
-    return _Run(scenario).run(progress)
+def run_twin(scenario: TwinScenario, progress: Progress | None = None, *,
+             alarms: bool = True) -> TwinResult:
+    """Run ``scenario``; ``progress(done_s, total_s)`` is called after each simulated day.
+    ``alarms`` False runs no NMS: nothing in the run reads its alarms (they are only
+    reported), so every figure but :attr:`TwinResult.alarms` (then empty) is the same, for
+    about a third less CPU on cn-qcn (what a sweep, which reads no alarms, runs)."""
+    return _Run(scenario, alarms).run(progress)
 
 
 @dataclass
@@ -236,7 +240,7 @@ class _Run:
     """One run of a scenario: the network's rates, faults, pools, Key Managers and
     controller, stepped through simulated time."""
 
-    def __init__(self, scenario: TwinScenario) -> None:
+    def __init__(self, scenario: TwinScenario, alarms: bool = True) -> None:
         self.scenario = scenario
         net = scenario.network
         self.links = net.qkd_links
@@ -280,7 +284,7 @@ class _Run:
         self.segment_columns = self._segment_columns()
         # The NMS, fed each step: a link whose whole step is down reads down, and CV links
         # report no QBER (their error figure is excess noise).
-        self.monitor = TwinMonitor(net, self.link_ids)
+        self.monitor = TwinMonitor(net, self.link_ids) if alarms else None
         self.intrinsic_qber = intrinsic_qber(self.links)
         self.fault_events = self._fault_events()
         n, weeks = len(self.links), scenario.weeks
@@ -349,7 +353,8 @@ class _Run:
         end = float(day.times[k] + day.widths[k])
         up = day.up_share[k] > 0  # a link down all step measures no SKR or QBER
         qber = np.where(up, day.qber[k], np.nan)
-        self.monitor.step(end, day.rates[k], qber, up)
+        if self.monitor is not None:
+            self.monitor.step(end, day.rates[k], qber, up)
         self._fault_events_until(end)
         self.pools.deposit(day.km_bits[k])
         self._passes_until(end)
@@ -591,7 +596,8 @@ class _Run:
             p.made.copy(), p.used.copy(), p.pooled.copy(), p.discarded.copy(),
             self.link_outages, self.faults,
             tuple(services[d.id] for d in sc.demands), segments,
-            pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:], self.monitor.alarms(),
+            pool[:, 0], pool[:, 1], pool[:, 2], pool[:, 3:],
+            self.monitor.alarms() if self.monitor is not None else (),
             telemetry_t=pool[:, 0].copy(),
             telemetry_skr_bps=np.array([r for r, _, _ in tel], dtype=np.float32
                                        ).reshape(-1, n),

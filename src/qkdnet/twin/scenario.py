@@ -42,7 +42,7 @@ outside the run are refused the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -255,7 +255,7 @@ def twin_scenario(spec: TwinSpec, base: Path = Path(".")) -> TwinScenario:
         raise ScenarioError("satellite_pool_bits", f"a pool holds more than 0 bits, got "
                             f"{spec.satellite_pool_bits}")
     network = _without_links(_network(spec.network, base), spec.remove_links)
-    network = _with_pairs(_with_added(network, spec.add_links), spec.add_device_pairs)
+    network = with_device_pairs(_with_added(network, spec.add_links), spec.add_device_pairs)
     network = _with_stations(network, spec.add_ground_stations)
     satellites = _satellites(network, spec.satellites)
     if not satellites:  # no satellite: its KM-links carry nothing, as if absent
@@ -422,7 +422,9 @@ def with_links(network: Network, links: Sequence[QKDLink]) -> Network:
                              km_links=(*network.km_links, *km)))
 
 
-def _with_pairs(network: Network, added: dict[str, int]) -> Network:
+def with_device_pairs(network: Network, added: Mapping[str, int]) -> Network:
+    """``network`` with ``added[link]`` more device pairs on each named QKD-link (of its
+    type); a ScenarioError names an unknown link or a count below 1."""
     for link, pairs in added.items():
         if link not in network.link:
             raise ScenarioError(f"add_device_pairs.{link}", f"unknown QKD-link {link!r}")
