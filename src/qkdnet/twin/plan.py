@@ -263,10 +263,9 @@ def pair_candidates(scenario: TwinScenario, watch: Sequence[str] = ()) -> list[C
     """One more device pair on each QKD-link of the watched fibre paths (``watch`` as in
     :func:`candidates`), slowest at the pessimistic corner first: a pair of the link's own
     type, so the link's rate there grows by a pair's."""
-    net = scenario.network
     seen: dict[str, QKDLink] = {}
-    for a, b in _watched_ends(scenario, watch):
-        for lk in path_links(net, shortest_path(net, a, b)):
+    for path in _watched_paths(scenario, watch):
+        for lk in path:
             seen.setdefault(lk.id, lk)
     out = []
     for lk in seen.values():
@@ -278,14 +277,14 @@ def pair_candidates(scenario: TwinScenario, watch: Sequence[str] = ()) -> list[C
     return sorted(out, key=lambda c: (c.design_bps, c.link.id))
 
 
-def _watched_ends(scenario: TwinScenario, watch: Sequence[str]) -> list[tuple[str, str]]:
-    """The ends of the watched segments and services (``watch``: their names; empty: every
-    watched segment)."""
+def _watched_paths(scenario: TwinScenario, watch: Sequence[str]) -> list[list[QKDLink]]:
+    """The QKD-links of each watched segment's and service's shortest fibre path
+    (``watch``: their names; empty: every watched segment)."""
     net = scenario.network
     ends = [(a, b) for a, b in pairwise(scenario.segments)
             if not watch or segment_name(net, a, b) in watch]
     ends += [(d.source, d.target) for d in scenario.demands if d.id in watch]
-    return ends
+    return [path_links(net, shortest_path(net, a, b)) for a, b in ends]
 
 
 def _pairs_within(nodes: Sequence[Node], km: float) -> list[tuple[int, int]]:
@@ -312,8 +311,8 @@ class _Screen:
         self.years = scenario.duration_s / YEAR_S
         bridges = {frozenset(e) for e in nx.bridges(g)}
         self.watched: dict[frozenset[str], list[QKDLink]] = {}
-        for a, b in _watched_ends(scenario, watch):
-            for lk in path_links(net, shortest_path(net, a, b)):
+        for path in _watched_paths(scenario, watch):
+            for lk in path:
                 if frozenset(lk.ends) in bridges:
                     self.watched.setdefault(frozenset(lk.ends), []).append(lk)
         rest = nx.Graph(g)
